@@ -1,0 +1,62 @@
+//! frostamp: a threshold RFC 3161 Time-Stamp Authority whose signing key exists
+//! only as FROST(secp256k1, SHA-256) shares in the memory of attested nodes.
+//!
+//! # Data flow (one token)
+//!
+//! ```text
+//!  client ──TimeStampReq DER──▶ tsp::request::parse ──AcceptedRequest──▶ threshold::Coordinator
+//!                                                                            │ proposes genTime + serial
+//!                                   ┌────────────── SigningProposal ─────────┘
+//!                                   ▼
+//!                     threshold::Signer (× t): re-checks policy, hash, genTime vs own clock,
+//!                     builds TSTInfo + signed attributes itself, signs (RFC 9591 round 2)
+//!                                   │ SignatureShare
+//!                                   ▼
+//!               Coordinator aggregates, verifies, tsp::token assembles CMS SignedData
+//!                                   │
+//!                                   ▼
+//!                     TimeStampResp DER ──▶ client ──▶ verify::verify_token (relying party)
+//! ```
+//!
+//! # Layout
+//!
+//! - [`clock`]: the `Clock` trait. Time is passed in; nothing else reads the wall clock.
+//! - [`oid`]: arbitrary-arc object identifiers and every OID the project uses
+//!   (the project arc `2.25.…` does not fit `const-oid`'s 32-bit arcs; see `docs/oids.md`).
+//! - [`tsp`]: RFC 3161 / RFC 5816 / RFC 5652 structures: request parsing into a validated
+//!   type, TSTInfo and signed-attribute construction, token assembly, responses.
+//! - [`threshold`]: FROST key material (redacted, zeroized), the signer that checks what it
+//!   signs, the coordinator, and the transport-neutral signer interface.
+//! - [`verify`]: relying-party verification of any RFC 3161 token (FROST, RSA, ECDSA),
+//!   certificate path building, signature algorithms.
+//! - [`certs`]: TSA certificate profile and a small development CA.
+//! - [`cli`]: the `frostamp` subcommands (thin binaries live in `src/bin/`).
+//!
+//! Design rationale lives in `docs/`.
+
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod certs;
+pub mod cli;
+pub mod clock;
+pub mod oid;
+pub mod threshold;
+pub mod tsp;
+pub mod verify;
