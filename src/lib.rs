@@ -30,6 +30,7 @@
 //! - [`verify`]: relying-party verification of any RFC 3161 token (FROST, RSA, ECDSA),
 //!   certificate path building, signature algorithms.
 //! - [`certs`]: TSA certificate profile and a small development CA.
+//! - [`local`]: an in-process TSA for tests, benchmarks and the demo.
 //! - [`cli`]: the `frostamp` subcommands (thin binaries live in `src/bin/`).
 //!
 //! Design rationale lives in `docs/`.
@@ -56,6 +57,7 @@
 pub mod certs;
 pub mod cli;
 pub mod clock;
+pub mod local;
 pub mod oid;
 pub mod threshold;
 pub mod tsp;

@@ -1,0 +1,115 @@
+//! An in-process TSA: n signers, one coordinator, a development CA, all in one
+//! process. Used by the test suite, `make bench` and `frostamp demo`; the
+//! networked cluster replaces it in production. Every share passes through this
+//! process's memory, so it is never a production deployment.
+
+use crate::certs::{CertError, DevCa};
+use crate::clock::Clock;
+use crate::threshold::coordinator::{Coordinator, IssueFailure, Issued, SignerPeer};
+use crate::threshold::keys::{dkg_in_process, GroupKey, KeyError};
+use crate::threshold::signer::{Refusal, Signer};
+use crate::tsp::token::{CertIdentity, TokenError};
+use crate::tsp::TsaProfile;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Errors while setting up a local TSA.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// Key generation.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Certificate issuance.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// Token structures.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// A signer refused the certificate.
+    #[error("signer refused the certificate: {0}")]
+    Refused(#[from] Refusal),
+}
+
+/// A complete in-process TSA.
+pub struct LocalTsa<C: Clock> {
+    /// The development root CA.
+    pub ca: DevCa,
+    /// The TSA certificate DER.
+    pub tsa_cert: Vec<u8>,
+    /// The group key.
+    pub group: GroupKey,
+    /// One signer per share, identifiers 1..=n.
+    pub signers: Vec<Signer<Arc<dyn Clock>>>,
+    /// The coordinator.
+    pub coordinator: Coordinator<C>,
+}
+
+impl<C: Clock> core::fmt::Debug for LocalTsa<C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LocalTsa")
+            .field("signers", &self.signers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> LocalTsa<C> {
+    /// DKG among `n` with threshold `t`, a dev CA, a TSA certificate for the group
+    /// key, installed in every signer. `signer_clocks` gives each signer its own
+    /// clock (index i → signer i+1); missing entries use `default_clock`.
+    pub fn new(
+        n: u16,
+        t: u16,
+        profile: TsaProfile,
+        coordinator_clock: C,
+        default_clock: Arc<dyn Clock>,
+        signer_clocks: Vec<Arc<dyn Clock>>,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Self, LocalError> {
+        let (shares, group) = dkg_in_process(n, t, rng)?;
+        let now = coordinator_clock.now();
+        let not_before = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
+        let ca = DevCa::generate(
+            "CN=frostamp development root,O=frostamp (development)",
+            not_before,
+            Duration::from_secs(10 * 365 * 86400),
+            rng,
+        )?;
+        let tsa_cert = ca.issue_tsa_certificate(
+            &group,
+            "CN=frostamp TSA (development),O=frostamp",
+            not_before,
+            Duration::from_secs(365 * 86400),
+            rng,
+        )?;
+        let identity = CertIdentity::from_der(&tsa_cert)?;
+        let mut signers = Vec::new();
+        for (i, share) in shares.into_iter().enumerate() {
+            let clock = signer_clocks
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| default_clock.clone());
+            let mut s = Signer::new(share, group.clone(), profile.clone(), clock);
+            s.install_certificate(identity.clone())?;
+            signers.push(s);
+        }
+        let coordinator = Coordinator::new(profile, group.clone(), identity, t, coordinator_clock);
+        Ok(Self {
+            ca,
+            tsa_cert,
+            group,
+            signers,
+            coordinator,
+        })
+    }
+
+    /// Issue a token for `request_der` with the signers in order (first t that sign).
+    pub fn issue(
+        &self,
+        request_der: &[u8],
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Issued, IssueFailure> {
+        let peers: Vec<&dyn SignerPeer> =
+            self.signers.iter().map(|s| s as &dyn SignerPeer).collect();
+        self.coordinator.issue(request_der, &peers, rng)
+    }
+}

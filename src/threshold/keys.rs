@@ -1,0 +1,230 @@
+//! Key material. Secrets are `ZeroizeOnDrop` (through frost's `KeyPackage`) and
+//! print as `<redacted>`; nothing here implements `Serialize` for secret parts.
+
+use crate::threshold::frost;
+use core::fmt;
+use frost::keys::{KeyPackage, PublicKeyPackage};
+use frost::{Identifier, Signature, VerifyingKey};
+use std::collections::BTreeMap;
+
+/// Errors from key generation and key handling.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A FROST operation failed.
+    #[error("FROST: {0}")]
+    Frost(#[from] frost::Error),
+    /// Parameters out of range.
+    #[error("invalid parameters: {0}")]
+    Parameters(String),
+}
+
+/// One participant's signing share and the public data needed to sign with it.
+/// Lives only in memory; zeroized on drop; never serialized.
+pub struct KeyShare {
+    inner: KeyPackage,
+}
+
+impl KeyShare {
+    /// Wrap a frost key package (from DKG part 3, repair, or a test dealer).
+    pub fn new(inner: KeyPackage) -> Self {
+        Self { inner }
+    }
+    /// This share's identifier.
+    pub fn identifier(&self) -> Identifier {
+        *self.inner.identifier()
+    }
+    /// The FROST key package (crate-internal: signing only).
+    pub(crate) fn package(&self) -> &KeyPackage {
+        &self.inner
+    }
+    /// The threshold t.
+    pub fn min_signers(&self) -> u16 {
+        *self.inner.min_signers()
+    }
+}
+
+impl fmt::Debug for KeyShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyShare")
+            .field("identifier", &hex::encode(self.identifier().serialize()))
+            .field("signing_share", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The group's public key package: group verifying key and every participant's
+/// verifying share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupKey {
+    inner: PublicKeyPackage,
+}
+
+impl GroupKey {
+    /// Wrap a frost public key package.
+    pub fn new(inner: PublicKeyPackage) -> Self {
+        Self { inner }
+    }
+    /// The frost public key package.
+    pub fn package(&self) -> &PublicKeyPackage {
+        &self.inner
+    }
+    /// The group verifying key.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        self.inner.verifying_key()
+    }
+    /// The group key as a SEC1 compressed point (33 bytes).
+    pub fn to_sec1_compressed(&self) -> Result<Vec<u8>, KeyError> {
+        Ok(self.inner.verifying_key().serialize()?)
+    }
+    /// The group key as an uncompressed SEC1 point (65 bytes), the form used in
+    /// the TSA certificate's SubjectPublicKeyInfo.
+    pub fn to_sec1_uncompressed(&self) -> Result<Vec<u8>, KeyError> {
+        let compressed = self.to_sec1_compressed()?;
+        let pk = k256::PublicKey::from_sec1_bytes(&compressed).map_err(|e| {
+            KeyError::Parameters(format!("group key is not a secp256k1 point: {e}"))
+        })?;
+        Ok(
+            k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, false)
+                .as_bytes()
+                .to_vec(),
+        )
+    }
+    /// Verify a 65-byte FROST signature over `message` under the group key.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        verify_frost(self.verifying_key(), message, signature)
+    }
+}
+
+/// RFC 9591 §6.5 verification of a serialized signature (R ‖ z) under `key`.
+/// This is the check every frostamp token's signature gets.
+pub fn verify_frost(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    Signature::deserialize(signature)
+        .map(|sig| key.verify(message, &sig).is_ok())
+        .unwrap_or(false)
+}
+
+/// A verifying key from a SEC1 point (compressed or uncompressed) as found in an
+/// id-ecPublicKey/secp256k1 SubjectPublicKeyInfo.
+pub fn verifying_key_from_sec1(point: &[u8]) -> Option<VerifyingKey> {
+    let pk = k256::PublicKey::from_sec1_bytes(point).ok()?;
+    let compressed = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, true);
+    VerifyingKey::deserialize(compressed.as_bytes()).ok()
+}
+
+/// Run the FROST DKG (RFC 9591 has none; frost's `keys::dkg`, a Pedersen DKG
+/// with proofs of knowledge) among `n` participants *inside one process*.
+///
+/// For tests, benchmarks and the local demo only: every share passes through
+/// this process's memory, which the distributed ceremony avoids.
+pub fn dkg_in_process(
+    n: u16,
+    t: u16,
+    rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+) -> Result<(Vec<KeyShare>, GroupKey), KeyError> {
+    use frost::keys::dkg;
+    if t < 2 || t > n {
+        return Err(KeyError::Parameters(format!(
+            "need 2 <= t <= n, got t={t} n={n}"
+        )));
+    }
+    let ids: Vec<Identifier> = (1..=n)
+        .map(Identifier::try_from)
+        .collect::<Result<_, _>>()?;
+    let mut r1_secret = BTreeMap::new();
+    let mut r1_public = BTreeMap::new();
+    for id in &ids {
+        let (s, p) = dkg::part1(*id, n, t, &mut *rng)?;
+        r1_secret.insert(*id, s);
+        r1_public.insert(*id, p);
+    }
+    let mut r2_secret = BTreeMap::new();
+    let mut r2_out: BTreeMap<Identifier, BTreeMap<Identifier, dkg::round2::Package>> =
+        BTreeMap::new();
+    for id in &ids {
+        let others: BTreeMap<_, _> = r1_public
+            .iter()
+            .filter(|(k, _)| *k != id)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let secret = r1_secret
+            .remove(id)
+            .ok_or_else(|| KeyError::Parameters("missing round-1 secret".into()))?;
+        let (s2, packages) = dkg::part2(secret, &others)?;
+        r2_secret.insert(*id, s2);
+        for (to, pkg) in packages {
+            r2_out.entry(to).or_default().insert(*id, pkg);
+        }
+    }
+    let mut shares = Vec::new();
+    let mut group = None;
+    for id in &ids {
+        let others: BTreeMap<_, _> = r1_public
+            .iter()
+            .filter(|(k, _)| *k != id)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let received = r2_out.remove(id).unwrap_or_default();
+        let secret = r2_secret
+            .get(id)
+            .ok_or_else(|| KeyError::Parameters("missing round-2 secret".into()))?;
+        let (kp, pkp) = dkg::part3(secret, &others, &received)?;
+        if let Some(g) = &group {
+            if *g != pkp {
+                return Err(KeyError::Parameters(
+                    "participants disagree on the group key".into(),
+                ));
+            }
+        }
+        group = Some(pkp);
+        shares.push(KeyShare::new(kp));
+    }
+    let group = group.ok_or_else(|| KeyError::Parameters("no participants".into()))?;
+    Ok((shares, GroupKey::new(group)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_share_holds_no_key_bytes() {
+        let (shares, _) = dkg_in_process(3, 2, &mut rand::thread_rng()).unwrap();
+        for s in &shares {
+            let secret_hex = hex::encode(s.package().signing_share().serialize());
+            let dbg = format!("{s:?}");
+            assert!(dbg.contains("<redacted>"));
+            assert!(!dbg.contains(&secret_hex), "Debug leaks the share");
+        }
+    }
+
+    #[test]
+    fn dkg_group_key_verifies_threshold_signature() {
+        let mut rng = rand::thread_rng();
+        let (shares, group) = dkg_in_process(5, 3, &mut rng).unwrap();
+        let signers = &shares[..3];
+        let mut nonces = BTreeMap::new();
+        let mut commitments = BTreeMap::new();
+        for s in signers {
+            let (n, c) = frost::round1::commit(s.package().signing_share(), &mut rng);
+            nonces.insert(s.identifier(), n);
+            commitments.insert(s.identifier(), c);
+        }
+        let pkg = frost::SigningPackage::new(commitments, b"msg");
+        let mut sig_shares = BTreeMap::new();
+        for s in signers {
+            sig_shares.insert(
+                s.identifier(),
+                frost::round2::sign(&pkg, &nonces[&s.identifier()], s.package()).unwrap(),
+            );
+        }
+        let sig = frost::aggregate(&pkg, &sig_shares, group.package()).unwrap();
+        let bytes = sig.serialize().unwrap();
+        assert_eq!(bytes.len(), 65);
+        assert!(group.verify(b"msg", &bytes));
+        assert!(!group.verify(b"msh", &bytes));
+        assert_eq!(group.to_sec1_uncompressed().unwrap().len(), 65);
+        let vk = verifying_key_from_sec1(&group.to_sec1_uncompressed().unwrap()).unwrap();
+        assert_eq!(&vk, group.verifying_key());
+        assert!(dkg_in_process(5, 6, &mut rng).is_err());
+    }
+}

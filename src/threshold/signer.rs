@@ -1,0 +1,310 @@
+//! A share holder that checks what it signs (DESIGN §2.6, RFC 9591 §5.1–5.2).
+//!
+//! The signer never receives bytes to sign. It receives a [`SigningProposal`]:
+//! the client's original `TimeStampReq` DER, the proposed genTime and serial, and
+//! the hash of the certificate the token will name. It re-parses the request with
+//! its own profile, compares genTime with its own clock, compares the certificate
+//! with the one it holds, builds TSTInfo and signed attributes itself, and only
+//! then computes its signature share over that message.
+
+use crate::clock::Clock;
+use crate::threshold::frost;
+use crate::threshold::keys::{GroupKey, KeyShare};
+use crate::tsp::request::{self, Rejection};
+use crate::tsp::time::GenTime;
+use crate::tsp::token::{self, CertIdentity, Serial};
+use crate::tsp::TsaProfile;
+use core::fmt;
+use frost::round1::SigningCommitments;
+use frost::round2::SignatureShare;
+use frost::Identifier;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Most outstanding (committed, unused) nonce pairs a signer keeps.
+pub const MAX_OUTSTANDING_NONCES: usize = 4096;
+
+/// What a coordinator asks signers to sign: structure, never bytes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningProposal {
+    /// The client's TimeStampReq, exactly as received.
+    #[serde(with = "hex_bytes")]
+    pub request_der: Vec<u8>,
+    /// Proposed genTime, milliseconds since the Unix epoch.
+    pub gen_time_unix_millis: u64,
+    /// Proposed serial number.
+    pub serial: Serial,
+    /// SHA-256 of the TSA certificate the token will reference.
+    #[serde(with = "hex_bytes")]
+    pub cert_sha256: Vec<u8>,
+}
+
+impl SigningProposal {
+    /// The proposed genTime.
+    pub fn gen_time(&self) -> Option<GenTime> {
+        GenTime::from_unix_duration(Duration::from_millis(self.gen_time_unix_millis))
+    }
+}
+
+/// A proposal plus the commitments of the chosen signers (the SigningPackage
+/// minus the message, which each signer builds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignRequest {
+    /// What to sign.
+    pub proposal: SigningProposal,
+    /// Commitments of every participant in this signing (including the recipient).
+    pub commitments: BTreeMap<Identifier, SigningCommitments>,
+}
+
+/// Why a signer refused to produce a share. Every variant is logged by the
+/// coordinator with the signer's identifier.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The client request fails this signer's own checks.
+    #[error("request refused: {0}")]
+    Request(Rejection),
+    /// genTime differs from this signer's clock by more than the tolerance.
+    #[error(
+        "genTime {proposed} is {skew_ms} ms from this signer's clock (tolerance {tolerance_ms} ms)"
+    )]
+    GenTimeOutOfTolerance {
+        /// Proposed genTime.
+        proposed: String,
+        /// |proposed − own clock| in milliseconds.
+        skew_ms: u128,
+        /// Allowed skew.
+        tolerance_ms: u128,
+    },
+    /// genTime not representable.
+    #[error("genTime out of range")]
+    BadGenTime,
+    /// No certificate installed yet, so no token may be signed.
+    #[error("no TSA certificate installed")]
+    NoCertificate,
+    /// The proposal names another certificate than the one this signer holds.
+    #[error("proposal names a different TSA certificate")]
+    CertificateMismatch,
+    /// The commitment for this signer was never issued or was already used.
+    #[error("unknown or already used nonce commitment")]
+    UnknownCommitment,
+    /// This signer is not among the commitments.
+    #[error("signer is not part of this signing")]
+    NotSelected,
+    /// Fewer commitments than the threshold.
+    #[error("{got} commitments, threshold is {threshold}")]
+    TooFewSigners {
+        /// Commitments received.
+        got: usize,
+        /// t.
+        threshold: u16,
+    },
+    /// Certificate key is not the group key.
+    #[error("certificate key is not the group key")]
+    CertificateKeyMismatch,
+    /// A FROST operation failed.
+    #[error("FROST: {0}")]
+    Frost(String),
+    /// Internal error.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Single-use signing nonces (RFC 9591 §5.1). Not `Clone`, not serializable;
+/// consumed by value when signing; zeroized on drop (frost's `SigningNonces`).
+pub struct SignerNonces(frost::round1::SigningNonces);
+
+impl SignerNonces {
+    /// Wrap frost nonces (from `round1::commit`, or fixed test-vector nonces).
+    pub fn new(inner: frost::round1::SigningNonces) -> Self {
+        Self(inner)
+    }
+    /// The public commitments to these nonces.
+    pub fn commitments(&self) -> SigningCommitments {
+        *self.0.commitments()
+    }
+}
+
+impl fmt::Debug for SignerNonces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SignerNonces(<redacted>)")
+    }
+}
+
+/// RFC 9591 §5.2 `sign`: a signature share over `message` with `nonces`, which are
+/// consumed. The single code path for every share frostamp produces.
+pub fn sign_share(
+    share: &KeyShare,
+    nonces: SignerNonces,
+    commitments: BTreeMap<Identifier, SigningCommitments>,
+    message: &[u8],
+) -> Result<SignatureShare, frost::Error> {
+    let package = frost::SigningPackage::new(commitments, message);
+    frost::round2::sign(&package, &nonces.0, share.package())
+}
+
+/// One share holder.
+pub struct Signer<C> {
+    share: KeyShare,
+    group: GroupKey,
+    profile: TsaProfile,
+    cert: Option<CertIdentity>,
+    clock: C,
+    nonces: Mutex<HashMap<Vec<u8>, SignerNonces>>,
+}
+
+impl<C> fmt::Debug for Signer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("share", &self.share)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> Signer<C> {
+    /// A signer for `share` of `group`, checking proposals against `profile` and `clock`.
+    pub fn new(share: KeyShare, group: GroupKey, profile: TsaProfile, clock: C) -> Self {
+        Self {
+            share,
+            group,
+            profile,
+            cert: None,
+            clock,
+            nonces: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This signer's identifier.
+    pub fn identifier(&self) -> Identifier {
+        self.share.identifier()
+    }
+
+    /// The group key.
+    pub fn group(&self) -> &GroupKey {
+        &self.group
+    }
+
+    /// Install the TSA certificate after checking that its key is the group key.
+    pub fn install_certificate(&mut self, cert: CertIdentity) -> Result<(), Refusal> {
+        let spki = &cert.certificate().tbs_certificate.subject_public_key_info;
+        let cert_key = crate::threshold::keys::verifying_key_from_sec1(cert.public_key_bytes());
+        let right_alg = spki.algorithm.oid == crate::oid::std_oids::EC_PUBLIC_KEY
+            && spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
+                == Some(crate::oid::std_oids::SECP256K1);
+        match cert_key {
+            Some(k) if right_alg && &k == self.group.verifying_key() => {}
+            _ => return Err(Refusal::CertificateKeyMismatch),
+        }
+        self.cert = Some(cert);
+        Ok(())
+    }
+
+    /// RFC 9591 §5.1 `commit`: fresh nonces, kept here until used once.
+    pub fn commit(
+        &self,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<SigningCommitments, Refusal> {
+        let (nonces, commitments) =
+            frost::round1::commit(self.share.package().signing_share(), rng);
+        let key = commitments
+            .serialize()
+            .map_err(|e| Refusal::Frost(e.to_string()))?;
+        let mut store = self
+            .nonces
+            .lock()
+            .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?;
+        if store.len() >= MAX_OUTSTANDING_NONCES {
+            // Oldest-first eviction is not needed for safety: dropping nonces only
+            // makes the matching commitments unusable.
+            store.clear();
+        }
+        store.insert(key, SignerNonces::new(nonces));
+        Ok(commitments)
+    }
+
+    /// Validate `req` and, if everything holds, produce this signer's share.
+    ///
+    /// The nonces for this signer's commitment are removed first, so a
+    /// commitment is used at most once even if validation fails or the
+    /// coordinator replays the request.
+    pub fn sign(&self, req: &SignRequest) -> Result<SignatureShare, Refusal> {
+        let own = req
+            .commitments
+            .get(&self.identifier())
+            .ok_or(Refusal::NotSelected)?;
+        let key = own.serialize().map_err(|e| Refusal::Frost(e.to_string()))?;
+        let nonces = self
+            .nonces
+            .lock()
+            .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
+            .remove(&key)
+            .ok_or(Refusal::UnknownCommitment)?;
+        let threshold = self.share.min_signers();
+        if req.commitments.len() < usize::from(threshold) {
+            return Err(Refusal::TooFewSigners {
+                got: req.commitments.len(),
+                threshold,
+            });
+        }
+        let message = self.check_and_build(&req.proposal)?;
+        sign_share(&self.share, nonces, req.commitments.clone(), &message)
+            .map_err(|e| Refusal::Frost(e.to_string()))
+    }
+
+    /// The checks of DESIGN §2.6, then the message this signer will sign.
+    pub fn check_and_build(&self, p: &SigningProposal) -> Result<Vec<u8>, Refusal> {
+        let cert = self.cert.as_ref().ok_or(Refusal::NoCertificate)?;
+        if p.cert_sha256 != cert.sha256() {
+            return Err(Refusal::CertificateMismatch);
+        }
+        let accepted = request::parse(&p.request_der, &self.profile).map_err(Refusal::Request)?;
+        let gen_time = p.gen_time().ok_or(Refusal::BadGenTime)?;
+        let now = self
+            .clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let proposed = gen_time.unix_duration();
+        let skew = if proposed > now {
+            proposed - now
+        } else {
+            now - proposed
+        };
+        if skew > self.profile.tolerance {
+            return Err(Refusal::GenTimeOutOfTolerance {
+                proposed: gen_time.to_rfc3339(),
+                skew_ms: skew.as_millis(),
+                tolerance_ms: self.profile.tolerance.as_millis(),
+            });
+        }
+        let content =
+            token::build_signed_content(&self.profile, cert, &accepted, gen_time, &p.serial)
+                .map_err(|e| Refusal::Internal(e.to_string()))?;
+        content
+            .message()
+            .map_err(|e| Refusal::Internal(e.to_string()))
+    }
+
+    /// Number of outstanding nonce pairs (for metrics and tests).
+    pub fn outstanding_nonces(&self) -> usize {
+        self.nonces.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,633 @@
+//! Certification path building and validation: the subset of RFC 5280 §6 that a
+//! relying party of an RFC 3161 Time-Stamp Authority needs.
+//!
+//! What is checked, for every certificate of the returned path:
+//!
+//! * name chaining: the issuer's `subject` is byte-equal (DER) to the child's `issuer`
+//!   (RFC 5280 §6.1.3 (a)(4); the §7.1 case-insensitive comparison is deliberately not done);
+//! * the child's signature verifies over the exact `TBSCertificate` bytes with the issuer's
+//!   key (§6.1.3 (a)(1)), via [`crate::verify::sig::verify_signature`];
+//! * `tbsCertificate.signature` equals `signatureAlgorithm` (§4.1.1.2);
+//! * validity at [`ChainOptions::at`]: `notBefore <= at <= notAfter` (§4.1.2.5, §6.1.3 (a)(2));
+//! * every issuing certificate has basicConstraints `cA = TRUE` (§4.2.1.9, §6.1.4 (k)),
+//!   `keyCertSign` if keyUsage is present (§4.2.1.3, §6.1.4 (n)) and a satisfied
+//!   `pathLenConstraint` (§6.1.4 (l)-(m)). A trust anchor without any extensions (e.g. X.509 v1)
+//!   is tolerated, since its trust comes from configuration (§6.1.1 (d));
+//! * no critical extension other than basicConstraints, keyUsage, extKeyUsage and
+//!   subjectAltName (§4.2: "MUST reject the certificate if it encounters a critical extension
+//!   it does not recognize"); nameConstraints and the policy extensions are therefore
+//!   rejected when critical; no extension appears twice (§4.2).
+//!
+//! Not done: revocation (CRL/OCSP), policy processing, name constraints, AKI/SKI matching.
+//!
+//! Path building (RFC 4158 in spirit) is a depth-first search over every candidate whose
+//! subject matches, anchors first, so that injected certificates with a matching name but
+//! the wrong key cannot prevent finding the real path. Signature results are cached and the
+//! search has a fixed work budget so junk in the pool cannot make it exponential.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use const_oid::db::rfc5280;
+use const_oid::ObjectIdentifier;
+use der::asn1::{AnyRef, BitStringRef};
+use der::{Decode, Encode};
+use spki::AlgorithmIdentifierRef;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::Certificate;
+
+use crate::verify::sig::{verify_signature, SignatureError};
+
+/// Default for [`ChainOptions::max_depth`]: leaf, up to 6 intermediates, anchor.
+pub const DEFAULT_MAX_DEPTH: usize = 8;
+
+/// Upper bound on candidate issuers examined in one [`build_chain`] call.
+const SEARCH_BUDGET: usize = 4096;
+
+/// Parameters of a path validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainOptions {
+    /// The time at which every certificate must be valid (RFC 5280 §6.1.1 (b)). For a
+    /// time-stamp token this is normally the token's `genTime`, never the wall clock read here.
+    pub at: SystemTime,
+    /// Maximum number of certificates in a path, leaf and anchor included.
+    pub max_depth: usize,
+}
+
+impl ChainOptions {
+    /// Options validating at `at` with [`DEFAULT_MAX_DEPTH`].
+    pub fn at(at: SystemTime) -> Self {
+        Self {
+            at,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// Why no acceptable certification path was found. Subjects are RFC 4514 strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// No chain of matching names and verifying signatures reaches a trust anchor.
+    #[error("no certification path from '{leaf_subject}' to a trust anchor")]
+    NoPathToAnchor {
+        /// Subject of the leaf certificate.
+        leaf_subject: String,
+    },
+    /// `at` is after the certificate's notAfter (RFC 5280 §4.1.2.5).
+    #[error("certificate '{subject}' expired at {not_after}")]
+    Expired {
+        /// Subject of the offending certificate.
+        subject: String,
+        /// Its notAfter.
+        not_after: der::DateTime,
+    },
+    /// `at` is before the certificate's notBefore (RFC 5280 §4.1.2.5).
+    #[error("certificate '{subject}' is not valid before {not_before}")]
+    NotYetValid {
+        /// Subject of the offending certificate.
+        subject: String,
+        /// Its notBefore.
+        not_before: der::DateTime,
+    },
+    /// The certificate's signature does not verify with its (name-matching) issuer's key.
+    #[error("signature on certificate '{subject}' does not verify with the key of '{issuer}'")]
+    BadSignature {
+        /// Subject of the certificate whose signature failed.
+        subject: String,
+        /// Subject of the issuer candidate whose key was tried.
+        issuer: String,
+        /// What the signature check said.
+        #[source]
+        source: SignatureError,
+    },
+    /// An issuing certificate lacks basicConstraints cA=TRUE or keyUsage keyCertSign.
+    #[error("certificate '{subject}' is not a CA: {reason}")]
+    NotACa {
+        /// Subject of the offending certificate.
+        subject: String,
+        /// Which requirement failed.
+        reason: &'static str,
+    },
+    /// An issuing certificate's pathLenConstraint is exceeded (RFC 5280 §4.2.1.9).
+    #[error("certificate '{subject}' allows at most {max} intermediate certificate(s) below it")]
+    PathLenExceeded {
+        /// Subject of the constraining CA certificate.
+        subject: String,
+        /// Its pathLenConstraint.
+        max: u8,
+    },
+    /// RFC 3161 §2.3: the TSA certificate has no extendedKeyUsage with id-kp-timeStamping.
+    #[error("certificate '{subject}' has no extendedKeyUsage id-kp-timeStamping")]
+    MissingTimestampingEku {
+        /// Subject of the certificate.
+        subject: String,
+    },
+    /// RFC 3161 §2.3: the extendedKeyUsage extension "MUST be critical".
+    #[error("certificate '{subject}' has a non-critical extendedKeyUsage")]
+    EkuNotCritical {
+        /// Subject of the certificate.
+        subject: String,
+    },
+    /// RFC 3161 §2.3: id-kp-timeStamping must be the only key purpose.
+    #[error("certificate '{subject}' has key purposes besides id-kp-timeStamping: {extra:?}")]
+    EkuNotExclusive {
+        /// Subject of the certificate.
+        subject: String,
+        /// The other purposes, as dotted OIDs.
+        extra: Vec<String>,
+    },
+    /// RFC 5280 §4.2: a critical extension this validator does not process.
+    #[error("certificate '{subject}' has unhandled critical extension {oid}")]
+    UnhandledCriticalExtension {
+        /// Subject of the certificate.
+        subject: String,
+        /// Dotted OID of the extension.
+        oid: String,
+    },
+    /// A certificate or extension that cannot be decoded or is internally inconsistent.
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+    /// No path within `max_depth` certificates (or within the search budget).
+    #[error("no certification path from '{leaf_subject}' within {max_depth} certificates or the search budget")]
+    TooDeep {
+        /// Subject of the leaf certificate.
+        leaf_subject: String,
+        /// The depth limit in force.
+        max_depth: usize,
+    },
+}
+
+/// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }`
+/// (RFC 5280 §4.1) with the TBS kept as raw bytes, so the exact signed octets are verified.
+#[derive(der::Sequence)]
+struct RawCertificate<'a> {
+    tbs_certificate: AnyRef<'a>,
+    signature_algorithm: AlgorithmIdentifierRef<'a>,
+    signature_value: BitStringRef<'a>,
+}
+
+/// The extensions this module interprets, parsed once per certificate.
+#[derive(Debug, Clone, Default)]
+struct ExtInfo {
+    has_extensions: bool,
+    basic_constraints: Option<BasicConstraints>,
+    key_usage: Option<KeyUsage>,
+}
+
+/// A certificate prepared for path building.
+struct Node {
+    cert: Certificate,
+    der: Vec<u8>,
+    tbs: Vec<u8>,
+    subject_der: Vec<u8>,
+    issuer_der: Vec<u8>,
+    subject: String,
+    is_anchor: bool,
+    /// Checks that do not depend on the path: decodable extensions, no unhandled critical
+    /// extension, consistent signature algorithm.
+    static_check: Result<ExtInfo, ChainError>,
+}
+
+impl Node {
+    fn from_der(der: &[u8], is_anchor: bool) -> Result<Self, ChainError> {
+        let cert = Certificate::from_der(der)
+            .map_err(|e| ChainError::Malformed(format!("certificate does not decode: {e}")))?;
+        Self::new(cert, der.to_vec(), is_anchor)
+    }
+
+    fn from_cert(cert: &Certificate, is_anchor: bool) -> Result<Self, ChainError> {
+        let der = cert.to_der().map_err(|e| {
+            ChainError::Malformed(format!(
+                "certificate '{}' does not encode: {e}",
+                cert.tbs_certificate.subject
+            ))
+        })?;
+        Self::new(cert.clone(), der, is_anchor)
+    }
+
+    fn new(cert: Certificate, der: Vec<u8>, is_anchor: bool) -> Result<Self, ChainError> {
+        let subject = cert.tbs_certificate.subject.to_string();
+        let malformed = |what: &str, e: der::Error| {
+            ChainError::Malformed(format!("certificate '{subject}': {what}: {e}"))
+        };
+        let raw = RawCertificate::from_der(&der).map_err(|e| malformed("raw structure", e))?;
+        let tbs = raw
+            .tbs_certificate
+            .to_der()
+            .map_err(|e| malformed("tbsCertificate", e))?;
+        let subject_der = cert
+            .tbs_certificate
+            .subject
+            .to_der()
+            .map_err(|e| malformed("subject", e))?;
+        let issuer_der = cert
+            .tbs_certificate
+            .issuer
+            .to_der()
+            .map_err(|e| malformed("issuer", e))?;
+        let static_check = static_check(&cert, &subject);
+        Ok(Self {
+            cert,
+            der,
+            tbs,
+            subject_der,
+            issuer_der,
+            subject,
+            is_anchor,
+            static_check,
+        })
+    }
+
+    fn self_issued(&self) -> bool {
+        self.subject_der == self.issuer_der
+    }
+}
+
+/// Path-independent checks (RFC 5280 §4.1.1.2, §4.2).
+fn static_check(cert: &Certificate, subject: &str) -> Result<ExtInfo, ChainError> {
+    let tbs = &cert.tbs_certificate;
+    if tbs.signature != cert.signature_algorithm {
+        return Err(ChainError::Malformed(format!(
+            "certificate '{subject}': tbsCertificate.signature differs from signatureAlgorithm (RFC 5280 §4.1.1.2)"
+        )));
+    }
+    let mut info = ExtInfo::default();
+    let mut seen: Vec<ObjectIdentifier> = Vec::new();
+    for ext in tbs.extensions.iter().flatten() {
+        info.has_extensions = true;
+        if seen.contains(&ext.extn_id) {
+            return Err(ChainError::Malformed(format!(
+                "certificate '{subject}': extension {} appears twice (RFC 5280 §4.2)",
+                ext.extn_id
+            )));
+        }
+        seen.push(ext.extn_id);
+        let value = ext.extn_value.as_bytes();
+        let bad = |name: &str, e: der::Error| {
+            ChainError::Malformed(format!("certificate '{subject}': {name}: {e}"))
+        };
+        match ext.extn_id {
+            rfc5280::ID_CE_BASIC_CONSTRAINTS => {
+                info.basic_constraints = Some(
+                    BasicConstraints::from_der(value).map_err(|e| bad("basicConstraints", e))?,
+                );
+            }
+            rfc5280::ID_CE_KEY_USAGE => {
+                info.key_usage = Some(KeyUsage::from_der(value).map_err(|e| bad("keyUsage", e))?);
+            }
+            rfc5280::ID_CE_EXT_KEY_USAGE => {
+                ExtendedKeyUsage::from_der(value).map_err(|e| bad("extKeyUsage", e))?;
+            }
+            // Handled in the sense of RFC 5280 §4.2.1.6: we never match on names other than
+            // the subject DN, so a critical SAN (used when the subject is empty) is harmless.
+            rfc5280::ID_CE_SUBJECT_ALT_NAME => {}
+            other if ext.critical => {
+                return Err(ChainError::UnhandledCriticalExtension {
+                    subject: subject.to_owned(),
+                    oid: other.to_string(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+/// RFC 5280 §4.1.2.5 / §6.1.3 (a)(2): `notBefore <= at <= notAfter`.
+fn check_validity(node: &Node, at: SystemTime) -> Result<(), ChainError> {
+    let validity = &node.cert.tbs_certificate.validity;
+    if at < validity.not_before.to_system_time() {
+        return Err(ChainError::NotYetValid {
+            subject: node.subject.clone(),
+            not_before: validity.not_before.to_date_time(),
+        });
+    }
+    if at > validity.not_after.to_system_time() {
+        return Err(ChainError::Expired {
+            subject: node.subject.clone(),
+            not_after: validity.not_after.to_date_time(),
+        });
+    }
+    Ok(())
+}
+
+/// Builds and validates a certification path from `leaf` to one of `anchors`.
+///
+/// Returns the path leaf first, anchor last (just `[leaf]` if the leaf is itself an
+/// anchor). `pool` holds untrusted candidate intermediates in any order; duplicates,
+/// junk and spoofed certificates are tolerated. Certificates are re-encoded with
+/// `to_der()` to obtain the signed bytes; this equals the received encoding for any
+/// certificate that was DER (the `der` crate refuses BER). Use [`build_chain_der`] to
+/// verify over the exact received bytes. See the module documentation for the checks.
+pub fn build_chain(
+    leaf: &Certificate,
+    pool: &[Certificate],
+    anchors: &[Certificate],
+    opts: &ChainOptions,
+) -> Result<Vec<Certificate>, ChainError> {
+    let leaf = Node::from_cert(leaf, false)?;
+    let pool = pool
+        .iter()
+        .filter_map(|c| Node::from_cert(c, false).ok())
+        .collect();
+    let anchors = anchors
+        .iter()
+        .map(|c| Node::from_cert(c, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    Search::new(leaf, pool, anchors, opts).run()
+}
+
+/// [`build_chain`] over DER encodings, verifying signatures over the exact received
+/// `TBSCertificate` octets. Undecodable pool entries are skipped; an undecodable leaf or
+/// anchor is [`ChainError::Malformed`].
+pub fn build_chain_der(
+    leaf: &[u8],
+    pool: &[&[u8]],
+    anchors: &[&[u8]],
+    opts: &ChainOptions,
+) -> Result<Vec<Certificate>, ChainError> {
+    let leaf = Node::from_der(leaf, false)?;
+    let pool = pool
+        .iter()
+        .filter_map(|d| Node::from_der(d, false).ok())
+        .collect();
+    let anchors = anchors
+        .iter()
+        .map(|d| Node::from_der(d, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    Search::new(leaf, pool, anchors, opts).run()
+}
+
+/// A recorded failure: (verified depth, specificity class, error).
+type Failure = (usize, u8, ChainError);
+
+/// Failure classes, least to most specific.
+const CLASS_NO_PATH: u8 = 0;
+const CLASS_BAD_SIGNATURE: u8 = 1;
+const CLASS_ISSUER_REJECTED: u8 = 2;
+
+struct Search {
+    /// Index 0 is the leaf, then anchors, then pool certificates.
+    nodes: Vec<Node>,
+    at: SystemTime,
+    max_depth: usize,
+    budget: usize,
+    sig_cache: HashMap<(usize, usize), Result<(), SignatureError>>,
+    best: Option<Failure>,
+}
+
+impl Search {
+    fn new(leaf: Node, pool: Vec<Node>, anchors: Vec<Node>, opts: &ChainOptions) -> Self {
+        let mut nodes: Vec<Node> = vec![leaf];
+        for node in anchors.into_iter().chain(pool) {
+            // Drop byte-identical duplicates; a pool copy of an anchor is the anchor
+            // (anchors come first), and a pool copy of the leaf is the leaf.
+            if !nodes.iter().any(|n| n.der == node.der) {
+                nodes.push(node);
+            }
+        }
+        Self {
+            nodes,
+            at: opts.at,
+            max_depth: opts.max_depth,
+            budget: SEARCH_BUDGET,
+            sig_cache: HashMap::new(),
+            best: None,
+        }
+    }
+
+    fn node(&self, i: usize) -> Result<&Node, ChainError> {
+        self.nodes
+            .get(i)
+            .ok_or_else(|| ChainError::Malformed("internal: node index out of range".to_owned()))
+    }
+
+    fn leaf_subject(&self) -> String {
+        self.nodes
+            .first()
+            .map(|n| n.subject.clone())
+            .unwrap_or_default()
+    }
+
+    fn too_deep(&self) -> ChainError {
+        ChainError::TooDeep {
+            leaf_subject: self.leaf_subject(),
+            max_depth: self.max_depth,
+        }
+    }
+
+    fn run(mut self) -> Result<Vec<Certificate>, ChainError> {
+        if self.max_depth == 0 {
+            return Err(self.too_deep());
+        }
+        let leaf = self.node(0)?;
+        leaf.static_check.clone()?;
+        check_validity(leaf, self.at)?;
+        let leaf_is_anchor = self
+            .nodes
+            .iter()
+            .skip(1)
+            .any(|n| n.is_anchor && n.der == leaf.der);
+        if leaf_is_anchor {
+            return Ok(vec![leaf.cert.clone()]);
+        }
+        let mut path = vec![0usize];
+        if self.extend(&mut path)? {
+            return path
+                .iter()
+                .map(|&i| self.node(i).map(|n| n.cert.clone()))
+                .collect();
+        }
+        Err(match self.best.take() {
+            Some((_, _, err)) => err,
+            None => ChainError::NoPathToAnchor {
+                leaf_subject: self.leaf_subject(),
+            },
+        })
+    }
+
+    fn record(&mut self, depth: usize, class: u8, err: ChainError) {
+        let better = match &self.best {
+            None => true,
+            Some((d, c, _)) => (depth, class) > (*d, *c),
+        };
+        if better {
+            self.best = Some((depth, class, err));
+        }
+    }
+
+    /// Tries to extend `path` (whose last element is validated and not an anchor) to an
+    /// anchor. On success `path` holds the full path.
+    fn extend(&mut self, path: &mut Vec<usize>) -> Result<bool, ChainError> {
+        let cur = *path.last().ok_or_else(|| self.too_deep())?;
+        let depth = path.len();
+        let candidates: Vec<usize> = (1..self.nodes.len())
+            .filter(|i| !path.contains(i))
+            .filter(|&i| match (self.nodes.get(i), self.nodes.get(cur)) {
+                (Some(c), Some(n)) => c.subject_der == n.issuer_der,
+                _ => false,
+            })
+            .collect();
+        if candidates.is_empty() {
+            self.record(
+                depth,
+                CLASS_NO_PATH,
+                ChainError::NoPathToAnchor {
+                    leaf_subject: self.leaf_subject(),
+                },
+            );
+            return Ok(false);
+        }
+        if depth >= self.max_depth {
+            self.record(depth + 1, CLASS_NO_PATH, self.too_deep());
+            return Ok(false);
+        }
+        for cand in candidates {
+            if self.budget == 0 {
+                self.record(usize::MAX, CLASS_NO_PATH, self.too_deep());
+                return Ok(false);
+            }
+            self.budget -= 1;
+            if let Err(source) = self.verify_edge(cur, cand)? {
+                let err = ChainError::BadSignature {
+                    subject: self.node(cur)?.subject.clone(),
+                    issuer: self.node(cand)?.subject.clone(),
+                    source,
+                };
+                self.record(depth, CLASS_BAD_SIGNATURE, err);
+                continue;
+            }
+            if let Err(err) = self.check_issuer(cand, path) {
+                self.record(depth + 1, CLASS_ISSUER_REJECTED, err);
+                continue;
+            }
+            path.push(cand);
+            if self.node(cand)?.is_anchor || self.extend(path)? {
+                return Ok(true);
+            }
+            path.pop();
+        }
+        Ok(false)
+    }
+
+    /// Verifies `child`'s signature with `issuer`'s key (RFC 5280 §6.1.3 (a)(1)), cached.
+    fn verify_edge(
+        &mut self,
+        child: usize,
+        issuer: usize,
+    ) -> Result<Result<(), SignatureError>, ChainError> {
+        if let Some(r) = self.sig_cache.get(&(child, issuer)) {
+            return Ok(r.clone());
+        }
+        let c = self.node(child)?;
+        let i = self.node(issuer)?;
+        let result = match c.cert.signature.as_bytes() {
+            None => Err(SignatureError::MalformedSignature),
+            Some(sig) => verify_signature(
+                &c.cert.signature_algorithm,
+                None,
+                &i.cert.tbs_certificate.subject_public_key_info,
+                &c.tbs,
+                sig,
+            ),
+        };
+        self.sig_cache.insert((child, issuer), result.clone());
+        Ok(result)
+    }
+
+    /// Checks that `cand` may issue certificates at its position above `path`
+    /// (RFC 5280 §6.1.4 (k), (l), (m), (n)) and is itself acceptable.
+    fn check_issuer(&self, cand: usize, path: &[usize]) -> Result<(), ChainError> {
+        let node = self.node(cand)?;
+        let info = node.static_check.clone()?;
+        check_validity(node, self.at)?;
+        match &info.basic_constraints {
+            Some(bc) if bc.ca => {}
+            Some(_) => {
+                return Err(ChainError::NotACa {
+                    subject: node.subject.clone(),
+                    reason: "basicConstraints cA is FALSE",
+                })
+            }
+            None if node.is_anchor && !info.has_extensions => {}
+            None => {
+                return Err(ChainError::NotACa {
+                    subject: node.subject.clone(),
+                    reason: "no basicConstraints extension",
+                })
+            }
+        }
+        if let Some(ku) = &info.key_usage {
+            if !ku.0.contains(KeyUsages::KeyCertSign) {
+                return Err(ChainError::NotACa {
+                    subject: node.subject.clone(),
+                    reason: "keyUsage lacks keyCertSign",
+                });
+            }
+        }
+        if let Some(max) = info.basic_constraints.and_then(|bc| bc.path_len_constraint) {
+            // Non-self-issued intermediates already below `cand` (the leaf does not count).
+            let mut below = 0usize;
+            for &i in path.iter().skip(1) {
+                if !self.node(i)?.self_issued() {
+                    below += 1;
+                }
+            }
+            if below > usize::from(max) {
+                return Err(ChainError::PathLenExceeded {
+                    subject: node.subject.clone(),
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `id-kp-timeStamping` (RFC 3161 §2.3, RFC 5280 §4.2.1.12).
+pub const ID_KP_TIME_STAMPING: ObjectIdentifier = rfc5280::ID_KP_TIME_STAMPING;
+
+/// RFC 3161 §2.3: "The corresponding certificate MUST contain only one instance of the
+/// extended key usage field extension ... with KeyPurposeID having value id-kp-timeStamping.
+/// This extension MUST be critical."
+///
+/// Errors, in order of checking: [`ChainError::MissingTimestampingEku`] (no EKU or no
+/// id-kp-timeStamping in it), [`ChainError::EkuNotCritical`], [`ChainError::EkuNotExclusive`];
+/// a duplicated or undecodable EKU is [`ChainError::Malformed`].
+pub fn check_timestamping_leaf(cert: &Certificate) -> Result<(), ChainError> {
+    let subject = cert.tbs_certificate.subject.to_string();
+    let mut ekus = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .filter(|e| e.extn_id == rfc5280::ID_CE_EXT_KEY_USAGE);
+    let ext = ekus
+        .next()
+        .ok_or_else(|| ChainError::MissingTimestampingEku {
+            subject: subject.clone(),
+        })?;
+    if ekus.next().is_some() {
+        return Err(ChainError::Malformed(format!(
+            "certificate '{subject}': more than one extendedKeyUsage extension"
+        )));
+    }
+    let eku = ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| ChainError::Malformed(format!("certificate '{subject}': extKeyUsage: {e}")))?;
+    if !eku.0.contains(&ID_KP_TIME_STAMPING) {
+        return Err(ChainError::MissingTimestampingEku { subject });
+    }
+    if !ext.critical {
+        return Err(ChainError::EkuNotCritical { subject });
+    }
+    let extra: Vec<String> = eku
+        .0
+        .iter()
+        .filter(|o| **o != ID_KP_TIME_STAMPING)
+        .map(ToString::to_string)
+        .collect();
+    if !extra.is_empty() {
+        return Err(ChainError::EkuNotExclusive { subject, extra });
+    }
+    Ok(())
+}
