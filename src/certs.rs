@@ -11,6 +11,7 @@
 
 use crate::oid::std_oids;
 use crate::threshold::keys::GroupKey;
+use base64ct::Encoding as _;
 use const_oid::AssociatedOid;
 use der::asn1::{BitString, ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
@@ -252,17 +253,41 @@ fn sign_tbs(key: &SigningKey, tbs: TbsCertificate) -> Result<Certificate, CertEr
     })
 }
 
-/// Parse one or more certificates from PEM text or a DER file's bytes.
+/// Parse certificates from PEM text (one or more `CERTIFICATE` blocks, any line
+/// length) or from a single DER certificate.
 pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertError> {
-    if bytes.starts_with(b"-----BEGIN")
-        || bytes.iter().take(64).all(|b| b.is_ascii())
-            && bytes.windows(10).any(|w| w == b"-----BEGIN")
-    {
-        Certificate::load_pem_chain(bytes)
-            .map_err(|e| CertError::Invalid(format!("PEM certificates: {e}")))
-    } else {
-        Ok(vec![Certificate::from_der(bytes).map_err(|e| {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let Ok(text) = core::str::from_utf8(bytes) else {
+        return Ok(vec![Certificate::from_der(bytes).map_err(|e| {
             CertError::Invalid(format!("DER certificate: {e}"))
-        })?])
+        })?]);
+    };
+    if !text.contains(BEGIN) {
+        return Err(CertError::Invalid(
+            "no PEM CERTIFICATE block and not DER".into(),
+        ));
     }
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let after = rest.get(start + BEGIN.len()..).unwrap_or_default();
+        let end = after.find(END).ok_or_else(|| {
+            CertError::Invalid(format!("PEM block {} has no END line", out.len() + 1))
+        })?;
+        let b64: String = after
+            .get(..end)
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let der = base64ct::Base64::decode_vec(&b64)
+            .map_err(|e| CertError::Invalid(format!("PEM block {}: base64: {e}", out.len() + 1)))?;
+        out.push(
+            Certificate::from_der(&der)
+                .map_err(|e| CertError::Invalid(format!("PEM block {}: {e}", out.len() + 1)))?,
+        );
+        rest = after.get(end + END.len()..).unwrap_or_default();
+    }
+    Ok(out)
 }

@@ -377,7 +377,8 @@ struct Search {
 }
 
 impl Search {
-    fn new(leaf: Node, pool: Vec<Node>, anchors: Vec<Node>, opts: &ChainOptions) -> Self {
+    fn new(mut leaf: Node, pool: Vec<Node>, anchors: Vec<Node>, opts: &ChainOptions) -> Self {
+        leaf.is_anchor = anchors.iter().any(|a| a.der == leaf.der);
         let mut nodes: Vec<Node> = vec![leaf];
         for node in anchors.into_iter().chain(pool) {
             // Drop byte-identical duplicates; a pool copy of an anchor is the anchor
@@ -423,12 +424,7 @@ impl Search {
         let leaf = self.node(0)?;
         leaf.static_check.clone()?;
         check_validity(leaf, self.at)?;
-        let leaf_is_anchor = self
-            .nodes
-            .iter()
-            .skip(1)
-            .any(|n| n.is_anchor && n.der == leaf.der);
-        if leaf_is_anchor {
+        if leaf.is_anchor {
             return Ok(vec![leaf.cert.clone()]);
         }
         let mut path = vec![0usize];
@@ -630,4 +626,523 @@ pub fn check_timestamping_leaf(cert: &Certificate) -> Result<(), ChainError> {
         return Err(ChainError::EkuNotExclusive { subject, extra });
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use der::asn1::{BitString, OctetString, UtcTime};
+    use der::DateTime;
+    use p256::ecdsa::{DerSignature, SigningKey};
+    use p256::pkcs8::EncodePublicKey;
+    use signature::Signer;
+    use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+    use std::str::FromStr;
+    use x509_cert::certificate::{TbsCertificate, Version};
+    use x509_cert::ext::Extension;
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::time::{Time, Validity};
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_slice(&[seed; 32]).unwrap()
+    }
+
+    fn time(year: u16) -> Time {
+        Time::UtcTime(UtcTime::from_date_time(DateTime::new(year, 1, 1, 0, 0, 0).unwrap()).unwrap())
+    }
+
+    fn at(year: u16) -> ChainOptions {
+        ChainOptions::at(DateTime::new(year, 6, 1, 0, 0, 0).unwrap().to_system_time())
+    }
+
+    fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Extension {
+        Extension {
+            extn_id: oid,
+            critical,
+            extn_value: OctetString::new(value.to_der().unwrap()).unwrap(),
+        }
+    }
+
+    fn bc(ca: bool, path_len: Option<u8>) -> Extension {
+        let v = BasicConstraints {
+            ca,
+            path_len_constraint: path_len,
+        };
+        ext(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &v)
+    }
+
+    fn ku(usage: KeyUsage) -> Extension {
+        ext(rfc5280::ID_CE_KEY_USAGE, true, &usage)
+    }
+
+    fn eku(critical: bool, purposes: &[ObjectIdentifier]) -> Extension {
+        let v = ExtendedKeyUsage(purposes.to_vec());
+        ext(rfc5280::ID_CE_EXT_KEY_USAGE, critical, &v)
+    }
+
+    fn ca_exts() -> Vec<Extension> {
+        vec![
+            bc(true, None),
+            ku(KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)),
+        ]
+    }
+
+    fn tsa_exts() -> Vec<Extension> {
+        vec![
+            eku(true, &[ID_KP_TIME_STAMPING]),
+            ku(KeyUsage(KeyUsages::DigitalSignature.into())),
+        ]
+    }
+
+    struct Spec<'a> {
+        subject: &'a str,
+        issuer: &'a str,
+        key: u8,
+        issuer_key: u8,
+        years: (u16, u16),
+        exts: Option<Vec<Extension>>,
+        serial: u8,
+    }
+
+    impl<'a> Spec<'a> {
+        fn new(subject: &'a str, issuer: &'a str, key: u8, issuer_key: u8) -> Self {
+            Self {
+                subject,
+                issuer,
+                key,
+                issuer_key,
+                years: (2020, 2030),
+                exts: Some(ca_exts()),
+                serial: 1,
+            }
+        }
+        fn exts(mut self, exts: Vec<Extension>) -> Self {
+            self.exts = Some(exts);
+            self
+        }
+        fn v1(mut self) -> Self {
+            self.exts = None;
+            self
+        }
+        fn years(mut self, from: u16, to: u16) -> Self {
+            self.years = (from, to);
+            self
+        }
+        fn serial(mut self, serial: u8) -> Self {
+            self.serial = serial;
+            self
+        }
+        fn build(self) -> Certificate {
+            let sig_alg = AlgorithmIdentifierOwned {
+                oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
+                parameters: None,
+            };
+            let spki_der = key(self.key).verifying_key().to_public_key_der().unwrap();
+            let tbs = TbsCertificate {
+                version: if self.exts.is_some() {
+                    Version::V3
+                } else {
+                    Version::V1
+                },
+                serial_number: SerialNumber::new(&[self.serial]).unwrap(),
+                signature: sig_alg.clone(),
+                issuer: Name::from_str(self.issuer).unwrap(),
+                validity: Validity {
+                    not_before: time(self.years.0),
+                    not_after: time(self.years.1),
+                },
+                subject: Name::from_str(self.subject).unwrap(),
+                subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
+                    .unwrap(),
+                issuer_unique_id: None,
+                subject_unique_id: None,
+                extensions: self.exts,
+            };
+            let sig: DerSignature = key(self.issuer_key).sign(&tbs.to_der().unwrap());
+            Certificate {
+                tbs_certificate: tbs,
+                signature_algorithm: sig_alg,
+                signature: BitString::from_bytes(sig.as_bytes()).unwrap(),
+            }
+        }
+    }
+
+    /// root(1) -> intermediate(2) -> leaf(3)
+    fn three() -> (Certificate, Certificate, Certificate) {
+        let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
+        let int = Spec::new("CN=Int", "CN=Root", 2, 1).build();
+        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
+            .exts(tsa_exts())
+            .build();
+        (root, int, leaf)
+    }
+
+    fn subjects(chain: &[Certificate]) -> Vec<String> {
+        chain
+            .iter()
+            .map(|c| c.tbs_certificate.subject.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn builds_through_unordered_duplicated_pool() {
+        let (root, int, leaf) = three();
+        let pool = vec![root.clone(), leaf.clone(), int.clone(), int.clone()];
+        let chain = build_chain(&leaf, &pool, &[root], &at(2025)).unwrap();
+        assert_eq!(subjects(&chain), ["CN=Leaf", "CN=Int", "CN=Root"]);
+    }
+
+    #[test]
+    fn leaf_that_is_an_anchor_is_its_own_chain() {
+        let (root, _, leaf) = three();
+        let chain = build_chain(&leaf, &[], &[root, leaf.clone()], &at(2025)).unwrap();
+        assert_eq!(chain, vec![leaf]);
+    }
+
+    #[test]
+    fn anchor_can_issue_the_leaf_directly() {
+        let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
+        let leaf = Spec::new("CN=Leaf", "CN=Root", 3, 1)
+            .exts(tsa_exts())
+            .build();
+        let chain = build_chain(&leaf, &[], &[root], &at(2025)).unwrap();
+        assert_eq!(subjects(&chain), ["CN=Leaf", "CN=Root"]);
+    }
+
+    #[test]
+    fn spoofed_issuer_with_right_name_wrong_key_is_skipped() {
+        let (root, int, leaf) = three();
+        let spoof = Spec::new("CN=Int", "CN=Root", 9, 9).build(); // self-made, key 9
+        let chain = build_chain(&leaf, &[spoof.clone(), int], &[root.clone()], &at(2025)).unwrap();
+        assert_eq!(subjects(&chain), ["CN=Leaf", "CN=Int", "CN=Root"]);
+        // Only the spoof available: the leaf's signature does not verify with its key.
+        let err = build_chain(&leaf, &[spoof], &[root], &at(2025)).unwrap_err();
+        assert!(
+            matches!(&err, ChainError::BadSignature { subject, issuer, source: SignatureError::Invalid }
+                if subject == "CN=Leaf" && issuer == "CN=Int"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn expired_only_candidate_reports_expired_not_no_path() {
+        let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
+        let old_int = Spec::new("CN=Int", "CN=Root", 2, 1)
+            .years(2010, 2020)
+            .build();
+        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
+            .exts(tsa_exts())
+            .build();
+        let spoof = Spec::new("CN=Int", "CN=Root", 9, 9).build();
+        let err = build_chain(&leaf, &[spoof, old_int], &[root], &at(2025)).unwrap_err();
+        match err {
+            ChainError::Expired { subject, not_after } => {
+                assert_eq!(subject, "CN=Int");
+                assert_eq!(not_after.year(), 2020);
+            }
+            other => panic!("expected Expired, got {other}"),
+        }
+    }
+
+    #[test]
+    fn leaf_and_anchor_validity_are_checked() {
+        let (root, int, leaf) = three();
+        let err = build_chain(&leaf, &[int.clone()], &[root.clone()], &at(2031)).unwrap_err();
+        assert!(
+            matches!(err, ChainError::Expired { ref subject, .. } if subject == "CN=Leaf"),
+            "{err}"
+        );
+        let err = build_chain(&leaf, &[int.clone()], &[root], &at(2019)).unwrap_err();
+        assert!(
+            matches!(err, ChainError::NotYetValid { ref subject, .. } if subject == "CN=Leaf"),
+            "{err}"
+        );
+        let short_root = Spec::new("CN=Root", "CN=Root", 1, 1)
+            .years(2020, 2024)
+            .build();
+        let err = build_chain(&leaf, &[int], &[short_root], &at(2025)).unwrap_err();
+        assert!(
+            matches!(err, ChainError::Expired { ref subject, .. } if subject == "CN=Root"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn issuers_must_be_cas() {
+        let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
+        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
+            .exts(tsa_exts())
+            .build();
+        let cases: Vec<(Vec<Extension>, &str)> = vec![
+            (vec![], "no basicConstraints"),
+            (vec![bc(false, None)], "cA is FALSE"),
+            (
+                vec![
+                    bc(true, None),
+                    ku(KeyUsage(KeyUsages::DigitalSignature.into())),
+                ],
+                "keyCertSign",
+            ),
+        ];
+        for (exts, why) in cases {
+            let int = Spec::new("CN=Int", "CN=Root", 2, 1).exts(exts).build();
+            let err = build_chain(&leaf, &[int], &[root.clone()], &at(2025)).unwrap_err();
+            assert!(
+                matches!(&err, ChainError::NotACa { subject, reason } if subject == "CN=Int" && reason.contains(why)),
+                "{why}: {err}"
+            );
+        }
+        // An intermediate without any extensions (v1) is not a CA either.
+        let v1_int = Spec::new("CN=Int", "CN=Root", 2, 1).v1().build();
+        let err = build_chain(&leaf, &[v1_int], &[root], &at(2025)).unwrap_err();
+        assert!(matches!(err, ChainError::NotACa { .. }), "{err}");
+    }
+
+    #[test]
+    fn v1_anchor_without_extensions_is_tolerated() {
+        let root = Spec::new("CN=Root", "CN=Root", 1, 1).v1().build();
+        let int = Spec::new("CN=Int", "CN=Root", 2, 1).build();
+        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
+            .exts(tsa_exts())
+            .build();
+        let chain = build_chain(&leaf, &[int], &[root], &at(2025)).unwrap();
+        assert_eq!(chain.len(), 3);
+        // But a v3 anchor with extensions and no basicConstraints is not.
+        let bad_root = Spec::new("CN=Root", "CN=Root", 1, 1)
+            .exts(vec![ku(KeyUsage(KeyUsages::KeyCertSign.into()))])
+            .build();
+        let int = Spec::new("CN=Int", "CN=Root", 2, 1).build();
+        let err = build_chain(&leaf, &[int], &[bad_root], &at(2025)).unwrap_err();
+        assert!(
+            matches!(err, ChainError::NotACa { ref subject, .. } if subject == "CN=Root"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn critical_extension_rules() {
+        let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
+        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
+            .exts(tsa_exts())
+            .build();
+        let private = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.1");
+        let name_constraints = rfc5280::ID_CE_NAME_CONSTRAINTS;
+        for oid in [
+            private,
+            name_constraints,
+            rfc5280::ID_CE_CERTIFICATE_POLICIES,
+        ] {
+            let mut exts = ca_exts();
+            exts.push(ext(oid, true, &der::asn1::Null));
+            let int = Spec::new("CN=Int", "CN=Root", 2, 1).exts(exts).build();
+            let err = build_chain(&leaf, &[int], &[root.clone()], &at(2025)).unwrap_err();
+            assert_eq!(
+                err,
+                ChainError::UnhandledCriticalExtension {
+                    subject: "CN=Int".into(),
+                    oid: oid.to_string()
+                }
+            );
+        }
+        // Non-critical unknown extensions are fine.
+        let mut exts = ca_exts();
+        exts.push(ext(private, false, &der::asn1::Null));
+        let int = Spec::new("CN=Int", "CN=Root", 2, 1).exts(exts).build();
+        assert!(build_chain(&leaf, &[int.clone()], &[root.clone()], &at(2025)).is_ok());
+        // A critical unknown extension on the leaf is rejected too.
+        let mut exts = tsa_exts();
+        exts.push(ext(private, true, &der::asn1::Null));
+        let bad_leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2).exts(exts).build();
+        assert!(matches!(
+            build_chain(&bad_leaf, &[int], &[root], &at(2025)),
+            Err(ChainError::UnhandledCriticalExtension { .. })
+        ));
+    }
+
+    #[test]
+    fn duplicate_extension_and_algorithm_mismatch_are_malformed() {
+        let (root, int, _) = three();
+        let mut exts = tsa_exts();
+        exts.push(eku(true, &[ID_KP_TIME_STAMPING]));
+        let dup = Spec::new("CN=Leaf", "CN=Int", 3, 2).exts(exts).build();
+        assert!(matches!(
+            build_chain(&dup, &[int.clone()], &[root.clone()], &at(2025)),
+            Err(ChainError::Malformed(_))
+        ));
+        assert!(matches!(
+            check_timestamping_leaf(&dup),
+            Err(ChainError::Malformed(_))
+        ));
+        let mut leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
+            .exts(tsa_exts())
+            .build();
+        leaf.signature_algorithm.oid = const_oid::db::rfc5912::ECDSA_WITH_SHA_384;
+        assert!(matches!(
+            build_chain(&leaf, &[int], &[root], &at(2025)),
+            Err(ChainError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn path_len_constraint_is_enforced() {
+        let root = Spec::new("CN=Root", "CN=Root", 1, 1)
+            .exts(vec![
+                bc(true, Some(0)),
+                ku(KeyUsage(KeyUsages::KeyCertSign.into())),
+            ])
+            .build();
+        let (_, int, leaf) = three();
+        let err = build_chain(&leaf, &[int], &[root.clone()], &at(2025)).unwrap_err();
+        assert_eq!(
+            err,
+            ChainError::PathLenExceeded {
+                subject: "CN=Root".into(),
+                max: 0
+            }
+        );
+        // pathLen 0 still allows issuing the leaf directly.
+        let direct = Spec::new("CN=Leaf", "CN=Root", 3, 1)
+            .exts(tsa_exts())
+            .build();
+        assert!(build_chain(&direct, &[], &[root], &at(2025)).is_ok());
+    }
+
+    #[test]
+    fn cross_signed_loop_terminates_with_no_path() {
+        // A and B issue each other; the leaf is issued by A; the anchor is unrelated.
+        let a = Spec::new("CN=A", "CN=B", 4, 5).build();
+        let b = Spec::new("CN=B", "CN=A", 5, 4).build();
+        let leaf = Spec::new("CN=Leaf", "CN=A", 3, 4).exts(tsa_exts()).build();
+        let other_root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
+        let err = build_chain(&leaf, &[a, b], &[other_root], &at(2025)).unwrap_err();
+        assert_eq!(
+            err,
+            ChainError::NoPathToAnchor {
+                leaf_subject: "CN=Leaf".into()
+            }
+        );
+    }
+
+    #[test]
+    fn max_depth_limits_path_length() {
+        let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
+        let i1 = Spec::new("CN=I1", "CN=Root", 2, 1).build();
+        let i2 = Spec::new("CN=I2", "CN=I1", 4, 2).build();
+        let leaf = Spec::new("CN=Leaf", "CN=I2", 3, 4).exts(tsa_exts()).build();
+        let pool = [i1, i2];
+        let mut opts = at(2025);
+        opts.max_depth = 4;
+        assert_eq!(
+            build_chain(&leaf, &pool, &[root.clone()], &opts)
+                .unwrap()
+                .len(),
+            4
+        );
+        opts.max_depth = 3;
+        assert!(matches!(
+            build_chain(&leaf, &pool, &[root.clone()], &opts),
+            Err(ChainError::TooDeep { max_depth: 3, .. })
+        ));
+        opts.max_depth = 0;
+        assert!(matches!(
+            build_chain(&leaf, &pool, &[root], &opts),
+            Err(ChainError::TooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn exponential_pool_is_cut_by_the_search_budget() {
+        // 5 levels x 6 certificates; every certificate of level l verifies under every
+        // certificate of level l+1 (same name, same key): 6^5 paths, none anchored.
+        let mut pool = Vec::new();
+        for level in 0..5u8 {
+            for copy in 0..6u8 {
+                let subject = format!("CN=L{level}");
+                let issuer = format!("CN=L{}", level + 1);
+                pool.push(
+                    Spec::new(&subject, &issuer, 10 + level, 11 + level)
+                        .serial(copy + 1)
+                        .build(),
+                );
+            }
+        }
+        let leaf = Spec::new("CN=Leaf", "CN=L0", 3, 10)
+            .exts(tsa_exts())
+            .build();
+        let anchor = Spec::new("CN=Root", "CN=Root", 1, 1).build();
+        let mut opts = at(2025);
+        opts.max_depth = 16;
+        let err = build_chain(&leaf, &pool, &[anchor], &opts).unwrap_err();
+        assert!(matches!(err, ChainError::TooDeep { .. }), "{err}");
+    }
+
+    #[test]
+    fn der_entry_point_matches_and_skips_junk() {
+        let (root, int, leaf) = three();
+        let int_der = int.to_der().unwrap();
+        let junk: &[u8] = &[0x30, 0x03, 0x02, 0x01, 0x00];
+        let chain = build_chain_der(
+            &leaf.to_der().unwrap(),
+            &[junk, &int_der],
+            &[&root.to_der().unwrap()],
+            &at(2025),
+        )
+        .unwrap();
+        assert_eq!(chain, vec![leaf, int, root]);
+        assert!(matches!(
+            build_chain_der(junk, &[], &[], &at(2025)),
+            Err(ChainError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn timestamping_eku_rules() {
+        let mk = |exts: Vec<Extension>| Spec::new("CN=TSA", "CN=Int", 3, 2).exts(exts).build();
+        assert_eq!(check_timestamping_leaf(&mk(tsa_exts())), Ok(()));
+        let subject = || "CN=TSA".to_string();
+        assert_eq!(
+            check_timestamping_leaf(&mk(vec![ku(KeyUsage(KeyUsages::DigitalSignature.into()))])),
+            Err(ChainError::MissingTimestampingEku { subject: subject() })
+        );
+        let code_signing = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+        assert_eq!(
+            check_timestamping_leaf(&mk(vec![eku(true, &[code_signing])])),
+            Err(ChainError::MissingTimestampingEku { subject: subject() })
+        );
+        assert_eq!(
+            check_timestamping_leaf(&mk(vec![eku(false, &[ID_KP_TIME_STAMPING])])),
+            Err(ChainError::EkuNotCritical { subject: subject() })
+        );
+        assert_eq!(
+            check_timestamping_leaf(&mk(vec![eku(true, &[ID_KP_TIME_STAMPING, code_signing])])),
+            Err(ChainError::EkuNotExclusive {
+                subject: subject(),
+                extra: vec!["1.3.6.1.5.5.7.3.3".into()]
+            })
+        );
+        let v1 = Spec::new("CN=TSA", "CN=Int", 3, 2).v1().build();
+        assert!(matches!(
+            check_timestamping_leaf(&v1),
+            Err(ChainError::MissingTimestampingEku { .. })
+        ));
+    }
+
+    #[test]
+    fn error_messages_name_the_certificate() {
+        let e = ChainError::Expired {
+            subject: "CN=X".into(),
+            not_after: DateTime::new(2024, 1, 1, 0, 0, 0).unwrap(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "certificate 'CN=X' expired at 2024-01-01T00:00:00Z"
+        );
+    }
 }
