@@ -253,13 +253,47 @@ fn sign_tbs(key: &SigningKey, tbs: TbsCertificate) -> Result<Certificate, CertEr
     })
 }
 
+/// A certificate together with the exact bytes it arrived as.
+///
+/// `der` sorts SET OF values when decoding, so re-encoding a decoded certificate
+/// can differ from the original; hashes (ESSCertID) and signatures (over the
+/// TBSCertificate) must use the received bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertDer {
+    /// The received DER.
+    pub der: Vec<u8>,
+    /// Its decoding.
+    pub cert: Certificate,
+}
+
+impl CertDer {
+    /// Decode, keeping the bytes.
+    pub fn from_der(der: &[u8]) -> Result<Self, der::Error> {
+        Ok(Self {
+            cert: Certificate::from_der(der)?,
+            der: der.to_vec(),
+        })
+    }
+    /// From a certificate built here (its encoding is canonical).
+    pub fn from_cert(cert: &Certificate) -> Result<Self, der::Error> {
+        Ok(Self {
+            der: cert.to_der()?,
+            cert: cert.clone(),
+        })
+    }
+    /// Subject as RFC 4514 text.
+    pub fn subject(&self) -> String {
+        self.cert.tbs_certificate.subject.to_string()
+    }
+}
+
 /// Parse certificates from PEM text (one or more `CERTIFICATE` blocks, any line
 /// length) or from a single DER certificate.
-pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertError> {
+pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertDer>, CertError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
     let Ok(text) = core::str::from_utf8(bytes) else {
-        return Ok(vec![Certificate::from_der(bytes).map_err(|e| {
+        return Ok(vec![CertDer::from_der(bytes).map_err(|e| {
             CertError::Invalid(format!("DER certificate: {e}"))
         })?]);
     };
@@ -284,7 +318,7 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertError> {
         let der = base64ct::Base64::decode_vec(&b64)
             .map_err(|e| CertError::Invalid(format!("PEM block {}: base64: {e}", out.len() + 1)))?;
         out.push(
-            Certificate::from_der(&der)
+            CertDer::from_der(&der)
                 .map_err(|e| CertError::Invalid(format!("PEM block {}: {e}", out.len() + 1)))?,
         );
         rest = after.get(end + END.len()..).unwrap_or_default();

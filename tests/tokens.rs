@@ -11,7 +11,6 @@ use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{verify, Expected, VerifyError, VerifyOptions};
 use std::sync::Arc;
 use std::time::Duration;
-use x509_cert::Certificate;
 
 fn tsa() -> LocalTsa<SystemClock> {
     LocalTsa::new(
@@ -29,7 +28,7 @@ fn tsa() -> LocalTsa<SystemClock> {
 fn opts(tsa: &LocalTsa<SystemClock>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
         expected: Expected::Data(data.to_vec()),
-        anchors: vec![tsa.ca.certificate().clone()],
+        anchors: vec![frostamp::certs::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
         extra_certs: vec![],
         at: None,
         nonce: None,
@@ -98,7 +97,7 @@ fn certreq_false_needs_the_certificate_supplied() {
         verify(&issued.response, &o),
         Err(VerifyError::SignerCertificateNotFound(_))
     ));
-    o.extra_certs = vec![Certificate::from_der(&tsa.tsa_cert).unwrap()];
+    o.extra_certs = vec![frostamp::certs::CertDer::from_der(&tsa.tsa_cert).unwrap()];
     verify(&issued.response, &o).unwrap();
 }
 
@@ -111,7 +110,7 @@ fn wrong_anchor_and_time_fail() {
             .unwrap();
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
     let mut o = opts(&tsa, b"x");
-    o.anchors = vec![other.ca.certificate().clone()];
+    o.anchors = vec![frostamp::certs::CertDer::from_cert(other.ca.certificate()).unwrap()];
     assert!(matches!(
         verify(&issued.response, &o),
         Err(VerifyError::Chain(_))
@@ -125,7 +124,8 @@ fn wrong_anchor_and_time_fail() {
     // a token signed by another group under this CA's name fails on the signature
     let issued_other = other.issue(&req, &mut rand::thread_rng()).unwrap();
     let mut o = opts(&tsa, b"x");
-    o.anchors.push(other.ca.certificate().clone());
+    o.anchors
+        .push(frostamp::certs::CertDer::from_cert(other.ca.certificate()).unwrap());
     verify(&issued_other.response, &o).unwrap();
 }
 
@@ -291,7 +291,7 @@ fn bad_requests_get_rejections_not_tokens() {
 fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
         expected: Expected::Data(data.to_vec()),
-        anchors: vec![tsa.ca.certificate().clone()],
+        anchors: vec![frostamp::certs::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
         extra_certs: vec![],
         at: None,
         nonce: None,

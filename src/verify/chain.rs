@@ -24,6 +24,12 @@
 //! subject matches, anchors first, so that injected certificates with a matching name but
 //! the wrong key cannot prevent finding the real path. Signature results are cached and the
 //! search has a fixed work budget so junk in the pool cannot make it exponential.
+//!
+//! When no path exists, the error reported is the one from the attempt that got furthest
+//! (most certificates verified); at equal depth an issuer rejected *after* its signature
+//! verified (expired, not a CA, ...) beats a [`ChainError::BadSignature`] (probably junk),
+//! which beats [`ChainError::NoPathToAnchor`]. So a sole expired issuer is reported as
+//! [`ChainError::Expired`], not as a missing path.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -633,7 +639,8 @@ pub fn check_timestamping_leaf(cert: &Certificate) -> Result<(), ChainError> {
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::cloned_ref_to_slice_refs
 )]
 mod tests {
     use super::*;
@@ -1099,6 +1106,43 @@ mod tests {
         assert!(matches!(
             build_chain_der(junk, &[], &[], &at(2025)),
             Err(ChainError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn der_entry_point_verifies_the_exact_received_tbs_bytes() {
+        // A leaf whose subject has a multi-valued RDN with its SET OF members in non-DER
+        // order. `der` sorts SET OF on decode, so re-encoding changes the signed bytes.
+        let (root, int, _) = three();
+        let leaf = Spec::new("CN=Leaf+O=Org", "CN=Int", 3, 2)
+            .exts(tsa_exts())
+            .build();
+        let mut tbs = leaf.tbs_certificate.to_der().unwrap();
+        let rdn = &leaf.tbs_certificate.subject.0[0].0;
+        let a = rdn.get(0).unwrap().to_der().unwrap();
+        let b = rdn.get(1).unwrap().to_der().unwrap();
+        let sorted = [a.clone(), b.clone()].concat();
+        let pos = tbs.windows(sorted.len()).position(|w| w == sorted).unwrap();
+        tbs.splice(pos..pos + sorted.len(), [b, a].concat());
+        let sig: DerSignature = key(2).sign(&tbs);
+        let raw = RawCertificate {
+            tbs_certificate: AnyRef::from_der(&tbs).unwrap(),
+            signature_algorithm: AlgorithmIdentifierRef {
+                oid: leaf.signature_algorithm.oid,
+                parameters: None,
+            },
+            signature_value: BitStringRef::from_bytes(sig.as_bytes()).unwrap(),
+        };
+        let leaf_der = raw.to_der().unwrap();
+        let (int_der, root_der) = (int.to_der().unwrap(), root.to_der().unwrap());
+        let chain = build_chain_der(&leaf_der, &[&int_der], &[&root_der], &at(2025)).unwrap();
+        assert_eq!(chain.len(), 3);
+        // The decoded-certificate entry point can only re-encode, and fails.
+        let decoded = Certificate::from_der(&leaf_der).unwrap();
+        assert_ne!(decoded.to_der().unwrap(), leaf_der);
+        assert!(matches!(
+            build_chain(&decoded, &[int], &[root], &at(2025)),
+            Err(ChainError::BadSignature { .. })
         ));
     }
 

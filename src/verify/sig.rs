@@ -906,6 +906,46 @@ mod tests {
     }
 
     #[test]
+    fn degenerate_rsa_keys_fail_without_panicking() {
+        let pss_params = RsaPssParams::new::<sha2::Sha256>(32).to_der().unwrap();
+        let algs = [
+            alg(rfc5912::SHA_256_WITH_RSA_ENCRYPTION),
+            AlgorithmIdentifierOwned {
+                oid: rfc5912::ID_RSASSA_PSS,
+                parameters: Some(Any::from_der(&pss_params).unwrap()),
+            },
+        ];
+        for n in [&[0u8][..], &[1], &[3], &[0x01, 0x01], &[0x7f; 9]] {
+            for e in [&[1u8][..], &[3], &[1, 0, 1]] {
+                let key = rsa::pkcs1::RsaPublicKey {
+                    modulus: der::asn1::UintRef::new(n).unwrap(),
+                    public_exponent: der::asn1::UintRef::new(e).unwrap(),
+                };
+                let spki = SubjectPublicKeyInfoOwned {
+                    algorithm: AlgorithmIdentifierOwned {
+                        oid: rfc5912::RSA_ENCRYPTION,
+                        parameters: Some(Any::null()),
+                    },
+                    subject_public_key: der::asn1::BitString::from_bytes(&key.to_der().unwrap())
+                        .unwrap(),
+                };
+                for len in 0..12 {
+                    for a in &algs {
+                        let r = verify_signature(a, None, &spki, MSG, &vec![1u8; len]);
+                        assert!(
+                            matches!(
+                                r,
+                                Err(SignatureError::MalformedKey | SignatureError::Invalid)
+                            ),
+                            "{r:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn rsa_rejections_are_typed() {
         let (_, spki) = rsa_key_pair();
         let a = alg(rfc5912::SHA_256_WITH_RSA_ENCRYPTION);

@@ -17,6 +17,7 @@
 //!    verification time (genTime unless told otherwise), and the leaf carries a
 //!    critical extendedKeyUsage of id-kp-timeStamping (RFC 3161 §2.3).
 
+use crate::certs::CertDer;
 use crate::oid::{self, std_oids, Oid};
 use crate::threshold::keys::{verify_frost, verifying_key_from_sec1};
 use crate::tsp::asn1::{
@@ -47,10 +48,10 @@ pub struct VerifyOptions {
     /// What was timestamped.
     pub expected: Expected,
     /// Trust anchors.
-    pub anchors: Vec<Certificate>,
+    pub anchors: Vec<CertDer>,
     /// Additional untrusted certificates (intermediates, or the TSA certificate
     /// for tokens issued without certReq).
-    pub extra_certs: Vec<Certificate>,
+    pub extra_certs: Vec<CertDer>,
     /// Verification time for certificate validity; `None` = the token's genTime.
     pub at: Option<SystemTime>,
     /// The nonce the client sent, if it wants it checked (unsigned big-endian).
@@ -237,8 +238,8 @@ pub struct ParsedToken {
     pub tst_der: Vec<u8>,
     /// The single SignerInfo.
     pub signer_info: SignerInfo,
-    /// Certificates carried in the token.
-    pub certificates: Vec<Certificate>,
+    /// Certificates carried in the token, with their received bytes.
+    pub certificates: Vec<CertDer>,
 }
 
 /// Decode a token (ContentInfo DER) into its parts.
@@ -289,7 +290,7 @@ pub fn parse_token(token: &[u8]) -> Result<ParsedToken, VerifyError> {
         {
             // CertificateChoices: only plain X.509 certificates are used; other
             // choices (attribute certificates, [n]-tagged) and undecodable entries are skipped.
-            if let Ok(c) = any.decode_as::<Certificate>() {
+            if let Some(c) = any.to_der().ok().and_then(|d| CertDer::from_der(&d).ok()) {
                 certificates.push(c);
             }
         }
@@ -421,17 +422,16 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
     }
 
     // 4. signer certificate by sid
-    let candidates: Vec<&Certificate> = p
+    let candidates: Vec<&CertDer> = p
         .certificates
         .iter()
         .chain(opts.extra_certs.iter())
         .chain(opts.anchors.iter())
         .collect();
-    let signer = find_signer(&si.sid, &candidates)
+    let signer_entry = find_signer(&si.sid, &candidates)
         .ok_or_else(|| VerifyError::SignerCertificateNotFound(describe_sid(&si.sid)))?;
-    let signer_der = signer
-        .to_der()
-        .map_err(|e| VerifyError::Structure(e.to_string()))?;
+    let signer = &signer_entry.cert;
+    let signer_der = signer_entry.der.clone();
 
     // 5. ESSCertIDv2 / ESSCertID
     if let Some(v2) = single(
@@ -529,19 +529,15 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
 
     // 7. chain and TSA certificate profile
     let at = opts.at.unwrap_or_else(|| p.tst.gen_time.to_system_time());
-    let pool: Vec<Certificate> = p
+    let pool: Vec<&[u8]> = p
         .certificates
         .iter()
         .chain(opts.extra_certs.iter())
-        .cloned()
+        .map(|c| c.der.as_slice())
         .collect();
-    let path = chain::build_chain(
-        signer,
-        &pool,
-        &opts.anchors,
-        &ChainOptions { at, max_depth: 8 },
-    )
-    .map_err(VerifyError::Chain)?;
+    let anchors: Vec<&[u8]> = opts.anchors.iter().map(|c| c.der.as_slice()).collect();
+    let path = chain::build_chain_der(&signer_der, &pool, &anchors, &ChainOptions::at(at))
+        .map_err(VerifyError::Chain)?;
     chain::check_timestamping_leaf(signer).map_err(VerifyError::TsaCertificate)?;
 
     let checked_at = crate::tsp::time::GenTime::from_unix_duration(
@@ -572,15 +568,20 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
 
 fn find_signer<'a>(
     sid: &cms::signed_data::SignerIdentifier,
-    candidates: &[&'a Certificate],
-) -> Option<&'a Certificate> {
+    candidates: &[&'a CertDer],
+) -> Option<&'a CertDer> {
     use cms::signed_data::SignerIdentifier as Sid;
-    candidates.iter().copied().find(|c| match sid {
-        Sid::IssuerAndSerialNumber(ias) => {
-            c.tbs_certificate.serial_number == ias.serial_number
-                && c.tbs_certificate.issuer.to_der().ok() == ias.issuer.to_der().ok()
+    candidates.iter().copied().find(|entry| {
+        let c = &entry.cert;
+        match sid {
+            Sid::IssuerAndSerialNumber(ias) => {
+                c.tbs_certificate.serial_number == ias.serial_number
+                    && c.tbs_certificate.issuer.to_der().ok() == ias.issuer.to_der().ok()
+            }
+            Sid::SubjectKeyIdentifier(ski) => {
+                subject_key_id(c).as_deref() == Some(ski.0.as_bytes())
+            }
         }
-        Sid::SubjectKeyIdentifier(ski) => subject_key_id(c).as_deref() == Some(ski.0.as_bytes()),
     })
 }
 

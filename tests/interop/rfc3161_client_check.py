@@ -1,0 +1,57 @@
+"""Interop peer for tests/interop_python.rs: trailofbits' rfc3161-client (PyPI).
+
+  request DATA OUT HASH(sha256|sha512) NONCE(0|1) CERTREQ(0|1)  -> writes a TimeStampReq, prints {"nonce": int|null}
+  parse RESP                                                    -> prints the TSTInfo fields as JSON
+"""
+import json
+import sys
+
+import rfc3161_client as r
+
+
+def main() -> int:
+    mode = sys.argv[1]
+    if mode == "request":
+        data, out, hash_name, nonce, cert_req = sys.argv[2:7]
+        alg = {"sha256": r.HashAlgorithm.SHA256, "sha512": r.HashAlgorithm.SHA512}[hash_name]
+        with open(data, "rb") as f:
+            payload = f.read()
+        req = (
+            r.TimestampRequestBuilder()
+            .data(payload)
+            .hash_algorithm(alg)
+            .nonce(nonce=nonce == "1")
+            .cert_request(cert_request=cert_req == "1")
+            .build()
+        )
+        with open(out, "wb") as f:
+            f.write(req.as_bytes())
+        print(json.dumps({"nonce": None if req.nonce is None else str(req.nonce)}))
+        return 0
+    if mode == "parse":
+        with open(sys.argv[2], "rb") as f:
+            resp = r.decode_timestamp_response(f.read())
+        t = resp.tst_info
+        print(
+            json.dumps(
+                {
+                    "status": int(resp.status),
+                    "version": t.version,
+                    "policy": t.policy.dotted_string,
+                    "hash_oid": t.message_imprint.hash_algorithm.dotted_string,
+                    "imprint": t.message_imprint.message.hex(),
+                    "serial": str(t.serial_number),
+                    "gen_time_unix": int(t.gen_time.timestamp()),
+                    "nonce": None if t.nonce is None else str(t.nonce),
+                    "ordering": t.ordering,
+                    "signed_data_certs": len(resp.signed_data.certificates),
+                }
+            )
+        )
+        return 0
+    print(f"unknown mode {mode}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+//! Interop with trailofbits' `rfc3161-client` (Python, PyPI), installed into
+//! `.venv` by `make test` (`make interop-deps`). Its requests parse here; our
+//! responses parse there, field for field.
+
+use frostamp::clock::SystemClock;
+use frostamp::local::LocalTsa;
+use frostamp::tsp::request::parse;
+use frostamp::tsp::TsaProfile;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
+    assert!(
+        venv.exists(),
+        "{} missing: run `make interop-deps` (make test does it) to install rfc3161-client",
+        venv.display()
+    );
+    venv
+}
+
+fn run_py(args: &[&str]) -> serde_json::Value {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/rfc3161_client_check.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn python_requests_parse_and_our_responses_parse_in_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.bin");
+    std::fs::write(&data, b"interop with rfc3161-client").unwrap();
+    let tsa = LocalTsa::new(
+        5,
+        3,
+        TsaProfile::frostamp_default(),
+        SystemClock,
+        Arc::new(SystemClock),
+        vec![],
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    for hash in ["sha256", "sha512"] {
+        for (nonce, cert_req) in [("1", "1"), ("0", "0"), ("1", "0")] {
+            let q = dir.path().join(format!("{hash}-{nonce}-{cert_req}.tsq"));
+            let made = run_py(&[
+                "request",
+                data.to_str().unwrap(),
+                q.to_str().unwrap(),
+                hash,
+                nonce,
+                cert_req,
+            ]);
+            let req = std::fs::read(&q).unwrap();
+            let accepted = parse(&req, tsa.coordinator.profile())
+                .unwrap_or_else(|e| panic!("{hash}/{nonce}/{cert_req}: {e}"));
+            assert_eq!(accepted.cert_req(), cert_req == "1");
+            let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
+            let r = dir.path().join("resp.tsr");
+            std::fs::write(&r, &issued.response).unwrap();
+            let got = run_py(&["parse", r.to_str().unwrap()]);
+            assert_eq!(got["status"], 0);
+            assert_eq!(got["version"], 1);
+            assert_eq!(
+                got["policy"],
+                frostamp::oid::default_tsa_policy().to_dotted()
+            );
+            assert_eq!(got["imprint"], hex::encode(accepted.imprint()));
+            assert_eq!(got["hash_oid"], accepted.hash_alg().oid().to_string());
+            // serial: Python int of the 128-bit positive serial
+            assert_eq!(
+                got["serial"].as_str().unwrap(),
+                u128::from_be_bytes(issued.serial.0).to_string()
+            );
+            assert_eq!(
+                got["gen_time_unix"].as_u64().unwrap(),
+                issued.gen_time.unix_duration().as_secs()
+            );
+            assert_eq!(got["ordering"], false);
+            if nonce == "1" {
+                assert_eq!(
+                    got["nonce"].as_str().unwrap(),
+                    made["nonce"].as_str().unwrap()
+                );
+            } else {
+                assert!(got["nonce"].is_null());
+            }
+            assert_eq!(
+                got["signed_data_certs"],
+                if cert_req == "1" { 1 } else { 0 }
+            );
+        }
+    }
+}
