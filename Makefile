@@ -1,0 +1,70 @@
+# frostamp: the two commands a newcomer needs are `make demo` and `make test`.
+# Each installs what it needs (apt-get, cargo, pip from the package registries).
+
+SHELL   := /bin/bash
+CARGO   ?= cargo
+VENV    := .venv
+PY_DEPS := rfc3161-client==1.0.9
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: all build demo test lint unit bench fuzz deps system-deps interop-deps clean
+
+all: build
+
+build:
+	$(CARGO) build --locked --release --bins
+
+## make demo: an in-process 3-of-5 TSA stamps and verifies a file (README.md by default).
+DEMO_FILE ?= README.md
+demo: system-deps
+	$(CARGO) build --locked --release --bin frostamp
+	./target/release/frostamp demo $(DEMO_FILE) --out-dir target/demo
+	@echo
+	@echo "--- what OpenSSL sees in the response ---"
+	openssl ts -reply -in target/demo/$(notdir $(DEMO_FILE)).tsr -text
+
+## make test: formatting, lints, and every test (unit, real-data, interop).
+test: deps lint unit
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --locked
+
+## make bench: tokens/s for in-process 3-of-5 issuance vs raw FROST sign+aggregate.
+bench:
+	$(CARGO) bench --locked --bench issuance
+
+## make fuzz: 60 s per fuzz target (needs the nightly toolchain and cargo-fuzz).
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $$($(CARGO) +nightly fuzz list); do \
+	  $(CARGO) +nightly fuzz run $$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+deps: system-deps interop-deps
+
+# openssl (interop tests and the demo), python3 + venv (rfc3161-client interop).
+system-deps:
+	@missing=""; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(APT) update -qq && $(APT) install -y -qq $$missing; \
+	fi
+
+interop-deps: $(VENV)/.installed
+
+$(VENV)/.installed: Makefile
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_DEPS)
+	touch $@
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) target/demo

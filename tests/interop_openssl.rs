@@ -1,0 +1,374 @@
+//! Interop with OpenSSL (`openssl ts`), a real RFC 3161 peer:
+//! - requests made by `openssl ts -query` parse, for every hash, with and without
+//!   nonce and certReq;
+//! - our responses (grants and rejections) are read by `openssl ts -reply -text`,
+//!   field for field;
+//! - tokens that OpenSSL's own TSA signs with RSA, ECDSA P-256 and P-384 verify
+//!   with `frostamp verify`, and fail with the wrong data.
+
+use frostamp::clock::SystemClock;
+use frostamp::local::LocalTsa;
+use frostamp::tsp::request::{parse, Rejection};
+use frostamp::tsp::TsaProfile;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+fn openssl(args: &[&str], dir: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl not found: run `make deps` (make test does it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Field value after `label` in `openssl ts -reply -text` output.
+fn field(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("{label} missing in:\n{text}"))
+        .trim()
+        .to_string()
+}
+
+/// A hex number without `0x` and leading zeros, lower case.
+fn hexnum(s: &str) -> String {
+    s.trim_start_matches("0x")
+        .trim_start_matches('0')
+        .to_lowercase()
+}
+
+/// The hex bytes of the "Message data:" dump.
+fn message_data(text: &str) -> String {
+    let mut out = String::new();
+    let mut on = false;
+    for l in text.lines() {
+        if l.starts_with("Message data:") {
+            on = true;
+            continue;
+        }
+        if on {
+            let Some((_, rest)) = l.split_once(" - ") else {
+                break;
+            };
+            let hexpart: String = rest.chars().take(48).collect();
+            out.extend(
+                hexpart
+                    .split(|c: char| c == ' ' || c == '-')
+                    .filter(|s| s.len() == 2),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn openssl_queries_parse_and_openssl_reads_our_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("data.txt"), b"interop with openssl ts\n").unwrap();
+    let tsa = LocalTsa::new(
+        5,
+        3,
+        TsaProfile::frostamp_default(),
+        SystemClock,
+        Arc::new(SystemClock),
+        vec![],
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    for hash in ["sha256", "sha384", "sha512"] {
+        for nonce in [true, false] {
+            for cert in [true, false] {
+                let mut args = vec!["ts", "-query", "-data", "data.txt", "-out", "q.tsq"];
+                let h = format!("-{hash}");
+                args.push(&h);
+                if !nonce {
+                    args.push("-no_nonce");
+                }
+                if cert {
+                    args.push("-cert");
+                }
+                openssl(&args, d);
+                let q = std::fs::read(d.join("q.tsq")).unwrap();
+                let accepted = parse(&q, tsa.coordinator.profile())
+                    .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+                assert_eq!(accepted.cert_req(), cert);
+                assert_eq!(accepted.nonce().is_some(), nonce);
+                let issued = tsa.issue(&q, &mut rand::thread_rng()).unwrap();
+                std::fs::write(d.join("r.tsr"), &issued.response).unwrap();
+                let text = openssl(&["ts", "-reply", "-in", "r.tsr", "-text"], d);
+                assert_eq!(field(&text, "Status: "), "Granted.");
+                assert_eq!(field(&text, "Version: "), "1");
+                assert_eq!(field(&text, "Hash Algorithm: "), hash);
+                assert_eq!(message_data(&text), hex::encode(accepted.imprint()));
+                assert_eq!(
+                    field(&text, "Policy OID: "),
+                    frostamp::oid::default_tsa_policy().to_dotted()
+                );
+                assert_eq!(
+                    hexnum(&field(&text, "Serial number: ")),
+                    hexnum(&hex::encode(issued.serial.0))
+                );
+                assert_eq!(field(&text, "Ordering: "), "no");
+                // e.g. "Nov 21 08:44:36.583 2026 GMT"
+                let ts = field(&text, "Time stamp: ");
+                let secs = issued.gen_time.to_rfc3339();
+                let hms = secs.get(11..19).unwrap();
+                assert!(ts.contains(hms), "{ts} vs {secs}");
+                match accepted.nonce() {
+                    Some(n) => assert_eq!(
+                        hexnum(&field(&text, "Nonce: ")),
+                        hexnum(&hex::encode(n.as_bytes()))
+                    ),
+                    None => assert_eq!(field(&text, "Nonce: "), "unspecified"),
+                }
+                assert!(field(&text, "TSA: ").contains("frostamp TSA"));
+            }
+        }
+    }
+}
+
+#[test]
+fn openssl_reads_our_rejections() {
+    let dir = tempfile::tempdir().unwrap();
+    for (rej, text) in [
+        (
+            Rejection::BadAlg("SHA-1".into()),
+            "unrecognized or unsupported algorithm identifier",
+        ),
+        (
+            Rejection::Malformed("x".into()),
+            "transaction not permitted or supported",
+        ),
+        (
+            Rejection::BadImprintLength {
+                alg: "sha256",
+                got: 1,
+                want: 32,
+            },
+            "the data submitted has the wrong format",
+        ),
+        (
+            Rejection::UnacceptedPolicy("1.2.3".into()),
+            "the requested TSA policy is not supported by the TSA",
+        ),
+        (
+            Rejection::UnacceptedExtension,
+            "the requested extension is not supported by the TSA",
+        ),
+        (
+            Rejection::TimeNotAvailable("skew".into()),
+            "the TSA's time source is not available",
+        ),
+        (
+            Rejection::SystemFailure("x".into()),
+            "the request cannot be handled due to system failure",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("rej.tsr"),
+            frostamp::tsp::response::rejected(&rej).unwrap(),
+        )
+        .unwrap();
+        let out = openssl(&["ts", "-reply", "-in", "rej.tsr", "-text"], dir.path());
+        assert_eq!(field(&out, "Status: "), "Rejected.");
+        assert_eq!(field(&out, "Status description: "), rej.to_string());
+        assert_eq!(field(&out, "Failure info: "), text, "{rej:?}");
+    }
+}
+
+const TSA_CNF: &str = r#"
+[ tsa ]
+default_tsa = tsa_config
+[ tsa_config ]
+serial = ./serial
+crypto_device = builtin
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha256, sha384, sha512
+accuracy = secs:1
+ordering = no
+tsa_name = yes
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+[ ca_ext ]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign
+[ tsa_ext ]
+basicConstraints = CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = critical, timeStamping
+"#;
+
+/// OpenSSL acts as the TSA with RSA, P-256 and P-384 keys; `frostamp verify`
+/// (the CLI binary) must accept its tokens and refuse them for other data.
+#[test]
+fn openssl_tsa_tokens_verify_with_frostamp_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("tsa.cnf"), TSA_CNF).unwrap();
+    std::fs::write(d.join("serial"), "01\n").unwrap();
+    std::fs::write(d.join("data.txt"), b"stamped by openssl\n").unwrap();
+    std::fs::write(d.join("other.txt"), b"not stamped\n").unwrap();
+    let frostamp = env!("CARGO_BIN_EXE_frostamp");
+    for (name, keygen) in [
+        (
+            "rsa",
+            vec![
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ],
+        ),
+        (
+            "p256",
+            vec![
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ],
+        ),
+        (
+            "p384",
+            vec![
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-384",
+            ],
+        ),
+    ] {
+        let ca_key = format!("{name}-ca.key");
+        let tsa_key = format!("{name}-tsa.key");
+        let mut a = keygen.clone();
+        a.extend(["-out", &ca_key]);
+        openssl(&a, d);
+        let mut a = keygen.clone();
+        a.extend(["-out", &tsa_key]);
+        openssl(&a, d);
+        let ca = format!("{name}-ca.pem");
+        openssl(
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                &ca_key,
+                "-subj",
+                &format!("/CN=interop {name} root"),
+                "-days",
+                "30",
+                "-config",
+                "tsa.cnf",
+                "-extensions",
+                "ca_ext",
+                "-out",
+                &ca,
+            ],
+            d,
+        );
+        let csr = format!("{name}.csr");
+        openssl(
+            &[
+                "req",
+                "-new",
+                "-key",
+                &tsa_key,
+                "-subj",
+                &format!("/CN=interop {name} TSA"),
+                "-config",
+                "tsa.cnf",
+                "-out",
+                &csr,
+            ],
+            d,
+        );
+        let tsa_cert = format!("{name}-tsa.pem");
+        openssl(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-extfile",
+                "tsa.cnf",
+                "-extensions",
+                "tsa_ext",
+                "-out",
+                &tsa_cert,
+            ],
+            d,
+        );
+        for hash in ["-sha256", "-sha384", "-sha512"] {
+            openssl(
+                &[
+                    "ts", "-query", "-data", "data.txt", hash, "-cert", "-out", "q.tsq",
+                ],
+                d,
+            );
+            openssl(
+                &[
+                    "ts",
+                    "-reply",
+                    "-config",
+                    "tsa.cnf",
+                    "-queryfile",
+                    "q.tsq",
+                    "-inkey",
+                    &tsa_key,
+                    "-signer",
+                    &tsa_cert,
+                    "-out",
+                    "r.tsr",
+                ],
+                d,
+            );
+            let ok = Command::new(frostamp)
+                .args([
+                    "verify", "r.tsr", "--data", "data.txt", "--roots", &ca, "--json",
+                ])
+                .current_dir(d)
+                .output()
+                .unwrap();
+            let j: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+            assert!(ok.status.success(), "{name} {hash}: {j}");
+            assert_eq!(j["ok"], true);
+            assert_eq!(j["policy"], "1.2.3.4.1");
+            let bad = Command::new(frostamp)
+                .args([
+                    "verify",
+                    "r.tsr",
+                    "--data",
+                    "other.txt",
+                    "--roots",
+                    &ca,
+                    "--json",
+                ])
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert_eq!(bad.status.code(), Some(1), "{name} {hash} with other data");
+            let j: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+            assert_eq!(j["error"], "imprint_mismatch");
+        }
+    }
+}
