@@ -58,11 +58,7 @@ fn message_data(text: &str) -> String {
                 break;
             };
             let hexpart: String = rest.chars().take(48).collect();
-            out.extend(
-                hexpart
-                    .split(|c: char| c == ' ' || c == '-')
-                    .filter(|s| s.len() == 2),
-            );
+            out.extend(hexpart.split([' ', '-']).filter(|s| s.len() == 2));
         }
     }
     out

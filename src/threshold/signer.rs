@@ -270,11 +270,7 @@ impl<C: Clock> Signer<C> {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let proposed = gen_time.unix_duration();
-        let skew = if proposed > now {
-            proposed - now
-        } else {
-            now - proposed
-        };
+        let skew = proposed.abs_diff(now);
         if skew > self.profile.tolerance {
             return Err(Refusal::GenTimeOutOfTolerance {
                 proposed: gen_time.to_rfc3339(),

@@ -29,7 +29,7 @@ impl HashAlg {
         }
     }
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Self::Sha256 => 32,
             Self::Sha384 => 48,
@@ -317,11 +317,11 @@ pub fn parse(bytes: &[u8], profile: &TsaProfile) -> Result<AcceptedRequest, Reje
         }
     }
     let imprint = req.message_imprint.hashed_message.as_bytes().to_vec();
-    if imprint.len() != hash_alg.len() {
+    if imprint.len() != hash_alg.digest_len() {
         return Err(Rejection::BadImprintLength {
             alg: hash_alg.name(),
             got: imprint.len(),
-            want: hash_alg.len(),
+            want: hash_alg.digest_len(),
         });
     }
     if let Some(n) = &req.nonce {
