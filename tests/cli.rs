@@ -1,0 +1,171 @@
+//! The `frostamp` binary as a user runs it: demo, request, verify; exit codes
+//! 0 (verified) / 1 (verification failed) / 2 (usage error) and clear messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn frostamp(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_frostamp"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn demo_then_verify_by_digest_and_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("doc.txt"), b"a document\n").unwrap();
+    let out = frostamp(&["demo", "doc.txt", "--out-dir", "out"], d);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Verification: OK"), "{stdout}");
+    assert!(stdout.contains("FROST(secp256k1, SHA-256)"));
+
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"a document\n"));
+    let ok = frostamp(
+        &[
+            "verify",
+            "out/doc.txt.tsr",
+            "--digest",
+            &digest,
+            "--roots",
+            "out/root.pem",
+        ],
+        d,
+    );
+    assert_eq!(ok.status.code(), Some(0));
+
+    // a different digest: verification failure, exit 1, names the check
+    let bad = frostamp(
+        &[
+            "verify",
+            "out/doc.txt.tsr",
+            "--digest",
+            &"00".repeat(32),
+            "--roots",
+            "out/root.pem",
+        ],
+        d,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("imprint_mismatch"));
+
+    // the TSA certificate as root is a valid anchor (leaf == anchor)
+    let as_leaf = frostamp(
+        &[
+            "verify",
+            "out/doc.txt.tsr",
+            "--data",
+            "doc.txt",
+            "--roots",
+            "out/tsa.pem",
+        ],
+        d,
+    );
+    assert_eq!(
+        as_leaf.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&as_leaf.stderr)
+    );
+
+    // checked two years from now the certificate has expired
+    let later = frostamp(
+        &[
+            "verify",
+            "out/doc.txt.tsr",
+            "--data",
+            "doc.txt",
+            "--roots",
+            "out/root.pem",
+            "--at",
+            "2099-01-01T00:00:00Z",
+            "--json",
+        ],
+        d,
+    );
+    assert_eq!(later.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&later.stdout).unwrap();
+    assert_eq!(j["error"], "chain");
+
+    // usage errors: exit 2 with a message saying what to do
+    let missing = frostamp(
+        &[
+            "verify",
+            "out/doc.txt.tsr",
+            "--data",
+            "doc.txt",
+            "--roots",
+            "nope.pem",
+        ],
+        d,
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read roots nope.pem"));
+    let garbage_at = frostamp(
+        &[
+            "verify",
+            "out/doc.txt.tsr",
+            "--data",
+            "doc.txt",
+            "--roots",
+            "out/root.pem",
+            "--at",
+            "yesterday",
+        ],
+        d,
+    );
+    assert_eq!(garbage_at.status.code(), Some(2));
+    std::fs::write(d.join("junk.tsr"), b"not a token").unwrap();
+    let junk = frostamp(
+        &[
+            "verify",
+            "junk.tsr",
+            "--data",
+            "doc.txt",
+            "--roots",
+            "out/root.pem",
+        ],
+        d,
+    );
+    assert_eq!(junk.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&junk.stderr).contains("malformed"));
+}
+
+#[test]
+fn request_is_readable_by_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("doc.txt"), b"a document\n").unwrap();
+    let out = frostamp(
+        &[
+            "request",
+            "doc.txt",
+            "--hash",
+            "sha384",
+            "--nonce",
+            "--cert-req",
+            "-o",
+            "q.tsq",
+        ],
+        d,
+    );
+    assert!(out.status.success());
+    let text = Command::new("openssl")
+        .args(["ts", "-query", "-in", "q.tsq", "-text"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Hash Algorithm: sha384"), "{text}");
+    assert!(text.contains("Certificate required: yes"), "{text}");
+    assert!(!text.contains("Nonce: unspecified"), "{text}");
+    let bad = frostamp(&["request", "doc.txt", "--hash", "md5", "-o", "q.tsq"], d);
+    assert_eq!(bad.status.code(), Some(2));
+}
