@@ -85,11 +85,24 @@ fn random_serial(
     Ok(SerialNumber::new(&b)?)
 }
 
+/// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+fn cert_time(t: SystemTime) -> Result<x509_cert::time::Time, CertError> {
+    let bad = |e: der::Error| CertError::Invalid(format!("certificate time: {e}"));
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| CertError::Invalid("certificate time before 1970".into()))?;
+    let whole = Duration::from_secs(d.as_secs());
+    match der::asn1::UtcTime::from_unix_duration(whole) {
+        Ok(u) => Ok(x509_cert::time::Time::UtcTime(u)),
+        Err(_) => Ok(x509_cert::time::Time::GeneralTime(
+            der::asn1::GeneralizedTime::from_unix_duration(whole).map_err(bad)?,
+        )),
+    }
+}
+
 fn validity(not_before: SystemTime, lifetime: Duration) -> Result<Validity, CertError> {
-    let nb = x509_cert::time::Time::try_from(not_before)
-        .map_err(|e| CertError::Invalid(e.to_string()))?;
-    let na = x509_cert::time::Time::try_from(not_before + lifetime)
-        .map_err(|e| CertError::Invalid(e.to_string()))?;
+    let nb = cert_time(not_before)?;
+    let na = cert_time(not_before + lifetime)?;
     Ok(Validity {
         not_before: nb,
         not_after: na,

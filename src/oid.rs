@@ -372,8 +372,7 @@ mod tests {
 
     #[test]
     fn project_oids_round_trip_and_match_openssl_encoding() {
-        // `openssl asn1parse -genstr OID:2.25.7035553362177209877941980418382415400.2`
-        // prints the same bytes; checked in tests/interop_openssl.rs as well.
+        // OpenSSL prints the policy OID of our tokens as this text (tests/interop_openssl.rs).
         let o = frost_secp256k1_sha256();
         assert_eq!(
             o.to_dotted(),

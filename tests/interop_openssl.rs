@@ -98,6 +98,13 @@ fn openssl_queries_parse_and_openssl_reads_our_responses() {
                 assert_eq!(accepted.cert_req(), cert);
                 assert_eq!(accepted.nonce().is_some(), nonce);
                 let issued = tsa.issue(&q, &mut rand::thread_rng()).unwrap();
+                // RFC 3161 §2.4.2: the TSTInfo imprint is the request's, NULL parameters included.
+                let sent =
+                    <frostamp::tsp::asn1::TimeStampReq as der::Decode>::from_der(&q).unwrap();
+                let tst = frostamp::verify::token::parse_token(&issued.token)
+                    .unwrap()
+                    .tst;
+                assert_eq!(tst.message_imprint, sent.message_imprint);
                 std::fs::write(d.join("r.tsr"), &issued.response).unwrap();
                 let text = openssl(&["ts", "-reply", "-in", "r.tsr", "-text"], d);
                 assert_eq!(field(&text, "Status: "), "Granted.");

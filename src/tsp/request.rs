@@ -201,6 +201,7 @@ pub struct AcceptedRequest {
     der: Vec<u8>,
     hash_alg: HashAlg,
     imprint: Vec<u8>,
+    message_imprint: MessageImprint,
     nonce: Option<Int>,
     cert_req: bool,
 }
@@ -226,13 +227,11 @@ impl AcceptedRequest {
     pub fn cert_req(&self) -> bool {
         self.cert_req
     }
-    /// The imprint as it goes into the TSTInfo: algorithm with absent parameters
-    /// (RFC 5754 §2: SHA-2 parameters SHOULD be absent).
+    /// The imprint as it goes into the TSTInfo: exactly the request's, including
+    /// absent or NULL hash parameters (RFC 3161 §2.4.2: "MUST have the same value
+    /// as the similar field in TimeStampReq").
     pub fn message_imprint(&self) -> der::Result<MessageImprint> {
-        Ok(MessageImprint {
-            hash_algorithm: AlgorithmId::new(self.hash_alg.oid()),
-            hashed_message: OctetString::new(self.imprint.clone())?,
-        })
+        Ok(self.message_imprint.clone())
     }
 
     /// Build a request for `digest` (client side: `frostamp stamp`, tests).
@@ -334,6 +333,7 @@ pub fn parse(bytes: &[u8], profile: &TsaProfile) -> Result<AcceptedRequest, Reje
         der: bytes.to_vec(),
         hash_alg,
         imprint,
+        message_imprint: req.message_imprint,
         nonce: req.nonce,
         cert_req: req.cert_req,
     })

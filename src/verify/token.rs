@@ -14,8 +14,9 @@
 //! 6. the signature over the DER of the signed attributes verifies with the
 //!    certificate's key: FROST(secp256k1, SHA-256), RSA or ECDSA;
 //! 7. the certificate chains to a trust anchor, every certificate valid at the
-//!    verification time (genTime unless told otherwise), and the leaf carries a
-//!    critical extendedKeyUsage of id-kp-timeStamping (RFC 3161 §2.3).
+//!    verification time (genTime unless told otherwise), and the leaf carries
+//!    exactly one extendedKeyUsage extension, critical, whose only purpose is
+//!    id-kp-timeStamping (RFC 3161 §2.3).
 
 use crate::certs::CertDer;
 use crate::oid::{self, std_oids, Oid};
@@ -491,6 +492,11 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
     let signature = si.signature.as_bytes();
     let spki = &signer.tbs_certificate.subject_public_key_info;
     let sig_alg_name = if si.signature_algorithm.oid == oid::frost_secp256k1_sha256() {
+        if si.signature_algorithm.parameters.is_some() {
+            return Err(VerifyError::Signature(SignatureError::BadParameters(
+                "FROST(secp256k1, SHA-256) takes no parameters",
+            )));
+        }
         let is_k1 = spki.algorithm.oid == std_oids::EC_PUBLIC_KEY
             && spki
                 .algorithm
