@@ -341,8 +341,9 @@ fn cmd_demo(a: &DemoArgs) -> Result<()> {
         "Inspect it with:   openssl ts -reply -in {} -text",
         tsr.display()
     );
+    let me = std::env::args().next().unwrap_or_else(|| "frostamp".into());
     println!(
-        "Verify it with:    frostamp verify {} --data {} --roots {}",
+        "Verify it with:    {me} verify {} --data {} --roots {}",
         tsr.display(),
         a.file.display(),
         root.display()

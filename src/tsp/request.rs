@@ -421,6 +421,28 @@ mod tests {
     }
 
     #[test]
+    fn extensions_are_unaccepted() {
+        let base = AcceptedRequest::build_der(HashAlg::Sha256, &[1u8; 32], None, false).unwrap();
+        let mut req = TimeStampReq::from_der(&base).unwrap();
+        let ext = x509_cert::ext::Extension {
+            extn_id: der::asn1::ObjectIdentifier::new_unwrap("1.2.3.4"),
+            critical: false,
+            extn_value: OctetString::new(vec![5, 0]).unwrap(),
+        };
+        req.extensions = Some(crate::tsp::asn1::RawSequenceOf::from_elements(&[ext]).unwrap());
+        let e = parse(&req.to_der().unwrap(), &profile()).unwrap_err();
+        assert_eq!(e, Rejection::UnacceptedExtension);
+        assert_eq!(e.failure_info(), FailureInfo::UnacceptedExtension);
+        req.extensions = Some(crate::tsp::asn1::RawSequenceOf::default());
+        assert_eq!(
+            parse(&req.to_der().unwrap(), &profile())
+                .unwrap_err()
+                .failure_info(),
+            FailureInfo::BadRequest
+        );
+    }
+
+    #[test]
     fn trailing_bytes_are_rejected() {
         let mut der = AcceptedRequest::build_der(HashAlg::Sha256, &[7u8; 32], None, false).unwrap();
         der.push(0);
