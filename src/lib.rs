@@ -54,6 +54,7 @@
     )
 )]
 
+pub mod attestation;
 pub mod certs;
 pub mod cli;
 pub mod clock;
