@@ -43,7 +43,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $$($(CARGO) +nightly fuzz list); do \
-	  $(CARGO) +nightly fuzz run $$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+	  mkdir -p corpus/$$t; $(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 deps: system-deps interop-deps
 

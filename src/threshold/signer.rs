@@ -132,6 +132,15 @@ impl fmt::Debug for SignerNonces {
     }
 }
 
+/// RFC 9591 §5.1 `commit`: fresh single-use nonces for `share` and their public commitments.
+pub fn commit(
+    share: &KeyShare,
+    rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+) -> (SignerNonces, SigningCommitments) {
+    let (nonces, commitments) = frost::round1::commit(share.package().signing_share(), rng);
+    (SignerNonces::new(nonces), commitments)
+}
+
 /// RFC 9591 §5.2 `sign`: a signature share over `message` with `nonces`, which are
 /// consumed. The single code path for every share frostamp produces.
 pub fn sign_share(
@@ -223,7 +232,7 @@ impl<C: Clock> Signer<C> {
             // makes the matching commitments unusable.
             store.clear();
         }
-        store.insert(key, SignerNonces::new(nonces));
+        store.insert(key, nonces);
         Ok(commitments)
     }
 
