@@ -218,8 +218,7 @@ impl<C: Clock> Signer<C> {
         &self,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<SigningCommitments, Refusal> {
-        let (nonces, commitments) =
-            frost::round1::commit(self.share.package().signing_share(), rng);
+        let (nonces, commitments) = commit(&self.share, rng);
         let key = commitments
             .serialize()
             .map_err(|e| Refusal::Frost(e.to_string()))?;
