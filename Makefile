@@ -27,12 +27,16 @@ demo: system-deps
 ## make test: formatting, lints, and every test (unit, real-data, interop).
 test: deps lint unit
 
+# The production feature set (what the image gets) and the development/test set.
+DEV_FEATURES := insecure-dev-attestation,test-faults
+
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --features $(DEV_FEATURES) -- -D warnings
 
 unit:
-	$(CARGO) test --locked
+	$(CARGO) test --locked --features $(DEV_FEATURES)
 
 ## make bench: tokens/s for in-process 3-of-5 issuance vs raw FROST sign+aggregate.
 bench:

@@ -1,1 +1,40 @@
-//! AMD SEV-SNP attestation (in progress).
+//! AMD SEV-SNP attestation: report layout, verification against pinned AMD roots,
+//! REPORT_DATA bindings, and (feature `insecure-dev-attestation` only) development
+//! attestation.
+//!
+//! # Layout
+//!
+//! - [`report`]: the `ATTESTATION_REPORT` (SEV-SNP ABI spec 56860 rev 1.55, Table 22),
+//!   parsed into typed fields; `TCB_VERSION` layouts per family.
+//! - [`roots`]: AMD ARK/ASK/ASVK of Milan, Genoa and Turin compiled in, [`RootSet`],
+//!   [`ProcessorFamily`] selection.
+//! - [`vcek`]: the AMD extensions of a VCEK/VLEK (TCB SPLs, hwID).
+//! - [`verify`]: [`verify_report`], the single verifier used by nodes, the CA and the CLI;
+//!   [`Expected`], [`PolicyRules`], [`TcbFloor`], [`AttestationError`].
+//! - [`binding`]: domain-separated REPORT_DATA constructors.
+//! - [`evidence`]: [`Evidence`] (report + certificates, serde) and the [`Attester`] trait.
+//! - `insecure` (feature `insecure-dev-attestation`): `DevPlatform`, `DevAttester`,
+//!   `own_measurement`: software-signed reports under a development root.
+//!
+//! The hardware attester (`SnpGuestAttester`, reading `/dev/sev-guest`): issue 5.
+//!
+//! Rationale, check order and the TCB floor: `docs/attestation.md`.
+
+pub mod binding;
+pub mod evidence;
+#[cfg(feature = "insecure-dev-attestation")]
+pub mod insecure;
+pub mod report;
+pub mod roots;
+pub mod vcek;
+pub mod verify;
+
+pub use binding::{evidence_binding, identity_binding};
+pub use evidence::{Attester, Evidence};
+#[cfg(feature = "insecure-dev-attestation")]
+pub use insecure::{own_measurement, DevAttester, DevPlatform, DevPlatformError};
+pub use report::{GuestPolicy, Report, ReportError, TcbVersion};
+pub use roots::{ProcessorFamily, RootSet};
+pub use verify::{
+    verify_report, AttestationError, Expected, PolicyRules, SigningKey, TcbFloor, VerifiedReport,
+};

@@ -100,7 +100,7 @@ fn cert_time(t: SystemTime) -> Result<x509_cert::time::Time, CertError> {
     }
 }
 
-fn validity(not_before: SystemTime, lifetime: Duration) -> Result<Validity, CertError> {
+pub(crate) fn validity(not_before: SystemTime, lifetime: Duration) -> Result<Validity, CertError> {
     let nb = cert_time(not_before)?;
     let na = cert_time(not_before + lifetime)?;
     Ok(Validity {
@@ -184,6 +184,7 @@ impl DevCa {
     pub fn issue_tsa_certificate(
         &self,
         group: &GroupKey,
+        measurement: Option<&[u8; 48]>,
         subject: &str,
         not_before: SystemTime,
         lifetime: Duration,
@@ -249,7 +250,23 @@ impl DevCa {
             subject_unique_id: None,
             extensions: Some(extensions),
         };
-        Ok(sign_tbs(&self.key, tbs)?.to_der()?)
+        match measurement {
+            None => Ok(sign_tbs(&self.key, tbs)?.to_der()?),
+            Some(m) => {
+                let ext = AnyExtension {
+                    extn_id: crate::oid::launch_measurement_ext(),
+                    critical: false,
+                    extn_value: OctetString::new(
+                        LaunchMeasurement {
+                            version: 1,
+                            measurement: OctetString::new(m.to_vec())?,
+                        }
+                        .to_der()?,
+                    )?,
+                };
+                sign_tbs_der(&self.key, &tbs_with_extension(&tbs, &ext)?)
+            }
+        }
     }
 }
 
@@ -283,7 +300,10 @@ impl CertDer {
     /// Decode, keeping the bytes.
     pub fn from_der(der: &[u8]) -> Result<Self, der::Error> {
         Ok(Self {
-            cert: Certificate::from_der(der)?,
+            cert: decode_lenient(der).map_err(|e| match e {
+                CertError::Der(d) => d,
+                _ => der::Tag::Sequence.value_error(),
+            })?,
             der: der.to_vec(),
         })
     }
@@ -337,4 +357,259 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertDer>, CertError> {
         rest = after.get(end + END.len()..).unwrap_or_default();
     }
     Ok(out)
+}
+
+// --- Extensions whose OID does not fit const-oid (the project arc) ---------------
+
+/// ```text
+/// Extension ::= SEQUENCE {
+///      extnID      OBJECT IDENTIFIER,
+///      critical    BOOLEAN DEFAULT FALSE,
+///      extnValue   OCTET STRING }              -- RFC 5280 §4.1, any OID
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
+pub struct AnyExtension {
+    /// The extension OID (any size of arc).
+    pub extn_id: crate::oid::Oid,
+    /// Criticality.
+    #[asn1(default = "Default::default")]
+    pub critical: bool,
+    /// DER of the extension value.
+    pub extn_value: OctetString,
+}
+
+/// ```text
+/// FrostampLaunchMeasurement ::= SEQUENCE {
+///      version      INTEGER (1),
+///      measurement  OCTET STRING (SIZE (48)) }  -- SEV-SNP MEASUREMENT of the image
+/// ```
+/// The value of the non-critical extension `2.25.7035553362177209877941980418382415400.1`.
+#[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
+pub struct LaunchMeasurement {
+    /// 1.
+    pub version: u8,
+    /// The 48-byte launch measurement.
+    pub measurement: OctetString,
+}
+
+/// Top-level certificate structure with the TBSCertificate kept as raw elements.
+#[derive(Clone, Debug, der::Sequence)]
+struct RawCert {
+    tbs: crate::tsp::asn1::RawSequenceOf,
+    alg: der::Any,
+    sig: der::Any,
+}
+
+/// The `[3] EXPLICIT Extensions` field of a TBSCertificate.
+fn is_extensions_field(el: &der::Any) -> bool {
+    der::Tagged::tag(el)
+        == der::Tag::ContextSpecific {
+            constructed: true,
+            number: der::TagNumber::N3,
+        }
+}
+
+/// Every extension of a certificate, with OIDs of any size.
+pub fn extensions_of(der_bytes: &[u8]) -> Result<Vec<AnyExtension>, CertError> {
+    let raw = RawCert::from_der(der_bytes)?;
+    for el in raw.tbs.elements()? {
+        if is_extensions_field(&el) {
+            let list: Vec<AnyExtension> = Vec::<AnyExtension>::from_der(el.value())?;
+            return Ok(list);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Decode a certificate whose extensions may use OIDs beyond `const-oid`'s 32-bit
+/// arcs (the project arc). Such extensions are removed from the returned
+/// `Certificate` (read them with [`extensions_of`]); a *critical* one is an
+/// error, since nothing here could honour it. Signatures and hashes must use the
+/// original bytes, which the returned value does not reproduce.
+pub fn decode_lenient(der_bytes: &[u8]) -> Result<Certificate, CertError> {
+    match Certificate::from_der(der_bytes) {
+        Ok(c) => Ok(c),
+        Err(first) => {
+            let raw = RawCert::from_der(der_bytes).map_err(|_| CertError::Der(first))?;
+            let mut elements = Vec::new();
+            for el in raw.tbs.elements()? {
+                if is_extensions_field(&el) {
+                    let list: Vec<AnyExtension> = Vec::<AnyExtension>::from_der(el.value())?;
+                    let mut kept = Vec::new();
+                    for e in list {
+                        match e.extn_id.to_const_oid() {
+                            Some(oid) => kept.push(Extension {
+                                extn_id: oid,
+                                critical: e.critical,
+                                extn_value: e.extn_value,
+                            }),
+                            None if e.critical => {
+                                return Err(CertError::Invalid(format!(
+                                    "unhandled critical extension {}",
+                                    e.extn_id
+                                )))
+                            }
+                            None => {}
+                        }
+                    }
+                    if !kept.is_empty() {
+                        let inner = kept.to_der()?;
+                        let tagged = der::asn1::ContextSpecific {
+                            tag_number: der::TagNumber::N3,
+                            tag_mode: der::TagMode::Explicit,
+                            value: der::Any::from_der(&inner)?,
+                        };
+                        elements.push(der::Any::from_der(&tagged.to_der()?)?);
+                    }
+                } else {
+                    elements.push(el);
+                }
+            }
+            let tbs_der = crate::tsp::asn1::RawSequenceOf::from_elements(&elements)?.to_der()?;
+            Ok(Certificate {
+                tbs_certificate: TbsCertificate::from_der(&tbs_der)?,
+                signature_algorithm: raw.alg.decode_as()?,
+                signature: raw.sig.decode_as()?,
+            })
+        }
+    }
+}
+
+/// The launch measurement carried by a certificate, if any.
+pub fn launch_measurement_of(der_bytes: &[u8]) -> Result<Option<[u8; 48]>, CertError> {
+    let oid = crate::oid::launch_measurement_ext();
+    let found: Vec<AnyExtension> = extensions_of(der_bytes)?
+        .into_iter()
+        .filter(|e| e.extn_id == oid)
+        .collect();
+    match found.as_slice() {
+        [] => Ok(None),
+        [e] => {
+            let v = LaunchMeasurement::from_der(e.extn_value.as_bytes())?;
+            if v.version != 1 {
+                return Err(CertError::Invalid(format!(
+                    "launch measurement extension version {}",
+                    v.version
+                )));
+            }
+            let m: [u8; 48] = v
+                .measurement
+                .as_bytes()
+                .try_into()
+                .map_err(|_| CertError::Invalid("launch measurement is not 48 bytes".into()))?;
+            Ok(Some(m))
+        }
+        _ => Err(CertError::Invalid(
+            "launch measurement extension appears twice".into(),
+        )),
+    }
+}
+
+/// Add an extension (any OID) to a TBSCertificate's DER, creating the
+/// extensions field if needed.
+fn tbs_with_extension(tbs: &TbsCertificate, ext: &AnyExtension) -> Result<Vec<u8>, CertError> {
+    let tbs_der = tbs.to_der()?;
+    let seq = crate::tsp::asn1::RawSequenceOf::from_der(&tbs_der)?;
+    let mut elements = Vec::new();
+    let mut added = false;
+    for el in seq.elements()? {
+        if is_extensions_field(&el) {
+            let mut list: Vec<AnyExtension> = Vec::<AnyExtension>::from_der(el.value())?;
+            list.push(ext.clone());
+            let tagged = der::asn1::ContextSpecific {
+                tag_number: der::TagNumber::N3,
+                tag_mode: der::TagMode::Explicit,
+                value: der::Any::from_der(&list.to_der()?)?,
+            };
+            elements.push(der::Any::from_der(&tagged.to_der()?)?);
+            added = true;
+        } else {
+            elements.push(el);
+        }
+    }
+    if !added {
+        let tagged = der::asn1::ContextSpecific {
+            tag_number: der::TagNumber::N3,
+            tag_mode: der::TagMode::Explicit,
+            value: der::Any::from_der(&vec![ext.clone()].to_der()?)?,
+        };
+        elements.push(der::Any::from_der(&tagged.to_der()?)?);
+    }
+    Ok(crate::tsp::asn1::RawSequenceOf::from_elements(&elements)?.to_der()?)
+}
+
+/// Sign a TBSCertificate given as DER and assemble the certificate DER.
+fn sign_tbs_der(key: &SigningKey, tbs_der: &[u8]) -> Result<Vec<u8>, CertError> {
+    use signature::Signer as _;
+    let sig: DerSignature = key
+        .try_sign(tbs_der)
+        .map_err(|e| CertError::Key(e.to_string()))?;
+    let raw = RawCert {
+        tbs: crate::tsp::asn1::RawSequenceOf::from_der(tbs_der)?,
+        alg: der::Any::from_der(&ecdsa_p256_sha256().to_der()?)?,
+        sig: der::Any::from_der(&BitString::from_bytes(sig.as_bytes())?.to_der()?)?,
+    };
+    Ok(raw.to_der()?)
+}
+
+/// Why a node refuses a TSA certificate (DESIGN §2 step 5).
+#[derive(Debug, thiserror::Error)]
+pub enum TsaCertError {
+    /// Not a certificate.
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+    /// Subject key is not the group key.
+    #[error("the certificate's key is not this cluster's group key")]
+    WrongKey,
+    /// No launch measurement extension.
+    #[error("the certificate carries no launch-measurement extension")]
+    NoMeasurement,
+    /// Measurement differs from this node's own.
+    #[error("the certificate names measurement {0}, not this node's")]
+    WrongMeasurement(String),
+    /// The measurement extension must be non-critical.
+    #[error("the launch-measurement extension must be non-critical")]
+    CriticalMeasurement,
+    /// EKU profile.
+    #[error("not a timestamping certificate: {0}")]
+    Profile(String),
+}
+
+/// The checks a node makes before installing a TSA certificate: key = group key,
+/// measurement = its own, RFC 3161 EKU profile.
+pub fn check_tsa_certificate(
+    leaf: &[u8],
+    group: &GroupKey,
+    own_measurement: &[u8; 48],
+) -> Result<(), TsaCertError> {
+    let cert = decode_lenient(leaf).map_err(|e| TsaCertError::Malformed(e.to_string()))?;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    let is_k1 = spki.algorithm.oid == std_oids::EC_PUBLIC_KEY
+        && spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+            == Some(std_oids::SECP256K1);
+    let key = crate::threshold::keys::verifying_key_from_sec1(spki.subject_public_key.raw_bytes());
+    if !is_k1 || key.as_ref() != Some(group.verifying_key()) {
+        return Err(TsaCertError::WrongKey);
+    }
+    let oid = crate::oid::launch_measurement_ext();
+    if extensions_of(leaf)
+        .map_err(|e| TsaCertError::Malformed(e.to_string()))?
+        .iter()
+        .any(|e| e.extn_id == oid && e.critical)
+    {
+        return Err(TsaCertError::CriticalMeasurement);
+    }
+    match launch_measurement_of(leaf).map_err(|e| TsaCertError::Malformed(e.to_string()))? {
+        None => return Err(TsaCertError::NoMeasurement),
+        Some(m) if &m != own_measurement => {
+            return Err(TsaCertError::WrongMeasurement(hex::encode(m)))
+        }
+        Some(_) => {}
+    }
+    crate::verify::chain::check_timestamping_leaf(&cert)
+        .map_err(|e| TsaCertError::Profile(e.to_string()))
 }

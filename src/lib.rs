@@ -59,6 +59,8 @@ pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod local;
+pub mod net;
+pub mod node;
 pub mod oid;
 pub mod threshold;
 pub mod tsp;

@@ -65,6 +65,30 @@ impl<C: Clock> LocalTsa<C> {
         signer_clocks: Vec<Arc<dyn Clock>>,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Self, LocalError> {
+        Self::with_measurement(
+            n,
+            t,
+            profile,
+            coordinator_clock,
+            default_clock,
+            signer_clocks,
+            None,
+            rng,
+        )
+    }
+
+    /// Like [`LocalTsa::new`], with a launch-measurement extension in the TSA certificate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_measurement(
+        n: u16,
+        t: u16,
+        profile: TsaProfile,
+        coordinator_clock: C,
+        default_clock: Arc<dyn Clock>,
+        signer_clocks: Vec<Arc<dyn Clock>>,
+        measurement: Option<[u8; 48]>,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Self, LocalError> {
         let (shares, group) = dkg_in_process(n, t, rng)?;
         let now = coordinator_clock.now();
         let not_before = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
@@ -76,6 +100,7 @@ impl<C: Clock> LocalTsa<C> {
         )?;
         let tsa_cert = ca.issue_tsa_certificate(
             &group,
+            measurement.as_ref(),
             "CN=frostamp TSA (development),O=frostamp",
             not_before,
             Duration::from_secs(365 * 86400),

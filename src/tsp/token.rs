@@ -72,8 +72,8 @@ pub struct CertIdentity {
 impl CertIdentity {
     /// From a certificate's DER.
     pub fn from_der(der: &[u8]) -> Result<Self, TokenError> {
-        let cert =
-            Certificate::from_der(der).map_err(|e| TokenError::Certificate(e.to_string()))?;
+        let cert = crate::certs::decode_lenient(der)
+            .map_err(|e| TokenError::Certificate(e.to_string()))?;
         Ok(Self {
             cert,
             der: der.to_vec(),

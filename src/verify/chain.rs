@@ -196,7 +196,7 @@ struct Node {
 
 impl Node {
     fn from_der(der: &[u8], is_anchor: bool) -> Result<Self, ChainError> {
-        let cert = Certificate::from_der(der)
+        let cert = crate::certs::decode_lenient(der)
             .map_err(|e| ChainError::Malformed(format!("certificate does not decode: {e}")))?;
         Self::new(cert, der.to_vec(), is_anchor)
     }

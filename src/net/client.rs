@@ -1,0 +1,135 @@
+//! A one-shot HTTPS client (hyper + rustls) for the CLI and tests.
+
+use crate::net::tls::{public_client_config, spki_sha256_of_cert};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest response body read.
+pub const MAX_RESPONSE: usize = 16 << 20;
+
+/// Client-side failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// TCP connect failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TLS failed (including a pin mismatch).
+    #[error("TLS with {addr}: {source}")]
+    Tls {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// HTTP failed.
+    #[error("HTTP: {0}")]
+    Http(String),
+    /// No answer in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// Setup.
+    #[error("TLS setup: {0}")]
+    Setup(#[from] crate::net::tls::TlsError),
+}
+
+/// A response and the SPKI hash of the server that sent it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: Vec<u8>,
+    /// SHA-256 of the server's TLS SPKI.
+    pub server_spki_sha256: [u8; 32],
+}
+
+/// Send one request to `addr` (`host:port`). With `pin`, the server key must match.
+pub async fn request(
+    addr: &str,
+    pin: Option<[u8; 32]>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
+    tokio::time::timeout(
+        timeout,
+        request_inner(addr, pin, method, path, headers, body),
+    )
+    .await
+    .map_err(|_| ClientError::Timeout(timeout))?
+}
+
+async fn request_inner(
+    addr: &str,
+    pin: Option<[u8; 32]>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Result<Response, ClientError> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(public_client_config(pin)?));
+    let name = rustls::pki_types::ServerName::try_from("frostamp-node")
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|source| ClientError::Tls {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let server_spki_sha256 = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| spki_sha256_of_cert(c))
+        .ok_or_else(|| ClientError::Http("server presented no usable certificate".into()))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_RESPONSE)
+        .collect()
+        .await
+        .map_err(|e| ClientError::Http(e.to_string()))?
+        .to_bytes()
+        .to_vec();
+    Ok(Response {
+        status,
+        body,
+        server_spki_sha256,
+    })
+}

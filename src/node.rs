@@ -1,0 +1,255 @@
+//! The node: what `frostamp-node` runs (DESIGN §2 steps 1–5).
+//!
+//! - [`identity`]: the ephemeral TLS key made at boot, in memory only.
+//! - [`auth`]: the operator credential for lifecycle calls.
+//! - [`messages`]: peer protocol envelopes and framing.
+//! - `peers`: the peer port: mutual TLS, then mutual attestation binding the TLS
+//!   key of that very connection; only admitted peers exchange DKG messages.
+//! - `dkg`: FROST DKG with echo broadcast of round 1, pairwise round 2, success
+//!   confirmation, named culprits.
+//! - `http`: the public HTTPS port: `/status`, `/attestation`, and the
+//!   operator-authenticated `/admin/*` lifecycle calls.
+//!
+//! Nothing is read from or written to disk: configuration arrives in admin
+//! calls, key material lives in this process's memory only.
+
+pub mod auth;
+mod dkg;
+pub mod http;
+pub mod identity;
+pub mod messages;
+mod peers;
+
+use crate::attestation::{Attester, Evidence, RootSet};
+use crate::clock::Clock;
+use crate::threshold::keys::{GroupKey, KeyShare};
+use crate::tsp::TsaProfile;
+use messages::PeerMessage;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+
+/// Where a node is in the life of a key epoch (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Starting.
+    Booting,
+    /// Checking that it can attest itself.
+    Attesting,
+    /// Waiting for configuration and peers.
+    AwaitingPeers,
+    /// Running the DKG.
+    KeyGeneration,
+    /// Holding a share, waiting for the TSA certificate.
+    AwaitingCertificate,
+    /// Holding a share and a certificate.
+    Serving,
+}
+
+/// Errors that stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Setup.
+    #[error("{0}")]
+    Setup(String),
+    /// I/O.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything a node needs at start. Nothing here is secret except inside the attester.
+pub struct NodeOptions {
+    /// Name for logs and the TLS certificate.
+    pub name: String,
+    /// Bound public HTTPS listener.
+    pub public: TcpListener,
+    /// Bound peer (mutual TLS) listener.
+    pub peer: TcpListener,
+    /// Operator public key (hex SPKI DER); `None` disables lifecycle calls.
+    pub operator_pubkey: Option<String>,
+    /// Produces this node's evidence.
+    pub attester: Arc<dyn Attester>,
+    /// Roots peers' evidence must chain to.
+    pub roots: RootSet,
+    /// TSA profile (measured).
+    pub profile: TsaProfile,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Test-only fault injection (DKG misbehaviour), see `dkg::Fault`.
+    pub fault: Option<String>,
+}
+
+impl core::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cluster layout the operator assigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's index (FROST identifier), 1..=n.
+    pub index: u16,
+    /// Threshold.
+    pub t: u16,
+    /// Every node: index → peer address (`host:port`), this node included.
+    pub nodes: BTreeMap<u16, String>,
+}
+
+impl ClusterConfig {
+    /// n.
+    pub fn n(&self) -> u16 {
+        u16::try_from(self.nodes.len()).unwrap_or(u16::MAX)
+    }
+    fn validate(&self) -> Result<(), String> {
+        let n = self.n();
+        if n < 2 || self.t < 2 || self.t > n {
+            return Err(format!("need 2 <= t <= n, got t={} n={n}", self.t));
+        }
+        if self.nodes.keys().copied().ne(1..=n) {
+            return Err("node indices must be exactly 1..=n".into());
+        }
+        if !self.nodes.contains_key(&self.index) {
+            return Err(format!("own index {} is not in the node list", self.index));
+        }
+        Ok(())
+    }
+}
+
+/// The key of one epoch as this node holds it.
+struct EpochKey {
+    epoch: String,
+    #[allow(dead_code)] // signs tokens in the serving path (issue 4)
+    share: KeyShare,
+    group: GroupKey,
+    transcript: [u8; 32],
+    #[allow(dead_code)] // served to relying parties with the chain (issue 4)
+    evidence: Evidence,
+    chain: Option<Vec<Vec<u8>>>,
+}
+
+/// Mutable node state.
+struct State {
+    phase: Phase,
+    cluster: Option<ClusterConfig>,
+    key: Option<EpochKey>,
+    dkg_running: bool,
+    last_error: Option<String>,
+    refusals: VecDeque<String>,
+    dialers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// An admitted peer.
+struct PeerLink {
+    spki_sha256: [u8; 32],
+    tx: mpsc::Sender<PeerMessage>,
+    generation: u64,
+}
+
+/// Shared node internals.
+pub(crate) struct Node {
+    name: String,
+    identity: identity::Identity,
+    clock: Arc<dyn Clock>,
+    operator: auth::OperatorVerifier,
+    attester: Arc<dyn Attester>,
+    roots: RootSet,
+    #[allow(dead_code)] // used by the serving path (issue 4)
+    profile: TsaProfile,
+    measurement: [u8; 48],
+    fault: Option<String>,
+    state: Mutex<State>,
+    peers: Mutex<BTreeMap<u16, PeerLink>>,
+    inbox_tx: mpsc::Sender<(u16, PeerMessage)>,
+    inbox: tokio::sync::Mutex<mpsc::Receiver<(u16, PeerMessage)>>,
+    peers_changed: Notify,
+    next_generation: std::sync::atomic::AtomicU64,
+}
+
+impl Node {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a panic elsewhere; the state itself stays consistent
+        // because every critical section is a few assignments.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn peer_links(&self) -> MutexGuard<'_, BTreeMap<u16, PeerLink>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn refuse(&self, what: String) {
+        tracing::warn!(node = %self.name, "{what}");
+        let mut s = self.state();
+        if s.refusals.len() >= 32 {
+            s.refusals.pop_front();
+        }
+        s.refusals.push_back(what);
+    }
+}
+
+/// Run a node until `shutdown` resolves.
+pub async fn run(
+    opts: NodeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let mut rng = rand_core::OsRng;
+    let identity = identity::Identity::generate(&opts.name, opts.clock.now(), &mut rng)
+        .map_err(|e| NodeError::Setup(e.to_string()))?;
+    let operator =
+        auth::OperatorVerifier::new(opts.operator_pubkey.as_deref()).map_err(NodeError::Setup)?;
+    let measurement = opts.attester.measurement();
+    let (inbox_tx, inbox_rx) = mpsc::channel(1024);
+    let node = Arc::new(Node {
+        name: opts.name.clone(),
+        identity,
+        clock: opts.clock,
+        operator,
+        attester: opts.attester,
+        roots: opts.roots,
+        profile: opts.profile,
+        measurement,
+        fault: opts.fault,
+        state: Mutex::new(State {
+            phase: Phase::Booting,
+            cluster: None,
+            key: None,
+            dkg_running: false,
+            last_error: None,
+            refusals: VecDeque::new(),
+            dialers: Vec::new(),
+        }),
+        peers: Mutex::new(BTreeMap::new()),
+        inbox_tx,
+        inbox: tokio::sync::Mutex::new(inbox_rx),
+        peers_changed: Notify::new(),
+        next_generation: std::sync::atomic::AtomicU64::new(1),
+    });
+    // Attesting: prove to ourselves that evidence can be produced and verifies.
+    node.state().phase = Phase::Attesting;
+    peers::self_check(&node)
+        .map_err(|e| NodeError::Setup(format!("self-attestation failed: {e}")))?;
+    node.state().phase = Phase::AwaitingPeers;
+    tracing::info!(
+        node = %node.name,
+        measurement = %hex::encode(node.measurement),
+        identity = %hex::encode(node.identity.spki_sha256()),
+        public = %opts.public.local_addr()?,
+        peer = %opts.peer.local_addr()?,
+        insecure_dev_attestation = node.attester.is_insecure_dev(),
+        "node up"
+    );
+    let public = tokio::spawn(http::serve(node.clone(), opts.public));
+    let peer = tokio::spawn(peers::accept_loop(node.clone(), opts.peer));
+    shutdown.await;
+    public.abort();
+    peer.abort();
+    for d in node.state().dialers.drain(..) {
+        d.abort();
+    }
+    tracing::info!(node = %node.name, "node stopped; all key material dropped");
+    Ok(())
+}

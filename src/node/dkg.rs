@@ -1,0 +1,415 @@
+//! FROST DKG among the admitted peers (frost `keys::dkg`, a Pedersen DKG with
+//! proofs of knowledge), made safe against equivocation:
+//!
+//! 1. **Round 1** (`part1`): every node broadcasts its package to every peer.
+//! 2. **Echo**: every node sends every peer the SHA-256 of the round-1 package it
+//!    received from each sender (its own included). A node that sees, for some
+//!    sender S, a digest different from the one it received itself has proof that
+//!    S sent different packages to different nodes: it aborts naming S. The
+//!    transcript hash is SHA-256 over all n packages in index order.
+//! 3. **Round 2** (`part2`): each secret share travels only on the pairwise,
+//!    attested channel to its one recipient.
+//! 4. **part3**: verifies every share against the sender's commitments; a bad
+//!    share names its sender.
+//! 5. **Confirm**: every node broadcasts (group key, transcript hash); any
+//!    disagreement aborts naming the node that disagrees.
+//!
+//! Any abort is broadcast (`DkgAbort`) so the whole cluster stops, and reported
+//! to the operator with the culprit's index.
+
+use super::messages::PeerMessage;
+use super::peers::kind;
+use super::Node;
+use crate::threshold::frost::{self, keys::dkg, Identifier};
+use crate::threshold::keys::{GroupKey, KeyShare};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Per-phase timeout.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A successful DKG as this node sees it.
+pub(super) struct Outcome {
+    pub(super) share: KeyShare,
+    pub(super) group: GroupKey,
+    pub(super) transcript: [u8; 32],
+}
+
+/// An aborted DKG.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Failure {
+    /// What went wrong.
+    pub reason: String,
+    /// The node held responsible, if one can be named.
+    pub culprit: Option<u16>,
+}
+
+fn fail(reason: impl Into<String>, culprit: Option<u16>) -> Failure {
+    Failure {
+        reason: reason.into(),
+        culprit,
+    }
+}
+
+/// Test-only misbehaviour (feature `test-faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Send a different (valid) round-1 package to even-indexed peers.
+    EquivocateRound1,
+    /// Send a corrupted secret share to the lowest-indexed peer.
+    BadRound2,
+}
+
+fn fault(node: &Node) -> Option<Fault> {
+    if !cfg!(feature = "test-faults") {
+        return None;
+    }
+    match node.fault.as_deref() {
+        Some("equivocate-round1") => Some(Fault::EquivocateRound1),
+        Some("bad-round2") => Some(Fault::BadRound2),
+        _ => None,
+    }
+}
+
+struct Inbox<'a> {
+    rx: tokio::sync::MutexGuard<'a, tokio::sync::mpsc::Receiver<(u16, PeerMessage)>>,
+    stash: Vec<(u16, PeerMessage)>,
+    epoch: String,
+}
+
+impl Inbox<'_> {
+    /// Collect one message of kind `want` from each of `from`, for this epoch.
+    async fn collect(
+        &mut self,
+        want: &'static str,
+        from: &BTreeSet<u16>,
+    ) -> Result<BTreeMap<u16, PeerMessage>, Failure> {
+        let mut got = BTreeMap::new();
+        let mut keep = Vec::new();
+        for (who, msg) in self.stash.drain(..) {
+            if kind(&msg) == want && from.contains(&who) && !got.contains_key(&who) {
+                got.insert(who, msg);
+            } else {
+                keep.push((who, msg));
+            }
+        }
+        self.stash = keep;
+        let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
+        while got.len() < from.len() {
+            let next = tokio::time::timeout_at(deadline, self.rx.recv()).await;
+            let (who, msg) = match next {
+                Ok(Some(m)) => m,
+                Ok(None) => return Err(fail("peer inbox closed", None)),
+                Err(_) => {
+                    let missing: Vec<u16> = from
+                        .iter()
+                        .filter(|i| !got.contains_key(i))
+                        .copied()
+                        .collect();
+                    return Err(fail(
+                        format!("timed out waiting for {want} from node(s) {missing:?}"),
+                        missing.first().copied().filter(|_| missing.len() == 1),
+                    ));
+                }
+            };
+            if let PeerMessage::DkgAbort {
+                epoch,
+                reason,
+                culprit,
+            } = &msg
+            {
+                if *epoch == self.epoch {
+                    return Err(fail(format!("node {who} aborted: {reason}"), *culprit));
+                }
+            }
+            if msg_epoch(&msg) != Some(self.epoch.as_str()) {
+                continue; // another epoch's leftovers
+            }
+            if kind(&msg) == want && from.contains(&who) && !got.contains_key(&who) {
+                got.insert(who, msg);
+            } else {
+                self.stash.push((who, msg));
+            }
+        }
+        Ok(got)
+    }
+}
+
+fn msg_epoch(m: &PeerMessage) -> Option<&str> {
+    match m {
+        PeerMessage::DkgRound1 { epoch, .. }
+        | PeerMessage::DkgEcho { epoch, .. }
+        | PeerMessage::DkgRound2 { epoch, .. }
+        | PeerMessage::DkgConfirm { epoch, .. }
+        | PeerMessage::DkgAbort { epoch, .. } => Some(epoch),
+        _ => None,
+    }
+}
+
+async fn send(node: &Node, to: u16, msg: PeerMessage) -> Result<(), Failure> {
+    let tx = node.peer_links().get(&to).map(|l| l.tx.clone());
+    match tx {
+        Some(tx) => tx
+            .send(msg)
+            .await
+            .map_err(|_| fail(format!("connection to node {to} lost"), Some(to))),
+        None => Err(fail(format!("node {to} is not connected"), Some(to))),
+    }
+}
+
+async fn broadcast(node: &Node, peers: &BTreeSet<u16>, msg: &PeerMessage) -> Result<(), Failure> {
+    for p in peers {
+        send(node, *p, msg.clone()).await?;
+    }
+    Ok(())
+}
+
+fn id(index: u16) -> Result<Identifier, Failure> {
+    Identifier::try_from(index).map_err(|e| fail(format!("identifier {index}: {e}"), None))
+}
+
+fn index_of(ids: &BTreeMap<Identifier, u16>, e: &frost::Error) -> Option<u16> {
+    e.culprits().first().and_then(|c| ids.get(c).copied())
+}
+
+/// Run the DKG for `epoch`. On failure, tells every peer.
+pub(super) async fn run(node: &Node, epoch: &str) -> Result<Outcome, Failure> {
+    let cluster = node
+        .state()
+        .cluster
+        .clone()
+        .ok_or_else(|| fail("not configured", None))?;
+    let peers: BTreeSet<u16> = cluster
+        .nodes
+        .keys()
+        .copied()
+        .filter(|i| *i != cluster.index)
+        .collect();
+    // Wait until every peer is admitted.
+    let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
+    loop {
+        let notified = node.peers_changed.notified();
+        let missing: Vec<u16> = {
+            let links = node.peer_links();
+            peers
+                .iter()
+                .filter(|p| !links.contains_key(p))
+                .copied()
+                .collect()
+        };
+        if missing.is_empty() {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err(fail(
+                format!("peers not admitted: {missing:?} (see /status refusals)"),
+                None,
+            ));
+        }
+    }
+    let mut inbox = Inbox {
+        rx: node.inbox.lock().await,
+        stash: Vec::new(),
+        epoch: epoch.to_string(),
+    };
+    let result = run_inner(node, epoch, &cluster, &peers, &mut inbox).await;
+    if let Err(f) = &result {
+        let abort = PeerMessage::DkgAbort {
+            epoch: epoch.to_string(),
+            reason: f.reason.clone(),
+            culprit: f.culprit,
+        };
+        for p in &peers {
+            let _ = send(node, *p, abort.clone()).await;
+        }
+    }
+    result
+}
+
+async fn run_inner(
+    node: &Node,
+    epoch: &str,
+    cluster: &super::ClusterConfig,
+    peers: &BTreeSet<u16>,
+    inbox: &mut Inbox<'_>,
+) -> Result<Outcome, Failure> {
+    let n = cluster.n();
+    let me = cluster.index;
+    let ids: BTreeMap<Identifier, u16> = cluster
+        .nodes
+        .keys()
+        .map(|i| id(*i).map(|x| (x, *i)))
+        .collect::<Result<_, _>>()?;
+    let rng = rand_core::OsRng;
+    let injected = fault(node);
+
+    // Round 1.
+    let (secret1, package1) = dkg::part1(id(me)?, n, cluster.t, rng)
+        .map_err(|e| fail(format!("part1: {e}"), None))?;
+    let alt1 = match injected {
+        Some(Fault::EquivocateRound1) => Some(
+            dkg::part1(id(me)?, n, cluster.t, rng)
+                .map_err(|e| fail(e.to_string(), None))?
+                .1,
+        ),
+        _ => None,
+    };
+    for p in peers {
+        let pkg = match (&alt1, p % 2 == 0) {
+            (Some(alt), true) => alt.clone(),
+            _ => package1.clone(),
+        };
+        send(
+            node,
+            *p,
+            PeerMessage::DkgRound1 {
+                epoch: epoch.to_string(),
+                package: pkg,
+            },
+        )
+        .await?;
+    }
+    let got = inbox.collect("dkg_round1", peers).await?;
+    let mut round1: BTreeMap<u16, dkg::round1::Package> = BTreeMap::new();
+    for (who, msg) in got {
+        if let PeerMessage::DkgRound1 { package, .. } = msg {
+            round1.insert(who, package);
+        }
+    }
+    round1.insert(me, package1.clone());
+
+    // Echo broadcast of what we received.
+    let mut digests = BTreeMap::new();
+    let mut transcript = Sha256::new();
+    for (who, pkg) in &round1 {
+        let bytes = pkg
+            .serialize()
+            .map_err(|e| fail(format!("round-1 package from node {who}: {e}"), Some(*who)))?;
+        digests.insert(*who, hex::encode(Sha256::digest(&bytes)));
+        transcript.update(who.to_be_bytes());
+        transcript.update((bytes.len() as u64).to_be_bytes());
+        transcript.update(&bytes);
+    }
+    let transcript: [u8; 32] = transcript.finalize().into();
+    broadcast(
+        node,
+        peers,
+        &PeerMessage::DkgEcho {
+            epoch: epoch.to_string(),
+            digests: digests.clone(),
+        },
+    )
+    .await?;
+    for (who, msg) in inbox.collect("dkg_echo", peers).await? {
+        let PeerMessage::DkgEcho {
+            digests: theirs, ..
+        } = msg
+        else {
+            continue;
+        };
+        if theirs.keys().ne(digests.keys()) {
+            return Err(fail(
+                format!("node {who} echoed an incomplete round-1 transcript"),
+                Some(who),
+            ));
+        }
+        for (sender, d) in &digests {
+            if theirs.get(sender) != Some(d) {
+                // `sender` gave node `who` and this node different packages (or `who` lies
+                // about it; with an honest majority the culprit is confirmed by the others).
+                let culprit = if *sender == who { who } else { *sender };
+                return Err(fail(
+                    format!("equivocation: node {sender} sent different round-1 packages to node {me} and node {who}"),
+                    Some(culprit),
+                ));
+            }
+        }
+    }
+
+    // Round 2: pairwise secret shares.
+    let others: BTreeMap<Identifier, dkg::round1::Package> = round1
+        .iter()
+        .filter(|(w, _)| **w != me)
+        .map(|(w, p)| id(*w).map(|i| (i, p.clone())))
+        .collect::<Result<_, _>>()?;
+    let (secret2, packages2) = dkg::part2(secret1, &others)
+        .map_err(|e| fail(format!("part2: {e}"), index_of(&ids, &e)))?;
+    let victim = peers.iter().next().copied();
+    for (to_id, pkg) in packages2 {
+        let to = ids
+            .get(&to_id)
+            .copied()
+            .ok_or_else(|| fail("unknown recipient", None))?;
+        let pkg = if injected == Some(Fault::BadRound2) && Some(to) == victim {
+            let junk = frost::keys::SigningShare::deserialize(&[0x42; 32])
+                .map_err(|e| fail(e.to_string(), None))?;
+            dkg::round2::Package::new(junk)
+        } else {
+            pkg
+        };
+        send(
+            node,
+            to,
+            PeerMessage::DkgRound2 {
+                epoch: epoch.to_string(),
+                package: pkg,
+            },
+        )
+        .await?;
+    }
+    let mut round2 = BTreeMap::new();
+    for (who, msg) in inbox.collect("dkg_round2", peers).await? {
+        if let PeerMessage::DkgRound2 { package, .. } = msg {
+            round2.insert(id(who)?, package);
+        }
+    }
+    let (key_package, public) = dkg::part3(&secret2, &others, &round2).map_err(|e| {
+        let culprit = index_of(&ids, &e);
+        fail(
+            match culprit {
+                Some(c) => format!("part3: node {c} sent an invalid secret share ({e})"),
+                None => format!("part3: {e}"),
+            },
+            culprit,
+        )
+    })?;
+    let group = GroupKey::new(public);
+    let group_hex = hex::encode(
+        group
+            .to_sec1_compressed()
+            .map_err(|e| fail(e.to_string(), None))?,
+    );
+
+    // Confirmation from every node.
+    broadcast(
+        node,
+        peers,
+        &PeerMessage::DkgConfirm {
+            epoch: epoch.to_string(),
+            group_key: group_hex.clone(),
+            transcript: hex::encode(transcript),
+        },
+    )
+    .await?;
+    for (who, msg) in inbox.collect("dkg_confirm", peers).await? {
+        if let PeerMessage::DkgConfirm {
+            group_key,
+            transcript: t,
+            ..
+        } = msg
+        {
+            if group_key != group_hex || t != hex::encode(transcript) {
+                return Err(fail(
+                    format!("node {who} derived a different group key or transcript"),
+                    Some(who),
+                ));
+            }
+        }
+    }
+    Ok(Outcome {
+        share: KeyShare::new(key_package),
+        group,
+        transcript,
+    })
+}

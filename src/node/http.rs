@@ -1,0 +1,410 @@
+//! The public HTTPS port.
+//!
+//! Unauthenticated: `GET /status`, `GET /attestation?nonce=<64 hex>`.
+//! Operator-authenticated (see [`super::auth`]): `POST /admin/configure`,
+//! `POST /admin/dkg`, `POST /admin/certificate`.
+
+use super::{dkg, peers, ClusterConfig, EpochKey, Node, Phase};
+use crate::attestation::binding::{evidence_binding, identity_binding};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Largest accepted request body on the public port.
+pub(super) const MAX_BODY: usize = 256 * 1024;
+/// At most this many connections are served at once.
+const MAX_CONNECTIONS: usize = 512;
+
+type Body = Full<Bytes>;
+
+pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
+    let acceptor = match crate::net::tls::public_server_config(&node.identity) {
+        Ok(c) => tokio_rustls::TlsAcceptor::from(Arc::new(c)),
+        Err(e) => {
+            tracing::error!(node = %node.name, "public TLS setup failed: {e}");
+            return;
+        }
+    };
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let node = node.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let node = node.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(node, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<Body> {
+    let body = serde_json::to_vec_pretty(v).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": msg.into() }))
+}
+
+async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let auth = req
+        .headers()
+        .get(super::auth::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {MAX_BODY} bytes"),
+            )
+        }
+    };
+    match (&method, path.as_str()) {
+        (&Method::GET, "/status") => json(StatusCode::OK, &status(&node)),
+        (&Method::GET, "/attestation") => attestation(&node, &query),
+        (&Method::POST, p) if p.starts_with("/admin/") => {
+            if let Err(e) = node.operator.check(
+                auth.as_deref(),
+                method.as_str(),
+                p,
+                &body,
+                &node.identity.spki_sha256(),
+                node.clock.now(),
+            ) {
+                node.refuse(format!("lifecycle call {p} refused: {e}"));
+                let code = match e {
+                    super::auth::AuthError::Missing => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::FORBIDDEN,
+                };
+                return error(code, e.to_string());
+            }
+            match p {
+                "/admin/configure" => configure(&node, &body),
+                "/admin/dkg" => run_dkg(&node, &body).await,
+                "/admin/certificate" => install_certificate(&node, &body),
+                _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
+            }
+        }
+        (_, "/status" | "/attestation") => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
+        _ => error(StatusCode::NOT_FOUND, format!("no such resource {path}")),
+    }
+}
+
+/// Public status (DESIGN §3).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    /// Node name.
+    pub name: String,
+    /// Phase.
+    pub phase: Phase,
+    /// Index, once configured.
+    pub index: Option<u16>,
+    /// n and t, once configured.
+    pub n: Option<u16>,
+    /// Threshold.
+    pub t: Option<u16>,
+    /// Launch measurement (hex).
+    pub measurement: String,
+    /// SHA-256 of the TLS SPKI (hex).
+    pub identity: String,
+    /// Development attestation in use.
+    pub insecure_dev_attestation: bool,
+    /// Admitted peers: index → SHA-256 of the TLS SPKI their evidence bound (hex).
+    pub peers: std::collections::BTreeMap<u16, String>,
+    /// Current key epoch.
+    pub epoch: Option<String>,
+    /// Group key (hex, compressed).
+    pub group_key: Option<String>,
+    /// Round-1 transcript hash (hex).
+    pub transcript: Option<String>,
+    /// SHA-256 of the installed TSA certificate (hex).
+    pub certificate: Option<String>,
+    /// Last lifecycle error.
+    pub last_error: Option<String>,
+    /// Recent refusals (peers, lifecycle calls).
+    pub refusals: Vec<String>,
+}
+
+fn status(node: &Node) -> Status {
+    let peers = node
+        .peer_links()
+        .iter()
+        .map(|(i, l)| (*i, hex::encode(l.spki_sha256)))
+        .collect();
+    let s = node.state();
+    Status {
+        name: node.name.clone(),
+        phase: s.phase,
+        index: s.cluster.as_ref().map(|c| c.index),
+        n: s.cluster.as_ref().map(|c| c.n()),
+        t: s.cluster.as_ref().map(|c| c.t),
+        measurement: hex::encode(node.measurement),
+        identity: hex::encode(node.identity.spki_sha256()),
+        insecure_dev_attestation: node.attester.is_insecure_dev(),
+        peers,
+        epoch: s.key.as_ref().map(|k| k.epoch.clone()),
+        group_key: s
+            .key
+            .as_ref()
+            .and_then(|k| k.group.to_sec1_compressed().ok())
+            .map(hex::encode),
+        transcript: s.key.as_ref().map(|k| hex::encode(k.transcript)),
+        certificate: s
+            .key
+            .as_ref()
+            .and_then(|k| k.chain.as_ref())
+            .and_then(|c| c.first())
+            .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(c))),
+        last_error: s.last_error.clone(),
+        refusals: s.refusals.iter().cloned().collect(),
+    }
+}
+
+/// Evidence binding this node's TLS key to a client nonce.
+fn attestation(node: &Node, query: &str) -> Response<Body> {
+    let nonce = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("nonce="))
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|v| <[u8; 32]>::try_from(v).ok());
+    let Some(nonce) = nonce else {
+        return error(StatusCode::BAD_REQUEST, "need ?nonce=<64 hex digits>");
+    };
+    match node
+        .attester
+        .attest(identity_binding(node.identity.spki_der(), &nonce))
+    {
+        Ok(ev) => json(StatusCode::OK, &ev),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("attestation failed: {e}"),
+        ),
+    }
+}
+
+fn configure(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
+    let cfg: ClusterConfig = match serde_json::from_slice(body) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("configuration: {e}")),
+    };
+    if let Err(e) = cfg.validate() {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    {
+        let mut s = node.state();
+        if s.dkg_running {
+            return error(StatusCode::CONFLICT, "a key generation is running");
+        }
+        if s.key.is_some() && s.cluster.as_ref() != Some(&cfg) {
+            return error(
+                StatusCode::CONFLICT,
+                "this node holds a key share; restart it to join another cluster",
+            );
+        }
+        s.cluster = Some(cfg.clone());
+        if s.phase == Phase::Booting || s.phase == Phase::Attesting {
+            s.phase = Phase::AwaitingPeers;
+        }
+    }
+    node.peer_links().clear();
+    peers::start_dialing(node, &cfg);
+    tracing::info!(node = %node.name, index = cfg.index, n = cfg.n(), t = cfg.t, "configured");
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "ok": true, "index": cfg.index }),
+    )
+}
+
+/// Request body of `/admin/dkg`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkgRequest {
+    /// A name for the new key epoch (same on every node).
+    pub epoch: String,
+}
+
+/// Response of a successful `/admin/dkg`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkgResult {
+    /// Node index.
+    pub index: u16,
+    /// Epoch.
+    pub epoch: String,
+    /// Group key, hex SEC1 compressed.
+    pub group_key: String,
+    /// Round-1 transcript hash, hex.
+    pub transcript: String,
+    /// Evidence with REPORT_DATA = evidence_binding(group key, transcript, index).
+    pub evidence: crate::attestation::Evidence,
+}
+
+async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
+    let req: DkgRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("dkg request: {e}")),
+    };
+    if req.epoch.is_empty()
+        || req.epoch.len() > 64
+        || !req
+            .epoch
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "epoch must be 1..64 of [A-Za-z0-9_-]",
+        );
+    }
+    let index = {
+        let mut s = node.state();
+        let Some(c) = s.cluster.as_ref() else {
+            return error(
+                StatusCode::CONFLICT,
+                "not configured: call /admin/configure first",
+            );
+        };
+        let index = c.index;
+        if s.dkg_running {
+            return error(StatusCode::CONFLICT, "a key generation is already running");
+        }
+        if s.key.is_some() {
+            return error(
+                StatusCode::CONFLICT,
+                "this node already holds a key share for this cluster",
+            );
+        }
+        s.dkg_running = true;
+        s.phase = Phase::KeyGeneration;
+        index
+    };
+    let started = std::time::Instant::now();
+    let outcome = dkg::run(node, &req.epoch).await;
+    let mut s = node.state();
+    s.dkg_running = false;
+    match outcome {
+        Ok(o) => {
+            let group_sec1 = match o.group.to_sec1_compressed() {
+                Ok(g) => g,
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            };
+            let evidence =
+                match node
+                    .attester
+                    .attest(evidence_binding(&group_sec1, &o.transcript, index))
+                {
+                    Ok(e) => e,
+                    Err(e) => {
+                        s.phase = Phase::AwaitingPeers;
+                        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("evidence: {e}"));
+                    }
+                };
+            let result = DkgResult {
+                index,
+                epoch: req.epoch.clone(),
+                group_key: hex::encode(&group_sec1),
+                transcript: hex::encode(o.transcript),
+                evidence: evidence.clone(),
+            };
+            s.key = Some(EpochKey {
+                epoch: req.epoch,
+                share: o.share,
+                group: o.group,
+                transcript: o.transcript,
+                evidence,
+                chain: None,
+            });
+            s.phase = Phase::AwaitingCertificate;
+            s.last_error = None;
+            tracing::info!(node = %node.name, group_key = %result.group_key, ms = started.elapsed().as_millis() as u64, "key generation complete");
+            json(StatusCode::OK, &result)
+        }
+        Err(f) => {
+            s.phase = Phase::AwaitingPeers;
+            s.last_error = Some(match f.culprit {
+                Some(c) => format!("key generation aborted: {} (culprit: node {c})", f.reason),
+                None => format!("key generation aborted: {}", f.reason),
+            });
+            tracing::error!(node = %node.name, culprit = ?f.culprit, "key generation aborted: {}", f.reason);
+            json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({ "error": f.reason, "culprit": f.culprit }),
+            )
+        }
+    }
+}
+
+/// Request body of `/admin/certificate`: the chain, leaf first, DER as hex.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateUpload {
+    /// Leaf (the TSA certificate) first.
+    pub chain: Vec<String>,
+}
+
+fn install_certificate(node: &Node, body: &[u8]) -> Response<Body> {
+    let up: CertificateUpload = match serde_json::from_slice(body) {
+        Ok(u) => u,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("certificate upload: {e}")),
+    };
+    let chain: Vec<Vec<u8>> = match up.chain.iter().map(hex::decode).collect() {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("chain is not hex: {e}")),
+    };
+    let Some(leaf) = chain.first() else {
+        return error(StatusCode::BAD_REQUEST, "empty chain");
+    };
+    let mut s = node.state();
+    let Some(key) = s.key.as_mut() else {
+        return error(
+            StatusCode::CONFLICT,
+            "no key share: run the key generation first",
+        );
+    };
+    if let Err(e) = crate::certs::check_tsa_certificate(leaf, &key.group, &node.measurement) {
+        drop(s);
+        node.refuse(format!("TSA certificate refused: {e}"));
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("certificate refused: {e}"),
+        );
+    }
+    key.chain = Some(chain);
+    s.phase = Phase::Serving;
+    tracing::info!(node = %node.name, "TSA certificate installed");
+    json(StatusCode::OK, &serde_json::json!({ "ok": true }))
+}

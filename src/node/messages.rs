@@ -1,0 +1,167 @@
+//! Peer messages: versioned serde_json envelopes, strictly decoded, one per
+//! length-prefixed frame (4-byte big-endian length, at most [`MAX_FRAME`]).
+
+use crate::attestation::Evidence;
+use crate::threshold::frost::keys::dkg;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Protocol version carried in every envelope.
+pub const VERSION: u32 = 1;
+/// Largest frame accepted.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// The envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Must equal [`VERSION`].
+    pub v: u32,
+    /// The message.
+    pub msg: PeerMessage,
+}
+
+/// Everything peers say to each other.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerMessage {
+    /// First message on a connection: who I am and a fresh nonce for your evidence.
+    Hello {
+        /// Sender's node index (1..=n).
+        index: u16,
+        /// 32 random bytes, hex: the receiver must bind its evidence to it.
+        nonce: String,
+    },
+    /// Evidence binding the sender's TLS key to its launch measurement.
+    Attest {
+        /// The report and certificates.
+        evidence: Evidence,
+    },
+    /// DKG round 1 package (broadcast; RFC 9591 has no DKG: frost `keys::dkg::part1`).
+    DkgRound1 {
+        /// Key epoch being generated.
+        epoch: String,
+        /// The package.
+        package: dkg::round1::Package,
+    },
+    /// Echo broadcast: SHA-256 of the round-1 package this node received from each sender.
+    DkgEcho {
+        /// Key epoch.
+        epoch: String,
+        /// sender index → hex SHA-256 of its round-1 package as received.
+        digests: BTreeMap<u16, String>,
+    },
+    /// DKG round 2 package: only on the pairwise channel to its recipient.
+    DkgRound2 {
+        /// Key epoch.
+        epoch: String,
+        /// The package (secret: sent to exactly one peer).
+        package: dkg::round2::Package,
+    },
+    /// Success confirmation: the group key and transcript hash this node derived.
+    DkgConfirm {
+        /// Key epoch.
+        epoch: String,
+        /// SEC1 compressed group key, hex.
+        group_key: String,
+        /// Round-1 transcript hash, hex.
+        transcript: String,
+    },
+    /// The sender aborted the DKG.
+    DkgAbort {
+        /// Key epoch.
+        epoch: String,
+        /// Why.
+        reason: String,
+        /// The node it blames, if any.
+        culprit: Option<u16>,
+    },
+}
+
+/// Framing and decoding failures.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// I/O.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// Frame over the limit.
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// Not a valid envelope.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Unsupported version.
+    #[error("unsupported protocol version {0}")]
+    Version(u32),
+}
+
+/// Decode one envelope from bytes (strict).
+pub fn decode(bytes: &[u8]) -> Result<PeerMessage, FrameError> {
+    let env: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if env.v != VERSION {
+        return Err(FrameError::Version(env.v));
+    }
+    Ok(env.msg)
+}
+
+/// Encode one envelope.
+pub fn encode(msg: &PeerMessage) -> Result<Vec<u8>, FrameError> {
+    serde_json::to_vec(&Envelope {
+        v: VERSION,
+        msg: msg.clone(),
+    })
+    .map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Read one frame.
+pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<PeerMessage, FrameError> {
+    let len = r.read_u32().await? as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    decode(&buf)
+}
+
+/// Write one frame.
+pub async fn write_frame<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    msg: &PeerMessage,
+) -> Result<(), FrameError> {
+    let bytes = encode(msg)?;
+    let len = u32::try_from(bytes.len()).map_err(|_| FrameError::TooLarge(bytes.len()))?;
+    w.write_u32(len).await?;
+    w.write_all(&bytes).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_decoding() {
+        let hello = PeerMessage::Hello {
+            index: 2,
+            nonce: "00".repeat(32),
+        };
+        let bytes = encode(&hello).unwrap();
+        assert!(matches!(
+            decode(&bytes).unwrap(),
+            PeerMessage::Hello { index: 2, .. }
+        ));
+        assert!(
+            decode(br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00","extra":1}}"#).is_err()
+        );
+        assert!(decode(br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00"},"x":0}"#).is_err());
+        assert!(matches!(
+            decode(br#"{"v":2,"msg":{"type":"hello","index":2,"nonce":"00"}}"#),
+            Err(FrameError::Version(2))
+        ));
+        assert!(decode(b"\xff\xfe").is_err());
+    }
+}
