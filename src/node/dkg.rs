@@ -245,8 +245,8 @@ async fn run_inner(
     let injected = fault(node);
 
     // Round 1.
-    let (secret1, package1) = dkg::part1(id(me)?, n, cluster.t, rng)
-        .map_err(|e| fail(format!("part1: {e}"), None))?;
+    let (secret1, package1) =
+        dkg::part1(id(me)?, n, cluster.t, rng).map_err(|e| fail(format!("part1: {e}"), None))?;
     let alt1 = match injected {
         Some(Fault::EquivocateRound1) => Some(
             dkg::part1(id(me)?, n, cluster.t, rng)
