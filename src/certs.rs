@@ -162,6 +162,33 @@ impl DevCa {
         Ok(Self { key, cert })
     }
 
+    /// The CA private key as PKCS#8 PEM (a secret: written with mode 0600 by the CLI).
+    pub fn key_pem(&self) -> Result<zeroize::Zeroizing<String>, CertError> {
+        use p256::pkcs8::EncodePrivateKey;
+        self.key
+            .to_pkcs8_pem(der::pem::LineEnding::LF)
+            .map_err(|e| CertError::Key(e.to_string()))
+    }
+
+    /// Load a CA from its certificate PEM and PKCS#8 key PEM; the key must match.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
+        use p256::pkcs8::DecodePrivateKey;
+        let key = SigningKey::from_pkcs8_pem(key_pem).map_err(|e| CertError::Key(e.to_string()))?;
+        let cert = parse_certificates(cert_pem.as_bytes())?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CertError::Invalid("no CA certificate".into()))?
+            .cert;
+        let spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key())
+            .map_err(|e| CertError::Key(e.to_string()))?;
+        if spki != cert.tbs_certificate.subject_public_key_info {
+            return Err(CertError::Invalid(
+                "CA key does not match the CA certificate".into(),
+            ));
+        }
+        Ok(Self { key, cert })
+    }
+
     /// The CA certificate.
     pub fn certificate(&self) -> &Certificate {
         &self.cert
@@ -190,9 +217,34 @@ impl DevCa {
         lifetime: Duration,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<u8>, CertError> {
-        let point = group
-            .to_sec1_uncompressed()
+        self.issue_tsa_certificate_for_key(
+            group.verifying_key(),
+            measurement,
+            subject,
+            not_before,
+            lifetime,
+            rng,
+        )
+    }
+
+    /// [`DevCa::issue_tsa_certificate`] for a bare group verifying key (from an evidence bundle).
+    pub fn issue_tsa_certificate_for_key(
+        &self,
+        group: &crate::threshold::frost::VerifyingKey,
+        measurement: Option<&[u8; 48]>,
+        subject: &str,
+        not_before: SystemTime,
+        lifetime: Duration,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Vec<u8>, CertError> {
+        let compressed = group
+            .serialize()
             .map_err(|e| CertError::Key(e.to_string()))?;
+        let pk = k256::PublicKey::from_sec1_bytes(&compressed)
+            .map_err(|e| CertError::Key(e.to_string()))?;
+        let point = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, false)
+            .as_bytes()
+            .to_vec();
         let spki = SubjectPublicKeyInfoOwned {
             algorithm: AlgorithmIdentifierOwned {
                 oid: std_oids::EC_PUBLIC_KEY,

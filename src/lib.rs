@@ -55,6 +55,7 @@
 )]
 
 pub mod attestation;
+pub mod ceremony;
 pub mod certs;
 pub mod cli;
 pub mod clock;

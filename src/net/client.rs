@@ -1,6 +1,6 @@
 //! A one-shot HTTPS client (hyper + rustls) for the CLI and tests.
 
-use crate::net::tls::{public_client_config, spki_sha256_of_cert};
+use crate::net::tls::public_client_config;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
@@ -49,6 +49,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// SHA-256 of the server's TLS SPKI.
     pub server_spki_sha256: [u8; 32],
+    /// DER of the server's TLS SubjectPublicKeyInfo.
+    pub server_spki_der: Vec<u8>,
 }
 
 /// Send one request to `addr` (`host:port`). With `pin`, the server key must match.
@@ -93,13 +95,15 @@ async fn request_inner(
             addr: addr.to_string(),
             source,
         })?;
-    let server_spki_sha256 = tls
+    let server_spki_der = tls
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(|c| spki_sha256_of_cert(c))
+        .and_then(|c| crate::node::identity::spki_of_cert(c).ok())
         .ok_or_else(|| ClientError::Http("server presented no usable certificate".into()))?;
+    let server_spki_sha256: [u8; 32] =
+        <sha2::Sha256 as sha2::Digest>::digest(&server_spki_der).into();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| ClientError::Http(e.to_string()))?;
@@ -131,5 +135,6 @@ async fn request_inner(
         status,
         body,
         server_spki_sha256,
+        server_spki_der,
     })
 }

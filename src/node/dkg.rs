@@ -297,7 +297,7 @@ async fn run_inner(
         peers,
         &PeerMessage::DkgEcho {
             epoch: epoch.to_string(),
-            digests: digests.clone(),
+            digests: digests.iter().map(|(k, v)| (*k, v.clone())).collect(),
         },
     )
     .await?;
@@ -308,6 +308,7 @@ async fn run_inner(
         else {
             continue;
         };
+        let theirs: BTreeMap<u16, String> = theirs.into_iter().collect();
         if theirs.keys().ne(digests.keys()) {
             return Err(fail(
                 format!("node {who} echoed an incomplete round-1 transcript"),

@@ -258,7 +258,7 @@ pub struct DkgRequest {
 }
 
 /// Response of a successful `/admin/dkg`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DkgResult {
     /// Node index.

@@ -4,7 +4,6 @@
 use crate::attestation::Evidence;
 use crate::threshold::frost::keys::dkg;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Protocol version carried in every envelope.
@@ -49,8 +48,10 @@ pub enum PeerMessage {
     DkgEcho {
         /// Key epoch.
         epoch: String,
-        /// sender index → hex SHA-256 of its round-1 package as received.
-        digests: BTreeMap<u16, String>,
+        /// (sender index, hex SHA-256 of its round-1 package as received), by index.
+        /// A list, not a map: integer map keys do not survive serde's internally
+        /// tagged enums.
+        digests: Vec<(u16, String)>,
     },
     /// DKG round 2 package: only on the pairwise channel to its recipient.
     DkgRound2 {

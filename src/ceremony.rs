@@ -1,0 +1,638 @@
+//! The key ceremony as the operator runs it (DESIGN §2 steps 1–5), and the
+//! evidence bundle a CA checks before issuing the TSA certificate.
+//!
+//! 1. **Attest every node** over its public port: a fresh nonce, evidence whose
+//!    REPORT_DATA binds the TLS key of that very connection; all measurements
+//!    equal (and equal to the accepted one, if given). Each node's TLS key is then
+//!    pinned for every later call.
+//! 2. **Configure**: index assignment and the peer list (signed lifecycle call).
+//! 3. **Peers**: wait until every node has admitted every other one.
+//! 4. **DKG** on all nodes at once; every node must report the same group key and
+//!    transcript hash, with evidence binding (group key, transcript, index).
+//! 5. **Certificate**: from `frostamp ca` (development CA) or an external CA;
+//!    uploaded to every node, which installs it only if key and measurement match.
+
+use crate::attestation::{evidence_binding, identity_binding, verify_report, Expected, RootSet};
+use crate::certs::DevCa;
+use crate::clock::Clock;
+use crate::net::client::{request, ClientError, Response};
+use crate::node::auth::{OperatorKey, HEADER};
+use crate::node::http::{CertificateUpload, DkgRequest, DkgResult, Status};
+use crate::node::ClusterConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What can go wrong in a ceremony; each names the node concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum CeremonyError {
+    /// Network.
+    #[error("node {index} ({addr}): {source}")]
+    Client {
+        /// Node index.
+        index: u16,
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: ClientError,
+    },
+    /// The node answered with an error.
+    #[error("node {index}: {what}: HTTP {status}: {body}")]
+    Refused {
+        /// Node index.
+        index: u16,
+        /// Which step.
+        what: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: String,
+    },
+    /// Attestation failed.
+    #[error("node {index}: attestation: {reason}")]
+    Attestation {
+        /// Node index.
+        index: u16,
+        /// Why.
+        reason: String,
+    },
+    /// Nodes disagree.
+    #[error("{0}")]
+    Disagreement(String),
+    /// The DKG aborted.
+    #[error("key generation aborted: {reason}{}", culprit.map(|c| format!(" (culprit: node {c})")).unwrap_or_default())]
+    DkgAborted {
+        /// Reason reported by the nodes.
+        reason: String,
+        /// The node named as culprit.
+        culprit: Option<u16>,
+    },
+    /// Timed out waiting.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One node as the operator addresses it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTarget {
+    /// Index to assign (1..=n).
+    pub index: u16,
+    /// Public HTTPS `host:port`.
+    pub public: String,
+    /// Peer `host:port` (what the other nodes dial).
+    pub peer: String,
+}
+
+/// The evidence a CA checks: every node's DKG result and attestation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBundle {
+    /// Format version (1).
+    pub version: u32,
+    /// Key epoch.
+    pub epoch: String,
+    /// Threshold.
+    pub t: u16,
+    /// Group key (hex SEC1 compressed).
+    pub group_key: String,
+    /// Transcript hash (hex).
+    pub transcript: String,
+    /// Launch measurement all nodes reported (hex).
+    pub measurement: String,
+    /// One entry per node.
+    pub nodes: Vec<DkgResult>,
+}
+
+/// Facts established by [`verify_bundle`].
+#[derive(Debug, Clone)]
+pub struct BundleFacts {
+    /// Group key SEC1 compressed.
+    pub group_key: Vec<u8>,
+    /// The measurement.
+    pub measurement: [u8; 48],
+    /// Number of nodes.
+    pub n: usize,
+}
+
+fn hex48(s: &str) -> Option<[u8; 48]> {
+    hex::decode(s).ok().and_then(|v| v.try_into().ok())
+}
+
+/// Check an evidence bundle: every report verifies (chain, signature, policy,
+/// TCB), binds (group key, transcript, its index), all agree, indices are
+/// exactly 1..=n, and the measurement is one of `accepted`.
+pub fn verify_bundle(
+    bundle: &EvidenceBundle,
+    roots: &RootSet,
+    accepted: &[[u8; 48]],
+    now: std::time::SystemTime,
+) -> Result<BundleFacts, CeremonyError> {
+    if bundle.version != 1 {
+        return Err(CeremonyError::Invalid(format!(
+            "unsupported bundle version {}",
+            bundle.version
+        )));
+    }
+    let group_key = hex::decode(&bundle.group_key)
+        .map_err(|_| CeremonyError::Invalid("group key is not hex".into()))?;
+    let transcript: [u8; 32] = hex::decode(&bundle.transcript)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| CeremonyError::Invalid("transcript is not 32 hex bytes".into()))?;
+    let measurement = hex48(&bundle.measurement)
+        .ok_or_else(|| CeremonyError::Invalid("measurement is not 48 hex bytes".into()))?;
+    if !accepted.contains(&measurement) {
+        return Err(CeremonyError::Invalid(format!(
+            "measurement {} is not one this CA was told to accept",
+            bundle.measurement
+        )));
+    }
+    crate::threshold::keys::verifying_key_from_sec1(&group_key)
+        .ok_or_else(|| CeremonyError::Invalid("group key is not a secp256k1 point".into()))?;
+    let n = bundle.nodes.len();
+    let indices: Vec<u16> = bundle.nodes.iter().map(|r| r.index).collect();
+    let mut sorted = indices.clone();
+    sorted.sort_unstable();
+    if sorted.iter().copied().ne(1..=u16::try_from(n).unwrap_or(0)) {
+        return Err(CeremonyError::Invalid(format!(
+            "node indices {indices:?} are not 1..={n}"
+        )));
+    }
+    if bundle.t < 2 || usize::from(bundle.t) > n {
+        return Err(CeremonyError::Invalid(format!(
+            "threshold {} invalid for {n} nodes",
+            bundle.t
+        )));
+    }
+    for r in &bundle.nodes {
+        if r.group_key != bundle.group_key
+            || r.transcript != bundle.transcript
+            || r.epoch != bundle.epoch
+        {
+            return Err(CeremonyError::Disagreement(format!(
+                "node {} reports another group key, transcript or epoch",
+                r.index
+            )));
+        }
+        let ev = &r.evidence;
+        verify_report(
+            &ev.report,
+            &ev.vcek,
+            &ev.chain_refs(),
+            roots,
+            &Expected::frostamp(
+                measurement,
+                evidence_binding(&group_key, &transcript, r.index),
+            ),
+            now,
+        )
+        .map_err(|e| CeremonyError::Attestation {
+            index: r.index,
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(BundleFacts {
+        group_key,
+        measurement,
+        n,
+    })
+}
+
+/// Issue the TSA certificate for a verified bundle with the development CA.
+pub fn issue_for_bundle(
+    ca: &DevCa,
+    bundle: &EvidenceBundle,
+    roots: &RootSet,
+    accepted: &[[u8; 48]],
+    subject: &str,
+    now: std::time::SystemTime,
+    lifetime: Duration,
+) -> Result<Vec<u8>, CeremonyError> {
+    let facts = verify_bundle(bundle, roots, accepted, now)?;
+    let group = crate::threshold::keys::verifying_key_from_sec1(&facts.group_key)
+        .ok_or_else(|| CeremonyError::Invalid("group key".into()))?;
+    ca.issue_tsa_certificate_for_key(
+        &group,
+        Some(&facts.measurement),
+        subject,
+        now,
+        lifetime,
+        &mut rand_core::OsRng,
+    )
+    .map_err(|e| CeremonyError::Invalid(format!("issuing: {e}")))
+}
+
+/// Attest one node over its public port and return (SPKI SHA-256, measurement).
+pub async fn attest_node(
+    index: u16,
+    addr: &str,
+    roots: &RootSet,
+    expected_measurement: Option<[u8; 48]>,
+    clock: &dyn Clock,
+) -> Result<([u8; 32], [u8; 48]), CeremonyError> {
+    let mut nonce = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let resp = request(
+        addr,
+        None,
+        "GET",
+        &format!("/attestation?nonce={}", hex::encode(nonce)),
+        &[],
+        Vec::new(),
+        Duration::from_secs(20),
+    )
+    .await
+    .map_err(|source| CeremonyError::Client {
+        index,
+        addr: addr.into(),
+        source,
+    })?;
+    if resp.status != 200 {
+        return Err(refused(index, "attestation", &resp));
+    }
+    let ev: crate::attestation::Evidence =
+        serde_json::from_slice(&resp.body).map_err(|e| CeremonyError::Attestation {
+            index,
+            reason: format!("malformed evidence: {e}"),
+        })?;
+    let expected = Expected {
+        measurement: expected_measurement,
+        report_data: Some(identity_binding(&resp.server_spki_der, &nonce)),
+        ..Expected::default()
+    };
+    let verified = verify_report(
+        &ev.report,
+        &ev.vcek,
+        &ev.chain_refs(),
+        roots,
+        &expected,
+        clock.now(),
+    )
+    .map_err(|e| CeremonyError::Attestation {
+        index,
+        reason: e.to_string(),
+    })?;
+    Ok((resp.server_spki_sha256, verified.measurement))
+}
+
+fn refused(index: u16, what: &'static str, r: &Response) -> CeremonyError {
+    CeremonyError::Refused {
+        index,
+        what,
+        status: r.status,
+        body: String::from_utf8_lossy(&r.body).into_owned(),
+    }
+}
+
+/// A node after attestation: its TLS key is pinned.
+#[derive(Debug, Clone)]
+pub struct PinnedNode {
+    /// Target.
+    pub target: NodeTarget,
+    /// SPKI SHA-256 of its TLS key.
+    pub pin: [u8; 32],
+}
+
+/// A signed lifecycle call to a pinned node.
+pub async fn admin(
+    node: &PinnedNode,
+    operator: &OperatorKey,
+    clock: &dyn Clock,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Response, CeremonyError> {
+    let auth = operator.authorize(
+        "POST",
+        path,
+        &body,
+        &node.pin,
+        clock.now(),
+        &mut rand_core::OsRng,
+    );
+    request(
+        &node.target.public,
+        Some(node.pin),
+        "POST",
+        path,
+        &[(HEADER, auth), ("content-type", "application/json".into())],
+        body,
+        timeout,
+    )
+    .await
+    .map_err(|source| CeremonyError::Client {
+        index: node.target.index,
+        addr: node.target.public.clone(),
+        source,
+    })
+}
+
+/// Public status of a pinned node.
+pub async fn status(node: &PinnedNode) -> Result<Status, CeremonyError> {
+    let r = request(
+        &node.target.public,
+        Some(node.pin),
+        "GET",
+        "/status",
+        &[],
+        Vec::new(),
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|source| CeremonyError::Client {
+        index: node.target.index,
+        addr: node.target.public.clone(),
+        source,
+    })?;
+    if r.status != 200 {
+        return Err(refused(node.target.index, "status", &r));
+    }
+    serde_json::from_slice(&r.body)
+        .map_err(|e| CeremonyError::Invalid(format!("node {} status: {e}", node.target.index)))
+}
+
+/// Inputs of [`run`].
+pub struct CeremonyOptions {
+    /// The nodes, indices 1..=n.
+    pub nodes: Vec<NodeTarget>,
+    /// Threshold.
+    pub t: u16,
+    /// Epoch name.
+    pub epoch: String,
+    /// Operator credential.
+    pub operator: Arc<OperatorKey>,
+    /// Roots node evidence must chain to.
+    pub roots: RootSet,
+    /// Required measurement (else: whatever all nodes agree on).
+    pub measurement: Option<[u8; 48]>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl core::fmt::Debug for CeremonyOptions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CeremonyOptions")
+            .field("nodes", &self.nodes)
+            .field("t", &self.t)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of steps 1–4.
+#[derive(Debug, Clone)]
+pub struct CeremonyOutcome {
+    /// The pinned nodes.
+    pub nodes: Vec<PinnedNode>,
+    /// The evidence bundle for the CA.
+    pub bundle: EvidenceBundle,
+    /// Step timings in milliseconds: attest, configure, peers, dkg.
+    pub timings_ms: BTreeMap<String, u128>,
+}
+
+/// Steps 1–4. `progress` receives one line per step.
+pub async fn run(
+    opts: &CeremonyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<CeremonyOutcome, CeremonyError> {
+    let n = opts.nodes.len();
+    let mut timings = BTreeMap::new();
+    let mut indices: Vec<u16> = opts.nodes.iter().map(|t| t.index).collect();
+    indices.sort_unstable();
+    if indices
+        .iter()
+        .copied()
+        .ne(1..=u16::try_from(n).unwrap_or(0))
+    {
+        return Err(CeremonyError::Invalid("node indices must be 1..=n".into()));
+    }
+    // 1. attestation
+    let t0 = Instant::now();
+    let mut pinned = Vec::new();
+    let mut measurement = opts.measurement;
+    for target in &opts.nodes {
+        let (pin, m) = attest_node(
+            target.index,
+            &target.public,
+            &opts.roots,
+            measurement,
+            opts.clock.as_ref(),
+        )
+        .await?;
+        if measurement.is_none() {
+            measurement = Some(m);
+        }
+        progress(&format!(
+            "node {} at {}: attested, measurement {}…, TLS key pinned",
+            target.index,
+            target.public,
+            &hex::encode(m)[..16]
+        ));
+        pinned.push(PinnedNode {
+            target: target.clone(),
+            pin,
+        });
+    }
+    let measurement = measurement.ok_or_else(|| CeremonyError::Invalid("no nodes".into()))?;
+    timings.insert("attest".into(), t0.elapsed().as_millis());
+
+    // 2. configuration
+    let t1 = Instant::now();
+    let layout: BTreeMap<u16, String> = opts
+        .nodes
+        .iter()
+        .map(|t| (t.index, t.peer.clone()))
+        .collect();
+    for node in &pinned {
+        let cfg = ClusterConfig {
+            index: node.target.index,
+            t: opts.t,
+            nodes: layout.clone(),
+        };
+        let body = serde_json::to_vec(&cfg).map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+        let r = admin(
+            node,
+            &opts.operator,
+            opts.clock.as_ref(),
+            "/admin/configure",
+            body,
+            Duration::from_secs(20),
+        )
+        .await?;
+        if r.status != 200 {
+            return Err(refused(node.target.index, "configure", &r));
+        }
+    }
+    progress(&format!("configured {n} nodes, threshold {}", opts.t));
+    timings.insert("configure".into(), t1.elapsed().as_millis());
+
+    // 3. mutual attestation among peers
+    let t2 = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut missing = Vec::new();
+        let mut refusals = Vec::new();
+        for node in &pinned {
+            let s = status(node).await?;
+            if s.peers.len() + 1 < n {
+                missing.push(node.target.index);
+                refusals.extend(
+                    s.refusals
+                        .into_iter()
+                        .map(|r| format!("node {}: {r}", node.target.index)),
+                );
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(CeremonyError::Timeout(format!(
+                "nodes {missing:?} did not admit all peers; recent refusals: {}",
+                if refusals.is_empty() {
+                    "none".to_string()
+                } else {
+                    refusals.join("; ")
+                }
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    progress(&format!(
+        "all {n} nodes admitted each other (mutual attestation, same measurement)"
+    ));
+    timings.insert("peers".into(), t2.elapsed().as_millis());
+
+    // 4. DKG on every node at once
+    let t3 = Instant::now();
+    let body = serde_json::to_vec(&DkgRequest {
+        epoch: opts.epoch.clone(),
+    })
+    .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    let mut set = tokio::task::JoinSet::new();
+    for node in pinned.clone() {
+        let op = opts.operator.clone();
+        let clock = opts.clock.clone();
+        let body = body.clone();
+        set.spawn(async move {
+            let r = admin(
+                &node,
+                &op,
+                clock.as_ref(),
+                "/admin/dkg",
+                body,
+                Duration::from_secs(180),
+            )
+            .await;
+            (node.target.index, r)
+        });
+    }
+    let mut results = Vec::new();
+    let mut abort: Option<CeremonyError> = None;
+    while let Some(joined) = set.join_next().await {
+        let (index, r) = joined.map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+        match r {
+            Ok(resp) if resp.status == 200 => {
+                let res: DkgResult = serde_json::from_slice(&resp.body)
+                    .map_err(|e| CeremonyError::Invalid(format!("node {index} dkg result: {e}")))?;
+                results.push(res);
+            }
+            Ok(resp) => {
+                #[derive(Deserialize)]
+                struct Abort {
+                    error: String,
+                    culprit: Option<u16>,
+                }
+                let e = match serde_json::from_slice::<Abort>(&resp.body) {
+                    Ok(a) => CeremonyError::DkgAborted {
+                        reason: format!("node {index}: {}", a.error),
+                        culprit: a.culprit,
+                    },
+                    Err(_) => refused(index, "dkg", &resp),
+                };
+                // Prefer an abort that names a culprit.
+                if abort.as_ref().is_none_or(|prev| {
+                    !matches!(
+                        prev,
+                        CeremonyError::DkgAborted {
+                            culprit: Some(_),
+                            ..
+                        }
+                    )
+                }) {
+                    abort = Some(e);
+                }
+            }
+            Err(e) => {
+                abort.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = abort {
+        return Err(e);
+    }
+    results.sort_by_key(|r| r.index);
+    let first = results
+        .first()
+        .ok_or_else(|| CeremonyError::Invalid("no results".into()))?;
+    let bundle = EvidenceBundle {
+        version: 1,
+        epoch: opts.epoch.clone(),
+        t: opts.t,
+        group_key: first.group_key.clone(),
+        transcript: first.transcript.clone(),
+        measurement: hex::encode(measurement),
+        nodes: results,
+    };
+    for r in &bundle.nodes {
+        if r.group_key != bundle.group_key || r.transcript != bundle.transcript {
+            return Err(CeremonyError::Disagreement(format!(
+                "node {} reports a different group key or transcript",
+                r.index
+            )));
+        }
+    }
+    progress(&format!(
+        "key generation complete: group key {}",
+        bundle.group_key
+    ));
+    timings.insert("dkg".into(), t3.elapsed().as_millis());
+    Ok(CeremonyOutcome {
+        nodes: pinned,
+        bundle,
+        timings_ms: timings,
+    })
+}
+
+/// Step 5: upload the chain (leaf first) to every node.
+pub async fn install_chain(
+    nodes: &[PinnedNode],
+    operator: &OperatorKey,
+    clock: &dyn Clock,
+    chain: &[Vec<u8>],
+) -> Result<(), CeremonyError> {
+    let body = serde_json::to_vec(&CertificateUpload {
+        chain: chain.iter().map(hex::encode).collect(),
+    })
+    .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    for node in nodes {
+        let r = admin(
+            node,
+            operator,
+            clock,
+            "/admin/certificate",
+            body.clone(),
+            Duration::from_secs(20),
+        )
+        .await?;
+        if r.status != 200 {
+            return Err(refused(node.target.index, "certificate", &r));
+        }
+    }
+    Ok(())
+}
