@@ -23,6 +23,15 @@ struct Cluster {
 
 /// Start `n` nodes; node i gets `measurements[i]` if given (a "different image").
 async fn start(n: u16, measurements: &[(u16, [u8; 48])]) -> Cluster {
+    start_with_faults(n, measurements, &[]).await
+}
+
+/// Like [`start`], node i misbehaving as `faults[i]` says (feature `test-faults`).
+async fn start_with_faults(
+    n: u16,
+    measurements: &[(u16, [u8; 48])],
+    faults: &[(u16, &str)],
+) -> Cluster {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -61,7 +70,10 @@ async fn start(n: u16, measurements: &[(u16, [u8; 48])]) -> Cluster {
             roots: roots.clone(),
             profile: TsaProfile::frostamp_default(),
             clock: Arc::new(SystemClock),
-            fault: None,
+            fault: faults
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, f)| f.to_string()),
         };
         tokio::spawn(async move {
             frostamp::node::run(opts, async {
@@ -306,4 +318,32 @@ async fn lifecycle_calls_need_the_operator_credential() {
     );
     // public endpoints stay open
     assert_eq!(s.phase, Phase::AwaitingPeers);
+}
+
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn equivocation_in_round_one_aborts_and_names_the_sender() {
+    let c = start_with_faults(5, &[], &[(2, "equivocate-round1")]).await;
+    match ceremony::run(&options(&c), &|_| {}).await.unwrap_err() {
+        CeremonyError::DkgAborted { culprit, reason } => {
+            assert_eq!(culprit, Some(2), "{reason}");
+            assert!(
+                reason.contains("equivocation") || reason.contains("aborted"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected an aborted DKG, got {other}"),
+    }
+}
+
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_round_two_share_aborts_and_names_the_sender() {
+    let c = start_with_faults(5, &[], &[(3, "bad-round2")]).await;
+    match ceremony::run(&options(&c), &|_| {}).await.unwrap_err() {
+        CeremonyError::DkgAborted { culprit, reason } => {
+            assert_eq!(culprit, Some(3), "{reason}");
+        }
+        other => panic!("expected an aborted DKG, got {other}"),
+    }
 }
