@@ -1,5 +1,8 @@
-//! The `frostamp` command line: relying-party verification, request building and
-//! the in-process demo. `anyhow` lives only here, at the edge.
+//! The `frostamp` command line: relying-party verification, request building,
+//! the in-process demo, and the operator's ceremony and local cluster.
+//! `anyhow` lives only here, at the edge.
+
+pub mod ops;
 
 use crate::certs::parse_certificates;
 use crate::clock::{Clock, SystemClock};
@@ -36,6 +39,148 @@ pub enum Command {
     /// Run an in-process 3-of-5 TSA: key generation, a development CA, a TSA
     /// certificate, stamp FILE and verify the token. No network, nothing kept.
     Demo(DemoArgs),
+    /// The operator credential for lifecycle calls.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// A small development CA for operators who run their own.
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// Run the key ceremony on running nodes.
+    #[command(subcommand)]
+    Ceremony(CeremonyCmd),
+    /// A local cluster of node processes with development attestation.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+}
+
+/// `frostamp operator ...`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCmd {
+    /// Make an operator key: DIR/operator.key (secret, 0600) and DIR/operator.pub.
+    /// Start nodes with `--operator-key $(cat DIR/operator.pub)`.
+    Init {
+        /// Directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+/// `frostamp ca ...`.
+#[derive(Debug, Subcommand)]
+pub enum CaCmd {
+    /// Make a root: DIR/ca.key (secret, 0600) and DIR/ca.pem.
+    Init {
+        /// Directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Subject of the root.
+        #[arg(long, default_value = "CN=frostamp development CA,O=frostamp")]
+        subject: String,
+    },
+    /// Verify an evidence bundle and issue the TSA certificate.
+    Issue {
+        /// CA directory (from `ca init`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// evidence.json from `frostamp ceremony`.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Accepted launch measurement(s), hex.
+        #[arg(long)]
+        measurement: Vec<String>,
+        /// Accepted measurements from published files (measurements/*.json).
+        #[arg(long)]
+        measurements: Vec<PathBuf>,
+        /// Accept development attestation rooted in this ARK (never in production).
+        #[arg(long)]
+        allow_insecure_dev_root: Option<PathBuf>,
+        /// Subject of the TSA certificate.
+        #[arg(long, default_value = "CN=frostamp TSA,O=frostamp")]
+        subject: String,
+        /// Output chain (PEM, TSA certificate first).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `frostamp ceremony ...`.
+#[derive(Debug, Subcommand)]
+pub enum CeremonyCmd {
+    /// Attest the nodes, assign indices, introduce them, run the DKG, gather the
+    /// evidence and (with --ca-dir) issue and install the certificate.
+    Run {
+        /// A node as INDEX=PUBLIC_HOST:PORT,PEER_HOST:PORT (repeat for each node).
+        #[arg(long = "node", required = true)]
+        nodes: Vec<String>,
+        /// Threshold.
+        #[arg(short, long, default_value_t = 3)]
+        t: u16,
+        /// Name of the key epoch.
+        #[arg(long, default_value = "epoch-1")]
+        epoch: String,
+        /// Operator key.
+        #[arg(long)]
+        operator_key: PathBuf,
+        /// Required launch measurement (hex); also what the CA accepts.
+        #[arg(long)]
+        measurement: Vec<String>,
+        /// Published measurement files.
+        #[arg(long)]
+        measurements: Vec<PathBuf>,
+        /// Accept development attestation rooted in this ARK (never in production).
+        #[arg(long)]
+        allow_insecure_dev_root: Option<PathBuf>,
+        /// Development CA directory: issue and install the certificate.
+        #[arg(long)]
+        ca_dir: Option<PathBuf>,
+        /// Where evidence.json, chain.pem and cluster.json go.
+        #[arg(long, default_value = ".")]
+        state_dir: PathBuf,
+    },
+    /// Upload a chain from an external CA to the nodes of STATE_DIR/cluster.json.
+    Install {
+        /// State directory of the ceremony.
+        #[arg(long, default_value = ".")]
+        state_dir: PathBuf,
+        /// PEM chain, TSA certificate first.
+        #[arg(long)]
+        chain: PathBuf,
+    },
+}
+
+/// `frostamp cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Start n local nodes on 127.0.0.1 and run the ceremony.
+    Up {
+        /// State directory (cluster.json, logs, keys of the development CA).
+        #[arg(long, default_value = "target/cluster")]
+        dir: PathBuf,
+        /// Number of nodes.
+        #[arg(short, long, default_value_t = 5)]
+        n: u16,
+        /// Threshold.
+        #[arg(short, long, default_value_t = 3)]
+        t: u16,
+        /// The node binary (built with --features insecure-dev-attestation); default: next to this one.
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+    },
+    /// Stop the nodes of a local cluster.
+    Down {
+        /// State directory.
+        #[arg(long, default_value = "target/cluster")]
+        dir: PathBuf,
+    },
+    /// Show every node's status.
+    Status {
+        /// State directory.
+        #[arg(long, default_value = "target/cluster")]
+        dir: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `frostamp verify`.
@@ -106,6 +251,14 @@ pub fn run(cli: Cli) -> i32 {
         Command::Verify(a) => cmd_verify(&a),
         Command::Request(a) => cmd_request(&a).map(|()| 0),
         Command::Demo(a) => cmd_demo(&a).map(|()| 0),
+        Command::Operator(c) => cmd_operator(c).map(|()| 0),
+        Command::Ca(c) => cmd_ca(c).map(|()| 0),
+        Command::Ceremony(c) => runtime()
+            .and_then(|rt| rt.block_on(cmd_ceremony(c)))
+            .map(|()| 0),
+        Command::Cluster(c) => runtime()
+            .and_then(|rt| rt.block_on(cmd_cluster(c)))
+            .map(|()| 0),
     };
     match result {
         Ok(code) => code,
@@ -350,4 +503,166 @@ fn cmd_demo(a: &DemoArgs) -> Result<()> {
     );
     println!("Note: this demo holds all five shares in one process. The networked cluster of attested nodes is not built yet (see README, Status).");
     Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn cmd_operator(c: OperatorCmd) -> Result<()> {
+    match c {
+        OperatorCmd::Init { dir } => {
+            let public = ops::operator_init(&dir)?;
+            println!(
+                "operator key: {} (keep it secret)",
+                dir.join("operator.key").display()
+            );
+            println!("start each node with: --operator-key {public}");
+            Ok(())
+        }
+    }
+}
+
+fn cmd_ca(c: CaCmd) -> Result<()> {
+    match c {
+        CaCmd::Init { dir, subject } => {
+            ops::ca_init(&dir, &subject)?;
+            println!(
+                "CA root: {} (key {}, keep it secret)",
+                dir.join("ca.pem").display(),
+                dir.join("ca.key").display()
+            );
+            Ok(())
+        }
+        CaCmd::Issue {
+            dir,
+            bundle,
+            measurement,
+            measurements,
+            allow_insecure_dev_root,
+            subject,
+            out,
+        } => {
+            let accepted = ops::accepted_measurements(&measurement, &measurements)?;
+            let roots = ops::roots(allow_insecure_dev_root.as_deref())?;
+            ops::ca_issue(&dir, &bundle, &accepted, &roots, &subject, &out)?;
+            println!(
+                "every report verified; TSA certificate chain written to {}",
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn parse_node(s: &str) -> Result<crate::ceremony::NodeTarget> {
+    let (idx, addrs) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--node {s:?}: expected INDEX=PUBLIC,PEER"))?;
+    let (public, peer) = addrs
+        .split_once(',')
+        .ok_or_else(|| anyhow!("--node {s:?}: expected INDEX=PUBLIC,PEER"))?;
+    Ok(crate::ceremony::NodeTarget {
+        index: idx
+            .parse()
+            .with_context(|| format!("--node {s:?}: index"))?,
+        public: public.to_string(),
+        peer: peer.to_string(),
+    })
+}
+
+async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
+    match c {
+        CeremonyCmd::Run {
+            nodes,
+            t,
+            epoch,
+            operator_key,
+            measurement,
+            measurements,
+            allow_insecure_dev_root,
+            ca_dir,
+            state_dir,
+        } => {
+            let nodes = nodes
+                .iter()
+                .map(|n| parse_node(n))
+                .collect::<Result<Vec<_>>>()?;
+            let measurements = if measurement.is_empty() && measurements.is_empty() {
+                Vec::new()
+            } else {
+                ops::accepted_measurements(&measurement, &measurements)?
+            };
+            ops::run_ceremony(
+                ops::CeremonyArgs {
+                    nodes,
+                    t,
+                    epoch,
+                    operator_key: &operator_key,
+                    insecure_dev_root: allow_insecure_dev_root.as_deref(),
+                    measurements,
+                    ca_dir: ca_dir.as_deref(),
+                    state_dir: &state_dir,
+                },
+                &[],
+            )
+            .await?;
+            Ok(())
+        }
+        CeremonyCmd::Install { state_dir, chain } => ops::install(&state_dir, &chain).await,
+    }
+}
+
+async fn cmd_cluster(c: ClusterCmd) -> Result<()> {
+    match c {
+        ClusterCmd::Up {
+            dir,
+            n,
+            t,
+            node_bin,
+        } => {
+            let node_bin = match node_bin {
+                Some(p) => p,
+                None => std::env::current_exe()?
+                    .parent()
+                    .ok_or_else(|| anyhow!("cannot locate frostamp-node"))?
+                    .join("frostamp-node"),
+            };
+            ops::cluster_up(&dir, n, t, &node_bin).await?;
+            println!(
+                "stop it with: frostamp cluster down --dir {}",
+                dir.display()
+            );
+            Ok(())
+        }
+        ClusterCmd::Down { dir } => ops::cluster_down(&dir),
+        ClusterCmd::Status { dir, json } => {
+            let all = ops::cluster_status(&dir).await?;
+            if json {
+                let v: Vec<serde_json::Value> = all
+                    .iter()
+                    .map(|(i, r)| match r {
+                        Ok(s) => serde_json::json!({"index": i, "status": s}),
+                        Err(e) => serde_json::json!({"index": i, "error": e}),
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for (i, r) in all {
+                    match r {
+                        Ok(s) => println!(
+                            "node {i}: {:?}, peers {:?}, group key {}",
+                            s.phase,
+                            s.peers.keys().collect::<Vec<_>>(),
+                            s.group_key.as_deref().unwrap_or("-")
+                        ),
+                        Err(e) => println!("node {i}: unreachable: {e}"),
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
 }

@@ -1,0 +1,683 @@
+//! Operator commands: credentials, the development CA, the ceremony, and the
+//! local five-process cluster.
+
+use crate::attestation::RootSet;
+use crate::ceremony::{self, CeremonyOptions, EvidenceBundle, NodeTarget, PinnedNode};
+use crate::certs::{parse_certificates, DevCa};
+use crate::clock::{Clock, SystemClock};
+use crate::node::auth::OperatorKey;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Write a secret file readable by the owner only.
+fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(contents)?;
+    Ok(())
+}
+
+fn read_to_string(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// `frostamp operator init`.
+pub fn operator_init(dir: &Path) -> Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let key_path = dir.join("operator.key");
+    if key_path.exists() {
+        bail!(
+            "{} exists; refusing to overwrite an operator key",
+            key_path.display()
+        );
+    }
+    let key = OperatorKey::generate(&mut rand_core::OsRng);
+    write_secret(&key_path, key.to_pem().map_err(|e| anyhow!(e))?.as_bytes())?;
+    let public = key.public_hex().map_err(|e| anyhow!(e))?;
+    std::fs::write(dir.join("operator.pub"), format!("{public}\n"))?;
+    Ok(public)
+}
+
+/// Load the operator key.
+pub fn load_operator(path: &Path) -> Result<OperatorKey> {
+    OperatorKey::from_pem(&read_to_string(path, "operator key")?).map_err(|e| anyhow!(e))
+}
+
+/// `frostamp ca init`.
+pub fn ca_init(dir: &Path, subject: &str) -> Result<DevCa> {
+    std::fs::create_dir_all(dir)?;
+    if dir.join("ca.key").exists() {
+        bail!(
+            "{} exists; refusing to overwrite a CA key",
+            dir.join("ca.key").display()
+        );
+    }
+    let now = SystemClock.now();
+    let ca = DevCa::generate(
+        subject,
+        now - Duration::from_secs(3600),
+        Duration::from_secs(10 * 365 * 86400),
+        &mut rand_core::OsRng,
+    )?;
+    write_secret(&dir.join("ca.key"), ca.key_pem()?.as_bytes())?;
+    std::fs::write(dir.join("ca.pem"), ca.certificate_pem()?)?;
+    Ok(ca)
+}
+
+/// Load the development CA from `dir`.
+pub fn ca_load(dir: &Path) -> Result<DevCa> {
+    Ok(DevCa::from_pem(
+        &read_to_string(&dir.join("ca.pem"), "CA certificate")?,
+        &read_to_string(&dir.join("ca.key"), "CA key")?,
+    )?)
+}
+
+/// The roots node evidence must chain to: AMD, or a development ARK when explicitly allowed.
+pub fn roots(allow_insecure_dev_root: Option<&Path>) -> Result<RootSet> {
+    match allow_insecure_dev_root {
+        None => Ok(RootSet::amd()),
+        #[cfg(feature = "insecure-dev-attestation")]
+        Some(p) => {
+            let certs = parse_certificates(&std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)?;
+            let ark = certs.first().ok_or_else(|| anyhow!("{} holds no certificate", p.display()))?;
+            eprintln!("warning: accepting INSECURE development attestation rooted in {}", p.display());
+            Ok(RootSet::danger_with_insecure_dev_root(&ark.der))
+        }
+        #[cfg(not(feature = "insecure-dev-attestation"))]
+        Some(_) => bail!("this frostamp was built without development attestation support (feature insecure-dev-attestation)"),
+    }
+}
+
+/// Parse a 48-byte measurement from hex or from a `measurements/*.json` file
+/// (any string field named `measurement` or `launch_digest` at any depth).
+pub fn accepted_measurements(hexes: &[String], files: &[PathBuf]) -> Result<Vec<[u8; 48]>> {
+    let mut out = Vec::new();
+    for h in hexes {
+        out.push(
+            hex::decode(h.trim())
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| anyhow!("measurement {h:?} is not 96 hex digits"))?,
+        );
+    }
+    for f in files {
+        let v: serde_json::Value = serde_json::from_str(&read_to_string(f, "measurements file")?)?;
+        let mut found = Vec::new();
+        collect_measurements(&v, &mut found);
+        if found.is_empty() {
+            bail!("{} names no measurement", f.display());
+        }
+        out.extend(found);
+    }
+    if out.is_empty() {
+        bail!("tell the CA which measurement to accept: --measurement HEX or --measurements FILE");
+    }
+    Ok(out)
+}
+
+fn collect_measurements(v: &serde_json::Value, out: &mut Vec<[u8; 48]>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                if k == "measurement" || k == "launch_digest" {
+                    if let Some(b) = x
+                        .as_str()
+                        .and_then(|s| hex::decode(s).ok())
+                        .and_then(|v| v.try_into().ok())
+                    {
+                        out.push(b);
+                    }
+                }
+                collect_measurements(x, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_measurements(x, out)),
+        _ => {}
+    }
+}
+
+/// `frostamp ca issue`.
+pub fn ca_issue(
+    ca_dir: &Path,
+    bundle: &Path,
+    accepted: &[[u8; 48]],
+    roots: &RootSet,
+    subject: &str,
+    out: &Path,
+) -> Result<()> {
+    let ca = ca_load(ca_dir)?;
+    let bundle: EvidenceBundle = serde_json::from_str(&read_to_string(bundle, "evidence bundle")?)
+        .context("evidence bundle")?;
+    let cert = ceremony::issue_for_bundle(
+        &ca,
+        &bundle,
+        roots,
+        accepted,
+        subject,
+        SystemClock.now(),
+        Duration::from_secs(365 * 86400),
+    )?;
+    let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert)
+        .map_err(|e| anyhow!(e))?;
+    std::fs::write(out, format!("{pem}{}", ca.certificate_pem()?))?;
+    Ok(())
+}
+
+/// What `frostamp ceremony` and `cluster up` leave behind for scripts and tests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Format version (1).
+    pub version: u32,
+    /// Nodes.
+    pub nodes: Vec<ClusterNode>,
+    /// Threshold.
+    pub t: u16,
+    /// Key epoch.
+    pub epoch: String,
+    /// Group key (hex), once generated.
+    pub group_key: Option<String>,
+    /// Launch measurement (hex).
+    pub measurement: Option<String>,
+    /// PEM file with the root to trust for tokens (the CA).
+    pub root: Option<PathBuf>,
+    /// PEM chain (TSA certificate first).
+    pub chain: Option<PathBuf>,
+    /// Development ARK accepted for attestation (local cluster only).
+    pub insecure_dev_root: Option<PathBuf>,
+    /// Operator key file.
+    pub operator_key: PathBuf,
+    /// Per-step ceremony timings in ms.
+    pub timings_ms: std::collections::BTreeMap<String, u128>,
+}
+
+/// One node in the cluster file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterNode {
+    /// Index.
+    pub index: u16,
+    /// `https://host:port`.
+    pub url: String,
+    /// Public `host:port`.
+    pub public: String,
+    /// Peer `host:port`.
+    pub peer: String,
+    /// SHA-256 of the node's TLS SPKI (hex), pinned after attestation.
+    pub pin: Option<String>,
+    /// Process id when started by `cluster up`.
+    pub pid: Option<u32>,
+    /// Log file when started by `cluster up`.
+    pub log: Option<PathBuf>,
+    /// Phase at the time the file was written.
+    pub phase: Option<String>,
+}
+
+/// Options of [`run_ceremony`].
+#[derive(Debug)]
+pub struct CeremonyArgs<'a> {
+    /// Nodes.
+    pub nodes: Vec<NodeTarget>,
+    /// Threshold.
+    pub t: u16,
+    /// Epoch name.
+    pub epoch: String,
+    /// Operator key file.
+    pub operator_key: &'a Path,
+    /// Dev ARK to accept, if any.
+    pub insecure_dev_root: Option<&'a Path>,
+    /// Required measurements (the first is enforced on the nodes; the CA accepts any).
+    pub measurements: Vec<[u8; 48]>,
+    /// Development CA directory (issue and upload the certificate), else write the bundle only.
+    pub ca_dir: Option<&'a Path>,
+    /// Where to write evidence.json, chain.pem and cluster.json.
+    pub state_dir: &'a Path,
+}
+
+/// `frostamp ceremony`: steps 1–5 with progress and timings; returns the cluster file.
+pub async fn run_ceremony(
+    a: CeremonyArgs<'_>,
+    pids: &[(u16, u32, PathBuf)],
+) -> Result<ClusterFile> {
+    std::fs::create_dir_all(a.state_dir)?;
+    let operator = Arc::new(load_operator(a.operator_key)?);
+    let roots = roots(a.insecure_dev_root)?;
+    let started = Instant::now();
+    let opts = CeremonyOptions {
+        nodes: a.nodes.clone(),
+        t: a.t,
+        epoch: a.epoch.clone(),
+        operator: operator.clone(),
+        roots: roots.clone(),
+        measurement: a.measurements.first().copied(),
+        clock: Arc::new(SystemClock),
+    };
+    let step = |l: &str| println!("  [{:>6} ms] {l}", started.elapsed().as_millis());
+    let outcome = ceremony::run(&opts, &step).await?;
+    let bundle_path = a.state_dir.join("evidence.json");
+    std::fs::write(&bundle_path, serde_json::to_vec_pretty(&outcome.bundle)?)?;
+    step(&format!(
+        "evidence bundle written to {}",
+        bundle_path.display()
+    ));
+    let mut timings = outcome.timings_ms.clone();
+    let mut file = ClusterFile {
+        version: 1,
+        nodes: outcome
+            .nodes
+            .iter()
+            .map(|n| {
+                let proc_info = pids.iter().find(|(i, _, _)| *i == n.target.index);
+                ClusterNode {
+                    index: n.target.index,
+                    url: format!("https://{}", n.target.public),
+                    public: n.target.public.clone(),
+                    peer: n.target.peer.clone(),
+                    pin: Some(hex::encode(n.pin)),
+                    pid: proc_info.map(|p| p.1),
+                    log: proc_info.map(|p| p.2.clone()),
+                    phase: Some("awaiting_certificate".into()),
+                }
+            })
+            .collect(),
+        t: a.t,
+        epoch: a.epoch.clone(),
+        group_key: Some(outcome.bundle.group_key.clone()),
+        measurement: Some(outcome.bundle.measurement.clone()),
+        root: None,
+        chain: None,
+        insecure_dev_root: a.insecure_dev_root.map(Path::to_path_buf),
+        operator_key: a.operator_key.to_path_buf(),
+        timings_ms: timings.clone(),
+    };
+    match a.ca_dir {
+        Some(ca_dir) => {
+            let t = Instant::now();
+            let ca = ca_load(ca_dir)?;
+            let accepted = if a.measurements.is_empty() {
+                bail!("the CA needs the measurement(s) to accept");
+            } else {
+                a.measurements.clone()
+            };
+            let cert = ceremony::issue_for_bundle(
+                &ca,
+                &outcome.bundle,
+                &roots,
+                &accepted,
+                "CN=frostamp TSA,O=frostamp",
+                SystemClock.now(),
+                Duration::from_secs(365 * 86400),
+            )?;
+            step("CA verified every report and issued the TSA certificate (group key, EKU timeStamping critical, launch measurement)");
+            let chain = vec![cert.clone(), ca.certificate_der()?];
+            ceremony::install_chain(&outcome.nodes, &operator, &SystemClock, &chain).await?;
+            step(&format!("certificate installed on all {} nodes (each checked key and measurement)", outcome.nodes.len()));
+            timings.insert("certificate".into(), t.elapsed().as_millis());
+            let chain_pem = a.state_dir.join("chain.pem");
+            let leaf = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert).map_err(|e| anyhow!(e))?;
+            std::fs::write(&chain_pem, format!("{leaf}{}", ca.certificate_pem()?))?;
+            let root = a.state_dir.join("root.pem");
+            std::fs::write(&root, ca.certificate_pem()?)?;
+            file.root = Some(root);
+            file.chain = Some(chain_pem);
+            for n in &mut file.nodes {
+                n.phase = Some("serving".into());
+            }
+        }
+        None => step("no --ca-dir: hand evidence.json to your CA (`frostamp ca issue`), then `frostamp ceremony install`"),
+    }
+    timings.insert("total".into(), started.elapsed().as_millis());
+    file.timings_ms = timings;
+    let path = a.state_dir.join("cluster.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&file)?)?;
+    println!(
+        "ceremony complete in {} ms; cluster description: {}",
+        started.elapsed().as_millis(),
+        path.display()
+    );
+    Ok(file)
+}
+
+/// `frostamp ceremony install`: upload a chain from an external CA to the nodes in `cluster.json`.
+pub async fn install(state_dir: &Path, chain: &Path) -> Result<()> {
+    let mut file: ClusterFile = serde_json::from_str(&read_to_string(
+        &state_dir.join("cluster.json"),
+        "cluster description",
+    )?)?;
+    let operator = load_operator(&file.operator_key)?;
+    let certs = parse_certificates(
+        &std::fs::read(chain).with_context(|| format!("cannot read {}", chain.display()))?,
+    )?;
+    if certs.is_empty() {
+        bail!("{} holds no certificates", chain.display());
+    }
+    let ders: Vec<Vec<u8>> = certs.iter().map(|c| c.der.clone()).collect();
+    ceremony::install_chain(&pinned(&file)?, &operator, &SystemClock, &ders).await?;
+    file.chain = Some(chain.to_path_buf());
+    for n in &mut file.nodes {
+        n.phase = Some("serving".into());
+    }
+    std::fs::write(
+        state_dir.join("cluster.json"),
+        serde_json::to_vec_pretty(&file)?,
+    )?;
+    println!("certificate installed on {} nodes", file.nodes.len());
+    Ok(())
+}
+
+fn pinned(file: &ClusterFile) -> Result<Vec<PinnedNode>> {
+    file.nodes
+        .iter()
+        .map(|n| {
+            let pin: [u8; 32] = n
+                .pin
+                .as_deref()
+                .and_then(|p| hex::decode(p).ok())
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| {
+                    anyhow!("node {} has no pinned identity in cluster.json", n.index)
+                })?;
+            Ok(PinnedNode {
+                target: NodeTarget {
+                    index: n.index,
+                    public: n.public.clone(),
+                    peer: n.peer.clone(),
+                },
+                pin,
+            })
+        })
+        .collect()
+}
+
+/// SHA-384 of a file: the development measurement of a node binary.
+pub fn file_measurement(path: &Path) -> Result<[u8; 48]> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(sha2::Sha384::digest(&bytes).into())
+}
+
+#[cfg(feature = "insecure-dev-attestation")]
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `frostamp cluster up` without development attestation support.
+#[cfg(not(feature = "insecure-dev-attestation"))]
+pub async fn cluster_up(_dir: &Path, _n: u16, _t: u16, _node_bin: &Path) -> Result<ClusterFile> {
+    bail!("the local cluster uses development attestation: build with `--features insecure-dev-attestation` (make demo does)")
+}
+
+/// `frostamp cluster up`: five local node processes with development attestation,
+/// a development CA and operator key, and the full ceremony.
+#[cfg(feature = "insecure-dev-attestation")]
+pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<ClusterFile> {
+    if dir.join("cluster.json").exists() {
+        bail!(
+            "{} already describes a cluster; run `frostamp cluster down --dir {}` first",
+            dir.join("cluster.json").display(),
+            dir.display()
+        );
+    }
+    if !node_bin.exists() {
+        bail!("node binary {} not found (build it with `cargo build --release --features insecure-dev-attestation`)", node_bin.display());
+    }
+    std::fs::create_dir_all(dir)?;
+    let dir = dir.canonicalize()?;
+    println!(
+        "[1/4] development trust: INSECURE attestation platform, operator key, CA in {}",
+        dir.display()
+    );
+    let platform = crate::attestation::DevPlatform::generate(&mut rand_core::OsRng)
+        .map_err(|e| anyhow!(e.to_string()))?;
+    let platform_pem = platform
+        .to_secret_pem()
+        .map_err(|e| anyhow!(e.to_string()))?;
+    write_secret(&dir.join("dev-platform.key"), platform_pem.as_bytes())?;
+    let ark = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, platform.ark_der())
+        .map_err(|e| anyhow!(e))?;
+    std::fs::write(dir.join("dev-ark.pem"), ark)?;
+    if !dir.join("operator.key").exists() {
+        operator_init(&dir)?;
+    }
+    let operator = load_operator(&dir.join("operator.key"))?;
+    if !dir.join("ca.key").exists() {
+        ca_init(&dir, "CN=frostamp development CA,O=frostamp (development)")?;
+    }
+    let measurement = file_measurement(node_bin)?;
+    println!(
+        "      node binary {} measurement (SHA-384) {}",
+        node_bin.display(),
+        hex::encode(measurement)
+    );
+
+    println!("[2/4] starting {n} nodes");
+    let mut targets = Vec::new();
+    let mut pids = Vec::new();
+    for i in 1..=n {
+        let public = format!("127.0.0.1:{}", free_port()?);
+        let peer = format!("127.0.0.1:{}", free_port()?);
+        let log = dir.join(format!("node{i}.log"));
+        let logf = std::fs::File::create(&log)?;
+        let child = std::process::Command::new(node_bin)
+            .args([
+                "--name",
+                &format!("node{i}"),
+                "--public",
+                &public,
+                "--peer",
+                &peer,
+            ])
+            .env(
+                "FROSTAMP_OPERATOR_KEY",
+                operator.public_hex().map_err(|e| anyhow!(e))?,
+            )
+            .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform_pem.as_str())
+            .stdin(std::process::Stdio::null())
+            .stdout(logf.try_clone()?)
+            .stderr(logf)
+            .spawn()
+            .with_context(|| format!("cannot start {}", node_bin.display()))?;
+        println!(
+            "      node {i}: pid {}, https://{public}, peer {peer}, log {}",
+            child.id(),
+            log.display()
+        );
+        pids.push((i, child.id(), log));
+        targets.push(NodeTarget {
+            index: i,
+            public,
+            peer,
+        });
+    }
+    // Record the processes before anything else can fail, so `cluster down` can stop them.
+    let mut file = ClusterFile {
+        version: 1,
+        nodes: targets
+            .iter()
+            .zip(&pids)
+            .map(|(t, p)| ClusterNode {
+                index: t.index,
+                url: format!("https://{}", t.public),
+                public: t.public.clone(),
+                peer: t.peer.clone(),
+                pin: None,
+                pid: Some(p.1),
+                log: Some(p.2.clone()),
+                phase: Some("booting".into()),
+            })
+            .collect(),
+        t,
+        epoch: String::new(),
+        group_key: None,
+        measurement: Some(hex::encode(measurement)),
+        root: None,
+        chain: None,
+        insecure_dev_root: Some(dir.join("dev-ark.pem")),
+        operator_key: dir.join("operator.key"),
+        timings_ms: Default::default(),
+    };
+    std::fs::write(dir.join("cluster.json"), serde_json::to_vec_pretty(&file)?)?;
+    // Wait until every node answers.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (t, (_, pid, log)) in targets.iter().zip(&pids) {
+        loop {
+            let ok = crate::net::client::request(
+                &t.public,
+                None,
+                "GET",
+                "/status",
+                &[],
+                Vec::new(),
+                Duration::from_secs(2),
+            )
+            .await;
+            if matches!(ok, Ok(ref r) if r.status == 200) {
+                break;
+            }
+            if !Path::new(&format!("/proc/{pid}")).exists() || Instant::now() > deadline {
+                let tail = std::fs::read_to_string(log).unwrap_or_default();
+                bail!(
+                    "node {} did not come up; its log ends with:\n{}",
+                    t.index,
+                    tail.lines()
+                        .rev()
+                        .take(5)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    println!("[3/4] key ceremony");
+    let epoch = format!(
+        "local-{}",
+        SystemClock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    );
+    let ceremony = run_ceremony(
+        CeremonyArgs {
+            nodes: targets,
+            t,
+            epoch: epoch.clone(),
+            operator_key: &dir.join("operator.key"),
+            insecure_dev_root: Some(&dir.join("dev-ark.pem")),
+            measurements: vec![measurement],
+            ca_dir: Some(&dir),
+            state_dir: &dir,
+        },
+        &pids,
+    )
+    .await;
+    match ceremony {
+        Ok(f) => file = f,
+        Err(e) => {
+            eprintln!("ceremony failed; nodes left running for inspection (`frostamp cluster down --dir {}` stops them)", dir.display());
+            return Err(e);
+        }
+    }
+    println!("[4/4] cluster ready");
+    for node in &file.nodes {
+        println!(
+            "      node {}: {} ({})",
+            node.index,
+            node.url,
+            node.phase.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(root) = &file.root {
+        println!("      trust anchor for tokens: {}", root.display());
+    }
+    Ok(file)
+}
+
+/// `frostamp cluster down`: stop the processes of a local cluster.
+pub fn cluster_down(dir: &Path) -> Result<()> {
+    let path = dir.join("cluster.json");
+    let file: ClusterFile = serde_json::from_str(&read_to_string(&path, "cluster description")?)?;
+    for n in &file.nodes {
+        let Some(pid) = n.pid else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            println!("node {}: pid {pid} already gone", n.index);
+            continue;
+        }
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        if !status.success() {
+            eprintln!("node {}: could not signal pid {pid}", n.index);
+            continue;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            if is_zombie(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!(
+            "node {}: stopped (pid {pid}); its key share is gone with it",
+            n.index
+        );
+    }
+    std::fs::rename(&path, dir.join("cluster.json.down"))?;
+    Ok(())
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// `frostamp cluster status`: every node's public status.
+pub async fn cluster_status(
+    dir: &Path,
+) -> Result<Vec<(u16, Result<crate::node::http::Status, String>)>> {
+    let file: ClusterFile = serde_json::from_str(&read_to_string(
+        &dir.join("cluster.json"),
+        "cluster description",
+    )?)?;
+    let mut out = Vec::new();
+    for n in &file.nodes {
+        let pin = n
+            .pin
+            .as_deref()
+            .and_then(|p| hex::decode(p).ok())
+            .and_then(|v| v.try_into().ok());
+        let r = crate::net::client::request(
+            &n.public,
+            pin,
+            "GET",
+            "/status",
+            &[],
+            Vec::new(),
+            Duration::from_secs(5),
+        )
+        .await;
+        out.push((
+            n.index,
+            r.map_err(|e| e.to_string())
+                .and_then(|r| serde_json::from_slice(&r.body).map_err(|e| e.to_string())),
+        ));
+    }
+    Ok(out)
+}

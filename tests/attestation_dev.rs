@@ -1,0 +1,361 @@
+//! Development attestation (feature `insecure-dev-attestation`): software-signed reports
+//! under a development root go through the same `verify_report` as real AMD evidence,
+//! are accepted only under `RootSet::danger_with_insecure_dev_root`, and every check
+//! still bites.
+#![cfg(feature = "insecure-dev-attestation")]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use frostamp::attestation::insecure::{DEV_POLICY, DEV_TCB};
+use frostamp::attestation::report::{RawTcb, TcbLayout};
+use frostamp::attestation::{
+    identity_binding, verify_report, AttestationError, Attester, DevAttester, DevPlatform,
+    Evidence, Expected, GuestPolicy, PolicyRules, ProcessorFamily, Report, RootSet, SigningKey,
+};
+use frostamp::verify::chain::ChainError;
+use rand::SeedableRng;
+
+const MEASUREMENT: [u8; 48] = [0x4d; 48];
+const DATA: [u8; 64] = [0xda; 64];
+
+fn platform(seed: u64) -> DevPlatform {
+    DevPlatform::generate(&mut rand::rngs::StdRng::seed_from_u64(seed)).unwrap()
+}
+
+fn at() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_790_000_000) // 2026-09
+}
+
+fn dev_roots(p: &DevPlatform) -> RootSet {
+    RootSet::danger_with_insecure_dev_root(p.ark_der())
+}
+
+fn verify(
+    p: &DevPlatform,
+    e: &Evidence,
+    expected: &Expected,
+) -> Result<frostamp::attestation::VerifiedReport, AttestationError> {
+    verify_report(
+        &e.report,
+        &e.vcek,
+        &e.chain_refs(),
+        &dev_roots(p),
+        expected,
+        at(),
+    )
+}
+
+fn expected() -> Expected {
+    Expected::frostamp(MEASUREMENT, DATA)
+}
+
+/// Named `attestation` so that `cargo test ... attestation` selects these tests.
+mod attestation {
+    use super::*;
+
+    #[test]
+    fn dev_report_round_trip_verifies_under_the_dev_root() {
+        let p = platform(1);
+        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        assert_eq!(e.report.len(), 1184);
+        let parsed = Report::parse(&e.report).unwrap();
+        assert_eq!(parsed.version, 3);
+        assert_eq!(parsed.to_bytes().to_vec(), e.report);
+        let v = verify(&p, &e, &expected()).unwrap();
+        assert_eq!(v.family, ProcessorFamily::InsecureDev);
+        assert!(v.is_insecure_dev());
+        assert_eq!(v.measurement, MEASUREMENT);
+        assert_eq!(v.report_data, DATA);
+        assert_eq!(v.reported_tcb, DEV_TCB);
+        assert_eq!(v.chip_id, p.chip_id());
+        assert_eq!(v.signing_key, SigningKey::Vcek);
+        assert_eq!((v.policy, v.vmpl), (DEV_POLICY, 0));
+        // Evidence survives its JSON form.
+        let json = serde_json::to_string(&e).unwrap();
+        let back: Evidence = serde_json::from_str(&json).unwrap();
+        assert!(verify(&p, &back, &expected()).is_ok());
+        // The verifier does not need the chain from the evidence if it has the ASK.
+        let r = verify_report(
+            &e.report,
+            &e.vcek,
+            &[p.ask_der()],
+            &dev_roots(&p),
+            &expected(),
+            at(),
+        );
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    #[test]
+    fn dev_report_is_refused_under_the_amd_roots() {
+        let p = platform(2);
+        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        // Even with the whole development chain offered as "extra" certificates.
+        let err = verify_report(
+            &e.report,
+            &e.vcek,
+            &e.chain_refs(),
+            &RootSet::amd(),
+            &expected(),
+            at(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            AttestationError::NoRootForFamily(ProcessorFamily::InsecureDev)
+        );
+        assert!(err.to_string().contains("not an AMD root"), "{err}");
+        assert_eq!(err.check(), "family");
+
+        // Relabelled as a Milan report (CPUID 19h/01h) and re-signed: the certificate's
+        // issuer is the development ASK, not SEV-Milan.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        r.cpuid_raw = [0x19, 0x01, 0x01];
+        let bytes = p.sign(&mut r);
+        let err = verify_report(
+            &bytes,
+            &e.vcek,
+            &e.chain_refs(),
+            &RootSet::amd(),
+            &expected(),
+            at(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            AttestationError::FamilyMismatch {
+                report: ProcessorFamily::Milan,
+                certificate: ProcessorFamily::InsecureDev
+            }
+        );
+        // As a version 2 report (no CPUID) the family comes from the issuer: development.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        r.version = 2;
+        r.cpuid_raw = [0; 3];
+        let v2 = p.sign(&mut r);
+        let err = verify_report(
+            &v2,
+            &e.vcek,
+            &e.chain_refs(),
+            &RootSet::amd(),
+            &expected(),
+            at(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            AttestationError::NoRootForFamily(ProcessorFamily::InsecureDev)
+        );
+        let v = verify_report(
+            &v2,
+            &e.vcek,
+            &e.chain_refs(),
+            &dev_roots(&p),
+            &expected(),
+            at(),
+        );
+        assert_eq!(v.unwrap().family, ProcessorFamily::InsecureDev);
+    }
+
+    #[test]
+    fn another_dev_platforms_root_is_not_this_ones() {
+        let (a, b) = (platform(3), platform(4));
+        let e = a.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let err = verify(&b, &e, &expected()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                AttestationError::Chain {
+                    family: ProcessorFamily::InsecureDev,
+                    source: ChainError::BadSignature { .. } | ChainError::NoPathToAnchor { .. }
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn debug_and_migration_agent_policies_are_refused() {
+        let p = platform(5);
+        let debug = DEV_POLICY.with_debug(true);
+        let e = p.attest(DATA, MEASUREMENT, debug, 0);
+        assert_eq!(
+            verify(&p, &e, &expected()).unwrap_err(),
+            AttestationError::DebugAllowed { policy: debug.0 }
+        );
+        let allow = Expected {
+            policy: PolicyRules {
+                allow_debug: true,
+                ..PolicyRules::frostamp_default()
+            },
+            ..expected()
+        };
+        assert!(verify(&p, &e, &allow).is_ok());
+
+        let ma = DEV_POLICY.with_migrate_ma(true);
+        let e = p.attest(DATA, MEASUREMENT, ma, 0);
+        assert_eq!(
+            verify(&p, &e, &expected()).unwrap_err(),
+            AttestationError::MigrationAgentAllowed { policy: ma.0 }
+        );
+        let single = Expected {
+            policy: PolicyRules {
+                require_single_socket: true,
+                ..PolicyRules::frostamp_default()
+            },
+            ..expected()
+        };
+        let e = p.attest(DATA, MEASUREMENT, GuestPolicy(DEV_POLICY.0 | 1 << 20), 0);
+        assert!(verify(&p, &e, &single).is_ok());
+    }
+
+    #[test]
+    fn wrong_vmpl_is_refused() {
+        let p = platform(6);
+        for vmpl in [1u32, 2, 3] {
+            let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, vmpl);
+            assert_eq!(
+                verify(&p, &e, &expected()).unwrap_err(),
+                AttestationError::VmplTooHigh { vmpl, max: 0 }
+            );
+        }
+        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 1);
+        let vmpl1 = Expected {
+            policy: PolicyRules {
+                max_vmpl: 1,
+                ..PolicyRules::frostamp_default()
+            },
+            ..expected()
+        };
+        assert!(verify(&p, &e, &vmpl1).is_ok());
+    }
+
+    #[test]
+    fn flipped_bytes_fail() {
+        let p = platform(7);
+        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        // Signed area (fields that do not change parsing or family) -> signature.
+        for pos in [
+            0x04usize, 0x10, 0x50, 0x90, 0x140, 0x180, 0x1A0, 0x1E0, 0x1F0,
+        ] {
+            let mut bad = e.clone();
+            bad.report[pos] ^= 0x04;
+            assert_eq!(
+                verify(&p, &bad, &expected()).unwrap_err(),
+                AttestationError::BadReportSignature(SigningKey::Vcek),
+                "byte {pos:#x}"
+            );
+        }
+        // Signature.
+        for pos in [0x2A0usize, 0x2CF, 0x2E8, 0x317] {
+            let mut bad = e.clone();
+            bad.report[pos] ^= 0x01;
+            let err = verify(&p, &bad, &expected()).unwrap_err();
+            assert_eq!(err.check(), "signature", "byte {pos:#x}: {err}");
+        }
+        // Every other byte: refused, never a panic.
+        for pos in (0..e.report.len()).step_by(2) {
+            let mut bad = e.clone();
+            bad.report[pos] ^= 0x80;
+            assert!(verify(&p, &bad, &expected()).is_err(), "byte {pos:#x}");
+        }
+        // A flipped byte in the VCEK's signed part breaks the chain.
+        let mut bad = e.clone();
+        let n = bad.vcek.len();
+        bad.vcek[n / 2] ^= 0x01;
+        let err = verify(&p, &bad, &expected()).unwrap_err();
+        assert_eq!(err.check(), "chain", "{err}");
+    }
+
+    #[test]
+    fn vcek_extensions_must_match_the_report() {
+        let p = platform(8);
+        let vcek = p.vcek_der().to_vec();
+        let chain = [p.ask_der()];
+        let check = |r: &mut Report| {
+            let bytes = p.sign(r);
+            verify_report(&bytes, &vcek, &chain, &dev_roots(&p), &expected(), at())
+        };
+        // Another chip id, properly signed by this VCEK.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        r.chip_id[5] ^= 1;
+        assert!(matches!(
+            check(&mut r).unwrap_err(),
+            AttestationError::ChipIdMismatch { .. }
+        ));
+        // A reported TCB the certificate does not certify.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let mut tcb = DEV_TCB;
+        tcb.snp += 1;
+        r.reported_tcb = tcb.encode(TcbLayout::Legacy);
+        assert_eq!(
+            check(&mut r).unwrap_err(),
+            AttestationError::TcbMismatch {
+                component: "snp",
+                report: DEV_TCB.snp + 1,
+                certificate: DEV_TCB.snp
+            }
+        );
+        // CURRENT_TCB is not what the VCEK certifies: a different current TCB is fine.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        r.current_tcb = RawTcb([9; 8]);
+        assert!(check(&mut r).is_ok());
+    }
+
+    #[test]
+    fn measurement_and_binding_are_what_admission_checks() {
+        let p = platform(9);
+        let me = DevAttester::with_measurement(p, MEASUREMENT);
+        let nonce = [0x11; 32];
+        let binding = identity_binding(b"peer tls spki", &nonce);
+        let e = me.attest(binding).unwrap();
+        let roots = dev_roots(me.platform());
+        let run =
+            |exp: &Expected| verify_report(&e.report, &e.vcek, &e.chain_refs(), &roots, exp, at());
+        assert!(run(&Expected::frostamp(me.measurement(), binding)).is_ok());
+        // A node built from different code (another measurement) is refused.
+        let err = run(&Expected::frostamp([0x4e; 48], binding)).unwrap_err();
+        assert!(
+            matches!(err, AttestationError::MeasurementMismatch { .. }),
+            "{err}"
+        );
+        // A replayed report (another nonce) or another TLS key is refused.
+        let other_nonce = identity_binding(b"peer tls spki", &[0x12; 32]);
+        let err = run(&Expected::frostamp(me.measurement(), other_nonce)).unwrap_err();
+        assert!(
+            matches!(err, AttestationError::ReportDataMismatch { .. }),
+            "{err}"
+        );
+        let other_key = identity_binding(b"other tls spki", &nonce);
+        assert!(run(&Expected::frostamp(me.measurement(), other_key)).is_err());
+        // Trait object use, as nodes hold it.
+        let attester: Box<dyn Attester> = Box::new(me);
+        assert!(attester.is_insecure_dev());
+    }
+
+    #[test]
+    fn dev_certificates_expire_after_2049() {
+        let p = platform(10);
+        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let late = UNIX_EPOCH + Duration::from_secs(2_600_000_000);
+        let err = verify_report(
+            &e.report,
+            &e.vcek,
+            &e.chain_refs(),
+            &dev_roots(&p),
+            &expected(),
+            late,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                AttestationError::Chain {
+                    source: ChainError::Expired { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

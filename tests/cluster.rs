@@ -1,0 +1,278 @@
+//! Multi-process: five `frostamp-node` processes (development attestation),
+//! `frostamp cluster up` runs the ceremony; a node running different code is
+//! refused by its peers with the reason in its log; `cluster down` stops all.
+#![cfg(feature = "insecure-dev-attestation")]
+
+use frostamp::attestation::RootSet;
+use frostamp::ceremony::{self, NodeTarget, PinnedNode};
+use frostamp::certs::parse_certificates;
+use frostamp::cli::ops::ClusterFile;
+use frostamp::clock::SystemClock;
+use frostamp::node::ClusterConfig;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
+const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
+
+/// Kills child processes even when the test panics.
+struct Kill(Vec<std::process::Child>);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Down<'a>(&'a Path);
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        if self.0.join("cluster.json").exists() {
+            let _ = Command::new(FROSTAMP)
+                .args(["cluster", "down", "--dir"])
+                .arg(self.0)
+                .output();
+        }
+    }
+}
+
+#[test]
+fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let out = Command::new(FROSTAMP)
+        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("certificate installed on all 5 nodes"),
+        "{stdout}"
+    );
+    let file: ClusterFile =
+        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    assert_eq!(file.nodes.len(), 5);
+
+    // Every node: Serving, same group key, same certificate.
+    let status = Command::new(FROSTAMP)
+        .args(["cluster", "status", "--json", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let all = v.as_array().unwrap();
+    assert_eq!(all.len(), 5);
+    let cert0 = all[0]["status"]["certificate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for s in all {
+        assert_eq!(s["status"]["phase"], "serving", "{s}");
+        assert_eq!(s["status"]["group_key"].as_str(), file.group_key.as_deref());
+        assert_eq!(s["status"]["certificate"].as_str(), Some(cert0.as_str()));
+        assert_eq!(s["status"]["peers"].as_object().unwrap().len(), 4);
+    }
+
+    // The certificate: key = group key, measurement = SHA-384 of the running node binary,
+    // EKU timeStamping critical, chains to the development CA.
+    let chain = parse_certificates(&std::fs::read(file.chain.as_ref().unwrap()).unwrap()).unwrap();
+    let leaf = &chain[0];
+    let binary_measurement = frostamp::cli::ops::file_measurement(Path::new(NODE)).unwrap();
+    assert_eq!(
+        frostamp::certs::launch_measurement_of(&leaf.der).unwrap(),
+        Some(binary_measurement)
+    );
+    let root = parse_certificates(&std::fs::read(file.root.as_ref().unwrap()).unwrap()).unwrap();
+    let path = frostamp::verify::chain::build_chain_der(
+        &leaf.der,
+        &[],
+        &[root[0].der.as_slice()],
+        &frostamp::verify::chain::ChainOptions::at(frostamp::clock::Clock::now(&SystemClock)),
+    )
+    .unwrap();
+    assert_eq!(path.len(), 2);
+    frostamp::verify::chain::check_timestamping_leaf(&leaf.cert).unwrap();
+    let group = hex::decode(file.group_key.as_ref().unwrap()).unwrap();
+    let spki_key = frostamp::threshold::keys::verifying_key_from_sec1(
+        leaf.cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        spki_key,
+        frostamp::threshold::keys::verifying_key_from_sec1(&group).unwrap()
+    );
+
+    // Lifecycle calls without the operator credential are refused.
+    let n1 = &file.nodes[0];
+    let pin: [u8; 32] = hex::decode(n1.pin.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt
+        .block_on(frostamp::net::client::request(
+            &n1.public,
+            Some(pin),
+            "POST",
+            "/admin/certificate",
+            &[],
+            b"{\"chain\":[]}".to_vec(),
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 401);
+
+    // cluster down stops every process.
+    let out = Command::new(FROSTAMP)
+        .args(["cluster", "down", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    for n in &file.nodes {
+        let pid = n.pid.unwrap();
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false);
+        assert!(!alive, "node {} (pid {pid}) still running", n.index);
+    }
+}
+
+/// A node whose binary differs (here: the same program with bytes appended, so
+/// its development measurement differs, as a rebuilt image's would) is refused
+/// admission by the others, and the reason is in their logs.
+#[test]
+fn a_node_running_different_code_is_refused_by_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let other = d.join("frostamp-node-modified");
+    let mut bytes = std::fs::read(NODE).unwrap();
+    bytes.extend_from_slice(b"\nthis binary differs\n");
+    std::fs::write(&other, bytes).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&other).unwrap().permissions(),
+        0o755,
+    );
+    Command::new("chmod")
+        .arg("755")
+        .arg(&other)
+        .status()
+        .unwrap();
+
+    let mut rng = rand::thread_rng();
+    let platform = frostamp::attestation::DevPlatform::generate(&mut rng).unwrap();
+    let pem = platform.to_secret_pem().unwrap();
+    let operator = frostamp::node::auth::OperatorKey::generate(&mut rng);
+    let roots = RootSet::danger_with_insecure_dev_root(platform.ark_der());
+    let mut children = Kill(Vec::new());
+    let mut targets = Vec::new();
+    for i in 1..=3u16 {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (public, peer) = (
+            format!("127.0.0.1:{}", port()),
+            format!("127.0.0.1:{}", port()),
+        );
+        let bin = if i == 3 { other.clone() } else { NODE.into() };
+        let log = std::fs::File::create(d.join(format!("node{i}.log"))).unwrap();
+        children.0.push(
+            Command::new(bin)
+                .args([
+                    "--name",
+                    &format!("node{i}"),
+                    "--public",
+                    &public,
+                    "--peer",
+                    &peer,
+                ])
+                .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
+                .env("FROSTAMP_INSECURE_DEV_PLATFORM", pem.as_str())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        targets.push(NodeTarget {
+            index: i,
+            public,
+            peer,
+        });
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let mut pinned = Vec::new();
+        for t in &targets {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let pin = loop {
+                match ceremony::attest_node(t.index, &t.public, &roots, None, &SystemClock).await {
+                    Ok((pin, _)) => break pin,
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            pinned.push(PinnedNode {
+                target: t.clone(),
+                pin,
+            });
+        }
+        let layout = targets.iter().map(|t| (t.index, t.peer.clone())).collect();
+        for p in &pinned {
+            let cfg = ClusterConfig {
+                index: p.target.index,
+                t: 2,
+                nodes: std::collections::BTreeMap::clone(&layout),
+            };
+            let r = ceremony::admin(
+                p,
+                &operator,
+                &SystemClock,
+                "/admin/configure",
+                serde_json::to_vec(&cfg).unwrap(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status, 200);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut statuses = Vec::new();
+        for p in &pinned {
+            statuses.push(ceremony::status(p).await.unwrap());
+        }
+        statuses
+    });
+    drop(children);
+    // Nodes 1 and 2 admit each other, never node 3; node 3 admits nobody.
+    assert_eq!(result[0].peers.keys().copied().collect::<Vec<_>>(), vec![2]);
+    assert_eq!(result[1].peers.keys().copied().collect::<Vec<_>>(), vec![1]);
+    assert!(result[2].peers.is_empty());
+    let log1 = std::fs::read_to_string(d.join("node1.log")).unwrap();
+    assert!(
+        log1.contains("refused peer")
+            && log1.contains("node 3")
+            && log1.to_lowercase().contains("measurement"),
+        "{log1}"
+    );
+}
