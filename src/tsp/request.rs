@@ -292,6 +292,13 @@ pub fn parse(bytes: &[u8], profile: &TsaProfile) -> Result<AcceptedRequest, Reje
         });
     }
     let req = TimeStampReq::from_der(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+    // DER only: the decoder accepts a few non-canonical forms (e.g. certReq FALSE
+    // encoded explicitly, X.690 §11.5); the canonical re-encoding must be the input.
+    if req.to_der().ok().as_deref() != Some(bytes) {
+        return Err(Rejection::Malformed(
+            "not DER (non-canonical encoding)".into(),
+        ));
+    }
     if req.version.as_bytes() != [1] {
         return Err(Rejection::BadVersion);
     }
@@ -440,6 +447,19 @@ mod tests {
                 .failure_info(),
             FailureInfo::BadRequest
         );
+    }
+
+    #[test]
+    fn explicit_default_cert_req_is_not_der() {
+        let der = AcceptedRequest::build_der(HashAlg::Sha256, &[3u8; 32], None, false).unwrap();
+        // Re-encode with certReq FALSE present: 01 01 00 appended inside the SEQUENCE.
+        let mut body = der[2..].to_vec();
+        body.extend_from_slice(&[0x01, 0x01, 0x00]);
+        let mut bad = vec![0x30, u8::try_from(body.len()).unwrap()];
+        bad.extend(body);
+        let e = parse(&bad, &profile()).unwrap_err();
+        assert_eq!(e.failure_info(), FailureInfo::BadRequest);
+        assert!(e.to_string().contains("not DER"));
     }
 
     #[test]
