@@ -15,10 +15,19 @@ all: build
 build:
 	$(CARGO) build --locked --release --bins
 
-## make demo: an in-process 3-of-5 TSA stamps and verifies a file (README.md by default).
+## make demo: a local five-process cluster runs the key ceremony; then a file
+## (README.md by default) is stamped and verified.
 DEMO_FILE ?= README.md
+DEMO_DIR  := target/demo-cluster
 demo: system-deps
-	$(CARGO) build --locked --release --bin frostamp
+	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
+	-./target/release/frostamp cluster down --dir $(DEMO_DIR) 2>/dev/null
+	rm -rf $(DEMO_DIR)
+	./target/release/frostamp cluster up --dir $(DEMO_DIR)
+	./target/release/frostamp cluster status --dir $(DEMO_DIR)
+	./target/release/frostamp cluster down --dir $(DEMO_DIR)
+	@echo
+	@echo "--- stamping $(DEMO_FILE) (in-process TSA until the cluster serves timestamps) ---"
 	./target/release/frostamp demo $(DEMO_FILE) --out-dir target/demo
 	@echo
 	@echo "--- what OpenSSL sees in the response ---"

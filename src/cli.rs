@@ -501,7 +501,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<()> {
         a.file.display(),
         root.display()
     );
-    println!("Note: this demo holds all five shares in one process. The networked cluster of attested nodes is not built yet (see README, Status).");
+    println!("Note: this demo holds all five shares in one process; the attested cluster (`frostamp cluster up`) does not serve timestamps yet (see README, Status).");
     Ok(())
 }
 
