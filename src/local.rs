@@ -113,7 +113,7 @@ impl<C: Clock> LocalTsa<C> {
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| default_clock.clone());
-            let mut s = Signer::new(share, group.clone(), profile.clone(), clock);
+            let s = Signer::new(share, group.clone(), profile.clone(), clock);
             s.install_certificate(identity.clone())?;
             signers.push(s);
         }

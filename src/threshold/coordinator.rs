@@ -127,54 +127,104 @@ impl<C: Clock> Coordinator<C> {
         &self.profile
     }
 
-    /// Answer one request: a granted response with a token, or a rejection.
-    pub fn issue(
+    /// Step 1 of a signing: parse the request, propose genTime and serial, build
+    /// what will be signed. A rejection here never involves a signer.
+    pub fn prepare(
         &self,
         request_der: &[u8],
-        peers: &[&dyn SignerPeer],
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<Issued, IssueFailure> {
-        let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
-        let fail = |rejection: Rejection, excluded: Vec<(Identifier, Exclusion)>| {
-            let response = crate::tsp::response::rejected(&rejection).unwrap_or_default();
-            IssueFailure {
-                rejection,
-                response,
-                excluded,
-            }
-        };
-        let accepted = match request::parse(request_der, &self.profile) {
-            Ok(a) => a,
-            Err(r) => return Err(fail(r, excluded)),
-        };
-        let Some(gen_time) = GenTime::from_system_time_millis(self.clock.now()) else {
-            return Err(fail(
+    ) -> Result<Prepared, IssueFailure> {
+        let accepted =
+            request::parse(request_der, &self.profile).map_err(|r| failure(r, Vec::new()))?;
+        let gen_time = GenTime::from_system_time_millis(self.clock.now()).ok_or_else(|| {
+            failure(
                 Rejection::TimeNotAvailable("clock out of range".into()),
-                excluded,
-            ));
-        };
+                Vec::new(),
+            )
+        })?;
         let serial = Serial::random(rng);
-        let content = match token::build_signed_content(
-            &self.profile,
-            &self.cert,
-            &accepted,
-            gen_time,
-            &serial,
-        ) {
-            Ok(c) => c,
-            Err(e) => return Err(fail(Rejection::SystemFailure(e.to_string()), excluded)),
-        };
-        let message = match content.message() {
-            Ok(m) => m,
-            Err(e) => return Err(fail(Rejection::SystemFailure(e.to_string()), excluded)),
-        };
+        let content =
+            token::build_signed_content(&self.profile, &self.cert, &accepted, gen_time, &serial)
+                .map_err(|e| failure(Rejection::SystemFailure(e.to_string()), Vec::new()))?;
+        let message = content
+            .message()
+            .map_err(|e| failure(Rejection::SystemFailure(e.to_string()), Vec::new()))?;
         let proposal = SigningProposal {
             request_der: request_der.to_vec(),
             gen_time_unix_millis: u64::try_from(gen_time.unix_millis()).unwrap_or(u64::MAX),
             serial,
             cert_sha256: self.cert.sha256().to_vec(),
         };
+        Ok(Prepared {
+            accepted,
+            gen_time,
+            serial,
+            content,
+            message,
+            proposal,
+        })
+    }
 
+    /// The threshold t.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// Last step: aggregate t shares (RFC 9591 §5.3) with cheater detection, verify
+    /// the signature under the group key, assemble token and response.
+    pub fn finish(
+        &self,
+        p: &Prepared,
+        commitments: BTreeMap<Identifier, SigningCommitments>,
+        shares: &BTreeMap<Identifier, SignatureShare>,
+    ) -> Result<(Vec<u8>, Vec<u8>), Finish> {
+        let package = frost::SigningPackage::new(commitments, &p.message);
+        let sig = frost::aggregate_custom(
+            &package,
+            shares,
+            self.group.package(),
+            frost::CheaterDetection::AllCheaters,
+        )
+        .map_err(|e| {
+            let culprits = e.culprits();
+            if culprits.is_empty() {
+                Finish::Failed(Rejection::SystemFailure(format!("aggregation: {e}")))
+            } else {
+                Finish::Cheaters(culprits)
+            }
+        })?;
+        let sig_bytes: [u8; FROST_SIGNATURE_LEN] = sig
+            .serialize()
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| Finish::Failed(Rejection::SystemFailure("signature encoding".into())))?;
+        if !self.group.verify(&p.message, &sig_bytes) {
+            return Err(Finish::Failed(Rejection::SystemFailure(
+                "aggregate signature does not verify".into(),
+            )));
+        }
+        let certs = if p.accepted.cert_req() {
+            vec![self.cert.der().to_vec()]
+        } else {
+            Vec::new()
+        };
+        let token = token::assemble(&p.content, &self.cert, &certs, &sig_bytes)
+            .map_err(|e| Finish::Failed(Rejection::SystemFailure(e.to_string())))?;
+        let response = crate::tsp::response::granted(&token)
+            .map_err(|e| Finish::Failed(Rejection::SystemFailure(e.to_string())))?;
+        Ok((token, response))
+    }
+
+    /// Answer one request with in-process (synchronous) peers: a granted
+    /// response with a token, or a rejection.
+    pub fn issue(
+        &self,
+        request_der: &[u8],
+        peers: &[&dyn SignerPeer],
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Issued, IssueFailure> {
+        let prepared = self.prepare(request_der, rng)?;
+        let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
         let mut out: BTreeSet<Identifier> = BTreeSet::new();
         loop {
             // Round 1: commitments from the first t peers still in play.
@@ -201,11 +251,11 @@ impl<C: Clock> Coordinator<C> {
             }
             if chosen.len() < self.threshold {
                 let reason = no_quorum_reason(chosen.len(), self.threshold, &excluded);
-                return Err(fail(reason, excluded));
+                return Err(failure(reason, excluded));
             }
             // Round 2: shares.
             let req = SignRequest {
-                proposal: proposal.clone(),
+                proposal: prepared.proposal.clone(),
                 commitments: commitments.clone(),
             };
             let mut shares = BTreeMap::new();
@@ -224,73 +274,67 @@ impl<C: Clock> Coordinator<C> {
             if shares.len() < self.threshold {
                 continue; // replace the missing signers and start over with fresh commitments
             }
-            let package = frost::SigningPackage::new(commitments, &message);
-            match frost::aggregate_custom(
-                &package,
-                &shares,
-                self.group.package(),
-                frost::CheaterDetection::AllCheaters,
-            ) {
-                Ok(sig) => {
-                    let sig_bytes: [u8; FROST_SIGNATURE_LEN] =
-                        match sig.serialize().ok().and_then(|v| v.try_into().ok()) {
-                            Some(b) => b,
-                            None => {
-                                return Err(fail(
-                                    Rejection::SystemFailure("signature encoding".into()),
-                                    excluded,
-                                ))
-                            }
-                        };
-                    if !self.group.verify(&message, &sig_bytes) {
-                        return Err(fail(
-                            Rejection::SystemFailure("aggregate signature does not verify".into()),
-                            excluded,
-                        ));
-                    }
-                    let certs = if accepted.cert_req() {
-                        vec![self.cert.der().to_vec()]
-                    } else {
-                        Vec::new()
-                    };
-                    let built = token::assemble(&content, &self.cert, &certs, &sig_bytes)
-                        .map_err(|e| e.to_string())
-                        .and_then(|t| {
-                            crate::tsp::response::granted(&t)
-                                .map(|r| (t, r))
-                                .map_err(|e| e.to_string())
-                        });
-                    return match built {
-                        Ok((token, response)) => Ok(Issued {
-                            token,
-                            response,
-                            gen_time,
-                            serial,
-                            signers: shares.keys().copied().collect(),
-                            excluded,
-                        }),
-                        Err(e) => Err(fail(Rejection::SystemFailure(e), excluded)),
-                    };
+            match self.finish(&prepared, commitments, &shares) {
+                Ok((token, response)) => {
+                    return Ok(Issued {
+                        token,
+                        response,
+                        gen_time: prepared.gen_time,
+                        serial: prepared.serial,
+                        signers: shares.keys().copied().collect(),
+                        excluded,
+                    })
                 }
-                Err(e) => {
-                    let culprits = e.culprits();
-                    if culprits.is_empty() {
-                        return Err(fail(
-                            Rejection::SystemFailure(format!("aggregation: {e}")),
-                            excluded,
-                        ));
-                    }
+                Err(Finish::Cheaters(culprits)) => {
                     for c in culprits {
                         out.insert(c);
                         excluded.push((c, Exclusion::InvalidShare));
                     }
                 }
+                Err(Finish::Failed(r)) => return Err(failure(r, excluded)),
             }
         }
     }
 }
 
-fn exclusion(e: PeerError) -> Exclusion {
+/// A prepared signing: what every signer will rebuild and sign.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The validated request.
+    pub accepted: crate::tsp::request::AcceptedRequest,
+    /// Proposed genTime.
+    pub gen_time: GenTime,
+    /// Proposed serial.
+    pub serial: Serial,
+    /// TSTInfo and signed attributes.
+    pub content: token::SignedContent,
+    /// The message signers sign.
+    pub message: Vec<u8>,
+    /// What signers receive.
+    pub proposal: SigningProposal,
+}
+
+/// Why [`Coordinator::finish`] produced no token.
+#[derive(Debug, Clone)]
+pub enum Finish {
+    /// These signers returned invalid shares (RFC 9591 §5.4): exclude and retry.
+    Cheaters(Vec<Identifier>),
+    /// Anything else.
+    Failed(Rejection),
+}
+
+/// An [`IssueFailure`] with its rejection response.
+pub fn failure(rejection: Rejection, excluded: Vec<(Identifier, Exclusion)>) -> IssueFailure {
+    let response = crate::tsp::response::rejected(&rejection).unwrap_or_default();
+    IssueFailure {
+        rejection,
+        response,
+        excluded,
+    }
+}
+
+/// How a peer error is recorded.
+pub fn exclusion(e: PeerError) -> Exclusion {
     match e {
         PeerError::Refused(r) => Exclusion::Refused(r),
         PeerError::Unavailable(s) => Exclusion::Unavailable(s),
@@ -300,7 +344,11 @@ fn exclusion(e: PeerError) -> Exclusion {
 /// The client-facing reason when fewer than t signers would sign: a request
 /// every signer refused is the client's fault; disagreement about time is
 /// `timeNotAvailable`; anything else is a system failure.
-fn no_quorum_reason(have: usize, need: usize, excluded: &[(Identifier, Exclusion)]) -> Rejection {
+pub fn no_quorum_reason(
+    have: usize,
+    need: usize,
+    excluded: &[(Identifier, Exclusion)],
+) -> Rejection {
     let refusals: Vec<&Refusal> = excluded
         .iter()
         .filter_map(|(_, e)| match e {

@@ -158,7 +158,7 @@ pub struct Signer<C> {
     share: KeyShare,
     group: GroupKey,
     profile: TsaProfile,
-    cert: Option<CertIdentity>,
+    cert: std::sync::RwLock<Option<CertIdentity>>,
     clock: C,
     nonces: Mutex<HashMap<Vec<u8>, SignerNonces>>,
 }
@@ -178,7 +178,7 @@ impl<C: Clock> Signer<C> {
             share,
             group,
             profile,
-            cert: None,
+            cert: std::sync::RwLock::new(None),
             clock,
             nonces: Mutex::new(HashMap::new()),
         }
@@ -195,7 +195,7 @@ impl<C: Clock> Signer<C> {
     }
 
     /// Install the TSA certificate after checking that its key is the group key.
-    pub fn install_certificate(&mut self, cert: CertIdentity) -> Result<(), Refusal> {
+    pub fn install_certificate(&self, cert: CertIdentity) -> Result<(), Refusal> {
         let spki = &cert.certificate().tbs_certificate.subject_public_key_info;
         let cert_key = crate::threshold::keys::verifying_key_from_sec1(cert.public_key_bytes());
         let right_alg = spki.algorithm.oid == crate::oid::std_oids::EC_PUBLIC_KEY
@@ -209,7 +209,10 @@ impl<C: Clock> Signer<C> {
             Some(k) if right_alg && &k == self.group.verifying_key() => {}
             _ => return Err(Refusal::CertificateKeyMismatch),
         }
-        self.cert = Some(cert);
+        *self
+            .cert
+            .write()
+            .map_err(|_| Refusal::Internal("certificate lock poisoned".into()))? = Some(cert);
         Ok(())
     }
 
@@ -266,7 +269,11 @@ impl<C: Clock> Signer<C> {
 
     /// The checks of DESIGN §2.6, then the message this signer will sign.
     pub fn check_and_build(&self, p: &SigningProposal) -> Result<Vec<u8>, Refusal> {
-        let cert = self.cert.as_ref().ok_or(Refusal::NoCertificate)?;
+        let guard = self
+            .cert
+            .read()
+            .map_err(|_| Refusal::Internal("certificate lock poisoned".into()))?;
+        let cert = guard.as_ref().ok_or(Refusal::NoCertificate)?;
         if p.cert_sha256 != cert.sha256() {
             return Err(Refusal::CertificateMismatch);
         }
