@@ -135,7 +135,7 @@ fn another_certificate_is_refused() {
 fn a_certificate_for_another_key_cannot_be_installed() {
     let tsa = tsa();
     let other = self::tsa();
-    let mut signer = LocalTsa::new(
+    let signer = LocalTsa::new(
         3,
         2,
         TsaProfile::frostamp_default(),
