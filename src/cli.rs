@@ -36,6 +36,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Build a TimeStampReq (.tsq) for a file, like `openssl ts -query`.
     Request(RequestArgs),
+    /// Timestamp a file with a frostamp node over HTTPS, save the .tsr, verify it.
+    Stamp(StampArgs),
     /// Run an in-process 3-of-5 TSA: key generation, a development CA, a TSA
     /// certificate, stamp FILE and verify the token. No network, nothing kept.
     Demo(DemoArgs),
@@ -235,6 +237,34 @@ pub struct RequestArgs {
     pub out: PathBuf,
 }
 
+/// `frostamp stamp`.
+#[derive(Debug, clap::Args)]
+pub struct StampArgs {
+    /// The file to timestamp.
+    pub file: PathBuf,
+    /// Node address `host:port` (default: node 1 of --cluster).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// A local cluster's state directory (cluster.json): address, TLS pin, roots.
+    #[arg(long)]
+    pub cluster: Option<PathBuf>,
+    /// SHA-256 (hex) of the node's TLS public key, learned from its attestation.
+    #[arg(long)]
+    pub pin: Option<String>,
+    /// Trust anchors for verifying the token (default: the cluster's root).
+    #[arg(long)]
+    pub roots: Option<PathBuf>,
+    /// Hash algorithm: sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
+    pub hash: String,
+    /// Output (default: FILE.tsr).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Save without verifying.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
 /// `frostamp demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -250,6 +280,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Verify(a) => cmd_verify(&a),
         Command::Request(a) => cmd_request(&a).map(|()| 0),
+        Command::Stamp(a) => runtime().and_then(|rt| rt.block_on(cmd_stamp(&a))),
         Command::Demo(a) => cmd_demo(&a).map(|()| 0),
         Command::Operator(c) => cmd_operator(c).map(|()| 0),
         Command::Ca(c) => cmd_ca(c).map(|()| 0),
@@ -665,4 +696,90 @@ async fn cmd_cluster(c: ClusterCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn cmd_stamp(a: &StampArgs) -> Result<i32> {
+    let hash = HashAlg::from_name(&a.hash)
+        .ok_or_else(|| anyhow!("unknown hash {:?}: use sha256, sha384 or sha512", a.hash))?;
+    let cluster: Option<ops::ClusterFile> = match &a.cluster {
+        Some(d) => Some(
+            serde_json::from_slice(&read(&d.join("cluster.json"), "cluster description")?)
+                .context("cluster.json")?,
+        ),
+        None => None,
+    };
+    let first = cluster.as_ref().and_then(|c| c.nodes.first());
+    let url = a
+        .url
+        .clone()
+        .or_else(|| first.map(|n| n.public.clone()))
+        .ok_or_else(|| anyhow!("give --url HOST:PORT or --cluster DIR"))?;
+    let url = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let pin_hex = a.pin.clone().or_else(|| {
+        cluster
+            .as_ref()
+            .and_then(|c| c.nodes.iter().find(|n| n.public == url))
+            .and_then(|n| n.pin.clone())
+    });
+    let pin: [u8; 32] = pin_hex
+        .as_deref()
+        .and_then(|p| hex::decode(p).ok())
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| anyhow!("no TLS pin for {url}: give --pin HEX (from the node's attestation) or --cluster DIR"))?;
+    let data = read(&a.file, "file")?;
+    let mut nonce = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let req = AcceptedRequest::build_der(hash, &hash.digest(&data), Some(&nonce), true)?;
+    let started = std::time::Instant::now();
+    let resp = crate::net::client::request(
+        &url,
+        Some(pin),
+        "POST",
+        "/",
+        &[("content-type", "application/timestamp-query".into())],
+        req,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .with_context(|| format!("requesting a timestamp from {url}"))?;
+    if resp.status != 200 {
+        bail!(
+            "{url} answered HTTP {}: {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        );
+    }
+    let out = a.out.clone().unwrap_or_else(|| {
+        let mut p = a.file.clone().into_os_string();
+        p.push(".tsr");
+        PathBuf::from(p)
+    });
+    std::fs::write(&out, &resp.body).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "response from {url} in {} ms saved to {}",
+        started.elapsed().as_millis(),
+        out.display()
+    );
+    if a.no_verify {
+        return Ok(0);
+    }
+    let roots = a
+        .roots
+        .clone()
+        .or_else(|| cluster.as_ref().and_then(|c| c.root.clone()))
+        .ok_or_else(|| anyhow!("give --roots PEM to verify (or --no-verify)"))?;
+    cmd_verify(&VerifyArgs {
+        token: out,
+        data: Some(a.file.clone()),
+        digest: None,
+        roots,
+        certs: None,
+        nonce: Some(hex::encode(nonce)),
+        policy: None,
+        at: None,
+        json: false,
+    })
 }

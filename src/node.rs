@@ -19,10 +19,11 @@ pub mod http;
 pub mod identity;
 pub mod messages;
 mod peers;
+mod serve;
 
 use crate::attestation::{Attester, Evidence, RootSet};
 use crate::clock::Clock;
-use crate::threshold::keys::{GroupKey, KeyShare};
+use crate::threshold::keys::GroupKey;
 use crate::tsp::TsaProfile;
 use messages::PeerMessage;
 use serde::{Deserialize, Serialize};
@@ -125,8 +126,8 @@ impl ClusterConfig {
 /// The key of one epoch as this node holds it.
 struct EpochKey {
     epoch: String,
-    #[allow(dead_code)] // signs tokens in the serving path (issue 4)
-    share: KeyShare,
+    /// This node's share, inside the signer that checks what it signs.
+    signer: Arc<crate::threshold::signer::Signer<Arc<dyn Clock>>>,
     group: GroupKey,
     transcript: [u8; 32],
     #[allow(dead_code)] // served to relying parties with the chain (issue 4)
@@ -140,6 +141,8 @@ struct State {
     cluster: Option<ClusterConfig>,
     key: Option<EpochKey>,
     dkg_running: bool,
+    /// Present once a certificate is installed: this node can coordinate tokens.
+    coordinator: Option<Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>>>>,
     last_error: Option<String>,
     refusals: VecDeque<String>,
     dialers: Vec<tokio::task::JoinHandle<()>>,
@@ -160,7 +163,6 @@ pub(crate) struct Node {
     operator: auth::OperatorVerifier,
     attester: Arc<dyn Attester>,
     roots: RootSet,
-    #[allow(dead_code)] // used by the serving path (issue 4)
     profile: TsaProfile,
     measurement: [u8; 48],
     fault: Option<String>,
@@ -170,6 +172,10 @@ pub(crate) struct Node {
     inbox: tokio::sync::Mutex<mpsc::Receiver<(u16, PeerMessage)>>,
     peers_changed: Notify,
     next_generation: std::sync::atomic::AtomicU64,
+    /// Signing calls awaiting a peer's answer: request id → (peer, waiter).
+    pending:
+        Mutex<std::collections::HashMap<u64, (u16, tokio::sync::oneshot::Sender<PeerMessage>)>>,
+    next_request: std::sync::atomic::AtomicU64,
 }
 
 impl Node {
@@ -218,6 +224,7 @@ pub async fn run(
             cluster: None,
             key: None,
             dkg_running: false,
+            coordinator: None,
             last_error: None,
             refusals: VecDeque::new(),
             dialers: Vec::new(),
@@ -227,6 +234,8 @@ pub async fn run(
         inbox: tokio::sync::Mutex::new(inbox_rx),
         peers_changed: Notify::new(),
         next_generation: std::sync::atomic::AtomicU64::new(1),
+        pending: Mutex::new(std::collections::HashMap::new()),
+        next_request: std::sync::atomic::AtomicU64::new(1),
     });
     // Attesting: prove to ourselves that evidence can be produced and verifies.
     node.state().phase = Phase::Attesting;

@@ -152,7 +152,7 @@ fn openssl_reads_our_rejections() {
         ),
         (
             Rejection::BadImprintLength {
-                alg: "sha256",
+                alg: "sha256".into(),
                 got: 1,
                 want: 32,
             },

@@ -156,7 +156,7 @@ fn rejection() -> impl Strategy<Value = Rejection> {
         text.prop_map(Rejection::BadAlg),
         Just(Rejection::BadAlgParameters),
         (hash_alg(), any::<usize>()).prop_map(|(h, got)| Rejection::BadImprintLength {
-            alg: h.name(),
+            alg: h.name().to_string(),
             got,
             want: h.digest_len(),
         }),

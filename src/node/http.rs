@@ -78,6 +78,17 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     let auth = req
         .headers()
         .get(super::auth::HEADER)
@@ -93,6 +104,27 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
         }
     };
     match (&method, path.as_str()) {
+        (&Method::POST, "/") => {
+            if content_type.as_deref() != Some("application/timestamp-query") {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send Content-Type: application/timestamp-query",
+                );
+            }
+            let resp = match super::serve::timestamp(&node, &body).await {
+                Ok(r) => r,
+                Err(f) => {
+                    tracing::warn!(node = %node.name, "request rejected: {}", f.rejection);
+                    f.response
+                }
+            };
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/timestamp-reply")
+                .body(Full::new(Bytes::from(resp)))
+                .unwrap_or_default()
+        }
+        (&Method::GET, "/certchain") => certchain(&node),
         (&Method::GET, "/status") => json(StatusCode::OK, &status(&node)),
         (&Method::GET, "/attestation") => attestation(&node, &query),
         (&Method::POST, p) if p.starts_with("/admin/") => {
@@ -121,6 +153,23 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
         (_, "/status" | "/attestation") => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
         _ => error(StatusCode::NOT_FOUND, format!("no such resource {path}")),
     }
+}
+
+/// The installed chain as PEM, TSA certificate first.
+fn certchain(node: &Node) -> Response<Body> {
+    let s = node.state();
+    let Some(chain) = s.key.as_ref().and_then(|k| k.chain.as_ref()) else {
+        return error(StatusCode::NOT_FOUND, "no certificate installed yet");
+    };
+    let pem: String = chain
+        .iter()
+        .filter_map(|c| der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, c).ok())
+        .collect();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/pem-certificate-chain")
+        .body(Full::new(Bytes::from(pem)))
+        .unwrap_or_default()
 }
 
 /// Public status (DESIGN §3).
@@ -340,9 +389,15 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 transcript: hex::encode(o.transcript),
                 evidence: evidence.clone(),
             };
+            let signer = Arc::new(crate::threshold::signer::Signer::new(
+                o.share,
+                o.group.clone(),
+                node.profile.clone(),
+                node.clock.clone(),
+            ));
             s.key = Some(EpochKey {
                 epoch: req.epoch,
-                share: o.share,
+                signer,
                 group: o.group,
                 transcript: o.transcript,
                 evidence,
@@ -403,7 +458,34 @@ fn install_certificate(node: &Node, body: &[u8]) -> Response<Body> {
             format!("certificate refused: {e}"),
         );
     }
+    let identity = match crate::tsp::token::CertIdentity::from_der(leaf) {
+        Ok(i) => i,
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("certificate refused: {e}"),
+            )
+        }
+    };
+    if let Err(e) = key.signer.install_certificate(identity.clone()) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("certificate refused: {e}"),
+        );
+    }
+    let t = s.cluster.as_ref().map(|c| c.t).unwrap_or(u16::MAX);
+    let Some(key) = s.key.as_mut() else {
+        return error(StatusCode::CONFLICT, "no key share");
+    };
+    let group = key.group.clone();
     key.chain = Some(chain);
+    s.coordinator = Some(Arc::new(crate::threshold::coordinator::Coordinator::new(
+        node.profile.clone(),
+        group,
+        identity,
+        t,
+        node.clock.clone(),
+    )));
     s.phase = Phase::Serving;
     tracing::info!(node = %node.name, "TSA certificate installed");
     json(StatusCode::OK, &serde_json::json!({ "ok": true }))

@@ -3,6 +3,9 @@
 
 use crate::attestation::Evidence;
 use crate::threshold::frost::keys::dkg;
+use crate::threshold::frost::round1::SigningCommitments;
+use crate::threshold::frost::round2::SignatureShare;
+use crate::threshold::signer::{Refusal, SigningProposal};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -68,6 +71,41 @@ pub enum PeerMessage {
         group_key: String,
         /// Round-1 transcript hash, hex.
         transcript: String,
+    },
+    /// Coordinator → signer: fresh nonce commitments for request `req` (RFC 9591 §5.1).
+    SignCommit {
+        /// Request id, echoed in the answer.
+        req: u64,
+    },
+    /// Signer → coordinator: the commitments.
+    SignCommitted {
+        /// Request id.
+        req: u64,
+        /// Commitments to nonces the signer keeps, single use.
+        commitments: SigningCommitments,
+    },
+    /// Coordinator → signer: what to sign (structure, never bytes) and the signing set.
+    SignRound2 {
+        /// Request id.
+        req: u64,
+        /// The token proposal.
+        proposal: SigningProposal,
+        /// (index, commitments) of every signer in this signing.
+        commitments: Vec<(u16, SigningCommitments)>,
+    },
+    /// Signer → coordinator: its signature share (RFC 9591 §5.2).
+    SignShare {
+        /// Request id.
+        req: u64,
+        /// The share.
+        share: SignatureShare,
+    },
+    /// Signer → coordinator: no share, and why.
+    SignRefused {
+        /// Request id.
+        req: u64,
+        /// The signer's reason.
+        refusal: Refusal,
     },
     /// The sender aborted the DKG.
     DkgAbort {

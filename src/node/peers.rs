@@ -156,6 +156,7 @@ async fn run_connection<S>(
     };
     let generation = node.next_generation.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<PeerMessage>(256);
+    let reply = tx.clone();
     node.peer_links().insert(
         index,
         PeerLink {
@@ -175,11 +176,27 @@ async fn run_connection<S>(
     });
     loop {
         match read_frame(&mut rd).await {
-            Ok(msg) => {
-                if node.inbox_tx.send((index, msg)).await.is_err() {
-                    break;
+            Ok(msg) => match msg {
+                PeerMessage::SignCommit { .. } | PeerMessage::SignRound2 { .. } => {
+                    let node = node.clone();
+                    let reply = reply.clone();
+                    tokio::spawn(async move {
+                        if let Some(answer) = super::serve::answer_signing(&node, index, msg) {
+                            let _ = reply.send(answer).await;
+                        }
+                    });
                 }
-            }
+                PeerMessage::SignCommitted { req, .. }
+                | PeerMessage::SignShare { req, .. }
+                | PeerMessage::SignRefused { req, .. } => {
+                    super::serve::deliver(&node, index, req, msg);
+                }
+                other => {
+                    if node.inbox_tx.send((index, other)).await.is_err() {
+                        break;
+                    }
+                }
+            },
             Err(FrameError::Io(_)) => break,
             Err(e) => {
                 node.refuse(format!("peer {index}: {e}; closing the connection"));
@@ -280,6 +297,11 @@ pub(super) fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::DkgRound2 { .. } => "dkg_round2",
         PeerMessage::DkgConfirm { .. } => "dkg_confirm",
         PeerMessage::DkgAbort { .. } => "dkg_abort",
+        PeerMessage::SignCommit { .. } => "sign_commit",
+        PeerMessage::SignCommitted { .. } => "sign_committed",
+        PeerMessage::SignRound2 { .. } => "sign_round2",
+        PeerMessage::SignShare { .. } => "sign_share",
+        PeerMessage::SignRefused { .. } => "sign_refused",
     }
 }
 

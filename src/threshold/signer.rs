@@ -60,7 +60,7 @@ pub struct SignRequest {
 
 /// Why a signer refused to produce a share. Every variant is logged by the
 /// coordinator with the signer's identifier.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Refusal {
     /// The client request fails this signer's own checks.
     #[error("request refused: {0}")]

@@ -129,7 +129,7 @@ impl FailureInfo {
 }
 
 /// Why a request is refused. Each maps to exactly one PKIFailureInfo bit.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Rejection {
     /// Request bigger than the profile allows; refused before parsing.
     #[error("request of {len} bytes exceeds the limit of {max} bytes")]
@@ -155,7 +155,7 @@ pub enum Rejection {
     #[error("message imprint is {got} bytes, {alg} needs {want}")]
     BadImprintLength {
         /// Algorithm.
-        alg: &'static str,
+        alg: String,
         /// Received length.
         got: usize,
         /// Required length.
@@ -325,7 +325,7 @@ pub fn parse(bytes: &[u8], profile: &TsaProfile) -> Result<AcceptedRequest, Reje
     let imprint = req.message_imprint.hashed_message.as_bytes().to_vec();
     if imprint.len() != hash_alg.digest_len() {
         return Err(Rejection::BadImprintLength {
-            alg: hash_alg.name(),
+            alg: hash_alg.name().to_string(),
             got: imprint.len(),
             want: hash_alg.digest_len(),
         });

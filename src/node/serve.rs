@@ -1,0 +1,318 @@
+//! Threshold signing over the attested peer channels (DESIGN §2 step 6).
+//!
+//! The node that receives a request coordinates: it prepares the proposal
+//! (`Coordinator::prepare`), gathers fresh commitments from itself and t − 1
+//! admitted peers, sends them the proposal, and aggregates the shares with
+//! cheater detection (`Coordinator::finish`). A peer that does not answer in time
+//! or refuses is replaced by the next one; a peer whose share is invalid is named
+//! and excluded. Every signer, the coordinator included, re-validates the
+//! proposal with its own clock and certificate before it signs
+//! (`Signer::sign`), so the key signs only valid, current timestamp tokens.
+
+use super::messages::PeerMessage;
+use super::Node;
+use crate::threshold::coordinator::{
+    exclusion, failure, no_quorum_reason, Exclusion, Finish, IssueFailure, PeerError,
+};
+use crate::threshold::frost::{round1::SigningCommitments, round2::SignatureShare, Identifier};
+use crate::threshold::signer::{Refusal, SignRequest};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a peer may take to answer one signing message.
+const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Signer side: answer a `SignCommit` or `SignRound2` from peer `from`.
+pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option<PeerMessage> {
+    let signer = node.state().key.as_ref().map(|k| k.signer.clone());
+    match msg {
+        PeerMessage::SignCommit { req } => Some(match signer {
+            None => PeerMessage::SignRefused {
+                req,
+                refusal: Refusal::Internal("this node holds no key share".into()),
+            },
+            Some(s) => match s.commit(&mut rand_core::OsRng) {
+                Ok(commitments) => PeerMessage::SignCommitted { req, commitments },
+                Err(refusal) => PeerMessage::SignRefused { req, refusal },
+            },
+        }),
+        PeerMessage::SignRound2 {
+            req,
+            proposal,
+            commitments,
+        } => {
+            let Some(s) = signer else {
+                return Some(PeerMessage::SignRefused {
+                    req,
+                    refusal: Refusal::Internal("this node holds no key share".into()),
+                });
+            };
+            let mut map = BTreeMap::new();
+            for (i, c) in commitments {
+                match Identifier::try_from(i) {
+                    Ok(id) => {
+                        map.insert(id, c);
+                    }
+                    Err(e) => {
+                        return Some(PeerMessage::SignRefused {
+                            req,
+                            refusal: Refusal::Frost(e.to_string()),
+                        })
+                    }
+                }
+            }
+            let answer = match s.sign(&SignRequest {
+                proposal,
+                commitments: map,
+            }) {
+                Ok(share) => PeerMessage::SignShare { req, share },
+                Err(refusal) => {
+                    node.refuse(format!(
+                        "refused to sign for coordinator node {from}: {refusal}"
+                    ));
+                    PeerMessage::SignRefused { req, refusal }
+                }
+            };
+            Some(answer)
+        }
+        _ => None,
+    }
+}
+
+/// Coordinator side: hand an answer to whoever waits for it.
+pub(super) fn deliver(node: &Node, from: u16, req: u64, msg: PeerMessage) {
+    let waiter = node
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&req);
+    match waiter {
+        Some((expected, tx)) if expected == from => {
+            let _ = tx.send(msg);
+        }
+        Some((expected, tx)) => {
+            node.refuse(format!(
+                "node {from} answered a request addressed to node {expected}; ignored"
+            ));
+            node.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(req, (expected, tx));
+        }
+        None => {} // late answer after a timeout
+    }
+}
+
+/// Send `build(req)` to peer `to` and wait for its answer.
+async fn call(
+    node: &Node,
+    to: u16,
+    build: impl FnOnce(u64) -> PeerMessage,
+) -> Result<PeerMessage, PeerError> {
+    let req = node.next_request.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let link = node.peer_links().get(&to).map(|l| l.tx.clone());
+    let Some(link) = link else {
+        return Err(PeerError::Unavailable(format!(
+            "node {to} is not connected"
+        )));
+    };
+    node.pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(req, (to, tx));
+    let result = async {
+        link.send(build(req))
+            .await
+            .map_err(|_| PeerError::Unavailable(format!("connection to node {to} lost")))?;
+        match tokio::time::timeout(PEER_TIMEOUT, rx).await {
+            Ok(Ok(m)) => Ok(m),
+            Ok(Err(_)) => Err(PeerError::Unavailable(format!("node {to}: no answer"))),
+            Err(_) => Err(PeerError::Unavailable(format!(
+                "node {to} did not answer within {PEER_TIMEOUT:?}"
+            ))),
+        }
+    }
+    .await;
+    node.pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&req);
+    result
+}
+
+async fn commit(node: &Arc<Node>, who: u16, own: u16) -> Result<SigningCommitments, PeerError> {
+    if who == own {
+        let signer = node.state().key.as_ref().map(|k| k.signer.clone());
+        let signer = signer.ok_or_else(|| PeerError::Unavailable("no key share".into()))?;
+        return signer
+            .commit(&mut rand_core::OsRng)
+            .map_err(PeerError::Refused);
+    }
+    match call(node, who, |req| PeerMessage::SignCommit { req }).await? {
+        PeerMessage::SignCommitted { commitments, .. } => Ok(commitments),
+        PeerMessage::SignRefused { refusal, .. } => Err(PeerError::Refused(refusal)),
+        _ => Err(PeerError::Unavailable(format!(
+            "node {who}: unexpected answer"
+        ))),
+    }
+}
+
+async fn round2(
+    node: &Arc<Node>,
+    who: u16,
+    own: u16,
+    req: Arc<SignRequest>,
+) -> Result<SignatureShare, PeerError> {
+    if who == own {
+        let signer = node.state().key.as_ref().map(|k| k.signer.clone());
+        let signer = signer.ok_or_else(|| PeerError::Unavailable("no key share".into()))?;
+        return signer.sign(&req).map_err(PeerError::Refused);
+    }
+    let commitments: Vec<(u16, SigningCommitments)> = req
+        .commitments
+        .iter()
+        .filter_map(|(id, c)| index_of(id).map(|i| (i, *c)))
+        .collect();
+    let proposal = req.proposal.clone();
+    match call(node, who, move |r| PeerMessage::SignRound2 {
+        req: r,
+        proposal,
+        commitments,
+    })
+    .await?
+    {
+        PeerMessage::SignShare { share, .. } => Ok(share),
+        PeerMessage::SignRefused { refusal, .. } => Err(PeerError::Refused(refusal)),
+        _ => Err(PeerError::Unavailable(format!(
+            "node {who}: unexpected answer"
+        ))),
+    }
+}
+
+/// FROST identifiers here are the node indices 1..=n.
+fn index_of(id: &Identifier) -> Option<u16> {
+    let bytes = id.serialize();
+    let (head, tail) = bytes.split_at(bytes.len().checked_sub(2)?);
+    if head.iter().any(|b| *b != 0) {
+        return None;
+    }
+    Some(u16::from_be_bytes([*tail.first()?, *tail.get(1)?]))
+}
+
+/// Coordinate one timestamp: returns the TimeStampResp DER (granted or rejection).
+pub(super) async fn timestamp(
+    node: &Arc<Node>,
+    request_der: &[u8],
+) -> Result<Vec<u8>, IssueFailure> {
+    let started = std::time::Instant::now();
+    let (coordinator, own) = {
+        let s = node.state();
+        match (&s.key, &s.coordinator, &s.cluster) {
+            (Some(_), Some(c), Some(cl)) => (c.clone(), cl.index),
+            _ => {
+                return Err(failure(
+                    crate::tsp::request::Rejection::SystemFailure(format!(
+                        "this node is not serving (phase {:?})",
+                        s.phase
+                    )),
+                    Vec::new(),
+                ))
+            }
+        }
+    };
+    let prepared = coordinator.prepare(request_der, &mut rand_core::OsRng)?;
+    let t = coordinator.threshold();
+    // Candidates: this node first, then the admitted peers in index order.
+    let mut candidates = vec![own];
+    candidates.extend(node.peer_links().keys().copied().filter(|i| *i != own));
+    let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
+    let mut out: BTreeSet<u16> = BTreeSet::new();
+    loop {
+        let mut commitments = BTreeMap::new();
+        let mut chosen = Vec::new();
+        for &c in &candidates {
+            if chosen.len() == t {
+                break;
+            }
+            if out.contains(&c) {
+                continue;
+            }
+            let id = Identifier::try_from(c).map_err(|e| {
+                failure(
+                    crate::tsp::request::Rejection::SystemFailure(e.to_string()),
+                    Vec::new(),
+                )
+            })?;
+            match commit(node, c, own).await {
+                Ok(cm) => {
+                    commitments.insert(id, cm);
+                    chosen.push((c, id));
+                }
+                Err(e) => {
+                    out.insert(c);
+                    excluded.push((id, exclusion(e)));
+                }
+            }
+        }
+        if chosen.len() < t {
+            return Err(failure(
+                no_quorum_reason(chosen.len(), t, &excluded),
+                excluded,
+            ));
+        }
+        let req = Arc::new(SignRequest {
+            proposal: prepared.proposal.clone(),
+            commitments: commitments.clone(),
+        });
+        let mut set = tokio::task::JoinSet::new();
+        for (c, id) in chosen.clone() {
+            let node = node.clone();
+            let req = req.clone();
+            set.spawn(async move { (c, id, round2(&node, c, own, req).await) });
+        }
+        let mut shares = BTreeMap::new();
+        while let Some(joined) = set.join_next().await {
+            let Ok((c, id, r)) = joined else { continue };
+            match r {
+                Ok(s) => {
+                    shares.insert(id, s);
+                }
+                Err(e) => {
+                    node.refuse(format!("signer node {c} gave no share: {e}"));
+                    out.insert(c);
+                    excluded.push((id, exclusion(e)));
+                }
+            }
+        }
+        if shares.len() < t {
+            continue;
+        }
+        match coordinator.finish(&prepared, commitments, &shares) {
+            Ok((_token, response)) => {
+                tracing::info!(
+                    node = %node.name,
+                    serial = %prepared.serial.to_hex(),
+                    signers = ?chosen.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "token issued"
+                );
+                return Ok(response);
+            }
+            Err(Finish::Cheaters(culprits)) => {
+                for id in culprits {
+                    if let Some(c) = index_of(&id) {
+                        node.refuse(format!(
+                            "node {c} returned an invalid signature share: excluded"
+                        ));
+                        out.insert(c);
+                    }
+                    excluded.push((id, Exclusion::InvalidShare));
+                }
+            }
+            Err(Finish::Failed(r)) => return Err(failure(r, excluded)),
+        }
+    }
+}
