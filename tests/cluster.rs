@@ -276,3 +276,198 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
         "{log1}"
     );
 }
+
+fn pids(file: &ClusterFile) -> Vec<u32> {
+    file.nodes.iter().map(|n| n.pid.unwrap()).collect()
+}
+
+fn kill(pid: u32) {
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true);
+        if gone {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// POST a DER request to a node (pinned TLS) and return the HTTP status and body.
+fn post(
+    node: &frostamp::cli::ops::ClusterNode,
+    body: Vec<u8>,
+    content_type: &str,
+) -> (u16, Vec<u8>) {
+    let pin: [u8; 32] = hex::decode(node.pin.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt
+        .block_on(frostamp::net::client::request(
+            &node.public,
+            Some(pin),
+            "POST",
+            "/",
+            &[("content-type", content_type.into())],
+            body,
+            Duration::from_secs(20),
+        ))
+        .unwrap();
+    (r.status, r.body)
+}
+
+/// The serving half of the seed's decision tree, with real processes: 5 up → tokens
+/// (CLI, openssl-made requests); 2 killed → tokens still; 3 killed → every request
+/// rejected with a clear reason and no token. Bad input gets HTTP errors and the
+/// node keeps serving.
+#[test]
+fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let out = Command::new(FROSTAMP)
+        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: ClusterFile =
+        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let data = dir.path().join("data.txt");
+    std::fs::write(&data, b"stamped by the cluster\n").unwrap();
+
+    // frostamp stamp: request, save, verify.
+    let out = Command::new(FROSTAMP)
+        .args(["stamp"])
+        .arg(&data)
+        .arg("--cluster")
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Verification: OK"));
+
+    // openssl ts -query → any node → openssl ts -reply -text and frostamp verify.
+    let q = dir.path().join("q.tsq");
+    let st = Command::new("openssl")
+        .args(["ts", "-query", "-data"])
+        .arg(&data)
+        .args(["-sha512", "-cert", "-out"])
+        .arg(&q)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for node in &file.nodes {
+        let (status, body) = post(
+            node,
+            std::fs::read(&q).unwrap(),
+            "application/timestamp-query",
+        );
+        assert_eq!(status, 200);
+        let r = dir.path().join(format!("r{}.tsr", node.index));
+        std::fs::write(&r, &body).unwrap();
+        let text = Command::new("openssl")
+            .args(["ts", "-reply", "-in"])
+            .arg(&r)
+            .arg("-text")
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&text.stdout).contains("Status: Granted."));
+        let v = Command::new(FROSTAMP)
+            .arg("verify")
+            .arg(&r)
+            .arg("--data")
+            .arg(&data)
+            .arg("--roots")
+            .arg(file.root.as_ref().unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "node {}: {}",
+            node.index,
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
+
+    // Bad input at the HTTP edge: wrong content type, garbage, oversize; the node keeps serving.
+    let n5 = &file.nodes[4];
+    assert_eq!(post(n5, b"x".to_vec(), "text/plain").0, 415);
+    let (status, body) = post(n5, b"garbage".to_vec(), "application/timestamp-query");
+    assert_eq!(status, 200);
+    let resp = <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&body).unwrap();
+    assert_eq!(resp.status.status.as_bytes(), [2]);
+    assert_eq!(
+        post(n5, vec![0u8; 300 * 1024], "application/timestamp-query").0,
+        413
+    );
+
+    // Kill nodes 1 and 2: nodes 3..5 still issue tokens.
+    let p = pids(&file);
+    kill(p[0]);
+    kill(p[1]);
+    std::thread::sleep(Duration::from_millis(300));
+    for node in &file.nodes[2..] {
+        let (status, body) = post(
+            node,
+            std::fs::read(&q).unwrap(),
+            "application/timestamp-query",
+        );
+        assert_eq!(status, 200);
+        let r = dir.path().join("after2.tsr");
+        std::fs::write(&r, &body).unwrap();
+        let v = Command::new(FROSTAMP)
+            .arg("verify")
+            .arg(&r)
+            .arg("--data")
+            .arg(&data)
+            .arg("--roots")
+            .arg(file.root.as_ref().unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "after two losses, node {}: {}",
+            node.index,
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
+
+    // Kill node 3: fewer than t share holders; every request is rejected, no token.
+    kill(p[2]);
+    std::thread::sleep(Duration::from_millis(300));
+    for node in &file.nodes[3..] {
+        let (status, body) = post(
+            node,
+            std::fs::read(&q).unwrap(),
+            "application/timestamp-query",
+        );
+        assert_eq!(status, 200);
+        let resp = <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&body).unwrap();
+        assert_eq!(
+            resp.status.status.as_bytes(),
+            [2],
+            "node {} must reject",
+            node.index
+        );
+        assert!(resp.time_stamp_token.is_none());
+        let text = resp.status.status_string.unwrap().join(" ");
+        assert!(text.contains("only 2 of the 3 required signers"), "{text}");
+    }
+}
