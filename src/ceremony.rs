@@ -227,6 +227,80 @@ pub fn issue_for_bundle(
     .map_err(|e| CeremonyError::Invalid(format!("issuing: {e}")))
 }
 
+/// Issue the TSA certificate from a CSR made by `/admin/csr`: the CSR's FROST
+/// signature verifies under its own subject key, its evidence bundle verifies
+/// ([`verify_bundle`]) and names that same key and the requested measurement.
+pub fn issue_for_csr(
+    ca: &DevCa,
+    csr_der: &[u8],
+    roots: &RootSet,
+    accepted: &[[u8; 48]],
+    now: std::time::SystemTime,
+    lifetime: Duration,
+) -> Result<Vec<u8>, CeremonyError> {
+    let csr = crate::certs::verify_csr(csr_der)
+        .map_err(|e| CeremonyError::Invalid(format!("CSR: {e}")))?;
+    let bundle: EvidenceBundle = serde_json::from_slice(&csr.evidence)
+        .map_err(|e| CeremonyError::Invalid(format!("CSR evidence bundle: {e}")))?;
+    let facts = verify_bundle(&bundle, roots, accepted, now)?;
+    let key = csr
+        .group
+        .serialize()
+        .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    if facts.group_key != key {
+        return Err(CeremonyError::Disagreement(
+            "the CSR key is not the group key its evidence attests".into(),
+        ));
+    }
+    if facts.measurement != csr.measurement {
+        return Err(CeremonyError::Disagreement(
+            "the CSR requests another measurement than its evidence attests".into(),
+        ));
+    }
+    ca.issue_tsa_certificate_for_key(
+        &csr.group,
+        Some(&csr.measurement),
+        &csr.subject,
+        now,
+        lifetime,
+        &mut rand_core::OsRng,
+    )
+    .map_err(|e| CeremonyError::Invalid(format!("issuing: {e}")))
+}
+
+/// Ask a node to coordinate the threshold signature of this epoch's CSR.
+pub async fn request_csr(
+    node: &PinnedNode,
+    operator: &OperatorKey,
+    clock: &dyn Clock,
+    subject: &str,
+    bundle: &EvidenceBundle,
+) -> Result<Vec<u8>, CeremonyError> {
+    let body = serde_json::to_vec(&crate::node::http::CsrRequest {
+        subject: subject.to_string(),
+        bundle: serde_json::to_string(bundle).map_err(|e| CeremonyError::Invalid(e.to_string()))?,
+    })
+    .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    let r = admin(
+        node,
+        operator,
+        clock,
+        "/admin/csr",
+        body,
+        Duration::from_secs(30),
+    )
+    .await?;
+    if r.status != 200 {
+        return Err(refused(node.target.index, "csr", &r));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.body).map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    v.get("csr")
+        .and_then(|c| c.as_str())
+        .and_then(|c| hex::decode(c).ok())
+        .ok_or_else(|| CeremonyError::Invalid("malformed CSR answer".into()))
+}
+
 /// Attest one node over its public port and return (SPKI SHA-256, measurement).
 pub async fn attest_node(
     index: u16,

@@ -665,3 +665,212 @@ pub fn check_tsa_certificate(
     crate::verify::chain::check_timestamping_leaf(&cert)
         .map_err(|e| TsaCertError::Profile(e.to_string()))
 }
+
+// --- PKCS#10 certification request for an external CA (RFC 2986) ---------------
+
+/// ```text
+/// CertificationRequestInfo ::= SEQUENCE {
+///      version       INTEGER { v1(0) },
+///      subject       Name,
+///      subjectPKInfo SubjectPublicKeyInfo,
+///      attributes    [0] Attributes }               -- RFC 2986 §4.1
+/// ```
+/// With OID-agnostic attributes (the evidence attribute uses the project arc).
+#[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
+pub struct CsrInfo {
+    /// 0.
+    pub version: u8,
+    /// Requested subject.
+    pub subject: Name,
+    /// The group key.
+    pub subject_pk_info: SubjectPublicKeyInfoOwned,
+    /// extensionRequest and the frostamp evidence attribute.
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true")]
+    pub attributes: crate::tsp::asn1::RawSetOf,
+}
+
+/// ```text
+/// CertificationRequest ::= SEQUENCE {
+///      certificationRequestInfo CertificationRequestInfo,
+///      signatureAlgorithm       AlgorithmIdentifier,
+///      signature                BIT STRING }        -- RFC 2986 §4.2
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
+pub struct Csr {
+    /// What is signed.
+    pub info: CsrInfo,
+    /// FROST(secp256k1, SHA-256).
+    pub algorithm: crate::tsp::asn1::AlgorithmId,
+    /// The 65-byte FROST signature.
+    pub signature: BitString,
+}
+
+/// id-ExtensionRequest (PKCS #9, RFC 2985 §5.4.2).
+pub const EXTENSION_REQUEST: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+
+fn group_spki(
+    group: &crate::threshold::frost::VerifyingKey,
+) -> Result<SubjectPublicKeyInfoOwned, CertError> {
+    let compressed = group
+        .serialize()
+        .map_err(|e| CertError::Key(e.to_string()))?;
+    let pk =
+        k256::PublicKey::from_sec1_bytes(&compressed).map_err(|e| CertError::Key(e.to_string()))?;
+    let point = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, false);
+    Ok(SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: std_oids::EC_PUBLIC_KEY,
+            parameters: Some(der::Any::from_der(&std_oids::SECP256K1.to_der()?)?),
+        },
+        subject_public_key: BitString::from_bytes(point.as_bytes())?,
+    })
+}
+
+/// The CertificationRequestInfo of a key epoch, built deterministically from
+/// structured inputs: every signer builds it itself and signs only that
+/// (DESIGN §2.6: the group key signs tokens and its own epoch's CSR, nothing else).
+/// Requested extensions: EKU id-kp-timeStamping (critical), keyUsage
+/// digitalSignature (critical), the launch measurement (non-critical). The
+/// evidence attribute carries the evidence bundle (JSON) the CA must check.
+pub fn build_csr_info(
+    subject: &str,
+    group: &crate::threshold::frost::VerifyingKey,
+    measurement: &[u8; 48],
+    evidence_bundle_json: &[u8],
+) -> Result<Vec<u8>, CertError> {
+    let subject = Name::from_str(subject)
+        .map_err(|e| CertError::Invalid(format!("subject {subject:?}: {e}")))?;
+    let ext =
+        |oid: ObjectIdentifier, critical: bool, v: Vec<u8>| -> Result<AnyExtension, CertError> {
+            Ok(AnyExtension {
+                extn_id: oid.into(),
+                critical,
+                extn_value: OctetString::new(v)?,
+            })
+        };
+    let extensions = vec![
+        ext(
+            ExtendedKeyUsage::OID,
+            true,
+            ExtendedKeyUsage(vec![std_oids::KP_TIME_STAMPING]).to_der()?,
+        )?,
+        ext(
+            KeyUsage::OID,
+            true,
+            KeyUsage(KeyUsages::DigitalSignature.into()).to_der()?,
+        )?,
+        AnyExtension {
+            extn_id: crate::oid::launch_measurement_ext(),
+            critical: false,
+            extn_value: OctetString::new(
+                LaunchMeasurement {
+                    version: 1,
+                    measurement: OctetString::new(measurement.to_vec())?,
+                }
+                .to_der()?,
+            )?,
+        },
+    ];
+    let ext_req = crate::tsp::asn1::Attribute {
+        oid: EXTENSION_REQUEST.into(),
+        values: crate::tsp::asn1::RawSetOf::from_elements(&[der::Any::from_der(
+            &extensions.to_der()?,
+        )?])?,
+    };
+    let evidence = crate::tsp::asn1::Attribute {
+        oid: crate::oid::attestation_evidence_attr(),
+        values: crate::tsp::asn1::RawSetOf::from_elements(&[OctetString::new(
+            evidence_bundle_json.to_vec(),
+        )?])?,
+    };
+    let info = CsrInfo {
+        version: 0,
+        subject,
+        subject_pk_info: group_spki(group)?,
+        attributes: crate::tsp::asn1::RawSetOf::from_elements(&[ext_req, evidence])?,
+    };
+    Ok(info.to_der()?)
+}
+
+/// Assemble a CSR from its info DER and the FROST signature.
+pub fn assemble_csr(info_der: &[u8], signature: &[u8; 65]) -> Result<Vec<u8>, CertError> {
+    Ok(Csr {
+        info: CsrInfo::from_der(info_der)?,
+        algorithm: crate::tsp::asn1::AlgorithmId::new(crate::oid::frost_secp256k1_sha256()),
+        signature: BitString::from_bytes(signature)?,
+    }
+    .to_der()?)
+}
+
+/// A CSR whose FROST signature verifies under its own subject key.
+#[derive(Debug, Clone)]
+pub struct VerifiedCsr {
+    /// Requested subject (RFC 4514 text).
+    pub subject: String,
+    /// Group key.
+    pub group: crate::threshold::frost::VerifyingKey,
+    /// Requested launch measurement.
+    pub measurement: [u8; 48],
+    /// The evidence bundle (JSON bytes).
+    pub evidence: Vec<u8>,
+}
+
+/// Parse a CSR, verify its FROST signature with its subject key, and extract
+/// the measurement and the evidence bundle.
+pub fn verify_csr(csr_der: &[u8]) -> Result<VerifiedCsr, CertError> {
+    let csr = Csr::from_der(csr_der)?;
+    if csr.algorithm.oid != crate::oid::frost_secp256k1_sha256()
+        || csr.algorithm.parameters.is_some()
+    {
+        return Err(CertError::Invalid(
+            "CSR is not signed with FROST(secp256k1, SHA-256)".into(),
+        ));
+    }
+    let info_der = csr.info.to_der()?;
+    let group = crate::threshold::keys::verifying_key_from_sec1(
+        csr.info.subject_pk_info.subject_public_key.raw_bytes(),
+    )
+    .ok_or_else(|| CertError::Invalid("CSR key is not a secp256k1 point".into()))?;
+    let sig = csr
+        .signature
+        .as_bytes()
+        .ok_or_else(|| CertError::Invalid("CSR signature bit string".into()))?;
+    if !crate::threshold::keys::verify_frost(&group, &info_der, sig) {
+        return Err(CertError::Invalid(
+            "CSR signature does not verify under its subject key".into(),
+        ));
+    }
+    let mut measurement = None;
+    let mut evidence = None;
+    for el in csr.info.attributes.elements()? {
+        let attr: crate::tsp::asn1::Attribute = el.decode_as()?;
+        let values = attr.values.elements()?;
+        let [value] = values.as_slice() else {
+            return Err(CertError::Invalid(
+                "CSR attribute with other than one value".into(),
+            ));
+        };
+        if attr.oid == EXTENSION_REQUEST {
+            for e in Vec::<AnyExtension>::from_der(&value.to_der()?)? {
+                if e.extn_id == crate::oid::launch_measurement_ext() {
+                    let m = LaunchMeasurement::from_der(e.extn_value.as_bytes())?;
+                    measurement = Some(
+                        <[u8; 48]>::try_from(m.measurement.as_bytes())
+                            .map_err(|_| CertError::Invalid("measurement length".into()))?,
+                    );
+                }
+            }
+        } else if attr.oid == crate::oid::attestation_evidence_attr() {
+            evidence = Some(value.decode_as::<OctetString>()?.as_bytes().to_vec());
+        }
+    }
+    Ok(VerifiedCsr {
+        subject: csr.info.subject.to_string(),
+        group,
+        measurement: measurement
+            .ok_or_else(|| CertError::Invalid("CSR requests no launch measurement".into()))?,
+        evidence: evidence
+            .ok_or_else(|| CertError::Invalid("CSR carries no evidence attribute".into()))?,
+    })
+}

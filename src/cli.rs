@@ -84,9 +84,12 @@ pub enum CaCmd {
         /// CA directory (from `ca init`).
         #[arg(long)]
         dir: PathBuf,
-        /// evidence.json from `frostamp ceremony`.
+        /// evidence.json from `frostamp ceremony` (or use --csr).
+        #[arg(long, required_unless_present = "csr", conflicts_with = "csr")]
+        bundle: Option<PathBuf>,
+        /// request.csr from `frostamp ceremony` (threshold-signed, carries the evidence).
         #[arg(long)]
-        bundle: PathBuf,
+        csr: Option<PathBuf>,
         /// Accepted launch measurement(s), hex.
         #[arg(long)]
         measurement: Vec<String>,
@@ -570,6 +573,7 @@ fn cmd_ca(c: CaCmd) -> Result<()> {
         CaCmd::Issue {
             dir,
             bundle,
+            csr,
             measurement,
             measurements,
             allow_insecure_dev_root,
@@ -578,7 +582,12 @@ fn cmd_ca(c: CaCmd) -> Result<()> {
         } => {
             let accepted = ops::accepted_measurements(&measurement, &measurements)?;
             let roots = ops::roots(allow_insecure_dev_root.as_deref())?;
-            ops::ca_issue(&dir, &bundle, &accepted, &roots, &subject, &out)?;
+            let input = match (&bundle, &csr) {
+                (Some(b), _) => ops::IssueInput::Bundle(b),
+                (None, Some(c)) => ops::IssueInput::Csr(c),
+                (None, None) => bail!("give --bundle or --csr"),
+            };
+            ops::ca_issue(&dir, input, &accepted, &roots, &subject, &out)?;
             println!(
                 "every report verified; TSA certificate chain written to {}",
                 out.display()

@@ -347,3 +347,101 @@ async fn a_bad_round_two_share_aborts_and_names_the_sender() {
         other => panic!("expected an aborted DKG, got {other}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn external_ca_path_threshold_signed_csr() {
+    let c = start(5, &[]).await;
+    let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
+    let node = &outcome.nodes[1];
+    let csr = ceremony::request_csr(
+        node,
+        &c.operator,
+        &SystemClock,
+        "CN=frostamp TSA,O=external CA test",
+        &outcome.bundle,
+    )
+    .await
+    .unwrap();
+    let v = frostamp::certs::verify_csr(&csr).unwrap();
+    assert_eq!(v.measurement, c.measurement);
+    assert_eq!(
+        hex::encode(v.group.serialize().unwrap()),
+        outcome.bundle.group_key
+    );
+    assert!(v.subject.contains("external CA test"));
+
+    // OpenSSL reads it as a PKCS#10 request (it cannot check the FROST signature).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("req.der"), &csr).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-inform", "DER", "-in", "req.der", "-noout", "-text"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("external CA test"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("2.25.7035553362177209877941980418382415400.1"),
+        "{text}"
+    );
+
+    // Twin: a flipped signature byte fails verification.
+    let mut bad = csr.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(frostamp::certs::verify_csr(&bad).is_err());
+
+    // Twin: signers refuse a CSR for another epoch.
+    let mut foreign = outcome.bundle.clone();
+    foreign.epoch = "another-epoch".into();
+    let e = ceremony::request_csr(node, &c.operator, &SystemClock, "CN=x", &foreign)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("not for this node's key epoch"),
+        "{e}"
+    );
+
+    // The CA issues from the CSR alone; every node installs the chain.
+    let now = SystemClock.now();
+    let ca = DevCa::generate(
+        "CN=external CA",
+        now - Duration::from_secs(60),
+        Duration::from_secs(86400),
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let cert = ceremony::issue_for_csr(
+        &ca,
+        &csr,
+        &c.roots,
+        &[c.measurement],
+        now,
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    assert!(ceremony::issue_for_csr(
+        &ca,
+        &csr,
+        &c.roots,
+        &[[0u8; 48]],
+        now,
+        Duration::from_secs(3600)
+    )
+    .is_err());
+    ceremony::install_chain(
+        &outcome.nodes,
+        &c.operator,
+        &SystemClock,
+        &[cert, ca.certificate_der().unwrap()],
+    )
+    .await
+    .unwrap();
+    for n in &outcome.nodes {
+        assert_eq!(ceremony::status(n).await.unwrap().phase, Phase::Serving);
+    }
+}

@@ -147,27 +147,51 @@ fn collect_measurements(v: &serde_json::Value, out: &mut Vec<[u8; 48]>) {
     }
 }
 
+/// What `frostamp ca issue` works from.
+#[derive(Debug)]
+pub enum IssueInput<'a> {
+    /// An evidence bundle (development CA run by the operator).
+    Bundle(&'a Path),
+    /// A threshold-signed CSR carrying the bundle (any CA).
+    Csr(&'a Path),
+}
+
 /// `frostamp ca issue`.
 pub fn ca_issue(
     ca_dir: &Path,
-    bundle: &Path,
+    input: IssueInput<'_>,
     accepted: &[[u8; 48]],
     roots: &RootSet,
     subject: &str,
     out: &Path,
 ) -> Result<()> {
     let ca = ca_load(ca_dir)?;
-    let bundle: EvidenceBundle = serde_json::from_str(&read_to_string(bundle, "evidence bundle")?)
-        .context("evidence bundle")?;
-    let cert = ceremony::issue_for_bundle(
-        &ca,
-        &bundle,
-        roots,
-        accepted,
-        subject,
-        SystemClock.now(),
-        Duration::from_secs(365 * 86400),
-    )?;
+    let lifetime = Duration::from_secs(365 * 86400);
+    let cert = match input {
+        IssueInput::Bundle(p) => {
+            let bundle: EvidenceBundle =
+                serde_json::from_str(&read_to_string(p, "evidence bundle")?)
+                    .context("evidence bundle")?;
+            ceremony::issue_for_bundle(
+                &ca,
+                &bundle,
+                roots,
+                accepted,
+                subject,
+                SystemClock.now(),
+                lifetime,
+            )?
+        }
+        IssueInput::Csr(p) => {
+            let text = read_to_string(p, "CSR")?;
+            let (label, der) =
+                der::pem::decode_vec(text.as_bytes()).map_err(|e| anyhow!("CSR PEM: {e}"))?;
+            if label != "CERTIFICATE REQUEST" {
+                bail!("{} is a {label}, not a CERTIFICATE REQUEST", p.display());
+            }
+            ceremony::issue_for_csr(&ca, &der, roots, accepted, SystemClock.now(), lifetime)?
+        }
+    };
     let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert)
         .map_err(|e| anyhow!(e))?;
     std::fs::write(out, format!("{pem}{}", ca.certificate_pem()?))?;
@@ -322,10 +346,14 @@ pub async fn run_ceremony(
             step("CA verified every report and issued the TSA certificate (group key, EKU timeStamping critical, launch measurement)");
             let chain = vec![cert.clone(), ca.certificate_der()?];
             ceremony::install_chain(&outcome.nodes, &operator, &SystemClock, &chain).await?;
-            step(&format!("certificate installed on all {} nodes (each checked key and measurement)", outcome.nodes.len()));
+            step(&format!(
+                "certificate installed on all {} nodes (each checked key and measurement)",
+                outcome.nodes.len()
+            ));
             timings.insert("certificate".into(), t.elapsed().as_millis());
             let chain_pem = a.state_dir.join("chain.pem");
-            let leaf = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert).map_err(|e| anyhow!(e))?;
+            let leaf = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &cert)
+                .map_err(|e| anyhow!(e))?;
             std::fs::write(&chain_pem, format!("{leaf}{}", ca.certificate_pem()?))?;
             let root = a.state_dir.join("root.pem");
             std::fs::write(&root, ca.certificate_pem()?)?;
@@ -335,7 +363,26 @@ pub async fn run_ceremony(
                 n.phase = Some("serving".into());
             }
         }
-        None => step("no --ca-dir: hand evidence.json to your CA (`frostamp ca issue`), then `frostamp ceremony install`"),
+        None => {
+            let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
+            let csr = ceremony::request_csr(
+                first,
+                &operator,
+                &SystemClock,
+                "CN=frostamp TSA,O=frostamp",
+                &outcome.bundle,
+            )
+            .await?;
+            let pem =
+                der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &csr)
+                    .map_err(|e| anyhow!(e))?;
+            let path = a.state_dir.join("request.csr");
+            std::fs::write(&path, pem)?;
+            step(&format!(
+                "threshold-signed CSR (group key, launch measurement, evidence) written to {}; after your CA issues, run `frostamp ceremony install --chain CHAIN.pem`",
+                path.display()
+            ));
+        }
     }
     timings.insert("total".into(), started.elapsed().as_millis());
     file.timings_ms = timings;

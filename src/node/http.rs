@@ -147,6 +147,7 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 "/admin/configure" => configure(&node, &body),
                 "/admin/dkg" => run_dkg(&node, &body).await,
                 "/admin/certificate" => install_certificate(&node, &body),
+                "/admin/csr" => csr(&node, &body).await,
                 _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
             }
         }
@@ -420,6 +421,30 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 &serde_json::json!({ "error": f.reason, "culprit": f.culprit }),
             )
         }
+    }
+}
+
+/// Request body of `/admin/csr`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrRequest {
+    /// Requested subject (RFC 4514), e.g. `CN=frostamp TSA,O=example`.
+    pub subject: String,
+    /// The evidence bundle from the ceremony (JSON text), embedded in the CSR.
+    pub bundle: String,
+}
+
+async fn csr(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
+    let req: CsrRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("csr request: {e}")),
+    };
+    match super::serve::sign_csr(node, &req.subject, &req.bundle).await {
+        Ok(der) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "csr": hex::encode(der) }),
+        ),
+        Err(e) => error(StatusCode::CONFLICT, format!("CSR not signed: {e}")),
     }
 }
 

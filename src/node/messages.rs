@@ -93,6 +93,18 @@ pub enum PeerMessage {
         /// (index, commitments) of every signer in this signing.
         commitments: Vec<(u16, SigningCommitments)>,
     },
+    /// Coordinator → signer: sign this epoch's CSR, which the signer rebuilds from
+    /// the subject and the evidence bundle and checks against its own epoch.
+    SignCsr {
+        /// Request id.
+        req: u64,
+        /// Requested subject (RFC 4514).
+        subject: String,
+        /// The evidence bundle (JSON text) that goes into the CSR.
+        bundle: String,
+        /// (index, commitments) of every signer in this signing.
+        commitments: Vec<(u16, SigningCommitments)>,
+    },
     /// Signer → coordinator: its signature share (RFC 9591 §5.2).
     SignShare {
         /// Request id.

@@ -177,7 +177,9 @@ async fn run_connection<S>(
     loop {
         match read_frame(&mut rd).await {
             Ok(msg) => match msg {
-                PeerMessage::SignCommit { .. } | PeerMessage::SignRound2 { .. } => {
+                PeerMessage::SignCommit { .. }
+                | PeerMessage::SignRound2 { .. }
+                | PeerMessage::SignCsr { .. } => {
                     let node = node.clone();
                     let reply = reply.clone();
                     tokio::spawn(async move {
@@ -300,6 +302,7 @@ pub(super) fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::SignCommit { .. } => "sign_commit",
         PeerMessage::SignCommitted { .. } => "sign_committed",
         PeerMessage::SignRound2 { .. } => "sign_round2",
+        PeerMessage::SignCsr { .. } => "sign_csr",
         PeerMessage::SignShare { .. } => "sign_share",
         PeerMessage::SignRefused { .. } => "sign_refused",
     }

@@ -77,7 +77,201 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
             };
             Some(answer)
         }
+        PeerMessage::SignCsr {
+            req,
+            subject,
+            bundle,
+            commitments,
+        } => {
+            let answer = (|| {
+                let s = signer
+                    .ok_or_else(|| Refusal::Internal("this node holds no key share".into()))?;
+                let message = csr_message(node, &subject, &bundle)?;
+                let map = commitments
+                    .into_iter()
+                    .map(|(i, c)| Identifier::try_from(i).map(|id| (id, c)))
+                    .collect::<Result<BTreeMap<_, _>, _>>()
+                    .map_err(|e| Refusal::Frost(e.to_string()))?;
+                s.sign_built(&map, &message)
+            })();
+            Some(match answer {
+                Ok(share) => PeerMessage::SignShare { req, share },
+                Err(refusal) => {
+                    node.refuse(format!(
+                        "refused to sign a CSR for coordinator node {from}: {refusal}"
+                    ));
+                    PeerMessage::SignRefused { req, refusal }
+                }
+            })
+        }
         _ => None,
+    }
+}
+
+/// The CSR info this node is willing to sign: only for its own epoch, group key,
+/// transcript and measurement, with the evidence bundle the operator gathered.
+pub(super) fn csr_message(
+    node: &Node,
+    subject: &str,
+    bundle_json: &str,
+) -> Result<Vec<u8>, Refusal> {
+    let bundle: crate::ceremony::EvidenceBundle = serde_json::from_str(bundle_json)
+        .map_err(|e| Refusal::Internal(format!("evidence bundle: {e}")))?;
+    let s = node.state();
+    let key = s
+        .key
+        .as_ref()
+        .ok_or_else(|| Refusal::Internal("no key share".into()))?;
+    let group_hex = hex::encode(
+        key.group
+            .to_sec1_compressed()
+            .map_err(|e| Refusal::Internal(e.to_string()))?,
+    );
+    if bundle.epoch != key.epoch
+        || bundle.group_key != group_hex
+        || bundle.transcript != hex::encode(key.transcript)
+    {
+        return Err(Refusal::Internal(
+            "the CSR is not for this node's key epoch".into(),
+        ));
+    }
+    if bundle.measurement != hex::encode(node.measurement) {
+        return Err(Refusal::Internal(
+            "the CSR names another launch measurement".into(),
+        ));
+    }
+    crate::certs::build_csr_info(
+        subject,
+        key.group.verifying_key(),
+        &node.measurement,
+        bundle_json.as_bytes(),
+    )
+    .map_err(|e| Refusal::Internal(format!("CSR: {e}")))
+}
+
+/// Coordinate the threshold signature of this epoch's CSR; returns the CSR DER.
+pub(super) async fn sign_csr(
+    node: &Arc<Node>,
+    subject: &str,
+    bundle_json: &str,
+) -> Result<Vec<u8>, String> {
+    let message = csr_message(node, subject, bundle_json).map_err(|e| e.to_string())?;
+    let (own, t, group, signer) = {
+        let s = node.state();
+        let key = s.key.as_ref().ok_or("no key share")?;
+        let c = s.cluster.as_ref().ok_or("not configured")?;
+        (
+            c.index,
+            usize::from(c.t),
+            key.group.clone(),
+            key.signer.clone(),
+        )
+    };
+    let mut candidates = vec![own];
+    candidates.extend(node.peer_links().keys().copied().filter(|i| *i != own));
+    let mut out = BTreeSet::new();
+    loop {
+        let mut commitments = BTreeMap::new();
+        let mut chosen = Vec::new();
+        for &c in &candidates {
+            if chosen.len() == t {
+                break;
+            }
+            if out.contains(&c) {
+                continue;
+            }
+            let id = Identifier::try_from(c).map_err(|e| e.to_string())?;
+            match commit(node, c, own).await {
+                Ok(cm) => {
+                    commitments.insert(id, cm);
+                    chosen.push((c, id));
+                }
+                Err(_) => {
+                    out.insert(c);
+                }
+            }
+        }
+        if chosen.len() < t {
+            return Err(format!(
+                "only {} of the {t} required signers are available",
+                chosen.len()
+            ));
+        }
+        let list: Vec<(u16, SigningCommitments)> = commitments
+            .iter()
+            .filter_map(|(id, c)| index_of(id).map(|i| (i, *c)))
+            .collect();
+        let mut shares = BTreeMap::new();
+        for (c, id) in &chosen {
+            let r = if *c == own {
+                signer
+                    .sign_built(&commitments, &message)
+                    .map_err(PeerError::Refused)
+            } else {
+                let (subject, bundle, list) =
+                    (subject.to_string(), bundle_json.to_string(), list.clone());
+                match call(node, *c, move |req| PeerMessage::SignCsr {
+                    req,
+                    subject,
+                    bundle,
+                    commitments: list,
+                })
+                .await
+                {
+                    Ok(PeerMessage::SignShare { share, .. }) => Ok(share),
+                    Ok(PeerMessage::SignRefused { refusal, .. }) => {
+                        Err(PeerError::Refused(refusal))
+                    }
+                    Ok(_) => Err(PeerError::Unavailable("unexpected answer".into())),
+                    Err(e) => Err(e),
+                }
+            };
+            match r {
+                Ok(share) => {
+                    shares.insert(*id, share);
+                }
+                Err(e) => {
+                    node.refuse(format!("CSR signing: node {c}: {e}"));
+                    out.insert(*c);
+                }
+            }
+        }
+        if shares.len() < t {
+            continue;
+        }
+        let package = crate::threshold::frost::SigningPackage::new(commitments, &message);
+        match crate::threshold::frost::aggregate_custom(
+            &package,
+            &shares,
+            group.package(),
+            crate::threshold::frost::CheaterDetection::AllCheaters,
+        ) {
+            Ok(sig) => {
+                let bytes: [u8; 65] = sig
+                    .serialize()
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or("signature encoding")?;
+                if !group.verify(&message, &bytes) {
+                    return Err("aggregate CSR signature does not verify".into());
+                }
+                return crate::certs::assemble_csr(&message, &bytes).map_err(|e| e.to_string());
+            }
+            Err(e) => {
+                let culprits = e.culprits();
+                if culprits.is_empty() {
+                    return Err(format!("aggregation: {e}"));
+                }
+                for id in culprits {
+                    if let Some(c) = index_of(&id) {
+                        node.refuse(format!(
+                            "node {c} returned an invalid CSR signature share: excluded"
+                        ));
+                        out.insert(c);
+                    }
+                }
+            }
+        }
     }
 }
 

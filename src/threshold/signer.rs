@@ -267,6 +267,35 @@ impl<C: Clock> Signer<C> {
             .map_err(|e| Refusal::Frost(e.to_string()))
     }
 
+    /// Round 2 over a message the *caller built itself* from structured, checked
+    /// inputs (the epoch's CSR: `node::serve`). Crate-private on purpose: nothing
+    /// outside this crate can make a signer sign bytes.
+    pub(crate) fn sign_built(
+        &self,
+        commitments: &BTreeMap<Identifier, SigningCommitments>,
+        message: &[u8],
+    ) -> Result<SignatureShare, Refusal> {
+        let own = commitments
+            .get(&self.identifier())
+            .ok_or(Refusal::NotSelected)?;
+        let key = own.serialize().map_err(|e| Refusal::Frost(e.to_string()))?;
+        let nonces = self
+            .nonces
+            .lock()
+            .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
+            .remove(&key)
+            .ok_or(Refusal::UnknownCommitment)?;
+        let threshold = self.share.min_signers();
+        if commitments.len() < usize::from(threshold) {
+            return Err(Refusal::TooFewSigners {
+                got: commitments.len(),
+                threshold,
+            });
+        }
+        sign_share(&self.share, nonces, commitments.clone(), message)
+            .map_err(|e| Refusal::Frost(e.to_string()))
+    }
+
     /// The checks of DESIGN §2.6, then the message this signer will sign.
     pub fn check_and_build(&self, p: &SigningProposal) -> Result<Vec<u8>, Refusal> {
         let guard = self
