@@ -24,14 +24,17 @@ demo: system-deps
 	-./target/release/frostamp cluster down --dir $(DEMO_DIR) 2>/dev/null
 	rm -rf $(DEMO_DIR)
 	./target/release/frostamp cluster up --dir $(DEMO_DIR)
-	./target/release/frostamp cluster status --dir $(DEMO_DIR)
-	./target/release/frostamp cluster down --dir $(DEMO_DIR)
 	@echo
-	@echo "--- stamping $(DEMO_FILE) (in-process TSA until the cluster serves timestamps) ---"
-	./target/release/frostamp demo $(DEMO_FILE) --out-dir target/demo
+	@echo "--- stamping $(DEMO_FILE) over HTTPS; three nodes sign, each checks what it signs ---"
+	./target/release/frostamp stamp $(DEMO_FILE) --cluster $(DEMO_DIR) --out $(DEMO_DIR)/$(notdir $(DEMO_FILE)).tsr
+	@echo
+	./target/release/frostamp cluster status --dir $(DEMO_DIR)
 	@echo
 	@echo "--- what OpenSSL sees in the response ---"
-	openssl ts -reply -in target/demo/$(notdir $(DEMO_FILE)).tsr -text
+	openssl ts -reply -in $(DEMO_DIR)/$(notdir $(DEMO_FILE)).tsr -text
+	./target/release/frostamp cluster down --dir $(DEMO_DIR)
+	@echo
+	@echo "Stamp your own files: frostamp cluster up --dir D; frostamp stamp FILE --cluster D; frostamp cluster down --dir D"
 
 ## make test: formatting, lints, and every test (unit, real-data, interop).
 test: deps lint unit
