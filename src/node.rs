@@ -50,6 +50,36 @@ pub enum Phase {
     Serving,
 }
 
+/// Cluster health while serving (DESIGN §3), from the number of share holders
+/// this node can reach (itself included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// All n nodes hold shares.
+    Healthy,
+    /// Fewer than n but more than t: recover before further failures.
+    Degraded,
+    /// Exactly t: one more loss means key regeneration.
+    Critical,
+    /// Fewer than t: the key is lost by design; a new DKG is needed.
+    Halted,
+}
+
+impl Health {
+    /// Health for `holders` share holders out of `n` with threshold `t`.
+    pub fn of(holders: u16, n: u16, t: u16) -> Self {
+        if holders >= n {
+            Self::Healthy
+        } else if holders > t {
+            Self::Degraded
+        } else if holders == t {
+            Self::Critical
+        } else {
+            Self::Halted
+        }
+    }
+}
+
 /// Errors that stop a node from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -151,6 +181,8 @@ struct State {
 /// An admitted peer.
 struct PeerLink {
     spki_sha256: [u8; 32],
+    /// Group key (hex) of the share the peer holds, as it announced or confirmed.
+    group_key: Option<String>,
     tx: mpsc::Sender<PeerMessage>,
     generation: u64,
 }
@@ -187,6 +219,28 @@ impl Node {
     fn peer_links(&self) -> MutexGuard<'_, BTreeMap<u16, PeerLink>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
+    /// Own group key (hex), if this node holds a share.
+    fn group_key_hex(&self) -> Option<String> {
+        self.state()
+            .key
+            .as_ref()
+            .and_then(|k| k.group.to_sec1_compressed().ok())
+            .map(hex::encode)
+    }
+
+    /// Nodes (this one included) known to hold a share of this node's group key.
+    fn share_holders(&self) -> u16 {
+        let Some(own) = self.group_key_hex() else {
+            return 0;
+        };
+        let peers = self
+            .peer_links()
+            .values()
+            .filter(|l| l.group_key.as_deref() == Some(own.as_str()))
+            .count();
+        u16::try_from(peers + 1).unwrap_or(u16::MAX)
+    }
+
     fn refuse(&self, what: String) {
         tracing::warn!(node = %self.name, "{what}");
         let mut s = self.state();

@@ -277,6 +277,47 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
     );
 }
 
+/// (health, share holders) from a node's /status.
+fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
+    let pin: [u8; 32] = hex::decode(node.pin.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt
+        .block_on(frostamp::net::client::request(
+            &node.public,
+            Some(pin),
+            "GET",
+            "/status",
+            &[],
+            Vec::new(),
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    (
+        v["health"].as_str().unwrap_or("none").to_string(),
+        v["share_holders"].as_u64().unwrap(),
+    )
+}
+
+fn wait_health(node: &frostamp::cli::ops::ClusterNode, want: &str, holders: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = health(node);
+        if got == (want.to_string(), holders) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {}: health {got:?}, want ({want}, {holders})",
+            node.index
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn pids(file: &ClusterFile) -> Vec<u32> {
     file.nodes.iter().map(|n| n.pid.unwrap()).collect()
 }
@@ -418,11 +459,13 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
         413
     );
 
-    // Kill nodes 1 and 2: nodes 3..5 still issue tokens.
+    // Health as share holders disappear (DESIGN §3): 5 healthy, 4 degraded, 3 critical, <3 halted.
+    assert_eq!(health(&file.nodes[4]), ("healthy".to_string(), 5));
     let p = pids(&file);
     kill(p[0]);
+    wait_health(&file.nodes[4], "degraded", 4);
     kill(p[1]);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_health(&file.nodes[4], "critical", 3);
     for node in &file.nodes[2..] {
         let (status, body) = post(
             node,
@@ -451,7 +494,7 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
 
     // Kill node 3: fewer than t share holders; every request is rejected, no token.
     kill(p[2]);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_health(&file.nodes[4], "halted", 2);
     for node in &file.nodes[3..] {
         let (status, body) = post(
             node,

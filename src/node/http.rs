@@ -193,6 +193,10 @@ pub struct Status {
     pub identity: String,
     /// Development attestation in use.
     pub insecure_dev_attestation: bool,
+    /// Nodes known to hold a share of this node's group key (itself included).
+    pub share_holders: u16,
+    /// Health while serving (DESIGN §3).
+    pub health: Option<super::Health>,
     /// Admitted peers: index → SHA-256 of the TLS SPKI their evidence bound (hex).
     pub peers: std::collections::BTreeMap<u16, String>,
     /// Current key epoch.
@@ -215,8 +219,15 @@ fn status(node: &Node) -> Status {
         .iter()
         .map(|(i, l)| (*i, hex::encode(l.spki_sha256)))
         .collect();
+    let share_holders = node.share_holders();
     let s = node.state();
+    let health = match (&s.cluster, s.phase) {
+        (Some(c), Phase::Serving) => Some(super::Health::of(share_holders, c.n(), c.t)),
+        _ => None,
+    };
     Status {
+        share_holders,
+        health,
         name: node.name.clone(),
         phase: s.phase,
         index: s.cluster.as_ref().map(|c| c.index),
@@ -406,6 +417,11 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
             });
             s.phase = Phase::AwaitingCertificate;
             s.last_error = None;
+            drop(s);
+            // Every peer confirmed the same group key: they hold shares of it.
+            for link in node.peer_links().values_mut() {
+                link.group_key = Some(result.group_key.clone());
+            }
             tracing::info!(node = %node.name, group_key = %result.group_key, ms = started.elapsed().as_millis() as u64, "key generation complete");
             json(StatusCode::OK, &result)
         }

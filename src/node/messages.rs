@@ -34,6 +34,8 @@ pub enum PeerMessage {
         index: u16,
         /// 32 random bytes, hex: the receiver must bind its evidence to it.
         nonce: String,
+        /// The group key (hex) whose share the sender holds, if any.
+        group_key: Option<String>,
     },
     /// Evidence binding the sender's TLS key to its launch measurement.
     Attest {
@@ -199,18 +201,23 @@ mod tests {
         let hello = PeerMessage::Hello {
             index: 2,
             nonce: "00".repeat(32),
+            group_key: None,
         };
         let bytes = encode(&hello).unwrap();
         assert!(matches!(
             decode(&bytes).unwrap(),
             PeerMessage::Hello { index: 2, .. }
         ));
-        assert!(
-            decode(br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00","extra":1}}"#).is_err()
-        );
-        assert!(decode(br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00"},"x":0}"#).is_err());
+        assert!(decode(
+            br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null,"extra":1}}"#
+        )
+        .is_err());
+        assert!(decode(
+            br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null},"x":0}"#
+        )
+        .is_err());
         assert!(matches!(
-            decode(br#"{"v":2,"msg":{"type":"hello","index":2,"nonce":"00"}}"#),
+            decode(br#"{"v":2,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null}}"#),
             Err(FrameError::Version(2))
         ));
         assert!(decode(b"\xff\xfe").is_err());

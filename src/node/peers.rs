@@ -143,7 +143,7 @@ async fn run_connection<S>(
         admit(&node, &mut rd, &mut wr, peer_cert, expected),
     )
     .await;
-    let (index, spki) = match admitted {
+    let (index, spki, peer_group) = match admitted {
         Ok(Ok(v)) => v,
         Ok(Err(reason)) => {
             node.refuse(format!("refused peer at {addr}: {reason}"));
@@ -161,6 +161,7 @@ async fn run_connection<S>(
         index,
         PeerLink {
             spki_sha256: spki,
+            group_key: peer_group,
             tx,
             generation,
         },
@@ -225,7 +226,7 @@ async fn admit<R, W>(
     wr: &mut W,
     peer_cert: Option<Vec<u8>>,
     expected: Option<u16>,
-) -> Result<(u16, [u8; 32]), String>
+) -> Result<(u16, [u8; 32], Option<String>), String>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -244,12 +245,17 @@ where
         &PeerMessage::Hello {
             index: cluster.index,
             nonce: hex::encode(nonce),
+            group_key: node.group_key_hex(),
         },
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (index, their_nonce) = match read_frame(rd).await.map_err(|e| e.to_string())? {
-        PeerMessage::Hello { index, nonce } => (index, nonce),
+    let (index, their_nonce, their_group) = match read_frame(rd).await.map_err(|e| e.to_string())? {
+        PeerMessage::Hello {
+            index,
+            nonce,
+            group_key,
+        } => (index, nonce, group_key),
         other => return Err(format!("expected hello, got {}", kind(&other))),
     };
     if index == cluster.index || !cluster.nodes.contains_key(&index) {
@@ -287,7 +293,7 @@ where
     )
     .map_err(|e| format!("node {index}: attestation: {e}"))?;
     let spki_sha256 = <sha2::Sha256 as sha2::Digest>::digest(&peer_spki).into();
-    Ok((index, spki_sha256))
+    Ok((index, spki_sha256, their_group))
 }
 
 pub(super) fn kind(m: &PeerMessage) -> &'static str {
