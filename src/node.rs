@@ -18,6 +18,7 @@ mod dkg;
 pub mod http;
 pub mod identity;
 pub mod messages;
+mod metrics;
 mod peers;
 mod serve;
 
@@ -208,6 +209,7 @@ pub(crate) struct Node {
     pending:
         Mutex<std::collections::HashMap<u64, (u16, tokio::sync::oneshot::Sender<PeerMessage>)>>,
     next_request: std::sync::atomic::AtomicU64,
+    metrics: metrics::Metrics,
 }
 
 impl Node {
@@ -290,6 +292,7 @@ pub async fn run(
         next_generation: std::sync::atomic::AtomicU64::new(1),
         pending: Mutex::new(std::collections::HashMap::new()),
         next_request: std::sync::atomic::AtomicU64::new(1),
+        metrics: metrics::Metrics::default(),
     });
     // Attesting: prove to ourselves that evidence can be produced and verifies.
     node.state().phase = Phase::Attesting;

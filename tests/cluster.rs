@@ -513,4 +513,33 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
         let text = resp.status.status_string.unwrap().join(" ");
         assert!(text.contains("only 2 of the 3 required signers"), "{text}");
     }
+
+    // /metrics (Prometheus text) on node 5 counts what happened to it.
+    let n5 = &file.nodes[4];
+    let pin: [u8; 32] = hex::decode(n5.pin.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let m = rt
+        .block_on(frostamp::net::client::request(
+            &n5.public,
+            Some(pin),
+            "GET",
+            "/metrics",
+            &[],
+            Vec::new(),
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+    let text = String::from_utf8(m.body).unwrap();
+    for line in [
+        "frostamp_rejections_total{reason=\"badRequest\"} 1",
+        "frostamp_rejections_total{reason=\"systemFailure\"} 1",
+        "frostamp_share_holders 2",
+        "frostamp_phase{phase=\"serving\"} 1",
+        "frostamp_signing_seconds_count 2",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
 }

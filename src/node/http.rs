@@ -111,9 +111,19 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                     "send Content-Type: application/timestamp-query",
                 );
             }
+            node.metrics.request();
+            let started = std::time::Instant::now();
             let resp = match super::serve::timestamp(&node, &body).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    node.metrics.token(started.elapsed());
+                    r
+                }
                 Err(f) => {
+                    node.metrics
+                        .rejection(f.rejection.failure_info().rfc_name());
+                    for (_, e) in &f.excluded {
+                        node.metrics.excluded(exclusion_cause(e));
+                    }
                     tracing::warn!(node = %node.name, "request rejected: {}", f.rejection);
                     f.response
                 }
@@ -125,6 +135,23 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 .unwrap_or_default()
         }
         (&Method::GET, "/certchain") => certchain(&node),
+        (&Method::GET, "/metrics") => {
+            let st = status(&node);
+            let phase = serde_json::to_value(st.phase)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(node.metrics.render(
+                    &phase,
+                    st.share_holders,
+                    st.n,
+                    st.t,
+                ))))
+                .unwrap_or_default()
+        }
         (&Method::GET, "/status") => json(StatusCode::OK, &status(&node)),
         (&Method::GET, "/attestation") => attestation(&node, &query),
         (&Method::POST, p) if p.starts_with("/admin/") => {
@@ -151,8 +178,19 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
             }
         }
-        (_, "/status" | "/attestation") => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
+        (_, "/status" | "/attestation" | "/metrics" | "/certchain") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "use GET")
+        }
         _ => error(StatusCode::NOT_FOUND, format!("no such resource {path}")),
+    }
+}
+
+fn exclusion_cause(e: &crate::threshold::coordinator::Exclusion) -> &'static str {
+    use crate::threshold::coordinator::Exclusion;
+    match e {
+        Exclusion::Unavailable(_) => "unavailable",
+        Exclusion::Refused(_) => "refused",
+        Exclusion::InvalidShare => "invalid_share",
     }
 }
 

@@ -486,6 +486,13 @@ pub(super) async fn timestamp(
         }
         match coordinator.finish(&prepared, commitments, &shares) {
             Ok((_token, response)) => {
+                for (_, e) in &excluded {
+                    node.metrics.excluded(match e {
+                        Exclusion::Unavailable(_) => "unavailable",
+                        Exclusion::Refused(_) => "refused",
+                        Exclusion::InvalidShare => "invalid_share",
+                    });
+                }
                 tracing::info!(
                     node = %node.name,
                     serial = %prepared.serial.to_hex(),

@@ -1,0 +1,173 @@
+//! `GET /metrics`: Prometheus text exposition (format 0.0.4).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the signing-latency histogram buckets.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Counters a node keeps.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests: AtomicU64,
+    tokens: AtomicU64,
+    rejections: Mutex<BTreeMap<&'static str, u64>>,
+    excluded: Mutex<BTreeMap<&'static str, u64>>,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn token(&self, took: Duration) {
+        self.tokens.fetch_add(1, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                if let Some(c) = self.latency_buckets.get(i) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn rejection(&self, reason: &'static str) {
+        *self
+            .rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    pub(crate) fn excluded(&self, why: &'static str) {
+        *self
+            .excluded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(why)
+            .or_default() += 1;
+    }
+
+    /// Render with the node's gauges.
+    pub(crate) fn render(
+        &self,
+        phase: &str,
+        share_holders: u16,
+        n: Option<u16>,
+        t: Option<u16>,
+    ) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_requests_total Timestamp requests received."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_requests_total counter");
+        let _ = writeln!(
+            o,
+            "frostamp_requests_total {}",
+            self.requests.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_tokens_total Tokens issued (this node coordinating)."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_tokens_total counter");
+        let _ = writeln!(
+            o,
+            "frostamp_tokens_total {}",
+            self.tokens.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_rejections_total Rejected requests by PKIFailureInfo."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_rejections_total counter");
+        for (k, v) in self
+            .rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(o, "frostamp_rejections_total{{reason=\"{k}\"}} {v}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_signers_excluded_total Signers left out of a signing, by cause."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_signers_excluded_total counter");
+        for (k, v) in self
+            .excluded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(o, "frostamp_signers_excluded_total{{cause=\"{k}\"}} {v}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_signing_seconds Time to issue a token (coordinator view)."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_signing_seconds histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let c = self
+                .latency_buckets
+                .get(i)
+                .map(|c| c.load(Ordering::Relaxed))
+                .unwrap_or(0);
+            let _ = writeln!(o, "frostamp_signing_seconds_bucket{{le=\"{b}\"}} {c}");
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(o, "frostamp_signing_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            o,
+            "frostamp_signing_seconds_sum {}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(o, "frostamp_signing_seconds_count {count}");
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_share_holders Nodes known to hold a share of this node's group key."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_share_holders gauge");
+        let _ = writeln!(o, "frostamp_share_holders {share_holders}");
+        if let (Some(n), Some(t)) = (n, t) {
+            let _ = writeln!(o, "# HELP frostamp_cluster_size Configured n and t.");
+            let _ = writeln!(o, "# TYPE frostamp_cluster_size gauge");
+            let _ = writeln!(o, "frostamp_cluster_size{{param=\"n\"}} {n}");
+            let _ = writeln!(o, "frostamp_cluster_size{{param=\"t\"}} {t}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_phase The node's phase (1 for the current one)."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_phase gauge");
+        for p in [
+            "booting",
+            "attesting",
+            "awaiting_peers",
+            "key_generation",
+            "awaiting_certificate",
+            "serving",
+        ] {
+            let _ = writeln!(
+                o,
+                "frostamp_phase{{phase=\"{p}\"}} {}",
+                u8::from(p == phase)
+            );
+        }
+        o
+    }
+}
