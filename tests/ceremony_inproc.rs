@@ -445,3 +445,89 @@ async fn external_ca_path_threshold_signed_csr() {
         assert_eq!(ceremony::status(n).await.unwrap().phase, Phase::Serving);
     }
 }
+
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_byzantine_signer_is_named_and_excluded_and_clients_still_get_tokens() {
+    let c = start_with_faults(5, &[], &[(2, "bad-signature-share")]).await;
+    let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
+    let now = SystemClock.now();
+    let ca = DevCa::generate(
+        "CN=test CA",
+        now - Duration::from_secs(60),
+        Duration::from_secs(86400),
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let cert = ceremony::issue_for_bundle(
+        &ca,
+        &outcome.bundle,
+        &c.roots,
+        &[c.measurement],
+        "CN=tsa",
+        now,
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    ceremony::install_chain(
+        &outcome.nodes,
+        &c.operator,
+        &SystemClock,
+        &[cert, ca.certificate_der().unwrap()],
+    )
+    .await
+    .unwrap();
+    // Node 1 coordinates with itself and nodes 2, 3: node 2's share is invalid.
+    let node1 = &outcome.nodes[0];
+    let req = frostamp::tsp::request::AcceptedRequest::build_der(
+        frostamp::tsp::request::HashAlg::Sha256,
+        &frostamp::tsp::request::HashAlg::Sha256.digest(b"byzantine"),
+        None,
+        true,
+    )
+    .unwrap();
+    let r = frostamp::net::client::request(
+        &node1.target.public,
+        Some(node1.pin),
+        "POST",
+        "/",
+        &[("content-type", "application/timestamp-query".into())],
+        req,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let opts = frostamp::verify::token::VerifyOptions {
+        expected: frostamp::verify::token::Expected::Data(b"byzantine".to_vec()),
+        anchors: vec![frostamp::certs::CertDer::from_cert(ca.certificate()).unwrap()],
+        extra_certs: vec![],
+        at: None,
+        nonce: None,
+        policy: None,
+    };
+    frostamp::verify::token::verify(&r.body, &opts).unwrap();
+    let s = ceremony::status(node1).await.unwrap();
+    assert!(
+        s.refusals
+            .iter()
+            .any(|r| r.contains("node 2 returned an invalid signature share")),
+        "{:?}",
+        s.refusals
+    );
+    let m = frostamp::net::client::request(
+        &node1.target.public,
+        Some(node1.pin),
+        "GET",
+        "/metrics",
+        &[],
+        Vec::new(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(m.body).unwrap();
+    assert!(
+        text.contains("frostamp_signers_excluded_total{cause=\"invalid_share\"} 1"),
+        "{text}"
+    );
+}

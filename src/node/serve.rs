@@ -67,6 +67,10 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
                 proposal,
                 commitments: map,
             }) {
+                Ok(share) if byzantine(node) => PeerMessage::SignShare {
+                    req,
+                    share: corrupt(share),
+                },
                 Ok(share) => PeerMessage::SignShare { req, share },
                 Err(refusal) => {
                     node.refuse(format!(
@@ -106,6 +110,20 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
         }
         _ => None,
     }
+}
+
+/// Test-only fault (feature `test-faults`): this signer returns invalid shares.
+fn byzantine(node: &Node) -> bool {
+    cfg!(feature = "test-faults") && node.fault.as_deref() == Some("bad-signature-share")
+}
+
+/// An invalid share: one bit of the scalar flipped.
+fn corrupt(share: SignatureShare) -> SignatureShare {
+    let mut bytes = share.serialize();
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 1;
+    }
+    SignatureShare::deserialize(&bytes).unwrap_or(share)
 }
 
 /// The CSR info this node is willing to sign: only for its own epoch, group key,
