@@ -20,6 +20,7 @@ pub mod identity;
 pub mod messages;
 mod metrics;
 mod peers;
+mod repair;
 mod serve;
 
 use crate::attestation::{Attester, Evidence, RootSet};

@@ -543,3 +543,148 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+/// Node 1 dies (degraded); a replacement process booted from the same binary is
+/// attested, configured, and receives a repaired share from three helpers, checked
+/// against the group's verifying share; the cluster is healthy again and the new
+/// node issues tokens under the same certificate.
+#[test]
+fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let out = Command::new(FROSTAMP)
+        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: ClusterFile =
+        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let cert_before = {
+        let s = Command::new(FROSTAMP)
+            .args(["cluster", "status", "--json", "--dir"])
+            .arg(&d)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+        v[0]["status"]["certificate"].as_str().unwrap().to_string()
+    };
+    kill(file.nodes[0].pid.unwrap());
+    wait_health(&file.nodes[4], "degraded", 4);
+
+    // Boot the replacement on node 1's addresses.
+    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
+    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
+    let n1 = &file.nodes[0];
+    let log = std::fs::File::create(d.join("node1-replacement.log")).unwrap();
+    let _child = Kill(vec![Command::new(NODE)
+        .args([
+            "--name",
+            "node1-replacement",
+            "--public",
+            &n1.public,
+            "--peer",
+            &n1.peer,
+        ])
+        .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
+        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()]);
+    let roots = frostamp::cli::ops::roots(Some(&d.join("dev-ark.pem"))).unwrap();
+    let measurement: [u8; 48] = hex::decode(file.measurement.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let replacement = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let pin = loop {
+            match ceremony::attest_node(1, &n1.public, &roots, Some(measurement), &SystemClock)
+                .await
+            {
+                Ok((pin, _)) => break pin,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let node = PinnedNode {
+            target: NodeTarget {
+                index: 1,
+                public: n1.public.clone(),
+                peer: n1.peer.clone(),
+            },
+            pin,
+        };
+        let cfg = ClusterConfig {
+            index: 1,
+            t: file.t,
+            nodes: file
+                .nodes
+                .iter()
+                .map(|n| (n.index, n.peer.clone()))
+                .collect(),
+        };
+        let r = ceremony::admin(
+            &node,
+            &operator,
+            &SystemClock,
+            "/admin/configure",
+            serde_json::to_vec(&cfg).unwrap(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200);
+        let body = serde_json::json!({ "epoch": file.epoch, "helpers": [3, 4, 5] });
+        let r = ceremony::admin(
+            &node,
+            &operator,
+            &SystemClock,
+            "/admin/repair",
+            serde_json::to_vec(&body).unwrap(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        node
+    });
+    let mut healed = file.nodes[0].clone();
+    healed.pin = Some(hex::encode(replacement.pin));
+    wait_health(&healed, "healthy", 5);
+    wait_health(&file.nodes[4], "healthy", 5);
+    // Same certificate, and the replacement coordinates valid tokens.
+    let s = rt.block_on(ceremony::status(&replacement)).unwrap();
+    assert_eq!(s.certificate.as_deref(), Some(cert_before.as_str()));
+    assert_eq!(s.group_key, file.group_key);
+    let data = dir.path().join("data.txt");
+    std::fs::write(&data, b"after repair\n").unwrap();
+    let out = Command::new(FROSTAMP)
+        .args(["stamp"])
+        .arg(&data)
+        .args([
+            "--url",
+            &n1.public,
+            "--pin",
+            &hex::encode(replacement.pin),
+            "--roots",
+        ])
+        .arg(file.root.as_ref().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -72,15 +72,15 @@ fn fault(node: &Node) -> Option<Fault> {
     }
 }
 
-struct Inbox<'a> {
-    rx: tokio::sync::MutexGuard<'a, tokio::sync::mpsc::Receiver<(u16, PeerMessage)>>,
-    stash: Vec<(u16, PeerMessage)>,
-    epoch: String,
+pub(super) struct Inbox<'a> {
+    pub(super) rx: tokio::sync::MutexGuard<'a, tokio::sync::mpsc::Receiver<(u16, PeerMessage)>>,
+    pub(super) stash: Vec<(u16, PeerMessage)>,
+    pub(super) epoch: String,
 }
 
 impl Inbox<'_> {
     /// Collect one message of kind `want` from each of `from`, for this epoch.
-    async fn collect(
+    pub(super) async fn collect(
         &mut self,
         want: &'static str,
         from: &BTreeSet<u16>,
@@ -138,6 +138,9 @@ impl Inbox<'_> {
 
 fn msg_epoch(m: &PeerMessage) -> Option<&str> {
     match m {
+        PeerMessage::RepairDelta { epoch, .. }
+        | PeerMessage::RepairSigma { epoch, .. }
+        | PeerMessage::RepairRefused { epoch, .. } => Some(epoch),
         PeerMessage::DkgRound1 { epoch, .. }
         | PeerMessage::DkgEcho { epoch, .. }
         | PeerMessage::DkgRound2 { epoch, .. }
@@ -147,7 +150,7 @@ fn msg_epoch(m: &PeerMessage) -> Option<&str> {
     }
 }
 
-async fn send(node: &Node, to: u16, msg: PeerMessage) -> Result<(), Failure> {
+pub(super) async fn send(node: &Node, to: u16, msg: PeerMessage) -> Result<(), Failure> {
     let tx = node.peer_links().get(&to).map(|l| l.tx.clone());
     match tx {
         Some(tx) => tx

@@ -175,6 +175,7 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 "/admin/dkg" => run_dkg(&node, &body).await,
                 "/admin/certificate" => install_certificate(&node, &body),
                 "/admin/csr" => csr(&node, &body).await,
+                "/admin/repair" => repair(&node, &body).await,
                 _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
             }
         }
@@ -474,6 +475,33 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 StatusCode::CONFLICT,
                 &serde_json::json!({ "error": f.reason, "culprit": f.culprit }),
             )
+        }
+    }
+}
+
+/// Request body of `/admin/repair`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairRequest {
+    /// The key epoch whose share this (replacement) node should receive.
+    pub epoch: String,
+    /// At least t share holders that help.
+    pub helpers: Vec<u16>,
+}
+
+async fn repair(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
+    let req: RepairRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("repair request: {e}")),
+    };
+    match super::repair::repair(node, &req.epoch, &req.helpers).await {
+        Ok(phase) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "ok": true, "phase": phase }),
+        ),
+        Err(e) => {
+            node.state().last_error = Some(format!("repair failed: {e}"));
+            error(StatusCode::CONFLICT, format!("repair failed: {e}"))
         }
     }
 }

@@ -121,6 +121,50 @@ pub enum PeerMessage {
         /// The signer's reason.
         refusal: Refusal,
     },
+    /// Replacement node → helper: help repair the share of `participant` (frost
+    /// repairable shares, RTS) together with `helpers`.
+    RepairStart {
+        /// Key epoch.
+        epoch: String,
+        /// The t helpers (indices).
+        helpers: Vec<u16>,
+        /// The index whose share is being repaired (the sender).
+        participant: u16,
+    },
+    /// Helper → helper (pairwise): RTS step-1 value for the receiver.
+    RepairDelta {
+        /// Key epoch.
+        epoch: String,
+        /// Participant being repaired.
+        participant: u16,
+        /// The delta (secret: sent to exactly one helper).
+        delta: Secret<crate::threshold::frost::keys::repairable::Delta>,
+    },
+    /// Helper → replacement node: RTS step-2 sum, with the public key package and chain.
+    RepairSigma {
+        /// Key epoch.
+        epoch: String,
+        /// The sigma (secret: sent only to the participant).
+        sigma: Secret<crate::threshold::frost::keys::repairable::Sigma>,
+        /// The group's public key package (verifying shares).
+        public: crate::threshold::frost::keys::PublicKeyPackage,
+        /// Round-1 transcript hash (hex).
+        transcript: String,
+        /// Installed certificate chain (hex DER, leaf first), if any.
+        chain: Vec<String>,
+    },
+    /// Helper → replacement node: cannot help.
+    RepairRefused {
+        /// Key epoch.
+        epoch: String,
+        /// Why.
+        reason: String,
+    },
+    /// The sender now holds a share of `group_key` (after a repair).
+    HaveShare {
+        /// Group key (hex).
+        group_key: String,
+    },
     /// The sender aborted the DKG.
     DkgAbort {
         /// Key epoch.
@@ -130,6 +174,18 @@ pub enum PeerMessage {
         /// The node it blames, if any.
         culprit: Option<u16>,
     },
+}
+
+/// A secret value in a peer message: serialized as the inner value, printed as
+/// `<redacted>`.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret<T>(pub T);
+
+impl<T> core::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Framing and decoding failures.

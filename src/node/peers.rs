@@ -194,6 +194,21 @@ async fn run_connection<S>(
                 | PeerMessage::SignRefused { req, .. } => {
                     super::serve::deliver(&node, index, req, msg);
                 }
+                PeerMessage::HaveShare { group_key } => {
+                    if let Some(l) = node.peer_links().get_mut(&index) {
+                        l.group_key = Some(group_key);
+                    }
+                }
+                PeerMessage::RepairStart {
+                    epoch,
+                    helpers,
+                    participant,
+                } => {
+                    let node = node.clone();
+                    tokio::spawn(async move {
+                        super::repair::help(&node, index, epoch, helpers, participant).await;
+                    });
+                }
                 other => {
                     if node.inbox_tx.send((index, other)).await.is_err() {
                         break;
@@ -309,6 +324,11 @@ pub(super) fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::SignCommitted { .. } => "sign_committed",
         PeerMessage::SignRound2 { .. } => "sign_round2",
         PeerMessage::SignCsr { .. } => "sign_csr",
+        PeerMessage::RepairStart { .. } => "repair_start",
+        PeerMessage::RepairDelta { .. } => "repair_delta",
+        PeerMessage::RepairSigma { .. } => "repair_sigma",
+        PeerMessage::RepairRefused { .. } => "repair_refused",
+        PeerMessage::HaveShare { .. } => "have_share",
         PeerMessage::SignShare { .. } => "sign_share",
         PeerMessage::SignRefused { .. } => "sign_refused",
     }

@@ -184,6 +184,11 @@ impl<C: Clock> Signer<C> {
         }
     }
 
+    /// The key package, for share repair (RTS step 1) inside this crate only.
+    pub(crate) fn key_package(&self) -> &frost::keys::KeyPackage {
+        self.share.package()
+    }
+
     /// This signer's identifier.
     pub fn identifier(&self) -> Identifier {
         self.share.identifier()

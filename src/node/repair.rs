@@ -1,0 +1,328 @@
+//! Repair of a lost share (DESIGN §2 step 7) with frost's repairable threshold
+//! scheme (RTS): a replacement node, booted from the same image and admitted by
+//! attestation, asks t helpers to rebuild the share of its index.
+//!
+//! 1. replacement → each helper: `RepairStart { epoch, helpers, participant }`;
+//! 2. each helper computes one delta per helper (`repair_share_part1`) and sends
+//!    each to its helper only, on their pairwise attested channel;
+//! 3. each helper sums the deltas it received (`repair_share_part2`) and sends the
+//!    sum (sigma), the public key package, transcript and chain to the replacement;
+//! 4. the replacement sums the sigmas (`repair_share_part3`) and **checks the
+//!    result against the group's verifying share for its index** before using it,
+//!    then checks the chain (key and measurement) and serves.
+//!
+//! No helper learns the repaired share; deltas and sigmas travel only on attested
+//! channels between the two nodes concerned.
+
+use super::dkg::{send, Inbox};
+use super::messages::PeerMessage;
+use super::{EpochKey, Node, Phase};
+use crate::threshold::frost::{self, keys::repairable, Identifier};
+use crate::threshold::keys::{GroupKey, KeyShare};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Helper side of a repair requested by `from`.
+pub(super) async fn help(
+    node: &Arc<Node>,
+    from: u16,
+    epoch: String,
+    helpers: Vec<u16>,
+    participant: u16,
+) {
+    if let Err(reason) = help_inner(node, from, &epoch, &helpers, participant).await {
+        node.refuse(format!("repair of node {participant}'s share: {reason}"));
+        let _ = send(node, from, PeerMessage::RepairRefused { epoch, reason }).await;
+    }
+}
+
+async fn help_inner(
+    node: &Arc<Node>,
+    from: u16,
+    epoch: &str,
+    helpers: &[u16],
+    participant: u16,
+) -> Result<(), String> {
+    if from != participant {
+        return Err(format!(
+            "node {from} asked for the share of node {participant}"
+        ));
+    }
+    let (me, t, signer, key_epoch, public, transcript, chain) = {
+        let s = node.state();
+        let c = s.cluster.as_ref().ok_or("not configured")?;
+        let k = s.key.as_ref().ok_or("this node holds no share")?;
+        (
+            c.index,
+            usize::from(c.t),
+            k.signer.clone(),
+            k.epoch.clone(),
+            k.group.package().clone(),
+            hex::encode(k.transcript),
+            k.chain.clone().unwrap_or_default(),
+        )
+    };
+    if key_epoch != epoch {
+        return Err(format!("epoch {epoch} is not this node's ({key_epoch})"));
+    }
+    let set: BTreeSet<u16> = helpers.iter().copied().collect();
+    if set.len() != helpers.len()
+        || set.len() < t
+        || !set.contains(&me)
+        || set.contains(&participant)
+    {
+        return Err(format!("helper set {helpers:?} must be {t} or more distinct nodes, include this one and not node {participant}"));
+    }
+    let helper_ids: Vec<Identifier> = helpers
+        .iter()
+        .map(|i| Identifier::try_from(*i).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let target = Identifier::try_from(participant).map_err(|e| e.to_string())?;
+    let deltas = repairable::repair_share_part1::<frost::Secp256K1Sha256, _>(
+        &helper_ids,
+        signer.key_package(),
+        &mut rand_core::OsRng,
+        target,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut own = None;
+    for (&i, id) in helpers.iter().zip(&helper_ids) {
+        let d = *deltas.get(id).ok_or("missing delta")?;
+        if i == me {
+            own = Some(d);
+        } else {
+            send(
+                node,
+                i,
+                PeerMessage::RepairDelta {
+                    epoch: epoch.to_string(),
+                    participant,
+                    delta: super::messages::Secret(d),
+                },
+            )
+            .await
+            .map_err(|f| f.reason)?;
+        }
+    }
+    let others: BTreeSet<u16> = set.iter().copied().filter(|i| *i != me).collect();
+    let mut inbox = Inbox {
+        rx: node.inbox.lock().await,
+        stash: Vec::new(),
+        epoch: epoch.to_string(),
+    };
+    let got = inbox
+        .collect("repair_delta", &others)
+        .await
+        .map_err(|f| f.reason)?;
+    drop(inbox);
+    let mut all = vec![own.ok_or("no own delta")?];
+    for (who, m) in got {
+        match m {
+            PeerMessage::RepairDelta {
+                participant: p,
+                delta,
+                ..
+            } if p == participant => all.push(delta.0),
+            _ => return Err(format!("node {who} sent a delta for another repair")),
+        }
+    }
+    let sigma = repairable::repair_share_part2(&all);
+    send(
+        node,
+        participant,
+        PeerMessage::RepairSigma {
+            epoch: epoch.to_string(),
+            sigma: super::messages::Secret(sigma),
+            public,
+            transcript,
+            chain: chain.iter().map(hex::encode).collect(),
+        },
+    )
+    .await
+    .map_err(|f| f.reason)?;
+    tracing::info!(node = %node.name, participant, "helped repair a share");
+    Ok(())
+}
+
+/// Replacement side: rebuild this node's share for `epoch` with `helpers`.
+pub(super) async fn repair(
+    node: &Arc<Node>,
+    epoch: &str,
+    helpers: &[u16],
+) -> Result<Phase, String> {
+    let (me, t) = {
+        let s = node.state();
+        let c = s
+            .cluster
+            .as_ref()
+            .ok_or("not configured: call /admin/configure first")?;
+        if s.key.is_some() {
+            return Err("this node already holds a share".into());
+        }
+        (c.index, usize::from(c.t))
+    };
+    let set: BTreeSet<u16> = helpers.iter().copied().collect();
+    if set.len() < t || set.contains(&me) {
+        return Err(format!(
+            "need at least {t} distinct helpers other than this node"
+        ));
+    }
+    // Wait until every helper is admitted.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let notified = node.peers_changed.notified();
+        let missing: Vec<u16> = {
+            let links = node.peer_links();
+            set.iter()
+                .filter(|h| !links.contains_key(h))
+                .copied()
+                .collect()
+        };
+        if missing.is_empty() {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err(format!("helpers not admitted: {missing:?}"));
+        }
+    }
+    let mut inbox = Inbox {
+        rx: node.inbox.lock().await,
+        stash: Vec::new(),
+        epoch: epoch.to_string(),
+    };
+    for h in &set {
+        send(
+            node,
+            *h,
+            PeerMessage::RepairStart {
+                epoch: epoch.to_string(),
+                helpers: set.iter().copied().collect(),
+                participant: me,
+            },
+        )
+        .await
+        .map_err(|f| f.reason)?;
+    }
+    // Sigmas, or a refusal from any helper.
+    let mut sigmas = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sigmas.len() < set.len() {
+        let (who, m) = match tokio::time::timeout_at(deadline, inbox.rx.recv()).await {
+            Ok(Some(x)) => x,
+            Ok(None) => return Err("inbox closed".into()),
+            Err(_) => return Err("timed out waiting for the helpers".into()),
+        };
+        match m {
+            PeerMessage::RepairRefused { epoch: e, reason } if e == epoch => {
+                return Err(format!("node {who} refused: {reason}"))
+            }
+            PeerMessage::RepairSigma {
+                epoch: e,
+                sigma,
+                public,
+                transcript,
+                chain,
+            } if e == epoch && set.contains(&who) => {
+                sigmas.insert(who, (sigma, public, transcript, chain));
+            }
+            _ => {}
+        }
+    }
+    drop(inbox);
+    let first = sigmas.values().next().ok_or("no sigmas")?;
+    let (public, transcript, chain) = (first.1.clone(), first.2.clone(), first.3.clone());
+    if sigmas
+        .values()
+        .any(|(_, p, tr, c)| *p != public || *tr != transcript || *c != chain)
+    {
+        return Err("helpers disagree on the group's public data".into());
+    }
+    let id = Identifier::try_from(me).map_err(|e| e.to_string())?;
+    let list: Vec<repairable::Sigma> = sigmas.values().map(|v| v.0 .0).collect();
+    let kp = repairable::repair_share_part3(&list, id, &public).map_err(|e| e.to_string())?;
+    // The check frost leaves to the caller: the repaired share must match the
+    // group's verifying share for this identifier.
+    if public.verifying_shares().get(&id) != Some(kp.verifying_share()) {
+        return Err(
+            "the repaired share does not match the group's verifying share for this index".into(),
+        );
+    }
+    let group = GroupKey::new(public);
+    let group_sec1 = group.to_sec1_compressed().map_err(|e| e.to_string())?;
+    let transcript: [u8; 32] = hex::decode(&transcript)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or("transcript")?;
+    let evidence = node
+        .attester
+        .attest(crate::attestation::evidence_binding(
+            &group_sec1,
+            &transcript,
+            me,
+        ))
+        .map_err(|e| e.to_string())?;
+    let signer = Arc::new(crate::threshold::signer::Signer::new(
+        KeyShare::new(kp),
+        group.clone(),
+        node.profile.clone(),
+        node.clock.clone(),
+    ));
+    let chain: Vec<Vec<u8>> = chain
+        .iter()
+        .map(hex::decode)
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut phase = Phase::AwaitingCertificate;
+    let mut coordinator = None;
+    if let Some(leaf) = chain.first() {
+        crate::certs::check_tsa_certificate(leaf, &group, &node.measurement)
+            .map_err(|e| format!("chain from helpers: {e}"))?;
+        let identity =
+            crate::tsp::token::CertIdentity::from_der(leaf).map_err(|e| e.to_string())?;
+        signer
+            .install_certificate(identity.clone())
+            .map_err(|e| e.to_string())?;
+        coordinator = Some(Arc::new(crate::threshold::coordinator::Coordinator::new(
+            node.profile.clone(),
+            group.clone(),
+            identity,
+            u16::try_from(t).unwrap_or(u16::MAX),
+            node.clock.clone(),
+        )));
+        phase = Phase::Serving;
+    }
+    let group_hex = hex::encode(&group_sec1);
+    {
+        let mut s = node.state();
+        s.key = Some(EpochKey {
+            epoch: epoch.to_string(),
+            signer,
+            group,
+            transcript,
+            evidence,
+            chain: (!chain.is_empty()).then_some(chain),
+        });
+        s.coordinator = coordinator;
+        s.phase = phase;
+    }
+    // Peers learn that this node holds a share again; helpers evidently hold one.
+    let peers: Vec<u16> = node.peer_links().keys().copied().collect();
+    for p in peers {
+        let _ = send(
+            node,
+            p,
+            PeerMessage::HaveShare {
+                group_key: group_hex.clone(),
+            },
+        )
+        .await;
+    }
+    for h in &set {
+        if let Some(l) = node.peer_links().get_mut(h) {
+            l.group_key = Some(group_hex.clone());
+        }
+    }
+    tracing::info!(node = %node.name, helpers = ?helpers, "share repaired and checked against the group's verifying share");
+    Ok(phase)
+}
