@@ -688,3 +688,78 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Fewer than t share holders: the key is gone by design. Five fresh nodes run a new
+/// ceremony (same operator and CA): a new group key and certificate, tokens again,
+/// and a token from the old epoch still verifies under its own certificate.
+#[test]
+fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let up = || {
+        let out = Command::new(FROSTAMP)
+            .args(["cluster", "up", "--node-bin", NODE, "--dir"])
+            .arg(&d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<ClusterFile>(&std::fs::read(d.join("cluster.json")).unwrap())
+            .unwrap()
+    };
+    let stamp = |name: &str| {
+        let data = dir.path().join(name);
+        std::fs::write(&data, name.as_bytes()).unwrap();
+        let out = Command::new(FROSTAMP)
+            .arg("stamp")
+            .arg(&data)
+            .arg("--cluster")
+            .arg(&d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        data
+    };
+    let old = up();
+    let old_data = stamp("old.txt");
+    let p = pids(&old);
+    for pid in &p[..3] {
+        kill(*pid);
+    }
+    wait_health(&old.nodes[4], "halted", 2);
+    let down = Command::new(FROSTAMP)
+        .args(["cluster", "down", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(down.status.success());
+
+    let new = up();
+    assert_ne!(new.group_key, old.group_key, "a new epoch has a new key");
+    assert_ne!(new.epoch, old.epoch);
+    let new_data = stamp("new.txt");
+    let root = new.root.as_ref().unwrap();
+    for data in [&old_data, &new_data] {
+        let mut tsr = data.clone().into_os_string();
+        tsr.push(".tsr");
+        let v = Command::new(FROSTAMP)
+            .arg("verify")
+            .arg(&tsr)
+            .arg("--data")
+            .arg(data)
+            .arg("--roots")
+            .arg(root)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    }
+}
