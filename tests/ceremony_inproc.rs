@@ -32,6 +32,16 @@ async fn start_with_faults(
     measurements: &[(u16, [u8; 48])],
     faults: &[(u16, &str)],
 ) -> Cluster {
+    start_full(n, measurements, faults, &[]).await
+}
+
+/// Like [`start`], with per-node faults and clocks.
+async fn start_full(
+    n: u16,
+    measurements: &[(u16, [u8; 48])],
+    faults: &[(u16, &str)],
+    clocks: &[(u16, Arc<dyn Clock>)],
+) -> Cluster {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -69,7 +79,11 @@ async fn start_with_faults(
             attester: Arc::new(attester),
             roots: roots.clone(),
             profile: TsaProfile::frostamp_default(),
-            clock: Arc::new(SystemClock),
+            clock: clocks
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_else(|| Arc::new(SystemClock)),
             fault: faults
                 .iter()
                 .find(|(j, _)| *j == i)
@@ -529,5 +543,116 @@ async fn a_byzantine_signer_is_named_and_excluded_and_clients_still_get_tokens()
     assert!(
         text.contains("frostamp_signers_excluded_total{cause=\"invalid_share\"} 1"),
         "{text}"
+    );
+}
+
+/// Serve a timestamp request to `node` and return the parsed response.
+async fn ask(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::tsp::asn1::TimeStampResp {
+    let req = frostamp::tsp::request::AcceptedRequest::build_der(
+        frostamp::tsp::request::HashAlg::Sha256,
+        &frostamp::tsp::request::HashAlg::Sha256.digest(data),
+        None,
+        true,
+    )
+    .unwrap();
+    let r = frostamp::net::client::request(
+        &node.target.public,
+        Some(node.pin),
+        "POST",
+        "/",
+        &[("content-type", "application/timestamp-query".into())],
+        req,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&r.body).unwrap()
+}
+
+async fn serving(c: &Cluster) -> Vec<ceremony::PinnedNode> {
+    let outcome = ceremony::run(&options(c), &|_| {}).await.unwrap();
+    let now = SystemClock.now();
+    let ca = DevCa::generate(
+        "CN=test CA",
+        now - Duration::from_secs(3600),
+        Duration::from_secs(86400),
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let cert = ceremony::issue_for_bundle(
+        &ca,
+        &outcome.bundle,
+        &c.roots,
+        &[c.measurement],
+        "CN=tsa",
+        now - Duration::from_secs(3600),
+        Duration::from_secs(86400),
+    )
+    .unwrap();
+    ceremony::install_chain(
+        &outcome.nodes,
+        &c.operator,
+        &SystemClock,
+        &[cert, ca.certificate_der().unwrap()],
+    )
+    .await
+    .unwrap();
+    outcome.nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn skewed_signers_refuse_and_are_replaced_over_the_network() {
+    use frostamp::clock::SkewedClock;
+    let ahead: Arc<dyn Clock> = Arc::new(SkewedClock::ahead(SystemClock, Duration::from_secs(5)));
+    let c = start_full(5, &[], &[], &[(2, ahead.clone()), (3, ahead)]).await;
+    let nodes = serving(&c).await;
+    // Node 1 asks 2 and 3 first; both refuse genTime; 4 and 5 sign.
+    let resp = ask(&nodes[0], b"skew").await;
+    let s = ceremony::status(&nodes[0]).await.unwrap();
+    assert_eq!(
+        resp.status.status.as_bytes(),
+        [0],
+        "{:?} {:?}",
+        resp.status.status_string,
+        s.refusals
+    );
+    assert!(
+        s.refusals
+            .iter()
+            .any(|r| r.contains("signer node 2 gave no share") && r.contains("genTime")),
+        "{:?}",
+        s.refusals
+    );
+    let s2 = ceremony::status(&nodes[1]).await.unwrap();
+    assert!(
+        s2.refusals
+            .iter()
+            .any(|r| r.contains("refused to sign") && r.contains("genTime")),
+        "{:?}",
+        s2.refusals
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backdating_coordinator_gets_no_signature_from_honest_signers() {
+    use frostamp::clock::SkewedClock;
+    // 30 s behind: inside the operator-auth window (±60 s), far outside the 1 s tolerance.
+    let behind: Arc<dyn Clock> =
+        Arc::new(SkewedClock::behind(SystemClock, Duration::from_secs(30)));
+    let c = start_full(5, &[], &[], &[(1, behind)]).await;
+    let nodes = serving(&c).await;
+    let resp = ask(&nodes[0], b"backdated").await;
+    assert_eq!(resp.status.status.as_bytes(), [2]);
+    assert!(resp.time_stamp_token.is_none());
+    let (bits, _) =
+        frostamp::tsp::response::decode_failure_info(resp.status.fail_info.as_ref().unwrap());
+    assert_eq!(
+        bits,
+        vec![frostamp::tsp::request::FailureInfo::TimeNotAvailable]
+    );
+    // An honest node coordinating the same request issues a token.
+    assert_eq!(
+        ask(&nodes[1], b"backdated").await.status.status.as_bytes(),
+        [0]
     );
 }

@@ -252,6 +252,43 @@ pub async fn write_frame<W: AsyncWriteExt + Unpin>(
 mod tests {
     use super::*;
 
+    /// serde's internally tagged enums buffer values and cannot carry u128 or
+    /// integer map keys; every refusal must survive the envelope.
+    #[test]
+    fn every_refusal_round_trips() {
+        use crate::tsp::request::Rejection;
+        let refusals = [
+            Refusal::Request(Rejection::BadImprintLength {
+                alg: "sha256".into(),
+                got: 1,
+                want: 32,
+            }),
+            Refusal::GenTimeOutOfTolerance {
+                proposed: "x".into(),
+                skew_ms: u64::MAX,
+                tolerance_ms: 1000,
+            },
+            Refusal::TooFewSigners {
+                got: 1,
+                threshold: 3,
+            },
+            Refusal::UnknownCommitment,
+        ];
+        for refusal in refusals {
+            let msg = PeerMessage::SignRefused {
+                req: 7,
+                refusal: refusal.clone(),
+            };
+            match decode(&encode(&msg).unwrap()).unwrap() {
+                PeerMessage::SignRefused {
+                    req: 7,
+                    refusal: back,
+                } => assert_eq!(back, refusal),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn strict_decoding() {
         let hello = PeerMessage::Hello {

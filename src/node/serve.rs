@@ -435,7 +435,8 @@ pub(super) async fn timestamp(
             }
         }
     };
-    let prepared = coordinator.prepare(request_der, &mut rand_core::OsRng)?;
+    // Reject bad requests before involving any signer.
+    coordinator.prepare(request_der, &mut rand_core::OsRng)?;
     let t = coordinator.threshold();
     // Candidates: this node first, then the admitted peers in index order.
     let mut candidates = vec![own];
@@ -443,6 +444,9 @@ pub(super) async fn timestamp(
     let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
     let mut out: BTreeSet<u16> = BTreeSet::new();
     loop {
+        // A fresh proposal (genTime, serial) for every attempt: a retry after a
+        // timeout must not carry a genTime that honest signers now find stale.
+        let prepared = coordinator.prepare(request_der, &mut rand_core::OsRng)?;
         let mut commitments = BTreeMap::new();
         let mut chosen = Vec::new();
         for &c in &candidates {

@@ -73,9 +73,9 @@ pub enum Refusal {
         /// Proposed genTime.
         proposed: String,
         /// |proposed − own clock| in milliseconds.
-        skew_ms: u128,
+        skew_ms: u64,
         /// Allowed skew.
-        tolerance_ms: u128,
+        tolerance_ms: u64,
     },
     /// genTime not representable.
     #[error("genTime out of range")]
@@ -323,8 +323,8 @@ impl<C: Clock> Signer<C> {
         if skew > self.profile.tolerance {
             return Err(Refusal::GenTimeOutOfTolerance {
                 proposed: gen_time.to_rfc3339(),
-                skew_ms: skew.as_millis(),
-                tolerance_ms: self.profile.tolerance.as_millis(),
+                skew_ms: u64::try_from(skew.as_millis()).unwrap_or(u64::MAX),
+                tolerance_ms: u64::try_from(self.profile.tolerance.as_millis()).unwrap_or(u64::MAX),
             });
         }
         let content =
