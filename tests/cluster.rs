@@ -763,3 +763,53 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
         assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     }
 }
+
+/// A Python RFC 3161 client library (rfc3161-client) gets a token from a running
+/// node over HTTPS and parses it; `frostamp verify` accepts what it received.
+#[test]
+fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
+    let py = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
+    assert!(py.exists(), "run `make interop-deps` (make test does it)");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let out = Command::new(FROSTAMP)
+        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: ClusterFile =
+        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let data = dir.path().join("py.txt");
+    std::fs::write(&data, b"fetched by python\n").unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop/rfc3161_client_check.py");
+    let out = Command::new(py)
+        .arg(script)
+        .arg("fetch")
+        .arg(format!("{}/", file.nodes[2].url))
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], 0);
+    assert_eq!(v["policy"], frostamp::oid::default_tsa_policy().to_dotted());
+    assert_eq!(
+        v["imprint"],
+        hex::encode(<sha2::Sha512 as sha2::Digest>::digest(
+            b"fetched by python\n"
+        ))
+    );
+    assert_eq!(v["signed_data_certs"], 1);
+    assert!(v["nonce"].is_string());
+}

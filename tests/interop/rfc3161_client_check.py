@@ -2,7 +2,16 @@
 
   request DATA OUT HASH(sha256|sha512) NONCE(0|1) CERTREQ(0|1)  -> writes a TimeStampReq, prints {"nonce": int|null}
   parse RESP                                                    -> prints the TSTInfo fields as JSON
+  fetch URL DATA                                                -> POSTs a request for DATA to URL (HTTPS,
+                                                                   Content-Type application/timestamp-query),
+                                                                   parses the reply, prints its fields as JSON
+
+TLS: the node's certificate is its ephemeral attested identity, not a WebPKI one, so
+`fetch` does not authenticate the transport (DESIGN §5: TLS protects transport only;
+the token's own signature and chain are what a relying party verifies).
 """
+import ssl
+import urllib.request
 import json
 import sys
 
@@ -28,9 +37,27 @@ def main() -> int:
             f.write(req.as_bytes())
         print(json.dumps({"nonce": None if req.nonce is None else str(req.nonce)}))
         return 0
-    if mode == "parse":
-        with open(sys.argv[2], "rb") as f:
-            resp = r.decode_timestamp_response(f.read())
+    if mode in ("parse", "fetch"):
+        if mode == "parse":
+            with open(sys.argv[2], "rb") as f:
+                raw = f.read()
+        else:
+            url, data = sys.argv[2], sys.argv[3]
+            with open(data, "rb") as f:
+                payload = f.read()
+            req = r.TimestampRequestBuilder().data(payload).nonce(nonce=True).cert_request(cert_request=True).build()
+            http = urllib.request.Request(
+                url, data=req.as_bytes(), headers={"Content-Type": "application/timestamp-query"}, method="POST"
+            )
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with urllib.request.urlopen(http, context=ctx, timeout=30) as resp_http:
+                if resp_http.headers.get("Content-Type") != "application/timestamp-reply":
+                    print("wrong content type", resp_http.headers.get("Content-Type"), file=sys.stderr)
+                    return 1
+                raw = resp_http.read()
+        resp = r.decode_timestamp_response(raw)
         t = resp.tst_info
         print(
             json.dumps(
