@@ -813,3 +813,70 @@ fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
     assert_eq!(v["signed_data_certs"], 1);
     assert!(v["nonce"].is_string());
 }
+
+/// Slow and broken clients (idle TCP connections, half-sent TLS, garbage bytes)
+/// never stop a node from serving others.
+#[test]
+fn slow_and_broken_clients_do_not_stop_a_node() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let out = Command::new(FROSTAMP)
+        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: ClusterFile =
+        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let n1 = &file.nodes[0];
+    let mut hogs = Vec::new();
+    for i in 0..200 {
+        let mut s = std::net::TcpStream::connect(&n1.public).unwrap();
+        match i % 3 {
+            0 => {}                                                      // idle: never speaks
+            1 => s.write_all(&[0x16, 0x03, 0x01, 0x02]).unwrap(),        // half a TLS record
+            _ => s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(), // plaintext garbage
+        }
+        hogs.push(s);
+    }
+    // Peers' garbage on the peer port, too.
+    for _ in 0..20 {
+        let mut s = std::net::TcpStream::connect(&n1.peer).unwrap();
+        s.write_all(b"\x00\x00\x00\x05hello").unwrap();
+        hogs.push(s);
+    }
+    let data = dir.path().join("busy.txt");
+    std::fs::write(&data, b"served while busy\n").unwrap();
+    let started = Instant::now();
+    let out = Command::new(FROSTAMP)
+        .arg("stamp")
+        .arg(&data)
+        .args([
+            "--url",
+            &n1.public,
+            "--pin",
+            n1.pin.as_ref().unwrap(),
+            "--roots",
+        ])
+        .arg(file.root.as_ref().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(hogs);
+    wait_health(n1, "healthy", 5);
+}

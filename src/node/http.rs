@@ -36,15 +36,18 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+        // At capacity: shed the new connection at once rather than stop accepting,
+        // so idle or slow clients cannot queue everyone else behind them.
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            drop(tcp);
+            continue;
         };
         let node = node.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
             else {
                 return;
             };
