@@ -50,9 +50,11 @@ lint:
 unit:
 	$(CARGO) test --locked --features $(DEV_FEATURES)
 
-## make bench: tokens/s for in-process 3-of-5 issuance vs raw FROST sign+aggregate.
+## make bench: in-process issuance vs raw FROST, then a running local cluster over HTTPS.
 bench:
 	$(CARGO) bench --locked --bench issuance
+	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
+	$(CARGO) bench --locked --features insecure-dev-attestation --bench cluster
 
 ## make fuzz: 60 s per fuzz target (needs the nightly toolchain and cargo-fuzz).
 FUZZ_SECONDS ?= 60

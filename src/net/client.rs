@@ -85,6 +85,7 @@ async fn request_inner(
             addr: addr.to_string(),
             source,
         })?;
+    let _ = tcp.set_nodelay(true);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(public_client_config(pin)?));
     let name = rustls::pki_types::ServerName::try_from("frostamp-node")
         .map_err(|e| ClientError::Http(e.to_string()))?;

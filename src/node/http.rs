@@ -36,6 +36,8 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
+        // Small request/response messages: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
         // At capacity: shed the new connection at once rather than stop accepting,
         // so idle or slow clients cannot queue everyone else behind them.
         let Ok(permit) = permits.clone().try_acquire_owned() else {

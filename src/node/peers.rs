@@ -55,6 +55,8 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
         let Ok((tcp, addr)) = listener.accept().await else {
             continue;
         };
+        // Peer frames are small and latency-bound (two round trips per token).
+        let _ = tcp.set_nodelay(true);
         let node = node.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
@@ -101,6 +103,7 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
             let tcp = tokio::net::TcpStream::connect(&addr)
                 .await
                 .map_err(|e| e.to_string())?;
+            let _ = tcp.set_nodelay(true);
             let name = rustls::pki_types::ServerName::try_from("frostamp-peer")
                 .map_err(|e| e.to_string())?;
             connector
