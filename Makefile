@@ -8,7 +8,7 @@ PY_DEPS := rfc3161-client==1.0.9
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build demo test lint unit bench fuzz deps system-deps interop-deps clean
+.PHONY: all build demo test lint unit production-check bench fuzz deps system-deps interop-deps clean
 
 all: build
 
@@ -36,8 +36,12 @@ demo: system-deps
 	@echo
 	@echo "Stamp your own files: frostamp cluster up --dir D; frostamp stamp FILE --cluster D; frostamp cluster down --dir D"
 
-## make test: formatting, lints, and every test (unit, real-data, interop).
-test: deps lint unit
+## make test: formatting, lints, every test (unit, real-data, interop, multi-process),
+## and the check that the production node holds no development attestation.
+test: deps lint unit production-check
+
+production-check:
+	./scripts/check-production-node.sh
 
 # The production feature set (what the image gets) and the development/test set.
 DEV_FEATURES := insecure-dev-attestation,test-faults
