@@ -2,6 +2,7 @@
 //! the in-process demo, and the operator's ceremony and local cluster.
 //! `anyhow` lives only here, at the edge.
 
+pub mod attest;
 pub mod ops;
 
 use crate::certs::parse_certificates;
@@ -53,6 +54,48 @@ pub enum Command {
     /// A local cluster of node processes with development attestation.
     #[command(subcommand)]
     Cluster(ClusterCmd),
+    /// AMD SEV-SNP attestation reports.
+    #[command(subcommand)]
+    Attestation(AttestationCmd),
+}
+
+/// `frostamp attestation ...`.
+#[derive(Debug, Subcommand)]
+pub enum AttestationCmd {
+    /// Verify a report against the compiled-in AMD roots (Milan, Genoa, Turin) with
+    /// the code nodes and the CA use; print the decoded report and every check.
+    /// Exit status: 0 verified, 1 failed, 2 usage error.
+    Verify {
+        /// The report: 1184 raw bytes or hex.
+        report: PathBuf,
+        /// The VCEK or VLEK that signed it (DER or PEM).
+        #[arg(long)]
+        vcek: PathBuf,
+        /// Optional ASK/ARK certificates (PEM); untrusted, the roots are pinned.
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        /// Expected launch measurement (96 hex digits).
+        #[arg(long)]
+        measurement: Option<String>,
+        /// Expected REPORT_DATA (128 hex digits).
+        #[arg(long)]
+        report_data: Option<String>,
+        /// Verification time for the certificates: now (default), RFC 3339 or Unix seconds.
+        #[arg(long, default_value = "now")]
+        at: String,
+        /// Accept a debug policy (never for frostamp nodes).
+        #[arg(long)]
+        allow_debug: bool,
+        /// Highest accepted VMPL (frostamp: 0).
+        #[arg(long, default_value_t = 0)]
+        max_vmpl: u32,
+        /// Accept development attestation rooted in this ARK (never in production).
+        #[arg(long)]
+        allow_insecure_dev_root: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `frostamp operator ...`.
@@ -293,6 +336,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Cluster(c) => runtime()
             .and_then(|rt| rt.block_on(cmd_cluster(c)))
             .map(|()| 0),
+        Command::Attestation(c) => cmd_attestation(c),
     };
     match result {
         Ok(code) => code,
@@ -790,5 +834,36 @@ async fn cmd_stamp(a: &StampArgs) -> Result<i32> {
         policy: None,
         at: None,
         json: false,
+    })
+}
+
+fn cmd_attestation(c: AttestationCmd) -> Result<i32> {
+    let AttestationCmd::Verify {
+        report,
+        vcek,
+        chain,
+        measurement,
+        report_data,
+        at,
+        allow_debug,
+        max_vmpl,
+        allow_insecure_dev_root,
+        json,
+    } = c;
+    let rules = crate::attestation::PolicyRules {
+        allow_debug,
+        max_vmpl,
+        ..crate::attestation::PolicyRules::frostamp_default()
+    };
+    attest::run(attest::Args {
+        report: &report,
+        vcek: &vcek,
+        chain: chain.as_deref(),
+        measurement: measurement.as_deref(),
+        report_data: report_data.as_deref(),
+        at: parse_time(&at, &SystemClock)?,
+        rules,
+        roots: ops::roots(allow_insecure_dev_root.as_deref())?,
+        json,
     })
 }

@@ -169,3 +169,105 @@ fn request_is_readable_by_openssl() {
     let bad = frostamp(&["request", "doc.txt", "--hash", "md5", "-o", "q.tsq"], d);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn attestation_verify_prints_each_check_on_real_reports() {
+    let a = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/assets/sev-snp-reports"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| frostamp(args, dir.path());
+    // Turin (Oak): verifies at a time inside its VCEK's validity.
+    let ok = run(&[
+        "attestation",
+        "verify",
+        &format!("{a}/derived/oak_turin_oc_report.bin"),
+        "--vcek",
+        &format!("{a}/derived/oak_turin_oc_vcek.der"),
+        "--at",
+        "2025-08-01T00:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["family"], "Turin");
+    assert!(v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(7)
+        .all(|c| c["result"] == "ok"));
+    // Wrong expected measurement: fails at the measurement check.
+    let bad = run(&[
+        "attestation",
+        "verify",
+        &format!("{a}/derived/oak_turin_oc_report.bin"),
+        "--vcek",
+        &format!("{a}/derived/oak_turin_oc_vcek.der"),
+        "--at",
+        "2025-08-01T00:00:00Z",
+        "--measurement",
+        &"00".repeat(48),
+        "--json",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let failed: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "FAILED")
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, vec!["measurement"]);
+    // go-sev-guest's real report was launched with DEBUG: refused at policy, accepted only when allowed.
+    let dbg = run(&[
+        "attestation",
+        "verify",
+        &format!("{a}/go-sev-guest/attestation.bin"),
+        "--vcek",
+        &format!("{a}/go-sev-guest/vcek.der"),
+        "--at",
+        "2025-01-01T00:00:00Z",
+    ]);
+    assert_eq!(dbg.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&dbg.stderr).contains("FAILED at policy"),
+        "{}",
+        String::from_utf8_lossy(&dbg.stderr)
+    );
+    let allowed = run(&[
+        "attestation",
+        "verify",
+        &format!("{a}/go-sev-guest/attestation.bin"),
+        "--vcek",
+        &format!("{a}/go-sev-guest/vcek.der"),
+        "--at",
+        "2025-01-01T00:00:00Z",
+        "--allow-debug",
+    ]);
+    assert_eq!(allowed.status.code(), Some(0));
+    // virtee's hex report (Milan).
+    let hex_report = run(&[
+        "attestation",
+        "verify",
+        &format!("{a}/virtee-sev/report_milan.hex"),
+        "--vcek",
+        &format!("{a}/virtee-sev/vcek_milan.der"),
+        "--at",
+        "2025-01-01T00:00:00Z",
+    ]);
+    assert_eq!(
+        hex_report.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&hex_report.stderr)
+    );
+}
