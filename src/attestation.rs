@@ -26,6 +26,7 @@ pub mod evidence;
 pub mod insecure;
 pub mod report;
 pub mod roots;
+pub mod snp_guest;
 pub mod vcek;
 pub mod verify;
 

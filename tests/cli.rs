@@ -271,3 +271,21 @@ fn attestation_verify_prints_each_check_on_real_reports() {
         String::from_utf8_lossy(&hex_report.stderr)
     );
 }
+
+#[test]
+fn a_node_without_sev_snp_refuses_to_start_and_never_falls_back() {
+    if std::path::Path::new("/dev/sev-guest").exists() {
+        return; // on real SEV-SNP hardware this test does not apply
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_frostamp-node"))
+        .args(["--public", "127.0.0.1:0", "--peer", "127.0.0.1:0"])
+        .env_remove("FROSTAMP_INSECURE_DEV_PLATFORM")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no /dev/sev-guest") && err.contains("never falls back"),
+        "{err}"
+    );
+}
