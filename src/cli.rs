@@ -62,6 +62,16 @@ pub enum Command {
 /// `frostamp attestation ...`.
 #[derive(Debug, Subcommand)]
 pub enum AttestationCmd {
+    /// Print the AMD KDS URL of the VCEK that signs REPORT (chip ID + reported TCB).
+    /// Fetch it (`curl -o vcek.der URL`), then start the node with
+    /// FROSTAMP_VCEK=$(xxd -p vcek.der | tr -d '\n') if its host provides no certificates.
+    VcekUrl {
+        /// The report: 1184 raw bytes or hex (e.g. from `GET /attestation`).
+        report: PathBuf,
+        /// Processor family for v2 reports: milan, genoa or turin.
+        #[arg(long)]
+        family: Option<String>,
+    },
     /// Verify a report against the compiled-in AMD roots (Milan, Genoa, Turin) with
     /// the code nodes and the CA use; print the decoded report and every check.
     /// Exit status: 0 verified, 1 failed, 2 usage error.
@@ -838,6 +848,21 @@ async fn cmd_stamp(a: &StampArgs) -> Result<i32> {
 }
 
 fn cmd_attestation(c: AttestationCmd) -> Result<i32> {
+    if let AttestationCmd::VcekUrl { report, family } = &c {
+        use crate::attestation::ProcessorFamily as F;
+        let family = match family.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => None,
+            Some("milan") => Some(F::Milan),
+            Some("genoa") => Some(F::Genoa),
+            Some("turin") => Some(F::Turin),
+            Some(other) => bail!("unknown family {other:?}: milan, genoa or turin"),
+        };
+        println!(
+            "{}",
+            attest::vcek_url(&attest::read_report(report)?, family)?
+        );
+        return Ok(0);
+    }
     let AttestationCmd::Verify {
         report,
         vcek,
@@ -849,7 +874,10 @@ fn cmd_attestation(c: AttestationCmd) -> Result<i32> {
         max_vmpl,
         allow_insecure_dev_root,
         json,
-    } = c;
+    } = c
+    else {
+        return Ok(2);
+    };
     let rules = crate::attestation::PolicyRules {
         allow_debug,
         max_vmpl,

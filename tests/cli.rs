@@ -289,3 +289,57 @@ fn a_node_without_sev_snp_refuses_to_start_and_never_falls_back() {
         "{err}"
     );
 }
+
+#[test]
+fn vcek_url_names_the_chip_and_reported_tcb() {
+    let a = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/assets/sev-snp-reports"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // PROVENANCE: go-sev-guest VCEK chip_id 3ac3fe21…, TCB blSPL=2 teeSPL=0 snpSPL=5 ucodeSPL=68 (v2 report: family given).
+    let out = frostamp(
+        &[
+            "attestation",
+            "vcek-url",
+            &format!("{a}/go-sev-guest/attestation.bin"),
+            "--family",
+            "milan",
+        ],
+        dir.path(),
+    );
+    let url = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        url.starts_with("https://kdsintf.amd.com/vcek/v1/Milan/3ac3fe21e13fb099"),
+        "{url}"
+    );
+    assert!(
+        url.trim_end()
+            .ends_with("?blSPL=02&teeSPL=00&snpSPL=05&ucodeSPL=68"),
+        "{url}"
+    );
+    // PROVENANCE: Turin chip_id is 8 bytes 3b42092f69c656d3, TCB fmc=0 bl=1 tee=0 snp=2 ucode=71.
+    let out = frostamp(
+        &[
+            "attestation",
+            "vcek-url",
+            &format!("{a}/derived/oak_turin_oc_report.bin"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "https://kdsintf.amd.com/vcek/v1/Turin/3b42092f69c656d3?fmcSPL=00&blSPL=01&teeSPL=00&snpSPL=02&ucodeSPL=71"
+    );
+    // A v2 report without --family: a clear usage error.
+    let out = frostamp(
+        &[
+            "attestation",
+            "vcek-url",
+            &format!("{a}/go-sev-guest/attestation.bin"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--family"));
+}

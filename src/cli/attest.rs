@@ -172,3 +172,55 @@ pub fn run(a: Args<'_>) -> Result<i32> {
     }
     Ok(if result.is_ok() { 0 } else { 1 })
 }
+
+/// The AMD Key Distribution Service URL of the VCEK that signs `report`
+/// (AMD KDS interface spec, "VCEK certificate"): the chip's hardware ID and the
+/// report's reported TCB. `family` is required for v2 reports (no CPUID fields).
+pub fn vcek_url(
+    report: &[u8],
+    family: Option<crate::attestation::ProcessorFamily>,
+) -> Result<String> {
+    use crate::attestation::ProcessorFamily as F;
+    let r = Report::parse(report).map_err(|e| anyhow!("report: {e}"))?;
+    let family = match (family, r.cpuid().and_then(F::from_cpuid)) {
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) => {
+            return Err(anyhow!(
+                "this v{} report names no CPU family: give --family milan|genoa|turin",
+                r.version
+            ))
+        }
+    };
+    if family == F::InsecureDev {
+        return Err(anyhow!("development reports have no AMD VCEK"));
+    }
+    let tcb = r.reported_tcb.decode(family.tcb_layout());
+    let (hwid, query) = match family {
+        F::Turin => (
+            hex::encode(r.chip_id.get(..8).unwrap_or_default()),
+            format!(
+                "fmcSPL={:02}&blSPL={:02}&teeSPL={:02}&snpSPL={:02}&ucodeSPL={:02}",
+                tcb.fmc.unwrap_or(0),
+                tcb.bootloader,
+                tcb.tee,
+                tcb.snp,
+                tcb.microcode
+            ),
+        ),
+        _ => (
+            hex::encode(r.chip_id),
+            format!(
+                "blSPL={:02}&teeSPL={:02}&snpSPL={:02}&ucodeSPL={:02}",
+                tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode
+            ),
+        ),
+    };
+    let product = match family {
+        F::Milan => "Milan",
+        F::Genoa => "Genoa",
+        _ => "Turin",
+    };
+    Ok(format!(
+        "https://kdsintf.amd.com/vcek/v1/{product}/{hwid}?{query}"
+    ))
+}
