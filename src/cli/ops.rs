@@ -510,9 +510,11 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
     );
 
     println!("[2/4] starting {n} nodes");
-    let mut targets = Vec::new();
-    let mut pids = Vec::new();
-    for i in 1..=n {
+    let operator_pub = operator.public_hex().map_err(|e| anyhow!(e))?;
+    // Ports are picked free and released before the node binds them; another
+    // process can win that race, so a node that dies with "Address already in use"
+    // is started again on fresh ports.
+    let spawn = |i: u16| -> Result<(NodeTarget, u32, PathBuf)> {
         let public = format!("127.0.0.1:{}", free_port()?);
         let peer = format!("127.0.0.1:{}", free_port()?);
         let log = dir.join(format!("node{i}.log"));
@@ -526,10 +528,7 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
                 "--peer",
                 &peer,
             ])
-            .env(
-                "FROSTAMP_OPERATOR_KEY",
-                operator.public_hex().map_err(|e| anyhow!(e))?,
-            )
+            .env("FROSTAMP_OPERATOR_KEY", &operator_pub)
             .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform_pem.as_str())
             .stdin(std::process::Stdio::null())
             .stdout(logf.try_clone()?)
@@ -541,45 +540,60 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
             child.id(),
             log.display()
         );
-        pids.push((i, child.id(), log));
-        targets.push(NodeTarget {
-            index: i,
-            public,
-            peer,
-        });
-    }
-    // Record the processes before anything else can fail, so `cluster down` can stop them.
-    let mut file = ClusterFile {
-        version: 1,
-        nodes: targets
-            .iter()
-            .zip(&pids)
-            .map(|(t, p)| ClusterNode {
-                index: t.index,
-                url: format!("https://{}", t.public),
-                public: t.public.clone(),
-                peer: t.peer.clone(),
-                pin: None,
-                pid: Some(p.1),
-                log: Some(p.2.clone()),
-                phase: Some("booting".into()),
-            })
-            .collect(),
-        t,
-        epoch: String::new(),
-        group_key: None,
-        measurement: Some(hex::encode(measurement)),
-        root: None,
-        chain: None,
-        insecure_dev_root: Some(dir.join("dev-ark.pem")),
-        operator_key: dir.join("operator.key"),
-        timings_ms: Default::default(),
+        Ok((
+            NodeTarget {
+                index: i,
+                public,
+                peer,
+            },
+            child.id(),
+            log,
+        ))
     };
-    std::fs::write(dir.join("cluster.json"), serde_json::to_vec_pretty(&file)?)?;
+    let mut targets = Vec::new();
+    let mut pids = Vec::new();
+    for i in 1..=n {
+        let (t, pid, log) = spawn(i)?;
+        pids.push((i, pid, log));
+        targets.push(t);
+    }
+    let record = |targets: &[NodeTarget], pids: &[(u16, u32, PathBuf)]| -> Result<ClusterFile> {
+        // Record the processes before anything else can fail, so `cluster down` can stop them.
+        let file = ClusterFile {
+            version: 1,
+            nodes: targets
+                .iter()
+                .zip(pids)
+                .map(|(t, p)| ClusterNode {
+                    index: t.index,
+                    url: format!("https://{}", t.public),
+                    public: t.public.clone(),
+                    peer: t.peer.clone(),
+                    pin: None,
+                    pid: Some(p.1),
+                    log: Some(p.2.clone()),
+                    phase: Some("booting".into()),
+                })
+                .collect(),
+            t,
+            epoch: String::new(),
+            group_key: None,
+            measurement: Some(hex::encode(measurement)),
+            root: None,
+            chain: None,
+            insecure_dev_root: Some(dir.join("dev-ark.pem")),
+            operator_key: dir.join("operator.key"),
+            timings_ms: Default::default(),
+        };
+        std::fs::write(dir.join("cluster.json"), serde_json::to_vec_pretty(&file)?)?;
+        Ok(file)
+    };
+    record(&targets, &pids)?;
     // Wait until every node answers.
     let deadline = Instant::now() + Duration::from_secs(120);
-    for (t, (_, pid, log)) in targets.iter().zip(&pids) {
-        loop {
+    for k in 0..targets.len() {
+        let mut restarts = 0;
+        while let (Some(t), Some((_, pid, log))) = (targets.get(k).cloned(), pids.get(k).cloned()) {
             let ok = crate::net::client::request(
                 &t.public,
                 None,
@@ -593,19 +607,25 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
             if matches!(ok, Ok(ref r) if r.status == 200) {
                 break;
             }
-            if !Path::new(&format!("/proc/{pid}")).exists() || Instant::now() > deadline {
-                let tail = std::fs::read_to_string(log).unwrap_or_default();
+            let dead = !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid);
+            let tail = || std::fs::read_to_string(&log).unwrap_or_default();
+            if dead && restarts < 5 && tail().contains("Address already in use") {
+                restarts += 1;
+                let (nt, npid, nlog) = spawn(t.index)?;
+                if let (Some(tt), Some(pp)) = (targets.get_mut(k), pids.get_mut(k)) {
+                    *tt = nt;
+                    *pp = (t.index, npid, nlog);
+                }
+                record(&targets, &pids)?;
+                continue;
+            }
+            if dead || Instant::now() > deadline {
+                let text = tail();
+                let last: Vec<&str> = text.lines().rev().take(5).collect();
                 bail!(
                     "node {} did not come up; its log ends with:\n{}",
                     t.index,
-                    tail.lines()
-                        .rev()
-                        .take(5)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    last.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -634,13 +654,13 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
         &pids,
     )
     .await;
-    match ceremony {
-        Ok(f) => file = f,
+    let file = match ceremony {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("ceremony failed; nodes left running for inspection (`frostamp cluster down --dir {}` stops them)", dir.display());
             return Err(e);
         }
-    }
+    };
     println!("[4/4] cluster ready");
     for node in &file.nodes {
         println!(
