@@ -1,5 +1,5 @@
 //! Real SEV-SNP evidence from Milan, Genoa and Turin hardware
-//! (`../shared/assets/sev-snp-reports/`, see PROVENANCE.md §1 and `reports_summary.json`)
+//! (`tests/data/assets/sev-snp-reports/`, copies of `../shared/assets`; see PROVENANCE.md §1 and `reports_summary.json`)
 //! through `attestation::verify_report` with the compiled-in AMD roots, and a failing
 //! twin for every check.
 
@@ -19,7 +19,7 @@ use x509_cert::Certificate;
 
 const REPORTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/assets/sev-snp-reports"
+    "/tests/data/assets/sev-snp-reports"
 );
 
 fn read(rel: &str) -> Vec<u8> {

@@ -1,5 +1,5 @@
 //! Path building and signature verification against real certificates from
-//! `shared/assets` (see `shared/assets/PROVENANCE.md` sections 1 and 4).
+//! `tests/data/assets` (copies of `../shared/assets`; see its `PROVENANCE.md` sections 1 and 4).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,7 +18,7 @@ use frostamp::verify::chain::{
 use frostamp::verify::sig::{verify_signature, SignatureError};
 use x509_cert::Certificate;
 
-const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/assets");
+const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/assets");
 
 fn read(rel: &str) -> Vec<u8> {
     std::fs::read(format!("{ASSETS}/{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))

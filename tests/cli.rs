@@ -174,7 +174,7 @@ fn request_is_readable_by_openssl() {
 fn attestation_verify_prints_each_check_on_real_reports() {
     let a = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/assets/sev-snp-reports"
+        "/tests/data/assets/sev-snp-reports"
     );
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| frostamp(args, dir.path());
@@ -294,7 +294,7 @@ fn a_node_without_sev_snp_refuses_to_start_and_never_falls_back() {
 fn vcek_url_names_the_chip_and_reported_tcb() {
     let a = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/assets/sev-snp-reports"
+        "/tests/data/assets/sev-snp-reports"
     );
     let dir = tempfile::tempdir().unwrap();
     // PROVENANCE: go-sev-guest VCEK chip_id 3ac3fe21…, TCB blSPL=2 teeSPL=0 snpSPL=5 ucodeSPL=68 (v2 report: family given).

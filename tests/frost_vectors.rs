@@ -7,7 +7,7 @@
 //! is checked with `frostamp::threshold::keys::verify_frost` (the check every
 //! token signature gets). Every success has a failing twin.
 //!
-//! Vector files and their provenance: `../shared/assets/PROVENANCE.md` §3.
+//! Vector files and their provenance: `tests/data/assets/PROVENANCE.md` §3.
 
 use frost::keys::dkg;
 use frost::keys::{
@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 
 const ASSETS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/assets/frost-secp256k1/"
+    "/tests/data/assets/frost-secp256k1/"
 );
 
 fn load(rel: &str) -> Value {

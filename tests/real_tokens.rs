@@ -1,4 +1,4 @@
-//! Real RFC 3161 tokens from public TSAs (../shared/assets/rfc3161, see its
+//! Real RFC 3161 tokens from public TSAs (tests/data/assets/rfc3161, copies of ../shared/assets; see its
 //! PROVENANCE.md §4): each gives the result PROVENANCE expects, through the same
 //! `verify` that checks frostamp's own tokens.
 
@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 fn asset(rel: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/assets/rfc3161")
+        .join("tests/data/assets/rfc3161")
         .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
