@@ -237,21 +237,7 @@ impl DevCa {
         lifetime: Duration,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<u8>, CertError> {
-        let compressed = group
-            .serialize()
-            .map_err(|e| CertError::Key(e.to_string()))?;
-        let pk = k256::PublicKey::from_sec1_bytes(&compressed)
-            .map_err(|e| CertError::Key(e.to_string()))?;
-        let point = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, false)
-            .as_bytes()
-            .to_vec();
-        let spki = SubjectPublicKeyInfoOwned {
-            algorithm: AlgorithmIdentifierOwned {
-                oid: std_oids::EC_PUBLIC_KEY,
-                parameters: Some(der::Any::from_der(&std_oids::SECP256K1.to_der()?)?),
-            },
-            subject_public_key: BitString::from_bytes(&point)?,
-        };
+        let spki = group_spki(group)?;
         let name = Name::from_str(subject)
             .map_err(|e| CertError::Invalid(format!("subject {subject:?}: {e}")))?;
         let ca_spki = &self.cert.tbs_certificate.subject_public_key_info;
@@ -636,13 +622,7 @@ pub fn check_tsa_certificate(
 ) -> Result<(), TsaCertError> {
     let cert = decode_lenient(leaf).map_err(|e| TsaCertError::Malformed(e.to_string()))?;
     let spki = &cert.tbs_certificate.subject_public_key_info;
-    let is_k1 = spki.algorithm.oid == std_oids::EC_PUBLIC_KEY
-        && spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-            == Some(std_oids::SECP256K1);
+    let is_k1 = crate::threshold::keys::is_secp256k1_spki(spki);
     let key = crate::threshold::keys::verifying_key_from_sec1(spki.subject_public_key.raw_bytes());
     if !is_k1 || key.as_ref() != Some(group.verifying_key()) {
         return Err(TsaCertError::WrongKey);

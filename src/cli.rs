@@ -143,15 +143,9 @@ pub enum CaCmd {
         /// request.csr from `frostamp ceremony` (threshold-signed, carries the evidence).
         #[arg(long)]
         csr: Option<PathBuf>,
-        /// Accepted launch measurement(s), hex.
-        #[arg(long)]
-        measurement: Vec<String>,
-        /// Accepted measurements from published files (measurements/*.json).
-        #[arg(long)]
-        measurements: Vec<PathBuf>,
-        /// Accept development attestation rooted in this ARK (never in production).
-        #[arg(long)]
-        allow_insecure_dev_root: Option<PathBuf>,
+        /// Which evidence to accept.
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Subject of the TSA certificate.
         #[arg(long, default_value = "CN=frostamp TSA,O=frostamp")]
         subject: String,
@@ -159,6 +153,20 @@ pub enum CaCmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Which attestation evidence a command accepts (`ca issue`, `ceremony run`).
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    /// Accepted launch measurement(s), hex.
+    #[arg(long)]
+    pub measurement: Vec<String>,
+    /// Accepted measurements from published files (measurements/*.json).
+    #[arg(long)]
+    pub measurements: Vec<PathBuf>,
+    /// Accept development attestation rooted in this ARK (never in production).
+    #[arg(long)]
+    pub allow_insecure_dev_root: Option<PathBuf>,
 }
 
 /// `frostamp ceremony ...`.
@@ -179,15 +187,9 @@ pub enum CeremonyCmd {
         /// Operator key.
         #[arg(long)]
         operator_key: PathBuf,
-        /// Required launch measurement (hex); also what the CA accepts.
-        #[arg(long)]
-        measurement: Vec<String>,
-        /// Published measurement files.
-        #[arg(long)]
-        measurements: Vec<PathBuf>,
-        /// Accept development attestation rooted in this ARK (never in production).
-        #[arg(long)]
-        allow_insecure_dev_root: Option<PathBuf>,
+        /// Which evidence to accept (the first measurement is required of the nodes).
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Development CA directory: issue and install the certificate.
         #[arg(long)]
         ca_dir: Option<PathBuf>,
@@ -628,14 +630,12 @@ fn cmd_ca(c: CaCmd) -> Result<()> {
             dir,
             bundle,
             csr,
-            measurement,
-            measurements,
-            allow_insecure_dev_root,
+            trust,
             subject,
             out,
         } => {
-            let accepted = ops::accepted_measurements(&measurement, &measurements)?;
-            let roots = ops::roots(allow_insecure_dev_root.as_deref())?;
+            let accepted = ops::accepted_measurements(&trust.measurement, &trust.measurements)?;
+            let roots = ops::roots(trust.allow_insecure_dev_root.as_deref())?;
             let input = match (&bundle, &csr) {
                 (Some(b), _) => ops::IssueInput::Bundle(b),
                 (None, Some(c)) => ops::IssueInput::Csr(c),
@@ -674,9 +674,7 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
             t,
             epoch,
             operator_key,
-            measurement,
-            measurements,
-            allow_insecure_dev_root,
+            trust,
             ca_dir,
             state_dir,
         } => {
@@ -684,10 +682,10 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
                 .iter()
                 .map(|n| parse_node(n))
                 .collect::<Result<Vec<_>>>()?;
-            let measurements = if measurement.is_empty() && measurements.is_empty() {
+            let measurements = if trust.measurement.is_empty() && trust.measurements.is_empty() {
                 Vec::new()
             } else {
-                ops::accepted_measurements(&measurement, &measurements)?
+                ops::accepted_measurements(&trust.measurement, &trust.measurements)?
             };
             ops::run_ceremony(
                 ops::CeremonyArgs {
@@ -695,7 +693,7 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
                     t,
                     epoch,
                     operator_key: &operator_key,
-                    insecure_dev_root: allow_insecure_dev_root.as_deref(),
+                    insecure_dev_root: trust.allow_insecure_dev_root.as_deref(),
                     measurements,
                     ca_dir: ca_dir.as_deref(),
                     state_dir: &state_dir,

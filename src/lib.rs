@@ -63,6 +63,7 @@ pub mod local;
 pub mod net;
 pub mod node;
 pub mod oid;
+mod serde_hex;
 pub mod threshold;
 pub mod tsp;
 pub mod verify;

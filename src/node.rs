@@ -244,6 +244,31 @@ impl Node {
         u16::try_from(peers + 1).unwrap_or(u16::MAX)
     }
 
+    /// Wait until every node in `want` is an admitted peer; on timeout, the missing ones.
+    async fn wait_admitted(
+        &self,
+        want: &std::collections::BTreeSet<u16>,
+        timeout: std::time::Duration,
+    ) -> Result<(), Vec<u16>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.peers_changed.notified();
+            let missing: Vec<u16> = {
+                let links = self.peer_links();
+                want.iter()
+                    .filter(|p| !links.contains_key(p))
+                    .copied()
+                    .collect()
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(missing);
+            }
+        }
+    }
+
     fn refuse(&self, what: String) {
         tracing::warn!(node = %self.name, "{what}");
         let mut s = self.state();

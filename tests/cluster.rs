@@ -27,6 +27,29 @@ impl Drop for Kill {
     }
 }
 
+/// `frostamp cluster up --dir d` with the test's node binary; its cluster.json.
+fn cluster_up(d: &Path) -> ClusterFile {
+    let out = Command::new(FROSTAMP)
+        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap()
+}
+
+/// A node's pinned TLS identity from cluster.json.
+fn pin_of(node: &frostamp::cli::ops::ClusterNode) -> [u8; 32] {
+    hex::decode(node.pin.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
 struct Down<'a>(&'a Path);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
@@ -118,10 +141,7 @@ fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
 
     // Lifecycle calls without the operator credential are refused.
     let n1 = &file.nodes[0];
-    let pin: [u8; 32] = hex::decode(n1.pin.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let pin: [u8; 32] = pin_of(n1);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt
         .block_on(frostamp::net::client::request(
@@ -279,10 +299,7 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
 
 /// (health, share holders) from a node's /status.
 fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
-    let pin: [u8; 32] = hex::decode(node.pin.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let pin: [u8; 32] = pin_of(node);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt
         .block_on(frostamp::net::client::request(
@@ -345,10 +362,7 @@ fn post(
     body: Vec<u8>,
     content_type: &str,
 ) -> (u16, Vec<u8>) {
-    let pin: [u8; 32] = hex::decode(node.pin.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let pin: [u8; 32] = pin_of(node);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt
         .block_on(frostamp::net::client::request(
@@ -373,18 +387,7 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file: ClusterFile =
-        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let file = cluster_up(&d);
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"stamped by the cluster\n").unwrap();
 
@@ -516,10 +519,7 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
 
     // /metrics (Prometheus text) on node 5 counts what happened to it.
     let n5 = &file.nodes[4];
-    let pin: [u8; 32] = hex::decode(n5.pin.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let pin: [u8; 32] = pin_of(n5);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let m = rt
         .block_on(frostamp::net::client::request(
@@ -553,18 +553,7 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file: ClusterFile =
-        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let file = cluster_up(&d);
     let cert_before = {
         let s = Command::new(FROSTAMP)
             .args(["cluster", "status", "--json", "--dir"])
@@ -697,20 +686,7 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let up = || {
-        let out = Command::new(FROSTAMP)
-            .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<ClusterFile>(&std::fs::read(d.join("cluster.json")).unwrap())
-            .unwrap()
-    };
+    let up = || cluster_up(&d);
     let stamp = |name: &str| {
         let data = dir.path().join(name);
         std::fs::write(&data, name.as_bytes()).unwrap();
@@ -773,18 +749,7 @@ fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file: ClusterFile =
-        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let file = cluster_up(&d);
     let data = dir.path().join("py.txt");
     std::fs::write(&data, b"fetched by python\n").unwrap();
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -822,18 +787,7 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file: ClusterFile =
-        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let file = cluster_up(&d);
     let n1 = &file.nodes[0];
     let mut hogs = Vec::new();
     for i in 0..200 {

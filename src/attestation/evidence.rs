@@ -13,13 +13,13 @@ use super::verify::AttestationError;
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
     /// The 1184-byte ATTESTATION_REPORT.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::serde_hex::bytes")]
     pub report: Vec<u8>,
     /// DER of the VCEK or VLEK.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::serde_hex::bytes")]
     pub vcek: Vec<u8>,
     /// DER certificates offered as path candidates (may be empty).
-    #[serde(with = "hex_list")]
+    #[serde(with = "crate::serde_hex::list")]
     pub chain: Vec<Vec<u8>>,
 }
 
@@ -41,34 +41,6 @@ pub trait Attester: Send + Sync {
     fn measurement(&self) -> [u8; 48];
     /// True for development attestation (no hardware guarantees).
     fn is_insecure_dev(&self) -> bool;
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
-    }
-}
-
-mod hex_list {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(hex::encode))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
-        let v = Vec::<String>::deserialize(d)?;
-        v.into_iter()
-            .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
-            .collect()
-    }
 }
 
 #[cfg(test)]

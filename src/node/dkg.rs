@@ -189,27 +189,11 @@ pub(super) async fn run(node: &Node, epoch: &str) -> Result<Outcome, Failure> {
         .copied()
         .filter(|i| *i != cluster.index)
         .collect();
-    // Wait until every peer is admitted.
-    let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
-    loop {
-        let notified = node.peers_changed.notified();
-        let missing: Vec<u16> = {
-            let links = node.peer_links();
-            peers
-                .iter()
-                .filter(|p| !links.contains_key(p))
-                .copied()
-                .collect()
-        };
-        if missing.is_empty() {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Err(fail(
-                format!("peers not admitted: {missing:?} (see /status refusals)"),
-                None,
-            ));
-        }
+    if let Err(missing) = node.wait_admitted(&peers, PHASE_TIMEOUT).await {
+        return Err(fail(
+            format!("peers not admitted: {missing:?} (see /status refusals)"),
+            None,
+        ));
     }
     let mut inbox = Inbox {
         rx: node.inbox.lock().await,

@@ -127,7 +127,7 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                     node.metrics
                         .rejection(f.rejection.failure_info().rfc_name());
                     for (_, e) in &f.excluded {
-                        node.metrics.excluded(exclusion_cause(e));
+                        node.metrics.excluded(e.cause());
                     }
                     tracing::warn!(node = %node.name, "request rejected: {}", f.rejection);
                     f.response
@@ -188,15 +188,6 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
             error(StatusCode::METHOD_NOT_ALLOWED, "use GET")
         }
         _ => error(StatusCode::NOT_FOUND, format!("no such resource {path}")),
-    }
-}
-
-fn exclusion_cause(e: &crate::threshold::coordinator::Exclusion) -> &'static str {
-    use crate::threshold::coordinator::Exclusion;
-    match e {
-        Exclusion::Unavailable(_) => "unavailable",
-        Exclusion::Refused(_) => "refused",
-        Exclusion::InvalidShare => "invalid_share",
     }
 }
 

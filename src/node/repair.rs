@@ -168,23 +168,8 @@ pub(super) async fn repair(
             "need at least {t} distinct helpers other than this node"
         ));
     }
-    // Wait until every helper is admitted.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let notified = node.peers_changed.notified();
-        let missing: Vec<u16> = {
-            let links = node.peer_links();
-            set.iter()
-                .filter(|h| !links.contains_key(h))
-                .copied()
-                .collect()
-        };
-        if missing.is_empty() {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Err(format!("helpers not admitted: {missing:?}"));
-        }
+    if let Err(missing) = node.wait_admitted(&set, Duration::from_secs(30)).await {
+        return Err(format!("helpers not admitted: {missing:?}"));
     }
     let mut inbox = Inbox {
         rx: node.inbox.lock().await,

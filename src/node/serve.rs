@@ -185,45 +185,23 @@ pub(super) async fn sign_csr(
             key.signer.clone(),
         )
     };
-    let mut candidates = vec![own];
-    candidates.extend(node.peer_links().keys().copied().filter(|i| *i != own));
+    let candidates = candidates(node, own);
     let mut out = BTreeSet::new();
     loop {
-        let mut commitments = BTreeMap::new();
-        let mut chosen = Vec::new();
-        for &c in &candidates {
-            if chosen.len() == t {
-                break;
-            }
-            if out.contains(&c) {
-                continue;
-            }
-            let id = Identifier::try_from(c).map_err(|e| e.to_string())?;
-            match commit(node, c, own).await {
-                Ok(cm) => {
-                    commitments.insert(id, cm);
-                    chosen.push((c, id));
-                }
-                Err(_) => {
-                    out.insert(c);
-                }
-            }
-        }
-        if chosen.len() < t {
+        let round1 =
+            gather_commitments(node, &candidates, own, t, &mut out, &mut Vec::new()).await?;
+        if round1.chosen.len() < t {
             return Err(format!(
                 "only {} of the {t} required signers are available",
-                chosen.len()
+                round1.chosen.len()
             ));
         }
-        let list: Vec<(u16, SigningCommitments)> = commitments
-            .iter()
-            .filter_map(|(id, c)| index_of(id).map(|i| (i, *c)))
-            .collect();
+        let list = round1.list();
         let mut shares = BTreeMap::new();
-        for (c, id) in &chosen {
+        for (c, id) in &round1.chosen {
             let r = if *c == own {
                 signer
-                    .sign_built(&commitments, &message)
+                    .sign_built(&round1.commitments, &message)
                     .map_err(PeerError::Refused)
             } else {
                 let (subject, bundle, list) =
@@ -257,31 +235,19 @@ pub(super) async fn sign_csr(
         if shares.len() < t {
             continue;
         }
-        let package = crate::threshold::frost::SigningPackage::new(commitments, &message);
-        match crate::threshold::frost::aggregate_custom(
-            &package,
+        match crate::threshold::coordinator::aggregate_checked(
+            &group,
+            round1.commitments.clone(),
+            &message,
             &shares,
-            group.package(),
-            crate::threshold::frost::CheaterDetection::AllCheaters,
         ) {
-            Ok(sig) => {
-                let bytes: [u8; 65] = sig
-                    .serialize()
-                    .ok()
-                    .and_then(|v| v.try_into().ok())
-                    .ok_or("signature encoding")?;
-                if !group.verify(&message, &bytes) {
-                    return Err("aggregate CSR signature does not verify".into());
-                }
-                return crate::certs::assemble_csr(&message, &bytes).map_err(|e| e.to_string());
+            Ok(bytes) => {
+                return crate::certs::assemble_csr(&message, &bytes).map_err(|e| e.to_string())
             }
-            Err(e) => {
-                let culprits = e.culprits();
-                if culprits.is_empty() {
-                    return Err(format!("aggregation: {e}"));
-                }
+            Err(Finish::Failed(r)) => return Err(r.to_string()),
+            Err(Finish::Cheaters(culprits)) => {
                 for id in culprits {
-                    if let Some(c) = index_of(&id) {
+                    if let Some(c) = round1.index(&id) {
                         node.refuse(format!(
                             "node {c} returned an invalid CSR signature share: excluded"
                         ));
@@ -377,17 +343,13 @@ async fn round2(
     who: u16,
     own: u16,
     req: Arc<SignRequest>,
+    commitments: Vec<(u16, SigningCommitments)>,
 ) -> Result<SignatureShare, PeerError> {
     if who == own {
         let signer = node.state().key.as_ref().map(|k| k.signer.clone());
         let signer = signer.ok_or_else(|| PeerError::Unavailable("no key share".into()))?;
         return signer.sign(&req).map_err(PeerError::Refused);
     }
-    let commitments: Vec<(u16, SigningCommitments)> = req
-        .commitments
-        .iter()
-        .filter_map(|(id, c)| index_of(id).map(|i| (i, *c)))
-        .collect();
     let proposal = req.proposal.clone();
     match call(node, who, move |r| PeerMessage::SignRound2 {
         req: r,
@@ -404,14 +366,69 @@ async fn round2(
     }
 }
 
-/// FROST identifiers here are the node indices 1..=n.
-fn index_of(id: &Identifier) -> Option<u16> {
-    let bytes = id.serialize();
-    let (head, tail) = bytes.split_at(bytes.len().checked_sub(2)?);
-    if head.iter().any(|b| *b != 0) {
-        return None;
+/// Round 1 of one signing attempt: the signers chosen (node index and FROST
+/// identifier, which is the index) and their commitments.
+struct Round1 {
+    chosen: Vec<(u16, Identifier)>,
+    commitments: BTreeMap<Identifier, SigningCommitments>,
+}
+
+impl Round1 {
+    /// (index, commitments) as peers receive them.
+    fn list(&self) -> Vec<(u16, SigningCommitments)> {
+        self.chosen
+            .iter()
+            .filter_map(|(c, id)| self.commitments.get(id).map(|cm| (*c, *cm)))
+            .collect()
     }
-    Some(u16::from_be_bytes([*tail.first()?, *tail.get(1)?]))
+
+    /// The node index of a FROST identifier in this signing.
+    fn index(&self, id: &Identifier) -> Option<u16> {
+        self.chosen.iter().find(|(_, i)| i == id).map(|(c, _)| *c)
+    }
+}
+
+/// Commitments from the first t candidates not in `out` (RFC 9591 §5.1); a
+/// candidate that gives none is added to `out` and reported in `failed`.
+async fn gather_commitments(
+    node: &Arc<Node>,
+    candidates: &[u16],
+    own: u16,
+    t: usize,
+    out: &mut BTreeSet<u16>,
+    failed: &mut Vec<(Identifier, PeerError)>,
+) -> Result<Round1, String> {
+    let mut r = Round1 {
+        chosen: Vec::new(),
+        commitments: BTreeMap::new(),
+    };
+    for &c in candidates {
+        if r.chosen.len() == t {
+            break;
+        }
+        if out.contains(&c) {
+            continue;
+        }
+        let id = Identifier::try_from(c).map_err(|e| e.to_string())?;
+        match commit(node, c, own).await {
+            Ok(cm) => {
+                r.commitments.insert(id, cm);
+                r.chosen.push((c, id));
+            }
+            Err(e) => {
+                out.insert(c);
+                failed.push((id, e));
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// This node first, then the admitted peers in index order.
+fn candidates(node: &Node, own: u16) -> Vec<u16> {
+    let mut c = vec![own];
+    c.extend(node.peer_links().keys().copied().filter(|i| *i != own));
+    c
 }
 
 /// Coordinate one timestamp: returns the TimeStampResp DER (granted or rejection).
@@ -438,56 +455,35 @@ pub(super) async fn timestamp(
     // Reject bad requests before involving any signer.
     coordinator.prepare(request_der, &mut rand_core::OsRng)?;
     let t = coordinator.threshold();
-    // Candidates: this node first, then the admitted peers in index order.
-    let mut candidates = vec![own];
-    candidates.extend(node.peer_links().keys().copied().filter(|i| *i != own));
+    let candidates = candidates(node, own);
     let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
     let mut out: BTreeSet<u16> = BTreeSet::new();
     loop {
         // A fresh proposal (genTime, serial) for every attempt: a retry after a
         // timeout must not carry a genTime that honest signers now find stale.
         let prepared = coordinator.prepare(request_der, &mut rand_core::OsRng)?;
-        let mut commitments = BTreeMap::new();
-        let mut chosen = Vec::new();
-        for &c in &candidates {
-            if chosen.len() == t {
-                break;
-            }
-            if out.contains(&c) {
-                continue;
-            }
-            let id = Identifier::try_from(c).map_err(|e| {
-                failure(
-                    crate::tsp::request::Rejection::SystemFailure(e.to_string()),
-                    Vec::new(),
-                )
-            })?;
-            match commit(node, c, own).await {
-                Ok(cm) => {
-                    commitments.insert(id, cm);
-                    chosen.push((c, id));
-                }
-                Err(e) => {
-                    out.insert(c);
-                    excluded.push((id, exclusion(e)));
-                }
-            }
-        }
-        if chosen.len() < t {
+        let mut failed = Vec::new();
+        let round1 = gather_commitments(node, &candidates, own, t, &mut out, &mut failed)
+            .await
+            .map_err(|e| failure(crate::tsp::request::Rejection::SystemFailure(e), Vec::new()))?;
+        excluded.extend(failed.into_iter().map(|(id, e)| (id, exclusion(e))));
+        if round1.chosen.len() < t {
             return Err(failure(
-                no_quorum_reason(chosen.len(), t, &excluded),
+                no_quorum_reason(round1.chosen.len(), t, &excluded),
                 excluded,
             ));
         }
         let req = Arc::new(SignRequest {
             proposal: prepared.proposal.clone(),
-            commitments: commitments.clone(),
+            commitments: round1.commitments.clone(),
         });
+        let list = round1.list();
         let mut set = tokio::task::JoinSet::new();
-        for (c, id) in chosen.clone() {
+        for (c, id) in round1.chosen.clone() {
             let node = node.clone();
             let req = req.clone();
-            set.spawn(async move { (c, id, round2(&node, c, own, req).await) });
+            let list = list.clone();
+            set.spawn(async move { (c, id, round2(&node, c, own, req, list).await) });
         }
         let mut shares = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
@@ -506,19 +502,15 @@ pub(super) async fn timestamp(
         if shares.len() < t {
             continue;
         }
-        match coordinator.finish(&prepared, commitments, &shares) {
+        match coordinator.finish(&prepared, round1.commitments.clone(), &shares) {
             Ok((_token, response)) => {
                 for (_, e) in &excluded {
-                    node.metrics.excluded(match e {
-                        Exclusion::Unavailable(_) => "unavailable",
-                        Exclusion::Refused(_) => "refused",
-                        Exclusion::InvalidShare => "invalid_share",
-                    });
+                    node.metrics.excluded(e.cause());
                 }
                 tracing::info!(
                     node = %node.name,
                     serial = %prepared.serial.to_hex(),
-                    signers = ?chosen.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+                    signers = ?round1.chosen.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
                     ms = started.elapsed().as_millis() as u64,
                     "token issued"
                 );
@@ -526,7 +518,7 @@ pub(super) async fn timestamp(
             }
             Err(Finish::Cheaters(culprits)) => {
                 for id in culprits {
-                    if let Some(c) = index_of(&id) {
+                    if let Some(c) = round1.index(&id) {
                         node.refuse(format!(
                             "node {c} returned an invalid signature share: excluded"
                         ));

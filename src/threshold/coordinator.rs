@@ -83,6 +83,17 @@ pub enum Exclusion {
     InvalidShare,
 }
 
+impl Exclusion {
+    /// Short label for logs and metrics: `unavailable`, `refused`, `invalid_share`.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Refused(_) => "refused",
+            Self::InvalidShare => "invalid_share",
+        }
+    }
+}
+
 /// A request that produced no token.
 #[derive(Clone, Debug)]
 pub struct IssueFailure {
@@ -178,31 +189,7 @@ impl<C: Clock> Coordinator<C> {
         commitments: BTreeMap<Identifier, SigningCommitments>,
         shares: &BTreeMap<Identifier, SignatureShare>,
     ) -> Result<(Vec<u8>, Vec<u8>), Finish> {
-        let package = frost::SigningPackage::new(commitments, &p.message);
-        let sig = frost::aggregate_custom(
-            &package,
-            shares,
-            self.group.package(),
-            frost::CheaterDetection::AllCheaters,
-        )
-        .map_err(|e| {
-            let culprits = e.culprits();
-            if culprits.is_empty() {
-                Finish::Failed(Rejection::SystemFailure(format!("aggregation: {e}")))
-            } else {
-                Finish::Cheaters(culprits)
-            }
-        })?;
-        let sig_bytes: [u8; FROST_SIGNATURE_LEN] = sig
-            .serialize()
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| Finish::Failed(Rejection::SystemFailure("signature encoding".into())))?;
-        if !self.group.verify(&p.message, &sig_bytes) {
-            return Err(Finish::Failed(Rejection::SystemFailure(
-                "aggregate signature does not verify".into(),
-            )));
-        }
+        let sig_bytes = aggregate_checked(&self.group, commitments, &p.message, shares)?;
         let certs = if p.accepted.cert_req() {
             vec![self.cert.der().to_vec()]
         } else {
@@ -321,6 +308,42 @@ pub enum Finish {
     Cheaters(Vec<Identifier>),
     /// Anything else.
     Failed(Rejection),
+}
+
+/// RFC 9591 §5.3 `aggregate` with cheater detection (§5.4), then verification of
+/// the result under the group key: the 65-byte signature, or the culprits.
+pub fn aggregate_checked(
+    group: &GroupKey,
+    commitments: BTreeMap<Identifier, SigningCommitments>,
+    message: &[u8],
+    shares: &BTreeMap<Identifier, SignatureShare>,
+) -> Result<[u8; FROST_SIGNATURE_LEN], Finish> {
+    let package = frost::SigningPackage::new(commitments, message);
+    let sig = frost::aggregate_custom(
+        &package,
+        shares,
+        group.package(),
+        frost::CheaterDetection::AllCheaters,
+    )
+    .map_err(|e| {
+        let culprits = e.culprits();
+        if culprits.is_empty() {
+            Finish::Failed(Rejection::SystemFailure(format!("aggregation: {e}")))
+        } else {
+            Finish::Cheaters(culprits)
+        }
+    })?;
+    let bytes: [u8; FROST_SIGNATURE_LEN] = sig
+        .serialize()
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| Finish::Failed(Rejection::SystemFailure("signature encoding".into())))?;
+    if !group.verify(message, &bytes) {
+        return Err(Finish::Failed(Rejection::SystemFailure(
+            "aggregate signature does not verify".into(),
+        )));
+    }
+    Ok(bytes)
 }
 
 /// An [`IssueFailure`] with its rejection response.

@@ -103,6 +103,18 @@ pub fn verify_frost(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> boo
         .unwrap_or(false)
 }
 
+/// Whether a SubjectPublicKeyInfo is id-ecPublicKey on the secp256k1 named curve
+/// (RFC 5480, SEC 2): the only key type a FROST(secp256k1) certificate may carry.
+pub fn is_secp256k1_spki(spki: &spki::SubjectPublicKeyInfoOwned) -> bool {
+    spki.algorithm.oid == crate::oid::std_oids::EC_PUBLIC_KEY
+        && spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
+            == Some(crate::oid::std_oids::SECP256K1)
+}
+
 /// A verifying key from a SEC1 point (compressed or uncompressed) as found in an
 /// id-ecPublicKey/secp256k1 SubjectPublicKeyInfo.
 pub fn verifying_key_from_sec1(point: &[u8]) -> Option<VerifyingKey> {

@@ -30,14 +30,14 @@ pub const MAX_OUTSTANDING_NONCES: usize = 4096;
 #[serde(deny_unknown_fields)]
 pub struct SigningProposal {
     /// The client's TimeStampReq, exactly as received.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::serde_hex::bytes")]
     pub request_der: Vec<u8>,
     /// Proposed genTime, milliseconds since the Unix epoch.
     pub gen_time_unix_millis: u64,
     /// Proposed serial number.
     pub serial: Serial,
     /// SHA-256 of the TSA certificate the token will reference.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::serde_hex::bytes")]
     pub cert_sha256: Vec<u8>,
 }
 
@@ -203,13 +203,7 @@ impl<C: Clock> Signer<C> {
     pub fn install_certificate(&self, cert: CertIdentity) -> Result<(), Refusal> {
         let spki = &cert.certificate().tbs_certificate.subject_public_key_info;
         let cert_key = crate::threshold::keys::verifying_key_from_sec1(cert.public_key_bytes());
-        let right_alg = spki.algorithm.oid == crate::oid::std_oids::EC_PUBLIC_KEY
-            && spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
-                == Some(crate::oid::std_oids::SECP256K1);
+        let right_alg = crate::threshold::keys::is_secp256k1_spki(spki);
         match cert_key {
             Some(k) if right_alg && &k == self.group.verifying_key() => {}
             _ => return Err(Refusal::CertificateKeyMismatch),
@@ -338,18 +332,5 @@ impl<C: Clock> Signer<C> {
     /// Number of outstanding nonce pairs (for metrics and tests).
     pub fn outstanding_nonces(&self) -> usize {
         self.nonces.lock().map(|s| s.len()).unwrap_or(0)
-    }
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
     }
 }

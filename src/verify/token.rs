@@ -497,14 +497,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
                 "FROST(secp256k1, SHA-256) takes no parameters",
             )));
         }
-        let is_k1 = spki.algorithm.oid == std_oids::EC_PUBLIC_KEY
-            && spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-                == Some(std_oids::SECP256K1);
-        if !is_k1 {
+        if !crate::threshold::keys::is_secp256k1_spki(spki) {
             return Err(VerifyError::Signature(SignatureError::UnsupportedCurve(
                 "FROST(secp256k1, SHA-256) needs a secp256k1 certificate key".into(),
             )));
