@@ -16,7 +16,7 @@
 //! - `insecure` (feature `insecure-dev-attestation`): `DevPlatform`, `DevAttester`,
 //!   `own_measurement`: software-signed reports under a development root.
 //!
-//! The hardware attester (`SnpGuestAttester`, reading `/dev/sev-guest`): issue 5.
+//! - [`snp_guest`]: the hardware attester, `SnpGuestAttester` (`/dev/sev-guest`).
 //!
 //! Rationale, check order and the TCB floor: `docs/attestation.md`.
 

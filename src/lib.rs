@@ -29,7 +29,14 @@
 //!   signs, the coordinator, and the transport-neutral signer interface.
 //! - [`verify`]: relying-party verification of any RFC 3161 token (FROST, RSA, ECDSA),
 //!   certificate path building, signature algorithms.
-//! - [`certs`]: TSA certificate profile and a small development CA.
+//! - [`certs`]: TSA certificate profile, the launch-measurement extension, the
+//!   threshold-signed CSR, a small development CA.
+//! - [`attestation`]: SEV-SNP reports, verification against pinned AMD roots, the
+//!   hardware attester and (feature `insecure-dev-attestation`) the development one.
+//! - [`node`]: the node `frostamp-node` runs: identity, operator authentication,
+//!   attested peer admission, DKG, threshold serving, share repair, HTTPS.
+//! - [`net`]: rustls configurations and the HTTPS client.
+//! - [`ceremony`]: the operator's side of the key ceremony and the CA's bundle checks.
 //! - [`local`]: an in-process TSA for tests, benchmarks and the demo.
 //! - [`cli`]: the `frostamp` subcommands (thin binaries live in `src/bin/`).
 //!

@@ -7,7 +7,7 @@
 //!   fixed time and no expectations; an accepted report must equal its parse.
 //!
 //! Good seeds: a real report followed by its VCEK DER (e.g.
-//! `cat ../../shared/assets/sev-snp-reports/derived/oak_turin_oc_{report.bin,vcek.der}`),
+//! `cat ../tests/data/assets/sev-snp-reports/derived/oak_turin_oc_{report.bin,vcek.der}`),
 //! which makes the full path (chain, signature, extensions, policy) reachable.
 #![no_main]
 

@@ -32,8 +32,8 @@ impl Evidence {
 
 /// Something that can produce attestation evidence for the running guest.
 ///
-/// Implementations: `DevAttester` (feature `insecure-dev-attestation`). The hardware
-/// attester reading `/dev/sev-guest` is issue 5.
+/// Implementations: `SnpGuestAttester` (hardware, `/dev/sev-guest`) and `DevAttester`
+/// (feature `insecure-dev-attestation`).
 pub trait Attester: Send + Sync {
     /// A fresh report whose REPORT_DATA is `report_data`, with its certificates.
     fn attest(&self, report_data: [u8; 64]) -> Result<Evidence, AttestationError>;
