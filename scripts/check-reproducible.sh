@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# check-reproducible.sh: the production image's artifacts are reproducible.
+#
+# Builds every artifact of the production image twice, from scratch, in two different
+# directories, with no output shared between the two builds (only the pinned, sha256-checked
+# downloads and the crate download cache of the first builder are inputs they may share):
+#   build A: the current user, umask 022, in  <run>/a
+#   build B: umask 077, in <run>/b, and, when run as root, as user nobody (setpriv; ambient
+#            CAP_DAC_READ_SEARCH only, to read the checkout, the pinned inputs and the Rust
+#            toolchain under /root), with its own CARGO_HOME (crates downloaded again)
+# The builds run one after the other (different wall-clock times; the firmware's fixed build
+# path is reused, fresh, by both). Then bzImage, OVMF.fd, frostamp-node and initrd.cpio are
+# compared byte for byte.
+#
+# A verdict is cached per artifact under ~/.cache/frostamp/verdicts/<artifact>-<input key>
+# (the same keys build-image.sh caches outputs under), so a warm run takes seconds and a
+# change to the node's source rebuilds only the node (twice). --force ignores the verdicts.
+set -euo pipefail
+. "$(dirname "$0")/../reproducible-build/lib.sh"
+
+if [ "${1:-}" = --side ]; then
+  # One builder: --side DIR ARTIFACT... (DIR/<artifact>/ gets the output, DIR/<artifact>.log the log).
+  dir=$2; shift 2
+  for a in "$@"; do
+    t0=$SECONDS
+    case "$a" in
+      kernel) run_logged "$dir/kernel.log" "[$(id -un), umask $(umask)] kernel" \
+                "$RB_DIR/build-kernel.sh" "$dir/kernel" "$dir/work/kernel" ;;
+      ovmf) run_logged "$dir/ovmf.log" "[$(id -un), umask $(umask)] firmware" "$RB_DIR/build-ovmf.sh" "$dir/ovmf" ;;
+      node) node_source_snapshot "$dir/src"
+            run_logged "$dir/node.log" "[$(id -un), umask $(umask)] frostamp-node" \
+              "$RB_DIR/build-node.sh" prod "$dir/src" "$dir/work/node-target" "$dir/node"
+            rm -rf "$dir/work/node-target" ;;
+      initrd) mkdir -p "$dir/initrd"
+              run_logged "$dir/initrd.log" "[$(id -un), umask $(umask)] initrd" \
+                "$RB_DIR/build-initrd.sh" "$REPO_ROOT/image/initramfs.list" "$NODE_BIN" "$dir/initrd/initrd.cpio" ;;
+    esac
+    echo "$a $((SECONDS - t0))" >>"$dir/times"
+  done
+  rm -rf "$dir/work"
+  exit 0
+fi
+
+force=0; [ "${1:-}" = --force ] && force=1
+eval "$("$RB_DIR/build-image.sh" --variant prod --print-keys)"
+fetch_inputs
+: "${RUST_SYSROOT:=$(rust_sysroot)}"; export RUST_SYSROOT
+vdir="$FROSTAMP_CACHE/verdicts"; mkdir -p "$vdir"
+self_hash=$(sha256_file "$0" | cut -c1-16)
+declare -A key=([kernel]=$kernel_key [ovmf]=$ovmf_key [node]=$node_key)
+todo=()
+for a in kernel ovmf node; do
+  v="$vdir/$a-${key[$a]}-$self_hash"
+  if [ $force = 0 ] && [ -f "$v" ]; then log "reproducible (cached verdict): $(cat "$v")"; else todo+=("$a"); fi
+done
+# The initramfs is cheap: always built twice, from the node of this run or the cached one.
+node_cached="$FROSTAMP_CACHE/node-prod-$node_key/frostamp-node"
+if [[ ! " ${todo[*]} " =~ " node " ]] && [ ! -f "$node_cached" ]; then todo+=(node); fi
+
+run="$FROSTAMP_CACHE/check-reproducible.$$"
+rm -rf "$run"; mkdir -p "$run/a" "$run/b"
+chmod 0755 "$run"
+log "two independent builds of: ${todo[*]:-(nothing new)} + initrd; logs under $run/{a,b}"
+
+# Build A.
+(umask 022; "$0" --side "$run/a" "${todo[@]}")
+nodea=$node_cached; [[ " ${todo[*]} " =~ " node " ]] && nodea="$run/a/node/frostamp-node"
+(umask 022; NODE_BIN=$nodea "$0" --side "$run/a" initrd)
+
+# Build B: another user when we can switch, umask 077, its own CARGO_HOME and HOME.
+mkdir -p "$run/b/home" "$run/b/cargo-home"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  chown -R 65534:65534 "$run/b"
+  asb=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+dac_read_search --ambient-caps=+dac_read_search)
+  buser="nobody (uid 65534)"
+else
+  asb=(); buser="$(id -un) (not root: same user)"
+fi
+nodeb=$node_cached; [[ " ${todo[*]} " =~ " node " ]] && nodeb="$run/b/node/frostamp-node"
+"${asb[@]}" env HOME="$run/b/home" CARGO_HOME="$run/b/cargo-home" FROSTAMP_CACHE="$FROSTAMP_CACHE" \
+  FROSTAMP_INPUTS="$FROSTAMP_INPUTS" RUST_SYSROOT="$RUST_SYSROOT" NODE_BIN="$nodeb" \
+  bash -c 'umask 077; "$0" --side "$1" "${@:2}" initrd' "$0" "$run/b" "${todo[@]}"
+
+# Compare.
+fail=0
+report() { printf '%-14s %s\n' "$1" "$2"; }
+declare -A file=([kernel]=kernel/bzImage [ovmf]=ovmf/OVMF.fd [node]=node/frostamp-node [initrd]=initrd/initrd.cpio)
+for a in "${todo[@]}" initrd; do
+  fa="$run/a/${file[$a]}" fb="$run/b/${file[$a]}"
+  ta=$(awk -v a="$a" '$1==a{print $2}' "$run/a/times"); tb=$(awk -v a="$a" '$1==a{print $2}' "$run/b/times")
+  if cmp -s "$fa" "$fb"; then
+    s=$(sha256_file "$fa")
+    line="$a: identical, sha256 $s, $(stat -c %s "$fa") bytes (A: $(id -un), umask 022, ${ta}s; B: $buser, umask 077, ${tb}s; $(date -u +%FT%TZ))"
+    report "$a" "MATCH  $s"
+    [ "$a" = initrd ] || echo "$line" >"$vdir/$a-${key[$a]}-$self_hash"
+    echo "$line" >>"$run/verdict"
+  else
+    report "$a" "MISMATCH  A $(sha256_file "$fa" 2>/dev/null || echo missing)  B $(sha256_file "$fb" 2>/dev/null || echo missing)"
+    cmp "$fa" "$fb" 2>&1 | head -n 3 >&2 || true
+    fail=1
+  fi
+done
+if [ -f "$run/a/kernel/kernel.config" ] && ! cmp -s "$run/a/kernel/kernel.config" "$run/b/kernel/kernel.config"; then
+  report kernel.config MISMATCH; fail=1
+fi
+if [ $fail = 0 ]; then
+  rm -rf "$run"
+  echo "reproducible: every production artifact is byte-identical across two independent builds"
+else
+  echo "NOT reproducible: the two builds differ; both are kept in $run" >&2
+  exit 1
+fi
