@@ -3,6 +3,7 @@
 //! `anyhow` lives only here, at the edge.
 
 pub mod attest;
+pub mod measure;
 pub mod ops;
 
 use crate::certs::parse_certificates;
@@ -57,6 +58,9 @@ pub enum Command {
     /// AMD SEV-SNP attestation reports.
     #[command(subcommand)]
     Attestation(AttestationCmd),
+    /// The expected SEV-SNP launch digest of a boot image (firmware, kernel, initrd,
+    /// command line, vCPUs); `--publish` prints the measurements/<version>.json document.
+    Measure(measure::MeasureArgs),
 }
 
 /// `frostamp attestation ...`.
@@ -349,6 +353,7 @@ pub fn run(cli: Cli) -> i32 {
             .and_then(|rt| rt.block_on(cmd_cluster(c)))
             .map(|()| 0),
         Command::Attestation(c) => cmd_attestation(c),
+        Command::Measure(a) => measure::run(&a),
     };
     match result {
         Ok(code) => code,

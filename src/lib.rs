@@ -38,6 +38,7 @@
 //! - [`net`]: rustls configurations and the HTTPS client.
 //! - [`ceremony`]: the operator's side of the key ceremony and the CA's bundle checks.
 //! - [`local`]: an in-process TSA for tests, benchmarks and the demo.
+//! - [`measure`]: expected SEV-SNP launch digests of the boot image (`frostamp measure`).
 //! - [`cli`]: the `frostamp` subcommands (thin binaries live in `src/bin/`).
 //!
 //! Design rationale lives in `docs/`.
@@ -67,6 +68,7 @@ pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod local;
+pub mod measure;
 pub mod net;
 pub mod node;
 pub mod oid;
