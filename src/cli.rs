@@ -275,6 +275,10 @@ pub struct VerifyArgs {
     /// RFC 3339 (`2025-01-31T12:00:00Z`) or Unix seconds.
     #[arg(long)]
     pub at: Option<String>,
+    /// Require the TSA certificate's launch measurement to be one published in these
+    /// files (measurements/<version>.json).
+    #[arg(long)]
+    pub measurements: Vec<PathBuf>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -426,6 +430,11 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
     };
     match verify(&token, &opts) {
         Ok(v) => {
+            let (extra, files) = (&opts.extra_certs, &a.measurements);
+            if let Some(code) = measure::verify_published(&token, extra, &v.signer, files, a.json)?
+            {
+                return Ok(code);
+            }
             if a.json {
                 let mut j = serde_json::to_value(&v)?;
                 if let Some(o) = j.as_object_mut() {
@@ -573,6 +582,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<()> {
         nonce: Some(hex::encode(nonce)),
         policy: None,
         at: None,
+        measurements: Vec::new(),
         json: false,
     })?;
     if code != 0 {
@@ -846,6 +856,7 @@ async fn cmd_stamp(a: &StampArgs) -> Result<i32> {
         nonce: Some(hex::encode(nonce)),
         policy: None,
         at: None,
+        measurements: Vec::new(),
         json: false,
     })
 }

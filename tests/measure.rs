@@ -763,3 +763,122 @@ fn agrees_with_sev_snp_measure() {
     }
     eprintln!("sev-snp-measure agrees on {compared} launches");
 }
+
+// --- frostamp verify --measurements ------------------------------------------------------
+
+/// A token whose TSA certificate carries `measurement`; returns (tsr, data, root.pem).
+fn token_with_measurement(
+    dir: &Path,
+    measurement: Option<[u8; 48]>,
+) -> (PathBuf, PathBuf, PathBuf) {
+    use frostamp::clock::SystemClock;
+    use frostamp::tsp::request::{AcceptedRequest, HashAlg};
+    use std::sync::Arc;
+    let tsa = frostamp::local::LocalTsa::with_measurement(
+        3,
+        2,
+        frostamp::tsp::TsaProfile::frostamp_default(),
+        SystemClock,
+        Arc::new(SystemClock),
+        vec![],
+        measurement,
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let data = dir.join("data.txt");
+    std::fs::write(&data, b"measured").unwrap();
+    let req = AcceptedRequest::build_der(
+        HashAlg::Sha256,
+        &HashAlg::Sha256.digest(b"measured"),
+        None,
+        true,
+    )
+    .unwrap();
+    let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
+    let tsr = dir.join("token.tsr");
+    std::fs::write(&tsr, &issued.response).unwrap();
+    let root = dir.join("root.pem");
+    std::fs::write(&root, tsa.ca.certificate_pem().unwrap()).unwrap();
+    (tsr, data, root)
+}
+
+fn verify_cli(tsr: &Path, data: &Path, root: &Path, extra: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_frostamp"))
+        .arg("verify")
+        .arg(tsr)
+        .arg("--data")
+        .arg(data)
+        .arg("--roots")
+        .arg(root)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `frostamp verify --measurements measurements/<v>.json` accepts a token whose TSA
+/// certificate carries a published digest and refuses one with another digest or none.
+#[test]
+fn verify_checks_the_certificate_measurement_against_published_files() {
+    let img = fake_image("console=ttyS0");
+    let doc = publish(&img.path, ImageKind::Prod, 0x1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let published = dir.path().join("published.json");
+    std::fs::write(&published, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let pubs = published.to_str().unwrap();
+    let good: [u8; 48] = hex::decode(&doc.digests[4].launch_digest)
+        .unwrap()
+        .try_into()
+        .unwrap();
+
+    let ok_dir = tempfile::tempdir().unwrap();
+    let (tsr, data, root) = token_with_measurement(ok_dir.path(), Some(good));
+    let (code, out, err) = verify_cli(&tsr, &data, &root, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = verify_cli(&tsr, &data, &root, &["--measurements", pubs]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&hex::encode(good)), "{out}");
+    let (code, out, _) = verify_cli(&tsr, &data, &root, &["--measurements", pubs, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["ok"],
+        true
+    );
+
+    // Failing twin: one bit of the measurement differs.
+    let mut bad = good;
+    bad[47] ^= 1;
+    let bad_dir = tempfile::tempdir().unwrap();
+    let (tsr, data, root) = token_with_measurement(bad_dir.path(), Some(bad));
+    let (code, _, err) = verify_cli(&tsr, &data, &root, &["--measurements", pubs]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not published"), "{err}");
+    let (code, out, _) = verify_cli(&tsr, &data, &root, &["--measurements", pubs, "--json"]);
+    assert_eq!(code, 1);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["error"], "launch_measurement");
+
+    // No measurement extension at all.
+    let none_dir = tempfile::tempdir().unwrap();
+    let (tsr, data, root) = token_with_measurement(none_dir.path(), None);
+    let (code, _, err) = verify_cli(&tsr, &data, &root, &["--measurements", pubs]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no launch measurement"), "{err}");
+
+    // A dev-image file does not vouch for the production digest.
+    let dev = publish(&fake_image("console=ttyS0 dev").path, ImageKind::Dev, 0x1).unwrap();
+    let dev_file = dir.path().join("dev.json");
+    std::fs::write(&dev_file, serde_json::to_string(&dev).unwrap()).unwrap();
+    let (tsr, data, root) = token_with_measurement(ok_dir.path(), Some(good));
+    let (code, _, err) = verify_cli(
+        &tsr,
+        &data,
+        &root,
+        &["--measurements", dev_file.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{err}");
+}

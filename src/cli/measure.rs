@@ -1,9 +1,12 @@
 //! `frostamp measure`: the expected SEV-SNP launch digest of a boot image.
 
+use crate::certs::{launch_measurement_of, CertDer};
+use crate::cli::ops::accepted_measurements;
 use crate::measure::{
     canonical_vcpu_type, image_paths, inspect_firmware, launch_digest, parse_guest_features,
     publish, Cmdline, ImageKind, LaunchParams, DEFAULT_GUEST_FEATURES,
 };
+use crate::verify::token::{extract_token, parse_token};
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -144,4 +147,81 @@ pub fn run(a: &MeasureArgs) -> Result<i32> {
     });
     println!("{}", serde_json::to_string_pretty(&j)?);
     Ok(0)
+}
+
+/// `frostamp verify --measurements FILE...`: after the token verified, require that the
+/// TSA certificate that signed it carries a launch measurement published in FILE(s)
+/// (`measurements/<version>.json`). Every candidate certificate with the signer's
+/// subject (carried in the token or given with --certs) must carry a published
+/// measurement, so a look-alike certificate added beside the signer can only make the
+/// check fail. Returns `Some(1)` (after printing why) when the check fails, `None` when
+/// it passes or was not asked for.
+pub fn verify_published(
+    response: &[u8],
+    extra: &[CertDer],
+    signer_subject: &str,
+    files: &[PathBuf],
+    json: bool,
+) -> Result<Option<i32>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let accepted = accepted_measurements(&[], files)?;
+    let token = extract_token(response)?;
+    let carried = parse_token(&token)?.certificates;
+    let signers: Vec<&CertDer> = carried
+        .iter()
+        .chain(extra)
+        .filter(|c| c.subject() == signer_subject)
+        .collect();
+    let mut found = None;
+    let mut problem = None;
+    for c in &signers {
+        match launch_measurement_of(&c.der) {
+            Ok(Some(m)) if accepted.contains(&m) => found = Some(m),
+            Ok(Some(m)) => {
+                problem = Some(format!(
+                    "the TSA certificate's launch measurement {} is not published in {}",
+                    hex::encode(m),
+                    files_list(files)
+                ))
+            }
+            Ok(None) => {
+                problem = Some("the TSA certificate carries no launch measurement".to_string())
+            }
+            Err(e) => problem = Some(format!("launch measurement extension: {e}")),
+        }
+    }
+    match (problem, found) {
+        (None, Some(m)) => {
+            if !json {
+                println!(
+                    "Launch measurement: {} (published in {})",
+                    hex::encode(m),
+                    files_list(files)
+                );
+            }
+            Ok(None)
+        }
+        (problem, _) => {
+            let msg = problem.unwrap_or_else(|| "no signer certificate to check".to_string());
+            if json {
+                let j =
+                    serde_json::json!({"ok": false, "error": "launch_measurement", "message": msg});
+                println!("{}", serde_json::to_string_pretty(&j)?);
+            } else {
+                eprintln!("Verification: FAILED (launch_measurement)");
+                eprintln!("  {msg}");
+            }
+            Ok(Some(1))
+        }
+    }
+}
+
+fn files_list(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
