@@ -4,7 +4,7 @@
 SHELL   := /bin/bash
 CARGO   ?= cargo
 VENV    := .venv
-PY_DEPS := rfc3161-client==1.0.9
+PY_DEPS := rfc3161-client==1.0.9 sev-snp-measure==0.0.13
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
@@ -38,7 +38,7 @@ demo: system-deps
 
 ## make test: formatting, lints, every test (unit, real-data, interop, multi-process),
 ## and the check that the production node holds no development attestation.
-test: deps lint unit production-check
+test: deps lint unit production-check measurements-check
 
 production-check:
 	./scripts/check-production-node.sh
@@ -90,3 +90,19 @@ $(VENV)/.installed: Makefile
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV) target/demo
+
+# ---------------------------------------------------------------------------------------
+# Published launch measurements (issue 6): measurements/<version>.json (production image)
+# and measurements/<version>-dev.json (development image, NOT for production), computed by
+# `frostamp measure` (sev crate) and cross-checked with sev-snp-measure. See docs/attestation.md.
+# ---------------------------------------------------------------------------------------
+.PHONY: measurements measurements-check
+
+## make measurements: recompute measurements/ from a fresh `make image` / `make image-dev`.
+measurements: image image-dev
+	MEASURE_FEATURES=$(DEV_FEATURES) ./scripts/measurements.sh generate
+
+## measurements-check (part of make test): the committed measurements/ equal what the
+## rebuilt images give, and sev-snp-measure agrees on every published digest.
+measurements-check: image image-dev interop-deps
+	MEASURE_FEATURES=$(DEV_FEATURES) ./scripts/measurements.sh check
