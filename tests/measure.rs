@@ -795,6 +795,12 @@ fn token_with_measurement(
     )
     .unwrap();
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
+    if let Some(m) = measurement {
+        // The extension value as docs/attestation.md shows it: 30 35 02 01 01 04 30 <48 bytes>.
+        let mut ext = vec![0x30, 0x35, 0x02, 0x01, 0x01, 0x04, 0x30];
+        ext.extend_from_slice(&m);
+        assert!(tsa.tsa_cert.windows(ext.len()).any(|w| w == ext));
+    }
     let tsr = dir.join("token.tsr");
     std::fs::write(&tsr, &issued.response).unwrap();
     let root = dir.join("root.pem");
