@@ -20,6 +20,7 @@ pub mod identity;
 pub mod messages;
 mod metrics;
 mod peers;
+mod pool;
 mod repair;
 mod serve;
 
@@ -210,6 +211,8 @@ pub(crate) struct Node {
     pending:
         Mutex<std::collections::HashMap<u64, (u16, tokio::sync::oneshot::Sender<PeerMessage>)>>,
     next_request: std::sync::atomic::AtomicU64,
+    /// Commitments peers issued to this node ahead of time.
+    pools: pool::Pools,
     metrics: metrics::Metrics,
 }
 
@@ -318,6 +321,7 @@ pub async fn run(
         next_generation: std::sync::atomic::AtomicU64::new(1),
         pending: Mutex::new(std::collections::HashMap::new()),
         next_request: std::sync::atomic::AtomicU64::new(1),
+        pools: pool::Pools::default(),
         metrics: metrics::Metrics::default(),
     });
     // Attesting: prove to ourselves that evidence can be produced and verifies.

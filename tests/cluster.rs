@@ -140,21 +140,14 @@ fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
     );
 
     // Lifecycle calls without the operator credential are refused.
-    let n1 = &file.nodes[0];
-    let pin: [u8; 32] = pin_of(n1);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt
-        .block_on(frostamp::net::client::request(
-            &n1.public,
-            Some(pin),
-            "POST",
-            "/admin/certificate",
-            &[],
-            b"{\"chain\":[]}".to_vec(),
-            Duration::from_secs(5),
-        ))
-        .unwrap();
-    assert_eq!(r.status, 401);
+    let (status, _) = http(
+        &file.nodes[0],
+        "POST",
+        "/admin/certificate",
+        None,
+        b"{\"chain\":[]}".to_vec(),
+    );
+    assert_eq!(status, 401);
 
     // cluster down stops every process.
     let out = Command::new(FROSTAMP)
@@ -299,20 +292,7 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
 
 /// (health, share holders) from a node's /status.
 fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
-    let pin: [u8; 32] = pin_of(node);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt
-        .block_on(frostamp::net::client::request(
-            &node.public,
-            Some(pin),
-            "GET",
-            "/status",
-            &[],
-            Vec::new(),
-            Duration::from_secs(10),
-        ))
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&get_text(node, "/status")).unwrap();
     (
         v["health"].as_str().unwrap_or("none").to_string(),
         v["share_holders"].as_u64().unwrap(),
@@ -356,26 +336,58 @@ fn kill(pid: u32) {
     }
 }
 
+/// GET a text resource from a node (pinned TLS).
+fn get_text(node: &frostamp::cli::ops::ClusterNode, path: &str) -> String {
+    let (status, body) = http(node, "GET", path, None, Vec::new());
+    assert_eq!(status, 200);
+    String::from_utf8(body).unwrap()
+}
+
+/// The value of one Prometheus sample (`name{labels}` exactly as written).
+fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {sample} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// One HTTPS call to a node's public port (pinned TLS): status and body.
+fn http(
+    node: &frostamp::cli::ops::ClusterNode,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    let pin: [u8; 32] = pin_of(node);
+    let headers: Vec<(&str, String)> = content_type
+        .map(|c| ("content-type", c.to_string()))
+        .into_iter()
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt
+        .block_on(frostamp::net::client::request(
+            &node.public,
+            Some(pin),
+            method,
+            path,
+            &headers,
+            body,
+            Duration::from_secs(20),
+        ))
+        .unwrap();
+    (r.status, r.body)
+}
+
 /// POST a DER request to a node (pinned TLS) and return the HTTP status and body.
 fn post(
     node: &frostamp::cli::ops::ClusterNode,
     body: Vec<u8>,
     content_type: &str,
 ) -> (u16, Vec<u8>) {
-    let pin: [u8; 32] = pin_of(node);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt
-        .block_on(frostamp::net::client::request(
-            &node.public,
-            Some(pin),
-            "POST",
-            "/",
-            &[("content-type", content_type.into())],
-            body,
-            Duration::from_secs(20),
-        ))
-        .unwrap();
-    (r.status, r.body)
+    http(node, "POST", "/", Some(content_type), body)
 }
 
 /// The serving half of the seed's decision tree, with real processes: 5 up → tokens
@@ -450,6 +462,46 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
         );
     }
 
+    // Nonce commitments come ahead of time: after the certificate, node 5's
+    // queues are filled in the background, so its tokens need one peer round
+    // trip each (no on-demand commitment fetch), and it holds ready commitments
+    // from every peer.
+    for _ in 0..30 {
+        assert_eq!(
+            post(
+                &file.nodes[4],
+                std::fs::read(&q).unwrap(),
+                "application/timestamp-query"
+            )
+            .0,
+            200
+        );
+    }
+    let metrics = get_text(&file.nodes[4], "/metrics");
+    let on_demand = metric(
+        &metrics,
+        "frostamp_commitment_batches_total{kind=\"on_demand\"}",
+    );
+    let refills = metric(
+        &metrics,
+        "frostamp_commitment_batches_total{kind=\"refill\"}",
+    );
+    assert_eq!(on_demand, 0.0, "{metrics}");
+    assert!(refills >= 4.0, "{metrics}");
+    assert!(
+        metric(&metrics, "frostamp_tokens_total") >= 31.0,
+        "{metrics}"
+    );
+    for peer in 1..=4 {
+        assert!(
+            metric(
+                &metrics,
+                &format!("frostamp_commitments_ready{{peer=\"{peer}\"}}")
+            ) > 0.0,
+            "{metrics}"
+        );
+    }
+
     // Bad input at the HTTP edge: wrong content type, garbage, oversize; the node keeps serving.
     let n5 = &file.nodes[4];
     assert_eq!(post(n5, b"x".to_vec(), "text/plain").0, 415);
@@ -518,27 +570,13 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
     }
 
     // /metrics (Prometheus text) on node 5 counts what happened to it.
-    let n5 = &file.nodes[4];
-    let pin: [u8; 32] = pin_of(n5);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let m = rt
-        .block_on(frostamp::net::client::request(
-            &n5.public,
-            Some(pin),
-            "GET",
-            "/metrics",
-            &[],
-            Vec::new(),
-            Duration::from_secs(10),
-        ))
-        .unwrap();
-    let text = String::from_utf8(m.body).unwrap();
+    let text = get_text(&file.nodes[4], "/metrics");
     for line in [
         "frostamp_rejections_total{reason=\"badRequest\"} 1",
         "frostamp_rejections_total{reason=\"systemFailure\"} 1",
         "frostamp_share_holders 2",
         "frostamp_phase{phase=\"serving\"} 1",
-        "frostamp_signing_seconds_count 2",
+        "frostamp_signing_seconds_count 32", // 1 + 30 above + 1 with two nodes down
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }

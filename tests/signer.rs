@@ -5,7 +5,9 @@
 use der::{Decode, Encode};
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
-use frostamp::threshold::signer::{Refusal, SignRequest, SigningProposal};
+use frostamp::threshold::signer::{
+    Owner, Refusal, SignRequest, SigningProposal, MAX_COMMIT_BATCH, MAX_OUTSTANDING_NONCES,
+};
 use frostamp::tsp::asn1::TimeStampReq;
 use frostamp::tsp::request::{AcceptedRequest, HashAlg, Rejection};
 use frostamp::tsp::token::{CertIdentity, Serial};
@@ -188,4 +190,119 @@ fn secrets_are_redacted_in_debug() {
     let (nonces, _) = frostamp::threshold::frost::round1::commit(&share, &mut rand::thread_rng());
     let wrapped = frostamp::threshold::signer::SignerNonces::new(nonces);
     assert_eq!(format!("{wrapped:?}"), "SignerNonces(<redacted>)");
+}
+
+/// A signing request whose signer-1 commitment was issued to `owner` (the other
+/// two signers' commitments are their own, local ones).
+fn request_with(
+    tsa: &LocalTsa<SystemClock>,
+    own: frostamp::threshold::frost::round1::SigningCommitments,
+) -> SignRequest {
+    let mut commitments = BTreeMap::new();
+    commitments.insert(tsa.signers[0].identifier(), own);
+    for s in &tsa.signers[1..3] {
+        commitments.insert(s.identifier(), s.commit(&mut rand::thread_rng()).unwrap());
+    }
+    SignRequest {
+        proposal: good_proposal(tsa),
+        commitments,
+    }
+}
+
+#[test]
+fn pre_generated_commitments_serve_only_the_coordinator_they_were_issued_to() {
+    let tsa = tsa();
+    let s = &tsa.signers[0];
+    let batch = s
+        .commit_batch(Owner::Peer(2), 8, &mut rand::thread_rng())
+        .unwrap();
+    assert_eq!(batch.len(), 8);
+    assert_eq!(s.outstanding_nonces(), 8);
+    // Another coordinator (node 3, or the signer's own node) cannot use them.
+    let req = request_with(&tsa, batch[0]);
+    assert_eq!(
+        s.sign_for(Owner::Peer(3), &req).unwrap_err(),
+        Refusal::UnknownCommitment
+    );
+    assert_eq!(s.sign(&req).unwrap_err(), Refusal::UnknownCommitment);
+    // The coordinator they were issued to can, once.
+    s.sign_for(Owner::Peer(2), &req).unwrap();
+    assert_eq!(
+        s.sign_for(Owner::Peer(2), &req).unwrap_err(),
+        Refusal::UnknownCommitment
+    );
+    assert_eq!(s.outstanding_nonces(), 7);
+}
+
+#[test]
+fn a_reconnecting_coordinator_finds_its_old_commitments_void() {
+    let tsa = tsa();
+    let s = &tsa.signers[0];
+    let batch = s
+        .commit_batch(Owner::Peer(2), 4, &mut rand::thread_rng())
+        .unwrap();
+    // Node 2 restarts: its link closes, the signer forgets what it issued to it.
+    s.forget(Owner::Peer(2));
+    assert_eq!(s.outstanding_nonces(), 0);
+    for c in batch {
+        assert_eq!(
+            s.sign_for(Owner::Peer(2), &request_with(&tsa, c))
+                .unwrap_err(),
+            Refusal::UnknownCommitment
+        );
+    }
+}
+
+#[test]
+fn concurrent_coordinators_racing_for_one_commitment_get_one_share() {
+    let tsa = Arc::new(tsa());
+    let c = tsa.signers[0]
+        .commit_batch(Owner::Peer(2), 1, &mut rand::thread_rng())
+        .unwrap()[0];
+    let req = Arc::new(request_with(&tsa, c));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (tsa, req) = (tsa.clone(), req.clone());
+            // Half claim to be node 2, half another coordinator.
+            let owner = if i % 2 == 0 {
+                Owner::Peer(2)
+            } else {
+                Owner::Peer(4)
+            };
+            std::thread::spawn(move || tsa.signers[0].sign_for(owner, &req).is_ok())
+        })
+        .collect();
+    let ok = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(ok, 1, "a commitment signs exactly once");
+}
+
+#[test]
+fn commitment_batches_are_bounded() {
+    let tsa = tsa();
+    let s = &tsa.signers[0];
+    let mut rng = rand::thread_rng();
+    assert!(s.commit_batch(Owner::Peer(2), 0, &mut rng).is_err());
+    assert!(s
+        .commit_batch(Owner::Peer(2), MAX_COMMIT_BATCH + 1, &mut rng)
+        .is_err());
+    // A coordinator that hoards commitments only evicts its own oldest ones.
+    let other = s.commit_batch(Owner::Peer(3), 1, &mut rng).unwrap()[0];
+    let first = s.commit_batch(Owner::Peer(2), 1, &mut rng).unwrap()[0];
+    for _ in 0..MAX_OUTSTANDING_NONCES / MAX_COMMIT_BATCH {
+        s.commit_batch(Owner::Peer(2), MAX_COMMIT_BATCH, &mut rng)
+            .unwrap();
+    }
+    assert_eq!(s.outstanding_nonces(), MAX_OUTSTANDING_NONCES + 1);
+    assert_eq!(
+        s.sign_for(Owner::Peer(2), &request_with(&tsa, first))
+            .unwrap_err(),
+        Refusal::UnknownCommitment,
+        "the oldest was evicted"
+    );
+    s.sign_for(Owner::Peer(3), &request_with(&tsa, other))
+        .unwrap();
 }

@@ -154,6 +154,7 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                     st.share_holders,
                     st.n,
                     st.t,
+                    &st.commitments_ready,
                 ))))
                 .unwrap_or_default()
         }
@@ -178,7 +179,11 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
             match p {
                 "/admin/configure" => configure(&node, &body),
                 "/admin/dkg" => run_dkg(&node, &body).await,
-                "/admin/certificate" => install_certificate(&node, &body),
+                "/admin/certificate" => {
+                    let r = install_certificate(&node, &body);
+                    super::serve::prefill(&node);
+                    r
+                }
                 "/admin/csr" => csr(&node, &body).await,
                 "/admin/repair" => repair(&node, &body).await,
                 _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
@@ -246,6 +251,9 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Recent refusals (peers, lifecycle calls).
     pub refusals: Vec<String>,
+    /// Nonce commitments each peer issued to this node ahead of time, unused.
+    #[serde(default)]
+    pub commitments_ready: std::collections::BTreeMap<u16, usize>,
 }
 
 fn status(node: &Node) -> Status {
@@ -287,6 +295,7 @@ fn status(node: &Node) -> Status {
             .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(c))),
         last_error: s.last_error.clone(),
         refusals: s.refusals.iter().cloned().collect(),
+        commitments_ready: node.pools.sizes(),
     }
 }
 

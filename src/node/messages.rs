@@ -74,17 +74,20 @@ pub enum PeerMessage {
         /// Round-1 transcript hash, hex.
         transcript: String,
     },
-    /// Coordinator → signer: fresh nonce commitments for request `req` (RFC 9591 §5.1).
+    /// Coordinator → signer: `count` fresh nonce commitments, issued to this
+    /// coordinator ahead of the requests they will sign (RFC 9591 §5.1).
     SignCommit {
         /// Request id, echoed in the answer.
         req: u64,
+        /// How many (1 to `signer::MAX_COMMIT_BATCH`).
+        count: u16,
     },
     /// Signer → coordinator: the commitments.
     SignCommitted {
         /// Request id.
         req: u64,
-        /// Commitments to nonces the signer keeps, single use.
-        commitments: SigningCommitments,
+        /// Commitments to nonces the signer keeps for this coordinator, each single use.
+        commitments: Vec<SigningCommitments>,
     },
     /// Coordinator → signer: what to sign (structure, never bytes) and the signing set.
     SignRound2 {

@@ -19,9 +19,27 @@ pub(crate) struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
+    /// Commitment batches fetched: in the background, or on demand (an empty
+    /// queue, which costs a token an extra round trip).
+    commit_fetches: [AtomicU64; 2],
+}
+
+/// Why commitments were fetched.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fetch {
+    /// Background refill of a queue running low.
+    Refill = 0,
+    /// The queue was empty when a token needed one.
+    OnDemand = 1,
 }
 
 impl Metrics {
+    pub(crate) fn commit_fetch(&self, why: Fetch) {
+        if let Some(c) = self.commit_fetches.get(why as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -68,6 +86,7 @@ impl Metrics {
         share_holders: u16,
         n: Option<u16>,
         t: Option<u16>,
+        commitments_ready: &BTreeMap<u16, usize>,
     ) -> String {
         let mut o = String::new();
         let _ = writeln!(
@@ -137,6 +156,27 @@ impl Metrics {
             self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(o, "frostamp_signing_seconds_count {count}");
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_commitment_batches_total Nonce commitment batches fetched from peers (on_demand: a token waited for one)."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_commitment_batches_total counter");
+        for (k, why) in [("refill", Fetch::Refill), ("on_demand", Fetch::OnDemand)] {
+            let v = self
+                .commit_fetches
+                .get(why as usize)
+                .map(|c| c.load(Ordering::Relaxed))
+                .unwrap_or(0);
+            let _ = writeln!(o, "frostamp_commitment_batches_total{{kind=\"{k}\"}} {v}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_commitments_ready Commitments a peer issued to this node, not used yet."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_commitments_ready gauge");
+        for (peer, ready) in commitments_ready {
+            let _ = writeln!(o, "frostamp_commitments_ready{{peer=\"{peer}\"}} {ready}");
+        }
         let _ = writeln!(
             o,
             "# HELP frostamp_share_holders Nodes known to hold a share of this node's group key."

@@ -169,6 +169,9 @@ async fn run_connection<S>(
             generation,
         },
     );
+    // Whatever this node committed to an earlier link of that peer is void.
+    forget_commitments(&node, index);
+    super::serve::prefill(&node);
     node.peers_changed.notify_waiters();
     tracing::info!(node = %node.name, peer = index, %addr, "peer admitted (attested, same measurement)");
     let writer = tokio::spawn(async move {
@@ -232,10 +235,23 @@ async fn run_connection<S>(
         .is_some_and(|l| l.generation == generation)
     {
         links.remove(&index);
+        drop(links);
+        forget_commitments(&node, index);
+    } else {
+        drop(links);
     }
-    drop(links);
     node.peers_changed.notify_waiters();
     tracing::info!(node = %node.name, peer = index, "peer connection closed");
+}
+
+/// Drop the nonces this node issued to peer `index` and the commitments it
+/// holds from that peer: a new link starts with neither.
+fn forget_commitments(node: &Node, index: u16) {
+    let signer = node.state().key.as_ref().map(|k| k.signer.clone());
+    if let Some(s) = signer {
+        s.forget(crate::threshold::signer::Owner::Peer(index));
+    }
+    node.pools.drop_peer(index);
 }
 
 async fn admit<R, W>(

@@ -291,6 +291,7 @@ pub(super) async fn repair(
         s.coordinator = coordinator;
         s.phase = phase;
     }
+    super::serve::prefill(node);
     // Peers learn that this node holds a share again; helpers evidently hold one.
     let peers: Vec<u16> = node.peer_links().keys().copied().collect();
     for p in peers {

@@ -1,21 +1,23 @@
 //! Threshold signing over the attested peer channels (DESIGN §2 step 6).
 //!
 //! The node that receives a request coordinates: it prepares the proposal
-//! (`Coordinator::prepare`), gathers fresh commitments from itself and t − 1
-//! admitted peers, sends them the proposal, and aggregates the shares with
-//! cheater detection (`Coordinator::finish`). A peer that does not answer in time
+//! (`Coordinator::prepare`), takes fresh commitments of its own and, for t − 1
+//! admitted peers, commitments they issued to it ahead of time (`pool`), sends
+//! them the proposal — the one peer round trip of a token — and aggregates the
+//! shares with cheater detection (`Coordinator::finish`). A peer that does not answer in time
 //! or refuses is replaced by the next one; a peer whose share is invalid is named
 //! and excluded. Every signer, the coordinator included, re-validates the
 //! proposal with its own clock and certificate before it signs
 //! (`Signer::sign`), so the key signs only valid, current timestamp tokens.
 
 use super::messages::PeerMessage;
-use super::Node;
+use super::metrics::Fetch;
+use super::{pool, Node};
 use crate::threshold::coordinator::{
     exclusion, failure, no_quorum_reason, Exclusion, Finish, IssueFailure, PeerError,
 };
 use crate::threshold::frost::{round1::SigningCommitments, round2::SignatureShare, Identifier};
-use crate::threshold::signer::{Refusal, SignRequest};
+use crate::threshold::signer::{Owner, Refusal, SignRequest};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,15 +30,17 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option<PeerMessage> {
     let signer = node.state().key.as_ref().map(|k| k.signer.clone());
     match msg {
-        PeerMessage::SignCommit { req } => Some(match signer {
+        PeerMessage::SignCommit { req, count } => Some(match signer {
             None => PeerMessage::SignRefused {
                 req,
                 refusal: Refusal::Internal("this node holds no key share".into()),
             },
-            Some(s) => match s.commit(&mut rand_core::OsRng) {
-                Ok(commitments) => PeerMessage::SignCommitted { req, commitments },
-                Err(refusal) => PeerMessage::SignRefused { req, refusal },
-            },
+            Some(s) => {
+                match s.commit_batch(Owner::Peer(from), usize::from(count), &mut rand_core::OsRng) {
+                    Ok(commitments) => PeerMessage::SignCommitted { req, commitments },
+                    Err(refusal) => PeerMessage::SignRefused { req, refusal },
+                }
+            }
         }),
         PeerMessage::SignRound2 {
             req,
@@ -63,10 +67,13 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
                     }
                 }
             }
-            let answer = match s.sign(&SignRequest {
-                proposal,
-                commitments: map,
-            }) {
+            let answer = match s.sign_for(
+                Owner::Peer(from),
+                &SignRequest {
+                    proposal,
+                    commitments: map,
+                },
+            ) {
                 Ok(share) if byzantine(node) => PeerMessage::SignShare {
                     req,
                     share: corrupt(share),
@@ -96,7 +103,7 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
                     .map(|(i, c)| Identifier::try_from(i).map(|id| (id, c)))
                     .collect::<Result<BTreeMap<_, _>, _>>()
                     .map_err(|e| Refusal::Frost(e.to_string()))?;
-                s.sign_built(&map, &message)
+                s.sign_built(Owner::Peer(from), &map, &message)
             })();
             Some(match answer {
                 Ok(share) => PeerMessage::SignShare { req, share },
@@ -201,7 +208,7 @@ pub(super) async fn sign_csr(
         for (c, id) in &round1.chosen {
             let r = if *c == own {
                 signer
-                    .sign_built(&round1.commitments, &message)
+                    .sign_built(Owner::Local, &round1.commitments, &message)
                     .map_err(PeerError::Refused)
             } else {
                 let (subject, bundle, list) =
@@ -227,6 +234,7 @@ pub(super) async fn sign_csr(
                     shares.insert(*id, share);
                 }
                 Err(e) => {
+                    forget_on_unknown(node, *c, &e);
                     node.refuse(format!("CSR signing: node {c}: {e}"));
                     out.insert(*c);
                 }
@@ -321,6 +329,9 @@ async fn call(
     result
 }
 
+/// One commitment of signer `who` for a signing this node coordinates: its own
+/// fresh nonces, or one a peer issued to this node ahead of time (refilling the
+/// queue in the background when it runs low; fetched now only if it is empty).
 async fn commit(node: &Arc<Node>, who: u16, own: u16) -> Result<SigningCommitments, PeerError> {
     if who == own {
         let signer = node.state().key.as_ref().map(|k| k.signer.clone());
@@ -329,8 +340,86 @@ async fn commit(node: &Arc<Node>, who: u16, own: u16) -> Result<SigningCommitmen
             .commit(&mut rand_core::OsRng)
             .map_err(PeerError::Refused);
     }
-    match call(node, who, |req| PeerMessage::SignCommit { req }).await? {
-        PeerMessage::SignCommitted { commitments, .. } => Ok(commitments),
+    let tag = pool_tag(node, who)?;
+    let take = node.pools.take(who, &tag);
+    if take.refill {
+        spawn_refill(node, who, tag.clone());
+    }
+    if let Some(c) = take.commitments {
+        return Ok(c);
+    }
+    node.metrics.commit_fetch(Fetch::OnDemand);
+    let mut fresh = fetch_commitments(node, who, pool::BATCH).await?;
+    let first = fresh.pop().ok_or_else(|| {
+        PeerError::Unavailable(format!("node {who} sent an empty commitment batch"))
+    })?;
+    node.pools.put(who, &tag, fresh, false);
+    Ok(first)
+}
+
+/// Fetch a batch of `who`'s commitments in the background.
+fn spawn_refill(node: &Arc<Node>, who: u16, tag: pool::Tag) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        node.metrics.commit_fetch(Fetch::Refill);
+        let fresh = match fetch_commitments(&node, who, pool::BATCH).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::debug!(node = %node.name, peer = who, "commitment refill failed: {e}");
+                Vec::new()
+            }
+        };
+        node.pools.put(who, &tag, fresh, true);
+    });
+}
+
+/// Fill the commitment queues of every admitted peer that needs it, so the
+/// first tokens after the certificate, a repair or a reconnection already cost
+/// one round trip. Does nothing before this node serves.
+pub(super) fn prefill(node: &Arc<Node>) {
+    if node.state().coordinator.is_none() {
+        return;
+    }
+    let peers: Vec<u16> = node.peer_links().keys().copied().collect();
+    for who in peers {
+        if let Ok(tag) = pool_tag(node, who) {
+            if node.pools.claim_refill(who, &tag) {
+                spawn_refill(node, who, tag);
+            }
+        }
+    }
+}
+
+/// The link generation and key epoch that commitments from `who` belong to.
+fn pool_tag(node: &Node, who: u16) -> Result<pool::Tag, PeerError> {
+    let generation = node.peer_links().get(&who).map(|l| l.generation);
+    let epoch = node.state().key.as_ref().map(|k| k.epoch.clone());
+    match (generation, epoch) {
+        (Some(g), Some(e)) => Ok((g, e)),
+        (None, _) => Err(PeerError::Unavailable(format!(
+            "node {who} is not connected"
+        ))),
+        (_, None) => Err(PeerError::Unavailable("no key share".into())),
+    }
+}
+
+/// Ask peer `who` for `count` commitments issued to this node.
+async fn fetch_commitments(
+    node: &Node,
+    who: u16,
+    count: usize,
+) -> Result<Vec<SigningCommitments>, PeerError> {
+    let count = u16::try_from(count).unwrap_or(u16::MAX);
+    match call(node, who, |req| PeerMessage::SignCommit { req, count }).await? {
+        PeerMessage::SignCommitted { commitments, .. }
+            if commitments.len() == usize::from(count) =>
+        {
+            Ok(commitments)
+        }
+        PeerMessage::SignCommitted { commitments, .. } => Err(PeerError::Unavailable(format!(
+            "node {who} sent {} commitments for {count} asked",
+            commitments.len()
+        ))),
         PeerMessage::SignRefused { refusal, .. } => Err(PeerError::Refused(refusal)),
         _ => Err(PeerError::Unavailable(format!(
             "node {who}: unexpected answer"
@@ -363,6 +452,14 @@ async fn round2(
         _ => Err(PeerError::Unavailable(format!(
             "node {who}: unexpected answer"
         ))),
+    }
+}
+
+/// A peer that no longer knows a commitment it issued (it restarted, or evicted
+/// it) has nothing left in this node's queue worth using.
+fn forget_on_unknown(node: &Node, peer: u16, e: &PeerError) {
+    if matches!(e, PeerError::Refused(Refusal::UnknownCommitment)) {
+        node.pools.drop_peer(peer);
     }
 }
 
@@ -493,6 +590,7 @@ pub(super) async fn timestamp(
                     shares.insert(id, s);
                 }
                 Err(e) => {
+                    forget_on_unknown(node, c, &e);
                     node.refuse(format!("signer node {c} gave no share: {e}"));
                     out.insert(c);
                     excluded.push((id, exclusion(e)));

@@ -18,12 +18,57 @@ use core::fmt;
 use frost::round1::SigningCommitments;
 use frost::round2::SignatureShare;
 use frost::Identifier;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Most outstanding (committed, unused) nonce pairs a signer keeps.
-pub const MAX_OUTSTANDING_NONCES: usize = 4096;
+/// Most outstanding (committed, unused) nonce pairs a signer keeps for one
+/// coordinator; beyond it the oldest are dropped (which only makes their
+/// commitments unusable).
+pub const MAX_OUTSTANDING_NONCES: usize = 1024;
+
+/// Most commitments one batch may ask for.
+pub const MAX_COMMIT_BATCH: usize = 256;
+
+/// Whom a nonce pair was committed to: a peer coordinator's node index, or
+/// [`Owner::Local`] for this signer's own node (and in-process use). A
+/// commitment can be used only by the coordinator it was issued to, and only
+/// once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    /// The signer's own node.
+    Local,
+    /// The peer with this node index.
+    Peer(u16),
+}
+
+/// Outstanding nonces of one owner, oldest first.
+#[derive(Default)]
+struct OwnerNonces {
+    order: VecDeque<Vec<u8>>,
+    live: HashMap<Vec<u8>, SignerNonces>,
+}
+
+impl OwnerNonces {
+    fn insert(&mut self, key: Vec<u8>, nonces: SignerNonces) {
+        while self.live.len() >= MAX_OUTSTANDING_NONCES {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.live.remove(&old);
+                }
+                None => break,
+            }
+        }
+        // Keys already used stay in `order` until they reach the front; compact
+        // when they dominate.
+        if self.order.len() > 2 * MAX_OUTSTANDING_NONCES {
+            let live = &self.live;
+            self.order.retain(|k| live.contains_key(k));
+        }
+        self.order.push_back(key.clone());
+        self.live.insert(key, nonces);
+    }
+}
 
 /// What a coordinator asks signers to sign: structure, never bytes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -160,7 +205,7 @@ pub struct Signer<C> {
     profile: TsaProfile,
     cert: std::sync::RwLock<Option<CertIdentity>>,
     clock: C,
-    nonces: Mutex<HashMap<Vec<u8>, SignerNonces>>,
+    nonces: Mutex<HashMap<Owner, OwnerNonces>>,
 }
 
 impl<C> fmt::Debug for Signer<C> {
@@ -215,75 +260,104 @@ impl<C: Clock> Signer<C> {
         Ok(())
     }
 
-    /// RFC 9591 §5.1 `commit`: fresh nonces, kept here until used once.
+    /// RFC 9591 §5.1 `commit`: fresh nonces for this signer's own node, kept
+    /// here until used once.
     pub fn commit(
         &self,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<SigningCommitments, Refusal> {
-        let (nonces, commitments) = commit(&self.share, rng);
-        let key = commitments
-            .serialize()
-            .map_err(|e| Refusal::Frost(e.to_string()))?;
+        let mut batch = self.commit_batch(Owner::Local, 1, rng)?;
+        batch
+            .pop()
+            .ok_or_else(|| Refusal::Internal("empty batch".into()))
+    }
+
+    /// `count` fresh nonce pairs committed to `owner` (generated ahead of the
+    /// requests they will sign); each usable once, by `owner` only.
+    pub fn commit_batch(
+        &self,
+        owner: Owner,
+        count: usize,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Vec<SigningCommitments>, Refusal> {
+        if count == 0 || count > MAX_COMMIT_BATCH {
+            return Err(Refusal::Internal(format!(
+                "a commitment batch holds 1 to {MAX_COMMIT_BATCH}, not {count}"
+            )));
+        }
+        let mut fresh = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (nonces, commitments) = commit(&self.share, rng);
+            let key = commitments
+                .serialize()
+                .map_err(|e| Refusal::Frost(e.to_string()))?;
+            fresh.push((key, nonces, commitments));
+        }
         let mut store = self
             .nonces
             .lock()
             .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?;
-        if store.len() >= MAX_OUTSTANDING_NONCES {
-            // Oldest-first eviction is not needed for safety: dropping nonces only
-            // makes the matching commitments unusable.
-            store.clear();
-        }
-        store.insert(key, nonces);
-        Ok(commitments)
+        let mine = store.entry(owner).or_default();
+        Ok(fresh
+            .into_iter()
+            .map(|(key, nonces, commitments)| {
+                mine.insert(key, nonces);
+                commitments
+            })
+            .collect())
     }
 
-    /// Validate `req` and, if everything holds, produce this signer's share.
+    /// Drop every nonce committed to `owner` (its connection ended: a new
+    /// incarnation of that node starts with nothing it could replay).
+    pub fn forget(&self, owner: Owner) {
+        if let Ok(mut store) = self.nonces.lock() {
+            store.remove(&owner);
+        }
+    }
+
+    /// Take the nonces behind this signer's commitment in `commitments`, if they
+    /// were issued to `owner` and not used yet.
+    fn take_nonces(
+        &self,
+        owner: Owner,
+        commitments: &BTreeMap<Identifier, SigningCommitments>,
+    ) -> Result<SignerNonces, Refusal> {
+        let own = commitments
+            .get(&self.identifier())
+            .ok_or(Refusal::NotSelected)?;
+        let key = own.serialize().map_err(|e| Refusal::Frost(e.to_string()))?;
+        self.nonces
+            .lock()
+            .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
+            .get_mut(&owner)
+            .and_then(|o| o.live.remove(&key))
+            .ok_or(Refusal::UnknownCommitment)
+    }
+
+    /// Validate `req` and, if everything holds, produce this signer's share,
+    /// with nonces committed to its own node ([`Owner::Local`]).
+    pub fn sign(&self, req: &SignRequest) -> Result<SignatureShare, Refusal> {
+        self.sign_for(Owner::Local, req)
+    }
+
+    /// Validate `req` from coordinator `owner` and, if everything holds, produce
+    /// this signer's share.
     ///
     /// The nonces for this signer's commitment are removed first, so a
     /// commitment is used at most once even if validation fails or the
     /// coordinator replays the request.
-    pub fn sign(&self, req: &SignRequest) -> Result<SignatureShare, Refusal> {
-        let own = req
-            .commitments
-            .get(&self.identifier())
-            .ok_or(Refusal::NotSelected)?;
-        let key = own.serialize().map_err(|e| Refusal::Frost(e.to_string()))?;
-        let nonces = self
-            .nonces
-            .lock()
-            .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
-            .remove(&key)
-            .ok_or(Refusal::UnknownCommitment)?;
-        let threshold = self.share.min_signers();
-        if req.commitments.len() < usize::from(threshold) {
-            return Err(Refusal::TooFewSigners {
-                got: req.commitments.len(),
-                threshold,
-            });
-        }
+    pub fn sign_for(&self, owner: Owner, req: &SignRequest) -> Result<SignatureShare, Refusal> {
+        let nonces = self.take_nonces(owner, &req.commitments)?;
+        self.check_threshold(&req.commitments)?;
         let message = self.check_and_build(&req.proposal)?;
         sign_share(&self.share, nonces, req.commitments.clone(), &message)
             .map_err(|e| Refusal::Frost(e.to_string()))
     }
 
-    /// Round 2 over a message the *caller built itself* from structured, checked
-    /// inputs (the epoch's CSR: `node::serve`). Crate-private on purpose: nothing
-    /// outside this crate can make a signer sign bytes.
-    pub(crate) fn sign_built(
+    fn check_threshold(
         &self,
         commitments: &BTreeMap<Identifier, SigningCommitments>,
-        message: &[u8],
-    ) -> Result<SignatureShare, Refusal> {
-        let own = commitments
-            .get(&self.identifier())
-            .ok_or(Refusal::NotSelected)?;
-        let key = own.serialize().map_err(|e| Refusal::Frost(e.to_string()))?;
-        let nonces = self
-            .nonces
-            .lock()
-            .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
-            .remove(&key)
-            .ok_or(Refusal::UnknownCommitment)?;
+    ) -> Result<(), Refusal> {
         let threshold = self.share.min_signers();
         if commitments.len() < usize::from(threshold) {
             return Err(Refusal::TooFewSigners {
@@ -291,6 +365,20 @@ impl<C: Clock> Signer<C> {
                 threshold,
             });
         }
+        Ok(())
+    }
+
+    /// Round 2 over a message the *caller built itself* from structured, checked
+    /// inputs (the epoch's CSR: `node::serve`). Crate-private on purpose: nothing
+    /// outside this crate can make a signer sign bytes.
+    pub(crate) fn sign_built(
+        &self,
+        owner: Owner,
+        commitments: &BTreeMap<Identifier, SigningCommitments>,
+        message: &[u8],
+    ) -> Result<SignatureShare, Refusal> {
+        let nonces = self.take_nonces(owner, commitments)?;
+        self.check_threshold(commitments)?;
         sign_share(&self.share, nonces, commitments.clone(), message)
             .map_err(|e| Refusal::Frost(e.to_string()))
     }
@@ -331,6 +419,9 @@ impl<C: Clock> Signer<C> {
 
     /// Number of outstanding nonce pairs (for metrics and tests).
     pub fn outstanding_nonces(&self) -> usize {
-        self.nonces.lock().map(|s| s.len()).unwrap_or(0)
+        self.nonces
+            .lock()
+            .map(|s| s.values().map(|o| o.live.len()).sum())
+            .unwrap_or(0)
     }
 }
