@@ -38,7 +38,7 @@ demo: system-deps
 
 ## make test: formatting, lints, every test (unit, real-data, interop, multi-process),
 ## and the check that the production node holds no development attestation.
-test: deps lint unit production-check measurements-check
+test: deps lint unit production-check image-check measurements-check
 
 production-check:
 	./scripts/check-production-node.sh
@@ -90,6 +90,47 @@ $(VENV)/.installed: Makefile
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV) target/demo
+
+# ---------------------------------------------------------------------------------------
+# Boot image (issue 6): reproducible kernel + initramfs + AmdSev firmware.
+# reproducible-build/ builds, image/ configures; see reproducible-build/README.md, image/README.md.
+# Outputs: target/image/prod, target/image/dev; cache: ~/.cache/frostamp/<artifact>-<input hash>/.
+# ---------------------------------------------------------------------------------------
+.PHONY: image image-dev image-deps reproduce launch-command image-check
+
+# Debian bookworm packages the image build uses (the toolchain is recorded in manifest.json).
+IMAGE_PKGS := build-essential flex bison bc libelf-dev cpio nasm acpica-tools uuid-dev \
+              python3 xz-utils curl ca-certificates util-linux debian-archive-keyring
+image-deps:
+	@missing=""; for p in $(IMAGE_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; fi
+	@rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+
+## make image: the production image (frostamp-node without development attestation).
+image: image-deps
+	./reproducible-build/build-image.sh --variant prod --out target/image/prod
+
+## make image-dev: the same image with the development-attestation node (boot tests only).
+image-dev: image-deps
+	./reproducible-build/build-image.sh --variant dev --out target/image/dev
+
+## make reproduce: rebuild from scratch and compare with target/image/prod and measurements/.
+reproduce: image-deps
+	./scripts/image-reproduce.sh
+
+## make launch-command: the QEMU (>= 9.1) SEV-SNP command line for the production image
+## (VCPUS=, CPU=, MEM=, CONFIG=, PUBLIC_PORT=, PEER_PORT= override; see image/README.md).
+launch-command: image
+	@./scripts/image-launch-command.sh target/image/prod
+
+## image-check (part of make test): contents of both images, and two independent builds
+## of the production image byte for byte (verdict cached per artifact input hash).
+image-check: image image-dev
+	./scripts/image-check-contents.sh target/image/prod target/image/dev
+	./scripts/check-reproducible.sh
 
 # ---------------------------------------------------------------------------------------
 # Published launch measurements (issue 6): measurements/<version>.json (production image)
