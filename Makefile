@@ -54,11 +54,13 @@ lint:
 unit:
 	$(CARGO) test --locked --features $(DEV_FEATURES)
 
-## make bench: in-process issuance vs raw FROST, then a running local cluster over HTTPS.
+## make bench: in-process issuance vs raw FROST, a running local cluster over HTTPS,
+## and recovery times (detection, repair, halt, re-ceremony) on the local cluster.
 bench:
 	$(CARGO) bench --locked --bench issuance
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
 	$(CARGO) bench --locked --features insecure-dev-attestation --bench cluster
+	$(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
 
 ## make fuzz: 60 s per fuzz target (needs the nightly toolchain and cargo-fuzz).
 FUZZ_SECONDS ?= 60
