@@ -1,13 +1,23 @@
 //! `frostamp-node`: the boot image's `/init` and the local cluster's node process.
-//! Thin: parse arguments, pick the attester, call `frostamp::node::run`.
+//! Thin: as PID 1, do the PID 1 duties (`frostamp::pid1`) and read the settings from
+//! fw_cfg; otherwise parse arguments and the environment as a local process. Then pick
+//! the attester and call `frostamp::node::run`.
+
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use frostamp::attestation::{Attester, RootSet};
 use frostamp::clock::SystemClock;
+use frostamp::pid1;
 use frostamp::tsp::TsaProfile;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// A frostamp node: attested peer channels, distributed key generation, TSA.
+///
+/// As the image's `/init` (PID 1) it ignores arguments and the environment and reads
+/// its settings from QEMU fw_cfg `opt/frostamp/config` (see `frostamp::pid1::config`).
 #[derive(Debug, Parser)]
 #[command(name = "frostamp-node", version)]
 struct Args {
@@ -26,11 +36,24 @@ struct Args {
     operator_key: Option<String>,
 }
 
-fn attester_and_roots() -> Result<(Arc<dyn Attester>, RootSet), String> {
-    #[cfg(feature = "insecure-dev-attestation")]
-    {
-        if let Ok(pem) = std::env::var("FROSTAMP_INSECURE_DEV_PLATFORM") {
-            let platform = frostamp::attestation::DevPlatform::from_secret_pem(&pem)
+/// Everything `run` needs, from the command line or from fw_cfg.
+struct Settings {
+    name: String,
+    public: String,
+    peer: String,
+    operator_key: Option<String>,
+    /// Development attestation platform (secret PEM).
+    dev_platform: Option<Zeroizing<String>>,
+    /// Operator-supplied VCEK (DER).
+    vcek: Option<Vec<u8>>,
+    fault: Option<String>,
+}
+
+fn attester_and_roots(s: &Settings) -> Result<(Arc<dyn Attester>, RootSet), String> {
+    if let Some(pem) = &s.dev_platform {
+        #[cfg(feature = "insecure-dev-attestation")]
+        {
+            let platform = frostamp::attestation::DevPlatform::from_secret_pem(pem)
                 .map_err(|e| e.to_string())?;
             let roots = RootSet::danger_with_insecure_dev_root(platform.ark_der());
             let attester = frostamp::attestation::DevAttester::new(platform)
@@ -38,32 +61,87 @@ fn attester_and_roots() -> Result<(Arc<dyn Attester>, RootSet), String> {
             tracing::warn!("INSECURE development attestation: no hardware guarantees");
             return Ok((Arc::new(attester), roots));
         }
+        #[cfg(not(feature = "insecure-dev-attestation"))]
+        {
+            let _ = pem;
+            return Err("the configuration carries a development attestation platform, but this is a production node (no development attestation is compiled in)".into());
+        }
     }
     if !std::path::Path::new("/dev/sev-guest").exists() {
         return Err("no /dev/sev-guest: this node needs an AMD SEV-SNP guest (it never falls back to development attestation)".into());
     }
     // The VCEK comes from the host's extended report, or from the operator
     // (verified against the pinned AMD roots either way).
-    let operator_vcek = match std::env::var("FROSTAMP_VCEK") {
-        Ok(h) => Some(hex::decode(h.trim()).map_err(|e| format!("FROSTAMP_VCEK is not hex: {e}"))?),
-        Err(_) => None,
-    };
-    let attester = frostamp::attestation::snp_guest::SnpGuestAttester::open(operator_vcek)
+    let attester = frostamp::attestation::snp_guest::SnpGuestAttester::open(s.vcek.clone())
         .map_err(|e| e.to_string())?;
     Ok((Arc::new(attester), RootSet::amd()))
 }
 
-#[tokio::main]
-async fn main() {
+/// The local cluster hands the development platform over in the environment.
+#[cfg(feature = "insecure-dev-attestation")]
+fn dev_platform_from_env() -> Option<Zeroizing<String>> {
+    std::env::var("FROSTAMP_INSECURE_DEV_PLATFORM")
+        .ok()
+        .map(Zeroizing::new)
+}
+
+#[cfg(not(feature = "insecure-dev-attestation"))]
+fn dev_platform_from_env() -> Option<Zeroizing<String>> {
+    None
+}
+
+fn init_tracing(console: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(!console && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+fn main() {
+    if pid1::is_pid1() {
+        init_tracing(true);
+        pid1::install_panic_hook();
+        let reason = match as_pid1() {
+            Ok(()) => "the node stopped".to_string(),
+            Err(e) => e,
+        };
+        pid1::power_off(&reason);
+    }
+    init_tracing(false);
     let args = Args::parse();
-    let code = match run(args).await {
+    let settings = Settings {
+        name: args.name,
+        public: args.public,
+        peer: args.peer,
+        operator_key: args.operator_key,
+        dev_platform: dev_platform_from_env(),
+        vcek: match std::env::var("FROSTAMP_VCEK") {
+            Ok(h) => match hex::decode(h.trim()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    eprintln!("frostamp-node: FROSTAMP_VCEK is not hex: {e}");
+                    std::process::exit(2);
+                }
+            },
+            Err(_) => None,
+        },
+        fault: if cfg!(feature = "test-faults") {
+            std::env::var("FROSTAMP_TEST_FAULT").ok()
+        } else {
+            None
+        },
+    };
+    let code = match runtime().and_then(|rt| rt.block_on(run(settings))) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e}");
@@ -74,29 +152,55 @@ async fn main() {
     std::process::exit(code);
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let (attester, roots) = attester_and_roots()?;
-    let public = tokio::net::TcpListener::bind(&args.public)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.public))?;
-    let peer = tokio::net::TcpListener::bind(&args.peer)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.peer))?;
-    let fault = if cfg!(feature = "test-faults") {
-        std::env::var("FROSTAMP_TEST_FAULT").ok()
-    } else {
-        None
+/// The image's `/init`: PID 1 duties, fw_cfg settings, SEV-SNP check (production), node.
+fn as_pid1() -> Result<(), String> {
+    let booted = pid1::boot().map_err(|e| e.to_string())?;
+    if !cfg!(feature = "insecure-dev-attestation") {
+        pid1::sev::require_snp().map_err(|e| e.to_string())?;
+    }
+    let c = booted.config;
+    let addr = |a: SocketAddr| a.to_string();
+    let settings = Settings {
+        name: c.name,
+        public: addr(c.public),
+        peer: addr(c.peer),
+        operator_key: Some(c.operator_key),
+        dev_platform: c.insecure_dev_platform,
+        vcek: c.vcek,
+        fault: if cfg!(feature = "test-faults") {
+            c.test_fault
+        } else {
+            None
+        },
     };
+    runtime()?.block_on(run(settings))
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    let (attester, roots) = attester_and_roots(&s)?;
+    let public = tokio::net::TcpListener::bind(&s.public)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", s.public))?;
+    let peer = tokio::net::TcpListener::bind(&s.peer)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", s.peer))?;
+    tracing::info!(
+        step = "listen",
+        public = s.public.as_str(),
+        peer = s.peer.as_str(),
+        uptime_s = pid1::uptime_secs().unwrap_or(-1.0),
+        "node listening"
+    );
     let opts = frostamp::node::NodeOptions {
-        name: args.name,
+        name: s.name,
         public,
         peer,
-        operator_pubkey: args.operator_key,
+        operator_pubkey: s.operator_key,
         attester,
         roots,
         profile: TsaProfile::frostamp_default(),
         clock: Arc::new(SystemClock),
-        fault,
+        fault: s.fault,
     };
     let shutdown = async {
         let mut term =
