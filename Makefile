@@ -149,3 +149,18 @@ measurements: image image-dev
 ## rebuilt images give, and sev-snp-measure agrees on every published digest.
 measurements-check: image image-dev interop-deps
 	MEASURE_FEATURES=$(DEV_FEATURES) ./scripts/measurements.sh check
+
+# ---------------------------------------------------------------------------------------
+# Boot test (issue 6): the development image boots under QEMU TCG, frostamp-node runs as
+# PID 1 in five VMs, the operator CLI runs the ceremony, a token verifies. See docs/boot.md.
+# ---------------------------------------------------------------------------------------
+.PHONY: boot-test qemu-deps
+
+qemu-deps:
+	@command -v qemu-system-x86_64 >/dev/null || { echo "installing: qemu-system-x86"; \
+	  $(APT) update -qq && $(APT) install -y -qq --no-install-recommends qemu-system-x86; }
+
+## make boot-test: five VMs of target/image/dev (FROSTAMP_BOOT_VMS=k boots k, the rest run
+## as processes of the same binary); logs and timings in target/boot-test/.
+boot-test: qemu-deps image-dev
+	$(CARGO) test --locked --features $(DEV_FEATURES) --test boot -- --ignored --nocapture
