@@ -72,11 +72,10 @@ cached() {
   else
     local part="$dir.partial.$$"
     rm -rf "$part"; mkdir -p "$part"
-    local t0=$SECONDS
     run_logged "$part/build.log" "building $name" "$@" "$part"
-    echo "$((SECONDS - t0))" >"$part/build-seconds"
+    echo "wall ${LAST_WALL}s cpu ${LAST_CPU}s jobs $JOBS" >"$part/build-time"
     rm -rf "$dir"; mv "$part" "$dir"
-    log "$name: built in $((SECONDS - t0)) s ($dir, log: $dir/build.log)"
+    log "$name: cached in $dir"
   fi
   printf '%s\n' "$dir"
 }

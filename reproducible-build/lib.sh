@@ -16,8 +16,9 @@ export FROSTAMP_CACHE FROSTAMP_INPUTS JOBS
 # Builds run in a clean environment: locale, time zone and the fixed epoch only.
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-log() { printf '[image] %s\n' "$*" >&2; }
-die() { printf '[image] ERROR: %s\n' "$*" >&2; exit 1; }
+# Logging and timing (log.sh) cannot change what a build produces, so it is not part of the
+# cache keys; everything else in this file is.
+. "$RB_DIR/log.sh"
 
 sha256_file() { sha256sum "$1" | cut -d' ' -f1; }
 sha256_stdin() { sha256sum | cut -d' ' -f1; }
@@ -26,18 +27,6 @@ sha256_stdin() { sha256sum | cut -d' ' -f1; }
 clean_env() {
   env -i PATH="$SAFE_PATH" HOME="${BUILD_HOME:-$HOME}" LC_ALL=C LANG=C TZ=UTC \
     SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" "$@"
-}
-
-# run_logged LOG WHAT CMD...: run CMD with its output in LOG; on failure show the tail.
-run_logged() {
-  local logf=$1 what=$2; shift 2
-  log "$what (log: $logf)"
-  local t0=$SECONDS
-  if ! "$@" >>"$logf" 2>&1; then
-    tail -n 40 "$logf" >&2
-    die "$what failed after $((SECONDS - t0)) s; full log: $logf"
-  fi
-  log "$what: done in $((SECONDS - t0)) s"
 }
 
 # The toolchain that turns the pinned sources into the image. It is part of every cache key and

@@ -22,7 +22,6 @@ if [ "${1:-}" = --side ]; then
   # One builder: --side DIR ARTIFACT... (DIR/<artifact>/ gets the output, DIR/<artifact>.log the log).
   dir=$2; shift 2
   for a in "$@"; do
-    t0=$SECONDS
     case "$a" in
       kernel) run_logged "$dir/kernel.log" "[$(id -un), umask $(umask)] kernel" \
                 "$RB_DIR/build-kernel.sh" "$dir/kernel" "$dir/work/kernel" ;;
@@ -35,7 +34,7 @@ if [ "${1:-}" = --side ]; then
               run_logged "$dir/initrd.log" "[$(id -un), umask $(umask)] initrd" \
                 "$RB_DIR/build-initrd.sh" "$REPO_ROOT/image/initramfs.list" "$NODE_BIN" "$dir/initrd/initrd.cpio" ;;
     esac
-    echo "$a $((SECONDS - t0))" >>"$dir/times"
+    echo "$a ${LAST_WALL}s/${LAST_CPU}s-cpu" >>"$dir/times"
   done
   rm -rf "$dir/work"
   exit 0

@@ -22,10 +22,10 @@ published="measurements/$version.json"
 digests=""
 if [ -f "$published" ]; then
   log "recomputing the launch digests of the rebuilt image (frostamp measure)"
-  cargo build --locked --release --bin frostamp -q 2>/dev/null || true
-  if [ -x target/release/frostamp ] && target/release/frostamp measure --help 2>/dev/null | grep -q -- '--publish'; then
+  cargo build --locked --quiet --bin frostamp || true
+  if [ -x target/debug/frostamp ] && target/debug/frostamp measure --help 2>/dev/null | grep -q -- '--publish'; then
     digests="$scratch/digests.json"
-    target/release/frostamp measure --image-dir "$out" --publish prod >"$digests" 2>"$scratch/measure.err" || {
+    target/debug/frostamp measure --image-dir "$out" --publish prod >"$digests" 2>"$scratch/measure.err" || {
       cat "$scratch/measure.err" >&2; digests=""; }
   fi
 fi
