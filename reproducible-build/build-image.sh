@@ -91,7 +91,7 @@ build_node() {
     # compiled once (cargo rebuilds what changed; the output does not depend on the path).
     srcdir="$REPO_ROOT/target/image-build/$variant/src"; tdir="$REPO_ROOT/target/image-build/$variant/cargo-target"
   fi
-  node_source_snapshot "$srcdir"
+  node_source_snapshot "$srcdir" "$REPO_ROOT" "$src_hash"
   "$RB_DIR/build-node.sh" "$variant" "$srcdir" "$tdir" "$1"
   [ $fresh = 1 ] && rm -rf "$srcdir" "$tdir"
   return 0

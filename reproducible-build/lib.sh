@@ -127,21 +127,30 @@ fetch_inputs() {
 # The files cargo reads to build frostamp-node: the working tree's tracked and untracked
 # (not ignored) files under these paths.
 NODE_SOURCE_PATHS=(Cargo.toml Cargo.lock rust-toolchain.toml build.rs .cargo src benches)
+# node_source_files [DIR]: DIR defaults to the checkout; a snapshot (no .git) is listed whole.
 node_source_files() {
+  local root=${1:-$REPO_ROOT}
   # safe.directory: another user (scripts/check-reproducible.sh's second build) reads the checkout too.
-  if git -c safe.directory='*' -C "$REPO_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-    (cd "$REPO_ROOT" && git -c safe.directory='*' ls-files -z --cached --others --exclude-standard -- "${NODE_SOURCE_PATHS[@]}" |
+  if [ -e "$root/.git" ] && git -c safe.directory='*' -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$root" && git -c safe.directory='*' ls-files -z --cached --others --exclude-standard -- "${NODE_SOURCE_PATHS[@]}" |
       xargs -0 -r -n1 sh -c '[ -f "$0" ] && printf "%s\n" "$0"' | LC_ALL=C sort -u)
   else
-    (cd "$REPO_ROOT" && for p in "${NODE_SOURCE_PATHS[@]}"; do [ -e "$p" ] && find "$p" -type f; done | LC_ALL=C sort -u)
+    (cd "$root" && for p in "${NODE_SOURCE_PATHS[@]}"; do [ -e "$p" ] && find "$p" -type f; done | LC_ALL=C sort -u)
   fi
 }
-# node_source_hash: sha256 over (path, sha256 of contents) of every source file.
+# node_source_hash [DIR]: sha256 over (path, sha256 of contents) of every source file.
 node_source_hash() {
-  (cd "$REPO_ROOT" && node_source_files | while IFS= read -r f; do printf '%s  %s\n' "$(sha256_file "$f")" "$f"; done) | sha256_stdin
+  local root=${1:-$REPO_ROOT}
+  (cd "$root" && node_source_files "$root" | while IFS= read -r f; do printf '%s  %s\n' "$(sha256_file "$f")" "$f"; done) | sha256_stdin
 }
-# node_source_snapshot DIR: copy exactly the hashed files into DIR (a fresh source tree).
+# node_source_snapshot DIR [FROM] [EXPECTED_HASH]: copy exactly the hashed files of FROM (default:
+# the checkout) into DIR, a fresh source tree; with EXPECTED_HASH, fail if the copy differs
+# (another engineer edited the checkout meanwhile): the cache key must describe what is built.
 node_source_snapshot() {
-  rm -rf "$1"; mkdir -p "$1"
-  (cd "$REPO_ROOT" && node_source_files | tar -cf - --no-recursion -T -) | tar -xf - -C "$1"
+  local dir=$1 from=${2:-$REPO_ROOT}
+  rm -rf "$dir"; mkdir -p "$dir"
+  (cd "$from" && node_source_files "$from" | tar -cf - --no-recursion -T -) | tar -xf - -C "$dir"
+  if [ -n "${3:-}" ] && [ "$(node_source_hash "$dir")" != "$3" ]; then
+    die "the node's source changed while the build started (hash differs from $3); run it again"
+  fi
 }

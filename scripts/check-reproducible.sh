@@ -26,7 +26,7 @@ if [ "${1:-}" = --side ]; then
       kernel) run_logged "$dir/kernel.log" "[$(id -un), umask $(umask)] kernel" \
                 "$RB_DIR/build-kernel.sh" "$dir/kernel" "$dir/work/kernel" ;;
       ovmf) run_logged "$dir/ovmf.log" "[$(id -un), umask $(umask)] firmware" "$RB_DIR/build-ovmf.sh" "$dir/ovmf" ;;
-      node) node_source_snapshot "$dir/src"
+      node) node_source_snapshot "$dir/src" "$SRC_SNAPSHOT" "$SRC_HASH"
             run_logged "$dir/node.log" "[$(id -un), umask $(umask)] frostamp-node" \
               "$RB_DIR/build-node.sh" prod "$dir/src" "$dir/work/node-target" "$dir/node"
             rm -rf "$dir/work/node-target" ;;
@@ -59,6 +59,10 @@ if [[ ! " ${todo[*]} " =~ " node " ]] && [ ! -f "$node_cached" ]; then todo+=(no
 run="$FROSTAMP_CACHE/check-reproducible.$$"
 rm -rf "$run"; mkdir -p "$run/a" "$run/b"
 chmod 0755 "$run"
+# One snapshot of the node's source for both builds (the checkout may change during the run).
+export SRC_SNAPSHOT="$run/src" SRC_HASH="$src_hash"
+node_source_snapshot "$SRC_SNAPSHOT" "$REPO_ROOT" "$src_hash"
+chmod -R a+rX "$SRC_SNAPSHOT"
 log "two independent builds of: ${todo[*]:-(nothing new)} + initrd; logs under $run/{a,b}"
 
 # Build A.
@@ -77,6 +81,7 @@ else
 fi
 nodeb=$node_cached; [[ " ${todo[*]} " =~ " node " ]] && nodeb="$run/b/node/frostamp-node"
 "${asb[@]}" env HOME="$run/b/home" CARGO_HOME="$run/b/cargo-home" FROSTAMP_CACHE="$FROSTAMP_CACHE" \
+  SRC_SNAPSHOT="$SRC_SNAPSHOT" SRC_HASH="$SRC_HASH" \
   FROSTAMP_INPUTS="$FROSTAMP_INPUTS" RUST_SYSROOT="$RUST_SYSROOT" NODE_BIN="$nodeb" \
   bash -c 'umask 077; "$0" --side "$1" "${@:2}" initrd' "$0" "$run/b" "${todo[@]}"
 
