@@ -22,7 +22,8 @@
 //!
 //! A separate scenario freezes node 2 (SIGSTOP: its sockets stay open, as with a
 //! hung VM or a silent network partition) and records what `/status` says and how
-//! long a token coordinated by node 1 takes.
+//! long tokens take, one at a time and in a burst of 100 that uses up the
+//! commitments node 2 issued ahead of time.
 //!
 //! Needs `target/release/frostamp` and `target/release/frostamp-node` built with
 //! `--features insecure-dev-attestation` (the Makefile's `bench` target does it).
@@ -514,6 +515,22 @@ fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples) {
     cluster_down(b, &d);
 }
 
+/// "granted", or the rejection's status text.
+fn reason(ok: bool, body: &[u8]) -> String {
+    if ok {
+        return "granted".into();
+    }
+    <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(body)
+        .ok()
+        .and_then(|r| r.status.status_string)
+        .map(|s| format!("rejected: {}", s.join(" ")))
+        .unwrap_or_else(|| "no response".into())
+}
+
+/// Requests sent at once in the frozen-node scenario (more than one batch of
+/// commitments a peer issues ahead of time).
+const BURST: usize = 100;
+
 /// A frozen node (SIGSTOP): its connections stay open.
 fn frozen(b: &Bins, rt: &tokio::runtime::Runtime) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -531,20 +548,44 @@ fn frozen(b: &Bins, rt: &tokio::runtime::Runtime) -> Vec<String> {
     signal(p2, "-STOP");
     for (i, n) in [n1, n1, &file.nodes[3]].into_iter().enumerate() {
         let (ok, took, body) = rt.block_on(token(&n.public, pin(n), &format!("frozen {i}")));
-        let why = if ok {
-            "granted".to_string()
-        } else {
-            <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&body)
-                .ok()
-                .and_then(|r| r.status.status_string)
-                .map(|s| format!("rejected: {}", s.join(" ")))
-                .unwrap_or_else(|| "no response".into())
-        };
+        let why = reason(ok, &body);
         out.push(format!(
             "token via node {}, node 2 frozen (#{})  {:>8.1} ms   {why}",
             n.index,
             i + 1,
             ms(took)
+        ));
+    }
+    // Many requests at once: enough to use up every commitment node 2 issued to
+    // node 1 ahead of time, then three more one by one.
+    let burst: Vec<(bool, Duration)> = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..BURST {
+            let (addr, p) = (n1.public.clone(), pin(n1));
+            set.spawn(async move {
+                let (ok, took, _) = token(&addr, p, &format!("burst {i}")).await;
+                (ok, took)
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(Ok(r)) = set.join_next().await {
+            all.push(r);
+        }
+        all
+    });
+    let granted = burst.iter().filter(|(ok, _)| *ok).count();
+    let slowest = burst.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    out.push(format!(
+        "{BURST} concurrent tokens via node 1, node 2 frozen: {granted} granted, slowest {:.1} ms",
+        ms(slowest)
+    ));
+    for i in 0..3 {
+        let (ok, took, body) = rt.block_on(token(&n1.public, pin(n1), &format!("after {i}")));
+        out.push(format!(
+            "token via node 1 after the burst (#{})   {:>8.1} ms   {}",
+            i + 1,
+            ms(took),
+            reason(ok, &body)
         ));
     }
     let h = rt.block_on(health(&n5.public, pin(n5)));
