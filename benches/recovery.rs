@@ -9,7 +9,7 @@
 //!    `timings_ms.total` from `cluster.json`;
 //! 2. **detect**: SIGKILL node 1; time until node 5's `/status` says `degraded`, 4;
 //! 3. **repair**: a replacement process from the same binary on node 1's addresses:
-//!    started → attested by the operator → configured and admitted by all 4 peers →
+//!    started → attested by the operator → configured and admitted by its helpers →
 //!    `POST /admin/repair` returns (share rebuilt, checked, chain installed) → every
 //!    node's `/status` says `healthy`, 5;
 //! 3b. **two lost**: SIGKILL the replacement and node 2; time until node 5 says
@@ -421,7 +421,7 @@ fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples) {
     let (rep1, t) = replace(b, rt, &mut ctx, 1, &[3, 4, 5], &mut children);
     s.add("repair: replacement started -> attested", t.attested);
     s.add(
-        "repair: attested -> configured, admitted by 4 peers",
+        "repair: attested -> configured, admitted by helpers",
         t.admitted,
     );
     s.add(
@@ -670,7 +670,7 @@ fn main() {
         "ceremony: timings_ms.total (attest..certificate)",
         "detect: node 1 killed -> node 5 reports degraded",
         "repair: replacement started -> attested",
-        "repair: attested -> configured, admitted by 4 peers",
+        "repair: attested -> configured, admitted by helpers",
         "repair: POST /admin/repair (3 helpers, checked, chain)",
         "repair: repaired -> all 5 nodes report healthy",
         "repair: replacement started -> all 5 healthy (total)",
