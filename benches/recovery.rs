@@ -12,11 +12,11 @@
 //!    started → attested by the operator → configured and admitted by its helpers →
 //!    `POST /admin/repair` returns (share rebuilt, checked, chain installed) → every
 //!    node's `/status` says `healthy`, 5;
-//! 3b. **two lost**: SIGKILL the replacement and node 2; time until node 5 says
+//! 4. **two lost**: SIGKILL the replacement and node 2; time until node 5 says
 //!    `critical`, 3; then two replacements repaired one after the other → `healthy`;
-//! 4. **halt**: SIGKILL nodes 1, 2 (the replacements) and 3 back to back; time until nodes 4 and 5 say
-//!    `halted`, 2;
-//! 5. **re-ceremony**: `cluster down`, then `cluster up` again in the same directory
+//! 5. **halt**: SIGKILL nodes 1, 2 (the replacements) and 3 back to back; time until
+//!    nodes 4 and 5 say `halted`, 2;
+//! 6. **re-ceremony**: `cluster down`, then `cluster up` again in the same directory
 //!    (same operator key and CA): new key, new certificate; then the first granted
 //!    token, and a token from the old epoch still verifies under the same root.
 //!
@@ -436,7 +436,7 @@ fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples) {
     let (ok, _, _) = rt.block_on(token(&ctx.nodes[0].public, rep1, "after repair"));
     assert!(ok, "the replacement coordinates tokens");
 
-    // 3b. Two lost (critical): two replacements repaired one after the other.
+    // 4. Two lost (critical): two replacements repaired one after the other.
     let t0 = Instant::now();
     for c in &mut children.0 {
         let _ = c.kill();
@@ -458,7 +458,7 @@ fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples) {
         ms(t0.elapsed()),
     );
 
-    // 4. Three killed: halted.
+    // 5. Three killed: halted.
     let t0 = Instant::now();
     for c in &mut children.0 {
         let _ = c.kill();
@@ -478,7 +478,7 @@ fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples) {
     assert!(!ok, "a halted cluster issues no token");
     drop(children);
 
-    // 5. Re-ceremony after the halt (complete-outage recovery on this machine).
+    // 6. Re-ceremony after the halt (complete-outage recovery on this machine).
     cluster_down(b, &d);
     let t0 = Instant::now();
     let (new, wall) = cluster_up(b, &d);
