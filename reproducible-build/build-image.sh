@@ -91,10 +91,10 @@ build_node() {
     # compiled once (cargo rebuilds what changed; the output does not depend on the path).
     srcdir="$REPO_ROOT/target/image-build/$variant/src"; tdir="$REPO_ROOT/target/image-build/$variant/cargo-target"
   fi
-  node_source_snapshot "$srcdir" "$REPO_ROOT" "$src_hash"
-  "$RB_DIR/build-node.sh" "$variant" "$srcdir" "$tdir" "$1"
-  [ $fresh = 1 ] && rm -rf "$srcdir" "$tdir"
-  return 0
+  # (called under `if !`, where errexit is off: every step checks its status)
+  node_source_snapshot "$srcdir" "$REPO_ROOT" "$src_hash" || return 1
+  "$RB_DIR/build-node.sh" "$variant" "$srcdir" "$tdir" "$1" || return 1
+  if [ $fresh = 1 ]; then rm -rf "$srcdir" "$tdir"; fi
 }
 
 kernel_dir=$(cached kernel "$kernel_key" bzImage build_kernel)

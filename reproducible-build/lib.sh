@@ -34,9 +34,10 @@ clean_env() {
 env_fingerprint() {
   if command -v dpkg-query >/dev/null; then
     dpkg-query -W -f='${Package} ${Version}\n' gcc-12 cpp-12 g++-12 binutils libc6-dev make flex bison bc \
-      libelf-dev libssl-dev nasm acpica-tools uuid-dev python3.11 cpio xz-utils tar perl-base 2>/dev/null || true
+      libelf-dev libssl-dev nasm acpica-tools uuid-dev python3.11 cpio xz-utils tar perl-base musl musl-dev musl-tools 2>/dev/null || true
   fi
   cc --version | head -n1
+  x86_64-linux-musl-gcc --version 2>/dev/null | head -n1 || echo "x86_64-linux-musl-gcc missing"
   ld --version | head -n1
   make --version | head -n1
   nasm -v 2>/dev/null || echo "nasm missing"
