@@ -102,7 +102,7 @@ clean:
 
 # Debian bookworm packages the image build uses (the toolchain is recorded in manifest.json).
 IMAGE_PKGS := build-essential flex bison bc libelf-dev cpio nasm acpica-tools uuid-dev \
-              python3 xz-utils curl ca-certificates util-linux debian-archive-keyring
+              python3 xz-utils curl ca-certificates util-linux debian-archive-keyring musl-tools
 image-deps:
 	@missing=""; for p in $(IMAGE_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -133,6 +133,7 @@ launch-command: image
 image-check: image image-dev
 	./scripts/image-check-contents.sh target/image/prod target/image/dev
 	./scripts/check-reproducible.sh
+# (end of the boot image section)
 
 # ---------------------------------------------------------------------------------------
 # Published launch measurements (issue 6): measurements/<version>.json (production image)
