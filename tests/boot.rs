@@ -105,7 +105,7 @@ fn status_ok(rt: &tokio::runtime::Runtime, addr: &str) -> Option<serde_json::Val
             "/status",
             &[],
             Vec::new(),
-            Duration::from_secs(5),
+            Duration::from_secs(2),
         ))
         .ok()?;
     if r.status != 200 {
@@ -311,6 +311,8 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
 
     // Each VM's serial console shows the PID 1 steps.
     let mut guest_listen = Vec::new();
+    let mut guest_init = Vec::new();
+    let mut rng_wait = Vec::new();
     for log in logs.iter().take(vms) {
         let text = std::fs::read_to_string(log).unwrap();
         for needle in [
@@ -331,9 +333,13 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
                 log.display()
             );
         }
+        rng_wait.push(log_field(&text, "kernel RNG ready", "waited_ms").unwrap_or_default());
         guest_listen.push(log_field(&text, "node listening", "uptime_s").unwrap_or_default());
+        guest_init.push(log_field(&text, "filesystems mounted", "uptime_s").unwrap_or_default());
     }
+    println!("kernel uptime when each VM's PID 1 had mounted /proc (s): {guest_init:?}");
     println!("kernel uptime when each VM's node listened (s): {guest_listen:?}");
+    println!("kernel RNG wait in each VM (ms): {rng_wait:?}");
 
     // The operator runs the ceremony against the VMs.
     let t0 = Instant::now();
@@ -423,6 +429,8 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
         "mem_mib": mem,
         "boot_to_status_ms": boot_ms,
         "all_up_ms": all_up_ms,
+        "guest_uptime_at_pid1_mounts_s": guest_init,
+        "guest_rng_wait_ms": rng_wait,
         "guest_uptime_at_listen_s": guest_listen,
         "ceremony_ms": ceremony_ms,
         "stamp_ms": stamp_ms,

@@ -221,6 +221,11 @@ pub fn boot() -> Result<Booted, Pid1Error> {
     );
     harden()?;
     mount_filesystems()?;
+    tracing::info!(
+        step = "mount",
+        uptime_s = uptime_secs().unwrap_or(-1.0),
+        "filesystems mounted"
+    );
     let rng_wait = wait_for_rng()?;
     let addresses = network(Duration::from_secs(10))?;
     let config = NodeConfig::read_fw_cfg()?;
