@@ -8,8 +8,9 @@
 #     /init does carry the marker (control: the check can fail);
 #   - bzImage is an EFI-stub kernel; the command line has no trailing newline.
 set -euo pipefail
-prod=${1:?usage: image-check-contents.sh PROD_DIR [DEV_DIR]}
+prod=$(cd "${1:?usage: image-check-contents.sh PROD_DIR [DEV_DIR]}" && pwd)
 dev=${2:-}
+[ -z "$dev" ] || dev=$(cd "$dev" && pwd)
 pass=0 failed=0
 ok() { echo "ok: $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
