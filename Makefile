@@ -37,8 +37,9 @@ demo: system-deps
 	@echo "Stamp your own files: frostamp cluster up --dir D; frostamp stamp FILE --cluster D; frostamp cluster down --dir D"
 
 ## make test: formatting, lints, every test (unit, real-data, interop, multi-process),
-## and the check that the production node holds no development attestation.
-test: deps lint unit production-check image-check measurements-check
+## the check that the production node holds no development attestation, the images, and
+## the boot test (five QEMU VMs of the development image, see docs/boot.md).
+test: deps lint unit production-check image-check measurements-check boot-test
 
 production-check:
 	./scripts/check-production-node.sh
