@@ -61,7 +61,7 @@ fn free_port(ip: IpAddr) -> u16 {
 /// The host's primary IPv4 address (no packet is sent: a UDP "connect" picks a route).
 fn host_ip() -> Ipv4Addr {
     let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-    s.connect("192.0.2.255:9").unwrap();
+    s.connect("203.0.113.1:9").unwrap(); // TEST-NET-3, via the default route
     match s.local_addr().unwrap().ip() {
         IpAddr::V4(a) if !a.is_loopback() => a,
         other => panic!("no non-loopback host address for mixed VM/process peers (got {other})"),
