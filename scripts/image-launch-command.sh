@@ -21,8 +21,14 @@ VCPUS=${VCPUS:-2} CPU=${CPU:-EPYC-v4} MEM=${MEM:-2G} POLICY=${POLICY:-0x30000}
 CONFIG=${CONFIG:-node.json} PUBLIC_PORT=${PUBLIC_PORT:-8443} PEER_PORT=${PEER_PORT:-9443}
 NETDEV=${NETDEV:-user,id=net0,hostfwd=tcp::${PUBLIC_PORT}-:8443,hostfwd=tcp::${PEER_PORT}-:9443}
 cmdline=$(cat "$img/cmdline")
-# Quote each argument for a POSIX shell.
-q() { local a; for a in "$@"; do printf " %q" "$a"; done; }
+# Print each argument for a POSIX shell: as is when it is plain, else in single quotes.
+q() {
+  local a
+  for a in "$@"; do
+    if [[ "$a" =~ ^[A-Za-z0-9_./:=,+@%-]*$ ]] && [ -n "$a" ]; then printf ' %s' "$a"
+    else printf " '%s'" "${a//\'/\'\\\'\'}"; fi
+  done
+}
 printf 'qemu-system-x86_64'
 q -enable-kvm -nodefaults -nographic -no-reboot
 printf ' \\\n '; q -machine q35,confidential-guest-support=sev0,memory-backend=ram1
