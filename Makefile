@@ -163,6 +163,7 @@ qemu-deps:
 	  $(APT) update -qq && $(APT) install -y -qq --no-install-recommends qemu-system-x86; }
 
 ## make boot-test: five VMs of target/image/dev (FROSTAMP_BOOT_VMS=k boots k, the rest run
-## as processes of the same binary); logs and timings in target/boot-test/.
-boot-test: qemu-deps image-dev
+## as processes of the same binary); logs and timings in target/boot-test/. Then the
+## production image without SEV-SNP must refuse to start and power off.
+boot-test: qemu-deps image-dev image
 	$(CARGO) test --locked --features $(DEV_FEATURES) --test boot -- --ignored --nocapture

@@ -470,3 +470,94 @@ fn cpio_reader_finds_files_and_rejects_garbage() {
     assert_eq!(cpio_file(b"garbage", "init"), None);
     assert_eq!(cpio_file(&a[..120], "init"), None);
 }
+
+/// The failing twin at the PID 1 level: the production image (no development
+/// attestation) under TCG, i.e. without SEV-SNP, with an otherwise valid configuration,
+/// refuses to start and powers the VM off (QEMU exits by itself; `-no-reboot` turns a
+/// kernel panic into an exit too, which the log check tells apart).
+#[test]
+#[ignore = "boots a QEMU VM: run `make boot-test`"]
+fn production_image_without_sev_snp_powers_off() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let image = PathBuf::from(env_or(
+        "FROSTAMP_BOOT_PROD_IMAGE",
+        &root.join("target/image/prod").display().to_string(),
+    ));
+    for f in ["bzImage", "initrd.cpio", "cmdline"] {
+        assert!(
+            image.join(f).is_file(),
+            "boot test: {} is missing: build the production image with `make image` (make boot-test does)",
+            image.join(f).display()
+        );
+    }
+    let out = root.join("target/boot-test-prod");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let operator_pub = frostamp::cli::ops::operator_init(&out).unwrap();
+    let cfg = out.join("fwcfg.json");
+    std::fs::write(
+        &cfg,
+        serde_json::to_vec(
+            &serde_json::json!({"version": 1, "name": "prod", "operator_key": operator_pub}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let log = out.join("serial.log");
+    let started = Instant::now();
+    let mut vm = Nodes(vec![Command::new(env_or("QEMU", "qemu-system-x86_64"))
+        .args(["-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", "256"])
+        .args(["-nodefaults", "-display", "none", "-monitor", "none"])
+        .args(["-serial", "stdio", "-no-reboot"])
+        .arg("-kernel")
+        .arg(image.join("bzImage"))
+        .arg("-initrd")
+        .arg(image.join("initrd.cpio"))
+        .args([
+            "-append",
+            std::fs::read_to_string(image.join("cmdline"))
+                .unwrap()
+                .trim(),
+        ])
+        .args([
+            "-netdev",
+            "user,id=n0",
+            "-device",
+            "virtio-net-pci,netdev=n0,romfile=",
+        ])
+        .arg("-fw_cfg")
+        .arg(format!("name=opt/frostamp/config,file={}", cfg.display()))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()]);
+    let status = loop {
+        if let Some(st) = vm.0[0].try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the production VM did not power off within 180 s:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    println!(
+        "production image without SEV-SNP: QEMU exited ({status}) after {} ms",
+        started.elapsed().as_millis()
+    );
+    for needle in [
+        "frostamp-node running as PID 1",
+        "configuration read",
+        "step=\"sev\"",
+        "refusing to start: no /dev/sev-guest",
+        "step=\"poweroff\"",
+        "reboot: Power down",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("Kernel panic"), "{text}");
+    assert!(!text.contains("INSECURE"), "{text}");
+}
