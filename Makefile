@@ -166,4 +166,4 @@ qemu-deps:
 ## as processes of the same binary); logs and timings in target/boot-test/. Then the
 ## production image without SEV-SNP must refuse to start and power off.
 boot-test: qemu-deps image-dev image
-	$(CARGO) test --locked --features $(DEV_FEATURES) --test boot -- --ignored --nocapture
+	$(CARGO) test --locked --features $(DEV_FEATURES) --test boot -- --ignored --nocapture --test-threads=1

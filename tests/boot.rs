@@ -137,21 +137,48 @@ fn log_field(log: &str, marker: &str, key: &str) -> Option<String> {
     )
 }
 
+/// An image directory (`var` overrides `default`, relative to the checkout); panics with
+/// the make target to run when it is incomplete.
+fn image_dir(var: &str, default: &str, make: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let image = PathBuf::from(env_or(var, &root.join(default).display().to_string()));
+    for f in ["bzImage", "initrd.cpio", "cmdline"] {
+        assert!(
+            image.join(f).is_file(),
+            "boot test: {} is missing: build it with `{make}` (make boot-test does)",
+            image.join(f).display()
+        );
+    }
+    image
+}
+
+/// One TCG VM of `image`: SeaBIOS direct boot, serial console on stdout, user
+/// networking with `hostfwd` (`user,id=n0` plus forwards), the fw_cfg configuration.
+fn qemu_vm(image: &std::path::Path, mem: &str, hostfwd: &str, cfg: &std::path::Path) -> Command {
+    let cmdline = std::fs::read_to_string(image.join("cmdline")).unwrap();
+    let mut c = Command::new(env_or("QEMU", "qemu-system-x86_64"));
+    c.args(["-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", mem])
+        .args(["-nodefaults", "-display", "none", "-monitor", "none"])
+        .args(["-serial", "stdio", "-no-reboot"])
+        .arg("-kernel")
+        .arg(image.join("bzImage"))
+        .arg("-initrd")
+        .arg(image.join("initrd.cpio"))
+        .args(["-append", cmdline.trim()])
+        .arg("-netdev")
+        .arg(format!("user,id=n0{hostfwd}"))
+        .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
+        .arg("-fw_cfg")
+        .arg(format!("name=opt/frostamp/config,file={}", cfg.display()))
+        .stdin(Stdio::null());
+    c
+}
+
 #[test]
 #[ignore = "boots QEMU VMs for minutes: run `make boot-test`"]
 fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let image = PathBuf::from(env_or(
-        "FROSTAMP_BOOT_IMAGE",
-        &root.join("target/image/dev").display().to_string(),
-    ));
-    for f in ["bzImage", "initrd.cpio", "cmdline"] {
-        assert!(
-            image.join(f).is_file(),
-            "boot test: {} is missing: build the development image with `make image-dev` (make boot-test does)",
-            image.join(f).display()
-        );
-    }
+    let image = image_dir("FROSTAMP_BOOT_IMAGE", "target/image/dev", "make image-dev");
     let qemu = env_or("QEMU", "qemu-system-x86_64");
     assert!(
         Command::new(&qemu)
@@ -223,23 +250,10 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
             });
             let cfg_path = out.join(format!("node{i}.fwcfg.json"));
             std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-            Command::new(&qemu)
-                .args(["-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", &mem])
-                .args(["-nodefaults", "-display", "none", "-monitor", "none"])
-                .args(["-serial", "stdio", "-no-reboot"])
-                .arg("-kernel")
-                .arg(image.join("bzImage"))
-                .arg("-initrd")
-                .arg(image.join("initrd.cpio"))
-                .args(["-append", cmdline.trim()])
-                .arg("-netdev")
-                .arg(format!(
-                    "user,id=n0,hostfwd=tcp:127.0.0.1:{public}-:8443,hostfwd=tcp:{fwd_peer_ip}:{peer}-:9443"
-                ))
-                .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
-                .arg("-fw_cfg")
-                .arg(format!("name=opt/frostamp/config,file={}", cfg_path.display()))
-                .stdin(Stdio::null())
+            let fwd = format!(
+                ",hostfwd=tcp:127.0.0.1:{public}-:8443,hostfwd=tcp:{fwd_peer_ip}:{peer}-:9443"
+            );
+            qemu_vm(&image, &mem, &fwd, &cfg_path)
                 .stdout(logf.try_clone().unwrap())
                 .stderr(logf)
                 .spawn()
@@ -479,17 +493,11 @@ fn cpio_reader_finds_files_and_rejects_garbage() {
 #[ignore = "boots a QEMU VM: run `make boot-test`"]
 fn production_image_without_sev_snp_powers_off() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let image = PathBuf::from(env_or(
+    let image = image_dir(
         "FROSTAMP_BOOT_PROD_IMAGE",
-        &root.join("target/image/prod").display().to_string(),
-    ));
-    for f in ["bzImage", "initrd.cpio", "cmdline"] {
-        assert!(
-            image.join(f).is_file(),
-            "boot test: {} is missing: build the production image with `make image` (make boot-test does)",
-            image.join(f).display()
-        );
-    }
+        "target/image/prod",
+        "make image",
+    );
     let out = root.join("target/boot-test-prod");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
@@ -505,29 +513,7 @@ fn production_image_without_sev_snp_powers_off() {
     .unwrap();
     let log = out.join("serial.log");
     let started = Instant::now();
-    let mut vm = Nodes(vec![Command::new(env_or("QEMU", "qemu-system-x86_64"))
-        .args(["-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", "256"])
-        .args(["-nodefaults", "-display", "none", "-monitor", "none"])
-        .args(["-serial", "stdio", "-no-reboot"])
-        .arg("-kernel")
-        .arg(image.join("bzImage"))
-        .arg("-initrd")
-        .arg(image.join("initrd.cpio"))
-        .args([
-            "-append",
-            std::fs::read_to_string(image.join("cmdline"))
-                .unwrap()
-                .trim(),
-        ])
-        .args([
-            "-netdev",
-            "user,id=n0",
-            "-device",
-            "virtio-net-pci,netdev=n0,romfile=",
-        ])
-        .arg("-fw_cfg")
-        .arg(format!("name=opt/frostamp/config,file={}", cfg.display()))
-        .stdin(Stdio::null())
+    let mut vm = Nodes(vec![qemu_vm(&image, "256", "", &cfg)
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::null())
         .spawn()
