@@ -213,6 +213,8 @@ pub(crate) struct Node {
     next_request: std::sync::atomic::AtomicU64,
     /// Commitments peers issued to this node ahead of time.
     pools: pool::Pools,
+    /// Peers that recently timed out: asked last.
+    suspects: pool::Suspects,
     metrics: metrics::Metrics,
 }
 
@@ -322,6 +324,7 @@ pub async fn run(
         pending: Mutex::new(std::collections::HashMap::new()),
         next_request: std::sync::atomic::AtomicU64::new(1),
         pools: pool::Pools::default(),
+        suspects: pool::Suspects::default(),
         metrics: metrics::Metrics::default(),
     });
     // Attesting: prove to ourselves that evidence can be produced and verifies.

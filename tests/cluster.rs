@@ -300,7 +300,16 @@ fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
 }
 
 fn wait_health(node: &frostamp::cli::ops::ClusterNode, want: &str, holders: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_health_within(node, want, holders, Duration::from_secs(10))
+}
+
+fn wait_health_within(
+    node: &frostamp::cli::ops::ClusterNode,
+    want: &str,
+    holders: u64,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
     loop {
         let got = health(node);
         if got == (want.to_string(), holders) {
@@ -871,4 +880,72 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     );
     drop(hogs);
     wait_health(n1, "healthy", 5);
+}
+
+/// Sends SIGCONT on drop, so a test that fails while a node is stopped leaves
+/// nothing frozen behind.
+struct Resume(u32);
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// A node that hangs (SIGSTOP: its connections stay open, it answers nothing)
+/// costs at most a few slow tokens: the coordinator asks it last after one
+/// timeout, and every peer closes the silent link after 10 s (the node stops
+/// counting: degraded). Once it runs again it reconnects, is re-admitted by
+/// attestation, and the cluster is healthy.
+#[test]
+fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
+    use frostamp::tsp::request::{AcceptedRequest, HashAlg};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let file = cluster_up(&d);
+    let n1 = &file.nodes[0];
+    let q = AcceptedRequest::build_der(HashAlg::Sha256, &[7; 32], None, true).unwrap();
+    let granted = |body: &[u8]| {
+        <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(body)
+            .unwrap()
+            .status
+            .status
+            .as_bytes()
+            == [0]
+    };
+    let (status, body) = post(n1, q.clone(), "application/timestamp-query");
+    assert!(status == 200 && granted(&body));
+
+    let hung = pids(&file)[1];
+    let _resume = Resume(hung);
+    assert!(Command::new("kill")
+        .args(["-STOP", &hung.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut slow = 0;
+    for i in 0..20 {
+        let started = Instant::now();
+        let (status, body) = post(n1, q.clone(), "application/timestamp-query");
+        assert!(
+            status == 200 && granted(&body),
+            "token {i} with node 2 hung"
+        );
+        if started.elapsed() > Duration::from_millis(2500) {
+            slow += 1;
+        }
+    }
+    assert!(slow <= 2, "{slow} of 20 tokens waited for the hung node");
+    wait_health_within(n1, "degraded", 4, Duration::from_secs(20));
+
+    assert!(Command::new("kill")
+        .args(["-CONT", &hung.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_health_within(n1, "healthy", 5, Duration::from_secs(30));
+    let (status, body) = post(n1, q, "application/timestamp-query");
+    assert!(status == 200 && granted(&body));
 }

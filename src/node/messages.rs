@@ -163,6 +163,9 @@ pub enum PeerMessage {
         /// Why.
         reason: String,
     },
+    /// Liveness: sent every `peers::PING_INTERVAL`; a link silent for
+    /// `peers::SILENCE` is closed (a hung peer stops counting as a share holder).
+    Ping {},
     /// The sender now holds a share of `group_key` (after a repair).
     HaveShare {
         /// Group key (hex).

@@ -84,6 +84,11 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
     }
 }
 
+/// How often a node tells each peer it is alive.
+pub(super) const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a peer may stay silent before its link is closed.
+pub(super) const SILENCE: Duration = Duration::from_secs(10);
+
 /// Keep a connection to peer `index` at `addr` (dialed by the lower index).
 pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
     let connector = match crate::net::tls::peer_client_config(&node.identity) {
@@ -181,9 +186,31 @@ async fn run_connection<S>(
             }
         }
     });
+    let pinger = {
+        let tx = reply.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PING_INTERVAL);
+            loop {
+                tick.tick().await;
+                if tx.send(PeerMessage::Ping {}).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
     loop {
-        match read_frame(&mut rd).await {
+        // A peer that says nothing, not even its pings, for SILENCE is hung (a
+        // frozen VM, a silent partition): close the link so it stops counting
+        // as a share holder and is no longer asked to sign.
+        let Ok(frame) = tokio::time::timeout(SILENCE, read_frame(&mut rd)).await else {
+            node.refuse(format!(
+                "peer {index} silent for {SILENCE:?}; closing the connection"
+            ));
+            break;
+        };
+        match frame {
             Ok(msg) => match msg {
+                PeerMessage::Ping {} => {}
                 PeerMessage::SignCommit { .. }
                 | PeerMessage::SignRound2 { .. }
                 | PeerMessage::SignCsr { .. } => {
@@ -229,6 +256,7 @@ async fn run_connection<S>(
         }
     }
     writer.abort();
+    pinger.abort();
     let mut links = node.peer_links();
     if links
         .get(&index)
@@ -339,6 +367,7 @@ pub(super) fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::DkgRound2 { .. } => "dkg_round2",
         PeerMessage::DkgConfirm { .. } => "dkg_confirm",
         PeerMessage::DkgAbort { .. } => "dkg_abort",
+        PeerMessage::Ping {} => "ping",
         PeerMessage::SignCommit { .. } => "sign_commit",
         PeerMessage::SignCommitted { .. } => "sign_committed",
         PeerMessage::SignRound2 { .. } => "sign_round2",

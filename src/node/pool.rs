@@ -110,6 +110,36 @@ impl Pools {
     }
 }
 
+/// How long a peer that timed out is asked only when no other will do.
+pub(super) const SUSPECT_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Peers that recently failed to answer in time.
+#[derive(Default)]
+pub(super) struct Suspects(Mutex<HashMap<u16, std::time::Instant>>);
+
+impl Suspects {
+    /// `peer` did not answer in time.
+    pub(super) fn mark(&self, peer: u16) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer, std::time::Instant::now());
+    }
+
+    /// Whether `peer` timed out within [`SUSPECT_FOR`].
+    pub(super) fn is(&self, peer: u16) -> bool {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match all.get(&peer) {
+            Some(at) if at.elapsed() < SUSPECT_FOR => true,
+            Some(_) => {
+                all.remove(&peer);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

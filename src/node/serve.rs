@@ -316,9 +316,12 @@ async fn call(
         match tokio::time::timeout(PEER_TIMEOUT, rx).await {
             Ok(Ok(m)) => Ok(m),
             Ok(Err(_)) => Err(PeerError::Unavailable(format!("node {to}: no answer"))),
-            Err(_) => Err(PeerError::Unavailable(format!(
-                "node {to} did not answer within {PEER_TIMEOUT:?}"
-            ))),
+            Err(_) => {
+                node.suspects.mark(to);
+                Err(PeerError::Unavailable(format!(
+                    "node {to} did not answer within {PEER_TIMEOUT:?}"
+                )))
+            }
         }
     }
     .await;
@@ -521,11 +524,25 @@ async fn gather_commitments(
     Ok(r)
 }
 
-/// This node first, then the admitted peers in index order.
+/// This node first, then the admitted peers: those with commitments ready
+/// before those without, peers that recently timed out last, otherwise in
+/// index order.
 fn candidates(node: &Node, own: u16) -> Vec<u16> {
-    let mut c = vec![own];
-    c.extend(node.peer_links().keys().copied().filter(|i| *i != own));
-    c
+    let ready = node.pools.sizes();
+    let mut peers: Vec<(bool, bool, u16)> = node
+        .peer_links()
+        .keys()
+        .copied()
+        .filter(|i| *i != own)
+        .map(|i| {
+            let no_commitments = ready.get(&i).is_none_or(|n| *n == 0);
+            (node.suspects.is(i), no_commitments, i)
+        })
+        .collect();
+    peers.sort_unstable();
+    std::iter::once(own)
+        .chain(peers.into_iter().map(|(_, _, i)| i))
+        .collect()
 }
 
 /// Coordinate one timestamp: returns the TimeStampResp DER (granted or rejection).
@@ -556,9 +573,6 @@ pub(super) async fn timestamp(
     let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
     let mut out: BTreeSet<u16> = BTreeSet::new();
     loop {
-        // A fresh proposal (genTime, serial) for every attempt: a retry after a
-        // timeout must not carry a genTime that honest signers now find stale.
-        let prepared = coordinator.prepare(request_der, &mut rand_core::OsRng)?;
         let mut failed = Vec::new();
         let round1 = gather_commitments(node, &candidates, own, t, &mut out, &mut failed)
             .await
@@ -570,6 +584,11 @@ pub(super) async fn timestamp(
                 excluded,
             ));
         }
+        // A fresh proposal (genTime, serial) for every attempt, fixed only once
+        // the signing set is known: neither a retry nor a wait for commitments
+        // may carry a genTime that honest signers find stale by the time they
+        // see it.
+        let prepared = coordinator.prepare(request_der, &mut rand_core::OsRng)?;
         let req = Arc::new(SignRequest {
             proposal: prepared.proposal.clone(),
             commitments: round1.commitments.clone(),
