@@ -74,7 +74,7 @@ cached() {
     rm -rf "$part"; mkdir -p "$part"
     run_logged "$part/build.log" "building $name" "$@" "$part"
     echo "wall ${LAST_WALL}s cpu ${LAST_CPU}s jobs $JOBS" >"$part/build-time"
-    rm -rf "$dir"; mv "$part" "$dir"
+    rm -rf "$dir"; mv -T "$part" "$dir"
     log "$name: cached in $dir"
   fi
   printf '%s\n' "$dir"
@@ -150,7 +150,7 @@ json.dump(m, open(os.path.join(d, "manifest.json"), "w"), indent=2, sort_keys=Tr
 open(os.path.join(d, "manifest.json"), "a").write("\n")
 PY
 echo "$git_commit" >"$tmp/git-commit"
-rm -rf "$out"; mv "$tmp" "$out"
+rm -rf "$out"; mv -T "$tmp" "$out"
 log "image ($variant) ready in $out ($((SECONDS - t_start)) s):"
 (cd "$out" && for f in bzImage initrd.cpio OVMF.fd cmdline; do
   printf '  %-12s %9d bytes  sha256 %s\n' "$f" "$(stat -c %s "$f")" "$(sha256_file "$f")"; done) >&2
