@@ -21,9 +21,10 @@
 //!    token, and a token from the old epoch still verifies under the same root.
 //!
 //! A separate scenario freezes node 2 (SIGSTOP: its sockets stay open, as with a
-//! hung VM or a silent network partition) and records what `/status` says and how
-//! long tokens take, one at a time and in a burst of 100 that uses up the
-//! commitments node 2 issued ahead of time.
+//! hung VM or a silent network partition) and records how long tokens take, one at a
+//! time and in a burst of 100 that uses up the commitments node 2 issued ahead of
+//! time, what `/status` says, how long until the peers drop the silent node
+//! (`degraded`), and how long until it is back (`healthy`) after SIGCONT.
 //!
 //! Needs `target/release/frostamp` and `target/release/frostamp-node` built with
 //! `--features insecure-dev-attestation` (the Makefile's `bench` target does it).
@@ -545,6 +546,7 @@ fn frozen(b: &Bins, rt: &tokio::runtime::Runtime) -> Vec<String> {
         ms(before)
     ));
     let p2 = n2.pid.expect("pid");
+    let stopped = Instant::now();
     signal(p2, "-STOP");
     for (i, n) in [n1, n1, &file.nodes[3]].into_iter().enumerate() {
         let (ok, took, body) = rt.block_on(token(&n.public, pin(n), &format!("frozen {i}")));
@@ -589,8 +591,53 @@ fn frozen(b: &Bins, rt: &tokio::runtime::Runtime) -> Vec<String> {
         ));
     }
     let h = rt.block_on(health(&n5.public, pin(n5)));
-    out.push(format!("node 5 /status with node 2 frozen: {h:?}"));
+    out.push(format!(
+        "node 5 /status {:.1} s after the freeze: {h:?}",
+        stopped.elapsed().as_secs_f64()
+    ));
+    // Does the cluster notice by itself? Wait up to 60 s for `degraded`, 4.
+    let noticed = rt.block_on(async {
+        let deadline = stopped + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if health(&n5.public, pin(n5)).await == Some(("degraded".into(), 4)) {
+                return Some(stopped.elapsed());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        None
+    });
+    match noticed {
+        Some(d) => out.push(format!(
+            "node 2 frozen -> node 5 reports degraded      {:>8.1} ms",
+            ms(d)
+        )),
+        None => out.push("node 2 frozen -> node 5 still not degraded after 60 s".into()),
+    }
+    let (ok, took, body) = rt.block_on(token(&n1.public, pin(n1), "while dropped"));
+    out.push(format!(
+        "token via node 1, node 2 dropped          {:>8.1} ms   {}",
+        ms(took),
+        reason(ok, &body)
+    ));
+    let resumed = Instant::now();
     signal(p2, "-CONT");
+    let healthy = rt.block_on(async {
+        let deadline = resumed + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if health(&n5.public, pin(n5)).await == Some(("healthy".into(), 5)) {
+                return Some(resumed.elapsed());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        None
+    });
+    match healthy {
+        Some(d) => out.push(format!(
+            "node 2 resumed -> node 5 reports healthy      {:>8.1} ms",
+            ms(d)
+        )),
+        None => out.push("node 2 resumed -> node 5 not healthy after 60 s".into()),
+    }
     out
 }
 
