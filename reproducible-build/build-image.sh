@@ -14,12 +14,14 @@
 # Cargo.lock, the toolchain versions), so an unchanged input set costs seconds.
 #   --cache DIR  output cache (default $FROSTAMP_CACHE = ~/.cache/frostamp); pinned downloads
 #                stay in $FROSTAMP_INPUTS (default ~/.cache/frostamp/inputs) either way.
+#   --source DIR take the node's source from DIR (a snapshot made by node_source_snapshot)
+#                instead of the checkout
 #   --fresh      build everything from scratch: a fresh cargo target directory and no cached
 #                output is reused (use with an empty --cache for an independent rebuild).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-variant="" out="" fresh=0 print_keys=0
+variant="" out="" fresh=0 print_keys=0 source_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --print-keys) print_keys=1; shift ;;
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --cache) FROSTAMP_CACHE=$2; shift 2 ;;
     --fresh) fresh=1; shift ;;
+    --source) source_dir=$(cd "$2" && pwd); shift 2 ;;
     *) die "unknown argument $1" ;;
   esac
 done
@@ -51,7 +54,15 @@ kernel_key=$( { echo "artifact kernel"; grep -E '^(KERNEL_TARBALL_SHA256|KBUILD_
   echo "$envfp"; } | key)
 ovmf_key=$( { echo "artifact ovmf"; grep -E '^(EDK2_[A-Z]*_SHA256|EDK2_FIXED_BUILD_DIR|SOURCE_DATE_EPOCH)' "$RB_DIR/pins.env";
   echo "scripts $(sh_hash "$RB_DIR/build-ovmf.sh")"; echo "$envfp"; } | key)
-src_hash=$(node_source_hash)
+# The node's source: hashed and built from one snapshot, so that edits to the checkout during a
+# (long) build can neither slip into the binary nor make the cache key wrong.
+if [ -z "$source_dir" ] && [ $print_keys = 0 ]; then
+  source_dir="$FROSTAMP_CACHE/work/node-src-snapshot.$$"
+  mkdir -p "$FROSTAMP_CACHE/work"
+  trap 'rm -rf "$FROSTAMP_CACHE/work/node-src-snapshot.$$"' EXIT
+  node_source_snapshot "$source_dir"
+fi
+src_hash=$(node_source_hash "${source_dir:-$REPO_ROOT}")
 node_key=$( { echo "artifact node $variant"; echo "source $src_hash"; grep -E '^(NODE_REMAP_|SOURCE_DATE_EPOCH)' "$RB_DIR/pins.env";
   echo "scripts $(sh_hash "$RB_DIR/build-node.sh")"; echo "$rustfp"; echo "$envfp"; } | key)
 
@@ -92,7 +103,7 @@ build_node() {
     srcdir="$REPO_ROOT/target/image-build/$variant/src"; tdir="$REPO_ROOT/target/image-build/$variant/cargo-target"
   fi
   # (called under `if !`, where errexit is off: every step checks its status)
-  node_source_snapshot "$srcdir" "$REPO_ROOT" "$src_hash" || return 1
+  node_source_snapshot "$srcdir" "$source_dir" "$src_hash" || return 1
   "$RB_DIR/build-node.sh" "$variant" "$srcdir" "$tdir" "$1" || return 1
   if [ $fresh = 1 ]; then rm -rf "$srcdir" "$tdir"; fi
 }

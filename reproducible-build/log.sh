@@ -19,7 +19,8 @@ run_logged() {
   local logf=$1 what=$2; shift 2
   log "$what (log: $logf)"
   local t0=$SECONDS c0; children_cpu; c0=$CHILDREN_CPU
-  if ! "$@" >>"$logf" 2>&1; then
+  # A subshell, so that a `die` (exit) inside CMD still ends here and shows the log.
+  if ! ( "$@" ) >>"$logf" 2>&1; then
     tail -n 40 "$logf" >&2
     die "$what failed after $((SECONDS - t0)) s; full log: $logf"
   fi

@@ -5,9 +5,11 @@
 # directories, with no output shared between the two builds (only the pinned, sha256-checked
 # downloads and the crate download cache of the first builder are inputs they may share):
 #   build A: the current user, umask 022, in  <run>/a
-#   build B: umask 077, in <run>/b, and, when run as root, as user nobody (setpriv; ambient
-#            CAP_DAC_READ_SEARCH only, to read the checkout, the pinned inputs and the Rust
-#            toolchain under /root), with its own CARGO_HOME (crates downloaded again)
+#   build B: umask 077, in a directory under /tmp and, when run as root, as user nobody
+#            (setpriv, no capabilities), from its own copies of the build scripts, the
+#            source snapshot, the pinned inputs and the Rust toolchain (hard links where
+#            possible: nobody cannot enter /root), with its own CARGO_HOME (crates are
+#            downloaded again) and HOME
 # The builds run one after the other (different wall-clock times; the firmware's fixed build
 # path is reused, fresh, by both). Then bzImage, OVMF.fd, frostamp-node and initrd.cpio are
 # compared byte for byte.
@@ -41,7 +43,15 @@ if [ "${1:-}" = --side ]; then
 fi
 
 force=0; [ "${1:-}" = --force ] && force=1
-eval "$("$RB_DIR/build-image.sh" --variant prod --print-keys)"
+run="$FROSTAMP_CACHE/check-reproducible.$$"
+rm -rf "$run"; mkdir -p "$run/a"
+chmod 0755 "$run"
+# One snapshot of the node's source for both builds (the checkout may change during the run);
+# the keys are computed from it.
+export SRC_SNAPSHOT="$run/src"
+node_source_snapshot "$SRC_SNAPSHOT"
+eval "$("$RB_DIR/build-image.sh" --variant prod --print-keys --source "$SRC_SNAPSHOT")"
+export SRC_HASH="$src_hash"
 fetch_inputs
 : "${RUST_SYSROOT:=$(rust_sysroot)}"; export RUST_SYSROOT
 vdir="$FROSTAMP_CACHE/verdicts"; mkdir -p "$vdir"
@@ -56,42 +66,46 @@ done
 node_cached="$FROSTAMP_CACHE/node-prod-$node_key/frostamp-node"
 if [[ ! " ${todo[*]} " =~ " node " ]] && [ ! -f "$node_cached" ]; then todo+=(node); fi
 
-run="$FROSTAMP_CACHE/check-reproducible.$$"
-rm -rf "$run"; mkdir -p "$run/a" "$run/b"
-chmod 0755 "$run"
-# One snapshot of the node's source for both builds (the checkout may change during the run).
-export SRC_SNAPSHOT="$run/src" SRC_HASH="$src_hash"
-node_source_snapshot "$SRC_SNAPSHOT" "$REPO_ROOT" "$src_hash"
-chmod -R a+rX "$SRC_SNAPSHOT"
-log "two independent builds of: ${todo[*]:-(nothing new)} + initrd; logs under $run/{a,b}"
+bdir=$(mktemp -d /tmp/frostamp-check-b.XXXXXX)
+chmod 0755 "$bdir"
+log "two independent builds of: ${todo[*]:-(nothing new)} + initrd; logs under $run/a and $bdir/b"
 
 # Build A.
 (umask 022; "$0" --side "$run/a" "${todo[@]}")
 nodea=$node_cached; [[ " ${todo[*]} " =~ " node " ]] && nodea="$run/a/node/frostamp-node"
 (umask 022; NODE_BIN=$nodea "$0" --side "$run/a" initrd)
 
-# Build B: another user when we can switch, umask 077, its own CARGO_HOME and HOME.
-mkdir -p "$run/b/home" "$run/b/cargo-home"
+# Build B: another user when we can switch, umask 077, everything it reads in its own tree.
+link_or_copy() { cp -al "$1" "$2" 2>/dev/null || cp -a "$1" "$2"; }
+mkdir -p "$bdir/inputs" "$bdir/repo/scripts" "$bdir/home" "$bdir/cargo-home" "$bdir/cache" "$bdir/b"
+for f in "$KERNEL_TARBALL" "$EDK2_ORIG" "$EDK2_DEBIAN"; do link_or_copy "$FROSTAMP_INPUTS/$f" "$bdir/inputs/$f"; done
+link_or_copy "$RUST_SYSROOT" "$bdir/rust"
+cp -a "$RB_DIR" "$bdir/repo/reproducible-build"
+cp -a "$REPO_ROOT/image" "$bdir/repo/image"
+cp -a "$0" "$bdir/repo/scripts/check-reproducible.sh"
+cp -a "$SRC_SNAPSHOT" "$bdir/src"
+nodeb=$node_cached; [[ " ${todo[*]} " =~ " node " ]] && nodeb="$bdir/b/node/frostamp-node"
+if [ "$nodeb" = "$node_cached" ]; then cp "$node_cached" "$bdir/node-cached"; nodeb="$bdir/node-cached"; fi
+chmod -R a+rX "$bdir/repo" "$bdir/src" "$bdir/node-cached" 2>/dev/null || true
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
-  chown -R 65534:65534 "$run/b"
-  asb=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+dac_read_search --ambient-caps=+dac_read_search)
+  chown -R 65534:65534 "$bdir/home" "$bdir/cargo-home" "$bdir/cache" "$bdir/b"
+  asb=(setpriv --reuid=65534 --regid=65534 --clear-groups)
   buser="nobody (uid 65534)"
 else
   asb=(); buser="$(id -un) (not root: same user)"
 fi
-nodeb=$node_cached; [[ " ${todo[*]} " =~ " node " ]] && nodeb="$run/b/node/frostamp-node"
-"${asb[@]}" env HOME="$run/b/home" CARGO_HOME="$run/b/cargo-home" FROSTAMP_CACHE="$FROSTAMP_CACHE" \
-  SRC_SNAPSHOT="$SRC_SNAPSHOT" SRC_HASH="$SRC_HASH" \
-  FROSTAMP_INPUTS="$FROSTAMP_INPUTS" RUST_SYSROOT="$RUST_SYSROOT" NODE_BIN="$nodeb" \
-  bash -c 'umask 077; "$0" --side "$1" "${@:2}" initrd' "$0" "$run/b" "${todo[@]}"
+"${asb[@]}" env HOME="$bdir/home" CARGO_HOME="$bdir/cargo-home" FROSTAMP_CACHE="$bdir/cache" \
+  FROSTAMP_INPUTS="$bdir/inputs" RUST_SYSROOT="$bdir/rust" SRC_SNAPSHOT="$bdir/src" SRC_HASH="$SRC_HASH" \
+  NODE_BIN="$nodeb" \
+  bash -c 'umask 077; "$0" --side "$1" "${@:2}" initrd' "$bdir/repo/scripts/check-reproducible.sh" "$bdir/b" "${todo[@]}"
 
 # Compare.
 fail=0
 report() { printf '%-14s %s\n' "$1" "$2"; }
 declare -A file=([kernel]=kernel/bzImage [ovmf]=ovmf/OVMF.fd [node]=node/frostamp-node [initrd]=initrd/initrd.cpio)
 for a in "${todo[@]}" initrd; do
-  fa="$run/a/${file[$a]}" fb="$run/b/${file[$a]}"
-  ta=$(awk -v a="$a" '$1==a{print $2}' "$run/a/times"); tb=$(awk -v a="$a" '$1==a{print $2}' "$run/b/times")
+  fa="$run/a/${file[$a]}" fb="$bdir/b/${file[$a]}"
+  ta=$(awk -v a="$a" '$1==a{print $2}' "$run/a/times"); tb=$(awk -v a="$a" '$1==a{print $2}' "$bdir/b/times")
   if cmp -s "$fa" "$fb"; then
     s=$(sha256_file "$fa")
     line="$a: identical, sha256 $s, $(stat -c %s "$fa") bytes (A: $(id -un), umask 022, ${ta}s; B: $buser, umask 077, ${tb}s; $(date -u +%FT%TZ))"
@@ -104,13 +118,13 @@ for a in "${todo[@]}" initrd; do
     fail=1
   fi
 done
-if [ -f "$run/a/kernel/kernel.config" ] && ! cmp -s "$run/a/kernel/kernel.config" "$run/b/kernel/kernel.config"; then
+if [ -f "$run/a/kernel/kernel.config" ] && ! cmp -s "$run/a/kernel/kernel.config" "$bdir/b/kernel/kernel.config"; then
   report kernel.config MISMATCH; fail=1
 fi
 if [ $fail = 0 ]; then
-  rm -rf "$run"
+  rm -rf "$run" "$bdir"
   echo "reproducible: every production artifact is byte-identical across two independent builds"
 else
-  echo "NOT reproducible: the two builds differ; both are kept in $run" >&2
+  echo "NOT reproducible: the two builds differ; both are kept in $run/a and $bdir/b" >&2
   exit 1
 fi

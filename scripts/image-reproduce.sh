@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$REPO_ROOT"
 out=target/image/reproduce/prod
 scratch="$FROSTAMP_CACHE/reproduce.$$"
-trap 'rm -rf "$scratch"' EXIT
 log "independent rebuild into $out (scratch cache $scratch; this takes the full cold build time)"
-"$RB_DIR/build-image.sh" --variant prod --fresh --cache "$scratch" --out "$out"
+"$RB_DIR/build-image.sh" --variant prod --fresh --cache "$scratch" --out "$out" ||
+  die "the rebuild failed; its logs are kept in $scratch"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 published="measurements/$version.json"
 
@@ -30,6 +30,7 @@ if [ -f "$published" ]; then
   fi
 fi
 
+set +e
 OUT="$out" LOCAL=target/image/prod/manifest.json PUBLISHED="$published" DIGESTS="$digests" python3 - <<'PY'
 import hashlib, json, os, sys
 out = os.environ["OUT"]
@@ -74,3 +75,6 @@ if compared == 0:
 print(f"reproduce: {compared - bad} MATCH, {bad} MISMATCH")
 sys.exit(1 if bad else 0)
 PY
+status=$?
+rm -rf "$scratch"
+exit $status
