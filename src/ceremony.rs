@@ -710,3 +710,75 @@ pub async fn install_chain(
     }
     Ok(())
 }
+
+/// What a repair needs to know about the cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct RepairPlan<'a> {
+    /// The replacement, on the lost node's addresses.
+    pub target: &'a NodeTarget,
+    /// Its configuration (index and the peer list).
+    pub cluster: &'a ClusterConfig,
+    /// The key epoch.
+    pub epoch: &'a str,
+    /// t share holders that compute the repair.
+    pub helpers: &'a [u16],
+}
+
+/// Give a replacement node the lost share of `target.index` (DESIGN §2.7):
+/// attest it (the measurement must be `measurement`), configure it with the
+/// cluster's peer list, and ask it to run the repair with `helpers` (t share
+/// holders). The node itself checks the repaired share against the group's
+/// verifying share before it signs. Returns the replacement, pinned.
+pub async fn repair(
+    plan: &RepairPlan<'_>,
+    roots: &RootSet,
+    measurement: [u8; 48],
+    operator: &OperatorKey,
+    clock: &dyn Clock,
+) -> Result<PinnedNode, CeremonyError> {
+    let RepairPlan {
+        target,
+        cluster,
+        epoch,
+        helpers,
+    } = *plan;
+    let (pin, _) = attest_node(
+        target.index,
+        &target.public,
+        roots,
+        Some(measurement),
+        clock,
+    )
+    .await?;
+    let node = PinnedNode {
+        target: target.clone(),
+        pin,
+    };
+    let steps: [(&'static str, &str, Vec<u8>, Duration); 2] = [
+        (
+            "configure",
+            "/admin/configure",
+            serde_json::to_vec(cluster).map_err(|e| CeremonyError::Invalid(e.to_string()))?,
+            Duration::from_secs(10),
+        ),
+        (
+            "repair",
+            "/admin/repair",
+            serde_json::to_vec(&serde_json::json!({ "epoch": epoch, "helpers": helpers }))
+                .map_err(|e| CeremonyError::Invalid(e.to_string()))?,
+            Duration::from_secs(60),
+        ),
+    ];
+    for (what, path, body, timeout) in steps {
+        let r = admin(&node, operator, clock, path, body, timeout).await?;
+        if r.status != 200 {
+            return Err(CeremonyError::Refused {
+                index: target.index,
+                what,
+                status: r.status,
+                body: String::from_utf8_lossy(&r.body).into_owned(),
+            });
+        }
+    }
+    Ok(node)
+}

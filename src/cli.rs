@@ -201,6 +201,20 @@ pub enum CeremonyCmd {
         #[arg(long, default_value = ".")]
         state_dir: PathBuf,
     },
+    /// Give a replacement node, booted from the same image on the lost node's
+    /// addresses, the lost share: attest it, configure it, and run the repair
+    /// with t share holders. The group key and the certificate stay the same.
+    Repair {
+        /// State directory of the ceremony (cluster.json).
+        #[arg(long, default_value = ".")]
+        state_dir: PathBuf,
+        /// Index of the node that lost its share.
+        #[arg(long)]
+        index: u16,
+        /// Helpers (t share holders), e.g. 3,4,5; default: the first t that serve the key.
+        #[arg(long, value_delimiter = ',')]
+        helpers: Option<Vec<u16>>,
+    },
     /// Upload a chain from an external CA to the nodes of STATE_DIR/cluster.json.
     Install {
         /// State directory of the ceremony.
@@ -719,6 +733,11 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
             Ok(())
         }
         CeremonyCmd::Install { state_dir, chain } => ops::install(&state_dir, &chain).await,
+        CeremonyCmd::Repair {
+            state_dir,
+            index,
+            helpers,
+        } => ops::repair(&state_dir, index, helpers).await,
     }
 }
 

@@ -633,67 +633,48 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
         .stderr(log)
         .spawn()
         .unwrap()]);
-    let roots = frostamp::cli::ops::roots(Some(&d.join("dev-ark.pem"))).unwrap();
-    let measurement: [u8; 48] = hex::decode(file.measurement.as_ref().unwrap())
-        .unwrap()
-        .try_into()
+    // Fewer than t helpers: refused before anything is sent.
+    let out = Command::new(FROSTAMP)
+        .args([
+            "ceremony",
+            "repair",
+            "--index",
+            "1",
+            "--helpers",
+            "2,3",
+            "--state-dir",
+        ])
+        .arg(&d)
+        .output()
         .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let replacement = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let pin = loop {
-            match ceremony::attest_node(1, &n1.public, &roots, Some(measurement), &SystemClock)
-                .await
-            {
-                Ok((pin, _)) => break pin,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
-                Err(e) => panic!("{e}"),
-            }
-        };
-        let node = PinnedNode {
-            target: NodeTarget {
-                index: 1,
-                public: n1.public.clone(),
-                peer: n1.peer.clone(),
-            },
-            pin,
-        };
-        let cfg = ClusterConfig {
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a repair needs t = 3"));
+    // The operator's command: attest the replacement (same measurement), configure
+    // it, and have three share holders repair its share; cluster.json gets its pin.
+    let out = Command::new(FROSTAMP)
+        .args(["ceremony", "repair", "--index", "1", "--state-dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("share repaired by nodes [2, 3, 4]"));
+    let after: ClusterFile =
+        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let replacement = PinnedNode {
+        target: NodeTarget {
             index: 1,
-            t: file.t,
-            nodes: file
-                .nodes
-                .iter()
-                .map(|n| (n.index, n.peer.clone()))
-                .collect(),
-        };
-        let r = ceremony::admin(
-            &node,
-            &operator,
-            &SystemClock,
-            "/admin/configure",
-            serde_json::to_vec(&cfg).unwrap(),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status, 200);
-        let body = serde_json::json!({ "epoch": file.epoch, "helpers": [3, 4, 5] });
-        let r = ceremony::admin(
-            &node,
-            &operator,
-            &SystemClock,
-            "/admin/repair",
-            serde_json::to_vec(&body).unwrap(),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        node
-    });
+            public: n1.public.clone(),
+            peer: n1.peer.clone(),
+        },
+        pin: pin_of(&after.nodes[0]),
+    };
+    assert_ne!(after.nodes[0].pin, n1.pin, "a new node, a new identity");
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let mut healed = file.nodes[0].clone();
     healed.pin = Some(hex::encode(replacement.pin));
     wait_health(&healed, "healthy", 5);

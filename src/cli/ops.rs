@@ -423,6 +423,101 @@ pub async fn install(state_dir: &Path, chain: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `frostamp ceremony repair`: a replacement booted on node `index`'s addresses
+/// receives the lost share from `helpers` (default: the first t other nodes that
+/// serve this epoch's key); cluster.json records its new pin.
+pub async fn repair(state_dir: &Path, index: u16, helpers: Option<Vec<u16>>) -> Result<()> {
+    let path = state_dir.join("cluster.json");
+    let mut file: ClusterFile =
+        serde_json::from_str(&read_to_string(&path, "cluster description")?)?;
+    let operator = load_operator(&file.operator_key)?;
+    let roots = roots(file.insecure_dev_root.as_deref())?;
+    let measurement: [u8; 48] = file
+        .measurement
+        .as_deref()
+        .and_then(|m| hex::decode(m).ok())
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| anyhow!("cluster.json records no launch measurement"))?;
+    let lost = file
+        .nodes
+        .iter()
+        .find(|n| n.index == index)
+        .ok_or_else(|| anyhow!("cluster.json has no node {index}"))?;
+    let target = NodeTarget {
+        index,
+        public: lost.public.clone(),
+        peer: lost.peer.clone(),
+    };
+    let helpers = match helpers {
+        Some(h) => h,
+        None => {
+            let mut found = Vec::new();
+            for n in pinned(&file)?
+                .into_iter()
+                .filter(|n| n.target.index != index)
+            {
+                if found.len() == usize::from(file.t) {
+                    break;
+                }
+                if let Ok(s) = ceremony::status(&n).await {
+                    if s.epoch.as_deref() == Some(file.epoch.as_str())
+                        && s.group_key == file.group_key
+                    {
+                        found.push(n.target.index);
+                    }
+                }
+            }
+            found
+        }
+    };
+    if helpers.len() < usize::from(file.t) {
+        bail!(
+            "only {} share holders answer ({helpers:?}); a repair needs t = {}: with fewer the key is lost, run a new ceremony",
+            helpers.len(),
+            file.t
+        );
+    }
+    let cluster = crate::node::ClusterConfig {
+        index,
+        t: file.t,
+        nodes: file
+            .nodes
+            .iter()
+            .map(|n| (n.index, n.peer.clone()))
+            .collect(),
+    };
+    eprintln!(
+        "attesting the replacement for node {index} at {} ...",
+        target.public
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let node = loop {
+        let plan = ceremony::RepairPlan {
+            target: &target,
+            cluster: &cluster,
+            epoch: &file.epoch,
+            helpers: &helpers,
+        };
+        match ceremony::repair(&plan, &roots, measurement, &operator, &SystemClock).await {
+            Ok(node) => break node,
+            // The replacement may still be booting.
+            Err(ceremony::CeremonyError::Client { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    for n in &mut file.nodes {
+        if n.index == index {
+            n.pin = Some(hex::encode(node.pin));
+            n.pid = None;
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&file)?)?;
+    println!("node {index}: share repaired by nodes {helpers:?}; it serves again under the same certificate");
+    Ok(())
+}
+
 fn pinned(file: &ClusterFile) -> Result<Vec<PinnedNode>> {
     file.nodes
         .iter()
