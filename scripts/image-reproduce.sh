@@ -8,16 +8,23 @@
 #      present; the launch digests are recomputed from the rebuilt artifacts with
 #      `frostamp measure` and compared per vCPU type and count.
 # Exit status 0 only if everything compared matches.
+#   --compare DIR   skip the rebuild: compare an image directory built elsewhere
+#   MEASUREMENTS=FILE  compare against FILE instead of measurements/<version>.json
 set -euo pipefail
 . "$(dirname "$0")/../reproducible-build/lib.sh"
 cd "$REPO_ROOT"
 out=target/image/reproduce/prod
 scratch="$FROSTAMP_CACHE/reproduce.$$"
-log "independent rebuild into $out (scratch cache $scratch; this takes the full cold build time)"
-"$RB_DIR/build-image.sh" --variant prod --fresh --cache "$scratch" --out "$out" ||
-  die "the rebuild failed; its logs are kept in $scratch"
+if [ "${1:-}" = --compare ]; then
+  out=${2:?--compare DIR}
+  mkdir -p "$scratch"
+else
+  log "independent rebuild into $out (scratch cache $scratch; this takes the full cold build time)"
+  "$RB_DIR/build-image.sh" --variant prod --fresh --cache "$scratch" --out "$out" ||
+    die "the rebuild failed; its logs are kept in $scratch"
+fi
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
-published="measurements/$version.json"
+published=${MEASUREMENTS:-measurements/$version.json}
 
 digests=""
 if [ -f "$published" ]; then
