@@ -328,11 +328,16 @@ fn pids(file: &ClusterFile) -> Vec<u32> {
     file.nodes.iter().map(|n| n.pid.unwrap()).collect()
 }
 
-fn kill(pid: u32) {
+/// `kill SIG PID`; whether it succeeded.
+fn signal(pid: u32, sig: &str) -> bool {
     Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
+        .args([sig, &pid.to_string()])
         .status()
-        .unwrap();
+        .is_ok_and(|s| s.success())
+}
+
+fn kill(pid: u32) {
+    signal(pid, "-KILL");
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -868,9 +873,7 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
 struct Resume(u32);
 impl Drop for Resume {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
+        signal(self.0, "-CONT");
     }
 }
 
@@ -901,11 +904,7 @@ fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
 
     let hung = pids(&file)[1];
     let _resume = Resume(hung);
-    assert!(Command::new("kill")
-        .args(["-STOP", &hung.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    assert!(signal(hung, "-STOP"));
     let mut slow = 0;
     for i in 0..20 {
         let started = Instant::now();
@@ -921,11 +920,7 @@ fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
     assert!(slow <= 2, "{slow} of 20 tokens waited for the hung node");
     wait_health_within(n1, "degraded", 4, Duration::from_secs(20));
 
-    assert!(Command::new("kill")
-        .args(["-CONT", &hung.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    assert!(signal(hung, "-CONT"));
     wait_health_within(n1, "healthy", 5, Duration::from_secs(30));
     let (status, body) = post(n1, q, "application/timestamp-query");
     assert!(status == 200 && granted(&body));
