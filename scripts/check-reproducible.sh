@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # check-reproducible.sh: the production image's artifacts are reproducible.
 #
-# Builds every artifact of the production image twice, from scratch, in two different
-# directories, with no output shared between the two builds (only the pinned, sha256-checked
+# Compares two independent builds of every artifact of the production image, made in two
+# different directories, with no output shared between them (only the pinned, sha256-checked
 # downloads and the crate download cache of the first builder are inputs they may share):
-#   build A: the current user, umask 022, in  <run>/a
+#   build A: the output `make image` cached under the same input key (build-image.sh, the
+#            current user, umask 022, ~/.cache/frostamp/work and target/image-build); with
+#            --full-a, or when the cache lacks it, a fresh build in <run>/a
 #   build B: umask 077, in a directory under /tmp and, when run as root, as user nobody
 #            (setpriv, no capabilities), from its own copies of the build scripts, the
 #            source snapshot, the pinned inputs and the Rust toolchain (hard links where
@@ -42,7 +44,14 @@ if [ "${1:-}" = --side ]; then
   exit 0
 fi
 
-force=0; [ "${1:-}" = --force ] && force=1
+force=0 full_a=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;       # ignore cached verdicts
+    --full-a) full_a=1 ;;     # rebuild A from scratch too (three builds of each artifact in all)
+    *) echo "usage: $0 [--force] [--full-a]" >&2; exit 2 ;;
+  esac
+done
 run="$FROSTAMP_CACHE/check-reproducible.$$"
 rm -rf "$run"; mkdir -p "$run/a"
 chmod 0755 "$run"
@@ -70,8 +79,27 @@ bdir=$(mktemp -d /tmp/frostamp-check-b.XXXXXX)
 chmod 0755 "$bdir"
 log "two independent builds of: ${todo[*]:-(nothing new)} + initrd; logs under $run/a and $bdir/b"
 
-# Build A.
-(umask 022; "$0" --side "$run/a" "${todo[@]}")
+# Build A: by default the output `make image` cached under the same input key (it was built
+# from these pinned inputs and this source, by build-image.sh, in its own directories), so a
+# cold `make test` does not build the kernel, the firmware and the node a second time just to
+# have something to compare B with. --full-a (or an artifact not in the cache) rebuilds A here.
+declare -A cached_dir=([kernel]="$FROSTAMP_CACHE/kernel-$kernel_key" [ovmf]="$FROSTAMP_CACHE/ovmf-$ovmf_key" \
+  [node]="$FROSTAMP_CACHE/node-prod-$node_key")
+declare -A cached_file=([kernel]=bzImage [ovmf]=OVMF.fd [node]=frostamp-node)
+build_a=()
+for a in "${todo[@]}"; do
+  d=${cached_dir[$a]}
+  if [ $full_a = 0 ] && [ -f "$d/${cached_file[$a]}" ]; then
+    mkdir -p "$run/a/$a"
+    cp "$d/${cached_file[$a]}" "$run/a/$a/"
+    [ "$a" = kernel ] && cp "$d/kernel.config" "$run/a/kernel/"
+    echo "$a make-image-cache($(awk '{print $2}' "$d/build-time" 2>/dev/null || echo '?')s)" >>"$run/a/times"
+    log "build A of $a: make image's cached output ($d)"
+  else
+    build_a+=("$a")
+  fi
+done
+[ ${#build_a[@]} = 0 ] || (umask 022; "$0" --side "$run/a" "${build_a[@]}")
 nodea=$node_cached; [[ " ${todo[*]} " =~ " node " ]] && nodea="$run/a/node/frostamp-node"
 (umask 022; NODE_BIN=$nodea "$0" --side "$run/a" initrd)
 
