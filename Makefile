@@ -8,7 +8,7 @@ PY_DEPS := rfc3161-client==1.0.9 sev-snp-measure==0.0.13
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build demo test lint unit production-check bench fuzz deps system-deps interop-deps clean
+.PHONY: all build demo test lint unit production-check bench stress fuzz deps system-deps interop-deps clean
 
 all: build
 
@@ -62,6 +62,14 @@ bench:
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
 	$(CARGO) bench --locked --features insecure-dev-attestation --bench cluster
 	$(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
+
+## make stress: the cluster lifecycle (ceremony, kill, repair, two lost, halt,
+## re-ceremony) STRESS_RUNS times on the local cluster; every failure is reported with
+## the nodes' phases, peers, rosters and refusals, and its logs kept under target/stress/.
+STRESS_RUNS ?= 50
+stress:
+	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
+	FROSTAMP_STRESS=1 FROSTAMP_RECOVERY_RUNS=$(STRESS_RUNS) $(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
 
 ## make fuzz: 60 s per fuzz target (needs the nightly toolchain and cargo-fuzz).
 FUZZ_SECONDS ?= 60

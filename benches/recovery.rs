@@ -29,6 +29,11 @@
 //! Needs `target/release/frostamp` and `target/release/frostamp-node` built with
 //! `--features insecure-dev-attestation` (the Makefile's `bench` target does it).
 //! `FROSTAMP_RECOVERY_RUNS` sets the number of runs (default 5).
+//!
+//! `FROSTAMP_STRESS=1` (`make stress`) turns it into a stress test of the lifecycle: a
+//! failed run does not stop the others; each failure is printed with what every node
+//! concerned said (phase, peers, roster, refusals) and its cluster directory (node logs)
+//! is kept under `target/stress/`; the exit status is 1 if any run failed.
 
 use frostamp::ceremony::{self, NodeTarget, PinnedNode};
 use frostamp::cli::ops::{ClusterFile, ClusterNode};
@@ -146,19 +151,55 @@ async fn health(addr: &str, pin: [u8; 32]) -> Option<(String, u64)> {
     ))
 }
 
+/// What a node's `/status` says about its peers and refusals (for failure reports).
+async fn diagnose(addr: &str, pin: [u8; 32]) -> String {
+    match frostamp::net::client::request(
+        addr,
+        Some(pin),
+        "GET",
+        "/status",
+        &[],
+        Vec::new(),
+        Duration::from_secs(2),
+    )
+    .await
+    {
+        Ok(r) => match serde_json::from_slice::<serde_json::Value>(&r.body) {
+            Ok(v) => format!(
+                "{addr}: phase {}, health {}, holders {}, peers {}, roster v{}, last error {}, refusals:\n    {}",
+                v["phase"],
+                v["health"],
+                v["share_holders"],
+                v["peers"],
+                v["roster"]["version"],
+                v["last_error"],
+                v["refusals"]
+                    .as_array()
+                    .map(|a| a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n    "))
+                    .unwrap_or_default()
+            ),
+            Err(e) => format!("{addr}: status does not parse: {e}"),
+        },
+        Err(e) => format!("{addr}: no status: {e}"),
+    }
+}
+
 /// Poll until `/status` of `addr` reports (`want`, `holders`); return the instant it did.
 async fn until(addr: &str, pin: [u8; 32], want: &str, holders: u64) -> Instant {
     let deadline = Instant::now() + LIMIT;
     loop {
-        if let Some((h, n)) = health(addr, pin).await {
-            if h == want && n == holders {
+        let got = health(addr, pin).await;
+        if let Some((h, n)) = &got {
+            if h == want && *n == holders {
                 return Instant::now();
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "{addr} never reported ({want}, {holders})"
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "{addr} never reported ({want}, {holders}) within {LIMIT:?}; last {got:?}\n  {}",
+                diagnose(addr, pin).await
+            );
+        }
         tokio::time::sleep(POLL).await;
     }
 }
@@ -296,7 +337,6 @@ fn replace(
                 }
             }
         };
-        let attested = Instant::now();
         let node = PinnedNode {
             target: NodeTarget {
                 index,
@@ -305,6 +345,31 @@ fn replace(
             },
             pin: pinned,
         };
+        // The operator's repair order for this identity, to every node still up.
+        let holders: Vec<PinnedNode> = ctx
+            .nodes
+            .iter()
+            .filter(|n| n.index != index)
+            .map(|n| PinnedNode {
+                target: NodeTarget {
+                    index: n.index,
+                    public: n.public.clone(),
+                    peer: n.peer.clone(),
+                },
+                pin: ctx.pins[&n.index],
+            })
+            .collect();
+        ceremony::order_repair(
+            &holders,
+            &ctx.operator,
+            &SystemClock,
+            &ctx.epoch,
+            index,
+            &pinned,
+        )
+        .await
+        .expect("repair order");
+        let attested = Instant::now();
         let cfg = ClusterConfig {
             index,
             t: ctx.t,
@@ -331,7 +396,16 @@ fn replace(
             if helpers.iter().all(|h| st.peers.contains_key(h)) {
                 break;
             }
-            assert!(Instant::now() < deadline, "replacement not admitted");
+            if Instant::now() >= deadline {
+                let mut report = vec![diagnose(&node.target.public, pinned).await];
+                for h in &holders {
+                    report.push(diagnose(&h.target.public, h.pin).await);
+                }
+                panic!(
+                    "replacement {index} not admitted by {helpers:?}:\n  {}",
+                    report.join("\n  ")
+                );
+            }
             tokio::time::sleep(POLL).await;
         }
         let admitted = Instant::now();
@@ -385,10 +459,9 @@ fn replace(
     out
 }
 
-/// One walk through the decision tree.
-fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().join("cluster");
+/// One walk through the decision tree, in `dir`.
+fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples, dir: &Path) {
+    let d = dir.join("cluster");
     let _down = Down(b, d.clone());
 
     // 1. Ceremony.
@@ -495,7 +568,7 @@ fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples) {
     );
     s.add("re-ceremony: cluster up -> first new token", ms(first));
     // The old epoch's token still verifies (same CA root, old certificate in the token).
-    let tsr = dir.path().join("old.tsr");
+    let tsr = dir.join("old.tsr");
     std::fs::write(&tsr, &old_token.2).expect("write");
     let v = Command::new(&b.frostamp)
         .arg("verify")
@@ -679,10 +752,68 @@ fn main() {
         .build()
         .expect("runtime");
     let load_before = loadavg();
+    let stress = std::env::var("FROSTAMP_STRESS").is_ok_and(|v| v == "1");
     let mut s = Samples::default();
+    let mut failures = Vec::new();
+    let started = Instant::now();
     for i in 0..runs {
         eprintln!("run {}/{runs}", i + 1);
-        run(&b, &rt, &mut s);
+        let dir = tempfile::tempdir().expect("tempdir");
+        if !stress {
+            run(&b, &rt, &mut s, dir.path());
+            continue;
+        }
+        let t = Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&b, &rt, &mut s, dir.path())
+        }));
+        match outcome {
+            Ok(()) => eprintln!(
+                "run {}/{runs}: ok ({:.0} s)",
+                i + 1,
+                t.elapsed().as_secs_f64()
+            ),
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|m| m.to_string()))
+                    .unwrap_or_default();
+                let keep = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("target/stress")
+                    .join(format!("run-{}", i + 1));
+                let _ = std::fs::remove_dir_all(&keep);
+                let kept = Command::new("cp")
+                    .arg("-a")
+                    .arg(dir.path())
+                    .arg(&keep)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                eprintln!(
+                    "run {}/{runs}: FAILED after {:.0} s: {msg}\n  (logs {})",
+                    i + 1,
+                    t.elapsed().as_secs_f64(),
+                    if kept {
+                        keep.display().to_string()
+                    } else {
+                        "not kept".into()
+                    }
+                );
+                failures.push((i + 1, msg));
+            }
+        }
+    }
+    if stress {
+        println!(
+            "stress: {} lifecycles (ceremony, kill, repair, two lost, halt, re-ceremony) in {:.0} s: {} failed",
+            runs,
+            started.elapsed().as_secs_f64(),
+            failures.len()
+        );
+        for (i, m) in &failures {
+            println!("  run {i}: {}", m.lines().next().unwrap_or(""));
+        }
+        std::process::exit(i32::from(!failures.is_empty()));
     }
     let frozen = frozen(&b, &rt);
     let load_after = loadavg();

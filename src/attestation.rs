@@ -12,6 +12,7 @@
 //! - [`verify`]: [`verify_report`], the single verifier used by nodes, the CA and the CLI;
 //!   [`Expected`], [`PolicyRules`], [`TcbFloor`], [`AttestationError`].
 //! - [`binding`]: domain-separated REPORT_DATA constructors.
+//! - [`roster`]: the epoch roster (which attested machine holds which index), n and t.
 //! - [`evidence`]: [`Evidence`] (report + certificates, serde) and the [`Attester`] trait.
 //! - `insecure` (feature `insecure-dev-attestation`): `DevPlatform`, `DevAttester`,
 //!   `own_measurement`: software-signed reports under a development root.
@@ -26,6 +27,7 @@ pub mod evidence;
 pub mod insecure;
 pub mod report;
 pub mod roots;
+pub mod roster;
 pub mod snp_guest;
 pub mod vcek;
 pub mod verify;
@@ -36,6 +38,7 @@ pub use evidence::{Attester, Evidence};
 pub use insecure::{own_measurement, DevAttester, DevPlatform, DevPlatformError};
 pub use report::{GuestPolicy, Report, ReportError, TcbVersion};
 pub use roots::{ProcessorFamily, RootSet};
+pub use roster::{Member, Roster, RosterError};
 pub use verify::{
     verify_report, AttestationError, Expected, PolicyRules, SigningKey, TcbFloor, VerifiedReport,
 };

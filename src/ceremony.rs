@@ -7,11 +7,14 @@
 //!    pinned for every later call.
 //! 2. **Configure**: index assignment and the peer list (signed lifecycle call).
 //! 3. **Peers**: wait until every node has admitted every other one.
-//! 4. **DKG** on all nodes at once; every node must report the same group key and
-//!    transcript hash, with evidence binding (group key, transcript, index).
+//! 4. **DKG** on all nodes at once; every node must report the same group key,
+//!    transcript hash and roster, with evidence binding (group key, transcript, index,
+//!    n, t, roster hash); the roster must name, for every index, the TLS key pinned in
+//!    step 1.
 //! 5. **Certificate**: from `frostamp ca` (development CA) or an external CA;
 //!    uploaded to every node, which installs it only if key and measurement match.
 
+use crate::attestation::roster::{Roster, N, T};
 use crate::attestation::{evidence_binding, identity_binding, verify_report, Expected, RootSet};
 use crate::certs::DevCa;
 use crate::clock::Clock;
@@ -92,12 +95,16 @@ pub struct NodeTarget {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceBundle {
-    /// Format version (1).
+    /// Format version (2: n and the roster).
     pub version: u32,
     /// Key epoch.
     pub epoch: String,
-    /// Threshold.
+    /// Share holders (the build constant `roster::N`).
+    pub n: u16,
+    /// Threshold (the build constant `roster::T`).
     pub t: u16,
+    /// Which attested machine holds which index (TLS identity, chip, TCB).
+    pub roster: Roster,
     /// Group key (hex SEC1 compressed).
     pub group_key: String,
     /// Transcript hash (hex).
@@ -132,7 +139,7 @@ pub fn verify_bundle(
     accepted: &[[u8; 48]],
     now: std::time::SystemTime,
 ) -> Result<BundleFacts, CeremonyError> {
-    if bundle.version != 1 {
+    if bundle.version != 2 {
         return Err(CeremonyError::Invalid(format!(
             "unsupported bundle version {}",
             bundle.version
@@ -163,31 +170,38 @@ pub fn verify_bundle(
             "node indices {indices:?} are not 1..={n}"
         )));
     }
-    if bundle.t < 2 || usize::from(bundle.t) > n {
+    // n and t are build constants of the node: any other value is not a frostamp key.
+    if bundle.t != T || bundle.n != N || n != usize::from(N) {
         return Err(CeremonyError::Invalid(format!(
-            "threshold {} invalid for {n} nodes",
-            bundle.t
+            "the bundle says t = {}, n = {} with {n} node results; frostamp keys are exactly {T}-of-{N}",
+            bundle.t, bundle.n
         )));
     }
+    bundle
+        .roster
+        .validate()
+        .map_err(|e| CeremonyError::Invalid(format!("roster: {e}")))?;
+    let roster_hash = bundle.roster.hash();
     for r in &bundle.nodes {
         if r.group_key != bundle.group_key
             || r.transcript != bundle.transcript
             || r.epoch != bundle.epoch
+            || r.roster != bundle.roster
         {
             return Err(CeremonyError::Disagreement(format!(
-                "node {} reports another group key, transcript or epoch",
+                "node {} reports another group key, transcript, epoch or roster",
                 r.index
             )));
         }
         let ev = &r.evidence;
-        verify_report(
+        let verified = verify_report(
             &ev.report,
             &ev.vcek,
             &ev.chain_refs(),
             roots,
             &Expected::frostamp(
                 measurement,
-                evidence_binding(&group_key, &transcript, r.index),
+                evidence_binding(&group_key, &transcript, r.index, N, T, &roster_hash),
             ),
             now,
         )
@@ -195,6 +209,18 @@ pub fn verify_bundle(
             index: r.index,
             reason: e.to_string(),
         })?;
+        // The roster entry of each index is the machine whose report attests it.
+        let member = bundle.roster.get(r.index).ok_or_else(|| {
+            CeremonyError::Invalid(format!("the roster has no index {}", r.index))
+        })?;
+        if member.chip_id != verified.chip_id || member.tcb != verified.reported_tcb.to_string() {
+            return Err(CeremonyError::Disagreement(format!(
+                "node {}'s report comes from chip {}… with TCB {}, the roster names {member}",
+                r.index,
+                hex::encode(verified.chip_id.get(..8).unwrap_or(&[])),
+                verified.reported_tcb
+            )));
+        }
     }
     Ok(BundleFacts {
         group_key,
@@ -586,6 +612,8 @@ pub async fn run(
     let t3 = Instant::now();
     let body = serde_json::to_vec(&DkgRequest {
         epoch: opts.epoch.clone(),
+        n: u16::try_from(n).unwrap_or(u16::MAX),
+        t: opts.t,
     })
     .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
     let mut set = tokio::task::JoinSet::new();
@@ -655,19 +683,38 @@ pub async fn run(
         .first()
         .ok_or_else(|| CeremonyError::Invalid("no results".into()))?;
     let bundle = EvidenceBundle {
-        version: 1,
+        version: 2,
         epoch: opts.epoch.clone(),
+        n: u16::try_from(n).unwrap_or(u16::MAX),
         t: opts.t,
+        roster: first.roster.clone(),
         group_key: first.group_key.clone(),
         transcript: first.transcript.clone(),
         measurement: hex::encode(measurement),
         nodes: results,
     };
     for r in &bundle.nodes {
-        if r.group_key != bundle.group_key || r.transcript != bundle.transcript {
+        if r.group_key != bundle.group_key
+            || r.transcript != bundle.transcript
+            || r.roster != bundle.roster
+        {
             return Err(CeremonyError::Disagreement(format!(
-                "node {} reports a different group key or transcript",
+                "node {} reports a different group key, transcript or roster",
                 r.index
+            )));
+        }
+    }
+    // The roster must name, for every index, the machine this operator attested and
+    // pinned in step 1 (no other machine took an index in between).
+    for p in &pinned {
+        let named = bundle.roster.get(p.target.index).map(|m| m.spki_sha256);
+        if named != Some(p.pin) {
+            return Err(CeremonyError::Disagreement(format!(
+                "the roster gives index {} to identity {}, not to the node attested at {} ({})",
+                p.target.index,
+                named.map(hex::encode).unwrap_or_else(|| "none".into()),
+                p.target.public,
+                hex::encode(p.pin)
             )));
         }
     }
@@ -711,11 +758,68 @@ pub async fn install_chain(
     Ok(())
 }
 
+/// Deliver this operator's repair order for `index` (replacement identity `pin`) to every
+/// node of `holders` that answers; each must accept it (at least t must, or the repair
+/// cannot happen). The roster version is read from each node's status.
+pub async fn order_repair(
+    holders: &[PinnedNode],
+    operator: &OperatorKey,
+    clock: &dyn Clock,
+    epoch: &str,
+    index: u16,
+    pin: &[u8; 32],
+) -> Result<Vec<u16>, CeremonyError> {
+    let mut accepted = Vec::new();
+    let mut last_err = None;
+    for h in holders.iter().filter(|h| h.target.index != index) {
+        let version = match status(h).await {
+            Ok(s) => match s.roster {
+                Some(r) => r.version,
+                None => continue,
+            },
+            Err(e) => {
+                last_err = Some(e);
+                continue;
+            }
+        };
+        let body = serde_json::to_vec(&crate::node::http::RepairOrder {
+            epoch: epoch.to_string(),
+            index,
+            replacement: hex::encode(pin),
+            roster_version: version,
+        })
+        .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+        let r = admin(
+            h,
+            operator,
+            clock,
+            "/admin/repair-order",
+            body,
+            Duration::from_secs(10),
+        )
+        .await?;
+        if r.status != 200 {
+            return Err(refused(h.target.index, "repair order", &r));
+        }
+        accepted.push(h.target.index);
+    }
+    if accepted.len() < usize::from(T) {
+        return Err(last_err.unwrap_or_else(|| {
+            CeremonyError::Invalid(format!(
+                "only nodes {accepted:?} took the repair order; a repair needs t = {T} helpers"
+            ))
+        }));
+    }
+    Ok(accepted)
+}
+
 /// What a repair needs to know about the cluster.
 #[derive(Clone, Copy, Debug)]
 pub struct RepairPlan<'a> {
     /// The replacement, on the lost node's addresses.
     pub target: &'a NodeTarget,
+    /// The nodes still holding shares, pinned: each gets this operator's repair order.
+    pub holders: &'a [PinnedNode],
     /// Its configuration (index and the peer list).
     pub cluster: &'a ClusterConfig,
     /// The key epoch.
@@ -738,6 +842,7 @@ pub async fn repair(
 ) -> Result<PinnedNode, CeremonyError> {
     let RepairPlan {
         target,
+        holders,
         cluster,
         epoch,
         helpers,
@@ -754,6 +859,7 @@ pub async fn repair(
         target: target.clone(),
         pin,
     };
+    order_repair(holders, operator, clock, epoch, target.index, &pin).await?;
     let steps: [(&'static str, &str, Vec<u8>, Duration); 2] = [
         (
             "configure",

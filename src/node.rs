@@ -24,6 +24,7 @@ mod pool;
 mod repair;
 mod serve;
 
+use crate::attestation::roster::{Member, Roster, N, T};
 use crate::attestation::{Attester, Evidence, RootSet};
 use crate::clock::Clock;
 use crate::threshold::keys::GroupKey;
@@ -143,8 +144,12 @@ impl ClusterConfig {
     }
     fn validate(&self) -> Result<(), String> {
         let n = self.n();
-        if n < 2 || self.t < 2 || self.t > n {
-            return Err(format!("need 2 <= t <= n, got t={} n={n}", self.t));
+        // n and t are build constants (part of the measurement), not configuration.
+        if n != N || self.t != T {
+            return Err(format!(
+                "this build runs exactly n = {N} nodes with threshold t = {T}; got n = {n}, t = {}",
+                self.t
+            ));
         }
         if self.nodes.keys().copied().ne(1..=n) {
             return Err("node indices must be exactly 1..=n".into());
@@ -173,6 +178,16 @@ struct State {
     phase: Phase,
     cluster: Option<ClusterConfig>,
     key: Option<EpochKey>,
+    /// Who holds which index: set when the DKG starts (cleared if it fails), carried
+    /// with the key, moved to the next version only by a repair order taking effect.
+    roster: Option<Roster>,
+    /// When the roster was adopted: an index never heard from since counts as silent
+    /// from then.
+    roster_since: std::time::Instant,
+    /// When the link of each roster index last closed (the last frame heard on it).
+    silent_since: BTreeMap<u16, std::time::Instant>,
+    /// Repair orders from this node's operator, by the index they replace.
+    orders: BTreeMap<u16, http::RepairOrder>,
     dkg_running: bool,
     /// Present once a certificate is installed: this node can coordinate tokens.
     coordinator: Option<Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>>>>,
@@ -184,6 +199,11 @@ struct State {
 /// An admitted peer.
 struct PeerLink {
     spki_sha256: [u8; 32],
+    /// The attested identity (index, TLS key, chip, TCB) admitted on this link.
+    member: Member,
+    /// Notified to close this link (a new link of the same identity supersedes it, or
+    /// the roster no longer names it).
+    closer: Arc<Notify>,
     /// Group key (hex) of the share the peer holds, as it announced or confirmed.
     group_key: Option<String>,
     tx: mpsc::Sender<PeerMessage>,
@@ -200,6 +220,9 @@ pub(crate) struct Node {
     roots: RootSet,
     profile: TsaProfile,
     measurement: [u8; 48],
+    /// This node's own attested identity (index 0 until configured: see `member`).
+    me: Member,
+    started: std::time::Instant,
     fault: Option<String>,
     state: Mutex<State>,
     peers: Mutex<BTreeMap<u16, PeerLink>>,
@@ -274,6 +297,35 @@ impl Node {
         }
     }
 
+    /// This node's roster entry for `index`.
+    fn member(&self, index: u16) -> Member {
+        Member {
+            index,
+            ..self.me.clone()
+        }
+    }
+
+    /// Milliseconds since this node started (link liveness clocks).
+    fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Adopt `roster` (DKG start, repair): every link whose identity it does not name
+    /// for that index is closed.
+    fn adopt_roster(&self, roster: Roster) {
+        {
+            let mut s = self.state();
+            s.roster = Some(roster.clone());
+            s.roster_since = std::time::Instant::now();
+        }
+        for (i, l) in self.peer_links().iter() {
+            if roster.get(*i).map(|m| m.spki_sha256) != Some(l.spki_sha256) {
+                l.closer.notify_one();
+            }
+        }
+        tracing::info!(node = %self.name, version = roster.version, hash = %hex::encode(roster.hash()), "roster adopted");
+    }
+
     fn refuse(&self, what: String) {
         tracing::warn!(node = %self.name, "{what}");
         let mut s = self.state();
@@ -295,6 +347,22 @@ pub async fn run(
     let operator =
         auth::OperatorVerifier::new(opts.operator_pubkey.as_deref()).map_err(NodeError::Setup)?;
     let measurement = opts.attester.measurement();
+    // Attesting: prove to ourselves that evidence can be produced and verifies; the
+    // verified report gives this node's roster identity (chip, TCB).
+    let own = peers::self_check(
+        &identity,
+        opts.attester.as_ref(),
+        &opts.roots,
+        measurement,
+        opts.clock.now(),
+    )
+    .map_err(|e| NodeError::Setup(format!("self-attestation failed: {e}")))?;
+    let me = Member {
+        index: 0,
+        spki_sha256: identity.spki_sha256(),
+        chip_id: own.chip_id,
+        tcb: own.reported_tcb.to_string(),
+    };
     let (inbox_tx, inbox_rx) = mpsc::channel(1024);
     let node = Arc::new(Node {
         name: opts.name.clone(),
@@ -305,11 +373,17 @@ pub async fn run(
         roots: opts.roots,
         profile: opts.profile,
         measurement,
+        me,
+        started: std::time::Instant::now(),
         fault: opts.fault,
         state: Mutex::new(State {
             phase: Phase::Booting,
             cluster: None,
             key: None,
+            roster: None,
+            roster_since: std::time::Instant::now(),
+            silent_since: BTreeMap::new(),
+            orders: BTreeMap::new(),
             dkg_running: false,
             coordinator: None,
             last_error: None,
@@ -327,10 +401,6 @@ pub async fn run(
         suspects: pool::Suspects::default(),
         metrics: metrics::Metrics::default(),
     });
-    // Attesting: prove to ourselves that evidence can be produced and verifies.
-    node.state().phase = Phase::Attesting;
-    peers::self_check(&node)
-        .map_err(|e| NodeError::Setup(format!("self-attestation failed: {e}")))?;
     node.state().phase = Phase::AwaitingPeers;
     tracing::info!(
         node = %node.name,

@@ -170,6 +170,40 @@ async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate()
         ceremony::verify_bundle(&forged, &c.roots, &[c.measurement], now),
         Err(CeremonyError::Attestation { .. })
     ));
+    // The roster names the machines the operator pinned, one per index.
+    let roster = &outcome.bundle.roster;
+    assert_eq!(roster.version, 0);
+    for node in &outcome.nodes {
+        assert_eq!(roster.get(node.target.index).unwrap().spki_sha256, node.pin);
+    }
+    // n and t are build constants: a bundle claiming another t is refused, even
+    // before its evidence (which binds n, t and the roster) is looked at.
+    for (t, n) in [(2u16, 5u16), (3, 4), (5, 5)] {
+        let mut bad_nt = outcome.bundle.clone();
+        bad_nt.t = t;
+        bad_nt.n = n;
+        let e = ceremony::issue_for_bundle(
+            &ca,
+            &bad_nt,
+            &c.roots,
+            &[c.measurement],
+            "CN=tsa",
+            now,
+            Duration::from_secs(3600),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("exactly 3-of-5"), "{e}");
+    }
+    // A roster naming another machine for an index fails every node's evidence binding.
+    let mut swapped = outcome.bundle.clone();
+    swapped.roster.members[0].spki_sha256 = [0x11; 32];
+    for n in &mut swapped.nodes {
+        n.roster = swapped.roster.clone();
+    }
+    assert!(matches!(
+        ceremony::verify_bundle(&swapped, &c.roots, &[c.measurement], now),
+        Err(CeremonyError::Attestation { .. })
+    ));
 
     // Wrong certificates are refused by every node.
     let wrong_measurement = ca
@@ -271,9 +305,8 @@ async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_with_another_measurement_is_refused_admission() {
-    let c = start(3, &[(3, [0x99u8; 48])]).await;
+    let c = start(5, &[(3, [0x99u8; 48])]).await;
     let mut o = options(&c);
-    o.t = 2;
     // The operator would refuse node 3 already; skip that check to see the peers refuse it.
     o.measurement = None;
     let e = ceremony::run(&o, &|_| {}).await.unwrap_err();
@@ -655,4 +688,82 @@ async fn a_backdating_coordinator_gets_no_signature_from_honest_signers() {
         ask(&nodes[1], b"backdated").await.status.status.as_bytes(),
         [0]
     );
+}
+
+/// n = 5 and t = 3 are build constants (part of the measurement): a configuration or a
+/// DKG request with any other n or t is refused by every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
+    let c = start(5, &[]).await;
+    let layout: std::collections::BTreeMap<u16, String> = c
+        .targets
+        .iter()
+        .map(|t| (t.index, t.peer.clone()))
+        .collect();
+    let mut four = layout.clone();
+    four.remove(&5);
+    let mut six = layout.clone();
+    six.insert(6, "127.0.0.1:9".into());
+    for target in &c.targets {
+        let (pin, _) =
+            ceremony::attest_node(target.index, &target.public, &c.roots, None, &SystemClock)
+                .await
+                .unwrap();
+        let node = ceremony::PinnedNode {
+            target: target.clone(),
+            pin,
+        };
+        for (t, nodes) in [
+            (2u16, layout.clone()),
+            (5, layout.clone()),
+            (3, four.clone()),
+            (3, six.clone()),
+        ] {
+            let body = serde_json::to_vec(&frostamp::node::ClusterConfig {
+                index: target.index,
+                t,
+                nodes,
+            })
+            .unwrap();
+            let r = ceremony::admin(
+                &node,
+                &c.operator,
+                &SystemClock,
+                "/admin/configure",
+                body,
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+            let text = String::from_utf8_lossy(&r.body);
+            assert_eq!(r.status, 400, "{text}");
+            assert!(
+                text.contains("exactly n = 5 nodes with threshold t = 3"),
+                "{text}"
+            );
+        }
+        for (n, t) in [(5u16, 2u16), (4, 3), (7, 4)] {
+            let body = serde_json::to_vec(&frostamp::node::http::DkgRequest {
+                epoch: "e".into(),
+                n,
+                t,
+            })
+            .unwrap();
+            let r = ceremony::admin(
+                &node,
+                &c.operator,
+                &SystemClock,
+                "/admin/dkg",
+                body,
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+            let text = String::from_utf8_lossy(&r.body);
+            assert_eq!(r.status, 400, "{text}");
+            assert!(text.contains("exactly n = 5 with t = 3"), "{text}");
+        }
+    }
+    // The twin: the same nodes take n = 5, t = 3 and make a key.
+    ceremony::run(&options(&c), &|_| {}).await.unwrap();
 }

@@ -8,6 +8,7 @@ use frostamp::ceremony::{self, NodeTarget, PinnedNode};
 use frostamp::certs::parse_certificates;
 use frostamp::cli::ops::ClusterFile;
 use frostamp::clock::SystemClock;
+use frostamp::node::auth::OperatorKey;
 use frostamp::node::ClusterConfig;
 use std::path::Path;
 use std::process::Command;
@@ -924,4 +925,237 @@ fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
     wait_health_within(n1, "healthy", 5, Duration::from_secs(30));
     let (status, body) = post(n1, q, "application/timestamp-query");
     assert!(status == 200 && granted(&body));
+}
+
+/// A free loopback `host:port` (bound, then released).
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// (refusals, roster version, peer_claim_conflicts_total) of a node.
+fn refusals(node: &frostamp::cli::ops::ClusterNode) -> (Vec<String>, Option<u64>, f64) {
+    let v: serde_json::Value = serde_json::from_str(&get_text(node, "/status")).unwrap();
+    let r = v["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let conflicts = metric(
+        &get_text(node, "/metrics"),
+        "frostamp_peer_claim_conflicts_total",
+    );
+    (r, v["roster"]["version"].as_u64(), conflicts)
+}
+
+/// Wait until `node` has a refusal containing every string of `want`.
+fn wait_refusal(node: &frostamp::cli::ops::ClusterNode, want: &[&str], within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (r, _, _) = refusals(node);
+        if let Some(hit) = r.iter().find(|x| want.iter().all(|w| x.contains(w))) {
+            return hit.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {}: no refusal with {want:?} in {r:#?}",
+            node.index
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Issue 11: only the ceremony's own machines hold shares. A sixth process booted from
+/// the same binary (same measurement), with its own operator key, configured to claim
+/// index 1 of a running cluster: (a) while node 1 is alive every node refuses it, naming
+/// both identities; (b) with node 1 gone (frozen) its own `/admin/repair` gets no share:
+/// no order from the cluster's operator; (c) with that order it is repaired, the roster
+/// moves to v1, and the old node 1 coming back is refused.
+#[test]
+fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let file = cluster_up(&d);
+    let short = |pin: &str| pin[..16].to_string();
+    let pin1 = file.nodes[0].pin.clone().unwrap();
+    for n in &file.nodes {
+        let (_, version, _) = refusals(n);
+        assert_eq!(
+            version,
+            Some(0),
+            "node {}: roster v0 after the ceremony",
+            n.index
+        );
+    }
+
+    // The sixth process: same binary and platform, its own operator.
+    let attacker = OperatorKey::generate(&mut rand::thread_rng());
+    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
+    let (public, peer) = (free_addr(), free_addr());
+    let log = std::fs::File::create(d.join("node6.log")).unwrap();
+    let _child = Kill(vec![Command::new(NODE)
+        .args(["--name", "node6", "--public", &public, "--peer", &peer])
+        .env("FROSTAMP_OPERATOR_KEY", attacker.public_hex().unwrap())
+        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()]);
+    let roots = frostamp::cli::ops::roots(file.insecure_dev_root.as_deref()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let target = NodeTarget {
+        index: 1,
+        public: public.clone(),
+        peer: peer.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pin6 = loop {
+        match rt.block_on(ceremony::attest_node(
+            1,
+            &public,
+            &roots,
+            None,
+            &SystemClock,
+        )) {
+            Ok((pin, _)) => break pin,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "node6 never answered: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    let six = PinnedNode { target, pin: pin6 };
+    let layout: std::collections::BTreeMap<u16, String> = file
+        .nodes
+        .iter()
+        .map(|n| (n.index, n.peer.clone()))
+        .collect();
+    let cfg = ClusterConfig {
+        index: 1,
+        t: 3,
+        nodes: layout,
+    };
+    let r = rt
+        .block_on(ceremony::admin(
+            &six,
+            &attacker,
+            &SystemClock,
+            "/admin/configure",
+            serde_json::to_vec(&cfg).unwrap(),
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    // (a) node 1 alive: nodes 2..5 refuse the claimant, naming both identities.
+    let x = short(&hex::encode(pin6));
+    for n in &file.nodes[1..] {
+        let hit = wait_refusal(
+            n,
+            &["claims index 1", &x, &short(&pin1)],
+            Duration::from_secs(30),
+        );
+        assert!(hit.contains("no repair order"), "{hit}");
+        assert!(refusals(n).2 >= 1.0, "node {}: conflict counted", n.index);
+    }
+    wait_health(&file.nodes[0], "healthy", 5);
+    wait_health(&file.nodes[4], "healthy", 5);
+
+    // (b) node 1 frozen (silent, then dropped): the sixth node's own repair call gets
+    // nothing without the cluster operator's order.
+    assert!(signal(file.nodes[0].pid.unwrap(), "-STOP"));
+    wait_health_within(&file.nodes[4], "degraded", 4, Duration::from_secs(30));
+    let repair_body =
+        serde_json::to_vec(&serde_json::json!({ "epoch": file.epoch, "helpers": [2, 3, 4] }))
+            .unwrap();
+    let r = rt
+        .block_on(ceremony::admin(
+            &six,
+            &attacker,
+            &SystemClock,
+            "/admin/repair",
+            repair_body.clone(),
+            Duration::from_secs(90),
+        ))
+        .unwrap();
+    assert_ne!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let s = rt.block_on(ceremony::status(&six)).unwrap();
+    assert_eq!(s.group_key, None, "no share without the operator's order");
+    assert_eq!(s.epoch, None);
+    wait_refusal(
+        &file.nodes[1],
+        &["claims index 1", &x, "no repair order"],
+        Duration::from_secs(5),
+    );
+
+    // (c) the cluster operator orders the repair for exactly this identity.
+    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
+    let holders: Vec<PinnedNode> = file.nodes[1..]
+        .iter()
+        .map(|n| PinnedNode {
+            target: NodeTarget {
+                index: n.index,
+                public: n.public.clone(),
+                peer: n.peer.clone(),
+            },
+            pin: pin_of(n),
+        })
+        .collect();
+    let took = rt
+        .block_on(ceremony::order_repair(
+            &holders,
+            &operator,
+            &SystemClock,
+            &file.epoch,
+            1,
+            &pin6,
+        ))
+        .unwrap();
+    assert_eq!(took, vec![2, 3, 4, 5]);
+    let r = rt
+        .block_on(ceremony::admin(
+            &six,
+            &attacker,
+            &SystemClock,
+            "/admin/repair",
+            repair_body,
+            Duration::from_secs(90),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let s = rt.block_on(ceremony::status(&six)).unwrap();
+    assert_eq!(s.group_key, file.group_key);
+    let roster = s.roster.unwrap();
+    assert_eq!(roster.version, 1);
+    assert_eq!(roster.get(1).unwrap().spki_sha256, pin6);
+    for n in &file.nodes[1..] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while refusals(n).1 != Some(1) {
+            assert!(
+                Instant::now() < deadline,
+                "node {} never moved to roster v1",
+                n.index
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let mut healed = file.nodes[0].clone();
+    healed.public = public.clone();
+    healed.pin = Some(hex::encode(pin6));
+    wait_health_within(&healed, "healthy", 5, Duration::from_secs(30));
+    wait_health_within(&file.nodes[4], "healthy", 5, Duration::from_secs(30));
+
+    // The old node 1 comes back: refused by the roster's new version.
+    assert!(signal(file.nodes[0].pid.unwrap(), "-CONT"));
+    for n in &file.nodes[1..] {
+        wait_refusal(
+            n,
+            &["claims index 1", &short(&pin1), "roster v1", &x],
+            Duration::from_secs(30),
+        );
+    }
+    wait_health(&file.nodes[4], "healthy", 5);
+    wait_health(&healed, "healthy", 5);
 }

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! identity_binding = SHA-512("frostamp/v1/identity"     ‖ 0x00 ‖ SHA-256(tls_spki_der) ‖ nonce[32])
-//! evidence_binding = SHA-512("frostamp/v1/dkg-evidence" ‖ 0x00 ‖ SHA-256(group_key_sec1)
-//!                                                       ‖ transcript_hash[32] ‖ identifier (u16 BE))
+//! evidence_binding = SHA-512("frostamp/v2/dkg-evidence" ‖ 0x00 ‖ SHA-256(group_key_sec1)
+//!                                                       ‖ transcript_hash[32] ‖ identifier (u16 BE)
+//!                                                       ‖ n (u16 BE) ‖ t (u16 BE) ‖ roster_hash[32])
 //! ```
 //!
 //! The labels contain no 0x00, so the terminator makes the label unambiguous; every
@@ -16,7 +17,7 @@ use sha2::{Digest, Sha256, Sha512};
 /// Label of [`identity_binding`].
 pub const IDENTITY_LABEL: &[u8] = b"frostamp/v1/identity";
 /// Label of [`evidence_binding`].
-pub const EVIDENCE_LABEL: &[u8] = b"frostamp/v1/dkg-evidence";
+pub const EVIDENCE_LABEL: &[u8] = b"frostamp/v2/dkg-evidence";
 
 /// REPORT_DATA binding a node's TLS identity key (its DER `SubjectPublicKeyInfo`) and a
 /// verifier-chosen 32-byte nonce (freshness), for mutual attestation (DESIGN §2 step 2).
@@ -30,11 +31,16 @@ pub fn identity_binding(tls_spki_der: &[u8], nonce: &[u8; 32]) -> [u8; 64] {
 }
 
 /// REPORT_DATA binding the DKG result: the group public key (SEC 1 encoding), the hash of
-/// the DKG transcript and the node's FROST identifier (DESIGN §2 step 4).
+/// the DKG transcript, the node's FROST identifier, the epoch's (n, t) and the hash of the
+/// epoch roster (which attested machine holds which index; [`super::roster`]) (DESIGN §2
+/// step 4).
 pub fn evidence_binding(
     group_key_sec1: &[u8],
     transcript_hash: &[u8; 32],
     identifier: u16,
+    n: u16,
+    t: u16,
+    roster_hash: &[u8; 32],
 ) -> [u8; 64] {
     let mut h = Sha512::new();
     h.update(EVIDENCE_LABEL);
@@ -42,6 +48,9 @@ pub fn evidence_binding(
     h.update(Sha256::digest(group_key_sec1));
     h.update(transcript_hash);
     h.update(identifier.to_be_bytes());
+    h.update(n.to_be_bytes());
+    h.update(t.to_be_bytes());
+    h.update(roster_hash);
     h.finalize().into()
 }
 
@@ -64,12 +73,14 @@ mod tests {
     fn evidence_binding_matches_its_definition() {
         let key = [2u8; 33];
         let th = [9u8; 32];
-        let mut input = b"frostamp/v1/dkg-evidence\x00".to_vec();
+        let roster = [4u8; 32];
+        let mut input = b"frostamp/v2/dkg-evidence\x00".to_vec();
         input.extend_from_slice(&Sha256::digest(key));
         input.extend_from_slice(&th);
-        input.extend_from_slice(&[0x01, 0x02]);
+        input.extend_from_slice(&[0x01, 0x02, 0x00, 0x05, 0x00, 0x03]);
+        input.extend_from_slice(&roster);
         let expected: [u8; 64] = Sha512::digest(&input).into();
-        assert_eq!(evidence_binding(&key, &th, 0x0102), expected);
+        assert_eq!(evidence_binding(&key, &th, 0x0102, 5, 3, &roster), expected);
     }
 
     #[test]
@@ -79,14 +90,18 @@ mod tests {
         let mut nonce = [0u8; 32];
         nonce[31] = 1;
         assert_ne!(base, identity_binding(b"key-a", &nonce));
-        let ev = evidence_binding(b"key-a", &[0; 32], 1);
-        assert_ne!(ev, evidence_binding(b"key-a", &[0; 32], 2));
-        assert_ne!(ev, evidence_binding(b"key-a", &[1; 32], 1));
-        assert_ne!(ev, evidence_binding(b"key-b", &[0; 32], 1));
+        let r = [0u8; 32];
+        let ev = evidence_binding(b"key-a", &[0; 32], 1, 5, 3, &r);
+        assert_ne!(ev, evidence_binding(b"key-a", &[0; 32], 2, 5, 3, &r));
+        assert_ne!(ev, evidence_binding(b"key-a", &[1; 32], 1, 5, 3, &r));
+        assert_ne!(ev, evidence_binding(b"key-b", &[0; 32], 1, 5, 3, &r));
+        assert_ne!(ev, evidence_binding(b"key-a", &[0; 32], 1, 2, 3, &r));
+        assert_ne!(ev, evidence_binding(b"key-a", &[0; 32], 1, 5, 2, &r));
+        assert_ne!(ev, evidence_binding(b"key-a", &[0; 32], 1, 5, 3, &[1; 32]));
         // Domain separation: same bytes after the label, different purpose.
         assert_ne!(
             identity_binding(b"key-a", &[0; 32]),
-            evidence_binding(b"key-a", &[0; 32], 0)
+            evidence_binding(b"key-a", &[0; 32], 0, 5, 3, &r)
         );
         assert_eq!(base, identity_binding(b"key-a", &[0; 32]));
     }

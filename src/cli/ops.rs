@@ -490,10 +490,15 @@ pub async fn repair(state_dir: &Path, index: u16, helpers: Option<Vec<u16>>) -> 
         "attesting the replacement for node {index} at {} ...",
         target.public
     );
+    let holders: Vec<ceremony::PinnedNode> = pinned(&file)?
+        .into_iter()
+        .filter(|n| n.target.index != index)
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let node = loop {
         let plan = ceremony::RepairPlan {
             target: &target,
+            holders: &holders,
             cluster: &cluster,
             epoch: &file.epoch,
             helpers: &helpers,

@@ -20,6 +20,7 @@
 use super::messages::PeerMessage;
 use super::peers::kind;
 use super::Node;
+use crate::attestation::roster::Roster;
 use crate::threshold::frost::{self, keys::dkg, Identifier};
 use crate::threshold::keys::{GroupKey, KeyShare};
 use sha2::{Digest, Sha256};
@@ -34,6 +35,7 @@ pub(super) struct Outcome {
     pub(super) share: KeyShare,
     pub(super) group: GroupKey,
     pub(super) transcript: [u8; 32],
+    pub(super) roster: Roster,
 }
 
 /// An aborted DKG.
@@ -76,6 +78,8 @@ pub(super) struct Inbox<'a> {
     pub(super) rx: tokio::sync::MutexGuard<'a, tokio::sync::mpsc::Receiver<(u16, PeerMessage)>>,
     pub(super) stash: Vec<(u16, PeerMessage)>,
     pub(super) epoch: String,
+    /// What the last failed [`Inbox::collect`] had gathered.
+    pub(super) partial: BTreeMap<u16, PeerMessage>,
 }
 
 impl Inbox<'_> {
@@ -102,6 +106,7 @@ impl Inbox<'_> {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(fail("peer inbox closed", None)),
                 Err(_) => {
+                    self.partial = got.clone();
                     let missing: Vec<u16> = from
                         .iter()
                         .filter(|i| !got.contains_key(i))
@@ -120,6 +125,7 @@ impl Inbox<'_> {
             } = &msg
             {
                 if *epoch == self.epoch {
+                    self.partial = std::mem::take(&mut got);
                     return Err(fail(format!("node {who} aborted: {reason}"), *culprit));
                 }
             }
@@ -134,6 +140,62 @@ impl Inbox<'_> {
         }
         Ok(got)
     }
+}
+
+/// Compare every peer's echo with what this node received. A culprit is named only
+/// where this node's own view proves it: `who` echoing a package *of its own* other than
+/// the one it sent here on the attested channel. For another sender S, either S
+/// equivocated or `who` lies about it, and nothing here tells which, so nobody is named
+/// (a liar must not frame an honest sender); the node S equivocated to names S. A proven
+/// culprit is preferred over an unproven disagreement.
+fn check_echoes(
+    me: u16,
+    digests: &BTreeMap<u16, String>,
+    roster_hex: &str,
+    echoes: BTreeMap<u16, PeerMessage>,
+) -> Result<(), Failure> {
+    let mut unproven = None;
+    for (who, msg) in echoes {
+        let PeerMessage::DkgEcho {
+            digests: theirs,
+            roster: their_roster,
+            ..
+        } = msg
+        else {
+            continue;
+        };
+        if their_roster != roster_hex {
+            // Either side may have admitted another identity somewhere: nothing proves
+            // which. No secret share has been sent yet.
+            unproven.get_or_insert(fail(
+                format!("node {who} took another roster ({their_roster}) than node {me} ({roster_hex}): the nodes admitted different identities"),
+                None,
+            ));
+            continue;
+        }
+        let theirs: BTreeMap<u16, String> = theirs.into_iter().collect();
+        if theirs.keys().ne(digests.keys()) {
+            return Err(fail(
+                format!("node {who} echoed an incomplete round-1 transcript"),
+                Some(who),
+            ));
+        }
+        for (sender, d) in digests {
+            if theirs.get(sender) != Some(d) {
+                if *sender == who {
+                    return Err(fail(
+                        format!("equivocation: node {who} sent node {me} another round-1 package than the one it echoes as its own"),
+                        Some(who),
+                    ));
+                }
+                unproven.get_or_insert(fail(
+                    format!("round-1 digests disagree: node {who} echoes another package of node {sender} than node {me} received (node {sender} equivocated or node {who} lies)"),
+                    None,
+                ));
+            }
+        }
+    }
+    unproven.map_or(Ok(()), Err)
 }
 
 fn msg_epoch(m: &PeerMessage) -> Option<&str> {
@@ -195,12 +257,21 @@ pub(super) async fn run(node: &Node, epoch: &str) -> Result<Outcome, Failure> {
             None,
         ));
     }
+    // The roster: the identity admitted for every index, this node's own included. From
+    // now on a peer is admitted only with its roster identity (no link is replaced).
+    let roster = {
+        let mut members = vec![node.member(cluster.index)];
+        members.extend(node.peer_links().values().map(|l| l.member.clone()));
+        Roster::new(members).map_err(|e| fail(format!("roster: {e}"), None))?
+    };
+    node.adopt_roster(roster.clone());
     let mut inbox = Inbox {
         rx: node.inbox.lock().await,
         stash: Vec::new(),
         epoch: epoch.to_string(),
+        partial: BTreeMap::new(),
     };
-    let result = run_inner(node, epoch, &cluster, &peers, &mut inbox).await;
+    let result = run_inner(node, epoch, &cluster, &peers, &roster, &mut inbox).await;
     if let Err(f) = &result {
         let abort = PeerMessage::DkgAbort {
             epoch: epoch.to_string(),
@@ -219,8 +290,10 @@ async fn run_inner(
     epoch: &str,
     cluster: &super::ClusterConfig,
     peers: &BTreeSet<u16>,
+    roster: &Roster,
     inbox: &mut Inbox<'_>,
 ) -> Result<Outcome, Failure> {
+    let roster_hex = hex::encode(roster.hash());
     let n = cluster.n();
     let me = cluster.index;
     let ids: BTreeMap<Identifier, u16> = cluster
@@ -269,6 +342,8 @@ async fn run_inner(
     // Echo broadcast of what we received.
     let mut digests = BTreeMap::new();
     let mut transcript = Sha256::new();
+    // The roster is part of the transcript: the key is bound to who holds it.
+    transcript.update(roster.hash());
     for (who, pkg) in &round1 {
         let bytes = pkg
             .serialize()
@@ -285,35 +360,23 @@ async fn run_inner(
         &PeerMessage::DkgEcho {
             epoch: epoch.to_string(),
             digests: digests.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            roster: roster_hex.clone(),
         },
     )
     .await?;
-    for (who, msg) in inbox.collect("dkg_echo", peers).await? {
-        let PeerMessage::DkgEcho {
-            digests: theirs, ..
-        } = msg
-        else {
-            continue;
-        };
-        let theirs: BTreeMap<u16, String> = theirs.into_iter().collect();
-        if theirs.keys().ne(digests.keys()) {
-            return Err(fail(
-                format!("node {who} echoed an incomplete round-1 transcript"),
-                Some(who),
-            ));
+    let echoes = match inbox.collect("dkg_echo", peers).await {
+        Ok(m) => m,
+        Err(f) => {
+            // Another node aborted first: the echoes already here may still prove who
+            // equivocated.
+            let partial = std::mem::take(&mut inbox.partial);
+            return Err(check_echoes(me, &digests, &roster_hex, partial)
+                .err()
+                .filter(|e| e.culprit.is_some())
+                .unwrap_or(f));
         }
-        for (sender, d) in &digests {
-            if theirs.get(sender) != Some(d) {
-                // `sender` gave node `who` and this node different packages (or `who` lies
-                // about it; with an honest majority the culprit is confirmed by the others).
-                let culprit = if *sender == who { who } else { *sender };
-                return Err(fail(
-                    format!("equivocation: node {sender} sent different round-1 packages to node {me} and node {who}"),
-                    Some(culprit),
-                ));
-            }
-        }
-    }
+    };
+    check_echoes(me, &digests, &roster_hex, echoes)?;
 
     // Round 2: pairwise secret shares.
     let others: BTreeMap<Identifier, dkg::round1::Package> = round1
@@ -399,5 +462,6 @@ async fn run_inner(
         share: KeyShare::new(key_package),
         group,
         transcript,
+        roster: roster.clone(),
     })
 }

@@ -186,6 +186,7 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 }
                 "/admin/csr" => csr(&node, &body).await,
                 "/admin/repair" => repair(&node, &body).await,
+                "/admin/repair-order" => repair_order(&node, &body),
                 _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
             }
         }
@@ -241,6 +242,12 @@ pub struct Status {
     pub peers: std::collections::BTreeMap<u16, String>,
     /// Current key epoch.
     pub epoch: Option<String>,
+    /// Who holds which index of the key epoch (from the DKG's start on), and its version.
+    #[serde(default)]
+    pub roster: Option<crate::attestation::Roster>,
+    /// Hash of the roster (hex).
+    #[serde(default)]
+    pub roster_hash: Option<String>,
     /// Group key (hex, compressed).
     pub group_key: Option<String>,
     /// Round-1 transcript hash (hex).
@@ -281,6 +288,8 @@ fn status(node: &Node) -> Status {
         insecure_dev_attestation: node.attester.is_insecure_dev(),
         peers,
         epoch: s.key.as_ref().map(|k| k.epoch.clone()),
+        roster: s.roster.clone(),
+        roster_hash: s.roster.as_ref().map(|r| hex::encode(r.hash())),
         group_key: s
             .key
             .as_ref()
@@ -331,10 +340,18 @@ fn configure(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
     }
     {
         let mut s = node.state();
+        // The same configuration again (an operator retrying): nothing changes, no link
+        // is dropped.
+        if s.cluster.as_ref() == Some(&cfg) {
+            return json(
+                StatusCode::OK,
+                &serde_json::json!({ "ok": true, "index": cfg.index, "unchanged": true }),
+            );
+        }
         if s.dkg_running {
             return error(StatusCode::CONFLICT, "a key generation is running");
         }
-        if s.key.is_some() && s.cluster.as_ref() != Some(&cfg) {
+        if s.key.is_some() || s.roster.is_some() {
             return error(
                 StatusCode::CONFLICT,
                 "this node holds a key share; restart it to join another cluster",
@@ -345,7 +362,10 @@ fn configure(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
             s.phase = Phase::AwaitingPeers;
         }
     }
-    node.peer_links().clear();
+    // Links made under another layout close (their loops end and deregister).
+    for l in node.peer_links().values() {
+        l.closer.notify_one();
+    }
     peers::start_dialing(node, &cfg);
     tracing::info!(node = %node.name, index = cfg.index, n = cfg.n(), t = cfg.t, "configured");
     json(
@@ -360,6 +380,11 @@ fn configure(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
 pub struct DkgRequest {
     /// A name for the new key epoch (same on every node).
     pub epoch: String,
+    /// Number of share holders: must equal the build constant
+    /// [`crate::attestation::roster::N`].
+    pub n: u16,
+    /// Threshold: must equal the build constant [`crate::attestation::roster::T`].
+    pub t: u16,
 }
 
 /// Response of a successful `/admin/dkg`.
@@ -374,8 +399,11 @@ pub struct DkgResult {
     pub group_key: String,
     /// Round-1 transcript hash, hex.
     pub transcript: String,
-    /// Evidence with REPORT_DATA = evidence_binding(group key, transcript, index).
+    /// Evidence with REPORT_DATA = evidence_binding(group key, transcript, index, n, t,
+    /// roster hash).
     pub evidence: crate::attestation::Evidence,
+    /// The roster this node took at the DKG's start (the same on every node).
+    pub roster: crate::attestation::Roster,
 }
 
 async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
@@ -394,6 +422,18 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
             StatusCode::BAD_REQUEST,
             "epoch must be 1..64 of [A-Za-z0-9_-]",
         );
+    }
+    {
+        use crate::attestation::roster::{N, T};
+        if req.n != N || req.t != T {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "this build runs exactly n = {N} with t = {T}; the request asks n = {}, t = {}",
+                    req.n, req.t
+                ),
+            );
+        }
     }
     let index = {
         let mut s = node.state();
@@ -427,23 +467,28 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 Ok(g) => g,
                 Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             };
-            let evidence =
-                match node
-                    .attester
-                    .attest(evidence_binding(&group_sec1, &o.transcript, index))
-                {
-                    Ok(e) => e,
-                    Err(e) => {
-                        s.phase = Phase::AwaitingPeers;
-                        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("evidence: {e}"));
-                    }
-                };
+            let evidence = match node.attester.attest(evidence_binding(
+                &group_sec1,
+                &o.transcript,
+                index,
+                crate::attestation::roster::N,
+                crate::attestation::roster::T,
+                &o.roster.hash(),
+            )) {
+                Ok(e) => e,
+                Err(e) => {
+                    s.phase = Phase::AwaitingPeers;
+                    s.roster = None;
+                    return error(StatusCode::INTERNAL_SERVER_ERROR, format!("evidence: {e}"));
+                }
+            };
             let result = DkgResult {
                 index,
                 epoch: req.epoch.clone(),
                 group_key: hex::encode(&group_sec1),
                 transcript: hex::encode(o.transcript),
                 evidence: evidence.clone(),
+                roster: o.roster.clone(),
             };
             let signer = Arc::new(crate::threshold::signer::Signer::new(
                 o.share,
@@ -471,6 +516,7 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
         }
         Err(f) => {
             s.phase = Phase::AwaitingPeers;
+            s.roster = None;
             s.last_error = Some(match f.culprit {
                 Some(c) => format!("key generation aborted: {} (culprit: node {c})", f.reason),
                 None => format!("key generation aborted: {}", f.reason),
@@ -509,6 +555,76 @@ async fn repair(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
             error(StatusCode::CONFLICT, format!("repair failed: {e}"))
         }
     }
+}
+
+/// Body of `POST /admin/repair-order`: this node's operator orders that the share of
+/// `index` be rebuilt for the replacement whose TLS identity is `replacement`. The
+/// operator header signs it for this node alone (`auth`). It takes effect when that
+/// identity connects claiming `index` while the roster is still at `roster_version` and
+/// the roster's holder of `index` has been silent for `peers::SILENCE`: the roster then
+/// moves to `roster_version + 1`, and this node helps the repair if asked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairOrder {
+    /// The key epoch.
+    pub epoch: String,
+    /// The index whose share is lost.
+    pub index: u16,
+    /// SHA-256 of the replacement's TLS SPKI (hex), as the operator attested it.
+    pub replacement: String,
+    /// The roster version the order applies to (the next one is `+ 1`).
+    pub roster_version: u32,
+}
+
+fn repair_order(node: &Node, body: &[u8]) -> Response<Body> {
+    let order: RepairOrder = match serde_json::from_slice(body) {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("repair order: {e}")),
+    };
+    let spki: Option<[u8; 32]> = hex::decode(&order.replacement)
+        .ok()
+        .and_then(|v| v.try_into().ok());
+    let Some(spki) = spki else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "replacement must be 32 hex bytes (SHA-256 of its TLS SPKI)",
+        );
+    };
+    let mut s = node.state();
+    let own = s.cluster.as_ref().map(|c| c.index);
+    let (Some(key), Some(roster)) = (s.key.as_ref(), s.roster.as_ref()) else {
+        return error(StatusCode::CONFLICT, "this node holds no key share");
+    };
+    let refusal = if key.epoch != order.epoch {
+        Some(format!(
+            "the order is for epoch {}, this node holds {}",
+            order.epoch, key.epoch
+        ))
+    } else if roster.version != order.roster_version {
+        Some(format!(
+            "the order applies to roster v{}, this node's roster is v{}",
+            order.roster_version, roster.version
+        ))
+    } else if Some(order.index) == own {
+        Some(format!("index {} is this node's own", order.index))
+    } else if roster.get(order.index).is_none() {
+        Some(format!("index {} is not in the roster", order.index))
+    } else if roster.index_of(&spki).is_some() {
+        Some("the replacement's identity already holds an index".to_string())
+    } else {
+        None
+    };
+    if let Some(r) = refusal {
+        drop(s);
+        node.refuse(format!("repair order refused: {r}"));
+        return error(StatusCode::CONFLICT, format!("repair order refused: {r}"));
+    }
+    tracing::warn!(node = %node.name, index = order.index, replacement = %order.replacement, roster_version = order.roster_version, "repair order accepted (takes effect when the replacement connects after the holder's silence)");
+    s.orders.insert(order.index, order.clone());
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "ok": true, "order": order }),
+    )
 }
 
 /// Request body of `/admin/csr`.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Protocol version carried in every envelope.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Largest frame accepted.
 pub const MAX_FRAME: usize = 1 << 20;
 
@@ -57,6 +57,9 @@ pub enum PeerMessage {
         /// A list, not a map: integer map keys do not survive serde's internally
         /// tagged enums.
         digests: Vec<(u16, String)>,
+        /// Hash (hex) of the roster the sender took at the DKG's start: every node must
+        /// have admitted the same identities before any secret share is sent.
+        roster: String,
     },
     /// DKG round 2 package: only on the pairwise channel to its recipient.
     DkgRound2 {
@@ -155,6 +158,8 @@ pub enum PeerMessage {
         transcript: String,
         /// Installed certificate chain (hex DER, leaf first), if any.
         chain: Vec<String>,
+        /// The roster with the repair order in effect (the receiver holds its index).
+        roster: crate::attestation::Roster,
     },
     /// Helper → replacement node: cannot help.
     RepairRefused {
@@ -165,7 +170,10 @@ pub enum PeerMessage {
     },
     /// Liveness: sent every `peers::PING_INTERVAL`; a link silent for
     /// `peers::SILENCE` is closed (a hung peer stops counting as a share holder).
-    Ping {},
+    Ping {
+        /// The group key (hex) whose share the sender holds, if any.
+        group_key: Option<String>,
+    },
     /// The sender now holds a share of `group_key` (after a repair).
     HaveShare {
         /// Group key (hex).
@@ -308,16 +316,16 @@ mod tests {
             PeerMessage::Hello { index: 2, .. }
         ));
         assert!(decode(
-            br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null,"extra":1}}"#
+            br#"{"v":2,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null,"extra":1}}"#
         )
         .is_err());
         assert!(decode(
-            br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null},"x":0}"#
+            br#"{"v":2,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null},"x":0}"#
         )
         .is_err());
         assert!(matches!(
-            decode(br#"{"v":2,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null}}"#),
-            Err(FrameError::Version(2))
+            decode(br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null}}"#),
+            Err(FrameError::Version(1))
         ));
         assert!(decode(b"\xff\xfe").is_err());
     }

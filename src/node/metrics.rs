@@ -22,6 +22,9 @@ pub(crate) struct Metrics {
     /// Commitment batches fetched: in the background, or on demand (an empty
     /// queue, which costs a token an extra round trip).
     commit_fetches: [AtomicU64; 2],
+    /// Peers refused because another identity holds (or the roster gives) the index
+    /// they claimed.
+    claim_conflicts: AtomicU64,
 }
 
 /// Why commitments were fetched.
@@ -38,6 +41,10 @@ impl Metrics {
         if let Some(c) = self.commit_fetches.get(why as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn claim_conflict(&self) {
+        self.claim_conflicts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn request(&self) {
@@ -89,6 +96,16 @@ impl Metrics {
         commitments_ready: &BTreeMap<u16, usize>,
     ) -> String {
         let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_peer_claim_conflicts_total Peers refused for claiming an index another identity holds."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_peer_claim_conflicts_total counter");
+        let _ = writeln!(
+            o,
+            "frostamp_peer_claim_conflicts_total {}",
+            self.claim_conflicts.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             o,
             "# HELP frostamp_requests_total Timestamp requests received."

@@ -11,12 +11,28 @@
 //!
 //! A replayed report fails step 3 (the nonce is fresh); a report for another key
 //! fails step 3 (the SPKI is taken from the TLS session, not from the message).
+//!
+//! Which index a peer may claim ([`check_claim`]), before this node attests (the TLS
+//! key is known from the handshake) and again, atomically with the link's insertion:
+//! - while a roster is held (from the DKG's start on), only the roster's identity for
+//!   that index, or the replacement a repair order of this node's operator names, once
+//!   the roster's holder has been silent for [`SILENCE`] (the roster then moves to the
+//!   next version);
+//! - before, the first identity admitted for an index keeps it while its link lives;
+//!   a second live claimant is refused, naming both, and counted in `/metrics`.
+//!
+//! A live link is never replaced by another identity; the same identity reconnecting
+//! (its side saw the old connection die) supersedes its old link, which is closed.
 //! Every refusal is logged with its reason and kept for `/status`.
 
 use super::messages::{read_frame, write_frame, FrameError, PeerMessage};
-use super::{Node, PeerLink};
-use crate::attestation::{binding::identity_binding, verify_report, Expected};
+use super::{Node, PeerLink, State};
+use crate::attestation::roster::Member;
+use crate::attestation::{
+    binding::identity_binding, verify_report, Attester, Expected, RootSet, VerifiedReport,
+};
 use crate::node::identity::spki_of_cert;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,20 +42,104 @@ use tokio::net::TcpListener;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Attest ourselves and verify the result with the same code peers will use.
-pub(super) fn self_check(node: &Node) -> Result<(), String> {
+pub(super) fn self_check(
+    identity: &super::identity::Identity,
+    attester: &dyn Attester,
+    roots: &RootSet,
+    measurement: [u8; 48],
+    now: std::time::SystemTime,
+) -> Result<VerifiedReport, String> {
     let nonce = [0x5a; 32];
-    let binding = identity_binding(node.identity.spki_der(), &nonce);
-    let ev = node.attester.attest(binding).map_err(|e| e.to_string())?;
+    let binding = identity_binding(identity.spki_der(), &nonce);
+    let ev = attester.attest(binding).map_err(|e| e.to_string())?;
     verify_report(
         &ev.report,
         &ev.vcek,
         &ev.chain_refs(),
-        &node.roots,
-        &Expected::frostamp(node.measurement, binding),
-        node.clock.now(),
+        roots,
+        &Expected::frostamp(measurement, binding),
+        now,
     )
-    .map(|_| ())
     .map_err(|e| e.to_string())
+}
+
+/// What admitting a claim does to the roster.
+#[derive(Debug)]
+pub(super) enum Claim {
+    /// The claimant may hold the index; nothing changes.
+    Admit,
+    /// A repair order takes effect: the roster moves to this version.
+    Adopt(crate::attestation::Roster),
+}
+
+/// May the identity `spki` (full `member` once its report is verified) hold `index`?
+/// See the module docs. `Err` says why not, naming both identities where two compete.
+pub(super) fn check_claim(
+    state: &State,
+    links: &BTreeMap<u16, PeerLink>,
+    index: u16,
+    spki: &[u8; 32],
+    member: Option<&Member>,
+) -> Result<Claim, String> {
+    let who = member.map_or_else(
+        || format!("identity {}…", hex::encode(spki.get(..8).unwrap_or(spki))),
+        |m| m.to_string(),
+    );
+    let live = links.get(&index);
+    let Some(roster) = &state.roster else {
+        return match live {
+            Some(l) if &l.spki_sha256 != spki => Err(format!(
+                "second live claimant of index {index}: {who} is refused, the live link is {}",
+                l.member
+            )),
+            _ => Ok(Claim::Admit),
+        };
+    };
+    let holder = roster
+        .get(index)
+        .ok_or_else(|| format!("index {index} is not in roster v{}", roster.version))?;
+    if &holder.spki_sha256 == spki {
+        return Ok(Claim::Admit);
+    }
+    let epoch = state.key.as_ref().map(|k| k.epoch.as_str());
+    let order = state.orders.get(&index).filter(|o| {
+        Some(o.epoch.as_str()) == epoch
+            && o.roster_version == roster.version
+            && hex::decode(&o.replacement).ok().as_deref() == Some(spki.as_slice())
+    });
+    let Some(_) = order else {
+        return Err(format!(
+            "{who} claims index {index}, but roster v{} gives it to {holder}{}; no repair order of this node's operator names this identity",
+            roster.version,
+            if live.is_some() { " (connected)" } else { "" }
+        ));
+    };
+    if let Some(l) = live {
+        return Err(format!(
+            "{who} is named by a repair order for index {index}, but the roster's holder {} is still connected",
+            l.member
+        ));
+    }
+    let last = state
+        .silent_since
+        .get(&index)
+        .copied()
+        .unwrap_or(state.roster_since);
+    let silent = last.elapsed();
+    if silent < SILENCE {
+        return Err(format!(
+            "{who} is named by a repair order for index {index}, but its roster holder {holder} was heard {} ms ago (a repair needs {} s of silence)",
+            silent.as_millis(),
+            SILENCE.as_secs()
+        ));
+    }
+    match member {
+        None => Ok(Claim::Admit),
+        Some(m) => roster
+            .replaced(Member { index, ..m.clone() })
+            .map(Claim::Adopt)
+            .map_err(|e| format!("repair order for index {index}: {e}")),
+    }
 }
 
 /// Accept peer connections forever.
@@ -151,7 +251,7 @@ async fn run_connection<S>(
         admit(&node, &mut rd, &mut wr, peer_cert, expected),
     )
     .await;
-    let (index, spki, peer_group) = match admitted {
+    let (member, peer_group) = match admitted {
         Ok(Ok(v)) => v,
         Ok(Err(reason)) => {
             node.refuse(format!("refused peer at {addr}: {reason}"));
@@ -162,18 +262,55 @@ async fn run_connection<S>(
             return;
         }
     };
+    let index = member.index;
+    let spki = member.spki_sha256;
     let generation = node.next_generation.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<PeerMessage>(256);
     let reply = tx.clone();
-    node.peer_links().insert(
-        index,
-        PeerLink {
-            spki_sha256: spki,
-            group_key: peer_group,
-            tx,
-            generation,
-        },
-    );
+    let closer = Arc::new(tokio::sync::Notify::new());
+    let last_heard = Arc::new(std::sync::atomic::AtomicU64::new(node.uptime_ms()));
+    // The claim is checked again and the link inserted under both locks (state, then
+    // links), so two claimants of one index cannot both pass.
+    let adopted = {
+        let state = node.state();
+        let mut links = node.peer_links();
+        let claim = check_claim(&state, &links, index, &spki, Some(&member));
+        drop(state);
+        match claim {
+            Err(reason) => {
+                drop(links);
+                node.metrics.claim_conflict();
+                node.refuse(format!("refused peer at {addr}: {reason}"));
+                return;
+            }
+            Ok(c) => {
+                let old = links.insert(
+                    index,
+                    PeerLink {
+                        spki_sha256: spki,
+                        member: member.clone(),
+                        closer: closer.clone(),
+                        group_key: peer_group,
+                        tx,
+                        generation,
+                    },
+                );
+                // Only the same identity gets here with a live link: its side saw the
+                // old connection die; close ours.
+                if let Some(old) = old {
+                    old.closer.notify_one();
+                }
+                match c {
+                    super::peers::Claim::Adopt(r) => Some(r),
+                    super::peers::Claim::Admit => None,
+                }
+            }
+        }
+    };
+    if let Some(roster) = adopted {
+        tracing::warn!(node = %node.name, peer = index, version = roster.version, "repair order took effect: index {index} now held by {member}");
+        node.adopt_roster(roster);
+    }
     // Whatever this node committed to an earlier link of that peer is void.
     forget_commitments(&node, index);
     super::serve::prefill(&node);
@@ -188,11 +325,13 @@ async fn run_connection<S>(
     });
     let pinger = {
         let tx = reply.clone();
+        let node_for_ping = node.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PING_INTERVAL);
             loop {
                 tick.tick().await;
-                if tx.send(PeerMessage::Ping {}).await.is_err() {
+                let group_key = node_for_ping.group_key_hex();
+                if tx.send(PeerMessage::Ping { group_key }).await.is_err() {
                     break;
                 }
             }
@@ -202,15 +341,33 @@ async fn run_connection<S>(
         // A peer that says nothing, not even its pings, for SILENCE is hung (a
         // frozen VM, a silent partition): close the link so it stops counting
         // as a share holder and is no longer asked to sign.
-        let Ok(frame) = tokio::time::timeout(SILENCE, read_frame(&mut rd)).await else {
+        let frame = tokio::select! {
+            r = tokio::time::timeout(SILENCE, read_frame(&mut rd)) => r,
+            () = closer.notified() => {
+                tracing::info!(node = %node.name, peer = index, "link superseded or no longer in the roster; closing it");
+                break;
+            }
+        };
+        let Ok(frame) = frame else {
             node.refuse(format!(
                 "peer {index} silent for {SILENCE:?}; closing the connection"
             ));
             break;
         };
+        if frame.is_ok() {
+            last_heard.store(node.uptime_ms(), Ordering::Relaxed);
+        }
         match frame {
             Ok(msg) => match msg {
-                PeerMessage::Ping {} => {}
+                PeerMessage::Ping { group_key } => {
+                    // Every ping says which key's share the peer holds (after a repair
+                    // too), so holders are counted right whatever was missed.
+                    if let Some(l) = node.peer_links().get_mut(&index) {
+                        if l.generation == generation && l.group_key != group_key {
+                            l.group_key = group_key;
+                        }
+                    }
+                }
                 PeerMessage::SignCommit { .. }
                 | PeerMessage::SignRound2 { .. }
                 | PeerMessage::SignCsr { .. } => {
@@ -229,7 +386,9 @@ async fn run_connection<S>(
                 }
                 PeerMessage::HaveShare { group_key } => {
                     if let Some(l) = node.peer_links().get_mut(&index) {
-                        l.group_key = Some(group_key);
+                        if l.generation == generation {
+                            l.group_key = Some(group_key);
+                        }
                     }
                 }
                 PeerMessage::RepairStart {
@@ -257,6 +416,7 @@ async fn run_connection<S>(
     }
     writer.abort();
     pinger.abort();
+    let mut state = node.state();
     let mut links = node.peer_links();
     if links
         .get(&index)
@@ -264,9 +424,19 @@ async fn run_connection<S>(
     {
         links.remove(&index);
         drop(links);
+        // When this index was last heard: a repair order for it waits for SILENCE.
+        let quiet_ms = node
+            .uptime_ms()
+            .saturating_sub(last_heard.load(Ordering::Relaxed));
+        let last = std::time::Instant::now()
+            .checked_sub(Duration::from_millis(quiet_ms))
+            .unwrap_or_else(std::time::Instant::now);
+        state.silent_since.insert(index, last);
+        drop(state);
         forget_commitments(&node, index);
     } else {
         drop(links);
+        drop(state);
     }
     node.peers_changed.notify_waiters();
     tracing::info!(node = %node.name, peer = index, "peer connection closed");
@@ -288,7 +458,7 @@ async fn admit<R, W>(
     wr: &mut W,
     peer_cert: Option<Vec<u8>>,
     expected: Option<u16>,
-) -> Result<(u16, [u8; 32], Option<String>), String>
+) -> Result<(Member, Option<String>), String>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -330,6 +500,18 @@ where
             return Err(format!("dialed node {e} but it claims index {index}"));
         }
     }
+    // The claim, before this node spends an attestation on it (the TLS key is known).
+    let spki_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&peer_spki).into();
+    {
+        let state = node.state();
+        let links = node.peer_links();
+        if let Err(reason) = check_claim(&state, &links, index, &spki_sha256, None) {
+            drop(links);
+            drop(state);
+            node.metrics.claim_conflict();
+            return Err(reason);
+        }
+    }
     let their_nonce: [u8; 32] = hex::decode(&their_nonce)
         .ok()
         .and_then(|v| v.try_into().ok())
@@ -345,7 +527,7 @@ where
         PeerMessage::Attest { evidence } => evidence,
         other => return Err(format!("expected attest, got {}", kind(&other))),
     };
-    verify_report(
+    let verified = verify_report(
         &ev.report,
         &ev.vcek,
         &ev.chain_refs(),
@@ -354,8 +536,15 @@ where
         node.clock.now(),
     )
     .map_err(|e| format!("node {index}: attestation: {e}"))?;
-    let spki_sha256 = <sha2::Sha256 as sha2::Digest>::digest(&peer_spki).into();
-    Ok((index, spki_sha256, their_group))
+    Ok((
+        Member {
+            index,
+            spki_sha256,
+            chip_id: verified.chip_id,
+            tcb: verified.reported_tcb.to_string(),
+        },
+        their_group,
+    ))
 }
 
 pub(super) fn kind(m: &PeerMessage) -> &'static str {
@@ -367,7 +556,7 @@ pub(super) fn kind(m: &PeerMessage) -> &'static str {
         PeerMessage::DkgRound2 { .. } => "dkg_round2",
         PeerMessage::DkgConfirm { .. } => "dkg_confirm",
         PeerMessage::DkgAbort { .. } => "dkg_abort",
-        PeerMessage::Ping {} => "ping",
+        PeerMessage::Ping { .. } => "ping",
         PeerMessage::SignCommit { .. } => "sign_commit",
         PeerMessage::SignCommitted { .. } => "sign_committed",
         PeerMessage::SignRound2 { .. } => "sign_round2",

@@ -2,6 +2,13 @@
 //! scheme (RTS): a replacement node, booted from the same image and admitted by
 //! attestation, asks t helpers to rebuild the share of its index.
 //!
+//! A helper takes part only when (a) its own operator sent it a repair order
+//! (`/admin/repair-order`) naming this epoch, the index and the replacement's attested
+//! TLS identity, (b) the roster's holder of that index had been silent for
+//! `peers::SILENCE` when the replacement was admitted (the roster then moved to the
+//! next version, naming the replacement), and (c) the request arrives on the link of
+//! exactly that identity. The replacement receives the new roster with the sigmas.
+//!
 //! 1. replacement → each helper: `RepairStart { epoch, helpers, participant }`;
 //! 2. each helper computes one delta per helper (`repair_share_part1`) and sends
 //!    each to its helper only, on their pairwise attested channel;
@@ -49,10 +56,35 @@ async fn help_inner(
             "node {from} asked for the share of node {participant}"
         ));
     }
-    let (me, t, signer, key_epoch, public, transcript, chain) = {
+    let link_spki = node
+        .peer_links()
+        .get(&from)
+        .map(|l| l.spki_sha256)
+        .ok_or("the requester is not connected")?;
+    let (me, t, signer, key_epoch, public, transcript, chain, roster) = {
         let s = node.state();
         let c = s.cluster.as_ref().ok_or("not configured")?;
         let k = s.key.as_ref().ok_or("this node holds no share")?;
+        let roster = s.roster.clone().ok_or("this node holds no roster")?;
+        // (a) an order of this node's operator names exactly this identity for this index;
+        let ordered = s.orders.get(&participant).is_some_and(|o| {
+            o.epoch == k.epoch
+                && hex::decode(&o.replacement).ok().as_deref() == Some(link_spki.as_slice())
+        });
+        if !ordered {
+            return Err(format!(
+                "no repair order of this node's operator names identity {}… for index {participant}",
+                hex::encode(link_spki.get(..8).unwrap_or(&link_spki))
+            ));
+        }
+        // (b), (c): the order took effect (the holder was silent when this identity was
+        // admitted) and the request comes on that identity's link.
+        if roster.get(participant).map(|m| m.spki_sha256) != Some(link_spki) {
+            return Err(format!(
+                "the roster (v{}) does not yet name the requester for index {participant}",
+                roster.version
+            ));
+        }
         (
             c.index,
             usize::from(c.t),
@@ -61,6 +93,7 @@ async fn help_inner(
             k.group.package().clone(),
             hex::encode(k.transcript),
             k.chain.clone().unwrap_or_default(),
+            roster,
         )
     };
     if key_epoch != epoch {
@@ -110,6 +143,7 @@ async fn help_inner(
         rx: node.inbox.lock().await,
         stash: Vec::new(),
         epoch: epoch.to_string(),
+        partial: BTreeMap::new(),
     };
     let got = inbox
         .collect("repair_delta", &others)
@@ -137,6 +171,7 @@ async fn help_inner(
             public,
             transcript,
             chain: chain.iter().map(hex::encode).collect(),
+            roster,
         },
     )
     .await
@@ -175,6 +210,7 @@ pub(super) async fn repair(
         rx: node.inbox.lock().await,
         stash: Vec::new(),
         epoch: epoch.to_string(),
+        partial: BTreeMap::new(),
     };
     for h in &set {
         send(
@@ -208,20 +244,35 @@ pub(super) async fn repair(
                 public,
                 transcript,
                 chain,
+                roster,
             } if e == epoch && set.contains(&who) => {
-                sigmas.insert(who, (sigma, public, transcript, chain));
+                sigmas.insert(who, (sigma, public, transcript, chain, roster));
             }
             _ => {}
         }
     }
     drop(inbox);
     let first = sigmas.values().next().ok_or("no sigmas")?;
-    let (public, transcript, chain) = (first.1.clone(), first.2.clone(), first.3.clone());
+    let (public, transcript, chain, roster) = (
+        first.1.clone(),
+        first.2.clone(),
+        first.3.clone(),
+        first.4.clone(),
+    );
     if sigmas
         .values()
-        .any(|(_, p, tr, c)| *p != public || *tr != transcript || *c != chain)
+        .any(|(_, p, tr, c, r)| *p != public || *tr != transcript || *c != chain || *r != roster)
     {
-        return Err("helpers disagree on the group's public data".into());
+        return Err("helpers disagree on the group's public data or the roster".into());
+    }
+    roster
+        .validate()
+        .map_err(|e| format!("roster from helpers: {e}"))?;
+    if roster.get(me).map(|m| m.spki_sha256) != Some(node.identity.spki_sha256()) {
+        return Err(format!(
+            "the helpers' roster v{} does not name this node for index {me}",
+            roster.version
+        ));
     }
     let id = Identifier::try_from(me).map_err(|e| e.to_string())?;
     let list: Vec<repairable::Sigma> = sigmas.values().map(|v| v.0 .0).collect();
@@ -245,6 +296,9 @@ pub(super) async fn repair(
             &group_sec1,
             &transcript,
             me,
+            crate::attestation::roster::N,
+            crate::attestation::roster::T,
+            &roster.hash(),
         ))
         .map_err(|e| e.to_string())?;
     let signer = Arc::new(crate::threshold::signer::Signer::new(
@@ -291,6 +345,8 @@ pub(super) async fn repair(
         s.coordinator = coordinator;
         s.phase = phase;
     }
+    // From now on only the roster's identities are admitted; links to others close.
+    node.adopt_roster(roster);
     super::serve::prefill(node);
     // Peers learn that this node holds a share again; helpers evidently hold one.
     let peers: Vec<u16> = node.peer_links().keys().copied().collect();

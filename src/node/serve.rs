@@ -160,6 +160,14 @@ pub(super) fn csr_message(
             "the CSR is not for this node's key epoch".into(),
         ));
     }
+    if bundle.n != crate::attestation::roster::N
+        || bundle.t != crate::attestation::roster::T
+        || s.roster.as_ref() != Some(&bundle.roster)
+    {
+        return Err(Refusal::Internal(
+            "the CSR's bundle names another n, t or roster than this node's epoch".into(),
+        ));
+    }
     if bundle.measurement != hex::encode(node.measurement) {
         return Err(Refusal::Internal(
             "the CSR names another launch measurement".into(),
