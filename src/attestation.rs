@@ -10,7 +10,9 @@
 //!   [`ProcessorFamily`] selection.
 //! - [`vcek`]: the AMD extensions of a VCEK/VLEK (TCB SPLs, hwID).
 //! - [`verify`]: [`verify_report`], the single verifier used by nodes, the CA and the CLI;
-//!   [`Expected`], [`PolicyRules`], [`TcbFloor`], [`AttestationError`].
+//!   [`Expected`], [`PolicyRules`], [`AttestationError`].
+//! - [`admission`]: [`AdmissionPolicy`]: report version, `PLATFORM_INFO` rules and the
+//!   per-family [`TcbFloor`], each floor value tied to the AMD bulletin it comes from.
 //! - [`binding`]: domain-separated REPORT_DATA constructors.
 //! - [`roster`]: the epoch roster (which attested machine holds which index), n and t.
 //! - [`evidence`]: [`Evidence`] (report + certificates, serde) and the [`Attester`] trait.
@@ -21,6 +23,7 @@
 //!
 //! Rationale, check order and the TCB floor: `docs/attestation.md`.
 
+pub mod admission;
 pub mod binding;
 pub mod evidence;
 #[cfg(feature = "insecure-dev-attestation")]
@@ -32,6 +35,7 @@ pub mod snp_guest;
 pub mod vcek;
 pub mod verify;
 
+pub use admission::{AdmissionPolicy, PlatformFlag, PlatformRules, TcbFloor};
 pub use binding::{evidence_binding, identity_binding};
 pub use evidence::{Attester, Evidence};
 #[cfg(feature = "insecure-dev-attestation")]
@@ -40,5 +44,5 @@ pub use report::{GuestPolicy, Report, ReportError, TcbVersion};
 pub use roots::{ProcessorFamily, RootSet};
 pub use roster::{Member, Roster, RosterError};
 pub use verify::{
-    verify_report, AttestationError, Expected, PolicyRules, SigningKey, TcbFloor, VerifiedReport,
+    verify_report, AttestationError, Expected, PolicyRules, SigningKey, VerifiedReport,
 };

@@ -6,11 +6,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use frostamp::attestation::insecure::{DEV_POLICY, DEV_TCB};
-use frostamp::attestation::report::{RawTcb, TcbLayout};
+use frostamp::attestation::admission::DEV_NO_FIRMWARE;
+use frostamp::attestation::insecure::{DEV_PLATFORM_INFO, DEV_POLICY, DEV_TCB};
+use frostamp::attestation::report::{PlatformInfo, RawTcb, TcbLayout, TcbVersion};
 use frostamp::attestation::{
-    identity_binding, verify_report, AttestationError, Attester, DevAttester, DevPlatform,
-    Evidence, Expected, GuestPolicy, PolicyRules, ProcessorFamily, Report, RootSet, SigningKey,
+    identity_binding, verify_report, AdmissionPolicy, AttestationError, Attester, DevAttester,
+    DevPlatform, Evidence, Expected, GuestPolicy, PlatformFlag, PlatformRules, PolicyRules,
+    ProcessorFamily, Report, RootSet, SigningKey, TcbFloor,
 };
 use frostamp::verify::chain::ChainError;
 use rand::SeedableRng;
@@ -146,15 +148,23 @@ mod attestation {
             err,
             AttestationError::NoRootForFamily(ProcessorFamily::InsecureDev)
         );
-        let v = verify_report(
-            &v2,
-            &e.vcek,
-            &e.chain_refs(),
-            &dev_roots(&p),
-            &expected(),
-            at(),
+        // Under the development root, the family comes from the issuer; the production
+        // admission policy refuses version 2, a policy that allows it accepts the report.
+        let run = |exp: &Expected| {
+            verify_report(&v2, &e.vcek, &e.chain_refs(), &dev_roots(&p), exp, at())
+        };
+        assert_eq!(
+            run(&expected()).unwrap_err(),
+            AttestationError::ReportVersionTooOld { version: 2, min: 3 }
         );
-        assert_eq!(v.unwrap().family, ProcessorFamily::InsecureDev);
+        let v2_allowed = expected().with_admission(AdmissionPolicy {
+            min_report_version: 2,
+            ..AdmissionPolicy::frostamp_default()
+        });
+        assert_eq!(
+            run(&v2_allowed).unwrap().family,
+            ProcessorFamily::InsecureDev
+        );
     }
 
     #[test]
@@ -300,6 +310,124 @@ mod attestation {
         let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
         r.current_tcb = RawTcb([9; 8]);
         assert!(check(&mut r).is_ok());
+    }
+
+    #[test]
+    fn platform_info_rules_bite_on_development_reports() {
+        let p = platform(10);
+        let vcek = p.vcek_der().to_vec();
+        let chain = [p.ask_der()];
+        let check = |r: &mut Report, exp: &Expected| {
+            let bytes = p.sign(r);
+            verify_report(&bytes, &vcek, &chain, &dev_roots(&p), exp, at())
+        };
+        // Success twin: the development PLATFORM_INFO meets the production rules.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        assert_eq!(r.platform_info, DEV_PLATFORM_INFO);
+        assert!(check(&mut r, &expected()).is_ok());
+        // ALIAS_CHECK_COMPLETE clear (AMD-SB-3015 not done since reboot): refused.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        r.platform_info = PlatformInfo(DEV_PLATFORM_INFO.0 & !(1 << 5));
+        let err = check(&mut r, &expected()).unwrap_err();
+        assert_eq!(
+            err,
+            AttestationError::PlatformFlagMissing {
+                flag: PlatformFlag::AliasCheckComplete,
+                platform_info: 0x05
+            }
+        );
+        assert_eq!(err.check(), "policy");
+        assert!(err.to_string().contains("ALIAS_CHECK_COMPLETE"), "{err}");
+        // ... accepted only by a policy that does not require it.
+        let lax = expected().with_admission(AdmissionPolicy {
+            platform: PlatformRules::none(),
+            ..AdmissionPolicy::frostamp_default()
+        });
+        assert!(check(&mut r, &lax).is_ok());
+        // Bits the ABI does not define are accepted (newer firmware must not lock nodes out).
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        r.platform_info = PlatformInfo(DEV_PLATFORM_INFO.0 | 1 << 6 | 1 << 40);
+        assert!(check(&mut r, &expected()).is_ok());
+        // A forbidden bit, set and clear.
+        let no_smt = expected().with_admission(AdmissionPolicy {
+            platform: PlatformRules {
+                required: &[PlatformFlag::AliasCheckComplete],
+                forbidden: &[PlatformFlag::SmtEnabled],
+            },
+            ..AdmissionPolicy::frostamp_default()
+        });
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        assert_eq!(
+            check(&mut r, &no_smt).unwrap_err(),
+            AttestationError::PlatformFlagForbidden {
+                flag: PlatformFlag::SmtEnabled,
+                platform_info: DEV_PLATFORM_INFO.0
+            }
+        );
+        r.platform_info = PlatformInfo(DEV_PLATFORM_INFO.0 & !1);
+        assert!(check(&mut r, &no_smt).is_ok());
+    }
+
+    #[test]
+    fn report_version_and_the_development_floor() {
+        let p = platform(11);
+        let vcek = p.vcek_der().to_vec();
+        let chain = [p.ask_der()];
+        let check = |r: &mut Report, exp: &Expected| {
+            let bytes = p.sign(r);
+            verify_report(&bytes, &vcek, &chain, &dev_roots(&p), exp, at())
+        };
+        // A version 2 report (no CPUID; the family then comes from the issuer name):
+        // refused by the production policy, accepted when version 2 is allowed.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        r.version = 2;
+        r.cpuid_raw = [0; 3];
+        assert_eq!(
+            check(&mut r, &expected()).unwrap_err(),
+            AttestationError::ReportVersionTooOld { version: 2, min: 3 }
+        );
+        let v2 = expected().with_admission(AdmissionPolicy {
+            min_report_version: 2,
+            ..AdmissionPolicy::frostamp_default()
+        });
+        assert_eq!(
+            check(&mut r, &v2).unwrap().family,
+            ProcessorFamily::InsecureDev
+        );
+        // The development family has its own floor (zero by default); raising it refuses
+        // the development TCB and the error says there is no firmware behind it.
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let mut floor = TcbFloor::frostamp_default();
+        floor.insecure_dev = TcbVersion {
+            snp: DEV_TCB.snp + 1,
+            ..TcbVersion::default()
+        };
+        let raised = expected().with_admission(AdmissionPolicy {
+            tcb_floor: floor,
+            ..AdmissionPolicy::frostamp_default()
+        });
+        let err = check(&mut r, &raised).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AttestationError::TcbBelowFloor {
+                    family: ProcessorFamily::InsecureDev,
+                    component: "snp",
+                    reported: 1,
+                    floor: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The production hardware floors never apply to the development family.
+        assert_eq!(
+            TcbFloor::frostamp_default().for_family(ProcessorFamily::InsecureDev),
+            TcbVersion::default()
+        );
+        let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
+        assert!(check(&mut r, &expected()).is_ok());
+        assert!(!DEV_NO_FIRMWARE.is_empty());
     }
 
     #[test]

@@ -6,11 +6,15 @@
 use std::time::{Duration, SystemTime};
 
 use der::Decode;
+use frostamp::attestation::admission::{
+    NO_BULLETIN_VALUE, SB_3019_MILAN_B1, SB_3023_MILAN_GENOA, SB_3023_TURIN,
+};
 use frostamp::attestation::report::{TcbLayout, TcbVersion};
 use frostamp::attestation::vcek::VcekExtensionError;
 use frostamp::attestation::{
-    verify_report, AttestationError, Expected, PolicyRules, ProcessorFamily, Report, ReportError,
-    RootSet, SigningKey, TcbFloor, VerifiedReport,
+    verify_report, AdmissionPolicy, AttestationError, Expected, PlatformFlag, PlatformRules,
+    PolicyRules, ProcessorFamily, Report, ReportError, RootSet, SigningKey, TcbFloor,
+    VerifiedReport,
 };
 use frostamp::certs::parse_certificates;
 use frostamp::verify::chain::ChainError;
@@ -88,6 +92,31 @@ impl Case {
     }
 }
 
+/// **Test only, weaker than production.** The admission policy every real report of the
+/// corpus meets: report version 2, no `PLATFORM_INFO` requirement, and the component-wise
+/// minimum of the corpus's REPORTED_TCBs (the pre-2026 floor, below AMD-SB-3019/3023).
+/// It lives in this test file, not in the library, so no build of the node can use it.
+fn corpus_minimum() -> AdmissionPolicy {
+    let t = |fmc, bootloader, tee, snp, microcode| TcbVersion {
+        fmc,
+        bootloader,
+        tee,
+        snp,
+        microcode,
+    };
+    AdmissionPolicy {
+        min_report_version: 2,
+        platform: PlatformRules::none(),
+        tcb_floor: TcbFloor {
+            milan: t(None, 2, 0, 5, 68),
+            genoa: t(None, 10, 0, 23, 25),
+            turin: t(Some(0), 1, 0, 2, 71),
+            insecure_dev: TcbVersion::default(),
+            microcode_lines: &[],
+        },
+    }
+}
+
 /// The policy rules each real report satisfies, stated per case.
 fn rules_for(report: &str) -> PolicyRules {
     match report {
@@ -141,7 +170,7 @@ fn cases() -> Vec<Case> {
                     measurement: Some(hex_arr(s["measurement"].as_str().unwrap())),
                     report_data: Some(hex_arr(s["report_data"].as_str().unwrap())),
                     policy: rules_for(&name),
-                    tcb_floor: TcbFloor::frostamp_default(),
+                    admission: corpus_minimum(),
                 },
                 name,
                 report,
@@ -588,10 +617,10 @@ mod attestation {
                     ProcessorFamily::Genoa => tcb_floor.genoa = floor,
                     _ => tcb_floor.turin = floor,
                 }
-                let e = Expected {
+                let e = c.expected.clone().with_admission(AdmissionPolicy {
                     tcb_floor,
-                    ..c.expected.clone()
-                };
+                    ..corpus_minimum()
+                });
                 let err = c.verify_with(&c.report, &c.vcek, &e, c.at).unwrap_err();
                 assert!(
                     matches!(&err, AttestationError::TcbBelowFloor { family, component: got, .. }
@@ -614,10 +643,10 @@ mod attestation {
                 ProcessorFamily::Milan => other.genoa = high,
                 _ => other.milan = high,
             }
-            let e = Expected {
+            let e = c.expected.clone().with_admission(AdmissionPolicy {
                 tcb_floor: other,
-                ..c.expected.clone()
-            };
+                ..corpus_minimum()
+            });
             assert!(
                 c.verify_with(&c.report, &c.vcek, &e, c.at).is_ok(),
                 "{}",
@@ -627,23 +656,210 @@ mod attestation {
     }
 
     #[test]
-    fn default_floor_is_at_or_below_every_real_report() {
-        let floor = TcbFloor::frostamp_default();
+    fn corpus_minimum_is_at_or_below_every_real_report_and_below_production() {
+        let weak = corpus_minimum().tcb_floor;
+        let prod = TcbFloor::frostamp_default();
         for c in cases() {
-            let reported = Report::parse(&c.report)
-                .unwrap()
-                .reported_tcb
-                .decode(c.family.tcb_layout());
+            let parsed = Report::parse(&c.report).unwrap();
+            let reported = parsed.reported_tcb.decode(c.family.tcb_layout());
             assert_eq!(
-                reported.first_below(&floor.for_family(c.family)),
+                reported.first_below(&weak.for_family(c.family)),
                 None,
                 "{}",
                 c.name
             );
+            // The test policy is weaker than production in every component.
+            let strong = prod.effective(c.family, parsed.cpuid()).tcb;
+            assert_eq!(strong.first_below(&weak.for_family(c.family)), None);
         }
-        // The floor is tight: each family's floor equals some report's value per component.
-        assert_eq!(floor.milan.microcode, 68); // go-sev-guest (2022)
-        assert_eq!(floor.genoa.microcode, 25); // Siena/Bergamo (model A0h) ucode numbering
+        // The corpus floor is tight: each value is some report's value.
+        assert_eq!(weak.milan.microcode, 68); // go-sev-guest (2022)
+        assert_eq!(weak.genoa.microcode, 25); // Siena/Bergamo (model A0h) ucode numbering
+    }
+
+    #[test]
+    fn production_policy_refuses_every_real_report_that_the_test_policy_accepts() {
+        for c in cases() {
+            // The weak test policy: accepted (the success twin).
+            assert!(c.verify().is_ok(), "{}", c.name);
+            let prod = c
+                .expected
+                .clone()
+                .with_admission(AdmissionPolicy::frostamp_default());
+            let err = c.verify_with(&c.report, &c.vcek, &prod, c.at).unwrap_err();
+            let parsed = Report::parse(&c.report).unwrap();
+            if parsed.version < 3 {
+                // v2: firmware older than ABI 1.55, no CPUID for the microcode line.
+                assert_eq!(
+                    err,
+                    AttestationError::ReportVersionTooOld { version: 2, min: 3 },
+                    "{}",
+                    c.name
+                );
+                assert_eq!(err.check(), "policy");
+                continue;
+            }
+            // Every v3+ report of the corpus predates AMD-SB-3023's SNP SPL.
+            let reported = parsed.reported_tcb.decode(c.family.tcb_layout());
+            let (floor, basis) = match c.family {
+                ProcessorFamily::Turin => (4, SB_3023_TURIN),
+                _ => (0x1B, SB_3023_MILAN_GENOA),
+            };
+            assert_eq!(
+                err,
+                AttestationError::TcbBelowFloor {
+                    family: c.family,
+                    component: "snp",
+                    reported: reported.snp,
+                    floor,
+                    basis,
+                },
+                "{}",
+                c.name
+            );
+            assert_eq!(err.check(), "tcb");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("snp")
+                    && msg.contains(&format!("floor {floor}"))
+                    && msg.contains("AMD-SB-3023"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn microcode_floor_follows_the_model_line_and_names_amd_sb_3019() {
+        // Oak's Milan report: CPUID 19h/01h stepping 1 (B1), ucode 0xDB = the SB-3019
+        // floor of that line. With only the SNP floor lowered to the report's value
+        // (a custom floor), it passes; the VLEK Milan report (ucode 0xD9) does not.
+        let lowered_snp = |snp: u8| {
+            let mut f = TcbFloor::frostamp_default();
+            f.milan.snp = snp;
+            AdmissionPolicy {
+                tcb_floor: f,
+                ..AdmissionPolicy::frostamp_default()
+            }
+        };
+        let ok = case("derived/oak_milan_oc_release_report.bin");
+        let e = ok.expected.clone().with_admission(lowered_snp(0x18));
+        let v = ok.verify_with(&ok.report, &ok.vcek, &e, ok.at).unwrap();
+        assert_eq!(v.reported_tcb.microcode, 0xDB);
+        let vlek = case("trustee/snp/test-vlek-report.bin");
+        let e = vlek.expected.clone().with_admission(lowered_snp(0x18));
+        let err = vlek
+            .verify_with(&vlek.report, &vlek.vcek, &e, vlek.at)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            AttestationError::TcbBelowFloor {
+                family: ProcessorFamily::Milan,
+                component: "microcode",
+                reported: 0xD9,
+                floor: 0xDB,
+                basis: SB_3019_MILAN_B1,
+            }
+        );
+        // A Siena report (19h/A0h stepping 2) has no sourced line: family floor 25 applies,
+        // and a floor raised above it names no bulletin.
+        let siena = case("derived/trustee_e2e_genoa_report.bin");
+        let mut f = TcbFloor::frostamp_default();
+        f.genoa.snp = 0x17;
+        let e = siena.expected.clone().with_admission(AdmissionPolicy {
+            tcb_floor: f,
+            ..AdmissionPolicy::frostamp_default()
+        });
+        assert!(siena
+            .verify_with(&siena.report, &siena.vcek, &e, siena.at)
+            .is_ok());
+        f.genoa.bootloader = 11;
+        let e = siena.expected.clone().with_admission(AdmissionPolicy {
+            tcb_floor: f,
+            ..AdmissionPolicy::frostamp_default()
+        });
+        let err = siena
+            .verify_with(&siena.report, &siena.vcek, &e, siena.at)
+            .unwrap_err();
+        assert!(
+            matches!(err, AttestationError::TcbBelowFloor { component: "bootloader", floor: 11, basis, .. } if basis != NO_BULLETIN_VALUE),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn platform_info_rules_on_real_reports() {
+        let only_platform = |platform| AdmissionPolicy {
+            platform,
+            ..corpus_minimum()
+        };
+        // ALIAS_CHECK_COMPLETE (AMD-SB-3015): set on every v3+ report, undefined (clear)
+        // on the v2 reports of older firmware.
+        for c in cases() {
+            let e = c
+                .expected
+                .clone()
+                .with_admission(only_platform(PlatformRules::frostamp_default()));
+            let r = c.verify_with(&c.report, &c.vcek, &e, c.at);
+            let info = Report::parse(&c.report).unwrap().platform_info;
+            if info.alias_check_complete() {
+                assert!(r.is_ok(), "{}: {r:?}", c.name);
+            } else {
+                assert_eq!(
+                    r.unwrap_err(),
+                    AttestationError::PlatformFlagMissing {
+                        flag: PlatformFlag::AliasCheckComplete,
+                        platform_info: info.0
+                    },
+                    "{}",
+                    c.name
+                );
+            }
+        }
+        // A forbidden bit: Turin (PLATFORM_INFO 0x67) has SMT on, Azure's Genoa (0x24) off.
+        let no_smt = only_platform(PlatformRules {
+            required: &[],
+            forbidden: &[PlatformFlag::SmtEnabled],
+        });
+        let turin = case("derived/oak_turin_oc_report.bin");
+        let err = turin
+            .verify_with(
+                &turin.report,
+                &turin.vcek,
+                &turin.expected.clone().with_admission(no_smt),
+                turin.at,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err,
+            AttestationError::PlatformFlagForbidden {
+                flag: PlatformFlag::SmtEnabled,
+                platform_info: 0x67
+            }
+        );
+        assert_eq!(err.check(), "policy");
+        let az = case("derived/trustee_az_genoa_report.bin");
+        assert!(az
+            .verify_with(
+                &az.report,
+                &az.vcek,
+                &az.expected.clone().with_admission(no_smt),
+                az.at
+            )
+            .is_ok());
+        // A required bit that Azure's Genoa lacks.
+        let tsme = only_platform(PlatformRules {
+            required: &[PlatformFlag::TsmeEnabled],
+            forbidden: &[],
+        });
+        let err = az
+            .verify_with(
+                &az.report,
+                &az.vcek,
+                &az.expected.clone().with_admission(tsme),
+                az.at,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("TSME_EN (bit 1)"), "{err}");
     }
 
     #[test]

@@ -178,8 +178,9 @@ fn attestation_verify_prints_each_check_on_real_reports() {
     );
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| frostamp(args, dir.path());
-    // Turin (Oak): verifies at a time inside its VCEK's validity.
-    let ok = run(&[
+    // Turin (Oak), at a time inside its VCEK's validity: authentic, but its SNP SPL (2)
+    // is below the compiled-in floor (4, AMD-SB-3023), so the CLI refuses it at "tcb".
+    let old_tcb = run(&[
         "attestation",
         "verify",
         &format!("{a}/derived/oak_turin_oc_report.bin"),
@@ -190,21 +191,25 @@ fn attestation_verify_prints_each_check_on_real_reports() {
         "--json",
     ]);
     assert_eq!(
-        ok.status.code(),
-        Some(0),
+        old_tcb.status.code(),
+        Some(1),
         "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        String::from_utf8_lossy(&old_tcb.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
-    assert_eq!(v["ok"], true);
-    assert_eq!(v["family"], "Turin");
-    assert!(v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .take(7)
-        .all(|c| c["result"] == "ok"));
-    // Wrong expected measurement: fails at the measurement check.
+    let v: serde_json::Value = serde_json::from_slice(&old_tcb.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let checks = v["checks"].as_array().unwrap();
+    assert!(checks.iter().take(6).all(|c| c["result"] == "ok"), "{v}");
+    assert_eq!(checks[6]["check"], "tcb");
+    assert_eq!(checks[6]["result"], "FAILED");
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains("turin REPORTED_TCB snp SPL 2 is below the floor 4")
+            && error.contains("AMD-SB-3023"),
+        "{error}"
+    );
+    // With a wrong expected measurement too, the first failure is still the TCB and the
+    // measurement check is not reached.
     let bad = run(&[
         "attestation",
         "verify",
@@ -219,15 +224,19 @@ fn attestation_verify_prints_each_check_on_real_reports() {
     ]);
     assert_eq!(bad.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
-    let failed: Vec<&str> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["result"] == "FAILED")
-        .map(|c| c["check"].as_str().unwrap())
-        .collect();
-    assert_eq!(failed, vec!["measurement"]);
-    // go-sev-guest's real report was launched with DEBUG: refused at policy, accepted only when allowed.
+    let state = |name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .map(|c| c["result"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(state("tcb"), "FAILED");
+    assert_eq!(state("measurement"), "not reached");
+    // go-sev-guest's real report was launched with DEBUG: refused at policy; allowing
+    // debug does not help, its version 2 report predates the admission policy's minimum.
     let dbg = run(&[
         "attestation",
         "verify",
@@ -239,7 +248,8 @@ fn attestation_verify_prints_each_check_on_real_reports() {
     ]);
     assert_eq!(dbg.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&dbg.stderr).contains("FAILED at policy"),
+        String::from_utf8_lossy(&dbg.stderr)
+            .contains("FAILED at policy: guest policy allows debugging"),
         "{}",
         String::from_utf8_lossy(&dbg.stderr)
     );
@@ -253,8 +263,14 @@ fn attestation_verify_prints_each_check_on_real_reports() {
         "2025-01-01T00:00:00Z",
         "--allow-debug",
     ]);
-    assert_eq!(allowed.status.code(), Some(0));
-    // virtee's hex report (Milan).
+    assert_eq!(allowed.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&allowed.stderr)
+            .contains("attestation report version 2 is below the required 3"),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    // virtee's hex report (Milan, version 2): read and authenticated, refused at policy.
     let hex_report = run(&[
         "attestation",
         "verify",
@@ -266,7 +282,14 @@ fn attestation_verify_prints_each_check_on_real_reports() {
     ]);
     assert_eq!(
         hex_report.status.code(),
-        Some(0),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&hex_report.stderr)
+    );
+    let out = String::from_utf8_lossy(&hex_report.stdout);
+    assert!(out.contains("signature        ok"), "{out}");
+    assert!(
+        String::from_utf8_lossy(&hex_report.stderr).contains("FAILED at policy"),
         "{}",
         String::from_utf8_lossy(&hex_report.stderr)
     );

@@ -13,7 +13,10 @@
 
 use frostamp::attestation::report::{TcbLayout, REPORT_LEN};
 use frostamp::attestation::vcek::VcekExtensions;
-use frostamp::attestation::{verify_report, Expected, PolicyRules, Report, RootSet, TcbFloor};
+use frostamp::attestation::{
+    verify_report, AdmissionPolicy, Expected, PlatformRules, PolicyRules, Report, RootSet,
+    TcbFloor,
+};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
@@ -56,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
             max_vmpl: 3,
             min_abi: (0, 0),
         },
-        tcb_floor: TcbFloor::none(),
+        admission: AdmissionPolicy {
+            min_report_version: 2,
+            platform: PlatformRules::none(),
+            tcb_floor: TcbFloor::none(),
+        },
     };
     let at = UNIX_EPOCH + Duration::from_secs(1_756_684_800); // 2025-09-01
     match verify_report(report, vcek, &[], roots(), &expected, at) {

@@ -66,6 +66,11 @@ pub const DEV_TCB: TcbVersion = TcbVersion {
 /// migration agent off (what a real frostamp launch uses).
 pub const DEV_POLICY: GuestPolicy = GuestPolicy(0x30000);
 
+/// The `PLATFORM_INFO` of development reports: SMT, ECC and ALIAS_CHECK_COMPLETE, as on
+/// the real Milan and Genoa reports of the corpus, so that the production
+/// `PlatformRules` (which require ALIAS_CHECK_COMPLETE) apply to development evidence too.
+pub const DEV_PLATFORM_INFO: PlatformInfo = PlatformInfo(0x25);
+
 /// Development certificates are valid from 2020-01-01T00:00:00Z ...
 const DEV_NOT_BEFORE_UNIX: u64 = 1_577_836_800;
 /// ... to 2049-12-31T23:59:59Z (last UTCTime instant, RFC 5280 §4.1.2.5.1).
@@ -329,7 +334,7 @@ impl DevPlatform {
             vmpl,
             sig_algo: SIG_ALGO_ECDSA_P384_SHA384,
             current_tcb: tcb,
-            platform_info: PlatformInfo(0),
+            platform_info: DEV_PLATFORM_INFO,
             key_info: KeyInfo(0),
             report_data,
             measurement,

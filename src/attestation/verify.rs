@@ -15,8 +15,12 @@
 //! 5. **vcek-extensions**: the certificate's blSPL, teeSPL, snpSPL, ucodeSPL (and fmcSPL on
 //!    Turin) equal `REPORTED_TCB`; a VCEK's hwID equals `CHIP_ID` (Turin: first 8 bytes).
 //! 6. **policy**: debug and migration agent off (unless allowed), single socket if
-//!    required, ABI at least the minimum, `VMPL <= max_vmpl`.
-//! 7. **tcb**: `REPORTED_TCB` at or above the family's floor, component by component.
+//!    required, ABI at least the minimum, `VMPL <= max_vmpl`; then the
+//!    [`AdmissionPolicy`]: report `VERSION` at least its minimum, required
+//!    `PLATFORM_INFO` bits set and forbidden ones clear.
+//! 7. **tcb**: `REPORTED_TCB` at or above the family's floor, component by component,
+//!    the microcode floor chosen by the report's CPUID model and stepping; the error
+//!    names the AMD bulletin behind the floor.
 //! 8. **measurement** and **report-data**: equal to the expected values when given.
 
 use std::time::SystemTime;
@@ -26,8 +30,10 @@ use der::Decode;
 use p384::ecdsa::signature::Verifier;
 use x509_cert::Certificate;
 
+pub use super::admission::{AdmissionPolicy, PlatformFlag, PlatformRules, TcbFloor};
 use super::report::{
-    GuestPolicy, Report, ReportError, ReportSigner, TcbVersion, SIGNED_LEN, SIG_COMPONENT_LEN,
+    GuestPolicy, PlatformInfo, Report, ReportError, ReportSigner, TcbVersion, SIGNED_LEN,
+    SIG_COMPONENT_LEN,
 };
 use super::roots::{common_name, ProcessorFamily, RootSet};
 use super::vcek::{VcekExtensionError, VcekExtensions};
@@ -85,69 +91,6 @@ impl Default for PolicyRules {
     }
 }
 
-/// Minimum reported TCB per processor family. See `docs/attestation.md` for the values
-/// of [`TcbFloor::frostamp_default`] and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcbFloor {
-    /// Milan (legacy layout; `fmc` ignored).
-    pub milan: TcbVersion,
-    /// Genoa (legacy layout; `fmc` ignored).
-    pub genoa: TcbVersion,
-    /// Turin (with `fmc`).
-    pub turin: TcbVersion,
-}
-
-const fn tcb(fmc: Option<u8>, bootloader: u8, tee: u8, snp: u8, microcode: u8) -> TcbVersion {
-    TcbVersion {
-        fmc,
-        bootloader,
-        tee,
-        snp,
-        microcode,
-    }
-}
-
-impl TcbFloor {
-    /// The floor compiled into frostamp: the component-wise minimum of the reported TCBs
-    /// of the real reports in the test corpus, so that all of them pass (Milan: bl 2,
-    /// tee 0, snp 5, ucode 68; Genoa: bl 10, tee 0, snp 23, ucode 25; Turin: fmc 0, bl 1,
-    /// tee 0, snp 2, ucode 71). A deployment raises it per AMD security bulletins; it is
-    /// measured, so raising it is a new image and a new key epoch.
-    pub const fn frostamp_default() -> Self {
-        Self {
-            milan: tcb(None, 2, 0, 5, 68),
-            genoa: tcb(None, 10, 0, 23, 25),
-            turin: tcb(Some(0), 1, 0, 2, 71),
-        }
-    }
-
-    /// No floor at all (every component 0).
-    pub const fn none() -> Self {
-        let zero = tcb(None, 0, 0, 0, 0);
-        Self {
-            milan: zero,
-            genoa: zero,
-            turin: zero,
-        }
-    }
-
-    /// The floor for `family`. Development reports have no firmware to version: zero.
-    pub fn for_family(&self, family: ProcessorFamily) -> TcbVersion {
-        match family {
-            ProcessorFamily::Milan => self.milan,
-            ProcessorFamily::Genoa => self.genoa,
-            ProcessorFamily::Turin => self.turin,
-            ProcessorFamily::InsecureDev => TcbVersion::default(),
-        }
-    }
-}
-
-impl Default for TcbFloor {
-    fn default() -> Self {
-        Self::frostamp_default()
-    }
-}
-
 /// What the verifier expects of a report besides authenticity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
@@ -157,30 +100,36 @@ pub struct Expected {
     pub report_data: Option<[u8; 64]>,
     /// Guest policy and VMPL rules.
     pub policy: PolicyRules,
-    /// Minimum TCB per family.
-    pub tcb_floor: TcbFloor,
+    /// Report version, `PLATFORM_INFO` and TCB floors the platform must meet.
+    pub admission: AdmissionPolicy,
 }
 
 impl Expected {
-    /// frostamp's expectations: this measurement and binding, default policy and floor.
+    /// frostamp's expectations: this measurement and binding, default guest-policy rules
+    /// and the compiled-in admission policy.
     pub fn frostamp(measurement: [u8; 48], report_data: [u8; 64]) -> Self {
         Self {
             measurement: Some(measurement),
             report_data: Some(report_data),
             policy: PolicyRules::frostamp_default(),
-            tcb_floor: TcbFloor::frostamp_default(),
+            admission: AdmissionPolicy::frostamp_default(),
         }
+    }
+
+    /// The same expectations under another admission policy (tests: the corpus minimum).
+    pub fn with_admission(self, admission: AdmissionPolicy) -> Self {
+        Self { admission, ..self }
     }
 }
 
 impl Default for Expected {
-    /// Default policy and floor; measurement and REPORT_DATA not checked.
+    /// Default policy and admission policy; measurement and REPORT_DATA not checked.
     fn default() -> Self {
         Self {
             measurement: None,
             report_data: None,
             policy: PolicyRules::frostamp_default(),
-            tcb_floor: TcbFloor::frostamp_default(),
+            admission: AdmissionPolicy::frostamp_default(),
         }
     }
 }
@@ -333,6 +282,31 @@ pub enum AttestationError {
         /// Required minor.
         min_minor: u8,
     },
+    /// Step 6: the report version is below the admission policy's minimum (the firmware
+    /// predates the CPUID fields and every firmware at the TCB floor).
+    #[error("attestation report version {version} is below the required {min}: update the platform firmware")]
+    ReportVersionTooOld {
+        /// `VERSION`.
+        version: u32,
+        /// Lowest accepted.
+        min: u32,
+    },
+    /// Step 6: a `PLATFORM_INFO` bit the admission policy requires is clear.
+    #[error("PLATFORM_INFO {platform_info:#x} lacks {flag}, which the admission policy requires")]
+    PlatformFlagMissing {
+        /// The required bit.
+        flag: PlatformFlag,
+        /// Raw `PLATFORM_INFO`.
+        platform_info: u64,
+    },
+    /// Step 6: a `PLATFORM_INFO` bit the admission policy forbids is set.
+    #[error("PLATFORM_INFO {platform_info:#x} has {flag} set, which the admission policy forbids")]
+    PlatformFlagForbidden {
+        /// The forbidden bit.
+        flag: PlatformFlag,
+        /// Raw `PLATFORM_INFO`.
+        platform_info: u64,
+    },
     /// Step 6: the report was requested at a VMPL above the maximum.
     #[error("report was requested at VMPL {vmpl}, at most {max} is accepted")]
     VmplTooHigh {
@@ -341,8 +315,8 @@ pub enum AttestationError {
         /// Highest accepted.
         max: u32,
     },
-    /// Step 7: REPORTED_TCB is below the floor for the family.
-    #[error("{family} REPORTED_TCB {component} SPL {reported} is below the floor {floor}: update the platform firmware")]
+    /// Step 7: REPORTED_TCB is below the floor for the family (and model line).
+    #[error("{family} REPORTED_TCB {component} SPL {reported} is below the floor {floor} ({basis}): update the platform firmware")]
     TcbBelowFloor {
         /// Family.
         family: ProcessorFamily,
@@ -352,6 +326,8 @@ pub enum AttestationError {
         reported: u8,
         /// Floor SPL.
         floor: u8,
+        /// Why the floor has that value: the AMD bulletin, or that none was found.
+        basis: &'static str,
     },
     /// Step 8: MEASUREMENT differs from the expected one.
     #[error("MEASUREMENT {actual} differs from the expected {expected}")]
@@ -397,6 +373,9 @@ impl AttestationError {
             | Self::MigrationAgentAllowed { .. }
             | Self::NotSingleSocket { .. }
             | Self::AbiTooOld { .. }
+            | Self::ReportVersionTooOld { .. }
+            | Self::PlatformFlagMissing { .. }
+            | Self::PlatformFlagForbidden { .. }
             | Self::VmplTooHigh { .. } => "policy",
             Self::TcbBelowFloor { .. } => "tcb",
             Self::MeasurementMismatch { .. } => "measurement",
@@ -466,17 +445,22 @@ pub fn verify_report(
     let reported_tcb = parsed.reported_tcb.decode(family.tcb_layout());
     check_extensions(leaf, &parsed, &reported_tcb, family, report_key)?;
 
-    // 6. policy and VMPL
+    // 6. policy, VMPL, report version and PLATFORM_INFO
     check_policy(&parsed, &expected.policy)?;
+    check_platform(&parsed, &expected.admission)?;
 
-    // 7. TCB floor
-    let floor = expected.tcb_floor.for_family(family);
-    if let Some((component, reported, floor)) = reported_tcb.first_below(&floor) {
+    // 7. TCB floor (family, and microcode per model line)
+    let floor = expected
+        .admission
+        .tcb_floor
+        .effective(family, parsed.cpuid());
+    if let Some((component, reported, min)) = reported_tcb.first_below(&floor.tcb) {
         return Err(AttestationError::TcbBelowFloor {
             family,
             component,
             reported,
-            floor,
+            floor: min,
+            basis: TcbFloor::basis(family, component, min, &floor),
         });
     }
 
@@ -670,6 +654,30 @@ fn check_policy(report: &Report, rules: &PolicyRules) -> Result<(), AttestationE
     Ok(())
 }
 
+/// Step 6: the admission policy's report version and `PLATFORM_INFO` rules.
+fn check_platform(report: &Report, admission: &AdmissionPolicy) -> Result<(), AttestationError> {
+    if report.version < admission.min_report_version {
+        return Err(AttestationError::ReportVersionTooOld {
+            version: report.version,
+            min: admission.min_report_version,
+        });
+    }
+    let info: PlatformInfo = report.platform_info;
+    if let Some(&flag) = admission.platform.required.iter().find(|f| !f.is_set(info)) {
+        return Err(AttestationError::PlatformFlagMissing {
+            flag,
+            platform_info: info.0,
+        });
+    }
+    if let Some(&flag) = admission.platform.forbidden.iter().find(|f| f.is_set(info)) {
+        return Err(AttestationError::PlatformFlagForbidden {
+            flag,
+            platform_info: info.0,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,16 +700,17 @@ mod tests {
     #[test]
     fn default_floor_orders_components() {
         let floor = TcbFloor::frostamp_default();
-        assert_eq!(
-            floor.for_family(ProcessorFamily::InsecureDev),
-            TcbVersion::default()
-        );
-        assert_eq!(floor.for_family(ProcessorFamily::Turin).fmc, Some(0));
         let below = TcbVersion {
             microcode: 67,
             ..floor.milan
         };
         assert_eq!(below.first_below(&floor.milan), Some(("microcode", 67, 68)));
+        let below = TcbVersion {
+            snp: 0x1A,
+            microcode: 0,
+            ..floor.genoa
+        };
+        assert_eq!(below.first_below(&floor.genoa), Some(("snp", 0x1A, 0x1B)));
     }
 
     #[test]
