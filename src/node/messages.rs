@@ -107,6 +107,9 @@ pub enum PeerMessage {
         subject: String,
         /// The evidence bundle (JSON text) that goes into the CSR.
         bundle: String,
+        /// SHA-256 (hex) of the CA root the CSR is for: the signer fixes it, with
+        /// the subject, for its epoch (`node::certificate`).
+        ca_root: String,
         /// (index, commitments) of every signer in this signing.
         commitments: Vec<(u16, SigningCommitments)>,
     },
@@ -155,6 +158,10 @@ pub enum PeerMessage {
         transcript: String,
         /// Installed certificate chain (hex DER, leaf first), if any.
         chain: Vec<String>,
+        /// CA root and subject fixed with the CSR, if any: the replacement checks
+        /// the chain against it and records it.
+        #[serde(default)]
+        pin: Option<crate::certs::install::IssuancePin>,
     },
     /// Helper → replacement node: cannot help.
     RepairRefused {

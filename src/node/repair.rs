@@ -9,7 +9,8 @@
 //!    sum (sigma), the public key package, transcript and chain to the replacement;
 //! 4. the replacement sums the sigmas (`repair_share_part3`) and **checks the
 //!    result against the group's verifying share for its index** before using it,
-//!    then checks the chain (key and measurement) and serves.
+//!    then checks the chain (the install checks of `certs::install`, against the
+//!    CA root and subject the helpers fixed with the CSR) and serves.
 //!
 //! No helper learns the repaired share; deltas and sigmas travel only on attested
 //! channels between the two nodes concerned.
@@ -49,7 +50,7 @@ async fn help_inner(
             "node {from} asked for the share of node {participant}"
         ));
     }
-    let (me, t, signer, key_epoch, public, transcript, chain) = {
+    let (me, t, signer, key_epoch, public, transcript, chain, pin) = {
         let s = node.state();
         let c = s.cluster.as_ref().ok_or("not configured")?;
         let k = s.key.as_ref().ok_or("this node holds no share")?;
@@ -61,6 +62,7 @@ async fn help_inner(
             k.group.package().clone(),
             hex::encode(k.transcript),
             k.chain.clone().unwrap_or_default(),
+            k.pin.clone(),
         )
     };
     if key_epoch != epoch {
@@ -137,6 +139,7 @@ async fn help_inner(
             public,
             transcript,
             chain: chain.iter().map(hex::encode).collect(),
+            pin,
         },
     )
     .await
@@ -191,6 +194,7 @@ pub(super) async fn repair(
     }
     // Sigmas, or a refusal from any helper.
     let mut sigmas = BTreeMap::new();
+    let mut pins = BTreeMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while sigmas.len() < set.len() {
         let (who, m) = match tokio::time::timeout_at(deadline, inbox.rx.recv()).await {
@@ -208,7 +212,9 @@ pub(super) async fn repair(
                 public,
                 transcript,
                 chain,
+                pin,
             } if e == epoch && set.contains(&who) => {
+                pins.insert(who, pin);
                 sigmas.insert(who, (sigma, public, transcript, chain));
             }
             _ => {}
@@ -222,6 +228,10 @@ pub(super) async fn repair(
         .any(|(_, p, tr, c)| *p != public || *tr != transcript || *c != chain)
     {
         return Err("helpers disagree on the group's public data".into());
+    }
+    let pin = pins.values().next().cloned().flatten();
+    if pins.values().any(|p| *p != pin) {
+        return Err("helpers disagree on the CA root and subject fixed with the CSR".into());
     }
     let id = Identifier::try_from(me).map_err(|e| e.to_string())?;
     let list: Vec<repairable::Sigma> = sigmas.values().map(|v| v.0 .0).collect();
@@ -261,7 +271,7 @@ pub(super) async fn repair(
     let mut phase = Phase::AwaitingCertificate;
     let mut coordinator = None;
     if let Some(leaf) = chain.first() {
-        crate::certs::check_tsa_certificate(leaf, &group, &node.measurement)
+        super::certificate::check_repaired(node, &chain, pin.as_ref(), &group)
             .map_err(|e| format!("chain from helpers: {e}"))?;
         let identity =
             crate::tsp::token::CertIdentity::from_der(leaf).map_err(|e| e.to_string())?;
@@ -287,6 +297,7 @@ pub(super) async fn repair(
             transcript,
             evidence,
             chain: (!chain.is_empty()).then_some(chain),
+            pin,
         });
         s.coordinator = coordinator;
         s.phase = phase;
