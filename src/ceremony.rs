@@ -11,8 +11,15 @@
 //!    transcript hash and roster, with evidence binding (group key, transcript, index,
 //!    n, t, roster hash); the roster must name, for every index, the TLS key pinned in
 //!    step 1.
-//! 5. **Certificate**: from `frostamp ca` (development CA) or an external CA;
-//!    uploaded to every node, which installs it only if key and measurement match.
+//! 5. **Certificate**: one node coordinates the threshold-signed CSR
+//!    ([`request_csr`]); the request names the root certificate of the CA that
+//!    will issue, and every node that signs the CSR fixes that root and the
+//!    subject for the epoch; [`fix_ca_root`] fixes them on the other nodes. The CA
+//!    (`frostamp ca`, or an external one) issues; [`install_chain`] uploads the
+//!    chain to every node, which installs it only if it verifies to that root,
+//!    names that subject, the group key and its own measurement, and is valid now
+//!    (`certs::install`). A node installs one certificate per epoch, then only
+//!    renewals.
 
 use crate::attestation::roster::{Roster, N, T};
 use crate::attestation::{evidence_binding, identity_binding, verify_report, Expected, RootSet};
@@ -20,7 +27,7 @@ use crate::certs::DevCa;
 use crate::clock::Clock;
 use crate::net::client::{request, ClientError, Response};
 use crate::node::auth::{OperatorKey, HEADER};
-use crate::node::http::{CertificateUpload, DkgRequest, DkgResult, Status};
+use crate::node::http::{CaRootRequest, CertificateUpload, DkgRequest, DkgResult, Status};
 use crate::node::ClusterConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -294,17 +301,21 @@ pub fn issue_for_csr(
     .map_err(|e| CeremonyError::Invalid(format!("issuing: {e}")))
 }
 
-/// Ask a node to coordinate the threshold signature of this epoch's CSR.
+/// Ask a node to coordinate the threshold signature of this epoch's CSR for the
+/// CA whose root certificate (DER) is `ca_root`: the node and every co-signer
+/// fix that root and `subject` for the epoch.
 pub async fn request_csr(
     node: &PinnedNode,
     operator: &OperatorKey,
     clock: &dyn Clock,
     subject: &str,
     bundle: &EvidenceBundle,
+    ca_root: &[u8],
 ) -> Result<Vec<u8>, CeremonyError> {
     let body = serde_json::to_vec(&crate::node::http::CsrRequest {
         subject: subject.to_string(),
         bundle: serde_json::to_string(bundle).map_err(|e| CeremonyError::Invalid(e.to_string()))?,
+        ca_root: hex::encode(ca_root),
     })
     .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
     let r = admin(
@@ -730,7 +741,40 @@ pub async fn run(
     })
 }
 
-/// Step 5: upload the chain (leaf first) to every node.
+/// Step 5, after [`request_csr`]: fix the CSR's CA root (DER) and subject on
+/// every node; the nodes that signed the CSR already hold them (the same pin
+/// again is accepted), a node that holds another one refuses.
+pub async fn fix_ca_root(
+    nodes: &[PinnedNode],
+    operator: &OperatorKey,
+    clock: &dyn Clock,
+    subject: &str,
+    ca_root: &[u8],
+) -> Result<(), CeremonyError> {
+    let body = serde_json::to_vec(&CaRootRequest {
+        ca_root: hex::encode(ca_root),
+        subject: subject.to_string(),
+    })
+    .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    for node in nodes {
+        let r = admin(
+            node,
+            operator,
+            clock,
+            "/admin/ca-root",
+            body.clone(),
+            Duration::from_secs(20),
+        )
+        .await?;
+        if r.status != 200 {
+            return Err(refused(node.target.index, "ca-root", &r));
+        }
+    }
+    Ok(())
+}
+
+/// Step 5: upload the chain (leaf first, ending with the CA root fixed with the
+/// CSR) to every node.
 pub async fn install_chain(
     nodes: &[PinnedNode],
     operator: &OperatorKey,

@@ -8,6 +8,11 @@
 //!
 //! The development CA signs with ECDSA P-256 / SHA-256 so that standard X.509
 //! stacks (OpenSSL, browsers, Java) can check the chain.
+//!
+//! [`install`]: what a node checks before it installs an uploaded chain (the CA
+//! root and subject fixed with the CSR, path validation, one install per epoch).
+
+pub mod install;
 
 use crate::oid::std_oids;
 use crate::threshold::keys::GroupKey;

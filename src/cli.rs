@@ -197,6 +197,10 @@ pub enum CeremonyCmd {
         /// Development CA directory: issue and install the certificate.
         #[arg(long)]
         ca_dir: Option<PathBuf>,
+        /// Without --ca-dir: the root certificate (PEM or DER) of the CA that will
+        /// issue from the CSR; every node fixes it and accepts only chains to it.
+        #[arg(long, conflicts_with = "ca_dir", required_unless_present = "ca_dir")]
+        ca_root: Option<PathBuf>,
         /// Where evidence.json, chain.pem and cluster.json go.
         #[arg(long, default_value = ".")]
         state_dir: PathBuf,
@@ -705,6 +709,7 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
             operator_key,
             trust,
             ca_dir,
+            ca_root,
             state_dir,
         } => {
             let nodes = nodes
@@ -725,6 +730,7 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
                     insecure_dev_root: trust.allow_insecure_dev_root.as_deref(),
                     measurements,
                     ca_dir: ca_dir.as_deref(),
+                    ca_root: ca_root.as_deref(),
                     state_dir: &state_dir,
                 },
                 &[],

@@ -7,6 +7,8 @@
 //!   key of that very connection; only admitted peers exchange DKG messages.
 //! - `dkg`: FROST DKG with echo broadcast of round 1, pairwise round 2, success
 //!   confirmation, named culprits.
+//! - `certificate`: the CA root and subject fixed with the CSR, and the checked
+//!   install of the TSA certificate (first, then renewals only).
 //! - `http`: the public HTTPS port: `/status`, `/attestation`, and the
 //!   operator-authenticated `/admin/*` lifecycle calls.
 //!
@@ -14,6 +16,7 @@
 //! calls, key material lives in this process's memory only.
 
 pub mod auth;
+mod certificate;
 mod dkg;
 pub mod http;
 pub mod identity;
@@ -171,6 +174,8 @@ struct EpochKey {
     #[allow(dead_code)] // served to relying parties with the chain (issue 4)
     evidence: Evidence,
     chain: Option<Vec<Vec<u8>>>,
+    /// CA root and subject fixed when the CSR was made (`certificate`).
+    pin: Option<crate::certs::install::IssuancePin>,
 }
 
 /// Mutable node state.

@@ -106,6 +106,19 @@ async fn start_full(
     }
 }
 
+/// Fix `ca`'s root and `subject` on every node (what a CSR does on its signers).
+async fn fix_root(nodes: &[ceremony::PinnedNode], c: &Cluster, subject: &str, ca: &DevCa) {
+    ceremony::fix_ca_root(
+        nodes,
+        &c.operator,
+        &SystemClock,
+        subject,
+        &ca.certificate_der().unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
 fn options(c: &Cluster) -> CeremonyOptions {
     CeremonyOptions {
         nodes: c.targets.clone(),
@@ -205,6 +218,39 @@ async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate()
         Err(CeremonyError::Attestation { .. })
     ));
 
+    // No CA root fixed yet (no CSR, no /admin/ca-root): every upload is refused.
+    let early = ceremony::issue_for_bundle(
+        &ca,
+        &outcome.bundle,
+        &c.roots,
+        &[c.measurement],
+        "CN=frostamp TSA,O=test",
+        now,
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let e = ceremony::install_chain(
+        &outcome.nodes,
+        &c.operator,
+        &SystemClock,
+        &[early, ca.certificate_der().unwrap()],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, CeremonyError::Refused { status: 409, body, .. } if body.contains("no CA root is fixed")),
+        "{e}"
+    );
+    ceremony::fix_ca_root(
+        &outcome.nodes,
+        &c.operator,
+        &SystemClock,
+        "CN=frostamp TSA,O=test",
+        &ca.certificate_der().unwrap(),
+    )
+    .await
+    .unwrap();
+
     // Wrong certificates are refused by every node.
     let wrong_measurement = ca
         .issue_tsa_certificate_for_key(
@@ -272,6 +318,27 @@ async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate()
         let s = ceremony::status(node).await.unwrap();
         assert_eq!(s.phase, Phase::Serving);
     }
+    // The CA root can no longer change once a certificate is installed.
+    let other_ca = DevCa::generate(
+        "CN=other CA",
+        now - Duration::from_secs(60),
+        Duration::from_secs(86400),
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let e = ceremony::fix_ca_root(
+        &outcome.nodes[..1],
+        &c.operator,
+        &SystemClock,
+        "CN=frostamp TSA,O=test",
+        &other_ca.certificate_der().unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, CeremonyError::Refused { status: 409, body, .. } if body.contains("already installed")),
+        "{e}"
+    );
     // The certificate chains to the CA with standard tools (OpenSSL ignores the non-critical extension).
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tsa.der"), &cert).unwrap();
@@ -400,12 +467,51 @@ async fn external_ca_path_threshold_signed_csr() {
     let c = start(5, &[]).await;
     let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
     let node = &outcome.nodes[1];
+    let now = SystemClock.now();
+    let ca = DevCa::generate(
+        "CN=external CA",
+        now - Duration::from_secs(60),
+        Duration::from_secs(86400),
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let root = ca.certificate_der().unwrap();
+    let subject = "CN=frostamp TSA,O=external CA test";
+    // Twin: the CSR must name a self-signed CA root.
+    let tsa_like = ca
+        .issue_tsa_certificate_for_key(
+            &frostamp::threshold::keys::verifying_key_from_sec1(
+                &hex::decode(&outcome.bundle.group_key).unwrap(),
+            )
+            .unwrap(),
+            Some(&c.measurement),
+            subject,
+            now,
+            Duration::from_secs(3600),
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
+    let e = ceremony::request_csr(
+        node,
+        &c.operator,
+        &SystemClock,
+        subject,
+        &outcome.bundle,
+        &tsa_like,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, CeremonyError::Refused { status: 422, body, .. } if body.contains("not self-signed")),
+        "{e}"
+    );
     let csr = ceremony::request_csr(
         node,
         &c.operator,
         &SystemClock,
-        "CN=frostamp TSA,O=external CA test",
+        subject,
         &outcome.bundle,
+        &root,
     )
     .await
     .unwrap();
@@ -445,23 +551,31 @@ async fn external_ca_path_threshold_signed_csr() {
     // Twin: signers refuse a CSR for another epoch.
     let mut foreign = outcome.bundle.clone();
     foreign.epoch = "another-epoch".into();
-    let e = ceremony::request_csr(node, &c.operator, &SystemClock, "CN=x", &foreign)
+    let e = ceremony::request_csr(node, &c.operator, &SystemClock, "CN=x", &foreign, &root)
         .await
         .unwrap_err();
     assert!(
         e.to_string().contains("not for this node's key epoch"),
         "{e}"
     );
-
-    // The CA issues from the CSR alone; every node installs the chain.
-    let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=external CA",
+    // Twin: a second CSR for another CA (or another subject) is refused: the
+    // root was fixed with the first one.
+    let other_ca = DevCa::generate(
+        "CN=another CA",
         now - Duration::from_secs(60),
         Duration::from_secs(86400),
         &mut rand::thread_rng(),
     )
     .unwrap();
+    let other_root = other_ca.certificate_der().unwrap();
+    for (subj, r) in [(subject, &other_root), ("CN=renamed", &root)] {
+        let e = ceremony::request_csr(node, &c.operator, &SystemClock, subj, &outcome.bundle, r)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("already fixed"), "{e}");
+    }
+
+    // The CA issues from the CSR alone; every node installs the chain.
     let cert = ceremony::issue_for_csr(
         &ca,
         &csr,
@@ -480,14 +594,39 @@ async fn external_ca_path_threshold_signed_csr() {
         Duration::from_secs(3600)
     )
     .is_err());
-    ceremony::install_chain(
-        &outcome.nodes,
+    let chain = [cert, root.clone()];
+    // Nodes that did not sign the CSR hold no CA root yet and refuse the chain.
+    let mut refused = 0;
+    for n in &outcome.nodes {
+        match ceremony::install_chain(std::slice::from_ref(n), &c.operator, &SystemClock, &chain)
+            .await
+        {
+            Ok(()) => {}
+            Err(CeremonyError::Refused {
+                status: 409, body, ..
+            }) if body.contains("no CA root is fixed") => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // t = 3 of the 5 signed the CSR (more only if a signer failed and was replaced).
+    assert!((1..=2).contains(&refused), "{refused}");
+    // The coordinator holds the CSR's root and refuses another one on /admin/ca-root.
+    let e = ceremony::fix_ca_root(
+        std::slice::from_ref(node),
         &c.operator,
         &SystemClock,
-        &[cert, ca.certificate_der().unwrap()],
+        subject,
+        &other_root,
     )
     .await
-    .unwrap();
+    .unwrap_err();
+    assert!(e.to_string().contains("already"), "{e}");
+    ceremony::fix_ca_root(&outcome.nodes, &c.operator, &SystemClock, subject, &root)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ceremony::install_chain(&outcome.nodes, &c.operator, &SystemClock, &chain)
+        .await
+        .unwrap();
     for n in &outcome.nodes {
         assert_eq!(ceremony::status(n).await.unwrap().phase, Phase::Serving);
     }
@@ -516,6 +655,7 @@ async fn a_byzantine_signer_is_named_and_excluded_and_clients_still_get_tokens()
         Duration::from_secs(3600),
     )
     .unwrap();
+    fix_root(&outcome.nodes, &c, "CN=tsa", &ca).await;
     ceremony::install_chain(
         &outcome.nodes,
         &c.operator,
@@ -622,6 +762,7 @@ async fn serving(c: &Cluster) -> Vec<ceremony::PinnedNode> {
         Duration::from_secs(86400),
     )
     .unwrap();
+    fix_root(&outcome.nodes, c, "CN=tsa", &ca).await;
     ceremony::install_chain(
         &outcome.nodes,
         &c.operator,

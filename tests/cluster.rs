@@ -927,6 +927,205 @@ fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
     assert!(status == 200 && granted(&body));
 }
 
+/// The `tsa` name (DER of the GeneralName) and the ESSCertIDv2 certificate hash
+/// of a fresh token from `node`.
+fn token_identity(node: &frostamp::cli::ops::ClusterNode) -> (Vec<u8>, Vec<u8>) {
+    use der::Encode;
+    use frostamp::tsp::asn1::{Attribute, SigningCertificateV2};
+    use frostamp::tsp::request::{AcceptedRequest, HashAlg};
+    let q = AcceptedRequest::build_der(HashAlg::Sha256, &[9; 32], None, true).unwrap();
+    let (status, body) = post(node, q, "application/timestamp-query");
+    assert_eq!(status, 200);
+    let token = frostamp::verify::token::extract_token(&body).unwrap();
+    let p = frostamp::verify::token::parse_token(&token).unwrap();
+    let tsa = p.tst.tsa.unwrap().to_der().unwrap();
+    let ess = p
+        .signer_info
+        .signed_attrs
+        .unwrap()
+        .elements()
+        .unwrap()
+        .iter()
+        .map(|a| a.decode_as::<Attribute>().unwrap())
+        .find(|a| a.oid == frostamp::oid::std_oids::ATTR_SIGNING_CERTIFICATE_V2)
+        .unwrap();
+    let sc: SigningCertificateV2 = ess.values.elements().unwrap()[0].decode_as().unwrap();
+    (tsa, sc.certs[0].cert_hash.as_bytes().to_vec())
+}
+
+/// What a token must name for a TSA certificate (DER): its subject as the `tsa`
+/// GeneralName and its SHA-256 as the ESSCertIDv2 hash.
+fn identity_of(cert_der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use der::Encode;
+    let cert = frostamp::certs::decode_lenient(cert_der).unwrap();
+    let name = x509_cert::ext::pkix::name::GeneralName::DirectoryName(
+        cert.tbs_certificate.subject.clone(),
+    );
+    (
+        name.to_der().unwrap(),
+        <sha2::Sha256 as sha2::Digest>::digest(cert_der).to_vec(),
+    )
+}
+
+/// `POST /admin/certificate` is checked as a relying party would check the
+/// chain: a self-signed leaf, a chain to another CA, an expired certificate,
+/// another subject, and a second certificate while serving are refused with a
+/// clear message; tokens keep naming the first certificate (tsa name and
+/// ESSCertIDv2) until a valid renewal (later notAfter) is installed.
+#[test]
+fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
+    use frostamp::certs::DevCa;
+    use frostamp::clock::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let file = cluster_up(&d);
+    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
+    let ca = frostamp::cli::ops::ca_load(&d).unwrap();
+    let root = ca.certificate_der().unwrap();
+    let first = parse_certificates(&std::fs::read(file.chain.as_ref().unwrap()).unwrap()).unwrap()
+        [0]
+    .der
+    .clone();
+    let group = frostamp::threshold::keys::verifying_key_from_sec1(
+        &hex::decode(file.group_key.as_ref().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let measurement: [u8; 48] = hex::decode(file.measurement.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let subject = "CN=frostamp TSA,O=frostamp";
+    let now = SystemClock.now();
+    let day = Duration::from_secs(86400);
+    let issue = |by: &DevCa, subject: &str, not_before, lifetime| {
+        by.issue_tsa_certificate_for_key(
+            &group,
+            Some(&measurement),
+            subject,
+            not_before,
+            lifetime,
+            &mut rand::thread_rng(),
+        )
+        .unwrap()
+    };
+    let pinned: Vec<PinnedNode> = file
+        .nodes
+        .iter()
+        .map(|n| PinnedNode {
+            target: NodeTarget {
+                index: n.index,
+                public: n.public.clone(),
+                peer: n.peer.clone(),
+            },
+            pin: pin_of(n),
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upload = |chain: &[Vec<u8>]| {
+        rt.block_on(ceremony::install_chain(
+            &pinned,
+            &operator,
+            &SystemClock,
+            chain,
+        ))
+    };
+    let expected = identity_of(&first);
+    assert_eq!(token_identity(&file.nodes[0]), expected);
+
+    // A development CA whose own name is the TSA's: its leaf is self-issued.
+    let selfish = DevCa::generate(subject, now - day, day * 30, &mut rand::thread_rng()).unwrap();
+    let other = DevCa::generate(
+        "CN=frostamp development CA,O=frostamp (development)",
+        now - day,
+        day * 3650,
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let cases: Vec<(&str, Vec<Vec<u8>>, u16, &str)> = vec![
+        (
+            "self-signed",
+            vec![
+                issue(&selfish, subject, now - day, day * 400),
+                selfish.certificate_der().unwrap(),
+            ],
+            422,
+            "self-signed",
+        ),
+        (
+            "another CA (same name as the real one)",
+            vec![
+                issue(&other, subject, now - day, day * 400),
+                other.certificate_der().unwrap(),
+            ],
+            422,
+            "another CA",
+        ),
+        (
+            "another CA, with the fixed root appended",
+            vec![issue(&other, subject, now - day, day * 400), root.clone()],
+            422,
+            "does not verify",
+        ),
+        (
+            "expired",
+            vec![issue(&ca, subject, now - day * 10, day), root.clone()],
+            422,
+            "expired",
+        ),
+        (
+            "another subject",
+            vec![
+                issue(&ca, "CN=someone else,O=frostamp", now - day, day * 400),
+                root.clone(),
+            ],
+            422,
+            "the CSR requested",
+        ),
+        (
+            "a second certificate while serving (not a renewal)",
+            vec![issue(&ca, subject, now - day, day * 300), root.clone()],
+            409,
+            "already installed",
+        ),
+    ];
+    for (what, chain, status, message) in cases {
+        match upload(&chain) {
+            Err(ceremony::CeremonyError::Refused {
+                status: got, body, ..
+            }) => {
+                assert_eq!(got, status, "{what}: {body}");
+                assert!(body.contains(message), "{what}: {body}");
+            }
+            other => panic!("{what}: expected a refusal, got {other:?}"),
+        }
+    }
+    // Tokens still name the first certificate, on every node.
+    for node in &file.nodes {
+        assert_eq!(token_identity(node), expected, "node {}", node.index);
+    }
+
+    // Twin: a renewal (same key, measurement, CA root, subject; later notAfter)
+    // is installed on every node, and tokens follow it.
+    let renewal = issue(&ca, subject, now - day, day * 400);
+    upload(&[renewal.clone(), root.clone()]).unwrap();
+    for node in &file.nodes {
+        assert_eq!(
+            token_identity(node),
+            identity_of(&renewal),
+            "node {}",
+            node.index
+        );
+    }
+    // And the first certificate cannot come back (earlier notAfter).
+    match upload(&[first, root]) {
+        Err(ceremony::CeremonyError::Refused { status, body, .. }) => {
+            assert_eq!(status, 409, "{body}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 /// A free loopback `host:port` (bound, then released).
 fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

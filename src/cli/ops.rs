@@ -263,17 +263,26 @@ pub struct CeremonyArgs<'a> {
     pub insecure_dev_root: Option<&'a Path>,
     /// Required measurements (the first is enforced on the nodes; the CA accepts any).
     pub measurements: Vec<[u8; 48]>,
-    /// Development CA directory (issue and upload the certificate), else write the bundle only.
+    /// Development CA directory (issue and upload the certificate), else write the CSR only.
     pub ca_dir: Option<&'a Path>,
+    /// Without `ca_dir`: the root certificate (PEM or DER) of the external CA
+    /// that will issue; the CSR fixes it on the nodes.
+    pub ca_root: Option<&'a Path>,
     /// Where to write evidence.json, chain.pem and cluster.json.
     pub state_dir: &'a Path,
 }
+
+/// Subject of the TSA certificate the ceremony requests.
+const TSA_SUBJECT: &str = "CN=frostamp TSA,O=frostamp";
 
 /// `frostamp ceremony`: steps 1–5 with progress and timings; returns the cluster file.
 pub async fn run_ceremony(
     a: CeremonyArgs<'_>,
     pids: &[(u16, u32, PathBuf)],
 ) -> Result<ClusterFile> {
+    if a.ca_dir.is_none() && a.ca_root.is_none() {
+        bail!("give --ca-dir (development CA) or --ca-root (root certificate of the CA that will issue): the CSR fixes the CA root on the nodes");
+    }
     std::fs::create_dir_all(a.state_dir)?;
     let operator = Arc::new(load_operator(a.operator_key)?);
     let roots = roots(a.insecure_dev_root)?;
@@ -334,20 +343,39 @@ pub async fn run_ceremony(
             } else {
                 a.measurements.clone()
             };
-            let cert = ceremony::issue_for_bundle(
-                &ca,
+            let root_der = ca.certificate_der()?;
+            let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
+            let csr = ceremony::request_csr(
+                first,
+                &operator,
+                &SystemClock,
+                TSA_SUBJECT,
                 &outcome.bundle,
+                &root_der,
+            )
+            .await?;
+            ceremony::fix_ca_root(
+                &outcome.nodes,
+                &operator,
+                &SystemClock,
+                TSA_SUBJECT,
+                &root_der,
+            )
+            .await?;
+            step("threshold-signed CSR made; every node fixed the CA root and subject for this epoch");
+            let cert = ceremony::issue_for_csr(
+                &ca,
+                &csr,
                 &roots,
                 &accepted,
-                "CN=frostamp TSA,O=frostamp",
                 SystemClock.now(),
                 Duration::from_secs(365 * 86400),
             )?;
             step("CA verified every report and issued the TSA certificate (group key, EKU timeStamping critical, launch measurement)");
-            let chain = vec![cert.clone(), ca.certificate_der()?];
+            let chain = vec![cert.clone(), root_der];
             ceremony::install_chain(&outcome.nodes, &operator, &SystemClock, &chain).await?;
             step(&format!(
-                "certificate installed on all {} nodes (each checked key and measurement)",
+                "certificate installed on all {} nodes (each verified the chain to the fixed CA root, subject, key, measurement, validity)",
                 outcome.nodes.len()
             ));
             timings.insert("certificate".into(), t.elapsed().as_millis());
@@ -364,15 +392,35 @@ pub async fn run_ceremony(
             }
         }
         None => {
+            let root_path = a.ca_root.ok_or_else(|| {
+                anyhow!("give --ca-dir (development CA) or --ca-root (root certificate of the CA that will issue): the CSR fixes the CA root on the nodes")
+            })?;
+            let root = parse_certificates(
+                &std::fs::read(root_path)
+                    .with_context(|| format!("cannot read {}", root_path.display()))?,
+            )?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("{} holds no certificate", root_path.display()))?;
             let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
             let csr = ceremony::request_csr(
                 first,
                 &operator,
                 &SystemClock,
-                "CN=frostamp TSA,O=frostamp",
+                TSA_SUBJECT,
                 &outcome.bundle,
+                &root.der,
             )
             .await?;
+            ceremony::fix_ca_root(
+                &outcome.nodes,
+                &operator,
+                &SystemClock,
+                TSA_SUBJECT,
+                &root.der,
+            )
+            .await?;
+            file.root = Some(root_path.to_path_buf());
             let pem =
                 der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &csr)
                     .map_err(|e| anyhow!(e))?;
@@ -409,7 +457,19 @@ pub async fn install(state_dir: &Path, chain: &Path) -> Result<()> {
     if certs.is_empty() {
         bail!("{} holds no certificates", chain.display());
     }
-    let ders: Vec<Vec<u8>> = certs.iter().map(|c| c.der.clone()).collect();
+    let mut ders: Vec<Vec<u8>> = certs.iter().map(|c| c.der.clone()).collect();
+    // The nodes verify the chain up to the CA root the CSR fixed: append it if
+    // the file stops below it.
+    if let Some(root) = &file.root {
+        let root = parse_certificates(
+            &std::fs::read(root).with_context(|| format!("cannot read {}", root.display()))?,
+        )?;
+        if let Some(r) = root.first() {
+            if !ders.contains(&r.der) {
+                ders.push(r.der.clone());
+            }
+        }
+    }
     ceremony::install_chain(&pinned(&file)?, &operator, &SystemClock, &ders).await?;
     file.chain = Some(chain.to_path_buf());
     for n in &mut file.nodes {
@@ -749,6 +809,7 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
             insecure_dev_root: Some(&dir.join("dev-ark.pem")),
             measurements: vec![measurement],
             ca_dir: Some(&dir),
+            ca_root: None,
             state_dir: &dir,
         },
         &pids,

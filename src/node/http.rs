@@ -2,7 +2,8 @@
 //!
 //! Unauthenticated: `GET /status`, `GET /attestation?nonce=<64 hex>`.
 //! Operator-authenticated (see [`super::auth`]): `POST /admin/configure`,
-//! `POST /admin/dkg`, `POST /admin/certificate`.
+//! `POST /admin/dkg`, `POST /admin/csr`, `POST /admin/ca-root`,
+//! `POST /admin/certificate` (checks: [`crate::certs::install`]).
 
 use super::{dkg, peers, ClusterConfig, EpochKey, Node, Phase};
 use crate::attestation::binding::{evidence_binding, identity_binding};
@@ -185,6 +186,7 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                     r
                 }
                 "/admin/csr" => csr(&node, &body).await,
+                "/admin/ca-root" => reply(super::certificate::ca_root(&node, &body)),
                 "/admin/repair" => repair(&node, &body).await,
                 "/admin/repair-order" => repair_order(&node, &body),
                 _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
@@ -503,6 +505,7 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 transcript: o.transcript,
                 evidence,
                 chain: None,
+                pin: None,
             });
             s.phase = Phase::AwaitingCertificate;
             s.last_error = None;
@@ -635,6 +638,28 @@ pub struct CsrRequest {
     pub subject: String,
     /// The evidence bundle from the ceremony (JSON text), embedded in the CSR.
     pub bundle: String,
+    /// The root certificate (hex DER) of the CA that will issue: fixed, with the
+    /// subject, for this key epoch on every node that signs the CSR.
+    pub ca_root: String,
+}
+
+/// Request body of `/admin/ca-root`: fix the CA root and subject on a node that
+/// did not sign the CSR (before any certificate is installed).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaRootRequest {
+    /// The root certificate (hex DER) the CSR named.
+    pub ca_root: String,
+    /// The subject the CSR requested (RFC 4514).
+    pub subject: String,
+}
+
+/// A lifecycle call's answer: JSON, or the refusal's status and message.
+fn reply(r: Result<serde_json::Value, super::certificate::Refused>) -> Response<Body> {
+    match r {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err((code, msg)) => error(code, msg),
+    }
 }
 
 async fn csr(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
@@ -642,7 +667,11 @@ async fn csr(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("csr request: {e}")),
     };
-    match super::serve::sign_csr(node, &req.subject, &req.bundle).await {
+    let pin = match super::certificate::csr_pin(node, &req.ca_root, &req.subject) {
+        Ok(p) => p,
+        Err((code, msg)) => return error(code, format!("CSR not signed: {msg}")),
+    };
+    match super::serve::sign_csr(node, &req.subject, &req.bundle, &pin).await {
         Ok(der) => json(
             StatusCode::OK,
             &serde_json::json!({ "csr": hex::encode(der) }),
@@ -660,61 +689,5 @@ pub struct CertificateUpload {
 }
 
 fn install_certificate(node: &Node, body: &[u8]) -> Response<Body> {
-    let up: CertificateUpload = match serde_json::from_slice(body) {
-        Ok(u) => u,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("certificate upload: {e}")),
-    };
-    let chain: Vec<Vec<u8>> = match up.chain.iter().map(hex::decode).collect() {
-        Ok(c) => c,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("chain is not hex: {e}")),
-    };
-    let Some(leaf) = chain.first() else {
-        return error(StatusCode::BAD_REQUEST, "empty chain");
-    };
-    let mut s = node.state();
-    let Some(key) = s.key.as_mut() else {
-        return error(
-            StatusCode::CONFLICT,
-            "no key share: run the key generation first",
-        );
-    };
-    if let Err(e) = crate::certs::check_tsa_certificate(leaf, &key.group, &node.measurement) {
-        drop(s);
-        node.refuse(format!("TSA certificate refused: {e}"));
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("certificate refused: {e}"),
-        );
-    }
-    let identity = match crate::tsp::token::CertIdentity::from_der(leaf) {
-        Ok(i) => i,
-        Err(e) => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("certificate refused: {e}"),
-            )
-        }
-    };
-    if let Err(e) = key.signer.install_certificate(identity.clone()) {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("certificate refused: {e}"),
-        );
-    }
-    let t = s.cluster.as_ref().map(|c| c.t).unwrap_or(u16::MAX);
-    let Some(key) = s.key.as_mut() else {
-        return error(StatusCode::CONFLICT, "no key share");
-    };
-    let group = key.group.clone();
-    key.chain = Some(chain);
-    s.coordinator = Some(Arc::new(crate::threshold::coordinator::Coordinator::new(
-        node.profile.clone(),
-        group,
-        identity,
-        t,
-        node.clock.clone(),
-    )));
-    s.phase = Phase::Serving;
-    tracing::info!(node = %node.name, "TSA certificate installed");
-    json(StatusCode::OK, &serde_json::json!({ "ok": true }))
+    reply(super::certificate::upload(node, body))
 }

@@ -110,6 +110,9 @@ pub enum PeerMessage {
         subject: String,
         /// The evidence bundle (JSON text) that goes into the CSR.
         bundle: String,
+        /// SHA-256 (hex) of the CA root the CSR is for: the signer fixes it, with
+        /// the subject, for its epoch (`node::certificate`).
+        ca_root: String,
         /// (index, commitments) of every signer in this signing.
         commitments: Vec<(u16, SigningCommitments)>,
     },
@@ -160,6 +163,10 @@ pub enum PeerMessage {
         chain: Vec<String>,
         /// The roster with the repair order in effect (the receiver holds its index).
         roster: crate::attestation::Roster,
+        /// CA root and subject fixed with the CSR, if any: the replacement checks
+        /// the chain against it and records it.
+        #[serde(default)]
+        pin: Option<crate::certs::install::IssuancePin>,
     },
     /// Helper → replacement node: cannot help.
     RepairRefused {

@@ -16,7 +16,8 @@
 //!    sum (sigma), the public key package, transcript and chain to the replacement;
 //! 4. the replacement sums the sigmas (`repair_share_part3`) and **checks the
 //!    result against the group's verifying share for its index** before using it,
-//!    then checks the chain (key and measurement) and serves.
+//!    then checks the chain (the install checks of `certs::install`, against the
+//!    CA root and subject the helpers fixed with the CSR) and serves.
 //!
 //! No helper learns the repaired share; deltas and sigmas travel only on attested
 //! channels between the two nodes concerned.
@@ -61,7 +62,7 @@ async fn help_inner(
         .get(&from)
         .map(|l| l.spki_sha256)
         .ok_or("the requester is not connected")?;
-    let (me, t, signer, key_epoch, public, transcript, chain, roster) = {
+    let (me, t, signer, key_epoch, public, transcript, chain, roster, pin) = {
         let s = node.state();
         let c = s.cluster.as_ref().ok_or("not configured")?;
         let k = s.key.as_ref().ok_or("this node holds no share")?;
@@ -94,6 +95,7 @@ async fn help_inner(
             hex::encode(k.transcript),
             k.chain.clone().unwrap_or_default(),
             roster,
+            k.pin.clone(),
         )
     };
     if key_epoch != epoch {
@@ -172,6 +174,7 @@ async fn help_inner(
             transcript,
             chain: chain.iter().map(hex::encode).collect(),
             roster,
+            pin,
         },
     )
     .await
@@ -227,6 +230,7 @@ pub(super) async fn repair(
     }
     // Sigmas, or a refusal from any helper.
     let mut sigmas = BTreeMap::new();
+    let mut pins = BTreeMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while sigmas.len() < set.len() {
         let (who, m) = match tokio::time::timeout_at(deadline, inbox.rx.recv()).await {
@@ -245,7 +249,9 @@ pub(super) async fn repair(
                 transcript,
                 chain,
                 roster,
+                pin,
             } if e == epoch && set.contains(&who) => {
+                pins.insert(who, pin);
                 sigmas.insert(who, (sigma, public, transcript, chain, roster));
             }
             _ => {}
@@ -273,6 +279,10 @@ pub(super) async fn repair(
             "the helpers' roster v{} does not name this node for index {me}",
             roster.version
         ));
+    }
+    let pin = pins.values().next().cloned().flatten();
+    if pins.values().any(|p| *p != pin) {
+        return Err("helpers disagree on the CA root and subject fixed with the CSR".into());
     }
     let id = Identifier::try_from(me).map_err(|e| e.to_string())?;
     let list: Vec<repairable::Sigma> = sigmas.values().map(|v| v.0 .0).collect();
@@ -315,7 +325,7 @@ pub(super) async fn repair(
     let mut phase = Phase::AwaitingCertificate;
     let mut coordinator = None;
     if let Some(leaf) = chain.first() {
-        crate::certs::check_tsa_certificate(leaf, &group, &node.measurement)
+        super::certificate::check_repaired(node, &chain, pin.as_ref(), &group)
             .map_err(|e| format!("chain from helpers: {e}"))?;
         let identity =
             crate::tsp::token::CertIdentity::from_der(leaf).map_err(|e| e.to_string())?;
@@ -341,6 +351,7 @@ pub(super) async fn repair(
             transcript,
             evidence,
             chain: (!chain.is_empty()).then_some(chain),
+            pin,
         });
         s.coordinator = coordinator;
         s.phase = phase;

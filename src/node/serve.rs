@@ -92,12 +92,16 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
             req,
             subject,
             bundle,
+            ca_root,
             commitments,
         } => {
             let answer = (|| {
                 let s = signer
                     .ok_or_else(|| Refusal::Internal("this node holds no key share".into()))?;
                 let message = csr_message(node, &subject, &bundle)?;
+                let pin = crate::certs::install::IssuancePin::from_hash(&ca_root, &subject)
+                    .map_err(|e| Refusal::Internal(e.to_string()))?;
+                super::certificate::fix(node, pin).map_err(Refusal::Internal)?;
                 let map = commitments
                     .into_iter()
                     .map(|(i, c)| Identifier::try_from(i).map(|id| (id, c)))
@@ -183,12 +187,16 @@ pub(super) fn csr_message(
 }
 
 /// Coordinate the threshold signature of this epoch's CSR; returns the CSR DER.
+/// `pin` (the issuing CA's root and the subject) is fixed here and on every signer.
 pub(super) async fn sign_csr(
     node: &Arc<Node>,
     subject: &str,
     bundle_json: &str,
+    pin: &crate::certs::install::IssuancePin,
 ) -> Result<Vec<u8>, String> {
     let message = csr_message(node, subject, bundle_json).map_err(|e| e.to_string())?;
+    super::certificate::fix(node, pin.clone())?;
+    let ca_root = hex::encode(pin.ca_root);
     let (own, t, group, signer) = {
         let s = node.state();
         let key = s.key.as_ref().ok_or("no key share")?;
@@ -219,12 +227,17 @@ pub(super) async fn sign_csr(
                     .sign_built(Owner::Local, &round1.commitments, &message)
                     .map_err(PeerError::Refused)
             } else {
-                let (subject, bundle, list) =
-                    (subject.to_string(), bundle_json.to_string(), list.clone());
+                let (subject, bundle, list, ca_root) = (
+                    subject.to_string(),
+                    bundle_json.to_string(),
+                    list.clone(),
+                    ca_root.clone(),
+                );
                 match call(node, *c, move |req| PeerMessage::SignCsr {
                     req,
                     subject,
                     bundle,
+                    ca_root,
                     commitments: list,
                 })
                 .await

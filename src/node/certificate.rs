@@ -1,0 +1,192 @@
+//! The TSA certificate on a node: the CA root and subject fixed when the CSR
+//! is made, then the install checks of [`crate::certs::install`].
+//!
+//! Who records the pin (SHA-256 of the CA root, requested subject), once per
+//! key epoch:
+//! - the node that receives `POST /admin/csr` (the request names the root);
+//! - every node that co-signs that CSR (the `SignCsr` peer message carries the
+//!   root's hash; a signer refuses to sign for another pin than its own);
+//! - any other node through `POST /admin/ca-root`, accepted only while no
+//!   certificate is installed; the same pin again is a no-op, another is refused.
+//!
+//! A node without a pin refuses every upload. After the first install, only a
+//! renewal ([`crate::certs::install::Installed::Renewal`]) replaces the
+//! certificate; tokens then name the renewal.
+
+use super::http::{CaRootRequest, CertificateUpload};
+use super::{Node, Phase};
+use crate::certs::install::{self, Expect, Installed, IssuancePin};
+use crate::threshold::keys::GroupKey;
+use hyper::StatusCode;
+use std::sync::Arc;
+
+/// A refused lifecycle call: HTTP status and message.
+pub(super) type Refused = (StatusCode, String);
+
+/// Record `pin` for this node's epoch (see the module documentation).
+pub(super) fn fix(node: &Node, pin: IssuancePin) -> Result<(), String> {
+    let mut s = node.state();
+    let key = s
+        .key
+        .as_mut()
+        .ok_or("no key share: run the key generation first")?;
+    let (root, subject) = (hex::encode(pin.ca_root), pin.subject.clone());
+    match install::fix_pin(&mut key.pin, pin) {
+        Ok(true) => {
+            drop(s);
+            tracing::info!(node = %node.name, ca_root = %root, subject = %subject, "CA root and subject fixed for this key epoch");
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The pin a `/admin/csr` request names: its CA root (hex DER) must be a
+/// self-signed CA certificate valid now.
+pub(super) fn csr_pin(
+    node: &Node,
+    ca_root_hex: &str,
+    subject: &str,
+) -> Result<IssuancePin, Refused> {
+    let der = hex::decode(ca_root_hex).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("ca_root is not hex DER: {e}"),
+        )
+    })?;
+    let root = install::check_ca_root(&der, node.clock.now())
+        .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    IssuancePin::new(&root, subject).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+}
+
+/// `POST /admin/ca-root`: fix the CA root and subject on a node that did not
+/// sign the CSR; only before a certificate is installed (afterwards only the
+/// pin already fixed is accepted, as a no-op).
+pub(super) fn ca_root(node: &Node, body: &[u8]) -> Result<serde_json::Value, Refused> {
+    let req: CaRootRequest = serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("ca-root request: {e}")))?;
+    let pin = csr_pin(node, &req.ca_root, &req.subject)?;
+    // Once a certificate is installed nothing can be set; the same pin again is
+    // a harmless confirmation (operator retries).
+    if node
+        .state()
+        .key
+        .as_ref()
+        .is_some_and(|k| k.chain.is_some() && k.pin.as_ref() != Some(&pin))
+    {
+        return Err((
+            StatusCode::CONFLICT,
+            "a TSA certificate is already installed for this key epoch: its CA root can no longer be set"
+                .into(),
+        ));
+    }
+    fix(node, pin.clone()).map_err(|e| (StatusCode::CONFLICT, e))?;
+    Ok(serde_json::json!({
+        "ok": true,
+        "ca_root": hex::encode(pin.ca_root),
+        "subject": pin.subject,
+    }))
+}
+
+/// `POST /admin/certificate`: check the chain ([`install::check_chain`]) and
+/// install it: the first one of the epoch, or a renewal.
+pub(super) fn upload(node: &Node, body: &[u8]) -> Result<serde_json::Value, Refused> {
+    let up: CertificateUpload = serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("certificate upload: {e}")))?;
+    let chain: Vec<Vec<u8>> = up
+        .chain
+        .iter()
+        .map(hex::decode)
+        .collect::<Result<_, _>>()
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("chain is not hex: {e}")))?;
+    let mut s = node.state();
+    let t = s.cluster.as_ref().map(|c| c.t).unwrap_or(u16::MAX);
+    let Some(key) = s.key.as_mut() else {
+        return Err((
+            StatusCode::CONFLICT,
+            "no key share: run the key generation first".into(),
+        ));
+    };
+    let checked = install::check_chain(
+        &chain,
+        &Expect {
+            pin: key.pin.as_ref(),
+            group: &key.group,
+            measurement: &node.measurement,
+            now: node.clock.now(),
+            installed: key
+                .chain
+                .as_ref()
+                .and_then(|c| c.first())
+                .map(Vec::as_slice),
+        },
+    );
+    let kind = match checked {
+        Ok(Installed::Unchanged) => {
+            return Ok(serde_json::json!({ "ok": true, "installed": "unchanged" }))
+        }
+        Ok(kind) => kind,
+        Err(e) => {
+            drop(s);
+            node.refuse(format!("TSA certificate refused: {e}"));
+            let code = if e.is_conflict() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            return Err((code, format!("certificate refused: {e}")));
+        }
+    };
+    let refused = |e: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("certificate refused: {e}"),
+        )
+    };
+    let leaf = chain.first().ok_or_else(|| refused("empty chain".into()))?;
+    let identity =
+        crate::tsp::token::CertIdentity::from_der(leaf).map_err(|e| refused(e.to_string()))?;
+    key.signer
+        .install_certificate(identity.clone())
+        .map_err(|e| refused(e.to_string()))?;
+    let group = key.group.clone();
+    key.chain = Some(chain);
+    s.coordinator = Some(Arc::new(crate::threshold::coordinator::Coordinator::new(
+        node.profile.clone(),
+        group,
+        identity,
+        t,
+        node.clock.clone(),
+    )));
+    s.phase = Phase::Serving;
+    drop(s);
+    let kind = match kind {
+        Installed::Renewal => "renewal",
+        _ => "first",
+    };
+    tracing::info!(node = %node.name, kind, "TSA certificate installed");
+    Ok(serde_json::json!({ "ok": true, "installed": kind }))
+}
+
+/// Repair: the chain the helpers hold passes the same checks, against the pin
+/// they sent, before the replacement installs it.
+pub(super) fn check_repaired(
+    node: &Node,
+    chain: &[Vec<u8>],
+    pin: Option<&IssuancePin>,
+    group: &GroupKey,
+) -> Result<(), String> {
+    install::check_chain(
+        chain,
+        &Expect {
+            pin,
+            group,
+            measurement: &node.measurement,
+            now: node.clock.now(),
+            installed: None,
+        },
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
