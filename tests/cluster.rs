@@ -195,7 +195,7 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
     let roots = RootSet::danger_with_insecure_dev_root(platform.ark_der());
     let mut children = Kill(Vec::new());
     let mut targets = Vec::new();
-    for i in 1..=3u16 {
+    for i in 1..=5u16 {
         let port = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -207,7 +207,7 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
             format!("127.0.0.1:{}", port()),
             format!("127.0.0.1:{}", port()),
         );
-        let bin = if i == 3 { other.clone() } else { NODE.into() };
+        let bin = if i == 5 { other.clone() } else { NODE.into() };
         let log = std::fs::File::create(d.join(format!("node{i}.log"))).unwrap();
         children.0.push(
             Command::new(bin)
@@ -255,7 +255,7 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
         for p in &pinned {
             let cfg = ClusterConfig {
                 index: p.target.index,
-                t: 2,
+                t: 3,
                 nodes: std::collections::BTreeMap::clone(&layout),
             };
             let r = ceremony::admin(
@@ -270,7 +270,19 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
             .unwrap();
             assert_eq!(r.status, 200);
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Until nodes 1 to 4 have admitted each other (node 5 keeps being refused).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut all = true;
+            for p in &pinned[..4] {
+                all &= ceremony::status(p).await.unwrap().peers.len() == 3;
+            }
+            if all || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let mut statuses = Vec::new();
         for p in &pinned {
             statuses.push(ceremony::status(p).await.unwrap());
@@ -278,14 +290,20 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
         statuses
     });
     drop(children);
-    // Nodes 1 and 2 admit each other, never node 3; node 3 admits nobody.
-    assert_eq!(result[0].peers.keys().copied().collect::<Vec<_>>(), vec![2]);
-    assert_eq!(result[1].peers.keys().copied().collect::<Vec<_>>(), vec![1]);
-    assert!(result[2].peers.is_empty());
+    // Nodes 1 to 4 admit each other, never node 5; node 5 admits nobody.
+    assert_eq!(
+        result[0].peers.keys().copied().collect::<Vec<_>>(),
+        vec![2, 3, 4]
+    );
+    assert_eq!(
+        result[3].peers.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(result[4].peers.is_empty());
     let log1 = std::fs::read_to_string(d.join("node1.log")).unwrap();
     assert!(
         log1.contains("refused peer")
-            && log1.contains("node 3")
+            && log1.contains("node 5")
             && log1.to_lowercase().contains("measurement"),
         "{log1}"
     );

@@ -147,14 +147,14 @@ pub enum PeerMessage {
         /// Participant being repaired.
         participant: u16,
         /// The delta (secret: sent to exactly one helper).
-        delta: Secret<crate::threshold::frost::keys::repairable::Delta>,
+        delta: SecretScalar,
     },
     /// Helper → replacement node: RTS step-2 sum, with the public key package and chain.
     RepairSigma {
         /// Key epoch.
         epoch: String,
         /// The sigma (secret: sent only to the participant).
-        sigma: Secret<crate::threshold::frost::keys::repairable::Sigma>,
+        sigma: SecretScalar,
         /// The group's public key package (verifying shares).
         public: crate::threshold::frost::keys::PublicKeyPackage,
         /// Round-1 transcript hash (hex).
@@ -197,16 +197,64 @@ pub enum PeerMessage {
     },
 }
 
-/// A secret value in a peer message: serialized as the inner value, printed as
-/// `<redacted>`.
-#[derive(Clone, Copy, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret<T>(pub T);
+/// A secret scalar in a peer message (a repair delta or sigma): its serialized bytes,
+/// zeroized on drop, not `Copy`, printed as `<redacted>`, carried as hex. frost's
+/// `Delta`/`Sigma` are `Copy` scalars without `Zeroize`, so they are made from these
+/// bytes only where the arithmetic needs them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretScalar(zeroize::Zeroizing<Vec<u8>>);
 
-impl<T> core::fmt::Debug for Secret<T> {
+impl core::fmt::Debug for SecretScalar {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+impl SecretScalar {
+    /// From a serialized scalar (taken by value and zeroized when dropped).
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(zeroize::Zeroizing::new(bytes))
+    }
+    /// The repair delta it carries.
+    pub fn delta(
+        &self,
+    ) -> Result<crate::threshold::frost::keys::repairable::Delta, crate::threshold::frost::Error>
+    {
+        crate::threshold::frost::keys::repairable::Delta::deserialize(&self.0)
+    }
+    /// The repair sigma it carries.
+    pub fn sigma(
+        &self,
+    ) -> Result<crate::threshold::frost::keys::repairable::Sigma, crate::threshold::frost::Error>
+    {
+        crate::threshold::frost::keys::repairable::Sigma::deserialize(&self.0)
+    }
+}
+
+impl Serialize for SecretScalar {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let hex = zeroize::Zeroizing::new(hex::encode(&*self.0));
+        s.serialize_str(&hex)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretScalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = zeroize::Zeroizing::new(String::deserialize(d)?);
+        if text.len() > 128 {
+            return Err(serde::de::Error::custom("secret scalar too long"));
+        }
+        hex::decode(text.as_bytes())
+            .map(Self::new)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The envelope as it is encoded, borrowing the message (no copy of its secrets).
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    v: u32,
+    msg: &'a PeerMessage,
 }
 
 /// Framing and decoding failures.
@@ -226,7 +274,8 @@ pub enum FrameError {
     Version(u32),
 }
 
-/// Decode one envelope from bytes (strict).
+/// Decode one envelope from bytes (strict). The caller's buffer is its own to zeroize
+/// (`read_frame` does).
 pub fn decode(bytes: &[u8]) -> Result<PeerMessage, FrameError> {
     let env: Envelope =
         serde_json::from_slice(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
@@ -236,13 +285,12 @@ pub fn decode(bytes: &[u8]) -> Result<PeerMessage, FrameError> {
     Ok(env.msg)
 }
 
-/// Encode one envelope.
-pub fn encode(msg: &PeerMessage) -> Result<Vec<u8>, FrameError> {
-    serde_json::to_vec(&Envelope {
-        v: VERSION,
-        msg: msg.clone(),
-    })
-    .map_err(|e| FrameError::Malformed(e.to_string()))
+/// Encode one envelope, into a buffer zeroized on drop (frames carry DKG round-2
+/// shares and repair deltas and sigmas).
+pub fn encode(msg: &PeerMessage) -> Result<zeroize::Zeroizing<Vec<u8>>, FrameError> {
+    serde_json::to_vec(&EnvelopeRef { v: VERSION, msg })
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
 /// Read one frame.
@@ -251,7 +299,8 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<PeerMessag
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len));
     }
-    let mut buf = vec![0u8; len];
+    // Zeroized on drop: the frame may carry a secret share, delta or sigma.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; len]);
     r.read_exact(&mut buf).await?;
     decode(&buf)
 }

@@ -133,7 +133,7 @@ async fn help_inner(
                 PeerMessage::RepairDelta {
                     epoch: epoch.to_string(),
                     participant,
-                    delta: super::messages::Secret(d),
+                    delta: super::messages::SecretScalar::new(d.serialize()),
                 },
             )
             .await
@@ -159,7 +159,11 @@ async fn help_inner(
                 participant: p,
                 delta,
                 ..
-            } if p == participant => all.push(delta.0),
+            } if p == participant => all.push(
+                delta
+                    .delta()
+                    .map_err(|e| format!("node {who} sent a malformed delta: {e}"))?,
+            ),
             _ => return Err(format!("node {who} sent a delta for another repair")),
         }
     }
@@ -169,7 +173,7 @@ async fn help_inner(
         participant,
         PeerMessage::RepairSigma {
             epoch: epoch.to_string(),
-            sigma: super::messages::Secret(sigma),
+            sigma: super::messages::SecretScalar::new(sigma.serialize()),
             public,
             transcript,
             chain: chain.iter().map(hex::encode).collect(),
@@ -285,7 +289,13 @@ pub(super) async fn repair(
         return Err("helpers disagree on the CA root and subject fixed with the CSR".into());
     }
     let id = Identifier::try_from(me).map_err(|e| e.to_string())?;
-    let list: Vec<repairable::Sigma> = sigmas.values().map(|v| v.0 .0).collect();
+    let list: Vec<repairable::Sigma> = sigmas
+        .iter()
+        .map(|(who, v)| {
+            v.0.sigma()
+                .map_err(|e| format!("node {who} sent a malformed sigma: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
     let kp = repairable::repair_share_part3(&list, id, &public).map_err(|e| e.to_string())?;
     // The check frost leaves to the caller: the repaired share must match the
     // group's verifying share for this identifier.
