@@ -20,6 +20,7 @@ mod certificate;
 mod dkg;
 pub mod http;
 pub mod identity;
+mod limits;
 pub mod messages;
 mod metrics;
 mod peers;

@@ -841,9 +841,24 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     let _down = Down(&d);
     let file = cluster_up(&d);
     let n1 = &file.nodes[0];
+    // The hogs come from another loopback address (127.0.0.2), as an attacker's would:
+    // per-source caps tell them apart from the honest client and the peers.
+    let from_other_source = |addr: &str| -> std::net::TcpStream {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            let s = sock.connect(addr.parse().unwrap()).await.unwrap();
+            s.into_std().unwrap()
+        })
+    };
     let mut hogs = Vec::new();
     for i in 0..200 {
-        let mut s = std::net::TcpStream::connect(&n1.public).unwrap();
+        let mut s = from_other_source(&n1.public);
+        s.set_nonblocking(false).unwrap();
         match i % 3 {
             0 => {}                                                      // idle: never speaks
             1 => s.write_all(&[0x16, 0x03, 0x01, 0x02]).unwrap(),        // half a TLS record
@@ -853,7 +868,8 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     }
     // Peers' garbage on the peer port, too.
     for _ in 0..20 {
-        let mut s = std::net::TcpStream::connect(&n1.peer).unwrap();
+        let mut s = from_other_source(&n1.peer);
+        s.set_nonblocking(false).unwrap();
         s.write_all(b"\x00\x00\x00\x05hello").unwrap();
         hogs.push(s);
     }
@@ -883,6 +899,44 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
         "took {:?}",
         started.elapsed()
     );
+    // A body that trickles is cut off: HTTP 408 after the body timeout (10 s), and the
+    // node counts it; meanwhile it keeps serving.
+    let mut trickle = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &n1.public])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = trickle.stdin.take().unwrap();
+    stdin
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\nContent-Length: 262144\r\n\r\nA")
+        .unwrap();
+    stdin.flush().unwrap();
+    let sent = Instant::now();
+    let mut stdout = trickle.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut first = vec![0u8; 12];
+        std::io::Read::read_exact(&mut stdout, &mut first).map(|_| first)
+    });
+    wait_health(n1, "healthy", 5);
+    let first = reader.join().unwrap().unwrap();
+    assert_eq!(
+        &first,
+        b"HTTP/1.1 408",
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    assert!(
+        sent.elapsed() >= Duration::from_secs(9) && sent.elapsed() < Duration::from_secs(20),
+        "cut off after {:?}",
+        sent.elapsed()
+    );
+    drop(stdin);
+    let _ = trickle.kill();
+    let _ = trickle.wait();
+    let m = get_text(n1, "/metrics");
+    assert!(metric(&m, "frostamp_shed_total{reason=\"body_timeout\"}") >= 1.0);
     drop(hogs);
     wait_health(n1, "healthy", 5);
 }

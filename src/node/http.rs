@@ -21,6 +21,12 @@ use tokio::net::TcpListener;
 pub(super) const MAX_BODY: usize = 256 * 1024;
 /// At most this many connections are served at once.
 const MAX_CONNECTIONS: usize = 512;
+/// At most this many of them from one source address.
+const MAX_PER_SOURCE: usize = 64;
+/// A request body must arrive within this time (a trickling client is cut off).
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attestation reports produced at once for `GET /attestation`; more wait for none.
+const ATTESTATIONS_AT_ONCE: usize = 2;
 
 type Body = Full<Bytes>;
 
@@ -33,8 +39,15 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
         }
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let sources = super::limits::SourceCaps::new(MAX_PER_SOURCE);
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
+        let Ok((tcp, addr)) = listener.accept().await else {
+            continue;
+        };
+        // One source may not take every permit.
+        let Some(slot) = sources.admit(addr.ip()) else {
+            node.metrics.shed("public_per_source");
+            drop(tcp);
             continue;
         };
         // Small request/response messages: no Nagle delay.
@@ -42,6 +55,7 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
         // At capacity: shed the new connection at once rather than stop accepting,
         // so idle or slow clients cannot queue everyone else behind them.
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            node.metrics.shed("public_total");
             drop(tcp);
             continue;
         };
@@ -49,6 +63,7 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _slot = slot;
             let Ok(Ok(tls)) =
                 tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
             else {
@@ -100,13 +115,30 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
         .get(super::auth::HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    let body = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body over {MAX_BODY} bytes"),
             )
+        }
+        Err(_) => {
+            node.metrics.shed("body_timeout");
+            let mut r = error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("request body not received within {BODY_TIMEOUT:?}"),
+            );
+            r.headers_mut().insert(
+                "connection",
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return r;
         }
     };
     match (&method, path.as_str()) {
@@ -160,7 +192,7 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 .unwrap_or_default()
         }
         (&Method::GET, "/status") => json(StatusCode::OK, &status(&node)),
-        (&Method::GET, "/attestation") => attestation(&node, &query),
+        (&Method::GET, "/attestation") => attestation(&node, &query).await,
         (&Method::POST, p) if p.starts_with("/admin/") => {
             if let Err(e) = node.operator.check(
                 auth.as_deref(),
@@ -311,7 +343,7 @@ fn status(node: &Node) -> Status {
 }
 
 /// Evidence binding this node's TLS key to a client nonce.
-fn attestation(node: &Node, query: &str) -> Response<Body> {
+async fn attestation(node: &Arc<Node>, query: &str) -> Response<Body> {
     let nonce = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("nonce="))
@@ -320,15 +352,29 @@ fn attestation(node: &Node, query: &str) -> Response<Body> {
     let Some(nonce) = nonce else {
         return error(StatusCode::BAD_REQUEST, "need ?nonce=<64 hex digits>");
     };
-    match node
-        .attester
-        .attest(identity_binding(node.identity.spki_der(), &nonce))
-    {
-        Ok(ev) => json(StatusCode::OK, &ev),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("attestation failed: {e}"),
-        ),
+    // A report is a blocking call to the platform (an ioctl behind a lock): at most
+    // ATTESTATIONS_AT_ONCE at a time, on blocking threads; more get 503 at once.
+    static AT_ONCE: tokio::sync::Semaphore =
+        tokio::sync::Semaphore::const_new(ATTESTATIONS_AT_ONCE);
+    let Ok(_permit) = AT_ONCE.try_acquire() else {
+        node.metrics.shed("attestation_busy");
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "attestation busy, retry shortly",
+        );
+        r.headers_mut()
+            .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+        return r;
+    };
+    let binding = identity_binding(node.identity.spki_der(), &nonce);
+    let attester = node.attester.clone();
+    match tokio::task::spawn_blocking(move || attester.attest(binding)).await {
+        Ok(Ok(ev)) => json(StatusCode::OK, &ev),
+        Ok(Err(e)) => {
+            tracing::warn!(node = %node.name, "attestation failed: {e}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "attestation failed")
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "attestation failed"),
     }
 }
 

@@ -293,6 +293,11 @@ pub fn encode(msg: &PeerMessage) -> Result<zeroize::Zeroizing<Vec<u8>>, FrameErr
         .map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
+/// A frame's first bytes are read into a buffer of at most this size; a larger frame
+/// gets its full buffer only once these have arrived (a peer that sends a length and
+/// then nothing costs at most this much memory).
+pub const INITIAL_READ: usize = 16 * 1024;
+
 /// Read one frame.
 pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<PeerMessage, FrameError> {
     let len = r.read_u32().await? as usize;
@@ -300,8 +305,16 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<PeerMessag
         return Err(FrameError::TooLarge(len));
     }
     // Zeroized on drop: the frame may carry a secret share, delta or sigma.
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; len]);
+    let first = len.min(INITIAL_READ);
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; first]);
     r.read_exact(&mut buf).await?;
+    if len > first {
+        let mut full = zeroize::Zeroizing::new(vec![0u8; len]);
+        let (head, rest) = full.split_at_mut(first);
+        head.copy_from_slice(&buf);
+        r.read_exact(rest).await?;
+        buf = full; // the first buffer is zeroized as it drops
+    }
     decode(&buf)
 }
 
@@ -357,6 +370,36 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn frames_small_and_large_round_trip_and_truncation_is_an_error() {
+        for size in [10usize, INITIAL_READ - 100, INITIAL_READ * 3] {
+            let msg = PeerMessage::DkgAbort {
+                epoch: "e".into(),
+                reason: "x".repeat(size),
+                culprit: None,
+            };
+            let mut wire = Vec::new();
+            write_frame(&mut wire, &msg).await.unwrap();
+            match read_frame(&mut wire.as_slice()).await.unwrap() {
+                PeerMessage::DkgAbort { reason, .. } => assert_eq!(reason.len(), size),
+                other => panic!("{other:?}"),
+            }
+            // The twin: the same frame cut short is an I/O error, never a panic.
+            let cut = &wire[..wire.len() - 1];
+            assert!(matches!(
+                read_frame(&mut &cut[..]).await,
+                Err(FrameError::Io(_))
+            ));
+        }
+        // A declared length over the limit is refused before anything is allocated.
+        let mut over = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
+        over.extend_from_slice(b"{}");
+        assert!(matches!(
+            read_frame(&mut over.as_slice()).await,
+            Err(FrameError::TooLarge(_))
+        ));
     }
 
     #[test]

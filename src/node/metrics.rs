@@ -25,6 +25,8 @@ pub(crate) struct Metrics {
     /// Peers refused because another identity holds (or the roster gives) the index
     /// they claimed.
     claim_conflicts: AtomicU64,
+    /// Connections or requests shed before any work, by reason.
+    shed: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// Why commitments were fetched.
@@ -41,6 +43,15 @@ impl Metrics {
         if let Some(c) = self.commit_fetches.get(why as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn shed(&self, why: &'static str) {
+        *self
+            .shed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(why)
+            .or_default() += 1;
     }
 
     pub(crate) fn claim_conflict(&self) {
@@ -106,6 +117,14 @@ impl Metrics {
             "frostamp_peer_claim_conflicts_total {}",
             self.claim_conflicts.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_shed_total Connections and requests shed before any work, by reason."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_shed_total counter");
+        for (k, v) in self.shed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(o, "frostamp_shed_total{{reason=\"{k}\"}} {v}");
+        }
         let _ = writeln!(
             o,
             "# HELP frostamp_requests_total Timestamp requests received."

@@ -40,6 +40,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Peer-port connections at once (four peers need one or two each), and from one source.
+const MAX_PEER_CONNECTIONS: usize = 64;
+const MAX_PEER_PER_SOURCE: usize = 16;
 
 /// Attest ourselves and verify the result with the same code peers will use.
 pub(super) fn self_check(
@@ -151,8 +154,18 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             return;
         }
     };
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_PEER_CONNECTIONS));
+    let sources = super::limits::SourceCaps::new(MAX_PEER_PER_SOURCE);
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
+            continue;
+        };
+        let Some(slot) = sources.admit(addr.ip()) else {
+            node.metrics.shed("peer_per_source");
+            continue;
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            node.metrics.shed("peer_total");
             continue;
         };
         // Peer frames are small and latency-bound (two round trips per token).
@@ -160,6 +173,7 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
         let node = node.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let _held = (slot, permit);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
@@ -402,8 +416,17 @@ async fn run_connection<S>(
                     });
                 }
                 other => {
-                    if node.inbox_tx.send((index, other)).await.is_err() {
-                        break;
+                    // A full inbox (nobody collecting: no DKG or repair running) sheds the
+                    // message rather than stop this link's reads (pings included).
+                    match node.inbox_tx.try_send((index, other)) {
+                        Ok(()) => {}
+                        Err(tokio::sync::mpsc::error::TrySendError::Full((_, m))) => {
+                            node.refuse(format!(
+                                "peer {index}: inbox full, {} message dropped",
+                                kind(&m)
+                            ));
+                        }
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
                     }
                 }
             },
@@ -516,9 +539,12 @@ where
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or("hello nonce is not 32 hex bytes")?;
-    let evidence = node
-        .attester
-        .attest(identity_binding(node.identity.spki_der(), &their_nonce))
+    // The report is a blocking call to the platform: off the async threads.
+    let binding = identity_binding(node.identity.spki_der(), &their_nonce);
+    let attester = node.attester.clone();
+    let evidence = tokio::task::spawn_blocking(move || attester.attest(binding))
+        .await
+        .map_err(|e| format!("own attestation failed: {e}"))?
         .map_err(|e| format!("own attestation failed: {e}"))?;
     write_frame(wr, &PeerMessage::Attest { evidence })
         .await
