@@ -235,6 +235,8 @@ pub(crate) struct Node {
     inbox_tx: mpsc::Sender<(u16, PeerMessage)>,
     inbox: tokio::sync::Mutex<mpsc::Receiver<(u16, PeerMessage)>>,
     peers_changed: Notify,
+    /// Notified when an operator configures this node (peers waiting to be admitted).
+    configured: Notify,
     next_generation: std::sync::atomic::AtomicU64,
     /// Signing calls awaiting a peer's answer: request id → (peer, waiter).
     pending:
@@ -400,6 +402,7 @@ pub async fn run(
         inbox_tx,
         inbox: tokio::sync::Mutex::new(inbox_rx),
         peers_changed: Notify::new(),
+        configured: Notify::new(),
         next_generation: std::sync::atomic::AtomicU64::new(1),
         pending: Mutex::new(std::collections::HashMap::new()),
         next_request: std::sync::atomic::AtomicU64::new(1),

@@ -414,6 +414,7 @@ fn configure(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
     for l in node.peer_links().values() {
         l.closer.notify_one();
     }
+    node.configured.notify_waiters();
     peers::start_dialing(node, &cfg);
     tracing::info!(node = %node.name, index = cfg.index, n = cfg.n(), t = cfg.t, "configured");
     json(

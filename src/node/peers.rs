@@ -40,6 +40,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an incoming peer connection waits for this node's own configuration.
+const CONFIG_WAIT: Duration = Duration::from_secs(5);
 /// Peer-port connections at once (four peers need one or two each), and from one source.
 const MAX_PEER_CONNECTIONS: usize = 64;
 const MAX_PEER_PER_SOURCE: usize = 16;
@@ -486,11 +488,18 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let cluster = node
-        .state()
-        .cluster
-        .clone()
-        .ok_or("this node is not configured yet")?;
+    // A peer configured a moment before this node dials it first: wait (bounded) for
+    // this node's own configuration instead of refusing and making it redial.
+    let deadline = tokio::time::Instant::now() + CONFIG_WAIT;
+    let cluster = loop {
+        let configured = node.configured.notified();
+        if let Some(c) = node.state().cluster.clone() {
+            break c;
+        }
+        if tokio::time::timeout_at(deadline, configured).await.is_err() {
+            return Err("this node is not configured yet".into());
+        }
+    };
     let peer_spki = spki_of_cert(&peer_cert.ok_or("no TLS certificate")?)
         .map_err(|e| format!("TLS certificate: {e}"))?;
     let mut nonce = [0u8; 32];
