@@ -198,7 +198,9 @@ struct State {
     /// Present once a certificate is installed: this node can coordinate tokens.
     coordinator: Option<Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>>>>,
     last_error: Option<String>,
-    refusals: VecDeque<String>,
+    /// Recent refusals, with the source address of an unauthenticated connection that
+    /// caused them (see [`Node::refuse_from`]).
+    refusals: VecDeque<(Option<std::net::IpAddr>, String)>,
     dialers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -335,12 +337,64 @@ impl Node {
     }
 
     fn refuse(&self, what: String) {
+        self.refuse_from(None, what);
+    }
+
+    /// Keep a refusal for `/status` (at most [`REFUSALS_KEPT`]). One source address keeps
+    /// at most [`REFUSALS_PER_SOURCE`] of them: its newest replaces its own oldest, so
+    /// whoever opens connections from one address cannot flush the others' refusals.
+    fn refuse_from(&self, source: Option<std::net::IpAddr>, what: String) {
         tracing::warn!(node = %self.name, "{what}");
         let mut s = self.state();
-        if s.refusals.len() >= 32 {
-            s.refusals.pop_front();
+        push_refusal(&mut s.refusals, source, what);
+    }
+}
+
+/// Refusals `/status` keeps.
+const REFUSALS_KEPT: usize = 32;
+/// Refusals one source address may occupy.
+const REFUSALS_PER_SOURCE: usize = 4;
+
+fn push_refusal(
+    list: &mut VecDeque<(Option<std::net::IpAddr>, String)>,
+    source: Option<std::net::IpAddr>,
+    what: String,
+) {
+    if source.is_some() && list.iter().filter(|(s, _)| *s == source).count() >= REFUSALS_PER_SOURCE
+    {
+        if let Some(i) = list.iter().position(|(s, _)| *s == source) {
+            list.remove(i);
         }
-        s.refusals.push_back(what);
+    } else if list.len() >= REFUSALS_KEPT {
+        list.pop_front();
+    }
+    list.push_back((source, what));
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn one_source_cannot_flush_the_others_refusals() {
+        let mut list = VecDeque::new();
+        push_refusal(&mut list, None, "real refusal".into());
+        let peer: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        push_refusal(&mut list, Some(peer), "peer refusal".into());
+        let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        for i in 0..1000 {
+            push_refusal(&mut list, Some(attacker), format!("noise {i}"));
+        }
+        let texts: Vec<&str> = list.iter().map(|(_, t)| t.as_str()).collect();
+        assert!(texts.contains(&"real refusal") && texts.contains(&"peer refusal"));
+        assert_eq!(texts.len(), 2 + REFUSALS_PER_SOURCE);
+        assert!(texts.contains(&"noise 999"), "the newest noise is kept");
+        // The twin: refusals without a source still rotate after REFUSALS_KEPT.
+        for i in 0..100 {
+            push_refusal(&mut list, None, format!("r{i}"));
+        }
+        assert_eq!(list.len(), REFUSALS_KEPT);
+        assert!(!list.iter().any(|(_, t)| t == "real refusal"));
     }
 }
 

@@ -337,7 +337,7 @@ fn status(node: &Node) -> Status {
             .and_then(|c| c.first())
             .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(c))),
         last_error: s.last_error.clone(),
-        refusals: s.refusals.iter().cloned().collect(),
+        refusals: s.refusals.iter().map(|(_, r)| r.clone()).collect(),
         commitments_ready: node.pools.sizes(),
     }
 }

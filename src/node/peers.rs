@@ -179,13 +179,17 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
-                    node.refuse(format!("peer connection from {addr}: TLS failed: {e}"));
+                    node.refuse_from(
+                        Some(addr.ip()),
+                        format!("peer connection from {addr}: TLS failed: {e}"),
+                    );
                     return;
                 }
                 Err(_) => {
-                    node.refuse(format!(
-                        "peer connection from {addr}: TLS handshake timed out"
-                    ));
+                    node.refuse_from(
+                        Some(addr.ip()),
+                        format!("peer connection from {addr}: TLS handshake timed out"),
+                    );
                     return;
                 }
             };
@@ -195,7 +199,7 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.to_vec());
-            run_connection(node, tls, cert, None, addr.to_string()).await;
+            run_connection(node, tls, cert, None, addr.to_string(), Some(addr.ip())).await;
         });
     }
 }
@@ -241,7 +245,7 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .map(|c| c.to_vec());
-                run_connection(node.clone(), tls, cert, Some(index), addr.clone()).await;
+                run_connection(node.clone(), tls, cert, Some(index), addr.clone(), None).await;
             }
             Ok(Err(e)) => tracing::debug!(node = %node.name, "dial {index} at {addr}: {e}"),
             Err(_) => tracing::debug!(node = %node.name, "dial {index} at {addr}: timed out"),
@@ -258,6 +262,9 @@ async fn run_connection<S>(
     peer_cert: Option<Vec<u8>>,
     expected: Option<u16>,
     addr: String,
+    // The address of an incoming (unauthenticated) connection: its refusals are capped
+    // per source so they cannot flush the others'.
+    source: Option<std::net::IpAddr>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -270,11 +277,14 @@ async fn run_connection<S>(
     let (member, peer_group) = match admitted {
         Ok(Ok(v)) => v,
         Ok(Err(reason)) => {
-            node.refuse(format!("refused peer at {addr}: {reason}"));
+            node.refuse_from(source, format!("refused peer at {addr}: {reason}"));
             return;
         }
         Err(_) => {
-            node.refuse(format!("refused peer at {addr}: admission timed out"));
+            node.refuse_from(
+                source,
+                format!("refused peer at {addr}: admission timed out"),
+            );
             return;
         }
     };
@@ -296,7 +306,7 @@ async fn run_connection<S>(
             Err(reason) => {
                 drop(links);
                 node.metrics.claim_conflict();
-                node.refuse(format!("refused peer at {addr}: {reason}"));
+                node.refuse_from(source, format!("refused peer at {addr}: {reason}"));
                 return;
             }
             Ok(c) => {
