@@ -371,33 +371,6 @@ fn push_refusal(
     list.push_back((source, what));
 }
 
-#[cfg(test)]
-mod refusal_tests {
-    use super::*;
-
-    #[test]
-    fn one_source_cannot_flush_the_others_refusals() {
-        let mut list = VecDeque::new();
-        push_refusal(&mut list, None, "real refusal".into());
-        let peer: std::net::IpAddr = "127.0.0.1".parse().unwrap();
-        push_refusal(&mut list, Some(peer), "peer refusal".into());
-        let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
-        for i in 0..1000 {
-            push_refusal(&mut list, Some(attacker), format!("noise {i}"));
-        }
-        let texts: Vec<&str> = list.iter().map(|(_, t)| t.as_str()).collect();
-        assert!(texts.contains(&"real refusal") && texts.contains(&"peer refusal"));
-        assert_eq!(texts.len(), 2 + REFUSALS_PER_SOURCE);
-        assert!(texts.contains(&"noise 999"), "the newest noise is kept");
-        // The twin: refusals without a source still rotate after REFUSALS_KEPT.
-        for i in 0..100 {
-            push_refusal(&mut list, None, format!("r{i}"));
-        }
-        assert_eq!(list.len(), REFUSALS_KEPT);
-        assert!(!list.iter().any(|(_, t)| t == "real refusal"));
-    }
-}
-
 /// Run a node until `shutdown` resolves.
 pub async fn run(
     opts: NodeOptions,
@@ -484,4 +457,31 @@ pub async fn run(
     }
     tracing::info!(node = %node.name, "node stopped; all key material dropped");
     Ok(())
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn one_source_cannot_flush_the_others_refusals() {
+        let mut list = VecDeque::new();
+        push_refusal(&mut list, None, "real refusal".into());
+        let peer: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        push_refusal(&mut list, Some(peer), "peer refusal".into());
+        let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        for i in 0..1000 {
+            push_refusal(&mut list, Some(attacker), format!("noise {i}"));
+        }
+        let texts: Vec<&str> = list.iter().map(|(_, t)| t.as_str()).collect();
+        assert!(texts.contains(&"real refusal") && texts.contains(&"peer refusal"));
+        assert_eq!(texts.len(), 2 + REFUSALS_PER_SOURCE);
+        assert!(texts.contains(&"noise 999"), "the newest noise is kept");
+        // The twin: refusals without a source still rotate after REFUSALS_KEPT.
+        for i in 0..100 {
+            push_refusal(&mut list, None, format!("r{i}"));
+        }
+        assert_eq!(list.len(), REFUSALS_KEPT);
+        assert!(!list.iter().any(|(_, t)| t == "real refusal"));
+    }
 }
