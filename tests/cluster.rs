@@ -319,7 +319,7 @@ fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
 }
 
 fn wait_health(node: &frostamp::cli::ops::ClusterNode, want: &str, holders: u64) {
-    wait_health_within(node, want, holders, Duration::from_secs(10))
+    wait_health_within(node, want, holders, Duration::from_secs(30))
 }
 
 fn wait_health_within(
