@@ -625,6 +625,10 @@ pub async fn run(
         epoch: opts.epoch.clone(),
         n: u16::try_from(n).unwrap_or(u16::MAX),
         t: opts.t,
+        pins: pinned
+            .iter()
+            .map(|p| (p.target.index, hex::encode(p.pin)))
+            .collect(),
     })
     .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
     let mut set = tokio::task::JoinSet::new();

@@ -888,6 +888,7 @@ async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
                 epoch: "e".into(),
                 n,
                 t,
+                pins: std::collections::BTreeMap::new(),
             })
             .unwrap();
             let r = ceremony::admin(
@@ -906,5 +907,101 @@ async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
         }
     }
     // The twin: the same nodes take n = 5, t = 3 and make a key.
+    ceremony::run(&options(&c), &|_| {}).await.unwrap();
+}
+
+/// The DKG runs only among the machines the operator attested: a node whose admitted
+/// identities are not the operator's pins aborts before round 1 (here the operator's
+/// pins of indices 1 and 2 are swapped), and the same nodes then make a key with the
+/// right pins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dkg_runs_only_among_the_identities_the_operator_pinned() {
+    let c = start(5, &[]).await;
+    let layout: std::collections::BTreeMap<u16, String> = c
+        .targets
+        .iter()
+        .map(|t| (t.index, t.peer.clone()))
+        .collect();
+    let mut pinned = Vec::new();
+    for target in &c.targets {
+        let (pin, _) =
+            ceremony::attest_node(target.index, &target.public, &c.roots, None, &SystemClock)
+                .await
+                .unwrap();
+        let node = ceremony::PinnedNode {
+            target: target.clone(),
+            pin,
+        };
+        let body = serde_json::to_vec(&frostamp::node::ClusterConfig {
+            index: target.index,
+            t: 3,
+            nodes: layout.clone(),
+        })
+        .unwrap();
+        let r = ceremony::admin(
+            &node,
+            &c.operator,
+            &SystemClock,
+            "/admin/configure",
+            body,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200);
+        pinned.push(node);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for node in &pinned {
+        while ceremony::status(node).await.unwrap().peers.len() < 4 {
+            assert!(std::time::Instant::now() < deadline, "peers not admitted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut pins: std::collections::BTreeMap<u16, String> = pinned
+        .iter()
+        .map(|p| (p.target.index, hex::encode(p.pin)))
+        .collect();
+    let (p1, p2) = (pins[&1].clone(), pins[&2].clone());
+    pins.insert(1, p2);
+    pins.insert(2, p1);
+    let body = serde_json::to_vec(&frostamp::node::http::DkgRequest {
+        epoch: "swapped".into(),
+        n: 5,
+        t: 3,
+        pins,
+    })
+    .unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for node in pinned.clone() {
+        let (op, body) = (c.operator.clone(), body.clone());
+        set.spawn(async move {
+            ceremony::admin(
+                &node,
+                &op,
+                &SystemClock,
+                "/admin/dkg",
+                body,
+                Duration::from_secs(120),
+            )
+            .await
+            .unwrap()
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let r = r.unwrap();
+        let text = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status, 409, "{text}");
+        assert!(
+            text.contains("not the identity the operator pinned") || text.contains("aborted"),
+            "{text}"
+        );
+    }
+    for node in &pinned {
+        let s = ceremony::status(node).await.unwrap();
+        assert_eq!(s.group_key, None);
+        assert_eq!(s.roster, None);
+    }
+    // The twin: the right pins (the ceremony sends them) make a key.
     ceremony::run(&options(&c), &|_| {}).await.unwrap();
 }

@@ -239,7 +239,11 @@ fn index_of(ids: &BTreeMap<Identifier, u16>, e: &frost::Error) -> Option<u16> {
 }
 
 /// Run the DKG for `epoch`. On failure, tells every peer.
-pub(super) async fn run(node: &Node, epoch: &str) -> Result<Outcome, Failure> {
+pub(super) async fn run(
+    node: &Node,
+    epoch: &str,
+    pins: &BTreeMap<u16, [u8; 32]>,
+) -> Result<Outcome, Failure> {
     let cluster = node
         .state()
         .cluster
@@ -264,6 +268,31 @@ pub(super) async fn run(node: &Node, epoch: &str) -> Result<Outcome, Failure> {
         members.extend(node.peer_links().values().map(|l| l.member.clone()));
         Roster::new(members).map_err(|e| fail(format!("roster: {e}"), None))?
     };
+    // Only the machines the operator attested: an identity that reached a peer port
+    // first (before the real holder) aborts the DKG here, before anything is sent.
+    for m in &roster.members {
+        if pins.get(&m.index) != Some(&m.spki_sha256) {
+            let f = fail(
+                format!(
+                    "this node admitted {m} for index {}, not the identity the operator pinned ({}…)",
+                    m.index,
+                    pins.get(&m.index)
+                        .map(|p| hex::encode(p.get(..8).unwrap_or(p)))
+                        .unwrap_or_default()
+                ),
+                None,
+            );
+            let abort = PeerMessage::DkgAbort {
+                epoch: epoch.to_string(),
+                reason: f.reason.clone(),
+                culprit: None,
+            };
+            for p in &peers {
+                let _ = send(node, *p, abort.clone()).await;
+            }
+            return Err(f);
+        }
+    }
     node.adopt_roster(roster.clone());
     let mut inbox = Inbox {
         rx: node.inbox.lock().await,

@@ -434,6 +434,10 @@ pub struct DkgRequest {
     pub n: u16,
     /// Threshold: must equal the build constant [`crate::attestation::roster::T`].
     pub t: u16,
+    /// The TLS identity (SHA-256 of the SPKI, hex) the operator attested and pinned for
+    /// every index 1..=n: the node aborts before round 1 if the identities it admitted
+    /// are not these (no machine that reached a peer port first takes an index).
+    pub pins: std::collections::BTreeMap<u16, String>,
 }
 
 /// Response of a successful `/admin/dkg`.
@@ -484,6 +488,29 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
             );
         }
     }
+    let mut pins = std::collections::BTreeMap::new();
+    for (i, p) in &req.pins {
+        match hex::decode(p)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        {
+            Some(b) => {
+                pins.insert(*i, b);
+            }
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("pin of index {i} is not 32 hex bytes"),
+                )
+            }
+        }
+    }
+    if pins.keys().copied().ne(1..=crate::attestation::roster::N) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "pins must name the operator's attested TLS identity of every index 1..=n",
+        );
+    }
     let index = {
         let mut s = node.state();
         let Some(c) = s.cluster.as_ref() else {
@@ -507,7 +534,7 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
         index
     };
     let started = std::time::Instant::now();
-    let outcome = dkg::run(node, &req.epoch).await;
+    let outcome = dkg::run(node, &req.epoch, &pins).await;
     let mut s = node.state();
     s.dkg_running = false;
     match outcome {
