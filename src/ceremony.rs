@@ -236,6 +236,11 @@ pub fn verify_bundle(
     })
 }
 
+/// How far before the moment of issuance a certificate's notBefore is set: nodes check
+/// validity against their own clocks (a VM's clock can lag its host's by a second or
+/// more), so a certificate must not be "not yet valid" for a node a moment behind the CA.
+pub const ISSUANCE_BACKDATE: Duration = Duration::from_secs(300);
+
 /// Issue the TSA certificate for a verified bundle with the development CA.
 pub fn issue_for_bundle(
     ca: &DevCa,
@@ -253,7 +258,7 @@ pub fn issue_for_bundle(
         &group,
         Some(&facts.measurement),
         subject,
-        now,
+        now.checked_sub(ISSUANCE_BACKDATE).unwrap_or(now),
         lifetime,
         &mut rand_core::OsRng,
     )
@@ -294,7 +299,7 @@ pub fn issue_for_csr(
         &csr.group,
         Some(&csr.measurement),
         &csr.subject,
-        now,
+        now.checked_sub(ISSUANCE_BACKDATE).unwrap_or(now),
         lifetime,
         &mut rand_core::OsRng,
     )
