@@ -320,8 +320,8 @@ fn replace(
     );
     let out = rt.block_on(async {
         let deadline = Instant::now() + LIMIT;
-        let pinned = loop {
-            match ceremony::attest_node(
+        let member = loop {
+            match ceremony::attest_member(
                 index,
                 &me.public,
                 &ctx.roots,
@@ -330,13 +330,14 @@ fn replace(
             )
             .await
             {
-                Ok((p, _)) => break p,
+                Ok((m, _)) => break m,
                 Err(e) => {
                     assert!(Instant::now() < deadline, "replacement never attested: {e}");
                     tokio::time::sleep(POLL).await;
                 }
             }
         };
+        let pinned = member.spki_sha256;
         let node = PinnedNode {
             target: NodeTarget {
                 index,
@@ -409,7 +410,20 @@ fn replace(
             tokio::time::sleep(POLL).await;
         }
         let admitted = Instant::now();
-        let body = serde_json::json!({ "epoch": ctx.epoch, "helpers": helpers });
+        let asked: Vec<PinnedNode> = holders
+            .iter()
+            .filter(|h| helpers.contains(&h.target.index))
+            .cloned()
+            .collect();
+        let (group_key, roster_hash) = ceremony::repair_expectation(&asked, &member)
+            .await
+            .expect("what the repair must yield");
+        let body = serde_json::json!({
+            "epoch": ctx.epoch,
+            "helpers": helpers,
+            "group_key": group_key,
+            "roster_hash": hex::encode(roster_hash),
+        });
         let r = ceremony::admin(
             &node,
             &ctx.operator,

@@ -351,6 +351,22 @@ pub async fn attest_node(
     expected_measurement: Option<[u8; 48]>,
     clock: &dyn Clock,
 ) -> Result<([u8; 32], [u8; 48]), CeremonyError> {
+    let (member, measurement) =
+        attest_member(index, addr, roots, expected_measurement, clock).await?;
+    Ok((member.spki_sha256, measurement))
+}
+
+/// [`attest_node`], returning the attested identity as a roster [`Member`] (TLS key,
+/// chip, TCB) for `index`.
+///
+/// [`Member`]: crate::attestation::roster::Member
+pub async fn attest_member(
+    index: u16,
+    addr: &str,
+    roots: &RootSet,
+    expected_measurement: Option<[u8; 48]>,
+    clock: &dyn Clock,
+) -> Result<(crate::attestation::roster::Member, [u8; 48]), CeremonyError> {
     let mut nonce = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
     let resp = request(
@@ -393,7 +409,15 @@ pub async fn attest_node(
         index,
         reason: e.to_string(),
     })?;
-    Ok((resp.server_spki_sha256, verified.measurement))
+    Ok((
+        crate::attestation::roster::Member {
+            index,
+            spki_sha256: resp.server_spki_sha256,
+            chip_id: verified.chip_id,
+            tcb: verified.reported_tcb.to_string(),
+        },
+        verified.measurement,
+    ))
 }
 
 fn refused(index: u16, what: &'static str, r: &Response) -> CeremonyError {
@@ -866,6 +890,45 @@ pub async fn order_repair(
     Ok(accepted)
 }
 
+/// What a replacement for `member.index` must end up with, and checks before it uses
+/// its share (`/admin/repair`): the group key (hex) the holders serve and their roster
+/// with `member` at its index (the version in which the repair order takes effect, or
+/// the held one if it already did). Every holder asked must agree.
+pub async fn repair_expectation(
+    holders: &[PinnedNode],
+    member: &crate::attestation::roster::Member,
+) -> Result<(String, [u8; 32]), CeremonyError> {
+    let mut expected: Option<(String, [u8; 32])> = None;
+    for h in holders {
+        let st = status(h).await?;
+        let (Some(roster), Some(group_key)) = (st.roster, st.group_key) else {
+            return Err(CeremonyError::Invalid(format!(
+                "node {} holds no roster or group key",
+                h.target.index
+            )));
+        };
+        let next = if roster.get(member.index).map(|m| m.spki_sha256) == Some(member.spki_sha256) {
+            roster
+        } else {
+            roster
+                .replaced(member.clone())
+                .map_err(|e| CeremonyError::Invalid(format!("roster: {e}")))?
+        };
+        let this = (group_key, next.hash());
+        match &expected {
+            None => expected = Some(this),
+            Some(e) if *e == this => {}
+            Some(_) => {
+                return Err(CeremonyError::Invalid(format!(
+                    "holders disagree on the group key or roster (node {})",
+                    h.target.index
+                )))
+            }
+        }
+    }
+    expected.ok_or_else(|| CeremonyError::Invalid("no share holder to ask".into()))
+}
+
 /// What a repair needs to know about the cluster.
 #[derive(Clone, Copy, Debug)]
 pub struct RepairPlan<'a> {
@@ -900,7 +963,7 @@ pub async fn repair(
         epoch,
         helpers,
     } = *plan;
-    let (pin, _) = attest_node(
+    let (member, _) = attest_member(
         target.index,
         &target.public,
         roots,
@@ -908,11 +971,18 @@ pub async fn repair(
         clock,
     )
     .await?;
+    let pin = member.spki_sha256;
     let node = PinnedNode {
         target: target.clone(),
         pin,
     };
-    order_repair(holders, operator, clock, epoch, target.index, &pin).await?;
+    let accepted = order_repair(holders, operator, clock, epoch, target.index, &pin).await?;
+    let holding: Vec<PinnedNode> = holders
+        .iter()
+        .filter(|h| accepted.contains(&h.target.index))
+        .cloned()
+        .collect();
+    let (group_key, roster_hash) = repair_expectation(&holding, &member).await?;
     let steps: [(&'static str, &str, Vec<u8>, Duration); 2] = [
         (
             "configure",
@@ -923,8 +993,13 @@ pub async fn repair(
         (
             "repair",
             "/admin/repair",
-            serde_json::to_vec(&serde_json::json!({ "epoch": epoch, "helpers": helpers }))
-                .map_err(|e| CeremonyError::Invalid(e.to_string()))?,
+            serde_json::to_vec(&crate::node::http::RepairRequest {
+                epoch: epoch.to_string(),
+                helpers: helpers.to_vec(),
+                group_key,
+                roster_hash: hex::encode(roster_hash),
+            })
+            .map_err(|e| CeremonyError::Invalid(e.to_string()))?,
             Duration::from_secs(60),
         ),
     ];

@@ -192,8 +192,9 @@ struct State {
     roster_since: std::time::Instant,
     /// When the link of each roster index last closed (the last frame heard on it).
     silent_since: BTreeMap<u16, std::time::Instant>,
-    /// Repair orders from this node's operator, by the index they replace.
-    orders: BTreeMap<u16, http::RepairOrder>,
+    /// Repair orders from this node's operator, by the index they replace, with when
+    /// each arrived (an order expires after [`ORDER_TTL`]).
+    orders: BTreeMap<u16, (http::RepairOrder, std::time::Instant)>,
     dkg_running: bool,
     /// Present once a certificate is installed: this node can coordinate tokens.
     coordinator: Option<Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>>>>,
@@ -202,6 +203,72 @@ struct State {
     /// caused them (see [`Node::refuse_from`]).
     refusals: VecDeque<(Option<std::net::IpAddr>, String)>,
     dialers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How long an operator's repair order stays valid: long enough for the replacement to
+/// boot, be attested and run the repair; after that a new order is needed.
+pub(crate) const ORDER_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl State {
+    fn new() -> Self {
+        Self {
+            phase: Phase::Booting,
+            cluster: None,
+            key: None,
+            roster: None,
+            roster_since: std::time::Instant::now(),
+            silent_since: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            dkg_running: false,
+            coordinator: None,
+            last_error: None,
+            refusals: VecDeque::new(),
+            dialers: Vec::new(),
+        }
+    }
+
+    /// The operator's unexpired order for `index`, if any (expired ones are forgotten).
+    fn order(&mut self, index: u16) -> Option<&http::RepairOrder> {
+        if self
+            .orders
+            .get(&index)
+            .is_some_and(|(_, at)| at.elapsed() >= ORDER_TTL)
+        {
+            self.orders.remove(&index);
+        }
+        self.orders.get(&index).map(|(o, _)| o)
+    }
+
+    /// Adopt `roster` while the caller holds both locks (state, then links), so two
+    /// adoptions cannot interleave. A repair order moves the roster only from version v
+    /// to v + 1 (`successor`); a DKG or a replacement's first roster replaces whatever
+    /// was held. Every link whose identity the new roster does not name for that index
+    /// is closed.
+    fn adopt_roster(
+        &mut self,
+        links: &BTreeMap<u16, PeerLink>,
+        roster: Roster,
+        successor: bool,
+    ) -> Result<(), String> {
+        if successor {
+            let held = self.roster.as_ref().map(|r| r.version);
+            if held.map(|v| v.saturating_add(1)) != Some(roster.version) {
+                return Err(format!(
+                    "roster v{} does not follow the held roster ({})",
+                    roster.version,
+                    held.map_or_else(|| "none".to_string(), |v| format!("v{v}"))
+                ));
+            }
+        }
+        for (i, l) in links {
+            if roster.get(*i).map(|m| m.spki_sha256) != Some(l.spki_sha256) {
+                l.closer.notify_one();
+            }
+        }
+        self.roster = Some(roster);
+        self.roster_since = std::time::Instant::now();
+        Ok(())
+    }
 }
 
 /// An admitted peer.
@@ -320,20 +387,16 @@ impl Node {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Adopt `roster` (DKG start, repair): every link whose identity it does not name
-    /// for that index is closed.
+    /// Adopt `roster` (DKG start, a replacement's repaired share), taking both locks.
     fn adopt_roster(&self, roster: Roster) {
-        {
-            let mut s = self.state();
-            s.roster = Some(roster.clone());
-            s.roster_since = std::time::Instant::now();
-        }
-        for (i, l) in self.peer_links().iter() {
-            if roster.get(*i).map(|m| m.spki_sha256) != Some(l.spki_sha256) {
-                l.closer.notify_one();
-            }
-        }
-        tracing::info!(node = %self.name, version = roster.version, hash = %hex::encode(roster.hash()), "roster adopted");
+        let (version, hash) = (roster.version, hex::encode(roster.hash()));
+        let mut s = self.state();
+        let links = self.peer_links();
+        // Not a successor: this replaces whatever roster was held.
+        let _ = s.adopt_roster(&links, roster, false);
+        drop(links);
+        drop(s);
+        tracing::info!(node = %self.name, version, %hash, "roster adopted");
     }
 
     fn refuse(&self, what: String) {
@@ -411,20 +474,7 @@ pub async fn run(
         me,
         started: std::time::Instant::now(),
         fault: opts.fault,
-        state: Mutex::new(State {
-            phase: Phase::Booting,
-            cluster: None,
-            key: None,
-            roster: None,
-            roster_since: std::time::Instant::now(),
-            silent_since: BTreeMap::new(),
-            orders: BTreeMap::new(),
-            dkg_running: false,
-            coordinator: None,
-            last_error: None,
-            refusals: VecDeque::new(),
-            dialers: Vec::new(),
-        }),
+        state: Mutex::new(State::new()),
         peers: Mutex::new(BTreeMap::new()),
         inbox_tx,
         inbox: tokio::sync::Mutex::new(inbox_rx),
@@ -462,6 +512,70 @@ pub async fn run(
 #[cfg(test)]
 mod refusal_tests {
     use super::*;
+
+    fn member(index: u16, id: u8) -> Member {
+        Member {
+            index,
+            spki_sha256: [id; 32],
+            chip_id: [id; 64],
+            tcb: "tcb".into(),
+        }
+    }
+
+    fn roster() -> Roster {
+        Roster::new((1..=5).map(|i| member(i, i as u8)).collect()).unwrap()
+    }
+
+    #[test]
+    fn a_repair_order_moves_the_roster_only_to_its_successor() {
+        let mut s = State::new();
+        let links = BTreeMap::new();
+        s.adopt_roster(&links, roster(), false).unwrap();
+        let v0 = s.roster.clone().unwrap();
+        let next = v0.replaced(member(1, 9)).unwrap();
+        // A second order computed against the same v0 (racing the first) is refused once
+        // the first took effect: it is not v1's successor.
+        let rival = v0.replaced(member(1, 8)).unwrap();
+        s.adopt_roster(&links, next.clone(), true).unwrap();
+        assert_eq!(s.roster.as_ref().unwrap().version, v0.version + 1);
+        let err = s.adopt_roster(&links, rival, true).unwrap_err();
+        assert!(err.contains("does not follow"), "{err}");
+        assert_eq!(
+            s.roster.as_ref(),
+            Some(&next),
+            "the first order's roster stays"
+        );
+        // Skipping a version is refused too.
+        let skip = next
+            .replaced(member(2, 7))
+            .unwrap()
+            .replaced(member(3, 6))
+            .unwrap();
+        assert!(s.adopt_roster(&links, skip, true).is_err());
+    }
+
+    #[test]
+    fn a_repair_order_expires() {
+        let mut s = State::new();
+        let order = http::RepairOrder {
+            epoch: "e".into(),
+            index: 1,
+            replacement: hex::encode([9u8; 32]),
+            roster_version: 0,
+        };
+        s.orders
+            .insert(1, (order.clone(), std::time::Instant::now()));
+        assert_eq!(s.order(1).map(|o| o.index), Some(1));
+        let Some(old) = std::time::Instant::now().checked_sub(ORDER_TTL) else {
+            return; // the machine booted less than ORDER_TTL ago; nothing to show
+        };
+        s.orders.insert(1, (order, old));
+        assert!(
+            s.order(1).is_none(),
+            "an order older than ORDER_TTL is void"
+        );
+        assert!(s.orders.is_empty(), "and forgotten");
+    }
 
     #[test]
     fn one_source_cannot_flush_the_others_refusals() {

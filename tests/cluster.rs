@@ -1282,21 +1282,22 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
         peer: peer.clone(),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let pin6 = loop {
-        match rt.block_on(ceremony::attest_node(
+    let member6 = loop {
+        match rt.block_on(ceremony::attest_member(
             1,
             &public,
             &roots,
             None,
             &SystemClock,
         )) {
-            Ok((pin, _)) => break pin,
+            Ok((m, _)) => break m,
             Err(e) => {
                 assert!(Instant::now() < deadline, "node6 never answered: {e}");
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
     };
+    let pin6 = member6.spki_sha256;
     let six = PinnedNode { target, pin: pin6 };
     let layout: std::collections::BTreeMap<u16, String> = file
         .nodes
@@ -1338,19 +1339,38 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
     // nothing without the cluster operator's order.
     assert!(signal(file.nodes[0].pid.unwrap(), "-STOP"));
     wait_health_within(&file.nodes[4], "degraded", 4, Duration::from_secs(30));
-    let repair_body =
-        serde_json::to_vec(&serde_json::json!({ "epoch": file.epoch, "helpers": [2, 3, 4] }))
-            .unwrap();
-    let r = rt
-        .block_on(ceremony::admin(
+    // What the sixth node's own operator can know: the group key and the roster with
+    // its machine at index 1 (as the real operator's order would make it).
+    let holder2 = PinnedNode {
+        target: NodeTarget {
+            index: 2,
+            public: file.nodes[1].public.clone(),
+            peer: file.nodes[1].peer.clone(),
+        },
+        pin: pin_of(&file.nodes[1]),
+    };
+    let (group_key, roster_hash) = rt
+        .block_on(ceremony::repair_expectation(&[holder2], &member6))
+        .unwrap();
+    let repair_with = |roster_hash: [u8; 32]| {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "epoch": file.epoch,
+            "helpers": [2, 3, 4],
+            "group_key": group_key,
+            "roster_hash": hex::encode(roster_hash),
+        }))
+        .unwrap();
+        rt.block_on(ceremony::admin(
             &six,
             &attacker,
             &SystemClock,
             "/admin/repair",
-            repair_body.clone(),
+            body,
             Duration::from_secs(90),
         ))
-        .unwrap();
+        .unwrap()
+    };
+    let r = repair_with(roster_hash);
     assert_ne!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let s = rt.block_on(ceremony::status(&six)).unwrap();
     assert_eq!(s.group_key, None, "no share without the operator's order");
@@ -1385,16 +1405,15 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
         ))
         .unwrap();
     assert_eq!(took, vec![2, 3, 4, 5]);
-    let r = rt
-        .block_on(ceremony::admin(
-            &six,
-            &attacker,
-            &SystemClock,
-            "/admin/repair",
-            repair_body,
-            Duration::from_secs(90),
-        ))
-        .unwrap();
+    // The replacement checks what its helpers send against its operator's expectation:
+    // with another roster hash it keeps no share (its helpers could be anyone it
+    // admitted first), and the next attempt is not spoiled by this one's leftovers.
+    let r = repair_with([7u8; 32]);
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 409, "{body}");
+    assert!(body.contains("not the one the operator expects"), "{body}");
+    assert_eq!(rt.block_on(ceremony::status(&six)).unwrap().group_key, None);
+    let r = repair_with(roster_hash);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let s = rt.block_on(ceremony::status(&six)).unwrap();
     assert_eq!(s.group_key, file.group_key);
@@ -1429,4 +1448,89 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
     }
     wait_health(&file.nodes[4], "healthy", 5);
     wait_health(&healed, "healthy", 5);
+}
+
+/// Opens `per_prefix` idle TCP connections from each of `prefixes` loopback networks
+/// (127.0.P.1) to `addr`, and reopens any the node closes, until `stop` is set.
+fn flood_peer_port(
+    addr: String,
+    prefixes: std::ops::RangeInclusive<u8>,
+    per_prefix: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let target: std::net::SocketAddr = addr.parse().unwrap();
+            let mut opened = 0usize;
+            let mut live: Vec<tokio::net::TcpStream> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Drop the ones the node closed (a read of 0 bytes or an error).
+                let mut kept = Vec::new();
+                for s in live.drain(..) {
+                    let mut b = [0u8; 1];
+                    match s.try_read(&mut b) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => kept.push(s),
+                        _ => {} // closed by the node (EOF or reset)
+                    }
+                }
+                live = kept;
+                for p in prefixes.clone() {
+                    let ip = std::net::Ipv4Addr::new(127, 0, p, 1);
+                    let from_here = live
+                        .iter()
+                        .filter(|s| s.local_addr().ok().map(|a| a.ip()) == Some(ip.into()))
+                        .count();
+                    for _ in from_here..per_prefix {
+                        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+                        sock.bind(std::net::SocketAddr::new(ip.into(), 0)).unwrap();
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(Duration::from_millis(500), sock.connect(target))
+                                .await
+                        {
+                            opened += 1;
+                            live.push(s);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            opened
+        })
+    })
+}
+
+#[test]
+fn strangers_holding_the_peer_port_cannot_keep_a_roster_peer_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let file = cluster_up(&d);
+    let n5 = &file.nodes[4];
+    // 5 networks × 16 idle connections = 80, more than the peer port's 64 general
+    // permits; the flood reopens whatever the node closes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = flood_peer_port(n5.peer.clone(), 1..=5, 16, stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    // Node 1's link to node 5 drops (frozen past the silence limit), then node 1
+    // redials: it must get in while the flood goes on.
+    assert!(signal(file.nodes[0].pid.unwrap(), "-STOP"));
+    wait_health_within(n5, "degraded", 4, Duration::from_secs(30));
+    assert!(signal(file.nodes[0].pid.unwrap(), "-CONT"));
+    wait_health_within(n5, "healthy", 5, Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = flood.join().unwrap();
+    assert!(
+        opened > 64,
+        "the flood held more than the general permits ({opened})"
+    );
+    let m = get_text(n5, "/metrics");
+    assert!(
+        metric(&m, "frostamp_shed_total{reason=\"peer_evicted\"}") >= 1.0
+            || metric(&m, "frostamp_shed_total{reason=\"peer_total\"}") >= 1.0,
+        "the flood hit the cap:\n{m}"
+    );
 }

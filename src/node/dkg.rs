@@ -89,9 +89,23 @@ impl Inbox<'_> {
         want: &'static str,
         from: &BTreeSet<u16>,
     ) -> Result<BTreeMap<u16, PeerMessage>, Failure> {
+        self.collect_where(want, from, |_| true).await
+    }
+
+    /// As [`Self::collect`], but a message of kind `want` for which `fits` is false
+    /// (a leftover of an earlier attempt) is dropped instead of taken.
+    pub(super) async fn collect_where(
+        &mut self,
+        want: &'static str,
+        from: &BTreeSet<u16>,
+        fits: impl Fn(&PeerMessage) -> bool,
+    ) -> Result<BTreeMap<u16, PeerMessage>, Failure> {
         let mut got = BTreeMap::new();
         let mut keep = Vec::new();
         for (who, msg) in self.stash.drain(..) {
+            if kind(&msg) == want && !fits(&msg) {
+                continue;
+            }
             if kind(&msg) == want && from.contains(&who) && !got.contains_key(&who) {
                 got.insert(who, msg);
             } else {
@@ -131,6 +145,9 @@ impl Inbox<'_> {
             }
             if msg_epoch(&msg) != Some(self.epoch.as_str()) {
                 continue; // another epoch's leftovers
+            }
+            if kind(&msg) == want && !fits(&msg) {
+                continue; // another attempt's leftovers
             }
             if kind(&msg) == want && from.contains(&who) && !got.contains_key(&who) {
                 got.insert(who, msg);
@@ -220,6 +237,31 @@ pub(super) async fn send(node: &Node, to: u16, msg: PeerMessage) -> Result<(), F
             .await
             .map_err(|_| fail(format!("connection to node {to} lost"), Some(to))),
         None => Err(fail(format!("node {to} is not connected"), Some(to))),
+    }
+}
+
+/// Send to `to` only on the link of `generation`: a reply bound to the link its request
+/// came on, never to whoever holds the index by the time it is ready.
+pub(super) async fn send_on(
+    node: &Node,
+    to: u16,
+    generation: u64,
+    msg: PeerMessage,
+) -> Result<(), Failure> {
+    let tx = node
+        .peer_links()
+        .get(&to)
+        .filter(|l| l.generation == generation)
+        .map(|l| l.tx.clone());
+    match tx {
+        Some(tx) => tx
+            .send(msg)
+            .await
+            .map_err(|_| fail(format!("connection to node {to} lost"), Some(to))),
+        None => Err(fail(
+            format!("the link node {to} asked on is gone; not answering another"),
+            Some(to),
+        )),
     }
 }
 

@@ -615,6 +615,11 @@ pub struct RepairRequest {
     pub epoch: String,
     /// At least t share holders that help.
     pub helpers: Vec<u16>,
+    /// The group verifying key (hex SEC1 compressed), from a holder's `/status`.
+    pub group_key: String,
+    /// Hash (hex) of the roster in which the operator's order took effect: the held
+    /// roster with this replacement's attested identity at its index.
+    pub roster_hash: String,
 }
 
 async fn repair(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
@@ -622,7 +627,22 @@ async fn repair(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("repair request: {e}")),
     };
-    match super::repair::repair(node, &req.epoch, &req.helpers).await {
+    let (Ok(group_key), Some(roster_hash)) = (
+        hex::decode(&req.group_key),
+        hex::decode(&req.roster_hash)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok()),
+    ) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "repair request: group_key must be hex and roster_hash 32 hex bytes",
+        );
+    };
+    let expected = super::repair::Expected {
+        group_key,
+        roster_hash,
+    };
+    match super::repair::repair(node, &req.epoch, &req.helpers, &expected).await {
         Ok(phase) => json(
             StatusCode::OK,
             &serde_json::json!({ "ok": true, "phase": phase }),
@@ -697,7 +717,8 @@ fn repair_order(node: &Node, body: &[u8]) -> Response<Body> {
         return error(StatusCode::CONFLICT, format!("repair order refused: {r}"));
     }
     tracing::warn!(node = %node.name, index = order.index, replacement = %order.replacement, roster_version = order.roster_version, "repair order accepted (takes effect when the replacement connects after the holder's silence)");
-    s.orders.insert(order.index, order.clone());
+    s.orders
+        .insert(order.index, (order.clone(), std::time::Instant::now()));
     json(
         StatusCode::OK,
         &serde_json::json!({ "ok": true, "order": order }),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Protocol version carried in every envelope.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Largest frame accepted.
 pub const MAX_FRAME: usize = 1 << 20;
 
@@ -139,6 +139,9 @@ pub enum PeerMessage {
         helpers: Vec<u16>,
         /// The index whose share is being repaired (the sender).
         participant: u16,
+        /// This attempt's random id: every delta, sigma and refusal of the attempt
+        /// carries it, so leftovers of an earlier attempt cannot spoil this one.
+        attempt: u64,
     },
     /// Helper → helper (pairwise): RTS step-1 value for the receiver.
     RepairDelta {
@@ -146,6 +149,8 @@ pub enum PeerMessage {
         epoch: String,
         /// Participant being repaired.
         participant: u16,
+        /// The repair attempt (from `RepairStart`).
+        attempt: u64,
         /// The delta (secret: sent to exactly one helper).
         delta: SecretScalar,
     },
@@ -153,6 +158,8 @@ pub enum PeerMessage {
     RepairSigma {
         /// Key epoch.
         epoch: String,
+        /// The repair attempt (from `RepairStart`).
+        attempt: u64,
         /// The sigma (secret: sent only to the participant).
         sigma: SecretScalar,
         /// The group's public key package (verifying shares).
@@ -172,6 +179,8 @@ pub enum PeerMessage {
     RepairRefused {
         /// Key epoch.
         epoch: String,
+        /// The repair attempt (from `RepairStart`).
+        attempt: u64,
         /// Why.
         reason: String,
     },

@@ -43,8 +43,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an incoming peer connection waits for this node's own configuration.
 const CONFIG_WAIT: Duration = Duration::from_secs(5);
 /// Peer-port connections at once (four peers need one or two each), and from one source.
+/// Unidentified connections count against the general permits; a roster identity's
+/// connections take a slot of their own (at most two per index: a reconnect may overlap
+/// the old link). Sources are counted per network (IPv4 /24, IPv6 /56).
 const MAX_PEER_CONNECTIONS: usize = 64;
 const MAX_PEER_PER_SOURCE: usize = 16;
+const MAX_PEER_PER_ROSTER_INDEX: usize = 2;
+/// How long the accept loop waits for an evicted connection's permit.
+const EVICT_WAIT: Duration = Duration::from_millis(200);
 
 /// Attest ourselves and verify the result with the same code peers will use.
 pub(super) fn self_check(
@@ -80,7 +86,7 @@ pub(super) enum Claim {
 /// May the identity `spki` (full `member` once its report is verified) hold `index`?
 /// See the module docs. `Err` says why not, naming both identities where two compete.
 pub(super) fn check_claim(
-    state: &State,
+    state: &mut State,
     links: &BTreeMap<u16, PeerLink>,
     index: u16,
     spki: &[u8; 32],
@@ -91,6 +97,8 @@ pub(super) fn check_claim(
         |m| m.to_string(),
     );
     let live = links.get(&index);
+    let epoch = state.key.as_ref().map(|k| k.epoch.clone());
+    let order = state.order(index).cloned();
     let Some(roster) = &state.roster else {
         return match live {
             Some(l) if &l.spki_sha256 != spki => Err(format!(
@@ -106,9 +114,10 @@ pub(super) fn check_claim(
     if &holder.spki_sha256 == spki {
         return Ok(Claim::Admit);
     }
-    let epoch = state.key.as_ref().map(|k| k.epoch.as_str());
-    let order = state.orders.get(&index).filter(|o| {
-        Some(o.epoch.as_str()) == epoch
+    // An unexpired order for this epoch and this roster version: once it took effect
+    // the roster is v + 1 and the order cannot take effect again.
+    let order = order.filter(|o| {
+        Some(&o.epoch) == epoch.as_ref()
             && o.roster_version == roster.version
             && hex::decode(&o.replacement).ok().as_deref() == Some(spki.as_slice())
     });
@@ -157,7 +166,9 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
         }
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_PEER_CONNECTIONS));
-    let sources = super::limits::SourceCaps::new(MAX_PEER_PER_SOURCE);
+    let sources = super::limits::SourceCaps::by_prefix(MAX_PEER_PER_SOURCE);
+    let evictable = Arc::new(super::limits::Evictable::default());
+    let roster_slots = super::limits::RosterSlots::new(MAX_PEER_PER_ROSTER_INDEX);
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
             continue;
@@ -166,30 +177,52 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             node.metrics.shed("peer_per_source");
             continue;
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            node.metrics.shed("peer_total");
-            continue;
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            // Full: the oldest connection not yet identified makes room.
+            Err(_) if evictable.evict_oldest() => {
+                node.metrics.shed("peer_evicted");
+                match tokio::time::timeout(EVICT_WAIT, permits.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        node.metrics.shed("peer_total");
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {
+                node.metrics.shed("peer_total");
+                continue;
+            }
         };
         // Peer frames are small and latency-bound (two round trips per token).
         let _ = tcp.set_nodelay(true);
         let node = node.clone();
         let acceptor = acceptor.clone();
+        let entry = evictable.register();
+        let roster_slots = roster_slots.clone();
         tokio::spawn(async move {
-            let _held = (slot, permit);
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    node.refuse_from(
-                        Some(addr.ip()),
-                        format!("peer connection from {addr}: TLS failed: {e}"),
-                    );
-                    return;
-                }
-                Err(_) => {
-                    node.refuse_from(
-                        Some(addr.ip()),
-                        format!("peer connection from {addr}: TLS handshake timed out"),
-                    );
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let tls = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        node.refuse_from(
+                            Some(addr.ip()),
+                            format!("peer connection from {addr}: TLS failed: {e}"),
+                        );
+                        return;
+                    }
+                    Err(_) => {
+                        node.refuse_from(
+                            Some(addr.ip()),
+                            format!("peer connection from {addr}: TLS handshake timed out"),
+                        );
+                        return;
+                    }
+                },
+                () = entry.evicted.notified() => {
+                    node.refuse_from(Some(addr.ip()), format!("peer connection from {addr}: evicted during the TLS handshake (peer port full)"));
                     return;
                 }
             };
@@ -199,9 +232,46 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.to_vec());
-            run_connection(node, tls, cert, None, addr.to_string(), Some(addr.ip())).await;
+            // A roster identity leaves the general permits for a slot of its own.
+            let roster_index = cert
+                .as_deref()
+                .and_then(|c| spki_of_cert(c).ok())
+                .map(|spki| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(&spki).into() })
+                .and_then(|h| node.state().roster.as_ref().and_then(|r| r.index_of(&h)));
+            let reserved = roster_index.and_then(|i| roster_slots.take(i));
+            let pending = match reserved {
+                Some(_) => {
+                    drop((entry, permit, slot));
+                    None
+                }
+                None => Some(Pending {
+                    entry,
+                    _permit: permit,
+                    _source: slot,
+                }),
+            };
+            let _reserved = reserved;
+            run_connection(
+                node,
+                tls,
+                cert,
+                None,
+                addr.to_string(),
+                Some(addr.ip()),
+                pending,
+            )
+            .await;
         });
     }
+}
+
+/// What an incoming connection not yet identified holds: a general permit, its
+/// source's slot and its place among the evictable. All are given up once it is
+/// admitted (or identified as a roster member, which takes a roster slot instead).
+pub(super) struct Pending {
+    entry: super::limits::EvictEntry,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _source: super::limits::Slot,
 }
 
 /// How often a node tells each peer it is alive.
@@ -245,7 +315,16 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .map(|c| c.to_vec());
-                run_connection(node.clone(), tls, cert, Some(index), addr.clone(), None).await;
+                run_connection(
+                    node.clone(),
+                    tls,
+                    cert,
+                    Some(index),
+                    addr.clone(),
+                    None,
+                    None,
+                )
+                .await;
             }
             Ok(Err(e)) => tracing::debug!(node = %node.name, "dial {index} at {addr}: {e}"),
             Err(_) => tracing::debug!(node = %node.name, "dial {index} at {addr}: timed out"),
@@ -265,15 +344,31 @@ async fn run_connection<S>(
     // The address of an incoming (unauthenticated) connection: its refusals are capped
     // per source so they cannot flush the others'.
     source: Option<std::net::IpAddr>,
+    // An incoming connection's general permit and eviction entry, until admitted.
+    pending: Option<Pending>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let admitted = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        admit(&node, &mut rd, &mut wr, peer_cert, expected),
-    )
-    .await;
+    let evicted = async {
+        match &pending {
+            Some(p) => p.entry.evicted.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    let admitted = tokio::select! {
+        r = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            admit(&node, &mut rd, &mut wr, peer_cert, expected),
+        ) => r,
+        () = evicted => {
+            node.refuse_from(source, format!("refused peer at {addr}: evicted during admission (peer port full)"));
+            return;
+        }
+    };
+    // Admitted or not, this connection no longer holds a general permit: an admitted
+    // link is one per index, and a refused one ends here.
+    drop(pending);
     let (member, peer_group) = match admitted {
         Ok(Ok(v)) => v,
         Ok(Err(reason)) => {
@@ -298,13 +393,13 @@ async fn run_connection<S>(
     // The claim is checked again and the link inserted under both locks (state, then
     // links), so two claimants of one index cannot both pass.
     let adopted = {
-        let state = node.state();
+        let mut state = node.state();
         let mut links = node.peer_links();
-        let claim = check_claim(&state, &links, index, &spki, Some(&member));
-        drop(state);
+        let claim = check_claim(&mut state, &links, index, &spki, Some(&member));
         match claim {
             Err(reason) => {
                 drop(links);
+                drop(state);
                 node.metrics.claim_conflict();
                 node.refuse_from(source, format!("refused peer at {addr}: {reason}"));
                 return;
@@ -326,16 +421,33 @@ async fn run_connection<S>(
                 if let Some(old) = old {
                     old.closer.notify_one();
                 }
+                // A repair order taking effect moves the roster from v to v + 1 under
+                // the same locks as the check, so two orders cannot race.
                 match c {
-                    super::peers::Claim::Adopt(r) => Some(r),
-                    super::peers::Claim::Admit => None,
+                    Claim::Adopt(r) => {
+                        let version = r.version;
+                        state.adopt_roster(&links, r, true).map(|()| Some(version))
+                    }
+                    Claim::Admit => Ok(None),
                 }
             }
         }
     };
-    if let Some(roster) = adopted {
-        tracing::warn!(node = %node.name, peer = index, version = roster.version, "repair order took effect: index {index} now held by {member}");
-        node.adopt_roster(roster);
+    match adopted {
+        Ok(Some(version)) => {
+            tracing::warn!(node = %node.name, peer = index, version, "repair order took effect: index {index} now held by {member}");
+        }
+        Ok(None) => {}
+        Err(reason) => {
+            // Cannot happen while the check and the adoption share the locks; if it
+            // did, the link just inserted must not stay.
+            if let Some(l) = node.peer_links().get(&index) {
+                if l.generation == generation {
+                    l.closer.notify_one();
+                }
+            }
+            node.refuse(format!("peer {index}: {reason}"));
+        }
     }
     // Whatever this node committed to an earlier link of that peer is void.
     forget_commitments(&node, index);
@@ -421,10 +533,19 @@ async fn run_connection<S>(
                     epoch,
                     helpers,
                     participant,
+                    attempt,
                 } => {
                     let node = node.clone();
+                    let request = super::repair::HelpRequest {
+                        from: index,
+                        generation,
+                        epoch,
+                        helpers,
+                        participant,
+                        attempt,
+                    };
                     tokio::spawn(async move {
-                        super::repair::help(&node, index, epoch, helpers, participant).await;
+                        super::repair::help(&node, request).await;
                     });
                 }
                 other => {
@@ -545,9 +666,9 @@ where
     // The claim, before this node spends an attestation on it (the TLS key is known).
     let spki_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&peer_spki).into();
     {
-        let state = node.state();
+        let mut state = node.state();
         let links = node.peer_links();
-        if let Err(reason) = check_claim(&state, &links, index, &spki_sha256, None) {
+        if let Err(reason) = check_claim(&mut state, &links, index, &spki_sha256, None) {
             drop(links);
             drop(state);
             node.metrics.claim_conflict();

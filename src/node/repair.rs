@@ -22,7 +22,7 @@
 //! No helper learns the repaired share; deltas and sigmas travel only on attested
 //! channels between the two nodes concerned.
 
-use super::dkg::{send, Inbox};
+use super::dkg::{send, send_on, Inbox};
 use super::messages::PeerMessage;
 use super::{EpochKey, Node, Phase};
 use crate::threshold::frost::{self, keys::repairable, Identifier};
@@ -31,27 +31,48 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Helper side of a repair requested by `from`.
-pub(super) async fn help(
-    node: &Arc<Node>,
-    from: u16,
-    epoch: String,
-    helpers: Vec<u16>,
-    participant: u16,
-) {
-    if let Err(reason) = help_inner(node, from, &epoch, &helpers, participant).await {
-        node.refuse(format!("repair of node {participant}'s share: {reason}"));
-        let _ = send(node, from, PeerMessage::RepairRefused { epoch, reason }).await;
+/// A replacement's `RepairStart`, with the link it came on.
+pub(super) struct HelpRequest {
+    /// The index of the link the request came on.
+    pub from: u16,
+    /// That link's generation: the sigma goes back on this link only.
+    pub generation: u64,
+    pub epoch: String,
+    pub helpers: Vec<u16>,
+    pub participant: u16,
+    pub attempt: u64,
+}
+
+/// Helper side of a repair requested by `request.from`.
+pub(super) async fn help(node: &Arc<Node>, request: HelpRequest) {
+    if let Err(reason) = help_inner(node, &request).await {
+        node.refuse(format!(
+            "repair of node {}'s share: {reason}",
+            request.participant
+        ));
+        let _ = send_on(
+            node,
+            request.from,
+            request.generation,
+            PeerMessage::RepairRefused {
+                epoch: request.epoch,
+                attempt: request.attempt,
+                reason,
+            },
+        )
+        .await;
     }
 }
 
-async fn help_inner(
-    node: &Arc<Node>,
-    from: u16,
-    epoch: &str,
-    helpers: &[u16],
-    participant: u16,
-) -> Result<(), String> {
+async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), String> {
+    let HelpRequest {
+        from,
+        generation,
+        ref epoch,
+        ref helpers,
+        participant,
+        attempt,
+    } = *request;
     if from != participant {
         return Err(format!(
             "node {from} asked for the share of node {participant}"
@@ -60,21 +81,27 @@ async fn help_inner(
     let link_spki = node
         .peer_links()
         .get(&from)
+        .filter(|l| l.generation == generation)
         .map(|l| l.spki_sha256)
-        .ok_or("the requester is not connected")?;
+        .ok_or("the requester's link is gone")?;
     let (me, t, signer, key_epoch, public, transcript, chain, roster, pin) = {
-        let s = node.state();
+        let mut s = node.state();
+        let order = s.order(participant).cloned();
         let c = s.cluster.as_ref().ok_or("not configured")?;
         let k = s.key.as_ref().ok_or("this node holds no share")?;
         let roster = s.roster.clone().ok_or("this node holds no roster")?;
-        // (a) an order of this node's operator names exactly this identity for this index;
-        let ordered = s.orders.get(&participant).is_some_and(|o| {
+        // (a) an unexpired order of this node's operator names exactly this identity
+        // for this index (made for the roster it moved from, or re-issued for the
+        // roster it produced when a repair is retried);
+        let ordered = order.is_some_and(|o| {
             o.epoch == k.epoch
+                && (o.roster_version.checked_add(1) == Some(roster.version)
+                    || o.roster_version == roster.version)
                 && hex::decode(&o.replacement).ok().as_deref() == Some(link_spki.as_slice())
         });
         if !ordered {
             return Err(format!(
-                "no repair order of this node's operator names identity {}… for index {participant}",
+                "no unexpired repair order of this node's operator, in effect, names identity {}… for index {participant}",
                 hex::encode(link_spki.get(..8).unwrap_or(&link_spki))
             ));
         }
@@ -98,7 +125,7 @@ async fn help_inner(
             k.pin.clone(),
         )
     };
-    if key_epoch != epoch {
+    if key_epoch != *epoch {
         return Err(format!("epoch {epoch} is not this node's ({key_epoch})"));
     }
     let set: BTreeSet<u16> = helpers.iter().copied().collect();
@@ -133,6 +160,7 @@ async fn help_inner(
                 PeerMessage::RepairDelta {
                     epoch: epoch.to_string(),
                     participant,
+                    attempt,
                     delta: super::messages::SecretScalar::new(d.serialize()),
                 },
             )
@@ -148,7 +176,9 @@ async fn help_inner(
         partial: BTreeMap::new(),
     };
     let got = inbox
-        .collect("repair_delta", &others)
+        .collect_where("repair_delta", &others, |m| {
+            matches!(m, PeerMessage::RepairDelta { attempt: a, participant: p, .. } if *a == attempt && *p == participant)
+        })
         .await
         .map_err(|f| f.reason)?;
     drop(inbox);
@@ -168,11 +198,15 @@ async fn help_inner(
         }
     }
     let sigma = repairable::repair_share_part2(&all);
-    send(
+    // Only on the link the request came on: if that identity reconnected meanwhile, or
+    // the index moved, the replacement asks again.
+    send_on(
         node,
         participant,
+        generation,
         PeerMessage::RepairSigma {
             epoch: epoch.to_string(),
+            attempt,
             sigma: super::messages::SecretScalar::new(sigma.serialize()),
             public,
             transcript,
@@ -188,10 +222,22 @@ async fn help_inner(
 }
 
 /// Replacement side: rebuild this node's share for `epoch` with `helpers`.
+/// What the operator expects the repair to yield (`/admin/repair`): the replacement
+/// holds no roster and admits its helpers first-come, so it takes the group key and the
+/// roster naming it from its operator, not from whoever answers.
+#[derive(Clone, Debug)]
+pub(super) struct Expected {
+    /// The group verifying key (SEC1 compressed).
+    pub group_key: Vec<u8>,
+    /// Hash of the roster version in which the operator's order took effect.
+    pub roster_hash: [u8; 32],
+}
+
 pub(super) async fn repair(
     node: &Arc<Node>,
     epoch: &str,
     helpers: &[u16],
+    expected: &Expected,
 ) -> Result<Phase, String> {
     let (me, t) = {
         let s = node.state();
@@ -219,7 +265,17 @@ pub(super) async fn repair(
         epoch: epoch.to_string(),
         partial: BTreeMap::new(),
     };
+    let attempt = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
+    // The identity on each helper's link when it was asked: a sigma counts only from
+    // that link's identity (checked against the roster the helpers send, below).
+    let mut asked = BTreeMap::new();
     for h in &set {
+        let spki = node
+            .peer_links()
+            .get(h)
+            .map(|l| l.spki_sha256)
+            .ok_or_else(|| format!("helper {h} is not connected"))?;
+        asked.insert(*h, spki);
         send(
             node,
             *h,
@@ -227,6 +283,7 @@ pub(super) async fn repair(
                 epoch: epoch.to_string(),
                 helpers: set.iter().copied().collect(),
                 participant: me,
+                attempt,
             },
         )
         .await
@@ -242,19 +299,31 @@ pub(super) async fn repair(
             Ok(None) => return Err("inbox closed".into()),
             Err(_) => return Err("timed out waiting for the helpers".into()),
         };
+        // Only this attempt's helpers, on the links they were asked on, count; anything
+        // else (another node's refusal, a leftover of an earlier attempt) is ignored.
+        let same_link = node
+            .peer_links()
+            .get(&who)
+            .is_some_and(|l| asked.get(&who) == Some(&l.spki_sha256));
+        if !set.contains(&who) || !same_link {
+            continue;
+        }
         match m {
-            PeerMessage::RepairRefused { epoch: e, reason } if e == epoch => {
-                return Err(format!("node {who} refused: {reason}"))
-            }
+            PeerMessage::RepairRefused {
+                epoch: e,
+                attempt: a,
+                reason,
+            } if e == epoch && a == attempt => return Err(format!("node {who} refused: {reason}")),
             PeerMessage::RepairSigma {
                 epoch: e,
+                attempt: a,
                 sigma,
                 public,
                 transcript,
                 chain,
                 roster,
                 pin,
-            } if e == epoch && set.contains(&who) => {
+            } if e == epoch && a == attempt => {
                 pins.insert(who, pin);
                 sigmas.insert(who, (sigma, public, transcript, chain, roster));
             }
@@ -278,11 +347,27 @@ pub(super) async fn repair(
     roster
         .validate()
         .map_err(|e| format!("roster from helpers: {e}"))?;
+    if roster.hash() != expected.roster_hash {
+        return Err(format!(
+            "the helpers' roster v{} (hash {}) is not the one the operator expects ({})",
+            roster.version,
+            hex::encode(roster.hash()),
+            hex::encode(expected.roster_hash)
+        ));
+    }
     if roster.get(me).map(|m| m.spki_sha256) != Some(node.identity.spki_sha256()) {
         return Err(format!(
             "the helpers' roster v{} does not name this node for index {me}",
             roster.version
         ));
+    }
+    // Each sigma came on the link of the identity the roster names for its sender.
+    for (who, spki) in &asked {
+        if roster.get(*who).map(|m| m.spki_sha256) != Some(*spki) {
+            return Err(format!(
+                "helper {who}'s link identity is not the roster's entry for index {who}"
+            ));
+        }
     }
     let pin = pins.values().next().cloned().flatten();
     if pins.values().any(|p| *p != pin) {
@@ -306,6 +391,13 @@ pub(super) async fn repair(
     }
     let group = GroupKey::new(public);
     let group_sec1 = group.to_sec1_compressed().map_err(|e| e.to_string())?;
+    if group_sec1 != expected.group_key {
+        return Err(format!(
+            "the helpers' group key {} is not the one the operator expects ({})",
+            hex::encode(&group_sec1),
+            hex::encode(&expected.group_key)
+        ));
+    }
     let transcript: [u8; 32] = hex::decode(&transcript)
         .ok()
         .and_then(|v| v.try_into().ok())
