@@ -80,5 +80,6 @@ pub mod oid;
 pub mod pid1;
 mod serde_hex;
 pub mod threshold;
+pub mod time;
 pub mod tsp;
 pub mod verify;
