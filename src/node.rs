@@ -119,6 +119,8 @@ pub struct NodeOptions {
     pub clock: Arc<dyn Clock>,
     /// Test-only fault injection (DKG misbehaviour), see `dkg::Fault`.
     pub fault: Option<String>,
+    /// The time servers whose replies back every genTime (`crate::time`).
+    pub time: crate::time::config::TimeConfig,
 }
 
 impl core::fmt::Debug for NodeOptions {

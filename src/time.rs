@@ -4,5 +4,6 @@
 //! - [`roughtime`]: the wire protocol, strict verification of replies, one UDP exchange;
 //! - [`evidence`]: leaves, batches, the evidence a token carries, the bound it gives.
 
+pub mod config;
 pub mod evidence;
 pub mod roughtime;

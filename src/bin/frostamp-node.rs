@@ -34,6 +34,10 @@ struct Args {
     /// lifecycle calls are refused.
     #[arg(long, env = "FROSTAMP_OPERATOR_KEY")]
     operator_key: Option<String>,
+    /// Time servers (JSON `{"servers": [{name, public_key, version, address}], "quorum"}`).
+    /// Without it, the build's pinned servers at their public addresses.
+    #[arg(long, env = "FROSTAMP_TIME_SERVERS")]
+    time_servers: Option<std::path::PathBuf>,
 }
 
 /// Everything `run` needs, from the command line or from fw_cfg.
@@ -47,6 +51,7 @@ struct Settings {
     /// Operator-supplied VCEK (DER).
     vcek: Option<Vec<u8>>,
     fault: Option<String>,
+    time: frostamp::time::config::TimeConfig,
 }
 
 fn attester_and_roots(s: &Settings) -> Result<(Arc<dyn Attester>, RootSet), String> {
@@ -140,6 +145,20 @@ fn main() {
         } else {
             None
         },
+        time: match &args.time_servers {
+            None => frostamp::time::config::TimeConfig::pinned(),
+            Some(path) => match std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    frostamp::time::config::TimeConfig::from_json(&b).map_err(|e| e.to_string())
+                }) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("frostamp-node: --time-servers {}: {e}", path.display());
+                    std::process::exit(2);
+                }
+            },
+        },
     };
     let code = match runtime().and_then(|rt| rt.block_on(run(settings))) {
         Ok(()) => 0,
@@ -172,6 +191,9 @@ fn as_pid1() -> Result<(), String> {
         } else {
             None
         },
+        time: c
+            .time
+            .unwrap_or_else(frostamp::time::config::TimeConfig::pinned),
     };
     runtime()?.block_on(run(settings))
 }
@@ -201,6 +223,7 @@ async fn run(s: Settings) -> Result<(), String> {
         profile: TsaProfile::frostamp_default(),
         clock: Arc::new(SystemClock),
         fault: s.fault,
+        time: s.time,
     };
     let shutdown = async {
         let mut term =

@@ -92,6 +92,7 @@ struct Raw {
     #[serde(default, deserialize_with = "secret")]
     insecure_dev_platform: Option<Zeroizing<String>>,
     test_fault: Option<String>,
+    time: Option<crate::time::config::TimeConfig>,
 }
 
 fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Zeroizing<String>>, D::Error> {
@@ -114,6 +115,9 @@ pub struct NodeConfig {
     pub insecure_dev_platform: Option<Zeroizing<String>>,
     /// Test-only fault injection.
     pub test_fault: Option<String>,
+    /// The time servers (addresses; keys and quorum checked against the build's pins in
+    /// the production build). Absent: the build's servers at their public addresses.
+    pub time: Option<crate::time::config::TimeConfig>,
 }
 
 impl core::fmt::Debug for NodeConfig {
@@ -129,6 +133,7 @@ impl core::fmt::Debug for NodeConfig {
                 &self.insecure_dev_platform.as_ref().map(|_| "<redacted>"),
             )
             .field("test_fault", &self.test_fault)
+            .field("time", &self.time)
             .finish()
     }
 }
@@ -208,6 +213,9 @@ impl NodeConfig {
                 return Err(field("test_fault", "expected 1 to 64 printable characters"));
             }
         }
+        if let Some(t) = &raw.time {
+            t.node_policy().map_err(|e| field("time", e.to_string()))?;
+        }
         Ok(Self {
             name,
             public,
@@ -216,6 +224,7 @@ impl NodeConfig {
             vcek,
             insecure_dev_platform: raw.insecure_dev_platform,
             test_fault: raw.test_fault,
+            time: raw.time,
         })
     }
 

@@ -200,7 +200,11 @@ pub fn leaf(message_imprint_der: &[u8], nonce_der: Option<&[u8]>) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(LEAF_LABEL);
     h.update([0u8]);
-    h.update(u64::try_from(message_imprint_der.len()).unwrap_or(u64::MAX).to_be_bytes());
+    h.update(
+        u64::try_from(message_imprint_der.len())
+            .unwrap_or(u64::MAX)
+            .to_be_bytes(),
+    );
     h.update(message_imprint_der);
     match nonce_der {
         Some(n) => {
@@ -394,12 +398,13 @@ pub fn verify_reply(
     if Version::from_wire_value(reply.version) != Some(server.version) {
         return Err(EvidenceError::WrongVersion(server.name.clone()));
     }
-    let v = roughtime::verify_response(server, root, reply.response.as_bytes()).map_err(|error| {
-        EvidenceError::Reply {
-            server: server.name.clone(),
-            error,
-        }
-    })?;
+    let v =
+        roughtime::verify_response(server, root, reply.response.as_bytes()).map_err(|error| {
+            EvidenceError::Reply {
+                server: server.name.clone(),
+                error,
+            }
+        })?;
     Ok(Vouch::from_verified(server, &v))
 }
 
@@ -508,7 +513,11 @@ mod tests {
 
     #[test]
     fn the_liar_is_outvoted() {
-        let v = vec![vouch("a", 10_000, 2), vouch("liar", 10_000 - 3600, 2), vouch("c", 10_001, 2)];
+        let v = vec![
+            vouch("a", 10_000, 2),
+            vouch("liar", 10_000 - 3600, 2),
+            vouch("c", 10_001, 2),
+        ];
         let (chosen, rest) = select(&policy(2), &v);
         assert_eq!(chosen, vec![0, 2]);
         assert_eq!(rest, vec![1]);

@@ -719,3 +719,14 @@ pub fn ecosystem_servers() -> Vec<ServerSpec> {
         })
         .collect()
 }
+
+/// The UDP address `ecosystem.json` gives a server of [`ecosystem_servers`].
+pub fn ecosystem_address(name: &str) -> Option<&'static str> {
+    match name {
+        "Cloudflare-Roughtime-2" => Some("roughtime.cloudflare.com:2003"),
+        "int08h-Roughtime" => Some("roughtime.int08h.com:2002"),
+        "roughtime.se" => Some("roughtime.se:2002"),
+        "time.txryan.com" => Some("time.txryan.com:2002"),
+        _ => None,
+    }
+}
