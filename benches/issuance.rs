@@ -196,6 +196,7 @@ fn main() {
         at: None,
         nonce: Some(vec![0x5a; 8]),
         policy: Some(frostamp::oid::default_tsa_policy()),
+        time: None,
     };
     verify(&issued.response, &opts).expect("token verifies");
     let verified = measure("verify::token::verify (response)", || {

@@ -445,6 +445,7 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
             .map(Oid::from_dotted)
             .transpose()
             .context("--policy is not a dotted OID")?,
+        time: None,
     };
     match verify(&token, &opts) {
         Ok(v) => {

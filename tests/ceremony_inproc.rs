@@ -701,6 +701,7 @@ async fn a_byzantine_signer_is_named_and_excluded_and_clients_still_get_tokens()
         at: None,
         nonce: None,
         policy: None,
+        time: None,
     };
     frostamp::verify::token::verify(&r.body, &opts).unwrap();
     let s = ceremony::status(node1).await.unwrap();

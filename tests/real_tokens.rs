@@ -26,6 +26,7 @@ fn opts(data: &[u8], anchors: Vec<CertDer>) -> VerifyOptions {
         at: None,
         nonce: None,
         policy: None,
+        time: None,
     }
 }
 

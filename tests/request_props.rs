@@ -322,6 +322,7 @@ fn options() -> impl Strategy<Value = VerifyOptions> {
                 at: at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
                 nonce,
                 policy,
+                time: None,
             }
         })
 }
@@ -336,6 +337,7 @@ fn fixture_verifies() {
         at: None,
         nonce: Some(vec![0x42; 8]),
         policy: Some(frostamp::oid::default_tsa_policy()),
+        time: None,
     };
     verify(&f.response, &opts).expect("response verifies");
     verify(&f.token, &opts).expect("token verifies");

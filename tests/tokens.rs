@@ -33,6 +33,7 @@ fn opts(tsa: &LocalTsa<SystemClock>, data: &[u8]) -> VerifyOptions {
         at: None,
         nonce: None,
         policy: Some(frostamp::oid::default_tsa_policy()),
+        time: None,
     }
 }
 
@@ -296,5 +297,6 @@ fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {
         at: None,
         nonce: None,
         policy: None,
+        time: None,
     }
 }

@@ -59,6 +59,9 @@ pub struct VerifyOptions {
     pub nonce: Option<Vec<u8>>,
     /// The policy the token must carry, if any.
     pub policy: Option<Oid>,
+    /// The time servers and quorum a token's time evidence is checked against;
+    /// `None`: the build's pinned ones (`crate::time::evidence::pinned_policy`).
+    pub time: Option<crate::time::evidence::TimePolicy>,
 }
 
 /// One failure class per variant; the CLI prints the message and exits non-zero.
