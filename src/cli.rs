@@ -476,6 +476,20 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
                 println!("  signer:     {}", v.signer);
                 println!("  chain:      {}", v.chain.join("  <-  "));
                 println!("  checked at: {}", v.checked_at);
+                if let Some(t) = &v.time_evidence {
+                    println!(
+                        "  time:       backed by {} time server(s): genTime no earlier than {} s, accuracy {} s",
+                        t.vouched.len(),
+                        t.gen_time_secs,
+                        t.accuracy_secs
+                    );
+                    for vouch in &t.vouched {
+                        println!(
+                            "    vouched:  {} at {} ± {} s",
+                            vouch.server, vouch.midpoint_secs, vouch.radius_secs
+                        );
+                    }
+                }
                 for w in &v.warnings {
                     println!("  warning:    {w}");
                 }

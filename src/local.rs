@@ -89,6 +89,33 @@ impl<C: Clock> LocalTsa<C> {
         measurement: Option<[u8; 48]>,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Self, LocalError> {
+        Self::with_time_rule(
+            n,
+            t,
+            profile,
+            coordinator_clock,
+            default_clock,
+            signer_clocks,
+            measurement,
+            crate::threshold::signer::TimeRule::OwnClock,
+            rng,
+        )
+    }
+
+    /// Like [`LocalTsa::with_measurement`], with signers that follow `time` (tests of
+    /// time evidence drive these signers directly; [`LocalTsa::issue`] has no evidence).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_time_rule(
+        n: u16,
+        t: u16,
+        profile: TsaProfile,
+        coordinator_clock: C,
+        default_clock: Arc<dyn Clock>,
+        signer_clocks: Vec<Arc<dyn Clock>>,
+        measurement: Option<[u8; 48]>,
+        time: crate::threshold::signer::TimeRule,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Self, LocalError> {
         let (shares, group) = dkg_in_process(n, t, rng)?;
         let now = coordinator_clock.now();
         let not_before = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
@@ -113,7 +140,7 @@ impl<C: Clock> LocalTsa<C> {
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| default_clock.clone());
-            let s = Signer::new(share, group.clone(), profile.clone(), clock);
+            let s = Signer::new(share, group.clone(), profile.clone(), clock, time.clone());
             s.install_certificate(identity.clone())?;
             signers.push(s);
         }

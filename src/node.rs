@@ -27,6 +27,7 @@ mod peers;
 mod pool;
 mod repair;
 mod serve;
+mod time;
 
 use crate::attestation::roster::{Member, Roster, N, T};
 use crate::attestation::{Attester, Evidence, RootSet};
@@ -71,6 +72,9 @@ pub enum Health {
     Critical,
     /// Fewer than t: the key is lost by design; a new DKG is needed.
     Halted,
+    /// At least t shares, but fewer than q time servers vouch: every request gets
+    /// `timeNotAvailable` until they do (`/status` `health_reason` names them).
+    NoTime,
 }
 
 impl Health {
@@ -211,6 +215,24 @@ struct State {
 /// boot, be attested and run the repair; after that a new order is needed.
 pub(crate) const ORDER_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+impl Node {
+    /// A signer for a share held by this node: it checks every proposal's time evidence
+    /// against this node's time servers and quorum.
+    fn signer(
+        &self,
+        share: crate::threshold::keys::KeyShare,
+        group: GroupKey,
+    ) -> Arc<crate::threshold::signer::Signer<Arc<dyn Clock>>> {
+        Arc::new(crate::threshold::signer::Signer::new(
+            share,
+            group,
+            self.profile.clone(),
+            self.clock.clone(),
+            crate::threshold::signer::TimeRule::Evidence(self.time.policy().clone()),
+        ))
+    }
+}
+
 impl State {
     fn new() -> Self {
         Self {
@@ -289,6 +311,9 @@ struct PeerLink {
 
 /// Shared node internals.
 pub(crate) struct Node {
+    /// Time evidence for the tokens this node coordinates; its policy is what this
+    /// node's signer checks every proposal's evidence against.
+    time: Arc<time::TimeService>,
     name: String,
     identity: identity::Identity,
     clock: Arc<dyn Clock>,
@@ -463,8 +488,11 @@ pub async fn run(
         chip_id: own.chip_id,
         tcb: own.reported_tcb.to_string(),
     };
+    let time =
+        time::TimeService::start(&opts.time, opts.clock.clone()).map_err(NodeError::Setup)?;
     let (inbox_tx, inbox_rx) = mpsc::channel(1024);
     let node = Arc::new(Node {
+        time,
         name: opts.name.clone(),
         identity,
         clock: opts.clock,

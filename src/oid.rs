@@ -327,6 +327,12 @@ pub fn attestation_evidence_attr() -> Oid {
     Oid::constant("2.25.7035553362177209877941980418382415400.4")
 }
 
+/// `.5`: time-evidence signed attribute (Roughtime replies backing genTime,
+/// `crate::time::evidence::TimeEvidence`).
+pub fn time_evidence_attr() -> Oid {
+    Oid::constant("2.25.7035553362177209877941980418382415400.5")
+}
+
 /// Standard OIDs (all fit `const-oid`).
 pub mod std_oids {
     use der::asn1::ObjectIdentifier as O;

@@ -48,6 +48,7 @@ fn good_proposal(tsa: &LocalTsa<SystemClock>) -> SigningProposal {
             .unwrap()
             .sha256()
             .to_vec(),
+        time_evidence: Vec::new(),
     }
 }
 

@@ -188,6 +188,7 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                     st.n,
                     st.t,
                     &st.commitments_ready,
+                    st.time.as_ref(),
                 ))))
                 .unwrap_or_default()
         }
@@ -295,6 +296,56 @@ pub struct Status {
     /// Nonce commitments each peer issued to this node ahead of time, unused.
     #[serde(default)]
     pub commitments_ready: std::collections::BTreeMap<u16, usize>,
+    /// The time servers and the quorum (every token's genTime is backed by them).
+    #[serde(default)]
+    pub time: Option<TimeStatus>,
+    /// Why health is not `healthy` beyond the share count, if anything (e.g. fewer than
+    /// q time servers vouch: requests get `timeNotAvailable`).
+    #[serde(default)]
+    pub health_reason: Option<String>,
+}
+
+/// One time server as `/status` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeServerStatus {
+    /// Name.
+    pub name: String,
+    /// Address asked.
+    pub address: String,
+    /// Whether its last reply verified and agreed with the quorum.
+    pub ok: bool,
+    /// Last round trip, milliseconds.
+    pub last_rtt_ms: Option<f64>,
+    /// Its last midpoint minus this node's clock, milliseconds (what this host's clock
+    /// is off by if the server is right).
+    pub last_offset_ms: Option<i64>,
+    /// Why its last answer was not used.
+    pub last_error: Option<String>,
+    /// Its replies used in evidence.
+    pub replies_used: u64,
+    /// Rounds it failed (no answer, a reply that does not verify, outvoted).
+    pub failures: u64,
+}
+
+/// What `/status` shows about time evidence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeStatus {
+    /// q.
+    pub quorum: usize,
+    /// Whether the last round reached the quorum.
+    pub quorum_ok: bool,
+    /// Seconds since the last round.
+    pub last_round_age_s: Option<f64>,
+    /// Rounds run.
+    pub rounds: u64,
+    /// Requests those rounds served.
+    pub requests: u64,
+    /// Rounds without quorum (their requests got `timeNotAvailable`).
+    pub rounds_without_quorum: u64,
+    /// Each server.
+    pub servers: Vec<TimeServerStatus>,
 }
 
 fn status(node: &Node) -> Status {
@@ -304,14 +355,42 @@ fn status(node: &Node) -> Status {
         .map(|(i, l)| (*i, hex::encode(l.spki_sha256)))
         .collect();
     let share_holders = node.share_holders();
+    let time = node.time.status();
     let s = node.state();
+    let mut health_reason = None;
     let health = match (&s.cluster, s.phase) {
-        (Some(c), Phase::Serving) => Some(super::Health::of(share_holders, c.n(), c.t)),
+        (Some(c), Phase::Serving) => {
+            let h = super::Health::of(share_holders, c.n(), c.t);
+            if time.rounds > 0 && !time.quorum_ok && h != super::Health::Halted {
+                let failing: Vec<String> = time
+                    .servers
+                    .iter()
+                    .filter(|v| !v.ok)
+                    .map(|v| {
+                        format!(
+                            "{}: {}",
+                            v.name,
+                            v.last_error.as_deref().unwrap_or("not used")
+                        )
+                    })
+                    .collect();
+                health_reason = Some(format!(
+                    "fewer than {} time servers vouch; requests get timeNotAvailable ({})",
+                    time.quorum,
+                    failing.join("; ")
+                ));
+                Some(super::Health::NoTime)
+            } else {
+                Some(h)
+            }
+        }
         _ => None,
     };
     Status {
         share_holders,
         health,
+        health_reason,
+        time: Some(time),
         name: node.name.clone(),
         phase: s.phase,
         index: s.cluster.as_ref().map(|c| c.index),
@@ -566,12 +645,7 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 evidence: evidence.clone(),
                 roster: o.roster.clone(),
             };
-            let signer = Arc::new(crate::threshold::signer::Signer::new(
-                o.share,
-                o.group.clone(),
-                node.profile.clone(),
-                node.clock.clone(),
-            ));
+            let signer = node.signer(o.share, o.group.clone());
             s.key = Some(EpochKey {
                 epoch: req.epoch,
                 signer,

@@ -105,6 +105,7 @@ impl Metrics {
         n: Option<u16>,
         t: Option<u16>,
         commitments_ready: &BTreeMap<u16, usize>,
+        time: Option<&super::http::TimeStatus>,
     ) -> String {
         let mut o = String::new();
         let _ = writeln!(
@@ -244,6 +245,79 @@ impl Metrics {
                 u8::from(p == phase)
             );
         }
+        if let Some(t) = time {
+            render_time(&mut o, t);
+        }
         o
     }
+}
+
+/// Time-server series: per server whether it is used, its round trip and offset, its
+/// failures; the quorum and whether the last round reached it.
+fn render_time(o: &mut String, t: &super::http::TimeStatus) {
+    let series: [(&str, &str, &str); 4] = [
+        (
+            "frostamp_time_server_up",
+            "gauge",
+            "1 if the server's last reply verified and agreed with the quorum.",
+        ),
+        (
+            "frostamp_time_server_rtt_seconds",
+            "gauge",
+            "Last round trip to the time server.",
+        ),
+        (
+            "frostamp_time_server_offset_seconds",
+            "gauge",
+            "The server's last midpoint minus this node's clock.",
+        ),
+        (
+            "frostamp_time_server_failures_total",
+            "counter",
+            "Rounds the server failed (no answer, bad reply, outvoted).",
+        ),
+    ];
+    for (name, kind, help) in series {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        for s in &t.servers {
+            let value = match name {
+                "frostamp_time_server_up" => Some(f64::from(u8::from(s.ok))),
+                "frostamp_time_server_rtt_seconds" => s.last_rtt_ms.map(|m| m / 1000.0),
+                "frostamp_time_server_offset_seconds" => {
+                    s.last_offset_ms.map(|m| m as f64 / 1000.0)
+                }
+                _ => Some(s.failures as f64),
+            };
+            if let Some(v) = value {
+                let _ = writeln!(o, "{name}{{server=\"{}\"}} {v}", s.name);
+            }
+        }
+    }
+    let _ = writeln!(
+        o,
+        "# HELP frostamp_time_quorum Time servers that must vouch (q)."
+    );
+    let _ = writeln!(o, "# TYPE frostamp_time_quorum gauge");
+    let _ = writeln!(o, "frostamp_time_quorum {}", t.quorum);
+    let _ = writeln!(
+        o,
+        "# HELP frostamp_time_quorum_ok 1 if the last round reached the quorum."
+    );
+    let _ = writeln!(o, "# TYPE frostamp_time_quorum_ok gauge");
+    let _ = writeln!(o, "frostamp_time_quorum_ok {}", u8::from(t.quorum_ok));
+    let _ = writeln!(
+        o,
+        "# HELP frostamp_time_rounds_total Rounds to the time servers, and those without quorum."
+    );
+    let _ = writeln!(o, "# TYPE frostamp_time_rounds_total counter");
+    let _ = writeln!(o, "frostamp_time_rounds_total {}", t.rounds);
+    let _ = writeln!(
+        o,
+        "frostamp_time_rounds_without_quorum_total {}",
+        t.rounds_without_quorum
+    );
+    let _ = writeln!(o, "# HELP frostamp_time_requests_total Requests the rounds served (requests per round: batching).");
+    let _ = writeln!(o, "# TYPE frostamp_time_requests_total counter");
+    let _ = writeln!(o, "frostamp_time_requests_total {}", t.requests);
 }

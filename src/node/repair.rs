@@ -413,12 +413,7 @@ pub(super) async fn repair(
             &roster.hash(),
         ))
         .map_err(|e| e.to_string())?;
-    let signer = Arc::new(crate::threshold::signer::Signer::new(
-        KeyShare::new(kp),
-        group.clone(),
-        node.profile.clone(),
-        node.clock.clone(),
-    ));
+    let signer = node.signer(KeyShare::new(kp), group.clone());
     let chain: Vec<Vec<u8>> = chain
         .iter()
         .map(hex::decode)

@@ -587,8 +587,23 @@ pub(super) async fn timestamp(
             }
         }
     };
-    // Reject bad requests before involving any signer.
-    coordinator.prepare(request_der, &mut rand_core::OsRng)?;
+    // Reject bad requests before involving any signer or time server.
+    let accepted = crate::tsp::request::parse(request_der, coordinator.profile())
+        .map_err(|r| failure(r, Vec::new()))?;
+    let leaf = crate::threshold::signer::time_leaf(&accepted).map_err(|e| {
+        failure(
+            crate::tsp::request::Rejection::SystemFailure(e.to_string()),
+            Vec::new(),
+        )
+    })?;
+    // genTime comes from time evidence for this request, never from this host's clock.
+    let backing = node.time.back(leaf).await.map_err(|e| {
+        node.metrics.shed("time_not_available");
+        failure(
+            crate::tsp::request::Rejection::TimeNotAvailable(e.to_string()),
+            Vec::new(),
+        )
+    })?;
     let t = coordinator.threshold();
     let candidates = candidates(node, own);
     let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
@@ -605,11 +620,16 @@ pub(super) async fn timestamp(
                 excluded,
             ));
         }
-        // A fresh proposal (genTime, serial) for every attempt, fixed only once
-        // the signing set is known: neither a retry nor a wait for commitments
-        // may carry a genTime that honest signers find stale by the time they
-        // see it.
-        let prepared = coordinator.prepare(request_der, &mut rand_core::OsRng)?;
+        // A fresh proposal (serial) for every attempt, fixed only once the signing
+        // set is known; genTime and accuracy are the evidence's.
+        let prepared = coordinator.prepare(
+            request_der,
+            Some(crate::threshold::coordinator::Backed {
+                evidence_der: &backing.evidence_der,
+                claim: &backing.claim,
+            }),
+            &mut rand_core::OsRng,
+        )?;
         let req = Arc::new(SignRequest {
             proposal: prepared.proposal.clone(),
             commitments: round1.commitments.clone(),

@@ -139,24 +139,44 @@ impl<C: Clock> Coordinator<C> {
     }
 
     /// Step 1 of a signing: parse the request, propose genTime and serial, build
-    /// what will be signed. A rejection here never involves a signer.
+    /// what will be signed. A rejection here never involves a signer. With `time`
+    /// (every node), genTime and accuracy are what the evidence gives and the evidence
+    /// goes into the proposal and the token; without (the in-process development TSA),
+    /// genTime is this coordinator's clock.
     pub fn prepare(
         &self,
         request_der: &[u8],
+        time: Option<Backed<'_>>,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Prepared, IssueFailure> {
         let accepted =
             request::parse(request_der, &self.profile).map_err(|r| failure(r, Vec::new()))?;
-        let gen_time = GenTime::from_system_time_millis(self.clock.now()).ok_or_else(|| {
+        let gen_time = match time {
+            Some(b) => {
+                GenTime::from_unix_duration(std::time::Duration::from_secs(b.claim.gen_time_secs))
+            }
+            None => GenTime::from_system_time_millis(self.clock.now()),
+        }
+        .ok_or_else(|| {
             failure(
-                Rejection::TimeNotAvailable("clock out of range".into()),
+                Rejection::TimeNotAvailable("time out of range".into()),
                 Vec::new(),
             )
         })?;
         let serial = Serial::random(rng);
-        let content =
-            token::build_signed_content(&self.profile, &self.cert, &accepted, gen_time, &serial)
-                .map_err(|e| failure(Rejection::SystemFailure(e.to_string()), Vec::new()))?;
+        let backing = time.map(|b| token::TimeBacking {
+            evidence_der: b.evidence_der,
+            accuracy_secs: b.claim.accuracy_secs,
+        });
+        let content = token::build_signed_content(
+            &self.profile,
+            &self.cert,
+            &accepted,
+            gen_time,
+            &serial,
+            backing,
+        )
+        .map_err(|e| failure(Rejection::SystemFailure(e.to_string()), Vec::new()))?;
         let message = content
             .message()
             .map_err(|e| failure(Rejection::SystemFailure(e.to_string()), Vec::new()))?;
@@ -165,6 +185,7 @@ impl<C: Clock> Coordinator<C> {
             gen_time_unix_millis: u64::try_from(gen_time.unix_millis()).unwrap_or(u64::MAX),
             serial,
             cert_sha256: self.cert.sha256().to_vec(),
+            time_evidence: time.map(|b| b.evidence_der.to_vec()).unwrap_or_default(),
         };
         Ok(Prepared {
             accepted,
@@ -210,7 +231,7 @@ impl<C: Clock> Coordinator<C> {
         peers: &[&dyn SignerPeer],
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Issued, IssueFailure> {
-        let prepared = self.prepare(request_der, rng)?;
+        let prepared = self.prepare(request_der, None, rng)?;
         let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
         let mut out: BTreeSet<Identifier> = BTreeSet::new();
         loop {
@@ -282,6 +303,15 @@ impl<C: Clock> Coordinator<C> {
             }
         }
     }
+}
+
+/// Time evidence for one request and what it gives (see [`Coordinator::prepare`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Backed<'a> {
+    /// `TimeEvidence` DER.
+    pub evidence_der: &'a [u8],
+    /// What it gives, as checked.
+    pub claim: &'a crate::time::evidence::TimeClaim,
 }
 
 /// A prepared signing: what every signer will rebuild and sign.

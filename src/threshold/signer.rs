@@ -3,16 +3,20 @@
 //! The signer never receives bytes to sign. It receives a [`SigningProposal`]:
 //! the client's original `TimeStampReq` DER, the proposed genTime and serial, and
 //! the hash of the certificate the token will name. It re-parses the request with
-//! its own profile, compares genTime with its own clock, compares the certificate
-//! with the one it holds, builds TSTInfo and signed attributes itself, and only
-//! then computes its signature share over that message.
+//! its own profile, checks genTime (against the proposal's time evidence under
+//! [`TimeRule::Evidence`], with its own clock only as a guard against future-dated
+//! proposals; against its own clock under [`TimeRule::OwnClock`], the in-process
+//! development TSA), compares the certificate with the one it holds, builds TSTInfo
+//! and signed attributes itself, and only then computes its signature share over that
+//! message.
 
 use crate::clock::Clock;
 use crate::threshold::frost;
 use crate::threshold::keys::{GroupKey, KeyShare};
+use crate::time::evidence::{self, TimeEvidence, TimePolicy};
 use crate::tsp::request::{self, Rejection};
 use crate::tsp::time::GenTime;
-use crate::tsp::token::{self, CertIdentity, Serial};
+use crate::tsp::token::{self, CertIdentity, Serial, TimeBacking};
 use crate::tsp::TsaProfile;
 use core::fmt;
 use frost::round1::SigningCommitments;
@@ -84,6 +88,29 @@ pub struct SigningProposal {
     /// SHA-256 of the TSA certificate the token will reference.
     #[serde(with = "crate::serde_hex::bytes")]
     pub cert_sha256: Vec<u8>,
+    /// `TimeEvidence` DER backing genTime (empty under [`TimeRule::OwnClock`]).
+    #[serde(with = "crate::serde_hex::bytes")]
+    pub time_evidence: Vec<u8>,
+}
+
+/// What genTime must follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimeRule {
+    /// Time evidence from these servers (every node): genTime and accuracy are what the
+    /// evidence gives; the signer's own clock only refuses proposals wholly in its future.
+    Evidence(TimePolicy),
+    /// The signer's own clock within the profile's tolerance: the in-process
+    /// development TSA only ([`crate::local`]); never a node.
+    OwnClock,
+}
+
+/// The leaf of a request for time evidence: its MessageImprint and nonce, as a TSTInfo
+/// will carry them.
+pub fn time_leaf(accepted: &request::AcceptedRequest) -> Result<[u8; 32], der::Error> {
+    use der::Encode;
+    let imprint = accepted.message_imprint()?.to_der()?;
+    let nonce = accepted.nonce().map(|n| n.to_der()).transpose()?;
+    Ok(evidence::leaf(&imprint, nonce.as_deref()))
 }
 
 impl SigningProposal {
@@ -151,6 +178,26 @@ pub enum Refusal {
     /// A FROST operation failed.
     #[error("FROST: {0}")]
     Frost(String),
+    /// The time evidence does not hold (malformed, a server not pinned, a reply that
+    /// does not verify for this request, too few servers, disagreement).
+    #[error("time evidence refused: {0}")]
+    TimeEvidence(String),
+    /// genTime is not what the evidence gives (earlier would be a backdated token).
+    #[error("genTime {proposed_ms} ms is not the {evidence_ms} ms the time evidence gives")]
+    GenTimeNotFromEvidence {
+        /// Proposed genTime, Unix milliseconds.
+        proposed_ms: u64,
+        /// What the evidence gives.
+        evidence_ms: u64,
+    },
+    /// The whole interval the evidence gives lies in this signer's future.
+    #[error("the evidence's time interval starts {ahead_ms} ms after this signer's clock (tolerance {tolerance_ms} ms)")]
+    FutureTime {
+        /// Earliest time the evidence allows − own clock.
+        ahead_ms: u64,
+        /// Allowed.
+        tolerance_ms: u64,
+    },
     /// Internal error.
     #[error("internal: {0}")]
     Internal(String),
@@ -205,6 +252,7 @@ pub struct Signer<C> {
     profile: TsaProfile,
     cert: std::sync::RwLock<Option<CertIdentity>>,
     clock: C,
+    time: TimeRule,
     nonces: Mutex<HashMap<Owner, OwnerNonces>>,
 }
 
@@ -217,14 +265,22 @@ impl<C> fmt::Debug for Signer<C> {
 }
 
 impl<C: Clock> Signer<C> {
-    /// A signer for `share` of `group`, checking proposals against `profile` and `clock`.
-    pub fn new(share: KeyShare, group: GroupKey, profile: TsaProfile, clock: C) -> Self {
+    /// A signer for `share` of `group`, checking proposals against `profile`, the
+    /// time rule and `clock`.
+    pub fn new(
+        share: KeyShare,
+        group: GroupKey,
+        profile: TsaProfile,
+        clock: C,
+        time: TimeRule,
+    ) -> Self {
         Self {
             share,
             group,
             profile,
             cert: std::sync::RwLock::new(None),
             clock,
+            time,
             nonces: Mutex::new(HashMap::new()),
         }
     }
@@ -400,18 +456,61 @@ impl<C: Clock> Signer<C> {
             .now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let proposed = gen_time.unix_duration();
-        let skew = proposed.abs_diff(now);
-        if skew > self.profile.tolerance {
-            return Err(Refusal::GenTimeOutOfTolerance {
-                proposed: gen_time.to_rfc3339(),
-                skew_ms: u64::try_from(skew.as_millis()).unwrap_or(u64::MAX),
-                tolerance_ms: u64::try_from(self.profile.tolerance.as_millis()).unwrap_or(u64::MAX),
-            });
+        let tolerance_ms = u64::try_from(self.profile.tolerance.as_millis()).unwrap_or(u64::MAX);
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let mut backing = None;
+        match &self.time {
+            TimeRule::OwnClock => {
+                let proposed = gen_time.unix_duration();
+                let skew = proposed.abs_diff(now);
+                if skew > self.profile.tolerance {
+                    return Err(Refusal::GenTimeOutOfTolerance {
+                        proposed: gen_time.to_rfc3339(),
+                        skew_ms: ms(skew),
+                        tolerance_ms,
+                    });
+                }
+            }
+            TimeRule::Evidence(policy) => {
+                let ev = TimeEvidence::from_der_bounded(&p.time_evidence)
+                    .map_err(|e| Refusal::TimeEvidence(e.to_string()))?;
+                let leaf = time_leaf(&accepted).map_err(|e| Refusal::Internal(e.to_string()))?;
+                let claim = evidence::check(policy, &leaf, &ev)
+                    .map_err(|e| Refusal::TimeEvidence(e.to_string()))?;
+                let evidence_ms = claim.gen_time_secs.saturating_mul(1000);
+                if p.gen_time_unix_millis != evidence_ms {
+                    return Err(Refusal::GenTimeNotFromEvidence {
+                        proposed_ms: p.gen_time_unix_millis,
+                        evidence_ms,
+                    });
+                }
+                // The own clock: only a guard against a proposal wholly in the future.
+                let earliest_ms = claim
+                    .gen_time_secs
+                    .saturating_sub(claim.accuracy_secs)
+                    .saturating_mul(1000);
+                let ahead_ms = earliest_ms.saturating_sub(ms(now));
+                if ahead_ms > tolerance_ms {
+                    return Err(Refusal::FutureTime {
+                        ahead_ms,
+                        tolerance_ms,
+                    });
+                }
+                backing = Some(TimeBacking {
+                    evidence_der: &p.time_evidence,
+                    accuracy_secs: claim.accuracy_secs,
+                });
+            }
         }
-        let content =
-            token::build_signed_content(&self.profile, cert, &accepted, gen_time, &p.serial)
-                .map_err(|e| Refusal::Internal(e.to_string()))?;
+        let content = token::build_signed_content(
+            &self.profile,
+            cert,
+            &accepted,
+            gen_time,
+            &p.serial,
+            backing,
+        )
+        .map_err(|e| Refusal::Internal(e.to_string()))?;
         content
             .message()
             .map_err(|e| Refusal::Internal(e.to_string()))

@@ -120,12 +120,25 @@ impl SignedContent {
 }
 
 /// Build the TSTInfo and signed attributes for a token. Deterministic.
+/// What backs genTime when time evidence does (`crate::time::evidence`): the evidence's
+/// DER, carried as a signed attribute, and the accuracy it gives.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeBacking<'a> {
+    /// `TimeEvidence` DER.
+    pub evidence_der: &'a [u8],
+    /// The accuracy the evidence gives, whole seconds.
+    pub accuracy_secs: u64,
+}
+
+/// TSTInfo and signed attributes for one token. With `time`, the accuracy is the
+/// evidence's and the evidence is a signed attribute; without, the profile's tolerance.
 pub fn build_signed_content(
     profile: &TsaProfile,
     cert: &CertIdentity,
     request: &AcceptedRequest,
     gen_time: GenTime,
     serial: &Serial,
+    time: Option<TimeBacking<'_>>,
 ) -> Result<SignedContent, TokenError> {
     let subject = cert.cert.tbs_certificate.subject.clone();
     let tsa_name = Any::from_der(&GeneralName::DirectoryName(subject).to_der()?)?;
@@ -135,14 +148,21 @@ pub fn build_signed_content(
         message_imprint: request.message_imprint()?,
         serial_number: serial.to_int()?,
         gen_time,
-        accuracy: Some(profile.accuracy()),
+        accuracy: Some(match time {
+            Some(t) => x509_tsp::Accuracy {
+                seconds: Some(t.accuracy_secs),
+                millis: None,
+                micros: None,
+            },
+            None => profile.accuracy(),
+        }),
         ordering: false,
         nonce: request.nonce().cloned(),
         tsa: Some(tsa_name),
         extensions: None,
     };
     let tst_info_der = tst.to_der()?;
-    let signed_attrs = signed_attributes(&tst_info_der, cert)?;
+    let signed_attrs = signed_attributes(&tst_info_der, cert, time.map(|t| t.evidence_der))?;
     Ok(SignedContent {
         tst_info_der,
         signed_attrs,
@@ -151,7 +171,11 @@ pub fn build_signed_content(
 
 /// contentType, messageDigest (SHA-256 of the TSTInfo DER) and
 /// signingCertificateV2 with one ESSCertIDv2 (SHA-256, with issuerSerial).
-fn signed_attributes(tst_info_der: &[u8], cert: &CertIdentity) -> Result<RawSetOf, TokenError> {
+fn signed_attributes(
+    tst_info_der: &[u8],
+    cert: &CertIdentity,
+    time_evidence_der: Option<&[u8]>,
+) -> Result<RawSetOf, TokenError> {
     let tbs = &cert.cert.tbs_certificate;
     let ess = SigningCertificateV2 {
         certs: vec![EssCertIdV2 {
@@ -164,7 +188,7 @@ fn signed_attributes(tst_info_der: &[u8], cert: &CertIdentity) -> Result<RawSetO
         }],
         policies: None,
     };
-    let attrs = [
+    let mut attrs = vec![
         attribute(std_oids::ATTR_CONTENT_TYPE, &std_oids::CT_TST_INFO)?,
         attribute(
             std_oids::ATTR_MESSAGE_DIGEST,
@@ -172,6 +196,12 @@ fn signed_attributes(tst_info_der: &[u8], cert: &CertIdentity) -> Result<RawSetO
         )?,
         attribute(std_oids::ATTR_SIGNING_CERTIFICATE_V2, &ess)?,
     ];
+    if let Some(der) = time_evidence_der {
+        attrs.push(Attribute {
+            oid: oid::time_evidence_attr(),
+            values: RawSetOf::from_elements(&[Any::from_der(der)?])?,
+        });
+    }
     Ok(RawSetOf::from_elements(&attrs)?)
 }
 

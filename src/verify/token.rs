@@ -135,6 +135,18 @@ pub enum VerifyError {
     /// The signer certificate is not a timestamping certificate.
     #[error("TSA certificate: {0}")]
     TsaCertificate(#[source] ChainError),
+    /// The token's time evidence does not hold (any byte changed, a server not
+    /// trusted, too few servers, disagreement, another request's evidence).
+    #[error("time evidence: {0}")]
+    TimeEvidence(#[source] crate::time::evidence::EvidenceError),
+    /// genTime is earlier than the token's own evidence allows: backdated.
+    #[error("genTime {gen_time} is earlier than its time evidence allows ({floor})")]
+    Backdated {
+        /// The token's genTime.
+        gen_time: String,
+        /// The earliest genTime the evidence allows.
+        floor: String,
+    },
 }
 
 impl VerifyError {
@@ -155,6 +167,8 @@ impl VerifyError {
             Self::Signature(_) => "signature",
             Self::Chain(_) => "chain",
             Self::TsaCertificate(_) => "tsa_certificate",
+            Self::TimeEvidence(_) => "time_evidence",
+            Self::Backdated { .. } => "backdated",
         }
     }
 }
@@ -190,6 +204,9 @@ pub struct Verified {
     pub checked_at: String,
     /// Non-fatal observations (e.g. SHA-1 imprint, legacy ESSCertID).
     pub warnings: Vec<String>,
+    /// The time evidence the token carries, checked: who vouched and the bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_evidence: Option<crate::time::evidence::TimeClaim>,
 }
 
 /// Parse an input that is a TimeStampResp or a bare token into the token DER.
@@ -542,6 +559,16 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
         .map_err(VerifyError::Chain)?;
     chain::check_timestamping_leaf(signer).map_err(VerifyError::TsaCertificate)?;
 
+    // 8. time evidence (frostamp tokens): genTime backed by Roughtime replies bound to
+    // this request's imprint and nonce.
+    let time_evidence = check_time_evidence(&p, &attrs, opts)?;
+    if time_evidence.is_none() && si.signature_algorithm.oid == crate::oid::frost_secp256k1_sha256()
+    {
+        warnings.push(
+            "no time evidence: genTime rests on the signers' clocks only (an in-process development TSA)".to_string(),
+        );
+    }
+
     let checked_at = crate::tsp::time::GenTime::from_unix_duration(
         at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
     )
@@ -565,7 +592,78 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
             .collect(),
         checked_at,
         warnings,
+        time_evidence,
     })
+}
+
+/// The time-evidence attribute, if present, checked against `opts.time` (or the build's
+/// pinned servers): the leaf from the TSTInfo's imprint and nonce, the path, every
+/// reply; genTime must not be earlier than the evidence allows.
+fn check_time_evidence(
+    p: &ParsedToken,
+    attrs: &[Attribute],
+    opts: &VerifyOptions,
+) -> Result<Option<crate::time::evidence::TimeClaim>, VerifyError> {
+    use crate::time::evidence::{self, TimeEvidence};
+    let found: Vec<&Attribute> = attrs
+        .iter()
+        .filter(|a| a.oid == crate::oid::time_evidence_attr())
+        .collect();
+    let attr = match found.as_slice() {
+        [] => return Ok(None),
+        [a] => a,
+        _ => {
+            return Err(VerifyError::SignedAttributes(
+                "time evidence appears more than once".into(),
+            ))
+        }
+    };
+    let values = attr
+        .values
+        .elements()
+        .map_err(|e| VerifyError::SignedAttributes(e.to_string()))?;
+    let [value] = values.as_slice() else {
+        return Err(VerifyError::SignedAttributes(
+            "time evidence must have exactly one value".into(),
+        ));
+    };
+    let der = value
+        .to_der()
+        .map_err(|e| VerifyError::SignedAttributes(e.to_string()))?;
+    let ev = TimeEvidence::from_der_bounded(&der).map_err(VerifyError::TimeEvidence)?;
+    let imprint = p
+        .tst
+        .message_imprint
+        .to_der()
+        .map_err(|e| VerifyError::Structure(e.to_string()))?;
+    let nonce = p
+        .tst
+        .nonce
+        .as_ref()
+        .map(|n| n.to_der())
+        .transpose()
+        .map_err(|e| VerifyError::Structure(e.to_string()))?;
+    let leaf = evidence::leaf(&imprint, nonce.as_deref());
+    let pinned;
+    let policy = match &opts.time {
+        Some(p) => p,
+        None => {
+            pinned = evidence::pinned_policy();
+            &pinned
+        }
+    };
+    let claim = evidence::check(policy, &leaf, &ev).map_err(VerifyError::TimeEvidence)?;
+    let gen_time = p.tst.gen_time.unix_duration();
+    let floor = std::time::Duration::from_secs(claim.gen_time_secs);
+    if gen_time < floor {
+        return Err(VerifyError::Backdated {
+            gen_time: p.tst.gen_time.to_rfc3339(),
+            floor: crate::tsp::time::GenTime::from_unix_duration(floor)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| format!("{} s", claim.gen_time_secs)),
+        });
+    }
+    Ok(Some(claim))
 }
 
 fn find_signer<'a>(

@@ -1,0 +1,356 @@
+//! The coordinator's time evidence (issue 12, `docs/time.md`): requests that arrive
+//! while a round to the time servers is in flight wait for the next round, so one round
+//! serves a whole batch. A round builds the batch's Merkle tree, asks every configured
+//! Roughtime server with the root as nonce, verifies each reply, keeps the largest set
+//! of servers that agree (the rest are named, outvoted) and, with at least q, gives each
+//! request its evidence (path + replies) and the genTime/accuracy it implies. Fewer than
+//! q: every request of the batch is refused with `timeNotAvailable`.
+//!
+//! When no request comes for [`PROBE_EVERY`], a round runs for a random leaf so that
+//! `/status` and `/metrics` show the servers' state before clients need them.
+
+use crate::time::config::TimeConfig;
+use crate::time::evidence::{
+    self, Batch, RoughtimeReply, TimeClaim, TimeEvidence, TimePolicy, Vouch, MAX_BATCH,
+};
+use crate::time::roughtime::{self, ServerSpec};
+use der::asn1::OctetString;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long one server may take to answer.
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
+/// An idle coordinator still asks the servers this often (status, metrics).
+pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Why a request gets no time evidence.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum TimeError {
+    /// Fewer than q servers vouched and agreed.
+    #[error("time not available: {0}")]
+    NoQuorum(String),
+    /// The service is gone (node shutting down).
+    #[error("time service stopped")]
+    Stopped,
+}
+
+/// Evidence for one request, and what it gives.
+#[derive(Clone, Debug)]
+pub(crate) struct Backing {
+    /// DER of the [`TimeEvidence`].
+    pub evidence_der: Vec<u8>,
+    /// genTime and accuracy it gives.
+    pub claim: TimeClaim,
+}
+
+pub(crate) use super::http::{TimeServerStatus as ServerState, TimeStatus};
+
+struct Job {
+    leaf: [u8; 32],
+    reply: oneshot::Sender<Result<Backing, TimeError>>,
+}
+
+/// The coordinator's time service.
+pub(crate) struct TimeService {
+    policy: TimePolicy,
+    tx: mpsc::Sender<Job>,
+    status: Arc<Mutex<Shared>>,
+}
+
+struct Shared {
+    servers: Vec<ServerState>,
+    quorum_ok: bool,
+    last_round: Option<Instant>,
+    rounds: u64,
+    requests: u64,
+    rounds_without_quorum: u64,
+}
+
+impl TimeService {
+    /// Check `config` (production builds: only the pinned servers and quorum) and start
+    /// the service on the current runtime.
+    pub(crate) fn start(
+        config: &TimeConfig,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<Arc<Self>, String> {
+        let policy = config
+            .node_policy()
+            .map_err(|e| format!("time servers: {e}"))?;
+        let addresses: Vec<String> = config.servers.iter().map(|s| s.address.clone()).collect();
+        let status = Arc::new(Mutex::new(Shared {
+            servers: policy
+                .servers
+                .iter()
+                .zip(&addresses)
+                .map(|(s, a)| ServerState {
+                    name: s.name.clone(),
+                    address: a.clone(),
+                    ok: false,
+                    last_rtt_ms: None,
+                    last_offset_ms: None,
+                    last_error: Some("not asked yet".into()),
+                    replies_used: 0,
+                    failures: 0,
+                })
+                .collect(),
+            quorum_ok: false,
+            last_round: None,
+            rounds: 0,
+            requests: 0,
+            rounds_without_quorum: 0,
+        }));
+        let (tx, rx) = mpsc::channel(MAX_BATCH);
+        let service = Arc::new(Self {
+            policy: policy.clone(),
+            tx,
+            status: status.clone(),
+        });
+        let servers: Vec<(ServerSpec, String)> =
+            policy.servers.iter().cloned().zip(addresses).collect();
+        tokio::spawn(run(policy, servers, rx, status, clock));
+        Ok(service)
+    }
+
+    /// The servers and quorum evidence is checked against (signers use the same).
+    pub(crate) fn policy(&self) -> &TimePolicy {
+        &self.policy
+    }
+
+    /// Evidence for the request with this leaf: waits for the next round.
+    pub(crate) async fn back(&self, leaf: [u8; 32]) -> Result<Backing, TimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { leaf, reply })
+            .await
+            .map_err(|_| TimeError::Stopped)?;
+        rx.await.map_err(|_| TimeError::Stopped)?
+    }
+
+    /// For `/status`.
+    pub(crate) fn status(&self) -> TimeStatus {
+        let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        TimeStatus {
+            quorum: self.policy.quorum,
+            quorum_ok: s.quorum_ok,
+            last_round_age_s: s.last_round.map(|t| t.elapsed().as_secs_f64()),
+            rounds: s.rounds,
+            requests: s.requests,
+            rounds_without_quorum: s.rounds_without_quorum,
+            servers: s.servers.clone(),
+        }
+    }
+}
+
+async fn run(
+    policy: TimePolicy,
+    servers: Vec<(ServerSpec, String)>,
+    mut rx: mpsc::Receiver<Job>,
+    status: Arc<Mutex<Shared>>,
+    clock: Arc<dyn crate::clock::Clock>,
+) {
+    // The first round runs at once, so /status knows the servers' state from the start.
+    let mut wait = Duration::ZERO;
+    loop {
+        let mut jobs = Vec::new();
+        let waited = tokio::time::timeout(wait, rx.recv()).await;
+        wait = PROBE_EVERY;
+        match waited {
+            Ok(Some(j)) => jobs.push(j),
+            Ok(None) => return,
+            Err(_) => {} // idle: probe with a random leaf
+        }
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let leaves: Vec<[u8; 32]> = if jobs.is_empty() {
+            let mut l = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut l);
+            vec![l]
+        } else {
+            jobs.iter().map(|j| j.leaf).collect()
+        };
+        let outcome = round(&policy, &servers, &leaves, &status, clock.as_ref()).await;
+        {
+            let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+            s.rounds += 1;
+            s.requests += jobs.len() as u64;
+            s.quorum_ok = outcome.is_ok();
+            s.last_round = Some(Instant::now());
+            if outcome.is_err() {
+                s.rounds_without_quorum += 1;
+            }
+        }
+        match outcome {
+            Ok((batch, replies, claim)) => {
+                for (i, job) in jobs.into_iter().enumerate() {
+                    let ev = TimeEvidence {
+                        version: evidence::EVIDENCE_VERSION,
+                        leaf_index: u32::try_from(i).unwrap_or(u32::MAX),
+                        path: batch
+                            .path(i)
+                            .iter()
+                            .filter_map(|p| OctetString::new(p.to_vec()).ok())
+                            .collect(),
+                        replies: replies.clone(),
+                    };
+                    let backing = ev
+                        .to_der_bytes()
+                        .map(|evidence_der| Backing {
+                            evidence_der,
+                            claim: claim.clone(),
+                        })
+                        .map_err(|e| TimeError::NoQuorum(format!("encoding evidence: {e}")));
+                    let _ = job.reply.send(backing);
+                }
+            }
+            Err(reason) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(TimeError::NoQuorum(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+type RoundResult = Result<(Batch, Vec<RoughtimeReply>, TimeClaim), String>;
+
+/// One round: ask every server for the batch's root, keep what verifies and agrees.
+async fn round(
+    policy: &TimePolicy,
+    servers: &[(ServerSpec, String)],
+    leaves: &[[u8; 32]],
+    status: &Mutex<Shared>,
+    clock: &dyn crate::clock::Clock,
+) -> RoundResult {
+    let batch = Batch::new(leaves).ok_or("empty or oversized batch")?;
+    let root = batch.root();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (spec, address)) in servers.iter().enumerate() {
+        let (spec, address, policy) = (spec.clone(), address.clone(), policy.clone());
+        set.spawn(async move { (i, ask(&policy, &spec, &address, &root).await) });
+    }
+    let mut answers: Vec<Result<(RoughtimeReply, Vouch, Duration), String>> = servers
+        .iter()
+        .map(|_| Err("no answer".to_string()))
+        .collect();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, a)) = joined {
+            if let Some(slot) = answers.get_mut(i) {
+                *slot = a;
+            }
+        }
+    }
+    let now_ms = clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    // Which verified replies agree.
+    let verified: Vec<(usize, &RoughtimeReply, &Vouch)> = answers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.as_ref().ok().map(|(r, v, _)| (i, r, v)))
+        .collect();
+    let vouches: Vec<Vouch> = verified.iter().map(|(_, _, v)| (*v).clone()).collect();
+    let (chosen, outvoted) = evidence::select(policy, &vouches);
+    let chosen_servers: Vec<usize> = chosen
+        .iter()
+        .filter_map(|c| verified.get(*c).map(|(i, _, _)| *i))
+        .collect();
+    {
+        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, answer) in answers.iter().enumerate() {
+            let Some(st) = s.servers.get_mut(i) else {
+                continue;
+            };
+            match answer {
+                Ok((_, v, rtt)) => {
+                    st.last_rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+                    st.last_offset_ms = Some(
+                        i64::try_from(v.midpoint_secs)
+                            .unwrap_or(i64::MAX)
+                            .saturating_mul(1000)
+                            .saturating_sub(now_ms),
+                    );
+                    if chosen_servers.contains(&i) {
+                        st.ok = true;
+                        st.last_error = None;
+                        st.replies_used += 1;
+                    } else {
+                        st.ok = false;
+                        st.failures += 1;
+                        st.last_error = Some(format!(
+                            "outvoted: midpoint {} ± {} s disagrees with the others",
+                            v.midpoint_secs, v.radius_secs
+                        ));
+                    }
+                }
+                Err(e) => {
+                    st.ok = false;
+                    st.failures += 1;
+                    st.last_error = Some(e.clone());
+                }
+            }
+        }
+    }
+    for o in &outvoted {
+        if let Some((i, _, v)) = verified.get(*o) {
+            let name = servers.get(*i).map(|(s, _)| s.name.as_str()).unwrap_or("?");
+            tracing::warn!(
+                server = name,
+                midpoint = v.midpoint_secs,
+                radius = v.radius_secs,
+                "time server outvoted: its time disagrees with the quorum"
+            );
+        }
+    }
+    let used: Vec<RoughtimeReply> = chosen
+        .iter()
+        .filter_map(|c| verified.get(*c).map(|(_, r, _)| (*r).clone()))
+        .collect();
+    let used_vouches: Vec<Vouch> = chosen
+        .iter()
+        .filter_map(|c| vouches.get(*c).cloned())
+        .collect();
+    let claim = evidence::derive(policy, used_vouches).map_err(|e| {
+        let failures: Vec<String> = answers
+            .iter()
+            .zip(servers)
+            .filter_map(|(a, (s, _))| a.as_ref().err().map(|e| format!("{}: {e}", s.name)))
+            .collect();
+        if failures.is_empty() {
+            e.to_string()
+        } else {
+            format!("{e} ({})", failures.join("; "))
+        }
+    })?;
+    Ok((batch, used, claim))
+}
+
+/// Ask one server for `root` and verify its reply.
+async fn ask(
+    policy: &TimePolicy,
+    spec: &ServerSpec,
+    address: &str,
+    root: &[u8; 32],
+) -> Result<(RoughtimeReply, Vouch, Duration), String> {
+    let addr = tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| format!("address {address}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("address {address}: no IP address"))?;
+    let (response, rtt) = roughtime::query(addr, spec, root, QUERY_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply = RoughtimeReply {
+        public_key: OctetString::new(spec.public_key.to_vec()).map_err(|e| e.to_string())?,
+        version: spec.version.wire_value(),
+        response: OctetString::new(response).map_err(|e| e.to_string())?,
+    };
+    let vouch = evidence::verify_reply(policy, root, &reply).map_err(|e| e.to_string())?;
+    Ok((reply, vouch, rtt))
+}
