@@ -390,7 +390,7 @@ fn the_verifier_refuses_a_token_dated_before_its_evidence() {
             .unwrap();
     let group = GroupKey::new(public);
     let tsa = tsa(Arc::new(SystemClock)); // for its CA
-    let now = std::time::SystemTime::now() - Duration::from_secs(7200);
+    let now = SystemClock.now() - Duration::from_secs(7200);
     let cert = tsa
         .ca
         .issue_tsa_certificate(
@@ -449,7 +449,7 @@ fn the_verifier_refuses_a_token_dated_before_its_evidence() {
         })
         .collect();
     let sig = aggregate_checked(&group, commitments, &message, &shares).unwrap();
-    let tok = token::assemble(&content, &identity, &[cert.clone()], &sig).unwrap();
+    let tok = token::assemble(&content, &identity, std::slice::from_ref(&cert), &sig).unwrap();
     let mut opts = verify_opts(&tsa, &r);
     opts.extra_certs = vec![frostamp::certs::CertDer::from_der(&cert).unwrap()];
     match verify(&tok, &opts) {
