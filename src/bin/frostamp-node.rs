@@ -171,6 +171,40 @@ fn main() {
     std::process::exit(code);
 }
 
+/// The node's clock: the system clock; in a development build, shifted by the signed
+/// number of seconds in the file `FROSTAMP_INSECURE_CLOCK_OFFSET_FILE` names (read at
+/// every use; absent or empty: no shift), so a test can move every host's clock while
+/// the cluster runs and show that genTime follows the time evidence, not the host.
+fn clock() -> Arc<dyn frostamp::clock::Clock> {
+    #[cfg(feature = "insecure-dev-attestation")]
+    if let Some(path) = std::env::var_os("FROSTAMP_INSECURE_CLOCK_OFFSET_FILE") {
+        tracing::warn!(file = ?path, "development build: this node's clock follows an offset file");
+        return Arc::new(OffsetFileClock(path.into()));
+    }
+    Arc::new(SystemClock)
+}
+
+/// See [`clock`].
+#[cfg(feature = "insecure-dev-attestation")]
+struct OffsetFileClock(std::path::PathBuf);
+
+#[cfg(feature = "insecure-dev-attestation")]
+impl frostamp::clock::Clock for OffsetFileClock {
+    fn now(&self) -> std::time::SystemTime {
+        let offset: i64 = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let real = frostamp::clock::Clock::now(&SystemClock);
+        let by = std::time::Duration::from_secs(offset.unsigned_abs());
+        if offset < 0 {
+            real.checked_sub(by).unwrap_or(real)
+        } else {
+            real.checked_add(by).unwrap_or(real)
+        }
+    }
+}
+
 /// The image's `/init`: PID 1 duties, fw_cfg settings, SEV-SNP check (production), node.
 fn as_pid1() -> Result<(), String> {
     let booted = pid1::boot().map_err(|e| e.to_string())?;
@@ -221,7 +255,7 @@ async fn run(s: Settings) -> Result<(), String> {
         attester,
         roots,
         profile: TsaProfile::frostamp_default(),
-        clock: Arc::new(SystemClock),
+        clock: clock(),
         fault: s.fault,
         time: s.time,
     };

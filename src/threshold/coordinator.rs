@@ -414,10 +414,15 @@ pub fn no_quorum_reason(
             return r.clone();
         }
     }
-    if refusals
-        .iter()
-        .any(|r| matches!(r, Refusal::GenTimeOutOfTolerance { .. }))
-    {
+    if refusals.iter().any(|r| {
+        matches!(
+            r,
+            Refusal::GenTimeOutOfTolerance { .. }
+                | Refusal::FutureTime { .. }
+                | Refusal::GenTimeNotFromEvidence { .. }
+                | Refusal::TimeEvidence(_)
+        )
+    }) {
         return Rejection::TimeNotAvailable(format!(
             "only {have} of the {need} required signers accept this TSA's time"
         ));
