@@ -253,8 +253,14 @@ pub struct Signer<C> {
     cert: std::sync::RwLock<Option<CertIdentity>>,
     clock: C,
     time: TimeRule,
+    /// Replies already checked, by (root, replies) digest: every request of a batch
+    /// carries the same replies, so each signer verifies their signatures once per batch.
+    checked_replies: Mutex<VecDeque<([u8; 32], evidence::TimeClaim)>>,
     nonces: Mutex<HashMap<Owner, OwnerNonces>>,
 }
+
+/// How many batches' checked replies a signer remembers.
+const CHECKED_REPLIES_KEPT: usize = 64;
 
 impl<C> fmt::Debug for Signer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -281,6 +287,7 @@ impl<C: Clock> Signer<C> {
             cert: std::sync::RwLock::new(None),
             clock,
             time,
+            checked_replies: Mutex::new(VecDeque::new()),
             nonces: Mutex::new(HashMap::new()),
         }
     }
@@ -475,7 +482,8 @@ impl<C: Clock> Signer<C> {
                 let ev = TimeEvidence::from_der_bounded(&p.time_evidence)
                     .map_err(|e| Refusal::TimeEvidence(e.to_string()))?;
                 let leaf = time_leaf(&accepted).map_err(|e| Refusal::Internal(e.to_string()))?;
-                let claim = evidence::check(policy, &leaf, &ev)
+                let claim = self
+                    .check_evidence(policy, &leaf, &ev)
                     .map_err(|e| Refusal::TimeEvidence(e.to_string()))?;
                 let evidence_ms = claim.gen_time_secs.saturating_mul(1000);
                 if p.gen_time_unix_millis != evidence_ms {
@@ -514,6 +522,30 @@ impl<C: Clock> Signer<C> {
         content
             .message()
             .map_err(|e| Refusal::Internal(e.to_string()))
+    }
+
+    /// [`evidence::check`], remembering checked replies per batch.
+    fn check_evidence(
+        &self,
+        policy: &TimePolicy,
+        leaf: &[u8; 32],
+        ev: &TimeEvidence,
+    ) -> Result<evidence::TimeClaim, evidence::EvidenceError> {
+        let root = evidence::root_of(leaf, ev)?;
+        let key = evidence::replies_key(&root, &ev.replies);
+        if let Ok(cache) = self.checked_replies.lock() {
+            if let Some((_, claim)) = cache.iter().find(|(k, _)| *k == key) {
+                return Ok(claim.clone());
+            }
+        }
+        let claim = evidence::check_replies(policy, &root, &ev.replies)?;
+        if let Ok(mut cache) = self.checked_replies.lock() {
+            if cache.len() >= CHECKED_REPLIES_KEPT {
+                cache.pop_front();
+            }
+            cache.push_back((key, claim.clone()));
+        }
+        Ok(claim)
     }
 
     /// Number of outstanding nonce pairs (for metrics and tests).

@@ -416,22 +416,57 @@ pub fn check(
     leaf: &[u8; 32],
     evidence: &TimeEvidence,
 ) -> Result<TimeClaim, EvidenceError> {
+    let root = root_of(leaf, evidence)?;
+    check_replies(policy, &root, &evidence.replies)
+}
+
+/// The root the evidence's path leads to from `leaf` (what its replies must have signed).
+pub fn root_of(leaf: &[u8; 32], evidence: &TimeEvidence) -> Result<[u8; 32], EvidenceError> {
     let path: Vec<[u8; 32]> = evidence
         .path
         .iter()
         .map(|p| <[u8; 32]>::try_from(p.as_bytes()))
         .collect::<Result<_, _>>()
         .map_err(|_| EvidenceError::Malformed("path element of another length".into()))?;
-    let root = root_from_path(leaf, evidence.leaf_index, &path);
-    let mut vouched: Vec<Vouch> = Vec::with_capacity(evidence.replies.len());
-    for reply in &evidence.replies {
-        let v = verify_reply(policy, &root, reply)?;
+    Ok(root_from_path(leaf, evidence.leaf_index, &path))
+}
+
+/// The replies' part of [`check`]: every reply verifies for `root`, from distinct pinned
+/// servers, at least q that agree. The same for every request of a batch, so a signer
+/// may remember the result per (root, replies) ([`replies_key`]).
+pub fn check_replies(
+    policy: &TimePolicy,
+    root: &[u8; 32],
+    replies: &[RoughtimeReply],
+) -> Result<TimeClaim, EvidenceError> {
+    let mut vouched: Vec<Vouch> = Vec::with_capacity(replies.len());
+    for reply in replies {
+        let v = verify_reply(policy, root, reply)?;
         if vouched.iter().any(|o| o.server == v.server) {
             return Err(EvidenceError::DuplicateServer(v.server));
         }
         vouched.push(v);
     }
     derive(policy, vouched)
+}
+
+/// A digest of (root, replies) under which a checked [`check_replies`] result can be
+/// remembered.
+pub fn replies_key(root: &[u8; 32], replies: &[RoughtimeReply]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"frostamp/v1/time-replies");
+    h.update(root);
+    for r in replies {
+        h.update(r.public_key.as_bytes());
+        h.update(r.version.to_be_bytes());
+        h.update(
+            u64::try_from(r.response.as_bytes().len())
+                .unwrap_or(u64::MAX)
+                .to_be_bytes(),
+        );
+        h.update(r.response.as_bytes());
+    }
+    h.finalize().into()
 }
 
 /// The largest subset of `vouched` that agrees (ties: the earliest in order), and the
