@@ -8,18 +8,31 @@ PY_DEPS := rfc3161-client==1.0.9 sev-snp-measure==0.0.13
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build demo test lint unit production-check bench stress fuzz deps system-deps interop-deps clean
+.PHONY: all build demo test lint unit production-check bench stress fuzz deps system-deps interop-deps roughtime-deps clean
 
 all: build
 
 build:
 	$(CARGO) build --locked --release --bins
 
-## make demo: a local five-process cluster runs the key ceremony; then a file
-## (README.md by default) is stamped and verified.
+# The Roughtime reference server (int08h roughenough): the local cluster's three time
+# servers (`frostamp cluster up`) and the interop test. Installed once per machine.
+ROUGHENOUGH_VERSION := 2.2.0
+TOOLS_DIR           := $(HOME)/.cache/frostamp/tools
+ROUGHENOUGH         := $(TOOLS_DIR)/bin/roughenough_server
+
+# Targets that start local clusters (or run the tests that do) find the server here.
+demo unit bench stress: export FROSTAMP_ROUGHENOUGH := $(ROUGHENOUGH)
+
+roughtime-deps:
+	@test -x $(ROUGHENOUGH) || { echo "installing: roughenough-server $(ROUGHENOUGH_VERSION) into $(TOOLS_DIR)"; \
+	  $(CARGO) install roughenough-server --version $(ROUGHENOUGH_VERSION) --locked --root $(TOOLS_DIR); }
+
+## make demo: a local five-process cluster with three local Roughtime servers runs the
+## key ceremony; then a file (README.md by default) is stamped and verified.
 DEMO_FILE ?= README.md
 DEMO_DIR  := target/demo-cluster
-demo: system-deps
+demo: system-deps roughtime-deps
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
 	-./target/release/frostamp cluster down --dir $(DEMO_DIR) 2>/dev/null
 	rm -rf $(DEMO_DIR)
@@ -52,12 +65,12 @@ lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked --all-targets --features $(DEV_FEATURES) -- -D warnings
 
-unit:
+unit: roughtime-deps
 	$(CARGO) test --locked --features $(DEV_FEATURES)
 
 ## make bench: in-process issuance vs raw FROST, a running local cluster over HTTPS,
 ## and recovery times (detection, repair, halt, re-ceremony) on the local cluster.
-bench:
+bench: roughtime-deps
 	$(CARGO) bench --locked --bench issuance
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
 	$(CARGO) bench --locked --features insecure-dev-attestation --bench cluster
@@ -67,7 +80,7 @@ bench:
 ## re-ceremony) STRESS_RUNS times on the local cluster; every failure is reported with
 ## the nodes' phases, peers, rosters and refusals, and its logs kept under target/stress/.
 STRESS_RUNS ?= 50
-stress:
+stress: roughtime-deps
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
 	FROSTAMP_STRESS=1 FROSTAMP_RECOVERY_RUNS=$(STRESS_RUNS) $(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
 
@@ -78,7 +91,7 @@ fuzz:
 	cd fuzz && for t in $$($(CARGO) +nightly fuzz list); do \
 	  mkdir -p corpus/$$t; $(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
-deps: system-deps interop-deps
+deps: system-deps interop-deps roughtime-deps
 
 # openssl (interop tests and the demo), python3 + venv (rfc3161-client interop).
 system-deps:

@@ -307,6 +307,9 @@ fn replace(
                 "--peer",
                 &me.peer,
             ])
+            // The cluster's local time servers (`cluster up` wrote the file).
+            .arg("--time-servers")
+            .arg(ctx.dir.join(frostamp::cli::ops::TIME_CONFIG_FILE))
             .env(
                 "FROSTAMP_OPERATOR_KEY",
                 ctx.operator.public_hex().expect("pub"),
@@ -581,7 +584,9 @@ fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples, dir: &Path) {
         *new.timings_ms.get("total").expect("total") as f64,
     );
     s.add("re-ceremony: cluster up -> first new token", ms(first));
-    // The old epoch's token still verifies (same CA root, old certificate in the token).
+    // The old epoch's token still verifies (same CA root, old certificate in the token;
+    // its time evidence under the old epoch's time servers, whose configuration the new
+    // `cluster up` kept as time-servers.previous.json).
     let tsr = dir.join("old.tsr");
     std::fs::write(&tsr, &old_token.2).expect("write");
     let v = Command::new(&b.frostamp)
@@ -593,6 +598,8 @@ fn run(b: &Bins, rt: &tokio::runtime::Runtime, s: &mut Samples, dir: &Path) {
             "--roots",
         ])
         .arg(new.root.as_ref().expect("root"))
+        .arg("--time-servers")
+        .arg(d.join(frostamp::cli::ops::PREVIOUS_TIME_CONFIG_FILE))
         .output()
         .expect("verify");
     assert!(

@@ -247,8 +247,12 @@ pub enum ClusterCmd {
         /// The node binary (built with --features insecure-dev-attestation); default: next to this one.
         #[arg(long)]
         node_bin: Option<PathBuf>,
+        /// Seconds each of the three local Roughtime servers adds to its clock
+        /// (roughenough `--fixed-offset`, -32768..=32767): lying servers for tests.
+        #[arg(long, default_value = "0,0,0", allow_hyphen_values = true)]
+        time_offsets: String,
     },
-    /// Stop the nodes of a local cluster.
+    /// Stop the nodes and the time servers of a local cluster.
     Down {
         /// State directory.
         #[arg(long, default_value = "target/cluster")]
@@ -262,6 +266,27 @@ pub enum ClusterCmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// Stop one of the local cluster's time servers, or start it again with the same
+    /// key and port (the nodes' time configuration stays valid).
+    TimeServer {
+        /// State directory.
+        #[arg(long, default_value = "target/cluster")]
+        dir: PathBuf,
+        /// Stop time server INDEX (1, 2 or 3).
+        #[arg(
+            long,
+            value_name = "INDEX",
+            conflicts_with = "start",
+            required_unless_present = "start"
+        )]
+        stop: Option<u16>,
+        /// Start time server INDEX again.
+        #[arg(long, value_name = "INDEX")]
+        start: Option<u16>,
+        /// With --start: the server's new --fixed-offset in seconds (default: as before).
+        #[arg(long, requires = "start", allow_negative_numbers = true)]
+        offset: Option<i16>,
     },
 }
 
@@ -297,6 +322,11 @@ pub struct VerifyArgs {
     /// files (measurements/<version>.json).
     #[arg(long)]
     pub measurements: Vec<PathBuf>,
+    /// Check the token's time evidence against these Roughtime servers and quorum
+    /// (JSON `{"servers": [{name, public_key, version, address}], "quorum"}`, e.g. a local
+    /// cluster's time-servers.json) instead of the build's pinned ones.
+    #[arg(long)]
+    pub time_servers: Option<PathBuf>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -347,6 +377,10 @@ pub struct StampArgs {
     /// Save without verifying.
     #[arg(long)]
     pub no_verify: bool,
+    /// Time servers for verifying the token's time evidence (as `verify --time-servers`;
+    /// default: the cluster's time-servers.json when there is one, else the build's pins).
+    #[arg(long)]
+    pub time_servers: Option<PathBuf>,
 }
 
 /// `frostamp demo`.
@@ -445,7 +479,11 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
             .map(Oid::from_dotted)
             .transpose()
             .context("--policy is not a dotted OID")?,
-        time: None,
+        time: a
+            .time_servers
+            .as_deref()
+            .map(time_policy_from_file)
+            .transpose()?,
     };
     match verify(&token, &opts) {
         Ok(v) => {
@@ -508,6 +546,15 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// `--time-servers FILE`: a time configuration (JSON) as the policy tokens are checked by.
+pub fn time_policy_from_file(path: &Path) -> Result<crate::time::evidence::TimePolicy> {
+    let config = crate::time::config::TimeConfig::from_json(&read(path, "time servers")?)
+        .with_context(|| format!("in {}", path.display()))?;
+    config
+        .policy()
+        .with_context(|| format!("in {}", path.display()))
 }
 
 fn cmd_request(a: &RequestArgs) -> Result<()> {
@@ -616,6 +663,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<()> {
         policy: None,
         at: None,
         measurements: Vec::new(),
+        time_servers: None,
         json: false,
     })?;
     if code != 0 {
@@ -747,6 +795,7 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
                     ca_dir: ca_dir.as_deref(),
                     ca_root: ca_root.as_deref(),
                     state_dir: &state_dir,
+                    time_servers: Vec::new(),
                 },
                 &[],
             )
@@ -769,7 +818,9 @@ async fn cmd_cluster(c: ClusterCmd) -> Result<()> {
             n,
             t,
             node_bin,
+            time_offsets,
         } => {
+            let time_offsets = ops::parse_time_offsets(&time_offsets)?;
             let node_bin = match node_bin {
                 Some(p) => p,
                 None => std::env::current_exe()?
@@ -777,7 +828,7 @@ async fn cmd_cluster(c: ClusterCmd) -> Result<()> {
                     .ok_or_else(|| anyhow!("cannot locate frostamp-node"))?
                     .join("frostamp-node"),
             };
-            ops::cluster_up(&dir, n, t, &node_bin).await?;
+            ops::cluster_up(&dir, n, t, &node_bin, &time_offsets).await?;
             println!(
                 "stop it with: frostamp cluster down --dir {}",
                 dir.display()
@@ -785,6 +836,16 @@ async fn cmd_cluster(c: ClusterCmd) -> Result<()> {
             Ok(())
         }
         ClusterCmd::Down { dir } => ops::cluster_down(&dir),
+        ClusterCmd::TimeServer {
+            dir,
+            stop,
+            start,
+            offset,
+        } => match (stop, start) {
+            (Some(i), None) => ops::time_server_stop(&dir, i).map(|_| ()),
+            (None, Some(i)) => ops::time_server_start(&dir, i, offset).await.map(|_| ()),
+            _ => bail!("give --stop INDEX or --start INDEX"),
+        },
         ClusterCmd::Status { dir, json } => {
             let all = ops::cluster_status(&dir).await?;
             if json {
@@ -887,6 +948,15 @@ async fn cmd_stamp(a: &StampArgs) -> Result<i32> {
         .clone()
         .or_else(|| cluster.as_ref().and_then(|c| c.root.clone()))
         .ok_or_else(|| anyhow!("give --roots PEM to verify (or --no-verify)"))?;
+    let time_servers = a.time_servers.clone().or_else(|| {
+        a.cluster
+            .as_ref()
+            .map(|d| d.join(ops::TIME_CONFIG_FILE))
+            .filter(|p| p.exists())
+    });
+    if let Some(p) = &time_servers {
+        eprintln!("time evidence checked against {}", p.display());
+    }
     cmd_verify(&VerifyArgs {
         token: out,
         data: Some(a.file.clone()),
@@ -897,6 +967,7 @@ async fn cmd_stamp(a: &StampArgs) -> Result<i32> {
         policy: None,
         at: None,
         measurements: Vec::new(),
+        time_servers,
         json: false,
     })
 }

@@ -366,3 +366,97 @@ fn vcek_url_names_the_chip_and_reported_tcb() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--family"));
 }
+
+/// `verify --time-servers FILE` (and `stamp`'s) reads a time configuration; a file that is
+/// missing or not a valid configuration is a usage error naming it, before any check.
+#[test]
+fn verify_time_servers_must_be_a_valid_time_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("doc.txt"), b"a document\n").unwrap();
+    let out = frostamp(&["demo", "doc.txt", "--out-dir", "out"], d);
+    assert!(out.status.success());
+    let verify = |servers: &str| {
+        frostamp(
+            &[
+                "verify",
+                "out/doc.txt.tsr",
+                "--data",
+                "doc.txt",
+                "--roots",
+                "out/root.pem",
+                "--time-servers",
+                servers,
+            ],
+            d,
+        )
+    };
+    let missing = verify("absent.json");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read time servers absent.json")
+    );
+    let key = "11".repeat(32);
+    for (name, text, says) in [
+        (
+            "q0.json",
+            format!(
+                r#"{{"servers":[{{"name":"a","public_key":"{key}","address":"127.0.0.1:1"}}],"quorum":0}}"#
+            ),
+            "quorum 0 with 1 servers",
+        ),
+        (
+            "q2.json",
+            format!(
+                r#"{{"servers":[{{"name":"a","public_key":"{key}","address":"127.0.0.1:1"}}],"quorum":2}}"#
+            ),
+            "quorum 2 with 1 servers",
+        ),
+        (
+            "key.json",
+            r#"{"servers":[{"name":"a","public_key":"abcd","address":"127.0.0.1:1"}],"quorum":1}"#
+                .into(),
+            "time server a: public_key must be 32 hex bytes",
+        ),
+        (
+            "ver.json",
+            format!(
+                r#"{{"servers":[{{"name":"a","public_key":"{key}","version":"v9","address":"127.0.0.1:1"}}],"quorum":1}}"#
+            ),
+            "unknown version",
+        ),
+        ("junk.json", "not json".into(), "time configuration:"),
+    ] {
+        std::fs::write(d.join(name), text).unwrap();
+        let out = verify(name);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(name) && err.contains(says), "{name}: {err}");
+    }
+    // `cluster time-server`: exactly one of --stop / --start; --offset only with --start.
+    for args in [
+        &["cluster", "time-server", "--dir", "x"][..],
+        &[
+            "cluster",
+            "time-server",
+            "--dir",
+            "x",
+            "--stop",
+            "1",
+            "--start",
+            "1",
+        ],
+        &[
+            "cluster",
+            "time-server",
+            "--dir",
+            "x",
+            "--stop",
+            "1",
+            "--offset",
+            "5",
+        ],
+    ] {
+        assert_eq!(frostamp(args, d).status.code(), Some(2), "{args:?}");
+    }
+}

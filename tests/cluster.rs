@@ -651,6 +651,8 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
             "--peer",
             &n1.peer,
         ])
+        .arg("--time-servers")
+        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
         .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
         .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
         .stdout(std::process::Stdio::null())
@@ -1268,6 +1270,8 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
     let log = std::fs::File::create(d.join("node6.log")).unwrap();
     let _child = Kill(vec![Command::new(NODE)
         .args(["--name", "node6", "--public", &public, "--peer", &peer])
+        .arg("--time-servers")
+        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
         .env("FROSTAMP_OPERATOR_KEY", attacker.public_hex().unwrap())
         .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
         .stdout(std::process::Stdio::null())

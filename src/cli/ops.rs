@@ -1,5 +1,11 @@
 //! Operator commands: credentials, the development CA, the ceremony, and the
-//! local five-process cluster.
+//! local five-process cluster with its local time servers ([`local_time`]).
+
+pub mod local_time;
+pub use local_time::{
+    parse_time_offsets, roughenough_binary, start_local_time_servers, time_server_start,
+    time_server_stop, ClusterTimeServer, PREVIOUS_TIME_CONFIG_FILE, TIME_CONFIG_FILE,
+};
 
 use crate::attestation::RootSet;
 use crate::ceremony::{self, CeremonyOptions, EvidenceBundle, NodeTarget, PinnedNode};
@@ -224,6 +230,11 @@ pub struct ClusterFile {
     pub operator_key: PathBuf,
     /// Per-step ceremony timings in ms.
     pub timings_ms: std::collections::BTreeMap<String, u128>,
+    /// The local cluster's Roughtime servers (`cluster up`; absent in older files and
+    /// for clusters not started by `cluster up`). Their configuration, which every node
+    /// got, is `time-servers.json` beside this file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_servers: Vec<ClusterTimeServer>,
 }
 
 /// One node in the cluster file.
@@ -270,6 +281,8 @@ pub struct CeremonyArgs<'a> {
     pub ca_root: Option<&'a Path>,
     /// Where to write evidence.json, chain.pem and cluster.json.
     pub state_dir: &'a Path,
+    /// Local time servers to record in cluster.json (`cluster up`), else empty.
+    pub time_servers: Vec<ClusterTimeServer>,
 }
 
 /// Subject of the TSA certificate the ceremony requests.
@@ -333,6 +346,7 @@ pub async fn run_ceremony(
         insecure_dev_root: a.insecure_dev_root.map(Path::to_path_buf),
         operator_key: a.operator_key.to_path_buf(),
         timings_ms: timings.clone(),
+        time_servers: a.time_servers.clone(),
     };
     match a.ca_dir {
         Some(ca_dir) => {
@@ -622,14 +636,28 @@ fn free_port() -> Result<u16> {
 
 /// `frostamp cluster up` without development attestation support.
 #[cfg(not(feature = "insecure-dev-attestation"))]
-pub async fn cluster_up(_dir: &Path, _n: u16, _t: u16, _node_bin: &Path) -> Result<ClusterFile> {
+pub async fn cluster_up(
+    _dir: &Path,
+    _n: u16,
+    _t: u16,
+    _node_bin: &Path,
+    _time_offsets: &[i16],
+) -> Result<ClusterFile> {
     bail!("the local cluster uses development attestation: build with `--features insecure-dev-attestation` (make demo does)")
 }
 
-/// `frostamp cluster up`: five local node processes with development attestation,
-/// a development CA and operator key, and the full ceremony.
+/// `frostamp cluster up`: three local Roughtime servers (`time_offsets[i]` seconds off,
+/// see [`local_time`]), five local node processes with development attestation that ask
+/// them (`--time-servers DIR/time-servers.json`), a development CA and operator key, and
+/// the full ceremony.
 #[cfg(feature = "insecure-dev-attestation")]
-pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<ClusterFile> {
+pub async fn cluster_up(
+    dir: &Path,
+    n: u16,
+    t: u16,
+    node_bin: &Path,
+    time_offsets: &[i16],
+) -> Result<ClusterFile> {
     if dir.join("cluster.json").exists() {
         bail!(
             "{} already describes a cluster; run `frostamp cluster down --dir {}` first",
@@ -640,10 +668,18 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
     if !node_bin.exists() {
         bail!("node binary {} not found (build it with `cargo build --release --features insecure-dev-attestation`)", node_bin.display());
     }
+    if time_offsets.len() != local_time::LOCAL_TIME_SERVERS {
+        bail!(
+            "{} time server offsets needed, got {time_offsets:?}",
+            local_time::LOCAL_TIME_SERVERS
+        );
+    }
+    // Before anything starts: a missing server binary is a setup error.
+    roughenough_binary()?;
     std::fs::create_dir_all(dir)?;
     let dir = dir.canonicalize()?;
     println!(
-        "[1/4] development trust: INSECURE attestation platform, operator key, CA in {}",
+        "[1/5] development trust: INSECURE attestation platform, operator key, CA in {}",
         dir.display()
     );
     let platform = crate::attestation::DevPlatform::generate(&mut rand_core::OsRng)
@@ -669,7 +705,24 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
         hex::encode(measurement)
     );
 
-    println!("[2/4] starting {n} nodes");
+    println!(
+        "[2/5] starting {} local Roughtime servers (roughenough)",
+        local_time::LOCAL_TIME_SERVERS
+    );
+    // A configuration left by an earlier cluster in this directory names that epoch's
+    // servers; keep it for verifying that epoch's tokens.
+    let time_config = dir.join(TIME_CONFIG_FILE);
+    if time_config.exists() {
+        let previous = dir.join(PREVIOUS_TIME_CONFIG_FILE);
+        std::fs::rename(&time_config, &previous)?;
+        println!(
+            "      the earlier cluster's time configuration is now {}",
+            previous.display()
+        );
+    }
+    let time_servers = start_local_time_servers(&dir, time_offsets).await?;
+
+    println!("[3/5] starting {n} nodes");
     let operator_pub = operator.public_hex().map_err(|e| anyhow!(e))?;
     // Ports are picked free and released before the node binds them; another
     // process can win that race, so a node that dies with "Address already in use"
@@ -688,6 +741,8 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
                 "--peer",
                 &peer,
             ])
+            .arg("--time-servers")
+            .arg(&time_config)
             .env("FROSTAMP_OPERATOR_KEY", &operator_pub)
             .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform_pem.as_str())
             .stdin(std::process::Stdio::null())
@@ -710,13 +765,6 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
             log,
         ))
     };
-    let mut targets = Vec::new();
-    let mut pids = Vec::new();
-    for i in 1..=n {
-        let (t, pid, log) = spawn(i)?;
-        pids.push((i, pid, log));
-        targets.push(t);
-    }
     let record = |targets: &[NodeTarget], pids: &[(u16, u32, PathBuf)]| -> Result<ClusterFile> {
         // Record the processes before anything else can fail, so `cluster down` can stop them.
         let file = ClusterFile {
@@ -744,11 +792,21 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
             insecure_dev_root: Some(dir.join("dev-ark.pem")),
             operator_key: dir.join("operator.key"),
             timings_ms: Default::default(),
+            time_servers: time_servers.clone(),
         };
         std::fs::write(dir.join("cluster.json"), serde_json::to_vec_pretty(&file)?)?;
         Ok(file)
     };
+    let mut targets = Vec::new();
+    let mut pids = Vec::new();
+    // Recorded first, so `cluster down` stops the time servers whatever fails next.
     record(&targets, &pids)?;
+    for i in 1..=n {
+        let (t, pid, log) = spawn(i)?;
+        pids.push((i, pid, log));
+        targets.push(t);
+        record(&targets, &pids)?;
+    }
     // Wait until every node answers.
     let deadline = Instant::now() + Duration::from_secs(120);
     for k in 0..targets.len() {
@@ -791,7 +849,7 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    println!("[3/4] key ceremony");
+    println!("[4/5] key ceremony");
     let epoch = format!(
         "local-{}",
         SystemClock
@@ -811,6 +869,7 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
             ca_dir: Some(&dir),
             ca_root: None,
             state_dir: &dir,
+            time_servers: time_servers.clone(),
         },
         &pids,
     )
@@ -822,7 +881,7 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
             return Err(e);
         }
     };
-    println!("[4/4] cluster ready");
+    println!("[5/5] cluster ready");
     for node in &file.nodes {
         println!(
             "      node {}: {} ({})",
@@ -834,6 +893,15 @@ pub async fn cluster_up(dir: &Path, n: u16, t: u16, node_bin: &Path) -> Result<C
     if let Some(root) = &file.root {
         println!("      trust anchor for tokens: {}", root.display());
     }
+    println!(
+        "      time servers for tokens: {} ({})",
+        time_config.display(),
+        file.time_servers
+            .iter()
+            .map(|s| format!("{} {} {:+} s", s.name, s.address, s.offset_secs))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(file)
 }
 
@@ -845,6 +913,15 @@ pub fn cluster_down(dir: &Path) -> Result<()> {
         let Some(pid) = n.pid else { continue };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             println!("node {}: pid {pid} already gone", n.index);
+            continue;
+        }
+        // Pids are reused (quickly on a busy machine): signal only the process started
+        // with this node's public address.
+        if !runs_with_arg(pid, n.public.as_ref()) {
+            println!(
+                "node {}: pid {pid} already gone (now another process)",
+                n.index
+            );
             continue;
         }
         let status = std::process::Command::new("kill")
@@ -866,8 +943,19 @@ pub fn cluster_down(dir: &Path) -> Result<()> {
             n.index
         );
     }
+    // The time servers after the nodes (which ask them); their seeds go with them, the
+    // public configuration (time-servers.json) stays for verifying the tokens.
+    let mut time_servers = file.time_servers.clone();
+    local_time::stop_all(&mut time_servers, true);
     std::fs::rename(&path, dir.join("cluster.json.down"))?;
     Ok(())
+}
+
+/// Whether process `pid` is alive and one of its arguments is exactly `arg`.
+fn runs_with_arg(pid: u32, arg: &std::ffi::OsStr) -> bool {
+    !is_zombie(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_encoded_bytes()))
 }
 
 fn is_zombie(pid: u32) -> bool {
