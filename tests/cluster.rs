@@ -485,6 +485,8 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
             .arg(&data)
             .arg("--roots")
             .arg(file.root.as_ref().unwrap())
+            .arg("--time-servers")
+            .arg(d.join("time-servers.json"))
             .output()
             .unwrap();
         assert!(
@@ -570,6 +572,8 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
             .arg(&data)
             .arg("--roots")
             .arg(file.root.as_ref().unwrap())
+            .arg("--time-servers")
+            .arg(d.join("time-servers.json"))
             .output()
             .unwrap();
         assert!(
@@ -722,6 +726,8 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
             "--roots",
         ])
         .arg(file.root.as_ref().unwrap())
+        .arg("--time-servers")
+        .arg(d.join("time-servers.json"))
         .output()
         .unwrap();
     assert!(
@@ -760,6 +766,10 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
     };
     let old = up();
     let old_data = stamp("old.txt");
+    // The old epoch's time servers go with `cluster down`; their keys stay published
+    // for relying parties (here: a copy of the file).
+    let old_time = dir.path().join("old-time-servers.json");
+    std::fs::copy(d.join("time-servers.json"), &old_time).unwrap();
     let p = pids(&old);
     for pid in &p[..3] {
         kill(*pid);
@@ -777,7 +787,8 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
     assert_ne!(new.epoch, old.epoch);
     let new_data = stamp("new.txt");
     let root = new.root.as_ref().unwrap();
-    for data in [&old_data, &new_data] {
+    let new_time = d.join("time-servers.json");
+    for (data, time) in [(&old_data, &old_time), (&new_data, &new_time)] {
         let mut tsr = data.clone().into_os_string();
         tsr.push(".tsr");
         let v = Command::new(FROSTAMP)
@@ -787,6 +798,8 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
             .arg(data)
             .arg("--roots")
             .arg(root)
+            .arg("--time-servers")
+            .arg(time)
             .arg("--json")
             .output()
             .unwrap();
@@ -889,6 +902,8 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
             "--roots",
         ])
         .arg(file.root.as_ref().unwrap())
+        .arg("--time-servers")
+        .arg(d.join("time-servers.json"))
         .output()
         .unwrap();
     assert!(
