@@ -36,6 +36,14 @@ const N: usize = 5;
 const T: usize = 3;
 
 /// Stops VMs and processes even when the test panics.
+/// The run's local time servers, stopped when dropped.
+struct TimeServers(Vec<frostamp::cli::ops::ClusterTimeServer>);
+impl Drop for TimeServers {
+    fn drop(&mut self) {
+        frostamp::cli::ops::local_time::stop_all(&mut self.0, true);
+    }
+}
+
 struct Nodes(Vec<Child>);
 impl Drop for Nodes {
     fn drop(&mut self) {
@@ -218,6 +226,35 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
     std::fs::write(out.join("dev-ark.pem"), ark).unwrap();
     let operator_pub = frostamp::cli::ops::operator_init(&out).unwrap();
     frostamp::cli::ops::ca_init(&out, "CN=frostamp boot-test CA,O=frostamp (development)").unwrap();
+    // Three real Roughtime servers (roughenough, keys made for this run) on the host's
+    // loopback: processes ask 127.0.0.1, VMs the same ports through QEMU's 10.0.2.2.
+    let out_abs = std::fs::canonicalize(&out).unwrap();
+    let time_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let time_servers = TimeServers(
+        time_rt
+            .block_on(frostamp::cli::ops::start_local_time_servers(
+                &out_abs,
+                &[0, 0, 0],
+            ))
+            .expect("local Roughtime servers (make roughtime-deps)"),
+    );
+    let time_file = out_abs.join(frostamp::cli::ops::TIME_CONFIG_FILE);
+    let mut vm_time = frostamp::cli::ops::local_time::time_config(&time_servers.0);
+    for s in &mut vm_time.servers {
+        s.address = s.address.replace("127.0.0.1", "10.0.2.2");
+    }
+    println!(
+        "time servers: {}",
+        time_servers
+            .0
+            .iter()
+            .map(|s| format!("{} udp {}", s.name, s.address))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     let peer_host: IpAddr = if vms == N {
         IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2))
@@ -247,6 +284,7 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
                 "name": format!("vm{i}"),
                 "operator_key": operator_pub,
                 "insecure_dev_platform": platform_pem.as_str(),
+                "time": vm_time,
             });
             let cfg_path = out.join(format!("node{i}.fwcfg.json"));
             std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
@@ -271,6 +309,8 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
                 .arg(SocketAddr::new(local, public).to_string())
                 .arg("--peer")
                 .arg(SocketAddr::new(peer_host, peer).to_string())
+                .arg("--time-servers")
+                .arg(&time_file)
                 .env("FROSTAMP_OPERATOR_KEY", &operator_pub)
                 .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform_pem.as_str())
                 .stdin(Stdio::null())
@@ -419,7 +459,9 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
         .arg("--data")
         .arg(&data)
         .arg("--roots")
-        .arg(out.join("root.pem")));
+        .arg(out.join("root.pem"))
+        .arg("--time-servers")
+        .arg(&time_file));
     assert!(ok, "frostamp verify rejected the token:\n{text}");
     println!("frostamp verify: {text}");
     // Failing twin: the same token over other data.
@@ -431,7 +473,9 @@ fn dev_image_boots_as_pid1_and_five_nodes_issue_a_verified_token() {
         .arg("--data")
         .arg(&other)
         .arg("--roots")
-        .arg(out.join("root.pem")));
+        .arg(out.join("root.pem"))
+        .arg("--time-servers")
+        .arg(&time_file));
     assert!(
         !ok,
         "frostamp verify accepted the token for other data:\n{text}"

@@ -153,7 +153,10 @@ fn wait_health(n: &ClusterNode, want: &str, within: Duration) -> frostamp::node:
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[test]
@@ -169,14 +172,21 @@ fn time_servers_lying_or_stopped() {
     let (ok, text) = stamp(&d, &data, &tsr);
     assert!(ok, "{text}");
     let v = verify_json(&d, &file, &tsr, &data);
-    assert_eq!(vouched(&v), vec!["local-1", "local-2"], "the liar is outvoted");
+    assert_eq!(
+        vouched(&v),
+        vec!["local-1", "local-2"],
+        "the liar is outvoted"
+    );
     // Named in /status and /metrics.
     let s = status(&file.nodes[0]);
     let t = s.time.unwrap();
     let liar = t.servers.iter().find(|x| x.name == "local-3").unwrap();
     assert!(!liar.ok);
     assert!(
-        liar.last_error.as_deref().unwrap_or("").contains("outvoted"),
+        liar.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("outvoted"),
         "{liar:?}"
     );
     let off = liar.last_offset_ms.unwrap();
