@@ -305,8 +305,8 @@ fn describe(s: &ClusterTimeServer, measured: i64) -> String {
 
 /// Start [`LOCAL_TIME_SERVERS`] servers for the cluster in `dir` (absolute), server i with
 /// `offsets[i-1]` seconds of `--fixed-offset`, on free UDP ports; wait until each gives a
-/// verified answer; write `<dir>/time-servers.json`. On failure the servers already
-/// started are stopped.
+/// verified answer; write `<dir>/time-servers.json`. On failure every server started
+/// here is killed and the seeds are removed.
 pub async fn start_local_time_servers(
     dir: &Path,
     offsets: &[i16],
@@ -318,6 +318,10 @@ pub async fn start_local_time_servers(
     let time_dir = dir.join("time");
     std::fs::create_dir_all(&time_dir)?;
     let mut started: Vec<ClusterTimeServer> = Vec::new();
+    // Our own children until they serve: on failure they are killed through their
+    // handles (a process that has just been started may not show its arguments in
+    // /proc yet, so it could not be recognised by them).
+    let mut children: Vec<std::process::Child> = Vec::new();
     let result = async {
         for (i, offset) in (1u16..).zip(offsets) {
             let seed_file = time_dir.join(format!("seed-{i}.hex"));
@@ -340,7 +344,9 @@ pub async fn start_local_time_servers(
                 s.address = format!("127.0.0.1:{}", free_udp_port()?);
                 let mut child = spawn(&bin, &s)?;
                 s.pid = Some(child.id());
-                match wait_serving(&s, &mut child).await {
+                let serving = wait_serving(&s, &mut child).await;
+                children.push(child);
+                match serving {
                     Ok(m) => break m,
                     Err(NotServing::Died {
                         port_taken: true, ..
@@ -381,7 +387,13 @@ pub async fn start_local_time_servers(
     match result {
         Ok(()) => Ok(started),
         Err(e) => {
-            stop_all(&mut started, true);
+            for c in &mut children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            for s in &started {
+                let _ = std::fs::remove_file(&s.seed_file);
+            }
             Err(e)
         }
     }
