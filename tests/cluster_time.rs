@@ -239,7 +239,7 @@ fn every_host_clock_an_hour_off_never_moves_gen_time() {
         gen >= before && gen <= after + acc,
         "genTime {gen} is the true time ({before}..{after}, accuracy {acc}), not the hosts' (+3600)"
     );
-    assert_eq!(vouched(&v).len(), 3);
+    assert_eq!(vouched(&v).len(), 2, "q replies back each token");
 
     // Every node's clock an hour behind: the evidence is in every signer's future; no
     // token, and never one dated an hour back.

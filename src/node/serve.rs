@@ -566,6 +566,20 @@ fn candidates(node: &Node, own: u16) -> Vec<u16> {
         .collect()
 }
 
+/// This node's time service verified the replies of `b` with the policy this node's own
+/// signer uses: tell the signer, so it checks only this request's path.
+fn own_signer_knows(node: &Node, leaf: &[u8; 32], b: &super::time::Backing) {
+    let signer = node.state().key.as_ref().map(|k| k.signer.clone());
+    if let (Some(signer), Ok(ev)) = (
+        signer,
+        crate::time::evidence::TimeEvidence::from_der_bounded(&b.evidence_der),
+    ) {
+        if let Ok(root) = crate::time::evidence::root_of(leaf, &ev) {
+            signer.remember_checked_replies(&root, &ev.replies, &b.claim);
+        }
+    }
+}
+
 /// Coordinate one timestamp: returns the TimeStampResp DER (granted or rejection).
 pub(super) async fn timestamp(
     node: &Arc<Node>,
@@ -597,13 +611,11 @@ pub(super) async fn timestamp(
         )
     })?;
     // genTime comes from time evidence for this request, never from this host's clock.
-    let backing = node.time.back(leaf).await.map_err(|e| {
-        node.metrics.shed("time_not_available");
-        failure(
-            crate::tsp::request::Rejection::TimeNotAvailable(e.to_string()),
-            Vec::new(),
-        )
-    })?;
+    // The round to the time servers runs while the first signers' commitments are
+    // gathered.
+    let time = node.time.clone();
+    let mut evidence_task = Some(tokio::spawn(async move { time.back(leaf).await }));
+    let mut backing: Option<super::time::Backing> = None;
     let t = coordinator.threshold();
     let candidates = candidates(node, own);
     let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
@@ -622,6 +634,31 @@ pub(super) async fn timestamp(
         }
         // A fresh proposal (serial) for every attempt, fixed only once the signing
         // set is known; genTime and accuracy are the evidence's.
+        if let Some(task) = evidence_task.take() {
+            let got = match task.await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("time service task: {e}")),
+            };
+            match got {
+                Ok(b) => {
+                    own_signer_knows(node, &leaf, &b);
+                    backing = Some(b);
+                }
+                Err(e) => {
+                    node.metrics.shed("time_not_available");
+                    return Err(failure(
+                        crate::tsp::request::Rejection::TimeNotAvailable(e),
+                        Vec::new(),
+                    ));
+                }
+            }
+        }
+        let Some(backing) = backing.as_ref() else {
+            return Err(failure(
+                crate::tsp::request::Rejection::TimeNotAvailable("no time evidence".into()),
+                Vec::new(),
+            ));
+        };
         let prepared = coordinator.prepare(
             request_der,
             Some(crate::threshold::coordinator::Backed {

@@ -173,7 +173,15 @@ async fn run(
         } else {
             jobs.iter().map(|j| j.leaf).collect()
         };
-        let outcome = round(&policy, &servers, &leaves, &status, clock.as_ref()).await;
+        let outcome = round(
+            &policy,
+            &servers,
+            &leaves,
+            jobs.is_empty(),
+            &status,
+            clock.as_ref(),
+        )
+        .await;
         {
             let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
             s.rounds += 1;
@@ -217,12 +225,14 @@ async fn run(
 }
 
 type RoundResult = Result<(Batch, Vec<RoughtimeReply>, TimeClaim), String>;
+type Answer = Result<(RoughtimeReply, Vouch, Duration), String>;
 
 /// One round: ask every server for the batch's root, keep what verifies and agrees.
 async fn round(
     policy: &TimePolicy,
     servers: &[(ServerSpec, String)],
     leaves: &[[u8; 32]],
+    probe: bool,
     status: &Mutex<Shared>,
     clock: &dyn crate::clock::Clock,
 ) -> RoundResult {
@@ -233,17 +243,31 @@ async fn round(
         let (spec, address, policy) = (spec.clone(), address.clone(), policy.clone());
         set.spawn(async move { (i, ask(&policy, &spec, &address, &root).await) });
     }
-    let mut answers: Vec<Result<(RoughtimeReply, Vouch, Duration), String>> = servers
-        .iter()
-        .map(|_| Err("no answer".to_string()))
-        .collect();
+    // `None`: not waited for. With requests waiting, the round ends as soon as q
+    // verified replies agree (the slowest server is not waited for); an idle probe waits
+    // for every server, so `/status` shows each one.
+    let mut answers: Vec<Option<Answer>> = servers.iter().map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
-        if let Ok((i, a)) = joined {
-            if let Some(slot) = answers.get_mut(i) {
-                *slot = a;
+        let Ok((i, a)) = joined else { continue };
+        if let Some(slot) = answers.get_mut(i) {
+            *slot = Some(a);
+        }
+        if !probe {
+            let so_far: Vec<Vouch> = answers
+                .iter()
+                .filter_map(|a| {
+                    a.as_ref()
+                        .and_then(|a| a.as_ref().ok())
+                        .map(|(_, v, _)| v.clone())
+                })
+                .collect();
+            if evidence::select(policy, &so_far).0.len() >= policy.quorum.max(1) {
+                set.abort_all();
+                break;
             }
         }
     }
+    let answers: Vec<Option<Answer>> = answers;
     let now_ms = clock
         .now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -253,18 +277,38 @@ async fn round(
     let verified: Vec<(usize, &RoughtimeReply, &Vouch)> = answers
         .iter()
         .enumerate()
-        .filter_map(|(i, a)| a.as_ref().ok().map(|(r, v, _)| (i, r, v)))
+        .filter_map(|(i, a)| {
+            a.as_ref()
+                .and_then(|a| a.as_ref().ok())
+                .map(|(r, v, _)| (i, r, v))
+        })
         .collect();
     let vouches: Vec<Vouch> = verified.iter().map(|(_, _, v)| (*v).clone()).collect();
-    let (chosen, outvoted) = evidence::select(policy, &vouches);
+    let (agreeing, outvoted) = evidence::select(policy, &vouches);
+    // Of the agreeing servers, the q whose intervals end earliest back the batch: the
+    // bound holds for any q of them (genTime is at or after each one's upper end), this
+    // choice gives the earliest genTime and tightest accuracy, and every signer then
+    // verifies q replies per token, not all.
+    let mut chosen = agreeing.clone();
+    chosen.sort_by_key(|c| {
+        vouches
+            .get(*c)
+            .map(|v| v.midpoint_secs.saturating_add(v.radius_secs))
+    });
+    chosen.truncate(policy.quorum.max(1));
+    chosen.sort_unstable();
     let chosen_servers: Vec<usize> = chosen
+        .iter()
+        .filter_map(|c| verified.get(*c).map(|(i, _, _)| *i))
+        .collect();
+    let agreeing_servers: Vec<usize> = agreeing
         .iter()
         .filter_map(|c| verified.get(*c).map(|(i, _, _)| *i))
         .collect();
     {
         let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
         for (i, answer) in answers.iter().enumerate() {
-            let Some(st) = s.servers.get_mut(i) else {
+            let (Some(st), Some(answer)) = (s.servers.get_mut(i), answer) else {
                 continue;
             };
             match answer {
@@ -280,6 +324,9 @@ async fn round(
                         st.ok = true;
                         st.last_error = None;
                         st.replies_used += 1;
+                    } else if agreeing_servers.contains(&i) {
+                        st.ok = true;
+                        st.last_error = None;
                     } else {
                         st.ok = false;
                         st.failures += 1;
@@ -320,7 +367,11 @@ async fn round(
         let failures: Vec<String> = answers
             .iter()
             .zip(servers)
-            .filter_map(|(a, (s, _))| a.as_ref().err().map(|e| format!("{}: {e}", s.name)))
+            .filter_map(|(a, (s, _))| {
+                a.as_ref()
+                    .and_then(|a| a.as_ref().err())
+                    .map(|e| format!("{}: {e}", s.name))
+            })
             .collect();
         if failures.is_empty() {
             e.to_string()

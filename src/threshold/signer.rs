@@ -524,6 +524,26 @@ impl<C: Clock> Signer<C> {
             .map_err(|e| Refusal::Internal(e.to_string()))
     }
 
+    /// Remember replies this node's own time service verified for `root` with the same
+    /// policy (crate-internal: only the node that owns this signer calls it).
+    pub(crate) fn remember_checked_replies(
+        &self,
+        root: &[u8; 32],
+        replies: &[evidence::RoughtimeReply],
+        claim: &evidence::TimeClaim,
+    ) {
+        let key = evidence::replies_key(root, replies);
+        if let Ok(mut cache) = self.checked_replies.lock() {
+            if cache.iter().any(|(k, _)| *k == key) {
+                return;
+            }
+            if cache.len() >= CHECKED_REPLIES_KEPT {
+                cache.pop_front();
+            }
+            cache.push_back((key, claim.clone()));
+        }
+    }
+
     /// [`evidence::check`], remembering checked replies per batch.
     fn check_evidence(
         &self,

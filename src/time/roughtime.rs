@@ -587,13 +587,25 @@ pub fn verify_response(
     let cert = Message::parse(top.require(CERT)?)?;
     let delegation_signature = cert.fixed::<SIGNATURE_LEN>(SIG)?;
     let delegation_bytes = cert.require(DELE)?;
-    if !verify_signature(
+    // A server reuses one delegation for every reply until it rotates its online key
+    // (roughenough: daily), so a verified one is remembered (by key, version, signature
+    // and bytes) and its signature is not verified again.
+    let delegation_id = delegation_digest(
         &server.public_key,
-        version.delegation_context(),
-        delegation_bytes,
+        version,
         &delegation_signature,
-    ) {
-        return Err(RoughtimeError::BadDelegationSignature);
+        delegation_bytes,
+    );
+    if !delegation_known(&delegation_id) {
+        if !verify_signature(
+            &server.public_key,
+            version.delegation_context(),
+            delegation_bytes,
+            &delegation_signature,
+        ) {
+            return Err(RoughtimeError::BadDelegationSignature);
+        }
+        remember_delegation(delegation_id);
     }
     let delegation = Message::parse(delegation_bytes)?;
     let online_key = delegation.fixed::<PUBLIC_KEY_LEN>(PUBK)?;
@@ -718,6 +730,53 @@ pub fn ecosystem_servers() -> Vec<ServerSpec> {
             })
         })
         .collect()
+}
+
+/// Verified delegations remembered process-wide (a pure memo: a signature that verified
+/// once verifies again).
+const DELEGATIONS_KEPT: usize = 64;
+
+fn delegations() -> &'static std::sync::Mutex<std::collections::VecDeque<[u8; HASH_LEN]>> {
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::VecDeque<[u8; HASH_LEN]>>,
+    > = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| std::sync::Mutex::new(std::collections::VecDeque::new()))
+}
+
+fn delegation_digest(
+    key: &[u8; PUBLIC_KEY_LEN],
+    version: Version,
+    signature: &[u8; SIGNATURE_LEN],
+    bytes: &[u8],
+) -> [u8; HASH_LEN] {
+    let mut h = Sha512::new();
+    h.update(b"frostamp/v1/roughtime-delegation");
+    h.update(key);
+    h.update(version.wire_value().to_le_bytes());
+    h.update(signature);
+    h.update(bytes);
+    let full = h.finalize();
+    let mut out = [0u8; HASH_LEN];
+    for (o, b) in out.iter_mut().zip(full.iter()) {
+        *o = *b;
+    }
+    out
+}
+
+fn delegation_known(id: &[u8; HASH_LEN]) -> bool {
+    delegations()
+        .lock()
+        .map(|c| c.iter().any(|k| k == id))
+        .unwrap_or(false)
+}
+
+fn remember_delegation(id: [u8; HASH_LEN]) {
+    if let Ok(mut c) = delegations().lock() {
+        if c.len() >= DELEGATIONS_KEPT {
+            c.pop_front();
+        }
+        c.push_back(id);
+    }
 }
 
 /// The UDP address `ecosystem.json` gives a server of [`ecosystem_servers`].
