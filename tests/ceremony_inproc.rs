@@ -19,6 +19,28 @@ struct Cluster {
     operator: Arc<OperatorKey>,
     measurement: [u8; 48],
     _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    _time: TimeServers,
+}
+
+/// Three local Roughtime servers (real `roughenough`, keys made per run) backing the
+/// nodes' genTime; stopped when dropped.
+struct TimeServers {
+    servers: Vec<frostamp::cli::ops::ClusterTimeServer>,
+    _dir: tempfile::TempDir,
+}
+impl Drop for TimeServers {
+    fn drop(&mut self) {
+        frostamp::cli::ops::local_time::stop_all(&mut self.servers, true);
+    }
+}
+
+impl Cluster {
+    /// The servers and quorum a relying party checks this cluster's tokens against.
+    fn time_policy(&self) -> frostamp::time::evidence::TimePolicy {
+        frostamp::cli::ops::local_time::time_config(&self._time.servers)
+            .policy()
+            .unwrap()
+    }
 }
 
 /// Start `n` nodes; node i gets `measurements[i]` if given (a "different image").
@@ -52,6 +74,14 @@ async fn start_full(
     let roots = RootSet::danger_with_insecure_dev_root(platform.ark_der());
     let operator = Arc::new(OperatorKey::generate(&mut rng));
     let measurement = [0x11u8; 48];
+    let time_dir = tempfile::tempdir().unwrap();
+    let time = TimeServers {
+        servers: frostamp::cli::ops::start_local_time_servers(time_dir.path(), &[0, 0, 0])
+            .await
+            .expect("local Roughtime servers (make roughtime-deps)"),
+        _dir: time_dir,
+    };
+    let time_config = frostamp::cli::ops::local_time::time_config(&time.servers);
     let mut targets = Vec::new();
     let mut stop = Vec::new();
     for i in 1..=n {
@@ -88,16 +118,7 @@ async fn start_full(
                 .iter()
                 .find(|(j, _)| *j == i)
                 .map(|(_, f)| f.to_string()),
-            // The ceremony signs no token: a time server nobody answers at.
-            time: frostamp::time::config::TimeConfig {
-                servers: vec![frostamp::time::config::TimeServer {
-                    name: "unused".into(),
-                    public_key: hex::encode([1u8; 32]),
-                    version: "rfc".into(),
-                    address: "127.0.0.1:9".into(),
-                }],
-                quorum: 1,
-            },
+            time: time_config.clone(),
         };
         tokio::spawn(async move {
             frostamp::node::run(opts, async {
@@ -113,6 +134,7 @@ async fn start_full(
         operator,
         measurement,
         _stop: stop,
+        _time: time,
     }
 }
 
@@ -701,7 +723,7 @@ async fn a_byzantine_signer_is_named_and_excluded_and_clients_still_get_tokens()
         at: None,
         nonce: None,
         policy: None,
-        time: None,
+        time: Some(c.time_policy()),
     };
     frostamp::verify::token::verify(&r.body, &opts).unwrap();
     let s = ceremony::status(node1).await.unwrap();
@@ -788,10 +810,13 @@ async fn serving(c: &Cluster) -> Vec<ceremony::PinnedNode> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn skewed_signers_refuse_and_are_replaced_over_the_network() {
     use frostamp::clock::SkewedClock;
-    let ahead: Arc<dyn Clock> = Arc::new(SkewedClock::ahead(SystemClock, Duration::from_secs(5)));
-    let c = start_full(5, &[], &[], &[(2, ahead.clone()), (3, ahead)]).await;
+    // 30 s behind: the time evidence lies in their future (their clock only guards
+    // against future-dated proposals).
+    let behind: Arc<dyn Clock> =
+        Arc::new(SkewedClock::behind(SystemClock, Duration::from_secs(30)));
+    let c = start_full(5, &[], &[], &[(2, behind.clone()), (3, behind)]).await;
     let nodes = serving(&c).await;
-    // Node 1 asks 2 and 3 first; both refuse genTime; 4 and 5 sign.
+    // Node 1 asks 2 and 3 first; both refuse the evidence's time; 4 and 5 sign.
     let resp = ask(&nodes[0], b"skew").await;
     let s = ceremony::status(&nodes[0]).await.unwrap();
     assert_eq!(
@@ -804,7 +829,7 @@ async fn skewed_signers_refuse_and_are_replaced_over_the_network() {
     assert!(
         s.refusals
             .iter()
-            .any(|r| r.contains("signer node 2 gave no share") && r.contains("genTime")),
+            .any(|r| r.contains("signer node 2 gave no share") && r.contains("signer's clock")),
         "{:?}",
         s.refusals
     );
@@ -812,33 +837,35 @@ async fn skewed_signers_refuse_and_are_replaced_over_the_network() {
     assert!(
         s2.refusals
             .iter()
-            .any(|r| r.contains("refused to sign") && r.contains("genTime")),
+            .any(|r| r.contains("refused to sign") && r.contains("signer's clock")),
         "{:?}",
         s2.refusals
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_backdating_coordinator_gets_no_signature_from_honest_signers() {
+async fn a_backdating_coordinator_clock_does_not_move_gen_time() {
     use frostamp::clock::SkewedClock;
-    // 30 s behind: inside the operator-auth window (±60 s), far outside the 1 s tolerance.
+    // The coordinator's host clock 30 s behind (inside the operator-auth window of
+    // ±60 s): genTime comes from the time evidence, so the token carries the true time.
     let behind: Arc<dyn Clock> =
         Arc::new(SkewedClock::behind(SystemClock, Duration::from_secs(30)));
     let c = start_full(5, &[], &[], &[(1, behind)]).await;
     let nodes = serving(&c).await;
+    let before = SystemClock.now();
     let resp = ask(&nodes[0], b"backdated").await;
-    assert_eq!(resp.status.status.as_bytes(), [2]);
-    assert!(resp.time_stamp_token.is_none());
-    let (bits, _) =
-        frostamp::tsp::response::decode_failure_info(resp.status.fail_info.as_ref().unwrap());
-    assert_eq!(
-        bits,
-        vec![frostamp::tsp::request::FailureInfo::TimeNotAvailable]
+    assert_eq!(resp.status.status.as_bytes(), [0], "{:?}", resp.status);
+    let token = der::Encode::to_der(&resp.time_stamp_token.unwrap()).unwrap();
+    let parsed = frostamp::verify::token::parse_token(&token).unwrap();
+    let gen = parsed.tst.gen_time.unix_duration();
+    let now = before.duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert!(
+        gen + Duration::from_secs(2) >= now,
+        "genTime {gen:?} is not behind the true time {now:?}"
     );
-    // An honest node coordinating the same request issues a token.
-    assert_eq!(
-        ask(&nodes[1], b"backdated").await.status.status.as_bytes(),
-        [0]
+    assert!(
+        gen <= now + Duration::from_secs(20),
+        "genTime {gen:?} vs {now:?}"
     );
 }
 
