@@ -138,6 +138,24 @@ async fn start_full(
     }
 }
 
+/// `POST /admin/configure` with this cluster's operator key.
+async fn configure(
+    c: &Cluster,
+    node: &ceremony::PinnedNode,
+    cfg: &frostamp::node::ClusterConfig,
+) -> frostamp::net::client::Response {
+    ceremony::admin(
+        node,
+        &c.operator,
+        &SystemClock,
+        "/admin/configure",
+        serde_json::to_vec(cfg).unwrap(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap()
+}
+
 /// Fix `ca`'s root and `subject` on every node (what a CSR does on its signers).
 async fn fix_root(nodes: &[ceremony::PinnedNode], c: &Cluster, subject: &str, ca: &DevCa) {
     ceremony::fix_ca_root(
@@ -898,22 +916,16 @@ async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
             (3, four.clone()),
             (3, six.clone()),
         ] {
-            let body = serde_json::to_vec(&frostamp::node::ClusterConfig {
-                index: target.index,
-                t,
-                nodes,
-            })
-            .unwrap();
-            let r = ceremony::admin(
+            let r = configure(
+                &c,
                 &node,
-                &c.operator,
-                &SystemClock,
-                "/admin/configure",
-                body,
-                Duration::from_secs(10),
+                &frostamp::node::ClusterConfig {
+                    index: target.index,
+                    t,
+                    nodes,
+                },
             )
-            .await
-            .unwrap();
+            .await;
             let text = String::from_utf8_lossy(&r.body);
             assert_eq!(r.status, 400, "{text}");
             assert!(
@@ -970,22 +982,16 @@ async fn a_dkg_runs_only_among_the_identities_the_operator_pinned() {
             target: target.clone(),
             pin,
         };
-        let body = serde_json::to_vec(&frostamp::node::ClusterConfig {
-            index: target.index,
-            t: 3,
-            nodes: layout.clone(),
-        })
-        .unwrap();
-        let r = ceremony::admin(
+        let r = configure(
+            &c,
             &node,
-            &c.operator,
-            &SystemClock,
-            "/admin/configure",
-            body,
-            Duration::from_secs(10),
+            &frostamp::node::ClusterConfig {
+                index: target.index,
+                t: 3,
+                nodes: layout.clone(),
+            },
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(r.status, 200);
         pinned.push(node);
     }
