@@ -296,6 +296,10 @@ impl State {
 }
 
 /// An admitted peer.
+/// A call awaiting a peer's answer: the peer, the generation of the link the call went
+/// on, and the waiter.
+type PendingCall = (u16, u64, tokio::sync::oneshot::Sender<PeerMessage>);
+
 struct PeerLink {
     spki_sha256: [u8; 32],
     /// The attested identity (index, TLS key, chip, TCB) admitted on this link.
@@ -334,9 +338,9 @@ pub(crate) struct Node {
     /// Notified when an operator configures this node (peers waiting to be admitted).
     configured: Notify,
     next_generation: std::sync::atomic::AtomicU64,
-    /// Signing calls awaiting a peer's answer: request id → (peer, waiter).
-    pending:
-        Mutex<std::collections::HashMap<u64, (u16, tokio::sync::oneshot::Sender<PeerMessage>)>>,
+    /// Signing calls awaiting a peer's answer: request id → (peer, generation of the
+    /// link the call went on, waiter). When that link closes its calls fail at once.
+    pending: Mutex<std::collections::HashMap<u64, PendingCall>>,
     next_request: std::sync::atomic::AtomicU64,
     /// Commitments peers issued to this node ahead of time.
     pools: pool::Pools,

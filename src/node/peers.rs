@@ -572,6 +572,7 @@ async fn run_connection<S>(
     }
     writer.abort();
     pinger.abort();
+    forget_calls_on(&node, index, generation);
     let mut state = node.state();
     let mut links = node.peer_links();
     if links
@@ -596,6 +597,16 @@ async fn run_connection<S>(
     }
     node.peers_changed.notify_waiters();
     tracing::info!(node = %node.name, peer = index, "peer connection closed");
+}
+
+/// Calls that went on link `generation` of peer `index` can get no answer once it has
+/// closed: drop their waiters so the coordinator moves on to another signer at once
+/// instead of waiting out `PEER_TIMEOUT`.
+fn forget_calls_on(node: &Node, index: u16, generation: u64) {
+    node.pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|_, (to, g, _)| !(*to == index && *g == generation));
 }
 
 /// Drop the nonces this node issued to peer `index` and the commitments it

@@ -296,17 +296,17 @@ pub(super) fn deliver(node: &Node, from: u16, req: u64, msg: PeerMessage) {
         .unwrap_or_else(|p| p.into_inner())
         .remove(&req);
     match waiter {
-        Some((expected, tx)) if expected == from => {
+        Some((expected, _, tx)) if expected == from => {
             let _ = tx.send(msg);
         }
-        Some((expected, tx)) => {
+        Some((expected, generation, tx)) => {
             node.refuse(format!(
                 "node {from} answered a request addressed to node {expected}; ignored"
             ));
             node.pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(req, (expected, tx));
+                .insert(req, (expected, generation, tx));
         }
         None => {} // late answer after a timeout
     }
@@ -320,8 +320,11 @@ async fn call(
 ) -> Result<PeerMessage, PeerError> {
     let req = node.next_request.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let link = node.peer_links().get(&to).map(|l| l.tx.clone());
-    let Some(link) = link else {
+    let link = node
+        .peer_links()
+        .get(&to)
+        .map(|l| (l.tx.clone(), l.generation));
+    let Some((link, generation)) = link else {
         return Err(PeerError::Unavailable(format!(
             "node {to} is not connected"
         )));
@@ -329,14 +332,17 @@ async fn call(
     node.pending
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(req, (to, tx));
+        .insert(req, (to, generation, tx));
     let result = async {
         link.send(build(req))
             .await
             .map_err(|_| PeerError::Unavailable(format!("connection to node {to} lost")))?;
         match tokio::time::timeout(PEER_TIMEOUT, rx).await {
             Ok(Ok(m)) => Ok(m),
-            Ok(Err(_)) => Err(PeerError::Unavailable(format!("node {to}: no answer"))),
+            // The link closed (`peers::forget_calls_on`): no answer can come.
+            Ok(Err(_)) => Err(PeerError::Unavailable(format!(
+                "node {to}: connection closed before it answered"
+            ))),
             Err(_) => {
                 node.suspects.mark(to);
                 Err(PeerError::Unavailable(format!(
