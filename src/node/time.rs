@@ -1,6 +1,6 @@
 //! The coordinator's time evidence (issue 12, `docs/time.md`): requests that arrive
-//! while a round to the time servers is in flight wait for the next round, so one round
-//! serves a whole batch. A round builds the batch's Merkle tree, asks every configured
+//! while a round to the time servers is in flight wait for the next round (at most
+//! [`ROUNDS_IN_FLIGHT`] run at once), so one round serves a whole batch. A round builds the batch's Merkle tree, asks every configured
 //! Roughtime server with the root as nonce, verifies each reply, keeps the largest set
 //! of servers that agree (the rest are named, outvoted) and, with at least q, gives each
 //! request its evidence (path + replies) and the genTime/accuracy it implies. Fewer than
@@ -21,6 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How long one server may take to answer.
 pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The first q servers of a round may take this long before the others are asked too.
+pub(crate) const HEDGE_AFTER: Duration = Duration::from_millis(250);
 /// An idle coordinator still asks the servers this often (status, metrics).
 pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(5);
 
@@ -62,6 +64,8 @@ struct Shared {
     servers: Vec<ServerState>,
     quorum_ok: bool,
     last_round: Option<Instant>,
+    /// When a round last asked every server.
+    last_full: Option<Instant>,
     rounds: u64,
     requests: u64,
     rounds_without_quorum: u64,
@@ -96,6 +100,7 @@ impl TimeService {
                 .collect(),
             quorum_ok: false,
             last_round: None,
+            last_full: None,
             rounds: 0,
             requests: 0,
             rounds_without_quorum: 0,
@@ -142,6 +147,12 @@ impl TimeService {
     }
 }
 
+/// Rounds that may be in flight at once; while every slot is busy, arrivals collect into
+/// the next batch. One: measured on the 2-vCPU bench machine (`docs/benchmarks.md`), two
+/// rounds in flight shortened no wait worth having and halved the batches, so every token
+/// cost more time-server queries and more reply verifications (−8 % tokens/s).
+pub(crate) const ROUNDS_IN_FLIGHT: usize = 1;
+
 async fn run(
     policy: TimePolicy,
     servers: Vec<(ServerSpec, String)>,
@@ -149,9 +160,15 @@ async fn run(
     status: Arc<Mutex<Shared>>,
     clock: Arc<dyn crate::clock::Clock>,
 ) {
+    let servers = Arc::new(servers);
+    let slots = Arc::new(tokio::sync::Semaphore::new(ROUNDS_IN_FLIGHT));
     // The first round runs at once, so /status knows the servers' state from the start.
     let mut wait = Duration::ZERO;
     loop {
+        // A free slot first: while every slot is busy, requests queue up for one batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let mut jobs = Vec::new();
         let waited = tokio::time::timeout(wait, rx.recv()).await;
         wait = PROBE_EVERY;
@@ -166,59 +183,71 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let leaves: Vec<[u8; 32]> = if jobs.is_empty() {
-            let mut l = [0u8; 32];
-            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut l);
-            vec![l]
-        } else {
-            jobs.iter().map(|j| j.leaf).collect()
-        };
-        let outcome = round(
-            &policy,
-            &servers,
-            &leaves,
-            jobs.is_empty(),
-            &status,
-            clock.as_ref(),
-        )
-        .await;
-        {
-            let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
-            s.rounds += 1;
-            s.requests += jobs.len() as u64;
-            s.quorum_ok = outcome.is_ok();
-            s.last_round = Some(Instant::now());
-            if outcome.is_err() {
-                s.rounds_without_quorum += 1;
+        let (policy, servers, status, clock) = (
+            policy.clone(),
+            servers.clone(),
+            status.clone(),
+            clock.clone(),
+        );
+        tokio::spawn(async move {
+            serve_batch(&policy, &servers, jobs, &status, clock.as_ref()).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One round for `jobs` (none: an idle probe), and each job's answer.
+async fn serve_batch(
+    policy: &TimePolicy,
+    servers: &[(ServerSpec, String)],
+    jobs: Vec<Job>,
+    status: &Mutex<Shared>,
+    clock: &dyn crate::clock::Clock,
+) {
+    let leaves: Vec<[u8; 32]> = if jobs.is_empty() {
+        let mut l = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut l);
+        vec![l]
+    } else {
+        jobs.iter().map(|j| j.leaf).collect()
+    };
+    let outcome = round(policy, servers, &leaves, jobs.is_empty(), status, clock).await;
+    {
+        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+        s.rounds += 1;
+        s.requests += jobs.len() as u64;
+        s.quorum_ok = outcome.is_ok();
+        s.last_round = Some(Instant::now());
+        if outcome.is_err() {
+            s.rounds_without_quorum += 1;
+        }
+    }
+    match outcome {
+        Ok((batch, replies, claim)) => {
+            for (i, job) in jobs.into_iter().enumerate() {
+                let ev = TimeEvidence {
+                    version: evidence::EVIDENCE_VERSION,
+                    leaf_index: u32::try_from(i).unwrap_or(u32::MAX),
+                    path: batch
+                        .path(i)
+                        .iter()
+                        .filter_map(|p| OctetString::new(p.to_vec()).ok())
+                        .collect(),
+                    replies: replies.clone(),
+                };
+                let backing = ev
+                    .to_der_bytes()
+                    .map(|evidence_der| Backing {
+                        evidence_der,
+                        claim: claim.clone(),
+                    })
+                    .map_err(|e| TimeError::NoQuorum(format!("encoding evidence: {e}")));
+                let _ = job.reply.send(backing);
             }
         }
-        match outcome {
-            Ok((batch, replies, claim)) => {
-                for (i, job) in jobs.into_iter().enumerate() {
-                    let ev = TimeEvidence {
-                        version: evidence::EVIDENCE_VERSION,
-                        leaf_index: u32::try_from(i).unwrap_or(u32::MAX),
-                        path: batch
-                            .path(i)
-                            .iter()
-                            .filter_map(|p| OctetString::new(p.to_vec()).ok())
-                            .collect(),
-                        replies: replies.clone(),
-                    };
-                    let backing = ev
-                        .to_der_bytes()
-                        .map(|evidence_der| Backing {
-                            evidence_der,
-                            claim: claim.clone(),
-                        })
-                        .map_err(|e| TimeError::NoQuorum(format!("encoding evidence: {e}")));
-                    let _ = job.reply.send(backing);
-                }
-            }
-            Err(reason) => {
-                for job in jobs {
-                    let _ = job.reply.send(Err(TimeError::NoQuorum(reason.clone())));
-                }
+        Err(reason) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(TimeError::NoQuorum(reason.clone())));
             }
         }
     }
@@ -238,32 +267,82 @@ async fn round(
 ) -> RoundResult {
     let batch = Batch::new(leaves).ok_or("empty or oversized batch")?;
     let root = batch.root();
+    // With requests waiting, the q servers that answered well and fastest last time are
+    // asked first, and the others only if one of them fails, disagrees or is slower than
+    // `HEDGE_AFTER`: an honest quorum costs q queries and q verifications per round, and a
+    // lying or silent server costs one extra round trip. An idle probe asks every server,
+    // so `/status` shows each one.
+    let quorum = policy.quorum.max(1);
+    let order = preference(status, servers.len());
+    // Every PROBE_EVERY, a busy round asks every server too, so one that failed once
+    // is tried again and `/status` stays current under load.
+    let ask_all = probe || {
+        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+        let due = s.last_full.is_none_or(|t| t.elapsed() >= PROBE_EVERY);
+        if due {
+            s.last_full = Some(Instant::now());
+        }
+        due
+    };
+    let (first, rest) = if ask_all {
+        (order, Vec::new())
+    } else {
+        let mut first = order;
+        let rest = first.split_off(quorum.min(first.len()));
+        (first, rest)
+    };
     let mut set = tokio::task::JoinSet::new();
-    for (i, (spec, address)) in servers.iter().enumerate() {
-        let (spec, address, policy) = (spec.clone(), address.clone(), policy.clone());
-        set.spawn(async move { (i, ask(&policy, &spec, &address, &root).await) });
+    let spawn = |set: &mut tokio::task::JoinSet<(usize, Answer)>, i: usize| {
+        if let Some((spec, address)) = servers.get(i) {
+            let (spec, address, policy) = (spec.clone(), address.clone(), policy.clone());
+            set.spawn(async move { (i, ask(&policy, &spec, &address, &root).await) });
+        }
+    };
+    for i in &first {
+        spawn(&mut set, *i);
     }
-    // `None`: not waited for. With requests waiting, the round ends as soon as q
-    // verified replies agree (the slowest server is not waited for); an idle probe waits
-    // for every server, so `/status` shows each one.
+    let mut rest = Some(rest).filter(|r| !r.is_empty());
+    let hedge = tokio::time::sleep(HEDGE_AFTER);
+    tokio::pin!(hedge);
+    // `None`: not asked or not waited for. With requests waiting, the round ends as soon
+    // as q verified replies agree (a slower server is not waited for).
     let mut answers: Vec<Option<Answer>> = servers.iter().map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
+    loop {
+        let joined = tokio::select! {
+            j = set.join_next() => j,
+            () = &mut hedge, if rest.is_some() => {
+                for i in rest.take().unwrap_or_default() {
+                    spawn(&mut set, i);
+                }
+                continue;
+            }
+        };
+        let Some(joined) = joined else { break };
         let Ok((i, a)) = joined else { continue };
+        let failed = a.is_err();
         if let Some(slot) = answers.get_mut(i) {
             *slot = Some(a);
         }
-        if !probe {
-            let so_far: Vec<Vouch> = answers
-                .iter()
-                .filter_map(|a| {
-                    a.as_ref()
-                        .and_then(|a| a.as_ref().ok())
-                        .map(|(_, v, _)| v.clone())
-                })
-                .collect();
-            if evidence::select(policy, &so_far).0.len() >= policy.quorum.max(1) {
-                set.abort_all();
-                break;
+        if probe {
+            continue;
+        }
+        let so_far: Vec<Vouch> = answers
+            .iter()
+            .filter_map(|a| {
+                a.as_ref()
+                    .and_then(|a| a.as_ref().ok())
+                    .map(|(_, v, _)| v.clone())
+            })
+            .collect();
+        if evidence::select(policy, &so_far).0.len() >= quorum {
+            set.abort_all();
+            break;
+        }
+        // A failure, or every first server answered without an agreeing quorum: ask
+        // the rest now.
+        if failed || set.is_empty() {
+            for i in rest.take().unwrap_or_default() {
+                spawn(&mut set, i);
             }
         }
     }
@@ -380,6 +459,26 @@ async fn round(
         }
     })?;
     Ok((batch, used, claim))
+}
+
+/// Servers in the order a round asks them: those that answered well last time first,
+/// fastest first; the others after, in list order.
+fn preference(status: &Mutex<Shared>, n: usize) -> Vec<usize> {
+    let s = status.lock().unwrap_or_else(|p| p.into_inner());
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| {
+        let key = |i: &usize| {
+            s.servers
+                .get(*i)
+                .map(|st| (!st.ok, st.last_rtt_ms.unwrap_or(f64::MAX)))
+                .unwrap_or((true, f64::MAX))
+        };
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0)
+            .then(ka.1.partial_cmp(&kb.1).unwrap_or(std::cmp::Ordering::Equal))
+            .then(a.cmp(b))
+    });
+    order
 }
 
 /// Ask one server for `root` and verify its reply.
