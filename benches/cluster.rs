@@ -1,34 +1,55 @@
-//! `make bench` part 2: a running local five-node cluster (release build,
-//! development attestation, all on this machine) driven over HTTPS by concurrent
-//! clients. Prints tokens/s, p50/p99 latency, and the in-process raw FROST 3-of-5
-//! sign+aggregate rate measured in the same run, with their ratio.
+//! `make bench` part 2: a running local five-node cluster (release build, development
+//! attestation, local Roughtime servers, all on this machine) driven over HTTPS, set
+//! against an honest bound measured in the same run (issue 15):
+//!
+//! - **bound**: raw FROST 3-of-5 (three commitments, three shares, aggregate, which
+//!   verifies the group signature: exactly the arithmetic one token needs across all
+//!   parties), in process, on one thread and on as many threads as the machine has cores;
+//! - **keep-alive**: closed-loop clients that keep one HTTPS connection open each;
+//! - **per-connection**: closed-loop clients that open one TLS connection per request (what
+//!   `openssl ts` + `curl` do) — the load of the figures before issue 15;
+//! - **open loop** at 25 %, 50 % and 90 % of the keep-alive capacity: requests arrive at a
+//!   fixed rate whatever the answers, latency counted from each request's arrival time.
+//!
+//! For each load it reports the CPU the nodes, the time servers and the load generator
+//! itself used (from `/proc`, in cores), so client-side TLS is not charged to the nodes
+//! unnoticed.
 //!
 //! Needs `target/release/frostamp` and `target/release/frostamp-node` built with
 //! `--features insecure-dev-attestation` (the Makefile's `bench` target does it).
 
 use frostamp::cli::ops::ClusterFile;
+use frostamp::net::client::Connection;
 use frostamp::threshold::frost;
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 8;
 const WARMUP: Duration = Duration::from_secs(1);
 const RUN: Duration = Duration::from_secs(10);
+const OPEN_RUN: Duration = Duration::from_secs(6);
+/// Keep-alive connections the open-loop generator holds (spread over the nodes).
+const OPEN_CONNECTIONS: usize = 40;
+const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn raw_frost_rate() -> f64 {
+type Targets = Arc<Vec<(String, [u8; 32])>>;
+
+/// One RFC 9591 3-of-5 signature per call: the arithmetic of one token.
+fn frost_loop(seconds: f64) -> u64 {
     let mut rng = rand::thread_rng();
     let (shares, group) = frostamp::threshold::keys::dkg_in_process(5, 3, &mut rng).expect("dkg");
     let msg = [7u8; 100];
     let signers = &shares[..3];
-    let once = |rng: &mut rand::rngs::ThreadRng| {
+    let mut once = || {
         let mut nonces = Vec::new();
         let mut commitments = BTreeMap::new();
         for s in signers {
-            let (n, c) = frostamp::threshold::signer::commit(s, rng);
+            let (n, c) = frostamp::threshold::signer::commit(s, &mut rng);
             commitments.insert(s.identifier(), c);
             nonces.push(n);
         }
@@ -39,19 +60,341 @@ fn raw_frost_rate() -> f64 {
             out.insert(s.identifier(), share);
         }
         let pkg = frost::SigningPackage::new(commitments, &msg);
+        // frost-core's aggregate verifies the group signature before returning it.
         frost::aggregate(&pkg, &out, group.package()).expect("aggregate");
     };
     let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(500) {
-        once(&mut rng);
+    while warm.elapsed() < Duration::from_millis(300) {
+        once();
     }
     let start = Instant::now();
     let mut n = 0u64;
-    while start.elapsed() < Duration::from_secs(3) {
-        once(&mut rng);
+    while start.elapsed().as_secs_f64() < seconds {
+        once();
         n += 1;
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    n
+}
+
+/// Raw FROST signatures per second on `threads` threads at once.
+fn raw_frost_rate(threads: usize) -> f64 {
+    const SECONDS: f64 = 3.0;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| std::thread::spawn(|| frost_loop(SECONDS)))
+        .collect();
+    let n: u64 = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+    n as f64 / SECONDS
+}
+
+/// Clock ticks per second of `/proc/*/stat` (USER_HZ; 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// utime + stime of a process, in ticks.
+fn proc_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+/// Pids of the processes whose command line mentions `needle` (the time servers' seed
+/// files live in the cluster directory).
+fn pids_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            pid.chars().all(|c| c.is_ascii_digit()).then_some(pid)
+        })
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Busy and total ticks of the whole machine.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Who used the CPU during a load, in cores.
+struct CpuSplit {
+    nodes: f64,
+    time_servers: f64,
+    generator: f64,
+    machine_busy: f64,
+}
+
+struct CpuProbe {
+    nodes: Vec<String>,
+    time_servers: Vec<String>,
+}
+
+struct CpuMark {
+    nodes: u64,
+    time_servers: u64,
+    generator: u64,
+    machine: (u64, u64),
+    at: Instant,
+}
+
+impl CpuProbe {
+    fn mark(&self) -> CpuMark {
+        CpuMark {
+            nodes: self.nodes.iter().map(|p| proc_ticks(p)).sum(),
+            time_servers: self.time_servers.iter().map(|p| proc_ticks(p)).sum(),
+            generator: proc_ticks("self"),
+            machine: machine_ticks(),
+            at: Instant::now(),
+        }
+    }
+
+    fn since(&self, m: &CpuMark) -> CpuSplit {
+        let now = self.mark();
+        let secs = now.at.duration_since(m.at).as_secs_f64().max(1e-3);
+        let cores = |a: u64, b: u64| a.saturating_sub(b) as f64 / TICKS / secs;
+        let (busy, total) = (
+            now.machine.0.saturating_sub(m.machine.0),
+            now.machine.1.saturating_sub(m.machine.1),
+        );
+        CpuSplit {
+            nodes: cores(now.nodes, m.nodes),
+            time_servers: cores(now.time_servers, m.time_servers),
+            generator: cores(now.generator, m.generator),
+            machine_busy: busy as f64 / total.max(1) as f64,
+        }
+    }
+}
+
+fn timestamp_request(tag: &str) -> Vec<u8> {
+    let digest = HashAlg::Sha256.digest(tag.as_bytes());
+    AcceptedRequest::build_der(HashAlg::Sha256, &digest, Some(&[1, 2, 3, 4]), true)
+        .expect("request")
+}
+
+fn granted(
+    r: &Result<frostamp::net::client::Response, frostamp::net::client::ClientError>,
+) -> bool {
+    matches!(r, Ok(resp) if resp.status == 200
+        && <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&resp.body)
+            .map(|t| t.status.status.as_bytes() == [0] && t.time_stamp_token.is_some())
+            .unwrap_or(false))
+}
+
+const TS_QUERY: &str = "application/timestamp-query";
+
+/// What one load gave.
+struct Outcome {
+    latencies: Vec<Duration>,
+    failed: u64,
+    elapsed: Duration,
+    cpu: CpuSplit,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn pct_ms(&self, p: f64) -> f64 {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3
+    }
+}
+
+/// `CLIENTS` clients, each sending its next request when the last one is answered.
+async fn closed_loop(targets: Targets, keep_alive: bool, probe: &CpuProbe) -> Outcome {
+    let warm_end = Instant::now() + WARMUP;
+    let end = warm_end + RUN;
+    let mut set = tokio::task::JoinSet::new();
+    for c in 0..CLIENTS {
+        let targets = targets.clone();
+        set.spawn(async move {
+            let mut lat = Vec::new();
+            let mut failed = 0u64;
+            let (addr, pin) = targets[c % targets.len()].clone();
+            let mut conn: Option<Connection> = None;
+            let mut i = c;
+            loop {
+                let now = Instant::now();
+                if now > end {
+                    break;
+                }
+                i += 1;
+                let req = timestamp_request(&format!("bench {c} {i}"));
+                let headers = [("content-type", TS_QUERY.to_string())];
+                let t = Instant::now();
+                let r = if keep_alive {
+                    if conn.is_none() {
+                        conn = Connection::open(&addr, Some(pin), TIMEOUT).await.ok();
+                    }
+                    match conn.as_mut() {
+                        Some(k) => {
+                            let r = k.send("POST", "/", &headers, req, TIMEOUT).await;
+                            if r.is_err() {
+                                conn = None;
+                            }
+                            r
+                        }
+                        None => Err(frostamp::net::client::ClientError::Http("connect".into())),
+                    }
+                } else {
+                    // Round-robin over the nodes, one TLS handshake per request.
+                    let (addr, pin) = &targets[i % targets.len()];
+                    frostamp::net::client::request(
+                        addr,
+                        Some(*pin),
+                        "POST",
+                        "/",
+                        &headers,
+                        req,
+                        TIMEOUT,
+                    )
+                    .await
+                };
+                let took = t.elapsed();
+                if now >= warm_end {
+                    if granted(&r) {
+                        lat.push(took);
+                    } else {
+                        failed += 1;
+                    }
+                }
+            }
+            (lat, failed)
+        });
+    }
+    tokio::time::sleep_until(warm_end.into()).await;
+    let mark = probe.mark();
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    while let Some(Ok((lat, f))) = set.join_next().await {
+        latencies.extend(lat);
+        failed += f;
+    }
+    let cpu = probe.since(&mark);
+    Outcome {
+        latencies,
+        failed,
+        elapsed: RUN,
+        cpu,
+    }
+}
+
+/// Requests arriving at `rate` per second, whatever the answers; each takes a free
+/// kept-alive connection (waiting if none is free) and its latency counts from its
+/// arrival time.
+async fn open_loop(targets: Targets, rate: f64, probe: &CpuProbe) -> Outcome {
+    let (free_tx, free_rx) = tokio::sync::mpsc::unbounded_channel::<Option<Connection>>();
+    let free_rx = Arc::new(tokio::sync::Mutex::new(free_rx));
+    for _ in 0..OPEN_CONNECTIONS {
+        let _ = free_tx.send(None);
+    }
+    let failed = Arc::new(AtomicU64::new(0));
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let start = Instant::now() + Duration::from_millis(200);
+    let mut set = tokio::task::JoinSet::new();
+    tokio::time::sleep_until(start.into()).await;
+    let mark = probe.mark();
+    let mut k = 0u64;
+    loop {
+        let arrival = start + interval.mul_f64(k as f64);
+        if arrival >= start + OPEN_RUN {
+            break;
+        }
+        tokio::time::sleep_until(arrival.into()).await;
+        let (targets, free_tx, free_rx, failed) = (
+            targets.clone(),
+            free_tx.clone(),
+            free_rx.clone(),
+            failed.clone(),
+        );
+        set.spawn(async move {
+            let slot = free_rx.lock().await.recv().await.flatten();
+            let (addr, pin) = &targets[k as usize % targets.len()];
+            let mut conn = match slot {
+                Some(c) => Some(c),
+                None => Connection::open(addr, Some(*pin), TIMEOUT).await.ok(),
+            };
+            let req = timestamp_request(&format!("open {k}"));
+            let headers = [("content-type", TS_QUERY.to_string())];
+            let r = match conn.as_mut() {
+                Some(c) => c.send("POST", "/", &headers, req, TIMEOUT).await,
+                None => Err(frostamp::net::client::ClientError::Http("connect".into())),
+            };
+            let took = arrival.elapsed();
+            let ok = granted(&r);
+            let _ = free_tx.send(if r.is_ok() { conn } else { None });
+            if ok {
+                Some(took)
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        });
+        k += 1;
+    }
+    let mut latencies = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(Some(l)) = joined {
+            latencies.push(l);
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu = probe.since(&mark);
+    Outcome {
+        latencies,
+        failed: failed.load(Ordering::Relaxed),
+        elapsed,
+        cpu,
+    }
+}
+
+fn print_load(name: &str, o: &Outcome, bound: f64) {
+    println!(
+        "{name:<16} {:>7.1} tokens/s = {:>4.2} of bound   p50 {:>6.1} ms  p99 {:>6.1} ms   ({} tokens, {} failed)",
+        o.rate(),
+        o.rate() / bound,
+        o.pct_ms(0.50),
+        o.pct_ms(0.99),
+        o.latencies.len(),
+        o.failed
+    );
+    println!(
+        "{:<16} CPU in cores: nodes {:.2}, time servers {:.2}, load generator {:.2}; machine busy {:.0} %",
+        "",
+        o.cpu.nodes,
+        o.cpu.time_servers,
+        o.cpu.generator,
+        o.cpu.machine_busy * 100.0
+    );
 }
 
 fn main() {
@@ -64,6 +407,30 @@ fn main() {
         eprintln!("build first: cargo build --release --features insecure-dev-attestation --bins");
         std::process::exit(1);
     }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_default();
+    println!("frostamp cluster benchmark (HTTPS, 5 local nodes, t = 3, local Roughtime servers)");
+    println!("machine: {cores} CPUs, {cpu}");
+    println!();
+
+    // The bound first, on an otherwise idle machine.
+    let one = raw_frost_rate(1);
+    let bound = raw_frost_rate(cores);
+    println!("bound: raw FROST 3-of-5 (commit + sign + aggregate + verify, in process)");
+    println!("  1 thread        {one:>7.1} /s");
+    println!("  {cores} threads       {bound:>7.1} /s   <- the bound below");
+    println!();
+
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().join("cluster");
     let up = Command::new(&frostamp)
@@ -80,7 +447,7 @@ fn main() {
     let file: ClusterFile =
         serde_json::from_slice(&std::fs::read(d.join("cluster.json")).expect("cluster.json"))
             .expect("parse");
-    let targets: Arc<Vec<(String, [u8; 32])>> = Arc::new(
+    let targets: Targets = Arc::new(
         file.nodes
             .iter()
             .map(|n| {
@@ -92,104 +459,73 @@ fn main() {
             })
             .collect(),
     );
+    let probe = CpuProbe {
+        nodes: file
+            .nodes
+            .iter()
+            .filter_map(|n| n.pid.map(|p| p.to_string()))
+            .collect(),
+        time_servers: pids_mentioning(&d),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let (latencies, failures, elapsed) = rt.block_on(async {
-        let deadline_warm = Instant::now() + WARMUP;
-        let mut set = tokio::task::JoinSet::new();
-        let start = Arc::new(std::sync::Mutex::new(None::<Instant>));
-        for c in 0..CLIENTS {
-            let targets = targets.clone();
-            set.spawn(async move {
-                let mut lat = Vec::new();
-                let mut failed = 0u64;
-                let mut i = c;
-                loop {
-                    let now = Instant::now();
-                    if now > deadline_warm + RUN {
-                        break;
-                    }
-                    let (addr, pin) = &targets[i % targets.len()];
-                    i += 1;
-                    let digest = HashAlg::Sha256.digest(format!("bench {c} {i}").as_bytes());
-                    let req = AcceptedRequest::build_der(HashAlg::Sha256, &digest, Some(&[1, 2, 3, 4]), true).expect("request");
-                    let t = Instant::now();
-                    let r = frostamp::net::client::request(addr, Some(*pin), "POST", "/", &[("content-type", "application/timestamp-query".into())], req, Duration::from_secs(30)).await;
-                    let took = t.elapsed();
-                    let ok = matches!(&r, Ok(resp) if resp.status == 200
-                        && <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&resp.body)
-                            .map(|t| t.status.status.as_bytes() == [0] && t.time_stamp_token.is_some())
-                            .unwrap_or(false));
-                    if now >= deadline_warm {
-                        if ok {
-                            lat.push(took);
-                        } else {
-                            failed += 1;
-                        }
-                    }
-                }
-                (lat, failed)
-            });
+    let (keep, per_conn, levels) = rt.block_on(async {
+        let keep = closed_loop(targets.clone(), true, &probe).await;
+        let per_conn = closed_loop(targets.clone(), false, &probe).await;
+        let capacity = keep.rate();
+        let mut levels = Vec::new();
+        for share in [0.25, 0.50, 0.90] {
+            let o = open_loop(targets.clone(), capacity * share, &probe).await;
+            levels.push((share, capacity * share, o));
         }
-        let _ = start;
-        let mut all = Vec::new();
-        let mut failed = 0;
-        while let Some(Ok((lat, f))) = set.join_next().await {
-            all.extend(lat);
-            failed += f;
-        }
-        (all, failed, RUN)
+        (keep, per_conn, levels)
     });
     let _ = Command::new(&frostamp)
         .args(["cluster", "down", "--dir"])
         .arg(&d)
         .output();
-    let raw = raw_frost_rate();
-    let mut l = latencies.clone();
-    l.sort();
-    let pct = |p: f64| {
-        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    let rate = l.len() as f64 / elapsed.as_secs_f64();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    println!("frostamp cluster benchmark (HTTPS, 5 local nodes, t = 3)");
+
     println!(
-        "machine: {} CPUs, {cpu}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        "closed loop: {CLIENTS} clients, {}s after {}s warm-up",
+        RUN.as_secs(),
+        WARMUP.as_secs()
     );
-    println!("load:    {CLIENTS} concurrent clients, one TLS connection per request, {}s after {}s warm-up", RUN.as_secs(), WARMUP.as_secs());
+    print_load("keep-alive", &keep, bound);
+    print_load("per-connection", &per_conn, bound);
     println!();
     println!(
-        "tokens issued          {:>8}   ({} failed)",
-        l.len(),
-        failures
+        "open loop on {OPEN_CONNECTIONS} kept-alive connections, {}s per level (share of keep-alive capacity):",
+        OPEN_RUN.as_secs()
     );
-    println!("tokens/s over HTTPS    {rate:>8.1}");
-    println!(
-        "latency p50            {:>8.1} ms",
-        pct(0.50).as_secs_f64() * 1e3
-    );
-    println!(
-        "latency p99            {:>8.1} ms",
-        pct(0.99).as_secs_f64() * 1e3
-    );
-    println!("raw FROST 3-of-5 /s    {raw:>8.1}   (in-process commit+sign+aggregate, same run)");
+    for (share, offered, o) in &levels {
+        print_load(
+            &format!("{:>3.0} % ({offered:.0}/s)", share * 100.0),
+            o,
+            bound,
+        );
+    }
     println!();
+    let half = levels
+        .iter()
+        .find(|(s, _, _)| (*s - 0.5).abs() < 1e-9)
+        .map(|(_, _, o)| o.pct_ms(0.5))
+        .unwrap_or(f64::NAN);
+    let mark = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("goals (issue 15):");
     println!(
-        "ratio HTTPS tokens / raw FROST = {:.2} (goal ≥ 0.6)",
-        rate / raw
+        "  keep-alive     ≥ 0.8 of bound: {:.2} {}",
+        keep.rate() / bound,
+        mark(keep.rate() / bound >= 0.8)
+    );
+    println!(
+        "  per-connection ≥ 0.6 of bound: {:.2} {}",
+        per_conn.rate() / bound,
+        mark(per_conn.rate() / bound >= 0.6)
+    );
+    println!(
+        "  p50 at 50 % load ≤ 3 ms:       {half:.1} ms {}",
+        mark(half <= 3.0)
     );
 }

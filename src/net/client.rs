@@ -1,4 +1,5 @@
-//! A one-shot HTTPS client (hyper + rustls) for the CLI and tests.
+//! The HTTPS client (hyper + rustls) of the CLI, tests and benchmarks: one-shot requests
+//! and kept-alive connections.
 
 use crate::net::tls::public_client_config;
 use bytes::Bytes;
@@ -79,63 +80,124 @@ async fn request_inner(
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> Result<Response, ClientError> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|source| ClientError::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let _ = tcp.set_nodelay(true);
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(public_client_config(pin)?));
-    let name = rustls::pki_types::ServerName::try_from("frostamp-node")
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-    let tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|source| ClientError::Tls {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let server_spki_der = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(|c| crate::node::identity::spki_of_cert(c).ok())
-        .ok_or_else(|| ClientError::Http("server presented no usable certificate".into()))?;
-    let server_spki_sha256: [u8; 32] =
-        <sha2::Sha256 as sha2::Digest>::digest(&server_spki_der).into();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr);
-    for (k, v) in headers {
-        req = req.header(*k, v);
+    let mut conn = Connection::open_inner(addr, pin).await?;
+    conn.send_inner(method, path, headers, body).await
+}
+
+/// One HTTPS connection kept open for several requests (HTTP/1.1 keep-alive), as a
+/// client that stamps many files would use.
+pub struct Connection {
+    addr: String,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    server_spki_sha256: [u8; 32],
+    server_spki_der: Vec<u8>,
+}
+
+impl Connection {
+    /// Connect to `addr` (`host:port`); with `pin`, the server key must match.
+    pub async fn open(
+        addr: &str,
+        pin: Option<[u8; 32]>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        tokio::time::timeout(timeout, Self::open_inner(addr, pin))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
     }
-    let req = req
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-    let status = resp.status().as_u16();
-    let body = Limited::new(resp.into_body(), MAX_RESPONSE)
-        .collect()
-        .await
-        .map_err(|e| ClientError::Http(e.to_string()))?
-        .to_bytes()
-        .to_vec();
-    Ok(Response {
-        status,
-        body,
-        server_spki_sha256,
-        server_spki_der,
-    })
+
+    async fn open_inner(addr: &str, pin: Option<[u8; 32]>) -> Result<Self, ClientError> {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(public_client_config(pin)?));
+        let name = rustls::pki_types::ServerName::try_from("frostamp-node")
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|source| ClientError::Tls {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let server_spki_der = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| crate::node::identity::spki_of_cert(c).ok())
+            .ok_or_else(|| ClientError::Http("server presented no usable certificate".into()))?;
+        let server_spki_sha256: [u8; 32] =
+            <sha2::Sha256 as sha2::Digest>::digest(&server_spki_der).into();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Self {
+            addr: addr.to_string(),
+            sender,
+            server_spki_sha256,
+            server_spki_der,
+        })
+    }
+
+    /// Send one request on this connection and read the whole response.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        tokio::time::timeout(timeout, self.send_inner(method, path, headers, body))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+    }
+
+    async fn send_inner(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Response, ClientError> {
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.addr);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = Limited::new(resp.into_body(), MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes()
+            .to_vec();
+        Ok(Response {
+            status,
+            body,
+            server_spki_sha256: self.server_spki_sha256,
+            server_spki_der: self.server_spki_der.clone(),
+        })
+    }
 }
