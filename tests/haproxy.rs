@@ -254,6 +254,30 @@ fn node_get(node: &ClusterNode, path: &str) -> String {
     String::from_utf8(r.body).unwrap()
 }
 
+/// The phase a node reports on `GET /status` (no pin: a replacement not attested yet),
+/// once it answers.
+fn unpinned_phase(public: &str, within: Duration) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let deadline = Instant::now() + within;
+    loop {
+        let r = rt.block_on(frostamp::net::client::request(
+            public,
+            None,
+            "GET",
+            "/status",
+            &[],
+            Vec::new(),
+            Duration::from_secs(5),
+        ));
+        if let Ok(r) = r {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            return v["phase"].as_str().unwrap_or("?").to_string();
+        }
+        assert!(Instant::now() < deadline, "{public} does not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn metric(text: &str, sample: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
@@ -464,6 +488,15 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         mark(format!("node {lost} replaced and repaired"));
         replacements.0.push(start_node(&d, node));
         let started = Instant::now();
+        // Running but not serving yet (no share): answers /status, stays DOWN.
+        let phase = unpinned_phase(&node.public, Duration::from_secs(30));
+        std::thread::sleep(Duration::from_secs(3));
+        let row = &stats(&socket)[&("frostamp".to_string(), format!("node{lost}"))];
+        eprintln!(
+            "node {lost}: replacement answers /status (phase {phase}); HAProxy 3 s later: {} ({})",
+            row["status"], row["last_chk"]
+        );
+        assert!(row["status"].starts_with("DOWN"), "{row:?}");
         repair(&d, lost);
         let up = wait_server(
             &socket,
