@@ -569,8 +569,18 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     let mut retried = 0;
     let mut redispatched = 0;
     let mut logged = 0;
+    let mut slow = Vec::new();
     for l in log.lines().filter(|l| l.contains("\"POST / HTTP/1.1\"")) {
         logged += 1;
+        // TR/Tw/Tc/Tr/Ta: requests that took HAProxy over 2 s in total.
+        let total = l
+            .split_whitespace()
+            .find(|w| w.matches('/').count() == 4)
+            .and_then(|w| w.rsplit('/').next())
+            .and_then(|t| t.parse::<u64>().ok());
+        if total.is_some_and(|t| t > 2000) {
+            slow.push(l.to_string());
+        }
         // actconn/feconn/beconn/srv_conn/retries, "+" when redispatched.
         // (The first field with four slashes is the timers TR/Tw/Tc/Tr/Ta.)
         if let Some(r) = l
@@ -630,6 +640,9 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
             "  node{}: {} sent, {} went DOWN, down {} s, now {}",
             n.index, s["stot"], s["chkdown"], s["downtime"], s["status"]
         );
+    }
+    for l in &slow {
+        eprintln!("  over 2 s: {l}");
     }
     for f in failures.iter().take(20) {
         eprintln!("  failure: {f}");
