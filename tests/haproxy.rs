@@ -663,5 +663,71 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     for s in 0..steps.len() {
         assert!(per_step[s].0 > 0, "no request during {}", steps[s].0);
     }
+
+    // No time: with two of the three time servers stopped, an idle node's next probe
+    // round (every 5 s) fails, its /status says no_time, and HAProxy takes it out; with
+    // every node out, a client gets HTTP 503 from the balancer at once instead of a
+    // timeNotAvailable rejection. Started again, the nodes come back by themselves.
+    let time_server = |what: &str, i: u16| {
+        let out = Command::new(FROSTAMP)
+            .args(["cluster", "time-server", what, &i.to_string(), "--dir"])
+            .arg(&d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let started = Instant::now();
+    time_server("--stop", 1);
+    time_server("--stop", 2);
+    for n in &file.nodes {
+        wait_server(
+            &socket,
+            &format!("node{}", n.index),
+            "DOWN",
+            Duration::from_secs(30),
+        );
+    }
+    let down = started.elapsed();
+    let v: serde_json::Value = serde_json::from_str(&node_get(&after.nodes[0], "/status")).unwrap();
+    assert_eq!(v["health"], "no_time", "{v}");
+    let req = AcceptedRequest::build_der(
+        HashAlg::Sha256,
+        &HashAlg::Sha256.digest(b"no time"),
+        None,
+        true,
+    )
+    .unwrap();
+    let r = rt
+        .block_on(frostamp::net::client::request(
+            &public,
+            Some(balancer_pin),
+            "POST",
+            "/",
+            &[("content-type", "application/timestamp-query".into())],
+            req,
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    let started = Instant::now();
+    time_server("--start", 1);
+    time_server("--start", 2);
+    for n in &file.nodes {
+        wait_server(
+            &socket,
+            &format!("node{}", n.index),
+            "UP",
+            Duration::from_secs(30),
+        );
+    }
+    eprintln!(
+        "time servers 1 and 2 stopped: all five nodes no_time and DOWN in HAProxy after {:.1} s, a client got HTTP 503; started again: all UP after {:.1} s",
+        down.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     drop(replacements);
 }
