@@ -5,7 +5,9 @@
 //! docs/runbook.md §4 says (`frostamp ceremony repair`). Every client request must get
 //! a token, and every token must verify (signature, chain to the cluster's root, nonce,
 //! imprint, time evidence). The counts, HAProxy's retries and redispatches included,
-//! are printed.
+//! are printed. Last, with the clients stopped, two of the three time servers stop:
+//! every node says `no_time` and HAProxy takes them all out (a client gets HTTP 503),
+//! and they come back when the servers do.
 //!
 //! Needs `haproxy` (Debian's package; `make system-deps` installs it) or
 //! `$FROSTAMP_HAPROXY`; without it the test says so and passes without running.
