@@ -159,6 +159,9 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 Err(f) => {
                     node.metrics
                         .rejection(f.rejection.failure_info().rfc_name());
+                    if let crate::tsp::request::Rejection::SystemFailure(why) = &f.rejection {
+                        node.metrics.system_failure(why.label());
+                    }
                     for (_, e) in &f.excluded {
                         node.metrics.excluded(e.cause());
                     }
