@@ -27,6 +27,8 @@ const MAX_PER_SOURCE: usize = 64;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attestation reports produced at once for `GET /attestation`; more wait for none.
 const ATTESTATIONS_AT_ONCE: usize = 2;
+/// A connection this old may be evicted by anyone when the port is full.
+const STALE: Duration = Duration::from_secs(5);
 
 type Body = Full<Bytes>;
 
@@ -40,6 +42,8 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let sources = super::limits::SourceCaps::new(MAX_PER_SOURCE);
+    let evictable = Arc::new(super::limits::Evictable::default());
+    let edge = Arc::new(Edge::default());
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
             continue;
@@ -52,34 +56,77 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
         };
         // Small request/response messages: no Nagle delay.
         let _ = tcp.set_nodelay(true);
-        // At capacity: shed the new connection at once rather than stop accepting,
-        // so idle or slow clients cannot queue everyone else behind them.
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            node.metrics.shed("public_total");
-            drop(tcp);
-            continue;
+        // At capacity: a source holding less than the heaviest takes the oldest
+        // connection of the heaviest, anyone takes a stale one (`limits::Evictable::evict_for`),
+        // so many sources, each under its cap, cannot hold every permit and keep
+        // everyone else out. Otherwise the new connection is shed at once rather than
+        // the accept loop stopping, so idle or slow clients cannot queue everyone else
+        // behind them.
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => match evictable.evict_for(addr.ip(), STALE) {
+                Some(p) => {
+                    node.metrics.shed("public_evicted");
+                    p
+                }
+                None => {
+                    node.metrics.shed("public_total");
+                    drop(tcp);
+                    continue;
+                }
+            },
         };
         let node = node.clone();
         let acceptor = acceptor.clone();
+        let (evictable, edge) = (evictable.clone(), edge.clone());
         tokio::spawn(async move {
-            let _permit = permit;
             let _slot = slot;
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
-            else {
-                return;
+            // The registry holds the permit: released when the connection ends, or
+            // handed to the connection that evicts this one.
+            let entry = evictable.register(addr.ip(), Some(permit));
+            let serve = async {
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
+                else {
+                    return;
+                };
+                let source = addr.ip();
+                let service = hyper::service::service_fn(move |req| {
+                    let (node, edge) = (node.clone(), edge.clone());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(route(node, edge, source, req).await)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
             };
-            let service = hyper::service::service_fn(move |req| {
-                let node = node.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(node, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+            tokio::select! {
+                () = serve => {}
+                () = entry.evicted.notified() => {}
+            }
         });
     }
+}
+
+/// What the requests of the public port share.
+#[derive(Debug, Default)]
+struct Edge {
+    /// Timestamp requests being signed now, under an adaptive limit.
+    signing: super::limits::Admission,
+}
+
+/// HTTP 503 with `Retry-After`: the node is over capacity.
+fn overloaded() -> Response<Body> {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this node is over capacity; retry after a second, or ask another node",
+    );
+    r.headers_mut()
+        .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+    r
 }
 
 fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<Body> {
@@ -95,7 +142,12 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     json(status, &serde_json::json!({ "error": msg.into() }))
 }
 
-async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    node: Arc<Node>,
+    edge: Arc<Edge>,
+    source: std::net::IpAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -150,10 +202,16 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 );
             }
             node.metrics.request();
+            // Beyond what the node signs at once: 503 now, not a queue that grows.
+            let Some(admitted) = edge.signing.try_admit() else {
+                node.metrics.shed("overload");
+                return overloaded();
+            };
             let started = std::time::Instant::now();
             let resp = match super::serve::timestamp(&node, &body).await {
                 Ok(r) => {
                     node.metrics.token(started.elapsed());
+                    admitted.finished();
                     r
                 }
                 Err(f) => {
@@ -185,13 +243,17 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
             Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(Full::new(Bytes::from(node.metrics.render(
-                    &phase,
-                    st.share_holders,
-                    st.n,
-                    st.t,
-                    &st.commitments_ready,
-                    st.time.as_ref(),
+                .body(Full::new(Bytes::from(format!(
+                    "{}# HELP frostamp_signing_limit Timestamp requests this node signs at once (adaptive; beyond it, HTTP 503).\n# TYPE frostamp_signing_limit gauge\nfrostamp_signing_limit {}\n",
+                    node.metrics.render(
+                        &phase,
+                        st.share_holders,
+                        st.n,
+                        st.t,
+                        &st.commitments_ready,
+                        st.time.as_ref(),
+                    ),
+                    edge.signing.limit()
                 ))))
                 .unwrap_or_default()
         }
@@ -206,7 +268,9 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 &node.identity.spki_sha256(),
                 node.clock.now(),
             ) {
-                node.refuse(format!("lifecycle call {p} refused: {e}"));
+                // Anyone can send these: the refusal counts against its source, so it
+                // cannot flush the others from /status.
+                node.refuse_from(Some(source), format!("lifecycle call {p} refused: {e}"));
                 let code = match e {
                     super::auth::AuthError::Missing => StatusCode::UNAUTHORIZED,
                     _ => StatusCode::FORBIDDEN,
