@@ -17,7 +17,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-
 #[test]
 fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
     let dir = tempfile::tempdir().unwrap();
@@ -796,7 +795,6 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     wait_health(n1, "healthy", 5);
 }
 
-
 /// A node that hangs (SIGSTOP: its connections stay open, it answers nothing)
 /// costs at most a few slow tokens: the coordinator asks it last after one
 /// timeout, and every peer closes the silent link after 10 s (the node stops
@@ -1309,7 +1307,9 @@ fn strangers_holding_the_peer_port_cannot_keep_a_roster_peer_out() {
     // 5 networks × 16 idle connections = 80, more than the peer port's 64 general
     // permits; the flood reopens whatever the node closes.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sources = (1..=5).map(|p| std::net::Ipv4Addr::new(127, 0, p, 1)).collect();
+    let sources = (1..=5)
+        .map(|p| std::net::Ipv4Addr::new(127, 0, p, 1))
+        .collect();
     let flood = flood_peer_port(n5.peer.clone(), sources, 16, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
     // Node 1's link to node 5 drops (frozen past the silence limit), then node 1

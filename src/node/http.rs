@@ -27,6 +27,11 @@ const MAX_PER_SOURCE: usize = 64;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attestation reports produced at once for `GET /attestation`; more wait for none.
 const ATTESTATIONS_AT_ONCE: usize = 2;
+/// ... and per second (a report holds the platform's lock, which peer admission needs).
+const ATTESTATIONS_PER_SECOND: u32 = 10;
+/// Reports kept for a retry with the same nonce, and for how long.
+const ATTESTATIONS_CACHED: usize = 16;
+const ATTESTATION_TTL: Duration = Duration::from_secs(10);
 /// A connection this old may be evicted by anyone when the port is full.
 const STALE: Duration = Duration::from_secs(5);
 
@@ -112,10 +117,28 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
 }
 
 /// What the requests of the public port share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Edge {
     /// Timestamp requests being signed now, under an adaptive limit.
     signing: super::limits::Admission,
+    /// `GET /attestation` reports made, at most [`ATTESTATIONS_PER_SECOND`].
+    attestations: super::limits::Rate,
+    /// The last reports made for public nonces, by nonce (a retry with the same nonce
+    /// costs no report): at most [`ATTESTATIONS_CACHED`], each for [`ATTESTATION_TTL`].
+    attested: std::sync::Mutex<std::collections::VecDeque<([u8; 32], std::time::Instant, Bytes)>>,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Self {
+            signing: super::limits::Admission::default(),
+            attestations: super::limits::Rate::new(
+                ATTESTATIONS_PER_SECOND,
+                ATTESTATIONS_PER_SECOND,
+            ),
+            attested: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
 }
 
 /// HTTP 503 with `Retry-After`: the node is over capacity.
@@ -135,6 +158,15 @@ fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<Body> {
         .status(status)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+/// HTTP 200 with a JSON body already encoded.
+fn json_ok(body: Bytes) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Full::new(body))
         .unwrap_or_default()
 }
 
@@ -258,7 +290,7 @@ async fn route(
                 .unwrap_or_default()
         }
         (&Method::GET, "/status") => json(StatusCode::OK, &status(&node)),
-        (&Method::GET, "/attestation") => attestation(&node, &query).await,
+        (&Method::GET, "/attestation") => attestation(&node, &edge, &query).await,
         (&Method::POST, p) if p.starts_with("/admin/") => {
             if let Err(e) = node.operator.check(
                 auth.as_deref(),
@@ -489,7 +521,7 @@ fn status(node: &Node) -> Status {
 }
 
 /// Evidence binding this node's TLS key to a client nonce.
-async fn attestation(node: &Arc<Node>, query: &str) -> Response<Body> {
+async fn attestation(node: &Arc<Node>, edge: &Edge, query: &str) -> Response<Body> {
     let nonce = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("nonce="))
@@ -498,11 +530,26 @@ async fn attestation(node: &Arc<Node>, query: &str) -> Response<Body> {
     let Some(nonce) = nonce else {
         return error(StatusCode::BAD_REQUEST, "need ?nonce=<64 hex digits>");
     };
+    let cached = {
+        let mut c = edge.attested.lock().unwrap_or_else(|p| p.into_inner());
+        c.retain(|(_, at, _)| at.elapsed() < ATTESTATION_TTL);
+        c.iter()
+            .find(|(n, _, _)| *n == nonce)
+            .map(|(_, _, b)| b.clone())
+    };
+    if let Some(body) = cached {
+        return json_ok(body);
+    }
     // A report is a blocking call to the platform (an ioctl behind a lock): at most
-    // ATTESTATIONS_AT_ONCE at a time, on blocking threads; more get 503 at once.
+    // ATTESTATIONS_AT_ONCE at a time, on blocking threads, and ATTESTATIONS_PER_SECOND;
+    // more get 503 at once.
     static AT_ONCE: tokio::sync::Semaphore =
         tokio::sync::Semaphore::const_new(ATTESTATIONS_AT_ONCE);
-    let Ok(_permit) = AT_ONCE.try_acquire() else {
+    let permit = AT_ONCE
+        .try_acquire()
+        .ok()
+        .filter(|_| edge.attestations.allow(std::time::Instant::now()));
+    let Some(_permit) = permit else {
         node.metrics.shed("attestation_busy");
         let mut r = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -515,7 +562,16 @@ async fn attestation(node: &Arc<Node>, query: &str) -> Response<Body> {
     let binding = identity_binding(node.identity.spki_der(), &nonce);
     let attester = node.attester.clone();
     match tokio::task::spawn_blocking(move || attester.attest(binding)).await {
-        Ok(Ok(ev)) => json(StatusCode::OK, &ev),
+        Ok(Ok(ev)) => {
+            let body = Bytes::from(serde_json::to_vec_pretty(&ev).unwrap_or_default());
+            let mut c = edge.attested.lock().unwrap_or_else(|p| p.into_inner());
+            if c.len() >= ATTESTATIONS_CACHED {
+                c.pop_front();
+            }
+            c.push_back((nonce, std::time::Instant::now(), body.clone()));
+            drop(c);
+            json_ok(body)
+        }
         Ok(Err(e)) => {
             tracing::warn!(node = %node.name, "attestation failed: {e}");
             error(StatusCode::INTERNAL_SERVER_ERROR, "attestation failed")

@@ -549,3 +549,61 @@ mod admission_tests {
         assert_eq!(b.limit(), FIRST_LIMIT as usize);
     }
 }
+
+/// A token bucket: at most `per_second` events a second on average, `burst` at once.
+#[derive(Debug)]
+pub(crate) struct Rate {
+    per_second: f64,
+    burst: f64,
+    state: Mutex<(f64, Option<std::time::Instant>)>,
+}
+
+impl Rate {
+    pub(crate) fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst),
+            state: Mutex::new((f64::from(burst), None)),
+        }
+    }
+
+    /// Whether one more event may happen at `now`.
+    pub(crate) fn allow(&self, now: std::time::Instant) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = &mut *s;
+        if let Some(l) = last {
+            let refill = now.saturating_duration_since(*l).as_secs_f64() * self.per_second;
+            *tokens = (*tokens + refill).min(self.burst);
+        }
+        *last = Some(now);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let r = Rate::new(10, 3);
+        let t = Instant::now();
+        assert!(r.allow(t) && r.allow(t) && r.allow(t), "the burst");
+        assert!(!r.allow(t), "then none at once");
+        assert!(r.allow(t + Duration::from_millis(100)), "one per 100 ms");
+        assert!(!r.allow(t + Duration::from_millis(110)));
+        assert!(r.allow(t + Duration::from_secs(60)));
+        assert!(r.allow(t + Duration::from_secs(60)));
+        assert!(r.allow(t + Duration::from_secs(60)));
+        assert!(
+            !r.allow(t + Duration::from_secs(60)),
+            "never more than the burst"
+        );
+    }
+}

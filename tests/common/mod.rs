@@ -234,4 +234,3 @@ pub fn flood_peer_port(
         })
     })
 }
-
