@@ -796,34 +796,49 @@ fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency(
         .build()
         .unwrap();
     // Unloaded: one request at a time on one keep-alive connection.
-    let mut unloaded: Vec<Duration> = rt.block_on(async {
-        let mut s = connect(&addr, pin, v4(127, 0, 0, 1)).await.unwrap();
-        for n in 0..20u64 {
-            assert!(granted(&stamp(&mut s, &addr, n).await.unwrap()), "warm-up");
-        }
-        let mut out = Vec::new();
-        for n in 100..200u64 {
-            let t = Instant::now();
-            let a = stamp(&mut s, &addr, n).await.unwrap();
-            assert!(
-                granted(&a),
-                "unloaded request refused: {}",
-                status_text(&a.body)
-            );
-            out.push(t.elapsed());
-        }
-        out
-    });
-    unloaded.sort();
-    let unloaded_p99 = percentile(&unloaded, 99);
+    // Unloaded: one request at a time on one keep-alive connection, 100 before the load
+    // and 100 after it (the machine's own noise is part of "unloaded").
+    let one_at_a_time_latency = |from: u64| -> Vec<Duration> {
+        rt.block_on(async {
+            let mut s = connect(&addr, pin, v4(127, 0, 0, 1)).await.unwrap();
+            for n in 0..20u64 {
+                assert!(
+                    granted(&stamp(&mut s, &addr, from + n).await.unwrap()),
+                    "warm-up"
+                );
+            }
+            let mut out = Vec::new();
+            for n in 100..200u64 {
+                let t = Instant::now();
+                let a = stamp(&mut s, &addr, from + n).await.unwrap();
+                assert!(
+                    granted(&a),
+                    "unloaded request refused: {}",
+                    status_text(&a.body)
+                );
+                out.push(t.elapsed());
+            }
+            out.sort();
+            out
+        })
+    };
+    let unloaded_before = one_at_a_time_latency(0);
     let sources: Vec<Ipv4Addr> = (2..10).map(|h| v4(127, 0, 0, h)).collect();
     let capacity = measure_capacity(n1, 16, &sources, Duration::from_secs(5));
     println!(
-        "overload: unloaded latency p50 {:?}, p99 {unloaded_p99:?}; capacity {capacity:.0} tokens/s (16 clients, closed loop)",
-        percentile(&unloaded, 50)
+        "overload: unloaded latency p50 {:?}, p99 {:?} (100 requests one at a time); capacity {capacity:.0} tokens/s (16 clients, closed loop)",
+        percentile(&unloaded_before, 50),
+        percentile(&unloaded_before, 99),
     );
     assert!(capacity > 1.0, "capacity {capacity}");
     let before = get_text(n1, "/metrics");
+    let signing = |m: &str| {
+        (
+            metric(m, "frostamp_signing_seconds_sum"),
+            metric(m, "frostamp_signing_seconds_count"),
+        )
+    };
+    let signing_before = signing(&before);
     let shed_before = before
         .lines()
         .find_map(|l| l.strip_prefix("frostamp_shed_total{reason=\"overload\"} "))
@@ -840,6 +855,16 @@ fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency(
         let a = stamp(&mut s, &addr, 1 << 60).await.unwrap();
         (t.elapsed(), a)
     });
+    let unloaded_after = one_at_a_time_latency(1 << 61);
+    let mut unloaded = [unloaded_before.clone(), unloaded_after.clone()].concat();
+    unloaded.sort();
+    let unloaded_p99 = percentile(&unloaded, 99);
+    println!(
+        "overload: unloaded latency (200 requests, 100 before and 100 after the load): p50 {:?}, p99 {unloaded_p99:?} (before {:?}, after {:?})",
+        percentile(&unloaded, 50),
+        percentile(&unloaded_before, 99),
+        percentile(&unloaded_after, 99),
+    );
 
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
@@ -879,13 +904,17 @@ fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency(
     let accepted_p99 = percentile(&accepted, 99);
     let after = get_text(n1, "/metrics");
     let limit = metric(&after, "frostamp_signing_limit");
+    let signing_after = signing(&after);
+    let inside = Duration::from_secs_f64(
+        (signing_after.0 - signing_before.0) / (signing_after.1 - signing_before.1).max(1.0),
+    );
     let shed = after
         .lines()
         .find_map(|l| l.strip_prefix("frostamp_shed_total{reason=\"overload\"} "))
         .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
         - shed_before;
     println!(
-        "overload: offered {rate:.0}/s for {period:?}: {} requests, {} granted ({:.0}/s) with latency p50 {:?}, p99 {accepted_p99:?} ({:.1}× the unloaded p99); {} refused ({unavailable} HTTP 503) with latency p50 {:?}, p99 {:?}, max {:?}; {} failed; node counted {shed} shed, signing limit now {limit}; first request after the load: {:?}",
+        "overload: offered {rate:.0}/s for {period:?}: {} requests, {} granted ({:.0}/s) with latency p50 {:?}, p99 {accepted_p99:?} ({:.1}× the unloaded p99; {inside:?} on average inside the node); {} refused ({unavailable} HTTP 503) with latency p50 {:?}, p99 {:?}, max {:?}; {} failed; node counted {shed} shed, signing limit now {limit}; first request after the load: {:?}",
         shots.len(),
         accepted.len(),
         accepted.len() as f64 / period.as_secs_f64(),
@@ -929,4 +958,88 @@ fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency(
         "first request after the load took {:?}",
         recovered.0
     );
+}
+
+/// Issue 13 item 2: re-sending the same configuration to a serving node (an operator's
+/// retry) changes nothing and drops no link; another configuration is refused, and
+/// drops none either.
+#[test]
+fn resending_the_configuration_while_serving_drops_no_link() {
+    let _one = one_at_a_time();
+    let (_dir, d, file) = start_cluster();
+    let _down = Down(&d);
+    let n2 = &file.nodes[1];
+    let operator = frostamp::node::auth::OperatorKey::from_pem(
+        &std::fs::read_to_string(&file.operator_key).unwrap(),
+    )
+    .unwrap();
+    let target = frostamp::ceremony::PinnedNode {
+        target: frostamp::ceremony::NodeTarget {
+            index: 2,
+            public: n2.public.clone(),
+            peer: n2.peer.clone(),
+        },
+        pin: pin_of(n2),
+    };
+    let mut cfg = frostamp::node::ClusterConfig {
+        index: 2,
+        t: file.t,
+        nodes: file
+            .nodes
+            .iter()
+            .map(|n| (n.index, n.peer.clone()))
+            .collect(),
+    };
+    let peers = |n: &ClusterNode| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&get_text(n, "/status")).unwrap();
+        v["peers"].clone()
+    };
+    let before = peers(n2);
+    assert_eq!(before.as_object().unwrap().len(), 4);
+    let closed = || {
+        std::fs::read_to_string(n2.log.as_ref().unwrap())
+            .unwrap()
+            .matches("peer connection closed")
+            .count()
+    };
+    let closed_before = closed();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let configure = |cfg: &frostamp::node::ClusterConfig| {
+        rt.block_on(frostamp::ceremony::admin(
+            &target,
+            &operator,
+            &frostamp::clock::SystemClock,
+            "/admin/configure",
+            serde_json::to_vec(cfg).unwrap(),
+            Duration::from_secs(10),
+        ))
+        .unwrap()
+    };
+    for _ in 0..3 {
+        let r = configure(&cfg);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["unchanged"], true);
+    }
+    // The twin: another layout is refused while the node holds a share.
+    cfg.nodes.insert(5, "127.0.0.1:1".into());
+    let r = configure(&cfg);
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    // The same links (same identities), still healthy, and tokens.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(peers(n2), before, "the same peers");
+    assert_eq!(closed(), closed_before, "no link was closed");
+    assert_eq!(health(n2), ("healthy".to_string(), 5));
+    let (status, body) = post(
+        n2,
+        frostamp::tsp::request::AcceptedRequest::build_der(
+            frostamp::tsp::request::HashAlg::Sha256,
+            &[3; 32],
+            None,
+            true,
+        )
+        .unwrap(),
+        "application/timestamp-query",
+    );
+    assert!(status == 200 && pki_status(&body) == Some(0));
 }

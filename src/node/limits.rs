@@ -379,7 +379,8 @@ impl Drop for RosterSlot {
 /// the node's capacity is, on whatever hardware, network and time servers it has.
 ///
 /// The unloaded latency is learned from requests that started with nothing else in
-/// flight (a moving average), so sustained load cannot inflate it.
+/// flight: the lowest such latency, rising by 1/64 of the difference for each slower
+/// one, so sustained load cannot inflate it quickly.
 #[derive(Debug)]
 pub(crate) struct Admission {
     state: Mutex<AdmissionState>,
@@ -389,7 +390,7 @@ pub(crate) struct Admission {
 struct AdmissionState {
     limit: f64,
     in_flight: usize,
-    /// Moving average of the latency of requests that ran alone.
+    /// The floor of the latency of requests that ran alone (see the type's docs).
     unloaded: Option<std::time::Duration>,
     last_decrease: Option<std::time::Instant>,
 }
@@ -397,7 +398,7 @@ struct AdmissionState {
 /// Accepted requests may take this many times the unloaded latency...
 pub(crate) const TOLERANCE: u32 = 2;
 /// ... plus this.
-pub(crate) const SLACK: std::time::Duration = std::time::Duration::from_millis(5);
+pub(crate) const SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 /// The limit shrinks at most this often.
 const DECREASE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 const MIN_AT_ONCE: f64 = 2.0;
@@ -449,9 +450,12 @@ impl Admission {
     fn sample(&self, took: std::time::Duration, alone: bool, now: std::time::Instant) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if alone {
+            // Down at once, up slowly: a request that ran alone can still share the CPU
+            // with the peers' work for other requests, so only the floor is the node's
+            // unloaded latency; it may rise over many such requests (a slower network).
             s.unloaded = Some(match s.unloaded {
-                None => took,
-                Some(u) => (u * 9 + took) / 10,
+                Some(u) if took > u => u + (took - u) / 64,
+                _ => took,
             });
         }
         let Some(unloaded) = s.unloaded else {
@@ -515,7 +519,7 @@ mod admission_tests {
         }
         assert!(a.limit() > 8, "grew: {}", a.limit());
         let grown = a.limit();
-        // Slow (over 2 × 10 ms + 5 ms): it shrinks, at most once per 100 ms.
+        // Slow (over 2 × 10 ms + 2 ms): it shrinks, at most once per 100 ms.
         a.sample(Duration::from_millis(100), false, now);
         a.sample(Duration::from_millis(100), false, now);
         assert_eq!(a.limit(), (grown as f64 * 0.75) as usize);
@@ -547,6 +551,15 @@ mod admission_tests {
         let b = Admission::default();
         b.sample(Duration::from_secs(5), false, now);
         assert_eq!(b.limit(), FIRST_LIMIT as usize);
+        // A slow request that ran alone raises the baseline by 1/64 of the difference
+        // only; a faster one lowers it at once.
+        let unloaded = |a: &Admission| a.state.lock().unwrap().unloaded.unwrap();
+        let c = Admission::default();
+        c.sample(Duration::from_millis(10), true, now);
+        c.sample(Duration::from_millis(650), true, now);
+        assert_eq!(unloaded(&c), Duration::from_millis(20));
+        c.sample(Duration::from_millis(5), true, now);
+        assert_eq!(unloaded(&c), Duration::from_millis(5));
     }
 }
 

@@ -25,7 +25,9 @@
 //! (its side saw the old connection die) supersedes its old link, which is closed.
 //! Every refusal is logged with its reason and kept for `/status`.
 
-use super::messages::{read_frame, write_frame, FrameError, PeerMessage};
+use super::messages::{
+    read_frame, read_frame_max, write_frame, FrameError, PeerMessage, MAX_FRAME_BEFORE_ADMISSION,
+};
 use super::{Node, PeerLink, State};
 use crate::attestation::roster::Member;
 use crate::attestation::{
@@ -677,7 +679,10 @@ where
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (index, their_nonce, their_group) = match read_frame(rd).await.map_err(|e| e.to_string())? {
+    let (index, their_nonce, their_group) = match read_frame_max(rd, MAX_FRAME_BEFORE_ADMISSION)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         PeerMessage::Hello {
             index,
             nonce,
@@ -721,7 +726,10 @@ where
     write_frame(wr, &PeerMessage::Attest { evidence })
         .await
         .map_err(|e| e.to_string())?;
-    let ev = match read_frame(rd).await.map_err(|e| e.to_string())? {
+    let ev = match read_frame_max(rd, MAX_FRAME_BEFORE_ADMISSION)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         PeerMessage::Attest { evidence } => evidence,
         other => return Err(format!("expected attest, got {}", kind(&other))),
     };
