@@ -434,9 +434,11 @@ impl Node {
         self.refuse_from(None, what);
     }
 
-    /// Keep a refusal for `/status` (at most [`REFUSALS_KEPT`]). One source address keeps
-    /// at most [`REFUSALS_PER_SOURCE`] of them: its newest replaces its own oldest, so
-    /// whoever opens connections from one address cannot flush the others' refusals.
+    /// Keep a refusal for `/status`. Refusals of unauthenticated connections (with their
+    /// `source` address) have a share of their own, [`STRANGERS_KEPT`], and one network
+    /// (IPv4 /24, IPv6 /56) at most [`REFUSALS_PER_SOURCE`] of it: its newest replaces
+    /// its own oldest. Whoever opens connections, from one address or from many, cannot
+    /// flush the refusals that concern peers and the operator ([`REFUSALS_KEPT`]).
     fn refuse_from(&self, source: Option<std::net::IpAddr>, what: String) {
         tracing::warn!(node = %self.name, "{what}");
         let mut s = self.state();
@@ -444,9 +446,12 @@ impl Node {
     }
 }
 
-/// Refusals `/status` keeps.
+/// Refusals without a source address (peers admitted, lifecycle calls the operator
+/// signed, the node's own decisions) that `/status` keeps.
 const REFUSALS_KEPT: usize = 32;
-/// Refusals one source address may occupy.
+/// Refusals of unauthenticated connections `/status` keeps, besides those.
+const STRANGERS_KEPT: usize = 16;
+/// Refusals one network of unauthenticated sources may occupy.
 const REFUSALS_PER_SOURCE: usize = 4;
 
 fn push_refusal(
@@ -454,13 +459,20 @@ fn push_refusal(
     source: Option<std::net::IpAddr>,
     what: String,
 ) {
-    if source.is_some() && list.iter().filter(|(s, _)| *s == source).count() >= REFUSALS_PER_SOURCE
-    {
-        if let Some(i) = list.iter().position(|(s, _)| *s == source) {
+    use std::net::IpAddr;
+    let net = source.map(limits::prefix_of);
+    let in_net = move |s: Option<IpAddr>| net.is_some() && s.map(limits::prefix_of) == net;
+    let count = |of: &dyn Fn(Option<IpAddr>) -> bool| list.iter().filter(|(s, _)| of(*s)).count();
+    // The entries the new one competes with, and how many of them may stay.
+    let (rivals, max): (&dyn Fn(Option<IpAddr>) -> bool, usize) = match net {
+        None => (&|s: Option<IpAddr>| s.is_none(), REFUSALS_KEPT),
+        Some(_) if count(&in_net) >= REFUSALS_PER_SOURCE => (&in_net, REFUSALS_PER_SOURCE),
+        Some(_) => (&|s: Option<IpAddr>| s.is_some(), STRANGERS_KEPT),
+    };
+    if count(rivals) >= max {
+        if let Some(i) = list.iter().position(|(s, _)| rivals(*s)) {
             list.remove(i);
         }
-    } else if list.len() >= REFUSALS_KEPT {
-        list.pop_front();
     }
     list.push_back((source, what));
 }
@@ -615,10 +627,11 @@ mod refusal_tests {
     fn one_source_cannot_flush_the_others_refusals() {
         let mut list = VecDeque::new();
         push_refusal(&mut list, None, "real refusal".into());
-        let peer: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let peer: std::net::IpAddr = "127.0.1.1".parse().unwrap();
         push_refusal(&mut list, Some(peer), "peer refusal".into());
-        let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
         for i in 0..1000 {
+            // One network, many addresses.
+            let attacker = std::net::IpAddr::from([127, 0, 0, (i % 250) as u8 + 2]);
             push_refusal(&mut list, Some(attacker), format!("noise {i}"));
         }
         let texts: Vec<&str> = list.iter().map(|(_, t)| t.as_str()).collect();
@@ -629,7 +642,31 @@ mod refusal_tests {
         for i in 0..100 {
             push_refusal(&mut list, None, format!("r{i}"));
         }
-        assert_eq!(list.len(), REFUSALS_KEPT);
+        assert_eq!(
+            list.iter().filter(|(s, _)| s.is_none()).count(),
+            REFUSALS_KEPT
+        );
         assert!(!list.iter().any(|(_, t)| t == "real refusal"));
+    }
+
+    #[test]
+    fn strangers_from_many_networks_cannot_flush_the_known_refusals() {
+        let mut list = VecDeque::new();
+        push_refusal(&mut list, None, "operator's refusal".into());
+        for i in 0..5000u32 {
+            let [_, _, b, c] = i.to_be_bytes();
+            let stranger = std::net::IpAddr::from([10, b, c, 1]);
+            push_refusal(&mut list, Some(stranger), format!("noise {i}"));
+        }
+        let texts: Vec<&str> = list.iter().map(|(_, t)| t.as_str()).collect();
+        assert!(texts.contains(&"operator's refusal"), "{texts:?}");
+        assert_eq!(texts.len(), 1 + STRANGERS_KEPT);
+        assert!(texts.contains(&"noise 4999"), "the newest noise is kept");
+        // The twin: the known refusals rotate among themselves.
+        for i in 0..REFUSALS_KEPT {
+            push_refusal(&mut list, None, format!("r{i}"));
+        }
+        assert!(!list.iter().any(|(_, t)| t == "operator's refusal"));
+        assert_eq!(list.len(), REFUSALS_KEPT + STRANGERS_KEPT);
     }
 }

@@ -3,6 +3,9 @@
 //! refused by its peers with the reason in its log; `cluster down` stops all.
 #![cfg(feature = "insecure-dev-attestation")]
 
+mod common;
+use common::*;
+
 use frostamp::attestation::RootSet;
 use frostamp::ceremony::{self, NodeTarget, PinnedNode};
 use frostamp::certs::parse_certificates;
@@ -13,55 +16,6 @@ use frostamp::node::ClusterConfig;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
-const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
-
-/// Kills child processes even when the test panics.
-struct Kill(Vec<std::process::Child>);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// `frostamp cluster up --dir d` with the test's node binary; its cluster.json.
-fn cluster_up(d: &Path) -> ClusterFile {
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap()
-}
-
-/// A node's pinned TLS identity from cluster.json.
-fn pin_of(node: &frostamp::cli::ops::ClusterNode) -> [u8; 32] {
-    hex::decode(node.pin.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap()
-}
-
-struct Down<'a>(&'a Path);
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        if self.0.join("cluster.json").exists() {
-            let _ = Command::new(FROSTAMP)
-                .args(["cluster", "down", "--dir"])
-                .arg(self.0)
-                .output();
-        }
-    }
-}
 
 #[test]
 fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
@@ -309,123 +263,6 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
     );
 }
 
-/// (health, share holders) from a node's /status.
-fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
-    let v: serde_json::Value = serde_json::from_str(&get_text(node, "/status")).unwrap();
-    (
-        v["health"].as_str().unwrap_or("none").to_string(),
-        v["share_holders"].as_u64().unwrap(),
-    )
-}
-
-fn wait_health(node: &frostamp::cli::ops::ClusterNode, want: &str, holders: u64) {
-    wait_health_within(node, want, holders, Duration::from_secs(30))
-}
-
-fn wait_health_within(
-    node: &frostamp::cli::ops::ClusterNode,
-    want: &str,
-    holders: u64,
-    within: Duration,
-) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = health(node);
-        if got == (want.to_string(), holders) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node {}: health {got:?}, want ({want}, {holders})",
-            node.index
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn pids(file: &ClusterFile) -> Vec<u32> {
-    file.nodes.iter().map(|n| n.pid.unwrap()).collect()
-}
-
-/// `kill SIG PID`; whether it succeeded.
-fn signal(pid: u32, sig: &str) -> bool {
-    Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn kill(pid: u32) {
-    signal(pid, "-KILL");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.contains(") Z"))
-            .unwrap_or(true);
-        if gone {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// GET a text resource from a node (pinned TLS).
-fn get_text(node: &frostamp::cli::ops::ClusterNode, path: &str) -> String {
-    let (status, body) = http(node, "GET", path, None, Vec::new());
-    assert_eq!(status, 200);
-    String::from_utf8(body).unwrap()
-}
-
-/// The value of one Prometheus sample (`name{labels}` exactly as written).
-fn metric(text: &str, sample: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {sample} in\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// One HTTPS call to a node's public port (pinned TLS): status and body.
-fn http(
-    node: &frostamp::cli::ops::ClusterNode,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, Vec<u8>) {
-    let pin: [u8; 32] = pin_of(node);
-    let headers: Vec<(&str, String)> = content_type
-        .map(|c| ("content-type", c.to_string()))
-        .into_iter()
-        .collect();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt
-        .block_on(frostamp::net::client::request(
-            &node.public,
-            Some(pin),
-            method,
-            path,
-            &headers,
-            body,
-            Duration::from_secs(20),
-        ))
-        .unwrap();
-    (r.status, r.body)
-}
-
-/// POST a DER request to a node (pinned TLS) and return the HTTP status and body.
-fn post(
-    node: &frostamp::cli::ops::ClusterNode,
-    body: Vec<u8>,
-    content_type: &str,
-) -> (u16, Vec<u8>) {
-    http(node, "POST", "/", Some(content_type), body)
-}
-
-/// The serving half of the seed's decision tree, with real processes: 5 up → tokens
-/// (CLI, openssl-made requests); 2 killed → tokens still; 3 killed → every request
-/// rejected with a clear reason and no token. Bad input gets HTTP errors and the
 /// node keeps serving.
 #[test]
 fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
@@ -958,15 +795,6 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     wait_health(n1, "healthy", 5);
 }
 
-/// Sends SIGCONT on drop, so a test that fails while a node is stopped leaves
-/// nothing frozen behind.
-struct Resume(u32);
-impl Drop for Resume {
-    fn drop(&mut self) {
-        signal(self.0, "-CONT");
-    }
-}
-
 /// A node that hangs (SIGSTOP: its connections stay open, it answers nothing)
 /// costs at most a few slow tokens: the coordinator asks it last after one
 /// timeout, and every peer closes the silent link after 10 s (the node stops
@@ -1469,59 +1297,6 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
     wait_health(&healed, "healthy", 5);
 }
 
-/// Opens `per_prefix` idle TCP connections from each of `prefixes` loopback networks
-/// (127.0.P.1) to `addr`, and reopens any the node closes, until `stop` is set.
-fn flood_peer_port(
-    addr: String,
-    prefixes: std::ops::RangeInclusive<u8>,
-    per_prefix: usize,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let target: std::net::SocketAddr = addr.parse().unwrap();
-            let mut opened = 0usize;
-            let mut live: Vec<tokio::net::TcpStream> = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // Drop the ones the node closed (a read of 0 bytes or an error).
-                let mut kept = Vec::new();
-                for s in live.drain(..) {
-                    let mut b = [0u8; 1];
-                    match s.try_read(&mut b) {
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => kept.push(s),
-                        _ => {} // closed by the node (EOF or reset)
-                    }
-                }
-                live = kept;
-                for p in prefixes.clone() {
-                    let ip = std::net::Ipv4Addr::new(127, 0, p, 1);
-                    let from_here = live
-                        .iter()
-                        .filter(|s| s.local_addr().ok().map(|a| a.ip()) == Some(ip.into()))
-                        .count();
-                    for _ in from_here..per_prefix {
-                        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-                        sock.bind(std::net::SocketAddr::new(ip.into(), 0)).unwrap();
-                        if let Ok(Ok(s)) =
-                            tokio::time::timeout(Duration::from_millis(500), sock.connect(target))
-                                .await
-                        {
-                            opened += 1;
-                            live.push(s);
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            opened
-        })
-    })
-}
-
 #[test]
 fn strangers_holding_the_peer_port_cannot_keep_a_roster_peer_out() {
     let dir = tempfile::tempdir().unwrap();
@@ -1532,7 +1307,10 @@ fn strangers_holding_the_peer_port_cannot_keep_a_roster_peer_out() {
     // 5 networks × 16 idle connections = 80, more than the peer port's 64 general
     // permits; the flood reopens whatever the node closes.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flood = flood_peer_port(n5.peer.clone(), 1..=5, 16, stop.clone());
+    let sources = (1..=5)
+        .map(|p| std::net::Ipv4Addr::new(127, 0, p, 1))
+        .collect();
+    let flood = flood_peer_port(n5.peer.clone(), sources, 16, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
     // Node 1's link to node 5 drops (frozen past the silence limit), then node 1
     // redials: it must get in while the flood goes on.

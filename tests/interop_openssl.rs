@@ -171,7 +171,7 @@ fn openssl_reads_our_rejections() {
             "the TSA's time source is not available",
         ),
         (
-            Rejection::SystemFailure("x".into()),
+            Rejection::SystemFailure(frostamp::tsp::request::SystemFailure::Internal),
             "the request cannot be handled due to system failure",
         ),
     ] {

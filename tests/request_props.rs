@@ -18,7 +18,9 @@ use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
 use frostamp::oid::Oid;
 use frostamp::tsp::asn1::{TimeStampReq, TimeStampResp};
-use frostamp::tsp::request::{parse, AcceptedRequest, FailureInfo, HashAlg, Rejection};
+use frostamp::tsp::request::{
+    parse, AcceptedRequest, FailureInfo, HashAlg, Rejection, SystemFailure,
+};
 use frostamp::tsp::response::{decode_failure_info, rejected, PkiStatus};
 use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{parse_token, verify, Expected, VerifyOptions};
@@ -163,7 +165,11 @@ fn rejection() -> impl Strategy<Value = Rejection> {
         text.prop_map(Rejection::UnacceptedPolicy),
         Just(Rejection::UnacceptedExtension),
         text.prop_map(Rejection::TimeNotAvailable),
-        text.prop_map(Rejection::SystemFailure),
+        Just(Rejection::SystemFailure(SystemFailure::NotServing)),
+        Just(Rejection::SystemFailure(SystemFailure::Internal)),
+        (any::<usize>(), any::<usize>()).prop_map(|(have, need)| Rejection::SystemFailure(
+            SystemFailure::TooFewSigners { have, need }
+        )),
     ]
 }
 

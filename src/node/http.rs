@@ -27,6 +27,13 @@ const MAX_PER_SOURCE: usize = 64;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attestation reports produced at once for `GET /attestation`; more wait for none.
 const ATTESTATIONS_AT_ONCE: usize = 2;
+/// ... and per second (a report holds the platform's lock, which peer admission needs).
+const ATTESTATIONS_PER_SECOND: u32 = 10;
+/// Reports kept for a retry with the same nonce, and for how long.
+const ATTESTATIONS_CACHED: usize = 16;
+const ATTESTATION_TTL: Duration = Duration::from_secs(10);
+/// A connection this old may be evicted by anyone when the port is full.
+const STALE: Duration = Duration::from_secs(5);
 
 type Body = Full<Bytes>;
 
@@ -40,6 +47,8 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let sources = super::limits::SourceCaps::new(MAX_PER_SOURCE);
+    let evictable = Arc::new(super::limits::Evictable::default());
+    let edge = Arc::new(Edge::default());
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
             continue;
@@ -52,34 +61,95 @@ pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
         };
         // Small request/response messages: no Nagle delay.
         let _ = tcp.set_nodelay(true);
-        // At capacity: shed the new connection at once rather than stop accepting,
-        // so idle or slow clients cannot queue everyone else behind them.
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            node.metrics.shed("public_total");
-            drop(tcp);
-            continue;
+        // At capacity: a source holding less than the heaviest takes the oldest
+        // connection of the heaviest, anyone takes a stale one (`limits::Evictable::evict_for`),
+        // so many sources, each under its cap, cannot hold every permit and keep
+        // everyone else out. Otherwise the new connection is shed at once rather than
+        // the accept loop stopping, so idle or slow clients cannot queue everyone else
+        // behind them.
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => match evictable.evict_for(addr.ip(), STALE) {
+                Some(p) => {
+                    node.metrics.shed("public_evicted");
+                    p
+                }
+                None => {
+                    node.metrics.shed("public_total");
+                    drop(tcp);
+                    continue;
+                }
+            },
         };
         let node = node.clone();
         let acceptor = acceptor.clone();
+        let (evictable, edge) = (evictable.clone(), edge.clone());
         tokio::spawn(async move {
-            let _permit = permit;
             let _slot = slot;
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
-            else {
-                return;
+            // The registry holds the permit: released when the connection ends, or
+            // handed to the connection that evicts this one.
+            let entry = evictable.register(addr.ip(), Some(permit));
+            let serve = async {
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
+                else {
+                    return;
+                };
+                let source = addr.ip();
+                let service = hyper::service::service_fn(move |req| {
+                    let (node, edge) = (node.clone(), edge.clone());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(route(node, edge, source, req).await)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
             };
-            let service = hyper::service::service_fn(move |req| {
-                let node = node.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(node, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+            tokio::select! {
+                () = serve => {}
+                () = entry.evicted.notified() => {}
+            }
         });
     }
+}
+
+/// What the requests of the public port share.
+#[derive(Debug)]
+struct Edge {
+    /// Timestamp requests being signed now, under an adaptive limit.
+    signing: super::limits::Admission,
+    /// `GET /attestation` reports made, at most [`ATTESTATIONS_PER_SECOND`].
+    attestations: super::limits::Rate,
+    /// The last reports made for public nonces, by nonce (a retry with the same nonce
+    /// costs no report): at most [`ATTESTATIONS_CACHED`], each for [`ATTESTATION_TTL`].
+    attested: std::sync::Mutex<std::collections::VecDeque<([u8; 32], std::time::Instant, Bytes)>>,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Self {
+            signing: super::limits::Admission::default(),
+            attestations: super::limits::Rate::new(
+                ATTESTATIONS_PER_SECOND,
+                ATTESTATIONS_PER_SECOND,
+            ),
+            attested: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+}
+
+/// HTTP 503 with `Retry-After`: the node is over capacity.
+fn overloaded() -> Response<Body> {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this node is over capacity; retry after a second, or ask another node",
+    );
+    r.headers_mut()
+        .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+    r
 }
 
 fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<Body> {
@@ -91,11 +161,25 @@ fn json<T: Serialize>(status: StatusCode, v: &T) -> Response<Body> {
         .unwrap_or_default()
 }
 
+/// HTTP 200 with a JSON body already encoded.
+fn json_ok(body: Bytes) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .unwrap_or_default()
+}
+
 fn error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     json(status, &serde_json::json!({ "error": msg.into() }))
 }
 
-async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    node: Arc<Node>,
+    edge: Arc<Edge>,
+    source: std::net::IpAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -150,15 +234,24 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 );
             }
             node.metrics.request();
+            // Beyond what the node signs at once: 503 now, not a queue that grows.
+            let Some(admitted) = edge.signing.try_admit() else {
+                node.metrics.shed("overload");
+                return overloaded();
+            };
             let started = std::time::Instant::now();
             let resp = match super::serve::timestamp(&node, &body).await {
                 Ok(r) => {
                     node.metrics.token(started.elapsed());
+                    admitted.finished();
                     r
                 }
                 Err(f) => {
                     node.metrics
                         .rejection(f.rejection.failure_info().rfc_name());
+                    if let crate::tsp::request::Rejection::SystemFailure(why) = &f.rejection {
+                        node.metrics.system_failure(why.label());
+                    }
                     for (_, e) in &f.excluded {
                         node.metrics.excluded(e.cause());
                     }
@@ -182,18 +275,22 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
             Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(Full::new(Bytes::from(node.metrics.render(
-                    &phase,
-                    st.share_holders,
-                    st.n,
-                    st.t,
-                    &st.commitments_ready,
-                    st.time.as_ref(),
+                .body(Full::new(Bytes::from(format!(
+                    "{}# HELP frostamp_signing_limit Timestamp requests this node signs at once (adaptive; beyond it, HTTP 503).\n# TYPE frostamp_signing_limit gauge\nfrostamp_signing_limit {}\n",
+                    node.metrics.render(
+                        &phase,
+                        st.share_holders,
+                        st.n,
+                        st.t,
+                        &st.commitments_ready,
+                        st.time.as_ref(),
+                    ),
+                    edge.signing.limit()
                 ))))
                 .unwrap_or_default()
         }
         (&Method::GET, "/status") => json(StatusCode::OK, &status(&node)),
-        (&Method::GET, "/attestation") => attestation(&node, &query).await,
+        (&Method::GET, "/attestation") => attestation(&node, &edge, &query).await,
         (&Method::POST, p) if p.starts_with("/admin/") => {
             if let Err(e) = node.operator.check(
                 auth.as_deref(),
@@ -203,7 +300,9 @@ async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
                 &node.identity.spki_sha256(),
                 node.clock.now(),
             ) {
-                node.refuse(format!("lifecycle call {p} refused: {e}"));
+                // Anyone can send these: the refusal counts against its source, so it
+                // cannot flush the others from /status.
+                node.refuse_from(Some(source), format!("lifecycle call {p} refused: {e}"));
                 let code = match e {
                     super::auth::AuthError::Missing => StatusCode::UNAUTHORIZED,
                     _ => StatusCode::FORBIDDEN,
@@ -422,7 +521,7 @@ fn status(node: &Node) -> Status {
 }
 
 /// Evidence binding this node's TLS key to a client nonce.
-async fn attestation(node: &Arc<Node>, query: &str) -> Response<Body> {
+async fn attestation(node: &Arc<Node>, edge: &Edge, query: &str) -> Response<Body> {
     let nonce = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("nonce="))
@@ -431,11 +530,26 @@ async fn attestation(node: &Arc<Node>, query: &str) -> Response<Body> {
     let Some(nonce) = nonce else {
         return error(StatusCode::BAD_REQUEST, "need ?nonce=<64 hex digits>");
     };
+    let cached = {
+        let mut c = edge.attested.lock().unwrap_or_else(|p| p.into_inner());
+        c.retain(|(_, at, _)| at.elapsed() < ATTESTATION_TTL);
+        c.iter()
+            .find(|(n, _, _)| *n == nonce)
+            .map(|(_, _, b)| b.clone())
+    };
+    if let Some(body) = cached {
+        return json_ok(body);
+    }
     // A report is a blocking call to the platform (an ioctl behind a lock): at most
-    // ATTESTATIONS_AT_ONCE at a time, on blocking threads; more get 503 at once.
+    // ATTESTATIONS_AT_ONCE at a time, on blocking threads, and ATTESTATIONS_PER_SECOND;
+    // more get 503 at once.
     static AT_ONCE: tokio::sync::Semaphore =
         tokio::sync::Semaphore::const_new(ATTESTATIONS_AT_ONCE);
-    let Ok(_permit) = AT_ONCE.try_acquire() else {
+    let permit = AT_ONCE
+        .try_acquire()
+        .ok()
+        .filter(|_| edge.attestations.allow(std::time::Instant::now()));
+    let Some(_permit) = permit else {
         node.metrics.shed("attestation_busy");
         let mut r = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -448,7 +562,16 @@ async fn attestation(node: &Arc<Node>, query: &str) -> Response<Body> {
     let binding = identity_binding(node.identity.spki_der(), &nonce);
     let attester = node.attester.clone();
     match tokio::task::spawn_blocking(move || attester.attest(binding)).await {
-        Ok(Ok(ev)) => json(StatusCode::OK, &ev),
+        Ok(Ok(ev)) => {
+            let body = Bytes::from(serde_json::to_vec_pretty(&ev).unwrap_or_default());
+            let mut c = edge.attested.lock().unwrap_or_else(|p| p.into_inner());
+            if c.len() >= ATTESTATIONS_CACHED {
+                c.pop_front();
+            }
+            c.push_back((nonce, std::time::Instant::now(), body.clone()));
+            drop(c);
+            json_ok(body)
+        }
         Ok(Err(e)) => {
             tracing::warn!(node = %node.name, "attestation failed: {e}");
             error(StatusCode::INTERNAL_SERVER_ERROR, "attestation failed")

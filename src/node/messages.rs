@@ -307,10 +307,23 @@ pub fn encode(msg: &PeerMessage) -> Result<zeroize::Zeroizing<Vec<u8>>, FrameErr
 /// then nothing costs at most this much memory).
 pub const INITIAL_READ: usize = 16 * 1024;
 
+/// Frames before admission (`Hello`, `Attest`: a report and its certificates, a few
+/// KiB) are at most this large: an unauthenticated connection cannot make the node
+/// hold a 1 MiB buffer.
+pub const MAX_FRAME_BEFORE_ADMISSION: usize = 64 * 1024;
+
 /// Read one frame.
 pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<PeerMessage, FrameError> {
+    read_frame_max(r, MAX_FRAME).await
+}
+
+/// Read one frame of at most `max` bytes (and at most [`MAX_FRAME`]).
+pub async fn read_frame_max<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<PeerMessage, FrameError> {
     let len = r.read_u32().await? as usize;
-    if len > MAX_FRAME {
+    if len > max.min(MAX_FRAME) {
         return Err(FrameError::TooLarge(len));
     }
     // Zeroized on drop: the frame may carry a secret share, delta or sigma.
@@ -409,6 +422,20 @@ mod tests {
             read_frame(&mut over.as_slice()).await,
             Err(FrameError::TooLarge(_))
         ));
+        // Before admission the limit is 64 KiB: a frame above it is refused, one below
+        // it (the twin) is read.
+        let big = PeerMessage::DkgAbort {
+            epoch: "e".into(),
+            reason: "x".repeat(MAX_FRAME_BEFORE_ADMISSION),
+            culprit: None,
+        };
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &big).await.unwrap();
+        assert!(matches!(
+            read_frame_max(&mut wire.as_slice(), MAX_FRAME_BEFORE_ADMISSION).await,
+            Err(FrameError::TooLarge(_))
+        ));
+        assert!(read_frame(&mut wire.as_slice()).await.is_ok());
     }
 
     #[test]

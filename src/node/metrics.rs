@@ -27,6 +27,8 @@ pub(crate) struct Metrics {
     claim_conflicts: AtomicU64,
     /// Connections or requests shed before any work, by reason.
     shed: Mutex<BTreeMap<&'static str, u64>>,
+    /// `systemFailure` rejections by reason (the client sees only a fixed text).
+    system_failures: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// Why commitments were fetched.
@@ -48,6 +50,15 @@ impl Metrics {
     pub(crate) fn shed(&self, why: &'static str) {
         *self
             .shed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(why)
+            .or_default() += 1;
+    }
+
+    pub(crate) fn system_failure(&self, why: &'static str) {
+        *self
+            .system_failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(why)
@@ -158,6 +169,19 @@ impl Metrics {
             .iter()
         {
             let _ = writeln!(o, "frostamp_rejections_total{{reason=\"{k}\"}} {v}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP frostamp_system_failures_total systemFailure rejections by reason (details in the node's log)."
+        );
+        let _ = writeln!(o, "# TYPE frostamp_system_failures_total counter");
+        for (k, v) in self
+            .system_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(o, "frostamp_system_failures_total{{reason=\"{k}\"}} {v}");
         }
         let _ = writeln!(
             o,

@@ -25,7 +25,9 @@
 //! (its side saw the old connection die) supersedes its old link, which is closed.
 //! Every refusal is logged with its reason and kept for `/status`.
 
-use super::messages::{read_frame, write_frame, FrameError, PeerMessage};
+use super::messages::{
+    read_frame, read_frame_max, write_frame, FrameError, PeerMessage, MAX_FRAME_BEFORE_ADMISSION,
+};
 use super::{Node, PeerLink, State};
 use crate::attestation::roster::Member;
 use crate::attestation::{
@@ -49,6 +51,9 @@ const CONFIG_WAIT: Duration = Duration::from_secs(5);
 const MAX_PEER_CONNECTIONS: usize = 64;
 const MAX_PEER_PER_SOURCE: usize = 16;
 const MAX_PEER_PER_ROSTER_INDEX: usize = 2;
+/// Connections at once from the address of a configured peer, outside the strangers'
+/// caps: strangers that share its network cannot crowd a real peer out (issue 13).
+const MAX_PEER_PER_KNOWN_ADDRESS: usize = 8;
 /// How long the accept loop waits for an evicted connection's permit.
 const EVICT_WAIT: Duration = Duration::from_millis(200);
 
@@ -169,37 +174,52 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
     let sources = super::limits::SourceCaps::by_prefix(MAX_PEER_PER_SOURCE);
     let evictable = Arc::new(super::limits::Evictable::default());
     let roster_slots = super::limits::RosterSlots::new(MAX_PEER_PER_ROSTER_INDEX);
+    let known = super::limits::SourceCaps::new(MAX_PEER_PER_KNOWN_ADDRESS);
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
             continue;
         };
-        let Some(slot) = sources.admit(addr.ip()) else {
-            node.metrics.shed("peer_per_source");
-            continue;
-        };
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            // Full: the oldest connection not yet identified makes room.
-            Err(_) if evictable.evict_oldest() => {
-                node.metrics.shed("peer_evicted");
-                match tokio::time::timeout(EVICT_WAIT, permits.clone().acquire_owned()).await {
-                    Ok(Ok(p)) => p,
-                    _ => {
-                        node.metrics.shed("peer_total");
-                        continue;
+        // A configured peer's address has connections of its own; strangers are capped
+        // per network and in all.
+        let (slot, permit) = if is_peer_address(&node, addr.ip()) {
+            let Some(slot) = known.admit(addr.ip()) else {
+                node.metrics.shed("peer_known_address");
+                continue;
+            };
+            (slot, None)
+        } else {
+            let Some(slot) = sources.admit(addr.ip()) else {
+                node.metrics.shed("peer_per_source");
+                continue;
+            };
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                // Full: the oldest connection not yet identified makes room.
+                Err(_) if evictable.evict_oldest() => {
+                    node.metrics.shed("peer_evicted");
+                    match tokio::time::timeout(EVICT_WAIT, permits.clone().acquire_owned()).await {
+                        Ok(Ok(p)) => p,
+                        _ => {
+                            node.metrics.shed("peer_total");
+                            continue;
+                        }
                     }
                 }
-            }
-            Err(_) => {
-                node.metrics.shed("peer_total");
-                continue;
-            }
+                Err(_) => {
+                    node.metrics.shed("peer_total");
+                    continue;
+                }
+            };
+            (slot, Some(permit))
         };
         // Peer frames are small and latency-bound (two round trips per token).
         let _ = tcp.set_nodelay(true);
         let node = node.clone();
         let acceptor = acceptor.clone();
-        let entry = evictable.register();
+        // Only strangers' connections hold general permits, and only those are evicted.
+        let entry = permit
+            .as_ref()
+            .map(|_| evictable.register(super::limits::prefix_of(addr.ip()), None));
         let roster_slots = roster_slots.clone();
         tokio::spawn(async move {
             let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
@@ -221,7 +241,7 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                         return;
                     }
                 },
-                () = entry.evicted.notified() => {
+                () = evicted(entry.as_ref()) => {
                     node.refuse_from(Some(addr.ip()), format!("peer connection from {addr}: evicted during the TLS handshake (peer port full)"));
                     return;
                 }
@@ -269,9 +289,28 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
 /// source's slot and its place among the evictable. All are given up once it is
 /// admitted (or identified as a roster member, which takes a roster slot instead).
 pub(super) struct Pending {
-    entry: super::limits::EvictEntry,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    entry: Option<super::limits::EvictEntry>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
     _source: super::limits::Slot,
+}
+
+/// Resolves when `entry` is evicted; never without one.
+async fn evicted(entry: Option<&super::limits::EvictEntry>) {
+    match entry {
+        Some(e) => e.evicted.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether `ip` is the address of a peer in this node's configuration (an IP literal in
+/// its `host:port`).
+fn is_peer_address(node: &Node, ip: std::net::IpAddr) -> bool {
+    node.state().cluster.as_ref().is_some_and(|c| {
+        c.nodes.values().any(|a| {
+            a.parse::<std::net::SocketAddr>()
+                .is_ok_and(|sa| sa.ip() == ip)
+        })
+    })
 }
 
 /// How often a node tells each peer it is alive.
@@ -350,12 +389,7 @@ async fn run_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let evicted = async {
-        match &pending {
-            Some(p) => p.entry.evicted.notified().await,
-            None => std::future::pending().await,
-        }
-    };
+    let evicted = evicted(pending.as_ref().and_then(|p| p.entry.as_ref()));
     let admitted = tokio::select! {
         r = tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
@@ -656,7 +690,10 @@ where
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (index, their_nonce, their_group) = match read_frame(rd).await.map_err(|e| e.to_string())? {
+    let (index, their_nonce, their_group) = match read_frame_max(rd, MAX_FRAME_BEFORE_ADMISSION)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         PeerMessage::Hello {
             index,
             nonce,
@@ -700,7 +737,10 @@ where
     write_frame(wr, &PeerMessage::Attest { evidence })
         .await
         .map_err(|e| e.to_string())?;
-    let ev = match read_frame(rd).await.map_err(|e| e.to_string())? {
+    let ev = match read_frame_max(rd, MAX_FRAME_BEFORE_ADMISSION)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         PeerMessage::Attest { evidence } => evidence,
         other => return Err(format!("expected attest, got {}", kind(&other))),
     };

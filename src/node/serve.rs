@@ -18,10 +18,14 @@ use crate::threshold::coordinator::{
 };
 use crate::threshold::frost::{round1::SigningCommitments, round2::SignatureShare, Identifier};
 use crate::threshold::signer::{Owner, Refusal, SignRequest};
+use crate::tsp::request::{Rejection, SystemFailure};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What a client is told when no quorum of time servers vouched for its request.
+const TIME_NOT_AVAILABLE: &str = "no quorum of this TSA's time servers vouched for the request";
 
 /// How long a peer may take to answer one signing message.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -598,10 +602,7 @@ pub(super) async fn timestamp(
             (Some(_), Some(c), Some(cl)) => (c.clone(), cl.index),
             _ => {
                 return Err(failure(
-                    crate::tsp::request::Rejection::SystemFailure(format!(
-                        "this node is not serving (phase {:?})",
-                        s.phase
-                    )),
+                    Rejection::SystemFailure(SystemFailure::NotServing),
                     Vec::new(),
                 ))
             }
@@ -610,12 +611,8 @@ pub(super) async fn timestamp(
     // Reject bad requests before involving any signer or time server.
     let accepted = crate::tsp::request::parse(request_der, coordinator.profile())
         .map_err(|r| failure(r, Vec::new()))?;
-    let leaf = crate::threshold::signer::time_leaf(&accepted).map_err(|e| {
-        failure(
-            crate::tsp::request::Rejection::SystemFailure(e.to_string()),
-            Vec::new(),
-        )
-    })?;
+    let leaf = crate::threshold::signer::time_leaf(&accepted)
+        .map_err(|e| failure(SystemFailure::internal(e), Vec::new()))?;
     // genTime comes from time evidence for this request, never from this host's clock.
     // The round to the time servers runs while the first signers' commitments are
     // gathered.
@@ -630,7 +627,7 @@ pub(super) async fn timestamp(
         let mut failed = Vec::new();
         let round1 = gather_commitments(node, &candidates, own, t, &mut out, &mut failed)
             .await
-            .map_err(|e| failure(crate::tsp::request::Rejection::SystemFailure(e), Vec::new()))?;
+            .map_err(|e| failure(SystemFailure::internal(e), Vec::new()))?;
         excluded.extend(failed.into_iter().map(|(id, e)| (id, exclusion(e))));
         if round1.chosen.len() < t {
             return Err(failure(
@@ -651,9 +648,12 @@ pub(super) async fn timestamp(
                     backing = Some(b);
                 }
                 Err(e) => {
+                    // Which servers failed, and how, is for the log: the client gets a
+                    // fixed text.
                     node.metrics.shed("time_not_available");
+                    tracing::warn!(node = %node.name, "no time evidence: {e}");
                     return Err(failure(
-                        crate::tsp::request::Rejection::TimeNotAvailable(e),
+                        Rejection::TimeNotAvailable(TIME_NOT_AVAILABLE.into()),
                         Vec::new(),
                     ));
                 }

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::threshold::frost;
 use crate::threshold::keys::GroupKey;
 use crate::threshold::signer::{Refusal, SignRequest, Signer, SigningProposal};
-use crate::tsp::request::{self, Rejection};
+use crate::tsp::request::{self, Rejection, SystemFailure};
 use crate::tsp::time::GenTime;
 use crate::tsp::token::{self, CertIdentity, Serial, FROST_SIGNATURE_LEN};
 use crate::tsp::TsaProfile;
@@ -176,10 +176,10 @@ impl<C: Clock> Coordinator<C> {
             &serial,
             backing,
         )
-        .map_err(|e| failure(Rejection::SystemFailure(e.to_string()), Vec::new()))?;
+        .map_err(|e| failure(SystemFailure::internal(e), Vec::new()))?;
         let message = content
             .message()
-            .map_err(|e| failure(Rejection::SystemFailure(e.to_string()), Vec::new()))?;
+            .map_err(|e| failure(SystemFailure::internal(e), Vec::new()))?;
         let proposal = SigningProposal {
             request_der: request_der.to_vec(),
             gen_time_unix_millis: u64::try_from(gen_time.unix_millis()).unwrap_or(u64::MAX),
@@ -217,9 +217,9 @@ impl<C: Clock> Coordinator<C> {
             Vec::new()
         };
         let token = token::assemble(&p.content, &self.cert, &certs, &sig_bytes)
-            .map_err(|e| Finish::Failed(Rejection::SystemFailure(e.to_string())))?;
+            .map_err(|e| Finish::Failed(SystemFailure::internal(e)))?;
         let response = crate::tsp::response::granted(&token)
-            .map_err(|e| Finish::Failed(Rejection::SystemFailure(e.to_string())))?;
+            .map_err(|e| Finish::Failed(SystemFailure::internal(e)))?;
         Ok((token, response))
     }
 
@@ -358,7 +358,7 @@ pub fn aggregate_checked(
     .map_err(|e| {
         let culprits = e.culprits();
         if culprits.is_empty() {
-            Finish::Failed(Rejection::SystemFailure(format!("aggregation: {e}")))
+            Finish::Failed(SystemFailure::internal(format_args!("aggregation: {e}")))
         } else {
             Finish::Cheaters(culprits)
         }
@@ -367,10 +367,10 @@ pub fn aggregate_checked(
         .serialize()
         .ok()
         .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| Finish::Failed(Rejection::SystemFailure("signature encoding".into())))?;
+        .ok_or_else(|| Finish::Failed(SystemFailure::internal("signature encoding")))?;
     if !group.verify(message, &bytes) {
-        return Err(Finish::Failed(Rejection::SystemFailure(
-            "aggregate signature does not verify".into(),
+        return Err(Finish::Failed(SystemFailure::internal(
+            "aggregate signature does not verify",
         )));
     }
     Ok(bytes)
@@ -427,7 +427,5 @@ pub fn no_quorum_reason(
             "only {have} of the {need} required signers accept this TSA's time"
         ));
     }
-    Rejection::SystemFailure(format!(
-        "only {have} of the {need} required signers are available"
-    ))
+    Rejection::SystemFailure(SystemFailure::TooFewSigners { have, need })
 }

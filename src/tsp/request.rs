@@ -170,9 +170,52 @@ pub enum Rejection {
     /// The TSA could not agree on a time (signers refused the proposed genTime).
     #[error("time not available: {0}")]
     TimeNotAvailable(String),
-    /// Internal failure (no quorum, no certificate, …).
+    /// The TSA could not serve a valid request; the reason has a fixed public text.
     #[error("system failure: {0}")]
-    SystemFailure(String),
+    SystemFailure(SystemFailure),
+}
+
+/// Why a valid request got no token, as the client is told (RFC 3161 `systemFailure`).
+/// Each reason has a fixed text: what went wrong inside (an encoding error, which peer
+/// failed and how) stays in the node's log and metrics and never reaches a client,
+/// who is not authenticated.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemFailure {
+    /// This node holds no key share, certificate or configuration yet, or no longer.
+    #[error("this node is not serving")]
+    NotServing,
+    /// Fewer than t signers could sign (n and t are public).
+    #[error("only {have} of the {need} required signers are available")]
+    TooFewSigners {
+        /// Signers that could sign.
+        have: usize,
+        /// The threshold t.
+        need: usize,
+    },
+    /// Anything else (encoding, aggregation, a task that failed); the detail is logged.
+    #[error("internal error")]
+    Internal,
+}
+
+impl SystemFailure {
+    /// The failure inside, logged where it happened; what the client is told is
+    /// [`SystemFailure::Internal`]'s fixed text.
+    pub fn internal(detail: impl core::fmt::Display) -> Rejection {
+        tracing::error!("internal error while answering a timestamp request: {detail}");
+        Rejection::SystemFailure(Self::Internal)
+    }
+
+    /// A label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotServing => "not_serving",
+            Self::TooFewSigners { .. } => "too_few_signers",
+            Self::Internal => "internal",
+        }
+    }
 }
 
 impl Rejection {
