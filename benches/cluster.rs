@@ -203,11 +203,18 @@ fn granted(
             .unwrap_or(false))
 }
 
+fn shed(r: &Result<frostamp::net::client::Response, frostamp::net::client::ClientError>) -> bool {
+    matches!(r, Ok(resp) if resp.status == 503)
+}
+
 const TS_QUERY: &str = "application/timestamp-query";
 
 /// What one load gave.
 struct Outcome {
     latencies: Vec<Duration>,
+    /// Answered HTTP 503 (the node shed the request).
+    shed: u64,
+    /// Any other failure.
     failed: u64,
     elapsed: Duration,
     cpu: CpuSplit,
@@ -238,7 +245,7 @@ async fn closed_loop(targets: Targets, keep_alive: bool, probe: &CpuProbe) -> Ou
         let targets = targets.clone();
         set.spawn(async move {
             let mut lat = Vec::new();
-            let mut failed = 0u64;
+            let (mut failed, mut shed_n) = (0u64, 0u64);
             let (addr, pin) = targets[c % targets.len()].clone();
             let mut conn: Option<Connection> = None;
             let mut i = c;
@@ -283,25 +290,29 @@ async fn closed_loop(targets: Targets, keep_alive: bool, probe: &CpuProbe) -> Ou
                 if now >= warm_end {
                     if granted(&r) {
                         lat.push(took);
+                    } else if shed(&r) {
+                        shed_n += 1;
                     } else {
                         failed += 1;
                     }
                 }
             }
-            (lat, failed)
+            (lat, failed, shed_n)
         });
     }
     tokio::time::sleep_until(warm_end.into()).await;
     let mark = probe.mark();
     let mut latencies = Vec::new();
-    let mut failed = 0;
-    while let Some(Ok((lat, f))) = set.join_next().await {
+    let (mut failed, mut shed_n) = (0, 0);
+    while let Some(Ok((lat, f, sh))) = set.join_next().await {
         latencies.extend(lat);
         failed += f;
+        shed_n += sh;
     }
     let cpu = probe.since(&mark);
     Outcome {
         latencies,
+        shed: shed_n,
         failed,
         elapsed: RUN,
         cpu,
@@ -318,6 +329,7 @@ async fn open_loop(targets: Targets, rate: f64, probe: &CpuProbe) -> Outcome {
         let _ = free_tx.send(None);
     }
     let failed = Arc::new(AtomicU64::new(0));
+    let shed_n = Arc::new(AtomicU64::new(0));
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let start = Instant::now() + Duration::from_millis(200);
     let mut set = tokio::task::JoinSet::new();
@@ -330,11 +342,12 @@ async fn open_loop(targets: Targets, rate: f64, probe: &CpuProbe) -> Outcome {
             break;
         }
         tokio::time::sleep_until(arrival.into()).await;
-        let (targets, free_tx, free_rx, failed) = (
+        let (targets, free_tx, free_rx, failed, shed_n) = (
             targets.clone(),
             free_tx.clone(),
             free_rx.clone(),
             failed.clone(),
+            shed_n.clone(),
         );
         set.spawn(async move {
             let slot = free_rx.lock().await.recv().await.flatten();
@@ -355,7 +368,11 @@ async fn open_loop(targets: Targets, rate: f64, probe: &CpuProbe) -> Outcome {
             if ok {
                 Some(took)
             } else {
-                failed.fetch_add(1, Ordering::Relaxed);
+                if shed(&r) {
+                    shed_n.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
                 None
             }
         });
@@ -371,6 +388,7 @@ async fn open_loop(targets: Targets, rate: f64, probe: &CpuProbe) -> Outcome {
     let cpu = probe.since(&mark);
     Outcome {
         latencies,
+        shed: shed_n.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
         elapsed,
         cpu,
@@ -379,12 +397,13 @@ async fn open_loop(targets: Targets, rate: f64, probe: &CpuProbe) -> Outcome {
 
 fn print_load(name: &str, o: &Outcome, bound: f64) {
     println!(
-        "{name:<16} {:>7.1} tokens/s = {:>4.2} of bound   p50 {:>6.1} ms  p99 {:>6.1} ms   ({} tokens, {} failed)",
+        "{name:<16} {:>7.1} tokens/s = {:>4.2} of bound   p50 {:>6.1} ms  p99 {:>6.1} ms   ({} tokens, {} shed with 503, {} failed)",
         o.rate(),
         o.rate() / bound,
         o.pct_ms(0.50),
         o.pct_ms(0.99),
         o.latencies.len(),
+        o.shed,
         o.failed
     );
     println!(
@@ -465,7 +484,17 @@ fn main() {
             .iter()
             .filter_map(|n| n.pid.map(|p| p.to_string()))
             .collect(),
-        time_servers: pids_mentioning(&d),
+        time_servers: {
+            let nodes: Vec<String> = file
+                .nodes
+                .iter()
+                .filter_map(|n| n.pid.map(|p| p.to_string()))
+                .collect();
+            pids_mentioning(&d.join("time"))
+                .into_iter()
+                .filter(|p| !nodes.contains(p))
+                .collect()
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -307,3 +307,43 @@ fn commitment_batches_are_bounded() {
     s.sign_for(Owner::Peer(3), &request_with(&tsa, other))
         .unwrap();
 }
+
+/// `aggregate_checked` no longer verifies the aggregate a second time: it relies on
+/// frost-core's `aggregate_custom` verifying it under the group key. This holds the
+/// crate to that: what comes back verifies, and one wrong share gives no signature but
+/// its sender as the culprit.
+#[test]
+fn aggregate_checked_verifies_what_it_returns() {
+    use frostamp::threshold::coordinator::{aggregate_checked, Finish};
+    use frostamp::threshold::signer::{commit, sign_share};
+    let mut rng = rand::thread_rng();
+    let (shares, group) = frostamp::threshold::keys::dkg_in_process(5, 3, &mut rng).unwrap();
+    let signers = &shares[..3];
+    let message = b"aggregate_checked".to_vec();
+    let mut nonces = Vec::new();
+    let mut commitments = BTreeMap::new();
+    for s in signers {
+        let (n, c) = commit(s, &mut rng);
+        commitments.insert(s.identifier(), c);
+        nonces.push(n);
+    }
+    let mut out = BTreeMap::new();
+    for (s, n) in signers.iter().zip(nonces) {
+        let share = sign_share(s, n, commitments.clone(), &message).unwrap();
+        out.insert(s.identifier(), share);
+    }
+    let sig = aggregate_checked(&group, commitments.clone(), &message, &out).unwrap();
+    assert!(group.verify(&message, &sig));
+    assert!(!group.verify(b"another message", &sig));
+
+    // The twin: the first signer's share replaced by the second's.
+    let ids: Vec<_> = out.keys().copied().collect();
+    let mut bad = out.clone();
+    let second = bad[&ids[1]];
+    bad.insert(ids[0], second);
+    match aggregate_checked(&group, commitments, &message, &bad) {
+        Err(Finish::Cheaters(c)) => assert_eq!(c, vec![ids[0]]),
+        Err(Finish::Failed(r)) => panic!("expected the culprit, got {r:?}"),
+        Ok(_) => panic!("a wrong share gave a signature"),
+    }
+}
