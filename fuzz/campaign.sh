@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The fuzzing campaign behind `make fuzz` and docs/fuzzing.md: every target in turn,
+# one libFuzzer process at a time (no -jobs/-fork) at nice 19, each until 10^7
+# executions or 30 CPU-minutes, whichever comes first; then the target's corpus is
+# minimised into the committed fuzz/corpus-min/<target>/ and one summary line per
+# target is appended to $FUZZ_LOG/summary.tsv.
+#
+# Environment (defaults in brackets):
+#   FUZZ_TARGETS      targets to run, in order [all, `cargo fuzz list` order]
+#   FUZZ_RUNS         execution budget per target [10000000]
+#   FUZZ_CPU_SECONDS  CPU-time budget per target, user+system [1800]; a watchdog sends
+#                     SIGINT when it is spent (libFuzzer then prints its final stats)
+#   FUZZ_WALL_SECONDS wall-clock backstop per target (-max_total_time) [3 x CPU budget]
+#   FUZZ_LOG          where logs go [logs]
+#   FUZZ_NO_BUILD     set to skip the build (binaries already built)
+#
+# Crashes land in fuzz/artifacts/<target>/ and make the script exit non-zero at the end.
+set -uo pipefail
+cd "$(dirname "$0")"
+
+RUNS=${FUZZ_RUNS:-10000000}
+CPU=${FUZZ_CPU_SECONDS:-1800}
+WALL=${FUZZ_WALL_SECONDS:-$((3 * CPU))}
+LOG=${FUZZ_LOG:-logs}
+BIN=target/x86_64-unknown-linux-gnu/release
+mkdir -p "$LOG"
+
+if [ -z "${FUZZ_NO_BUILD:-}" ]; then
+  # --locked: a stale fuzz/Cargo.lock is an error, not a silent rewrite (cargo fuzz
+  # build has no --locked of its own, so the lock is checked first).
+  cargo +nightly fetch --locked || { echo "fuzz/Cargo.lock is not current" >&2; exit 1; }
+  nice -n 10 cargo +nightly fuzz build -s none || exit 1
+fi
+TARGETS=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
+
+child_cpu() { # user+system CPU seconds of this shell's reaped children (bash `times`)
+  times | tail -1 | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/);
+    printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }'
+}
+
+cpu_seconds() { # user+system CPU seconds of a running pid, from /proc
+  local ticks
+  ticks=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null) || return 1
+  echo $((ticks / $(getconf CLK_TCK)))
+}
+
+[ -f "$LOG/summary.tsv" ] ||
+  printf 'target\texecs\tcpu_s\twall_s\texecs_per_s\tcov\tft\tcorpus_files\tcorpus_min_files\tcorpus_min_kib\tcrashes\tstop\n' >"$LOG/summary.tsv"
+failed=0
+for t in $TARGETS; do
+  mkdir -p "corpus/$t" "corpus-min/$t" "artifacts/$t" "seeds/$t"
+  echo "== $t: up to $RUNS execs or $CPU CPU-s (wall backstop $WALL s)"
+  start=$(date +%s)
+  cpu0=$(child_cpu)
+  nice -n 19 "$BIN/$t" -runs="$RUNS" -max_total_time="$WALL" -print_final_stats=1 \
+    -len_control=0 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="artifacts/$t/" \
+    "corpus/$t" "seeds/$t" "corpus-min/$t" >"$LOG/$t.log" 2>&1 &
+  pid=$!
+  stop=runs
+  while kill -0 "$pid" 2>/dev/null; do
+    used=$(cpu_seconds "$pid") || break
+    if [ "$used" -ge "$CPU" ]; then
+      stop=cpu
+      kill -INT "$pid"
+      break
+    fi
+    sleep 5
+  done
+  wait "$pid"
+  rc=$?
+  wall=$(($(date +%s) - start))
+  [ "$stop" = runs ] && [ "$wall" -ge "$WALL" ] && stop=wall
+  cpu=$(($(child_cpu) - cpu0))
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$LOG/$t.log" | grep -o '[0-9]*$' | tail -1)
+  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$LOG/$t.log" | grep -o '[0-9]*$' | tail -1)
+  last=$(grep -E '^#[0-9]+.*cov: [0-9]+ ft: [0-9]+' "$LOG/$t.log" | tail -1)
+  cov=$(sed -E 's/.*cov: ([0-9]+).*/\1/' <<<"$last")
+  ft=$(sed -E 's/.*ft: ([0-9]+).*/\1/' <<<"$last")
+  corpus=$(find "corpus/$t" -type f | wc -l)
+  crashes=$(find "artifacts/$t" -type f | wc -l)
+  if [ "$crashes" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$stop" != cpu ]; }; then
+    echo "!! $t: exit $rc, $crashes artifact(s) in artifacts/$t" >&2
+    failed=1
+  fi
+  # Minimise: the inputs of corpus/, corpus-min/ and seeds/ that add coverage, minus
+  # the seeds themselves (committed separately), become corpus-min/.
+  tmp=$(mktemp -d)
+  nice -n 19 "$BIN/$t" -merge=1 -len_control=0 -timeout=10 -rss_limit_mb=2048 \
+    "$tmp" "seeds/$t" "corpus-min/$t" "corpus/$t" >"$LOG/$t.merge.log" 2>&1
+  for s in "seeds/$t"/*; do
+    [ -f "$s" ] && rm -f "$tmp/$(sha1sum "$s" | cut -d' ' -f1)"
+  done
+  rm -rf "corpus-min/$t" && mv "$tmp" "corpus-min/$t" && chmod 755 "corpus-min/$t"
+  min_files=$(find "corpus-min/$t" -type f | wc -l)
+  min_kib=$(du -sk "corpus-min/$t" | cut -f1)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${execs:-?}" "$cpu" "$wall" \
+    "${rate:-?}" "${cov:-?}" "${ft:-?}" "$corpus" "$min_files" "$min_kib" "$crashes" "$stop" \
+    | tee -a "$LOG/summary.tsv"
+done
+exit $failed
