@@ -11,6 +11,9 @@
 #   FUZZ_CPU_SECONDS  CPU-time budget per target, user+system [1800]; a watchdog sends
 #                     SIGINT when it is spent (libFuzzer then prints its final stats)
 #   FUZZ_WALL_SECONDS wall-clock backstop per target (-max_total_time) [3 x CPU budget]
+#   FUZZ_DEADLINE     Unix time by which the whole campaign must end [none]: each target
+#                     then gets at most an equal share of the time left (targets that
+#                     stop early leave more to the next), and stops as "deadline"
 #   FUZZ_LOG          where logs go [logs]
 #   FUZZ_NO_BUILD     set to skip the build (binaries already built)
 #
@@ -47,12 +50,24 @@ cpu_seconds() { # user+system CPU seconds of a running pid, from /proc
 [ -f "$LOG/summary.tsv" ] ||
   printf 'target\texecs\tcpu_s\twall_s\texecs_per_s\tcov\tft\tcorpus_files\tcorpus_min_files\tcorpus_min_kib\tcrashes\tstop\n' >"$LOG/summary.tsv"
 failed=0
+left=$(wc -w <<<"$TARGETS")
 for t in $TARGETS; do
+  wall_t=$WALL
+  if [ -n "${FUZZ_DEADLINE:-}" ]; then
+    share=$(((FUZZ_DEADLINE - $(date +%s)) / left - 20)) # 20 s for the merge
+    [ "$share" -lt "$wall_t" ] && wall_t=$share
+    if [ "$wall_t" -lt 10 ]; then
+      echo "== $t: skipped, past the deadline" | tee -a "$LOG/skipped.txt"
+      left=$((left - 1))
+      continue
+    fi
+  fi
+  left=$((left - 1))
   mkdir -p "corpus/$t" "corpus-min/$t" "artifacts/$t" "seeds/$t"
-  echo "== $t: up to $RUNS execs or $CPU CPU-s (wall backstop $WALL s)"
+  echo "== $t: up to $RUNS execs or $CPU CPU-s (wall limit $wall_t s)"
   start=$(date +%s)
   cpu0=$(child_cpu)
-  nice -n 19 "$BIN/$t" -runs="$RUNS" -max_total_time="$WALL" -print_final_stats=1 \
+  nice -n 19 "$BIN/$t" -runs="$RUNS" -max_total_time="$wall_t" -print_final_stats=1 \
     -len_control=0 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="artifacts/$t/" \
     "corpus/$t" "seeds/$t" "corpus-min/$t" >"$LOG/$t.log" 2>&1 &
   pid=$!
@@ -69,7 +84,10 @@ for t in $TARGETS; do
   wait "$pid"
   rc=$?
   wall=$(($(date +%s) - start))
-  [ "$stop" = runs ] && [ "$wall" -ge "$WALL" ] && stop=wall
+  [ "$rc" -ne 0 ] && [ "$stop" = runs ] && stop="exit-$rc"
+  if [ "$stop" = runs ] && [ "$wall" -ge "$wall_t" ]; then
+    if [ "$wall_t" -lt "$WALL" ]; then stop=deadline; else stop=wall; fi
+  fi
   cpu=$(($(child_cpu) - cpu0))
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$LOG/$t.log" | grep -o '[0-9]*$' | tail -1)
   rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$LOG/$t.log" | grep -o '[0-9]*$' | tail -1)
