@@ -31,8 +31,12 @@ use rand::SeedableRng;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A target's check: panics on a finding, returns whether the input got through the
+/// deepest check.
+pub type Check = fn(&[u8]) -> bool;
+
 /// Every target: its name (the directory under `seeds/` and `corpus-min/`) and its check.
-pub const TARGETS: &[(&str, fn(&[u8]) -> bool)] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("request", request),
     ("token", token),
     ("report", report),
