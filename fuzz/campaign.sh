@@ -36,9 +36,14 @@ if [ -z "${FUZZ_NO_BUILD:-}" ]; then
 fi
 TARGETS=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
 
-child_cpu() { # user+system CPU seconds of this shell's reaped children (bash `times`)
-  times | tail -1 | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/);
-    printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }'
+TIMES=$(mktemp)
+trap 'rm -f "$TIMES"' EXIT
+snap_cpu() { # bash `times` in this shell (a subshell would report its own children)
+  times >"$TIMES"
+}
+read_cpu() { # user+system CPU seconds of this shell's reaped children, from snap_cpu
+  awk 'END { split($1, u, /[ms]/); split($2, s, /[ms]/);
+    printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$TIMES"
 }
 
 cpu_seconds() { # user+system CPU seconds of a running pid, from /proc
@@ -66,7 +71,8 @@ for t in $TARGETS; do
   mkdir -p "corpus/$t" "corpus-min/$t" "artifacts/$t" "seeds/$t"
   echo "== $t: up to $RUNS execs or $CPU CPU-s (wall limit $wall_t s)"
   start=$(date +%s)
-  cpu0=$(child_cpu)
+  snap_cpu
+  cpu0=$(read_cpu)
   nice -n 19 "$BIN/$t" -runs="$RUNS" -max_total_time="$wall_t" -print_final_stats=1 \
     -len_control=0 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="artifacts/$t/" \
     "corpus/$t" "seeds/$t" "corpus-min/$t" >"$LOG/$t.log" 2>&1 &
@@ -88,9 +94,10 @@ for t in $TARGETS; do
   if [ "$stop" = runs ] && [ "$wall" -ge "$wall_t" ]; then
     if [ "$wall_t" -lt "$WALL" ]; then stop=deadline; else stop=wall; fi
   fi
-  cpu=$(($(child_cpu) - cpu0))
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$LOG/$t.log" | grep -o '[0-9]*$' | tail -1)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$LOG/$t.log" | grep -o '[0-9]*$' | tail -1)
+  snap_cpu
+  cpu=$(($(read_cpu) - cpu0))
+  execs=$(awk '/^stat::number_of_executed_units:/ { n = $2 } END { print n }' "$LOG/$t.log")
+  rate=$(awk '/^stat::average_exec_per_sec:/ { n = $2 } END { print n }' "$LOG/$t.log")
   last=$(grep -E '^#[0-9]+.*cov: [0-9]+ ft: [0-9]+' "$LOG/$t.log" | tail -1)
   cov=$(sed -E 's/.*cov: ([0-9]+).*/\1/' <<<"$last")
   ft=$(sed -E 's/.*ft: ([0-9]+).*/\1/' <<<"$last")
