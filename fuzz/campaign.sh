@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The fuzzing campaign behind `make fuzz` and docs/fuzzing.md: every target in turn,
 # one libFuzzer process at a time (no -jobs/-fork) at nice 19, each until 10^7
-# executions or 30 CPU-minutes, whichever comes first; then the target's corpus is
-# minimised into the committed fuzz/corpus-min/<target>/ and one summary line per
-# target is appended to $FUZZ_LOG/summary.tsv.
+# executions or 30 CPU-minutes, whichever comes first; then minimize.sh minimises the
+# target's corpus into the committed fuzz/corpus-min/<target>/ (every edge, within a
+# size cap) and one summary line per target is appended to
+# $FUZZ_LOG/summary.tsv (cov and ft: libFuzzer's last status line; pcs: the PCs
+# instrumented in the target binary; corpus_min_kib: bytes of data, not disk blocks).
 #
 # Environment (defaults in brackets):
 #   FUZZ_TARGETS      targets to run, in order [all, `cargo fuzz list` order]
@@ -53,7 +55,7 @@ cpu_seconds() { # user+system CPU seconds of a running pid, from /proc
 }
 
 [ -f "$LOG/summary.tsv" ] ||
-  printf 'target\texecs\tcpu_s\twall_s\texecs_per_s\tcov\tft\tcorpus_files\tcorpus_min_files\tcorpus_min_kib\tcrashes\tstop\n' >"$LOG/summary.tsv"
+  printf 'target\texecs\tcpu_s\twall_s\texecs_per_s\tcov\tft\tpcs\tcorpus_files\tcorpus_min_files\tcorpus_min_kib\tcrashes\tstop\n' >"$LOG/summary.tsv"
 failed=0
 left=$(wc -w <<<"$TARGETS")
 for t in $TARGETS; do
@@ -101,25 +103,18 @@ for t in $TARGETS; do
   last=$(grep -E '^#[0-9]+.*cov: [0-9]+ ft: [0-9]+' "$LOG/$t.log" | tail -1)
   cov=$(sed -E 's/.*cov: ([0-9]+).*/\1/' <<<"$last")
   ft=$(sed -E 's/.*ft: ([0-9]+).*/\1/' <<<"$last")
+  pcs=$(sed -nE 's/.*Loaded 1 PC tables \(([0-9]+) PCs\).*/\1/p' "$LOG/$t.log" | head -1)
   corpus=$(find "corpus/$t" -type f | wc -l)
   crashes=$(find "artifacts/$t" -type f | wc -l)
   if [ "$crashes" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$stop" != cpu ]; }; then
     echo "!! $t: exit $rc, $crashes artifact(s) in artifacts/$t" >&2
     failed=1
   fi
-  # Minimise: the inputs of corpus/, corpus-min/ and seeds/ that add coverage, minus
-  # the seeds themselves (committed separately), become corpus-min/.
-  tmp=$(mktemp -d)
-  nice -n 19 "$BIN/$t" -merge=1 -len_control=0 -timeout=10 -rss_limit_mb=2048 \
-    "$tmp" "seeds/$t" "corpus-min/$t" "corpus/$t" >"$LOG/$t.merge.log" 2>&1
-  for s in "seeds/$t"/*; do
-    [ -f "$s" ] && rm -f "$tmp/$(sha1sum "$s" | cut -d' ' -f1)"
-  done
-  rm -rf "corpus-min/$t" && mv "$tmp" "corpus-min/$t" && chmod 755 "corpus-min/$t"
+  FUZZ_LOG="$LOG" ./minimize.sh "$t" >/dev/null || failed=1
   min_files=$(find "corpus-min/$t" -type f | wc -l)
-  min_kib=$(du -sk "corpus-min/$t" | cut -f1)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${execs:-?}" "$cpu" "$wall" \
-    "${rate:-?}" "${cov:-?}" "${ft:-?}" "$corpus" "$min_files" "$min_kib" "$crashes" "$stop" \
+  min_kib=$(du -sk --apparent-size "corpus-min/$t" | cut -f1)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${execs:-?}" "$cpu" "$wall" \
+    "${rate:-?}" "${cov:-?}" "${ft:-?}" "${pcs:-?}" "$corpus" "$min_files" "$min_kib" "$crashes" "$stop" \
     | tee -a "$LOG/summary.tsv"
 done
 exit $failed
