@@ -84,12 +84,13 @@ stress: roughtime-deps
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
 	FROSTAMP_STRESS=1 FROSTAMP_RECOVERY_RUNS=$(STRESS_RUNS) $(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
 
-## make fuzz: 60 s per fuzz target (needs the nightly toolchain and cargo-fuzz).
-FUZZ_SECONDS ?= 60
+## make fuzz: every fuzz target in turn, one process at nice 19, each to 10^7 executions
+## or 30 CPU-minutes (fuzz/campaign.sh; FUZZ_RUNS, FUZZ_CPU_SECONDS, FUZZ_TARGETS override),
+## minimising into the committed fuzz/corpus-min/; needs nightly and cargo-fuzz.
+## Figures in docs/fuzzing.md; `make test` replays the corpora (tests/fuzz_corpora.rs).
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for t in $$($(CARGO) +nightly fuzz list); do \
-	  mkdir -p corpus/$$t; $(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+	fuzz/campaign.sh
 
 deps: system-deps interop-deps roughtime-deps
 

@@ -1,4 +1,6 @@
-//! Regenerates the committed seed corpora in `seeds/`:
+//! Regenerates the committed seeds (`seeds/`) and fixtures (`fixtures/`); with
+//! arguments, only those groups (request-token, report, peer_frame, install,
+//! csr-bundle, node_config, measurements, time):
 //!
 //! - `seeds/request/`: valid requests (every accepted hash, with and without
 //!   nonce and certReq, with the TSA policy) and a few near-misses (SHA-1,
@@ -32,8 +34,43 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Result {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all = args.is_empty();
+    let want = |g: &str| all || args.iter().any(|a| a == g);
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if want("request-token") {
+        requests_and_tokens(&fuzz.join("seeds"))?;
+    }
+    if want("report") {
+        report(fuzz)?;
+    }
+    if want("peer_frame") {
+        peer_frame(fuzz)?;
+    }
+    if want("install") {
+        install(fuzz)?;
+    }
+    if want("csr-bundle") {
+        csr_and_bundle(fuzz)?;
+    }
+    if want("node_config") {
+        node_config(fuzz)?;
+    }
+    if want("measurements") {
+        measurements(fuzz)?;
+    }
+    if want("time") {
+        time(fuzz)?;
+    }
+    Ok(())
+}
+
+/// `seeds/request/`, `seeds/token/`, `seeds/anchor.der`, `seeds/tsa-cert.der`.
+fn requests_and_tokens(root: &Path) -> Result {
+    let root = root.to_path_buf();
     let req_dir = root.join("request");
     let tok_dir = root.join("token");
     let mut rng = rand::thread_rng();
@@ -98,6 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         at: None,
         nonce: None,
         policy: Some(default_tsa_policy()),
+        time: None,
     };
     for (name, req) in &requests {
         // Refused requests get no token; they are covered by rejection.resp.
@@ -114,6 +152,584 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Err(failure) = tsa.issue(&requests[requests.len() - 2].1, &mut rng) {
         write(&tok_dir, "rejection.resp", &failure.response)?;
+    }
+    Ok(())
+}
+
+#[path = "../tests/roughtime_support/mod.rs"]
+mod roughtime_support;
+
+use frostamp::tsp::token::Serial;
+use frostamp_fuzz as checks;
+use rand::SeedableRng;
+use std::time::{Duration, UNIX_EPOCH};
+
+use frostamp::threshold::frost;
+use std::collections::BTreeMap;
+
+fn asset(rel: &str) -> Result<Vec<u8>> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/assets")
+        .join(rel);
+    std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()).into())
+}
+
+/// Real SEV-SNP reports with their VCEKs (the five with a VCEK in tests/data).
+const REPORTS: [&str; 5] = [
+    "oak_genoa_oc",
+    "oak_milan_oc_release",
+    "oak_milan_rk_release",
+    "oak_turin_oc",
+    "trustee_e2e_genoa",
+];
+
+fn report_and_vcek(name: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    Ok((
+        asset(&format!("sev-snp-reports/derived/{name}_report.bin"))?,
+        asset(&format!("sev-snp-reports/derived/{name}_vcek.der"))?,
+    ))
+}
+
+/// `seeds/report/`: real reports followed by their VCEKs, and two reports alone.
+fn report(fuzz: &Path) -> Result {
+    let dir = fuzz.join("seeds/report");
+    for name in REPORTS {
+        let (mut r, v) = report_and_vcek(name)?;
+        r.extend_from_slice(&v);
+        write(&dir, &format!("{name}.bin"), &r)?;
+    }
+    for name in ["trustee_az_genoa", "trustee_az_hcl_milan"] {
+        let r = asset(&format!("sev-snp-reports/derived/{name}_report.bin"))?;
+        write(&dir, &format!("{name}.bin"), &r)?;
+    }
+    Ok(())
+}
+
+fn evidence(name: &str) -> Result<frostamp::attestation::Evidence> {
+    let (report, vcek) = report_and_vcek(name)?;
+    Ok(frostamp::attestation::Evidence {
+        report,
+        vcek,
+        chain: Vec::new(),
+    })
+}
+
+/// A roster of the five real reports' chips (identities made up).
+fn roster() -> Result<frostamp::attestation::Roster> {
+    use frostamp::attestation::roster::Member;
+    let mut members = Vec::new();
+    for (i, name) in REPORTS.iter().enumerate() {
+        let (report, _) = report_and_vcek(name)?;
+        let r = frostamp::attestation::Report::parse(&report)?;
+        let index = u16::try_from(i + 1)?;
+        members.push(Member {
+            index,
+            spki_sha256: [u8::try_from(i)?; 32],
+            chip_id: r.chip_id,
+            tcb: format!("{:?}", r.reported_tcb),
+        });
+    }
+    Ok(frostamp::attestation::Roster::new(members)?)
+}
+
+/// `seeds/peer_frame/`: one frame payload per `PeerMessage` variant, with real FROST
+/// packages (dealer keys and an in-process DKG) and real SNP evidence.
+fn peer_frame(fuzz: &Path) -> Result {
+    use frostamp::node::messages::{encode, PeerMessage, SecretScalar};
+    use frostamp::threshold::signer::{Refusal, SigningProposal};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xf4a3e);
+    let dir = fuzz.join("seeds/peer_frame");
+    let (shares, public) =
+        frost::keys::generate_with_dealer(5, 3, frost::keys::IdentifierList::Default, &mut rng)?;
+    let packages: Vec<frost::keys::KeyPackage> = shares
+        .into_values()
+        .map(frost::keys::KeyPackage::try_from)
+        .collect::<std::result::Result<_, _>>()?;
+    let mut nonces = BTreeMap::new();
+    let mut commitments = BTreeMap::new();
+    for k in packages.iter().take(3) {
+        let (n, c) = frost::round1::commit(k.signing_share(), &mut rng);
+        nonces.insert(*k.identifier(), n);
+        commitments.insert(*k.identifier(), c);
+    }
+    let signing = frost::SigningPackage::new(commitments.clone(), b"fuzz");
+    let k1 = packages.first().ok_or("no share")?;
+    let share = frost::round2::sign(&signing, &nonces[k1.identifier()], k1)?;
+    let pairs: Vec<(u16, frost::round1::SigningCommitments)> = commitments
+        .values()
+        .enumerate()
+        .map(|(i, c)| (i as u16 + 1, *c))
+        .collect();
+    let one_commitment = *commitments.values().next().ok_or("no commitment")?;
+    let id = |i: u16| frost::Identifier::try_from(i);
+    let (r1_secret, r1_package) = frost::keys::dkg::part1(id(1)?, 5, 3, &mut rng)?;
+    let (_, r1_package_2) = frost::keys::dkg::part1(id(2)?, 5, 3, &mut rng)?;
+    let mut others = BTreeMap::new();
+    others.insert(id(2)?, r1_package_2);
+    // part2 needs n-1 round-1 packages; make the other three.
+    for i in 3..=5 {
+        others.insert(id(i)?, frost::keys::dkg::part1(id(i)?, 5, 3, &mut rng)?.1);
+    }
+    let (_, r2) = frost::keys::dkg::part2(r1_secret, &others)?;
+    let r2_package = r2.into_values().next().ok_or("no round-2 package")?;
+    let group_key = hex::encode(public.verifying_key().serialize()?);
+    let epoch = "epoch-1".to_string();
+    let hex32 = hex::encode([0x5c; 32]);
+    let request_der = std::fs::read(fuzz.join("seeds/request/sha256-nonce-certreq.der"))?;
+    let pin = frostamp::certs::install::IssuancePin::from_hash(&hex32, checks::INSTALL_SUBJECT)?;
+    let messages = vec![
+        (
+            "hello",
+            PeerMessage::Hello {
+                index: 2,
+                nonce: hex32.clone(),
+                group_key: Some(group_key.clone()),
+            },
+        ),
+        (
+            "attest",
+            PeerMessage::Attest {
+                evidence: evidence("oak_milan_oc_release")?,
+            },
+        ),
+        (
+            "dkg_round1",
+            PeerMessage::DkgRound1 {
+                epoch: epoch.clone(),
+                package: r1_package,
+            },
+        ),
+        (
+            "dkg_echo",
+            PeerMessage::DkgEcho {
+                epoch: epoch.clone(),
+                digests: (1..=5).map(|i| (i, hex32.clone())).collect(),
+                roster: hex32.clone(),
+            },
+        ),
+        (
+            "dkg_round2",
+            PeerMessage::DkgRound2 {
+                epoch: epoch.clone(),
+                package: r2_package,
+            },
+        ),
+        (
+            "dkg_confirm",
+            PeerMessage::DkgConfirm {
+                epoch: epoch.clone(),
+                group_key: group_key.clone(),
+                transcript: hex32.clone(),
+            },
+        ),
+        ("sign_commit", PeerMessage::SignCommit { req: 7, count: 4 }),
+        (
+            "sign_committed",
+            PeerMessage::SignCommitted {
+                req: 7,
+                commitments: vec![one_commitment, one_commitment],
+            },
+        ),
+        (
+            "sign_round2",
+            PeerMessage::SignRound2 {
+                req: 8,
+                proposal: SigningProposal {
+                    request_der,
+                    gen_time_unix_millis: 1_767_225_600_123,
+                    serial: Serial([9; 16]),
+                    cert_sha256: vec![0x5c; 32],
+                    time_evidence: Vec::new(),
+                },
+                commitments: pairs.clone(),
+            },
+        ),
+        (
+            "sign_csr",
+            PeerMessage::SignCsr {
+                req: 9,
+                subject: checks::INSTALL_SUBJECT.into(),
+                bundle: "{}".into(),
+                ca_root: hex32.clone(),
+                commitments: pairs,
+            },
+        ),
+        ("sign_share", PeerMessage::SignShare { req: 8, share }),
+        (
+            "sign_refused",
+            PeerMessage::SignRefused {
+                req: 8,
+                refusal: Refusal::GenTimeOutOfTolerance {
+                    proposed: "20260101000000Z".into(),
+                    skew_ms: 1500,
+                    tolerance_ms: 1000,
+                },
+            },
+        ),
+        (
+            "repair_start",
+            PeerMessage::RepairStart {
+                epoch: epoch.clone(),
+                helpers: vec![1, 2, 3],
+                participant: 4,
+                attempt: 0x1234_5678,
+            },
+        ),
+        (
+            "repair_delta",
+            PeerMessage::RepairDelta {
+                epoch: epoch.clone(),
+                participant: 4,
+                attempt: 0x1234_5678,
+                delta: SecretScalar::new(k1.signing_share().serialize()),
+            },
+        ),
+        (
+            "repair_sigma",
+            PeerMessage::RepairSigma {
+                epoch: epoch.clone(),
+                attempt: 0x1234_5678,
+                sigma: SecretScalar::new(k1.signing_share().serialize()),
+                public: public.clone(),
+                transcript: hex32.clone(),
+                chain: vec![hex::encode(std::fs::read(fuzz.join("seeds/tsa-cert.der"))?)],
+                roster: roster()?,
+                pin: Some(pin),
+            },
+        ),
+        (
+            "repair_refused",
+            PeerMessage::RepairRefused {
+                epoch: epoch.clone(),
+                attempt: 1,
+                reason: "no share".into(),
+            },
+        ),
+        (
+            "ping",
+            PeerMessage::Ping {
+                group_key: Some(group_key.clone()),
+            },
+        ),
+        (
+            "have_share",
+            PeerMessage::HaveShare {
+                group_key: group_key.clone(),
+            },
+        ),
+        (
+            "dkg_abort",
+            PeerMessage::DkgAbort {
+                epoch,
+                reason: "bad share".into(),
+                culprit: Some(3),
+            },
+        ),
+    ];
+    for (name, msg) in &messages {
+        let bytes = encode(msg)?;
+        frostamp::node::messages::decode(&bytes)?;
+        checks::peer_frame(&bytes);
+        write(&dir, &format!("{name}.json"), &bytes)?;
+    }
+    Ok(())
+}
+
+/// `fixtures/install/` (a development CA root, a TSA leaf it issued for a group key with
+/// the fixture measurement and subject, the group's public key package) and
+/// `seeds/install/` (chains in `checks::join_chain` form, and PEM).
+fn install(fuzz: &Path) -> Result {
+    use frostamp::certs::DevCa;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x1257a11);
+    let fix = fuzz.join("fixtures/install");
+    let dir = fuzz.join("seeds/install");
+    let (_, public) =
+        frost::keys::generate_with_dealer(3, 2, frost::keys::IdentifierList::Default, &mut rng)?;
+    let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01
+    let year = Duration::from_secs(365 * 86_400);
+    let ca = DevCa::generate(
+        "CN=frostamp fuzz root,O=frostamp",
+        start,
+        20 * year,
+        &mut rng,
+    )?;
+    let root = ca.certificate_der()?;
+    let issue = |lifetime: Duration, rng: &mut rand::rngs::StdRng| {
+        ca.issue_tsa_certificate_for_key(
+            public.verifying_key(),
+            Some(&checks::INSTALL_MEASUREMENT),
+            checks::INSTALL_SUBJECT,
+            start,
+            lifetime,
+            rng,
+        )
+    };
+    let leaf = issue(5 * year, &mut rng)?;
+    let renewal = issue(6 * year, &mut rng)?;
+    write(&fix, "root.der", &root)?;
+    write(&fix, "leaf.der", &leaf)?;
+    write(&fix, "group.bin", &public.serialize()?)?;
+    let seeds: Vec<(&str, Vec<u8>)> = vec![
+        ("leaf-root.chain", checks::join_chain(&[&leaf, &root])),
+        ("renewal-root.chain", checks::join_chain(&[&renewal, &root])),
+        ("leaf.chain", checks::join_chain(&[&leaf])),
+        ("root.chain", checks::join_chain(&[&root])),
+        (
+            "leaf-root-root.chain",
+            checks::join_chain(&[&leaf, &root, &root]),
+        ),
+        (
+            "leaf-root.pem",
+            format!(
+                "{}{}",
+                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &leaf)
+                    .map_err(|e| e.to_string())?,
+                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &root)
+                    .map_err(|e| e.to_string())?
+            )
+            .into_bytes(),
+        ),
+    ];
+    for (name, bytes) in &seeds {
+        write(&dir, name, bytes)?;
+    }
+    Ok(())
+}
+
+/// `fixtures/csr/key.bin` (a FROST group signing key standing in for the threshold
+/// signature), `seeds/csr/` (a signed CSR and its CertificationRequestInfo, whose
+/// bundle is the `bundle` seed) and `seeds/bundle/` (an evidence bundle of the five
+/// real SNP reports: structurally complete, so checks run up to the report binding).
+fn csr_and_bundle(fuzz: &Path) -> Result {
+    use frostamp::ceremony::EvidenceBundle;
+    use frostamp::node::http::DkgResult;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xc5a);
+    let key = frost::SigningKey::new(&mut rng);
+    let vk = frost::VerifyingKey::from(&key);
+    write(&fuzz.join("fixtures/csr"), "key.bin", &key.serialize())?;
+    let (first, _) = report_and_vcek(REPORTS[0])?;
+    let measurement = frostamp::attestation::Report::parse(&first)?.measurement;
+    let roster = roster()?;
+    let group_key = hex::encode(vk.serialize()?);
+    let transcript = hex::encode([0x7a; 32]);
+    let nodes = REPORTS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            Ok(DkgResult {
+                index: u16::try_from(i + 1)?,
+                epoch: "epoch-1".into(),
+                group_key: group_key.clone(),
+                transcript: transcript.clone(),
+                evidence: evidence(name)?,
+                roster: roster.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bundle = EvidenceBundle {
+        version: 2,
+        epoch: "epoch-1".into(),
+        n: 5,
+        t: 3,
+        roster,
+        group_key,
+        transcript,
+        measurement: hex::encode(measurement),
+        nodes,
+    };
+    let json = serde_json::to_vec(&bundle)?;
+    write(&fuzz.join("seeds/bundle"), "five-real-reports.json", &json)?;
+    let info = frostamp::certs::build_csr_info(checks::INSTALL_SUBJECT, &vk, &measurement, &json)?;
+    let sig: [u8; 65] = key
+        .sign(&mut rng, &info)
+        .serialize()?
+        .try_into()
+        .map_err(|_| "signature length")?;
+    let csr = frostamp::certs::assemble_csr(&info, &sig)?;
+    let verified = frostamp::certs::verify_csr(&csr)?;
+    assert_eq!(verified.evidence, json);
+    let dir = fuzz.join("seeds/csr");
+    write(&dir, "signed.der", &csr)?;
+    write(&dir, "info.der", &info)?;
+    Ok(())
+}
+
+/// `seeds/node_config/`: a minimal and a full fw_cfg configuration, and near-misses.
+fn node_config(fuzz: &Path) -> Result {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xc0f);
+    let operator = frostamp::node::auth::OperatorKey::generate(&mut rng).public_hex()?;
+    let (_, vcek) = report_and_vcek(REPORTS[1])?;
+    // The build's pinned time servers, at local addresses.
+    let pinned = frostamp::time::evidence::pinned_policy();
+    let servers: Vec<serde_json::Value> = pinned
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let version = match s.version {
+                frostamp::time::roughtime::Version::Rfc => "rfc",
+                frostamp::time::roughtime::Version::Draft12 => "draft12",
+                frostamp::time::roughtime::Version::Draft11 => "draft11",
+            };
+            serde_json::json!({
+                "name": s.name,
+                "public_key": hex::encode(s.public_key),
+                "version": version,
+                "address": format!("127.0.0.1:{}", 2002 + i),
+            })
+        })
+        .collect();
+    let full = serde_json::json!({
+        "version": 1,
+        "name": "node-3",
+        "public": "0.0.0.0:8443",
+        "peer": "0.0.0.0:9443",
+        "operator_key": operator,
+        "vcek": hex::encode(vcek),
+        "insecure_dev_platform": "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n",
+        "test_fault": "bad-share",
+        "time": {
+            "servers": servers,
+            "quorum": pinned.quorum,
+        }
+    });
+    let dir = fuzz.join("seeds/node_config");
+    let minimal = format!(r#"{{"version":1,"operator_key":"{operator}"}}"#);
+    assert!(frostamp::pid1::config::NodeConfig::parse(minimal.as_bytes()).is_ok());
+    let full = serde_json::to_vec_pretty(&full)?;
+    frostamp::pid1::config::NodeConfig::parse(&full)?;
+    write(&dir, "minimal.json", minimal.as_bytes())?;
+    write(&dir, "full.json", &full)?;
+    write(
+        &dir,
+        "same-addresses.json",
+        format!(r#"{{"version":1,"operator_key":"{operator}","public":"[::]:1","peer":"[::]:1"}}"#)
+            .as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// `seeds/measurements/`: the repository's published measurement files.
+fn measurements(fuzz: &Path) -> Result {
+    let dir = fuzz.join("seeds/measurements");
+    for name in ["0.1.0.json", "0.1.0-dev.json"] {
+        let bytes = std::fs::read(fuzz.join("../measurements").join(name))?;
+        assert!(
+            !frostamp::cli::ops::measurements_in_json(std::str::from_utf8(&bytes)?)?.is_empty()
+        );
+        write(&dir, name, &bytes)?;
+    }
+    Ok(())
+}
+
+/// `fixtures/roughtime.json` (three servers: Cloudflare's draft-11 vector server, and
+/// RFC 10049 and draft-12 test servers), `seeds/roughtime/` (replies of each to the
+/// fixture nonce) and `seeds/time_evidence/` (evidence for `checks::TIME_LEAF` with a
+/// reply of the RFC server, which `checks::time_evidence` accepts).
+fn time(fuzz: &Path) -> Result {
+    use frostamp::time::evidence::{root_from_path, RoughtimeReply, TimeEvidence};
+    use frostamp::time::roughtime::{encode_request, ServerSpec, Version};
+    use roughtime_support::{public_key_from_seed, respond, ServerConfig};
+    let rt = fuzz.join("seeds/roughtime");
+    let mut fixtures = Vec::new();
+    // Cloudflare's draft-11 vectors: the first request's nonce and its reply.
+    let v: serde_json::Value = serde_json::from_slice(&asset(
+        "roughtime/cloudflare/roughtime_ietf_draft11_001.json",
+    )?)?;
+    let field = |k: &str, i: Option<usize>| -> Result<Vec<u8>> {
+        let x = match i {
+            Some(i) => &v[k][i],
+            None => &v[k],
+        };
+        Ok(hex::decode(x.as_str().ok_or("vector field")?)?)
+    };
+    let root_seed: [u8; 32] = field("root_key", None)?
+        .try_into()
+        .map_err(|_| "root key length")?;
+    let request = &field("request", Some(0))?;
+    let reply = &field("replies", Some(0))?;
+    // NONC is the last tag of the draft-11 request (VER, SRV, NONC, ZZZZ sorted: NONC at
+    // the offset its header gives); find it by value in the reply instead.
+    let vector_spec = ServerSpec {
+        name: "cloudflare-vectors".into(),
+        public_key: public_key_from_seed(&root_seed),
+        version: Version::Draft11,
+    };
+    let nonce = request
+        .windows(32)
+        .map(|w| <[u8; 32]>::try_from(w).map_err(|_| "window"))
+        .collect::<std::result::Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|n| frostamp::time::roughtime::verify_response(&vector_spec, n, reply).is_ok())
+        .ok_or("no nonce of the vector request verifies its reply")?;
+    write(&rt, "draft11-cloudflare-vector.bin", reply)?;
+    fixtures.push(checks::RoughtimeFixture {
+        name: vector_spec.name.clone(),
+        public_key: hex::encode(vector_spec.public_key),
+        version: Version::Draft11.wire_value(),
+        nonce: hex::encode(nonce),
+    });
+    // Test servers (tests/roughtime_support), answering the nonce 7e…7e.
+    let nonce = [0x7e; 32];
+    let midp = 1_767_225_600;
+    let mut rfc_spec = None;
+    for (name, cfg, version) in [
+        ("rfc", ServerConfig::rfc([0x5a; 32], midp), Version::Rfc),
+        (
+            "draft12",
+            ServerConfig::draft12([0x6b; 32], midp),
+            Version::Draft12,
+        ),
+    ] {
+        let spec = ServerSpec {
+            name: format!("test-{name}"),
+            public_key: public_key_from_seed(&cfg.root_seed),
+            version,
+        };
+        let replies = respond(&cfg, &[encode_request(&nonce, &spec)]);
+        let reply = replies.first().ok_or("no reply")?;
+        frostamp::time::roughtime::verify_response(&spec, &nonce, reply)?;
+        write(&rt, &format!("{name}-test-server.bin"), reply)?;
+        fixtures.push(checks::RoughtimeFixture {
+            name: spec.name.clone(),
+            public_key: hex::encode(spec.public_key),
+            version: version.wire_value(),
+            nonce: hex::encode(nonce),
+        });
+        if version == Version::Rfc {
+            rfc_spec = Some((spec, cfg));
+        }
+    }
+    std::fs::create_dir_all(fuzz.join("fixtures"))?;
+    write(
+        &fuzz.join("fixtures"),
+        "roughtime.json",
+        serde_json::to_string_pretty(&fixtures)?.as_bytes(),
+    )?;
+    // Time evidence: the fixture leaf at index 1 under two siblings.
+    let (spec, cfg) = rfc_spec.ok_or("no RFC server")?;
+    let dir = fuzz.join("seeds/time_evidence");
+    for (name, index, path) in [
+        ("leaf1-path2", 1u32, vec![[0x22u8; 32], [0x33; 32]]),
+        ("single", 0, Vec::new()),
+    ] {
+        let root = root_from_path(&checks::TIME_LEAF, index, &path);
+        let replies = respond(&cfg, &[encode_request(&root, &spec)]);
+        let reply = replies.first().ok_or("no reply")?;
+        let ev = TimeEvidence {
+            version: 1,
+            leaf_index: index,
+            path: path
+                .iter()
+                .map(|p| der::asn1::OctetString::new(p.to_vec()))
+                .collect::<std::result::Result<_, _>>()?,
+            replies: vec![RoughtimeReply {
+                public_key: der::asn1::OctetString::new(spec.public_key.to_vec())?,
+                version: Version::Rfc.wire_value(),
+                response: der::asn1::OctetString::new(reply.clone())?,
+            }],
+        };
+        write(&dir, &format!("{name}.der"), &ev.to_der()?)?;
     }
     Ok(())
 }

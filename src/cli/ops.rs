@@ -118,9 +118,7 @@ pub fn accepted_measurements(hexes: &[String], files: &[PathBuf]) -> Result<Vec<
         );
     }
     for f in files {
-        let v: serde_json::Value = serde_json::from_str(&read_to_string(f, "measurements file")?)?;
-        let mut found = Vec::new();
-        collect_measurements(&v, &mut found);
+        let found = measurements_in_json(&read_to_string(f, "measurements file")?)?;
         if found.is_empty() {
             bail!("{} names no measurement", f.display());
         }
@@ -130,6 +128,16 @@ pub fn accepted_measurements(hexes: &[String], files: &[PathBuf]) -> Result<Vec<
         bail!("tell the CA which measurement to accept: --measurement HEX or --measurements FILE");
     }
     Ok(out)
+}
+
+/// The measurements a `measurements/*.json` file names: every string field named
+/// `measurement` or `launch_digest`, at any depth, that is 96 hex digits (what the CA
+/// reads with `--measurements FILE`; fuzz target `measurements`).
+pub fn measurements_in_json(text: &str) -> Result<Vec<[u8; 48]>, serde_json::Error> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let mut found = Vec::new();
+    collect_measurements(&v, &mut found);
+    Ok(found)
 }
 
 fn collect_measurements(v: &serde_json::Value, out: &mut Vec<[u8; 48]>) {
