@@ -13,6 +13,8 @@
 //! `$FROSTAMP_HAPROXY`; without it the test says so and passes without running.
 #![cfg(feature = "insecure-dev-attestation")]
 
+mod common;
+use common::kill;
 use frostamp::certs::parse_certificates;
 use frostamp::cli::ops::{ClusterFile, ClusterNode};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
@@ -163,22 +165,6 @@ fn wait_server(socket: &Path, name: &str, want: &str, within: Duration) -> Durat
             "HAProxy: {name} is {got}, want {want}"
         );
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn kill(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.contains(") Z"))
-            .unwrap_or(true);
-        if gone {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
