@@ -54,7 +54,7 @@ demo: system-deps roughtime-deps
 ## the boot test (five QEMU VMs of the development image, see docs/boot.md).
 test: deps lint unit production-check image-check measurements-check boot-test
 
-production-check:
+production-check: image image-dev
 	./scripts/check-production-node.sh
 
 # The production feature set (what the image gets) and the development/test set.

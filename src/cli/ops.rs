@@ -939,12 +939,24 @@ pub fn cluster_down(dir: &Path) -> Result<()> {
             eprintln!("node {}: could not signal pid {pid}", n.index);
             continue;
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            if is_zombie(pid) {
-                break;
+        // A node that has not gone within 5 s is killed: one left running would keep
+        // dialing its old peers' addresses, which the next cluster on this machine may
+        // be given.
+        if !gone_within(pid, Duration::from_secs(5)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            if !gone_within(pid, Duration::from_secs(5)) {
+                eprintln!(
+                    "node {}: pid {pid} is still running after SIGTERM and SIGKILL",
+                    n.index
+                );
+                continue;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            println!(
+                "node {}: did not stop within 5 s of SIGTERM; killed (pid {pid})",
+                n.index
+            );
         }
         println!(
             "node {}: stopped (pid {pid}); its key share is gone with it",
@@ -964,6 +976,20 @@ fn runs_with_arg(pid: u32, arg: &std::ffi::OsStr) -> bool {
     !is_zombie(pid)
         && std::fs::read(format!("/proc/{pid}/cmdline"))
             .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_encoded_bytes()))
+}
+
+/// Whether process `pid` is gone (or a zombie) within `limit`.
+fn gone_within(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn is_zombie(pid: u32) -> bool {
