@@ -99,11 +99,21 @@ fn cluster_up(b: &Bins, d: &Path) -> (ClusterFile, Duration) {
         .output()
         .expect("cluster up");
     let took = t.elapsed();
-    assert!(
-        out.status.success(),
-        "cluster up failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        // The nodes are left running: what each says (peers, refusals), before the
+        // `Down` guard stops them.
+        let status = Command::new(&b.frostamp)
+            .args(["cluster", "status", "--json", "--dir"])
+            .arg(d)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("cluster status: {e}"));
+        let _ = std::fs::write(d.join("status-at-failure.json"), &status);
+        panic!(
+            "cluster up failed:\n{}\nstatus of every node (also in status-at-failure.json):\n{status}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let file =
         serde_json::from_slice(&std::fs::read(d.join("cluster.json")).expect("cluster.json"))
             .expect("cluster.json parses");
@@ -804,6 +814,7 @@ fn main() {
                     .join("target/stress")
                     .join(format!("run-{}", i + 1));
                 let _ = std::fs::remove_dir_all(&keep);
+                let _ = std::fs::create_dir_all(keep.parent().unwrap_or(Path::new(".")));
                 let kept = Command::new("cp")
                     .arg("-a")
                     .arg(dir.path())

@@ -54,6 +54,12 @@ const MAX_PEER_PER_ROSTER_INDEX: usize = 2;
 /// Connections at once from the address of a configured peer, outside the strangers'
 /// caps: strangers that share its network cannot crowd a real peer out (issue 13).
 const MAX_PEER_PER_KNOWN_ADDRESS: usize = 8;
+/// At most one refusal note per this interval for connections shed from a configured
+/// peer's address.
+const SHED_NOTE_EVERY: Duration = Duration::from_secs(5);
+/// A dialer that has failed this many times in a row notes it as a refusal (and again
+/// at every multiple), so `/status` shows a peer this node cannot reach.
+const DIAL_FAILURES_NOTED: u32 = 5;
 /// How long the accept loop waits for an evicted connection's permit.
 const EVICT_WAIT: Duration = Duration::from_millis(200);
 
@@ -175,6 +181,9 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
     let evictable = Arc::new(super::limits::Evictable::default());
     let roster_slots = super::limits::RosterSlots::new(MAX_PEER_PER_ROSTER_INDEX);
     let known = super::limits::SourceCaps::new(MAX_PEER_PER_KNOWN_ADDRESS);
+    // Shedding a configured peer's address is kept as a refusal (at most one per
+    // SHED_NOTE_EVERY), so that a cluster that cannot form says why in `/status`.
+    let mut shed_noted: Option<tokio::time::Instant> = None;
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
             continue;
@@ -184,6 +193,13 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
         let (slot, permit) = if is_peer_address(&node, addr.ip()) {
             let Some(slot) = known.admit(addr.ip()) else {
                 node.metrics.shed("peer_known_address");
+                if shed_noted.is_none_or(|t| t.elapsed() >= SHED_NOTE_EVERY) {
+                    shed_noted = Some(tokio::time::Instant::now());
+                    node.refuse_from(
+                        Some(addr.ip()),
+                        format!("peer connection from {addr} shed: {MAX_PEER_PER_KNOWN_ADDRESS} connections from this peer address are already being admitted or linked"),
+                    );
+                }
                 continue;
             };
             (slot, None)
@@ -328,8 +344,10 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
         }
     };
     let mut backoff = Duration::from_millis(100);
+    let mut failures: u32 = 0;
     loop {
         if node.peer_links().contains_key(&index) {
+            failures = 0;
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
@@ -365,11 +383,29 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
                 )
                 .await;
             }
-            Ok(Err(e)) => tracing::debug!(node = %node.name, "dial {index} at {addr}: {e}"),
-            Err(_) => tracing::debug!(node = %node.name, "dial {index} at {addr}: timed out"),
+            Ok(Err(e)) => {
+                failures += 1;
+                dial_failed(&node, index, &addr, failures, &e);
+            }
+            Err(_) => {
+                failures += 1;
+                dial_failed(&node, index, &addr, failures, "timed out");
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A dial that did not reach a TLS session: logged, and every
+/// [`DIAL_FAILURES_NOTED`] failures in a row kept as a refusal for `/status`.
+fn dial_failed(node: &Node, index: u16, addr: &str, failures: u32, why: &str) {
+    if failures.is_multiple_of(DIAL_FAILURES_NOTED) {
+        node.refuse(format!(
+            "cannot reach node {index} at {addr}: {why} ({failures} attempts in a row)"
+        ));
+    } else {
+        tracing::debug!(node = %node.name, "dial {index} at {addr}: {why}");
     }
 }
 
