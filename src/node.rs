@@ -148,6 +148,38 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// What every node of one cluster shares and a node configured for any other
+    /// layout does not: t and every peer address (not the node's own index). A dialer
+    /// names it as the TLS server name of the peer port
+    /// ([`ClusterConfig::peer_server_name`]); a node refuses a connection meant for
+    /// another layout (typically an earlier cluster whose addresses this one reuses, or
+    /// a second cluster on the same machine) before it spends anything on it. Who may
+    /// hold which index is still decided by attestation, the roster and the operator's
+    /// orders: the tag is public and only sorts out misdirected connections.
+    pub fn tag(&self) -> [u8; 16] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"frostamp peer cluster tag v1\0");
+        h.update(self.t.to_be_bytes());
+        for (index, addr) in &self.nodes {
+            h.update(index.to_be_bytes());
+            h.update((addr.len() as u64).to_be_bytes());
+            h.update(addr.as_bytes());
+        }
+        let d: [u8; 32] = h.finalize().into();
+        let mut tag = [0u8; 16];
+        for (t, b) in tag.iter_mut().zip(d) {
+            *t = b;
+        }
+        tag
+    }
+
+    /// The TLS server name a dialer of this cluster sends to a peer port:
+    /// `c<tag in hex>.peer.frostamp`.
+    pub fn peer_server_name(&self) -> String {
+        format!("c{}.peer.frostamp", hex::encode(self.tag()))
+    }
+
     /// n.
     pub fn n(&self) -> u16 {
         u16::try_from(self.nodes.len()).unwrap_or(u16::MAX)
@@ -558,6 +590,33 @@ pub async fn run(
 #[cfg(test)]
 mod refusal_tests {
     use super::*;
+
+    #[test]
+    fn the_cluster_tag_is_shared_by_one_cluster_only() {
+        let layout = |port: u16| ClusterConfig {
+            index: 1,
+            t: 3,
+            nodes: (1..=5)
+                .map(|i| (i, format!("10.0.0.{i}:{}", port + i)))
+                .collect(),
+        };
+        let a = layout(7000);
+        let mut b = a.clone();
+        b.index = 4;
+        // Every node of one cluster (whatever its own index) names the same tag.
+        assert_eq!(a.tag(), b.tag());
+        assert!(a.peer_server_name().starts_with('c'));
+        assert!(a.peer_server_name().ends_with(".peer.frostamp"));
+        assert!(rustls::pki_types::ServerName::try_from(a.peer_server_name()).is_ok());
+        // Another layout, another threshold: another cluster.
+        assert_ne!(a.tag(), layout(7001).tag());
+        let mut c = a.clone();
+        c.t = 2;
+        assert_ne!(a.tag(), c.tag());
+        let mut d = a.clone();
+        d.nodes.insert(5, "10.0.0.9:7005".into());
+        assert_ne!(a.tag(), d.tag());
+    }
 
     fn member(index: u16, id: u8) -> Member {
         Member {

@@ -569,11 +569,29 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     };
     assert!(refusals(n3).iter().any(|r| r.contains(operators_refusal)));
 
+    // The attacker knows the cluster's tag (it is made of public facts: t and the peer
+    // addresses) and names it, so its Hellos reach the index check; without it, a
+    // connection is refused before any Hello (the twin at the end).
+    let layout = frostamp::node::ClusterConfig {
+        index: 1,
+        t: file.t,
+        nodes: file
+            .nodes
+            .iter()
+            .map(|n| (n.index, n.peer.clone()))
+            .collect(),
+    };
+    let server_name = layout.peer_server_name();
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
-    let (addr, halt, sent2, refused2) =
-        (n3.peer.clone(), stop.clone(), sent.clone(), refused.clone());
+    let (addr, halt, sent2, refused2, name2) = (
+        n3.peer.clone(),
+        stop.clone(),
+        sent.clone(),
+        refused.clone(),
+        server_name.clone(),
+    );
     let attacker = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -594,12 +612,17 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
                 k += 1;
                 let from = v4(127, 0, 10 + (k / 40 % 50) as u8, 2 + (k % 40) as u8);
                 let guess = 1 + (k % 5) as u16;
-                let (addr, cfg, sent, refused) =
-                    (addr.clone(), cfg.clone(), sent2.clone(), refused2.clone());
+                let (addr, cfg, sent, refused, name) = (
+                    addr.clone(),
+                    cfg.clone(),
+                    sent2.clone(),
+                    refused2.clone(),
+                    name2.clone(),
+                );
                 tokio::spawn(async move {
                     let go = async {
                         let tcp = tcp_from(from, &addr).await.ok()?;
-                        let name = rustls::pki_types::ServerName::try_from("frostamp-peer").ok()?;
+                        let name = rustls::pki_types::ServerName::try_from(name).ok()?;
                         let tls = tokio_rustls::TlsConnector::from(cfg)
                             .connect(name, tcp)
                             .await
@@ -659,6 +682,39 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     assert!(
         list.iter().any(|r| r.contains("claims index")),
         "strangers' refusals are listed too: {list:#?}"
+    );
+
+    // Twin: a dialer that names another cluster (here the pre-tag name) gets no Hello.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let got_hello = rt.block_on(async {
+        let id = frostamp::node::identity::Identity::generate(
+            "stranger",
+            frostamp::clock::Clock::now(&frostamp::clock::SystemClock),
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
+        let cfg = Arc::new(frostamp::net::tls::peer_client_config(&id).unwrap());
+        let tcp = tcp_from(v4(127, 0, 9, 2), &n3.peer).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("frostamp-peer").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (mut rd, _wr) = tokio::io::split(tls);
+        tokio::time::timeout(Duration::from_secs(10), read_frame(&mut rd))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    });
+    assert!(!got_hello, "a dialer naming another cluster got a Hello");
+    assert!(
+        refusals(n3)
+            .iter()
+            .any(|r| r.contains("dialed for another cluster")),
+        "{:#?}",
+        refusals(n3)
     );
 }
 

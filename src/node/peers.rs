@@ -268,6 +268,7 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.to_vec());
+            let server_name = tls.get_ref().1.server_name().map(str::to_owned);
             // A roster identity leaves the general permits for a slot of its own.
             let roster_index = cert
                 .as_deref()
@@ -291,7 +292,7 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 node,
                 tls,
                 cert,
-                None,
+                Side::Accepted { server_name },
                 addr.to_string(),
                 Some(addr.ip()),
                 pending,
@@ -343,6 +344,10 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
             return;
         }
     };
+    // The cluster this dialer works for, named to the peer (see `ClusterConfig::tag`).
+    let Some(server_name) = node.state().cluster.as_ref().map(|c| c.peer_server_name()) else {
+        return;
+    };
     let mut backoff = Duration::from_millis(100);
     let mut failures: u32 = 0;
     loop {
@@ -356,7 +361,7 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = tcp.set_nodelay(true);
-            let name = rustls::pki_types::ServerName::try_from("frostamp-peer")
+            let name = rustls::pki_types::ServerName::try_from(server_name.clone())
                 .map_err(|e| e.to_string())?;
             connector
                 .connect(name, tcp)
@@ -376,7 +381,7 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
                     node.clone(),
                     tls,
                     cert,
-                    Some(index),
+                    Side::Dialed { index },
                     addr.clone(),
                     None,
                     None,
@@ -409,12 +414,21 @@ fn dial_failed(node: &Node, index: u16, addr: &str, failures: u32, why: &str) {
     }
 }
 
+/// Which end of a peer connection this node is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Side {
+    /// This node dialed peer `index`.
+    Dialed { index: u16 },
+    /// This node accepted it; the TLS server name the dialer sent, if any.
+    Accepted { server_name: Option<String> },
+}
+
 /// Admission handshake, then message pumping until the connection ends.
 async fn run_connection<S>(
     node: Arc<Node>,
     stream: S,
     peer_cert: Option<Vec<u8>>,
-    expected: Option<u16>,
+    side: Side,
     addr: String,
     // The address of an incoming (unauthenticated) connection: its refusals are capped
     // per source so they cannot flush the others'.
@@ -429,7 +443,7 @@ async fn run_connection<S>(
     let admitted = tokio::select! {
         r = tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
-            admit(&node, &mut rd, &mut wr, peer_cert, expected),
+            admit(&node, &mut rd, &mut wr, peer_cert, &side),
         ) => r,
         () = evicted => {
             node.refuse_from(source, format!("refused peer at {addr}: evicted during admission (peer port full)"));
@@ -694,7 +708,7 @@ async fn admit<R, W>(
     rd: &mut R,
     wr: &mut W,
     peer_cert: Option<Vec<u8>>,
-    expected: Option<u16>,
+    side: &Side,
 ) -> Result<(Member, Option<String>), String>
 where
     R: AsyncRead + Unpin,
@@ -710,6 +724,21 @@ where
         }
         if tokio::time::timeout_at(deadline, configured).await.is_err() {
             return Err("this node is not configured yet".into());
+        }
+    };
+    // A dialer of another cluster (another operator, or an earlier cluster whose peer
+    // addresses this one reuses) is refused before anything is spent on it.
+    let expected = match side {
+        Side::Dialed { index } => Some(*index),
+        Side::Accepted { server_name } => {
+            let ours = cluster.peer_server_name();
+            if server_name.as_deref() != Some(ours.as_str()) {
+                return Err(format!(
+                    "dialed for another cluster (server name {}, this cluster's is {ours}): a node configured with another layout, such as an earlier cluster's at a reused address",
+                    server_name.as_deref().unwrap_or("none")
+                ));
+            }
+            None
         }
     };
     let peer_spki = spki_of_cert(&peer_cert.ok_or("no TLS certificate")?)
