@@ -19,7 +19,8 @@
 #
 # Needs valgrind, curl, openssl, target/release/{frostamp,frostamp-node} built with
 # --features insecure-dev-attestation (built here unless FROSTAMP_BIN_DIR is given), and
-# FROSTAMP_ROUGHENOUGH (see Makefile). Output: OUT_DIR (default target/callgrind) with the
+# FROSTAMP_ROUGHENOUGH (see Makefile). NODE_BIN=path profiles another frostamp-node build
+# (e.g. an earlier commit's) with this checkout's `frostamp`. Output: OUT_DIR (default target/callgrind) with the
 # raw callgrind files and table-coordinator.txt, table-signer.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ if [ -z "$bin" ]; then
   bin=target/release
 fi
 bin=$(realpath "$bin")
+node_bin=$(realpath "${NODE_BIN:-$bin/frostamp-node}") # NODE_BIN: profile another node build
 for tool in valgrind callgrind_control callgrind_annotate curl openssl python3; do
   command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
 done
@@ -44,7 +46,7 @@ cleanup() { "$bin/frostamp" cluster down --dir "$dir" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 FROSTAMP_NODE_WRAPPER="2:valgrind --tool=callgrind --callgrind-out-file=$out/callgrind.node2 --dump-instr=no --collect-jumps=no" \
-  "$bin/frostamp" cluster up --node-bin "$bin/frostamp-node" --dir "$dir" >"$out/cluster-up.log"
+  "$bin/frostamp" cluster up --node-bin "$node_bin" --dir "$dir" >"$out/cluster-up.log"
 
 node() { # node N field
   python3 -c 'import json,sys; n=[x for x in json.load(open(sys.argv[1]))["nodes"] if x["index"]==int(sys.argv[2])][0]; print(n[sys.argv[3]])' \

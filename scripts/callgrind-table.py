@@ -3,7 +3,7 @@
 
 usage: callgrind-table.py --tokens N [--role NAME] [--top K] CALLGRIND_FILE
 
-Self cost of every function (`callgrind_annotate --inclusive=no`), assigned to a category
+Self cost of every function (as `callgrind_annotate --inclusive=no` would give it), assigned to a category
 by the crate (or C library) the function belongs to, divided by the tokens of the run.
 Inlined code counts where it was inlined. Calls to a few marker functions (from the
 file's call records) are printed too, per token, to check what the run did. callgrind
@@ -14,7 +14,6 @@ scheduling work are not in these figures.
 import argparse
 import re
 import subprocess
-import sys
 from collections import defaultdict
 
 # (category, regex on the function's crate path or symbol), first match wins.
@@ -22,7 +21,7 @@ CATEGORIES = [
     ("allocation (malloc/free/realloc)", r"^(malloc|free|cfree|realloc|calloc|_int_malloc|_int_free\w*|_int_realloc|malloc_consolidate|unlink_chunk\w*|tcache\w*|__libc_malloc|__libc_free|__libc_realloc|__libc_calloc|posix_memalign|_mid_memalign|__rust_alloc|__rust_dealloc|__rust_realloc|__rust_alloc_zeroed|__rdl_\w+|alloc::alloc::|alloc::raw_vec::|<alloc::raw_vec::|alloc::sync::Arc<.*>::drop_slow|sysmalloc|systrim|arena_get2|__default_morecore|alloc_perturb|checked_request2size)"),
     ("memcpy/memset/memcmp", r"^(__)?(mem(cpy|move|set|cmp|chr)|bcmp|strlen|__memcpy\w*|__memmove\w*|__memset\w*|__memcmp\w*|__strlen\w*|__memchr\w*|__bcmp\w*|__nss_database_lookup)"),
     ("FROST arithmetic (k256, frost)", r"^(k256|elliptic_curve|frost_core|frost_secp256k1|primeorder|crypto_bigint|ff|group|subtle)::"),
-    ("time evidence (Ed25519 verify, Roughtime)", r"^(ring_core_\w*(x25519|ed25519|25519)\w*|ring::ec::curve25519|ring::signature|fiat_25519\w*|x25519\w*|frostamp::time::|roughenough\w*)"),
+    ("time evidence (Ed25519 verify, Roughtime)", r"^(ring_core_\w*(x25519|ed25519|25519)\w*|ring::ec::curve25519|ring::signature|fiat_25519\w*|x25519\w*|ge_\w+|fe_\w+|slide|sc_\w+|frostamp::time::|roughenough\w*)$"),
     ("hashing (SHA-2)", r"^(sha2|sha1|digest|hmac|ring_core_\w*sha\w*|ring::digest|sha\d+_block\w*|block_buffer)"),
     ("TLS (rustls, ring AEAD)", r"^(rustls|tokio_rustls|rustls_pki_types|webpki|ring::|ring_core_\w*|aes_\w*|gcm_\w*|ChaCha20\w*|chacha20\w*|poly1305\w*|GFp_\w*|bn_\w*|aesni_\w*|_aesni\w*|ecp_nistz256\w*|p256_\w*|LIMBS_\w*|OPENSSL_\w*)"),
     ("HTTP (hyper)", r"^(hyper|hyper_util|http|httparse|http_body|http_body_util|h2)::"),
@@ -40,12 +39,11 @@ OTHER = "other"
 
 # Functions whose call counts say what a run did.
 MARKERS = [
-    ("frost round2::sign (signature shares)", r"^frost_core::round2::sign"),
-    ("frost aggregate", r"^frost_core::aggregate"),
-    ("k256 FieldElement::invert", r"^k256::arithmetic::field::FieldElement::invert"),
-    ("k256 FieldElement::sqrt", r"^k256::arithmetic::field::FieldElement::sqrt"),
+    ("frost round2::sign (signature shares)", r"^frost_secp256k1::round2::sign$"),
+    ("frost aggregate", r"^frost_core::aggregate_custom$"),
+    ("point serialization (k256 inversion)", r"^<frost_secp256k1::Secp256K1Group as frost_core::traits::Group>::serialize$"),
+    ("point deserialization (k256 square root)", r"^<frost_secp256k1::Secp256K1Group as frost_core::traits::Group>::deserialize$"),
     ("malloc", r"^malloc$"),
-    ("rustls record encryption", r"^<?rustls::record_layer::RecordLayer::encrypt_outgoing"),
 ]
 
 
@@ -74,30 +72,54 @@ def category(symbol):
 
 
 def self_costs(path):
-    text = subprocess.run(
-        ["callgrind_annotate", "--inclusive=no", "--threshold=100", "--auto=no",
-         "--show-percs=no", path],
-        check=True, capture_output=True, text=True).stdout
-    costs = []
-    line_rx = re.compile(r"^\s*([\d,]+)\s+(?:\S*?):(.*?)(?:\s+\[([^\]]*)\])?\s*$")
-    started = False
-    for line in text.splitlines():
-        if re.match(r"^\s*Ir\s+file:function", line):
-            started = True
-            continue
-        if not started:
-            continue
-        m = line_rx.match(line)
-        if m and m.group(2):
-            costs.append((int(m.group(1).replace(",", "")), m.group(2).strip()))
-    return costs
+    """Self cost per function, read from the raw file: every cost line counts for the
+    current `fn=`, except the line after a `calls=` record (the call's inclusive cost).
+    (callgrind_annotate 3.19 counts the inclusive cost of frames still active at a dump,
+    `calls=0`, as self cost of the thread-start functions; reading the file avoids it.)"""
+    names = {}
+    costs = defaultdict(int)
+    fn = None
+    skip_next = False
+    ref = re.compile(r"^fn=\((\d+)\)(?: (.*))?$")
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            if line.startswith("fn="):
+                m = ref.match(line)
+                if m:
+                    if m.group(2):
+                        names[m.group(1)] = m.group(2)
+                    fn = names.get(m.group(1), "?")
+                else:
+                    fn = line[3:].strip()
+                continue
+            if line.startswith("cfn="):
+                m = re.match(r"^cfn=\((\d+)\)(?: (.*))?$", line)
+                if m and m.group(2):
+                    names[m.group(1)] = m.group(2)
+                continue
+            if line.startswith("calls="):
+                skip_next = True
+                continue
+            if line[0].isdigit() or line[0] in "+-*":
+                if skip_next:
+                    skip_next = False
+                    continue
+                parts = line.split()
+                if len(parts) >= 2 and fn is not None:
+                    costs[fn] += int(parts[-1])
+    return [(c, name) for name, c in costs.items()]
 
 
 def call_counts(path):
     """Calls per callee name from the raw file's call records."""
     names = {}
     counts = defaultdict(int)
+    inclusive = defaultdict(int)
     callee = None
+    after_call = False
     ref = re.compile(r"^c?fn=\((\d+)\)(?: (.*))?$")
     with open(path, errors="replace") as f:
         for line in f:
@@ -113,7 +135,13 @@ def call_counts(path):
                     callee = name
             elif line.startswith("calls=") and callee is not None:
                 counts[callee] += int(line.split("=", 1)[1].split()[0])
-    return counts
+                after_call = True
+            elif after_call:
+                after_call = False
+                parts = line.split()
+                if len(parts) >= 2 and callee is not None:
+                    inclusive[callee] += int(parts[-1])
+    return counts, inclusive
 
 
 def main():
@@ -141,17 +169,17 @@ def main():
     print(f"top {a.top} functions (self), M instr/token:")
     for c, sym in sorted(costs, reverse=True)[: a.top]:
         print(f"  {c / n / 1e6:>8.3f}  {category(sym)[:24]:<24}  {sym[:110]}")
-    counts = call_counts(a.file)
+    counts, inclusive = call_counts(a.file)
     print()
-    print("calls per token (of functions callgrind saw called, not inlined):")
+    print("calls per token and their inclusive cost (functions not inlined; recursion")
+    print("and calls from frames active at the dump make these approximate):")
+    print(f"  {'':<45} {'calls':>8} {'M instr':>8}")
     for label, rx in MARKERS:
         r = re.compile(rx)
-        k = sum(v for name, v in counts.items() if r.search(crate_path(name)) or r.search(name))
-        print(f"  {label:<45} {k / n:>8.2f}")
-    others = sorted(((v, name) for name, v in counts.items() if category(name) == OTHER),
-                    reverse=True)[:0]
-    for v, name in others:
-        print(f"  (uncategorised) {name} {v}", file=sys.stderr)
+        hit = [name for name in counts if r.search(name)]
+        k = sum(counts[name] for name in hit)
+        inc = sum(inclusive[name] for name in hit)
+        print(f"  {label:<45} {k / n:>8.2f} {inc / n / 1e6:>8.3f}")
 
 
 if __name__ == "__main__":
