@@ -869,13 +869,21 @@ mod tests {
             req: 1,
             commitments: commitments.clone(),
         };
-        let mut bytes = encode(&committed).unwrap().to_vec();
+        let bytes = encode(&committed).unwrap().to_vec();
         let first_point = 1 + 1 + 8 + 2;
-        bytes[first_point] = 0x05; // no SEC1 compressed point starts with 5
-        assert!(matches!(
-            decode(&bytes),
-            Err(FrameError::Binary(binary::BinaryError::Commitment(0)))
-        ));
+        for (tag, x) in [(0x07, None), (0x05, None), (0x02, Some([0xff; 32]))] {
+            // 7: no SEC1 tag; 5: the compact form, a second encoding of a point;
+            // x = 2^256 - 1: not a field element.
+            let mut bad = bytes.clone();
+            bad[first_point] = tag;
+            if let Some(x) = x {
+                bad[first_point + 1..first_point + 33].copy_from_slice(&x);
+            }
+            assert!(matches!(
+                decode(&bad),
+                Err(FrameError::Binary(binary::BinaryError::Commitment(0)))
+            ));
+        }
         // A share that is not a scalar (all ones is above the group order).
         let mut bytes = encode(&PeerMessage::SignShare { req: 1, share })
             .unwrap()

@@ -70,10 +70,15 @@ impl EncodedCommitments {
         Ok(Self { bytes, value })
     }
 
-    /// Parse `bytes` (two point decompressions; the identity and points off the curve
-    /// are refused).
+    /// Parse `bytes` (two point decompressions; anything but two compressed points on
+    /// the curve is refused).
     pub fn decode(bytes: &[u8; COMMITMENTS_LEN]) -> Result<Self, frost::Error> {
         let (hiding, binding) = bytes.split_at(COMMITMENTS_LEN / 2);
+        // Only the compressed form (tag 2 or 3), which k256 reads canonically: the SEC1
+        // compact form (tag 5) would be a second encoding of the same point.
+        if [hiding[0], binding[0]].iter().any(|t| !matches!(t, 2 | 3)) {
+            return Err(frost::GroupError::MalformedElement.into());
+        }
         let value = SigningCommitments::new(
             frost::round1::NonceCommitment::deserialize(hiding)?,
             frost::round1::NonceCommitment::deserialize(binding)?,
