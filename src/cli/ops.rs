@@ -752,13 +752,13 @@ pub async fn cluster_up(
         let peer = format!("127.0.0.1:{}", free_port()?);
         let log = dir.join(format!("node{i}.log"));
         let logf = std::fs::File::create(&log)?;
-        let mut command = match node_wrapper(i) {
-            Some(words) => {
-                let mut c = std::process::Command::new(&words[0]);
-                c.args(&words[1..]).arg(node_bin);
+        let mut command = match node_wrapper(i).as_deref() {
+            Some([program, args @ ..]) => {
+                let mut c = std::process::Command::new(program);
+                c.args(args).arg(node_bin);
                 c
             }
-            None => std::process::Command::new(node_bin),
+            _ => std::process::Command::new(node_bin),
         };
         let child = command
             .args([

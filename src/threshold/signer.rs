@@ -76,7 +76,8 @@ impl EncodedCommitments {
         let (hiding, binding) = bytes.split_at(COMMITMENTS_LEN / 2);
         // Only the compressed form (tag 2 or 3), which k256 reads canonically: the SEC1
         // compact form (tag 5) would be a second encoding of the same point.
-        if [hiding[0], binding[0]].iter().any(|t| !matches!(t, 2 | 3)) {
+        let compressed = |point: &[u8]| matches!(point.first(), Some(2 | 3));
+        if !compressed(hiding) || !compressed(binding) {
             return Err(frost::GroupError::MalformedElement.into());
         }
         let value = SigningCommitments::new(
