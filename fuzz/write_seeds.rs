@@ -261,6 +261,15 @@ fn peer_frame(fuzz: &Path) -> Result {
         .map(|(i, c)| (i as u16 + 1, *c))
         .collect();
     let one_commitment = *commitments.values().next().ok_or("no commitment")?;
+    let encoded = frostamp::threshold::signer::EncodedCommitments::encode(one_commitment)?;
+    let encoded_pairs: Vec<(u16, [u8; 66])> = commitments
+        .values()
+        .enumerate()
+        .map(|(i, c)| {
+            frostamp::threshold::signer::EncodedCommitments::encode(*c)
+                .map(|e| (i as u16 + 1, *e.bytes()))
+        })
+        .collect::<std::result::Result<_, _>>()?;
     let id = |i: u16| frost::Identifier::try_from(i);
     let (r1_secret, r1_package) = frost::keys::dkg::part1(id(1)?, 5, 3, &mut rng)?;
     let (_, r1_package_2) = frost::keys::dkg::part1(id(2)?, 5, 3, &mut rng)?;
@@ -327,7 +336,7 @@ fn peer_frame(fuzz: &Path) -> Result {
             "sign_committed",
             PeerMessage::SignCommitted {
                 req: 7,
-                commitments: vec![one_commitment, one_commitment],
+                commitments: vec![encoded, encoded],
             },
         ),
         (
@@ -341,7 +350,7 @@ fn peer_frame(fuzz: &Path) -> Result {
                     cert_sha256: vec![0x5c; 32],
                     time_evidence: Vec::new(),
                 },
-                commitments: pairs.clone(),
+                commitments: encoded_pairs,
             },
         ),
         (
@@ -430,7 +439,13 @@ fn peer_frame(fuzz: &Path) -> Result {
         let bytes = encode(msg)?;
         frostamp::node::messages::decode(&bytes)?;
         checks::peer_frame(&bytes);
-        write(&dir, &format!("{name}.json"), &bytes)?;
+        // Version byte, tag byte, then JSON (tag 0) or the binary per-token encoding.
+        let ext = if bytes.get(1) == Some(&frostamp::node::messages::TAG_JSON) {
+            "json"
+        } else {
+            "bin"
+        };
+        write(&dir, &format!("{name}.{ext}"), &bytes)?;
     }
     Ok(())
 }

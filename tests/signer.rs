@@ -6,7 +6,8 @@ use der::{Decode, Encode};
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
 use frostamp::threshold::signer::{
-    Owner, Refusal, SignRequest, SigningProposal, MAX_COMMIT_BATCH, MAX_OUTSTANDING_NONCES,
+    EncodedCommitments, Owner, Refusal, SignRequest, SigningProposal, COMMITMENTS_LEN,
+    MAX_COMMIT_BATCH, MAX_OUTSTANDING_NONCES,
 };
 use frostamp::tsp::asn1::TimeStampReq;
 use frostamp::tsp::request::{AcceptedRequest, HashAlg, Rejection};
@@ -346,4 +347,66 @@ fn aggregate_checked_verifies_what_it_returns() {
         Err(Finish::Failed(r)) => panic!("expected the culprit, got {r:?}"),
         Ok(_) => panic!("a wrong share gave a signature"),
     }
+}
+
+/// The signing set as a peer receives it: (index, encoded commitments), signer 1's
+/// issued to node 2 ahead of time, signers 2 and 3 with fresh local ones.
+fn encoded_set(tsa: &LocalTsa<SystemClock>) -> Vec<(u16, [u8; COMMITMENTS_LEN])> {
+    let own = tsa.signers[0]
+        .commit_batch_encoded(Owner::Peer(2), 1, &mut rand::thread_rng())
+        .unwrap()[0];
+    let mut list = vec![(1u16, *own.bytes())];
+    for (i, s) in (2u16..).zip(&tsa.signers[1..3]) {
+        let c = s.commit_encoded(&mut rand::thread_rng()).unwrap();
+        assert_eq!(EncodedCommitments::decode(c.bytes()).unwrap(), c);
+        list.push((i, *c.bytes()));
+    }
+    list
+}
+
+#[test]
+fn encoded_signing_sets_sign_once_for_their_coordinator_and_bad_sets_are_refused() {
+    let tsa = tsa();
+    let s = &tsa.signers[0];
+    let proposal = good_proposal(&tsa);
+    // The coordinator it was issued to gets a share, once.
+    let list = encoded_set(&tsa);
+    assert_eq!(
+        s.sign_encoded(Owner::Peer(3), &proposal, &list)
+            .unwrap_err(),
+        Refusal::UnknownCommitment
+    );
+    s.sign_encoded(Owner::Peer(2), &proposal, &list).unwrap();
+    assert_eq!(
+        s.sign_encoded(Owner::Peer(2), &proposal, &list)
+            .unwrap_err(),
+        Refusal::UnknownCommitment
+    );
+    // Without this signer's entry: not selected.
+    let list = encoded_set(&tsa);
+    assert_eq!(
+        s.sign_encoded(Owner::Peer(2), &proposal, &list[1..])
+            .unwrap_err(),
+        Refusal::NotSelected
+    );
+    // Another signer's commitment that is not two points: refused.
+    let mut bad = encoded_set(&tsa);
+    bad[1].1[0] = 0x07;
+    assert!(matches!(
+        s.sign_encoded(Owner::Peer(2), &proposal, &bad),
+        Err(Refusal::Frost(_))
+    ));
+    // An index listed twice: refused.
+    let mut twice = encoded_set(&tsa);
+    twice[2].0 = 2;
+    assert!(matches!(
+        s.sign_encoded(Owner::Peer(2), &proposal, &twice),
+        Err(Refusal::Frost(_))
+    ));
+    // Below the threshold: refused.
+    let short = encoded_set(&tsa);
+    assert!(matches!(
+        s.sign_encoded(Owner::Peer(2), &proposal, &short[..2]),
+        Err(Refusal::TooFewSigners { got: 2, .. })
+    ));
 }

@@ -654,6 +654,18 @@ pub async fn cluster_up(
     bail!("the local cluster uses development attestation: build with `--features insecure-dev-attestation` (make demo does)")
 }
 
+/// Profiling knob of the local cluster (never read by a node): with
+/// `FROSTAMP_NODE_WRAPPER="I:PROGRAM ARGS..."`, node I is started as
+/// `PROGRAM ARGS... NODE_BIN NODE_ARGS...` (e.g. under `valgrind --tool=callgrind`,
+/// `scripts/callgrind-breakdown.sh`). Words are split on whitespace.
+#[cfg(feature = "insecure-dev-attestation")]
+fn node_wrapper(index: u16) -> Option<Vec<String>> {
+    let spec = std::env::var("FROSTAMP_NODE_WRAPPER").ok()?;
+    let (which, command) = spec.split_once(':')?;
+    let words: Vec<String> = command.split_whitespace().map(str::to_string).collect();
+    (which.trim().parse::<u16>().ok()? == index && !words.is_empty()).then_some(words)
+}
+
 /// `frostamp cluster up`: three local Roughtime servers (`time_offsets[i]` seconds off,
 /// see [`local_time`]), five local node processes with development attestation that ask
 /// them (`--time-servers DIR/time-servers.json`), a development CA and operator key, and
@@ -740,7 +752,15 @@ pub async fn cluster_up(
         let peer = format!("127.0.0.1:{}", free_port()?);
         let log = dir.join(format!("node{i}.log"));
         let logf = std::fs::File::create(&log)?;
-        let child = std::process::Command::new(node_bin)
+        let mut command = match node_wrapper(i).as_deref() {
+            Some([program, args @ ..]) => {
+                let mut c = std::process::Command::new(program);
+                c.args(args).arg(node_bin);
+                c
+            }
+            _ => std::process::Command::new(node_bin),
+        };
+        let child = command
             .args([
                 "--name",
                 &format!("node{i}"),

@@ -1,28 +1,35 @@
-//! Peer messages: versioned serde_json envelopes, strictly decoded, one per
-//! length-prefixed frame (4-byte big-endian length, at most [`MAX_FRAME`]).
+//! Peer messages, one per length-prefixed frame (4-byte big-endian length, at most
+//! [`MAX_FRAME`]). A frame's payload starts with the protocol [`VERSION`] byte and a
+//! tag byte. The messages of every token (`SignCommit`, `SignCommitted`, `SignRound2`,
+//! `SignShare`) are compact binary with fixed or length-prefixed fields and points
+//! as SEC1 bytes ([`binary`]); every other message — handshake, DKG, repair, pings,
+//! refusals, a few per minute at most — is a strict serde_json object after
+//! [`TAG_JSON`]. Each message has exactly one encoding: the binary ones cannot be
+//! written or read as JSON.
 
 use crate::attestation::Evidence;
 use crate::threshold::frost::keys::dkg;
 use crate::threshold::frost::round1::SigningCommitments;
 use crate::threshold::frost::round2::SignatureShare;
-use crate::threshold::signer::{Refusal, SigningProposal};
+use crate::threshold::signer::{EncodedCommitments, Refusal, SigningProposal, COMMITMENTS_LEN};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Protocol version carried in every envelope.
-pub const VERSION: u32 = 3;
+/// Protocol version: the first byte of every frame's payload.
+pub const VERSION: u8 = 4;
 /// Largest frame accepted.
 pub const MAX_FRAME: usize = 1 << 20;
 
-/// The envelope.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Envelope {
-    /// Must equal [`VERSION`].
-    pub v: u32,
-    /// The message.
-    pub msg: PeerMessage,
-}
+/// Tag of a JSON-encoded message (everything but the four per-token messages).
+pub const TAG_JSON: u8 = 0;
+/// Tag of a binary `SignCommit`.
+pub const TAG_SIGN_COMMIT: u8 = 1;
+/// Tag of a binary `SignCommitted`.
+pub const TAG_SIGN_COMMITTED: u8 = 2;
+/// Tag of a binary `SignRound2`.
+pub const TAG_SIGN_ROUND2: u8 = 3;
+/// Tag of a binary `SignShare`.
+pub const TAG_SIGN_SHARE: u8 = 4;
 
 /// Everything peers say to each other.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,28 +85,34 @@ pub enum PeerMessage {
         transcript: String,
     },
     /// Coordinator → signer: `count` fresh nonce commitments, issued to this
-    /// coordinator ahead of the requests they will sign (RFC 9591 §5.1).
+    /// coordinator ahead of the requests they will sign (RFC 9591 §5.1). Binary.
+    #[serde(skip)]
     SignCommit {
         /// Request id, echoed in the answer.
         req: u64,
         /// How many (1 to `signer::MAX_COMMIT_BATCH`).
         count: u16,
     },
-    /// Signer → coordinator: the commitments.
+    /// Signer → coordinator: the commitments. Binary.
+    #[serde(skip)]
     SignCommitted {
         /// Request id.
         req: u64,
-        /// Commitments to nonces the signer keeps for this coordinator, each single use.
-        commitments: Vec<SigningCommitments>,
+        /// Commitments to nonces the signer keeps for this coordinator, each single use
+        /// (at most `signer::MAX_COMMIT_BATCH`), decoded once on arrival.
+        commitments: Vec<EncodedCommitments>,
     },
     /// Coordinator → signer: what to sign (structure, never bytes) and the signing set.
+    /// Binary.
+    #[serde(skip)]
     SignRound2 {
         /// Request id.
         req: u64,
         /// The token proposal.
         proposal: SigningProposal,
-        /// (index, commitments) of every signer in this signing.
-        commitments: Vec<(u16, SigningCommitments)>,
+        /// (index, encoded commitments) of every signer in this signing; the signer
+        /// decodes only the others' (`Signer::sign_encoded`).
+        commitments: Vec<(u16, [u8; COMMITMENTS_LEN])>,
     },
     /// Coordinator → signer: sign this epoch's CSR, which the signer rebuilds from
     /// the subject and the evidence bundle and checks against its own epoch.
@@ -116,7 +129,8 @@ pub enum PeerMessage {
         /// (index, commitments) of every signer in this signing.
         commitments: Vec<(u16, SigningCommitments)>,
     },
-    /// Signer → coordinator: its signature share (RFC 9591 §5.2).
+    /// Signer → coordinator: its signature share (RFC 9591 §5.2). Binary.
+    #[serde(skip)]
     SignShare {
         /// Request id.
         req: u64,
@@ -259,13 +273,6 @@ impl<'de> Deserialize<'de> for SecretScalar {
     }
 }
 
-/// The envelope as it is encoded, borrowing the message (no copy of its secrets).
-#[derive(Serialize)]
-struct EnvelopeRef<'a> {
-    v: u32,
-    msg: &'a PeerMessage,
-}
-
 /// Framing and decoding failures.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -275,31 +282,298 @@ pub enum FrameError {
     /// Frame over the limit.
     #[error("frame of {0} bytes exceeds the limit")]
     TooLarge(usize),
-    /// Not a valid envelope.
+    /// Not a valid JSON message.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// Not a valid binary message.
+    #[error("malformed binary message: {0}")]
+    Binary(#[from] binary::BinaryError),
     /// Unsupported version.
     #[error("unsupported protocol version {0}")]
-    Version(u32),
+    Version(u8),
+    /// A payload too short to hold the version and the tag.
+    #[error("empty message")]
+    Empty,
 }
 
-/// Decode one envelope from bytes (strict). The caller's buffer is its own to zeroize
-/// (`read_frame` does).
+/// Decode one message from a frame's payload (strict). The caller's buffer is its own
+/// to zeroize (`read_frame` does).
 pub fn decode(bytes: &[u8]) -> Result<PeerMessage, FrameError> {
-    let env: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if env.v != VERSION {
-        return Err(FrameError::Version(env.v));
+    let [version, tag, body @ ..] = bytes else {
+        return Err(FrameError::Empty);
+    };
+    if *version != VERSION {
+        return Err(FrameError::Version(*version));
     }
-    Ok(env.msg)
+    if *tag == TAG_JSON {
+        return serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()));
+    }
+    Ok(binary::decode(*tag, body)?)
 }
 
-/// Encode one envelope, into a buffer zeroized on drop (frames carry DKG round-2
-/// shares and repair deltas and sigmas).
+/// Encode one message as a frame's payload, into a buffer zeroized on drop (frames
+/// carry DKG round-2 shares and repair deltas and sigmas). The buffer is allocated at
+/// its final size, so no reallocation leaves a copy of a secret behind.
 pub fn encode(msg: &PeerMessage) -> Result<zeroize::Zeroizing<Vec<u8>>, FrameError> {
-    serde_json::to_vec(&EnvelopeRef { v: VERSION, msg })
-        .map(zeroize::Zeroizing::new)
-        .map_err(|e| FrameError::Malformed(e.to_string()))
+    if let Some(len) = binary::encoded_len(msg) {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(1 + len));
+        out.push(VERSION);
+        binary::encode(msg, &mut out);
+        return Ok(out);
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(2 + counter.0));
+    out.extend_from_slice(&[VERSION, TAG_JSON]);
+    serde_json::to_writer(&mut *out, msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    Ok(out)
+}
+
+/// Counts what is written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The per-token messages in binary: big-endian integers, byte strings with a length
+/// prefix, commitments as their 66 bytes, shares as their 32; nothing may follow the
+/// last field.
+pub mod binary {
+    use super::{
+        PeerMessage, SignatureShare, SigningProposal, COMMITMENTS_LEN, TAG_SIGN_COMMIT,
+        TAG_SIGN_COMMITTED, TAG_SIGN_ROUND2, TAG_SIGN_SHARE,
+    };
+    use crate::threshold::signer::{EncodedCommitments, MAX_COMMIT_BATCH};
+    use crate::tsp::token::Serial;
+
+    /// Most (index, commitments) pairs a `SignRound2` may carry.
+    pub const MAX_SIGNING_SET: usize = 255;
+
+    /// Why a binary message was refused.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum BinaryError {
+        /// A tag no message has.
+        #[error("unknown tag {0}")]
+        UnknownTag(u8),
+        /// The message ends inside a field.
+        #[error("truncated: {field} needs {needed} more bytes")]
+        Truncated {
+            /// The field being read.
+            field: &'static str,
+            /// Bytes it needed beyond the end.
+            needed: usize,
+        },
+        /// Bytes after the last field.
+        #[error("{0} bytes after the last field")]
+        Trailing(usize),
+        /// More entries than a message of this kind may carry.
+        #[error("{field}: {got} entries, at most {max}")]
+        TooMany {
+            /// The list.
+            field: &'static str,
+            /// Entries announced.
+            got: usize,
+            /// The limit.
+            max: usize,
+        },
+        /// A commitment that is not two valid compressed points.
+        #[error("commitment {0} is not two valid points")]
+        Commitment(usize),
+        /// A signature share that is not a scalar.
+        #[error("signature share is not a scalar")]
+        Share,
+    }
+
+    /// The length of `msg` in binary (tag included), if it is one of the binary
+    /// messages.
+    pub(super) fn encoded_len(msg: &PeerMessage) -> Option<usize> {
+        Some(match msg {
+            PeerMessage::SignCommit { .. } => 1 + 8 + 2,
+            PeerMessage::SignCommitted { commitments, .. } => {
+                1 + 8 + 2 + commitments.len() * COMMITMENTS_LEN
+            }
+            PeerMessage::SignRound2 {
+                proposal: p,
+                commitments,
+                ..
+            } => {
+                1 + 8
+                    + (4 + p.request_der.len())
+                    + 8
+                    + 16
+                    + (4 + p.cert_sha256.len())
+                    + (4 + p.time_evidence.len())
+                    + 2
+                    + commitments.len() * (2 + COMMITMENTS_LEN)
+            }
+            PeerMessage::SignShare { .. } => 1 + 8 + 32,
+            _ => return None,
+        })
+    }
+
+    /// Append `msg` in binary after the version byte, if it is one of the binary
+    /// messages; `false` (nothing written) otherwise.
+    pub(super) fn encode(msg: &PeerMessage, out: &mut Vec<u8>) -> bool {
+        match msg {
+            PeerMessage::SignCommit { req, count } => {
+                out.push(TAG_SIGN_COMMIT);
+                out.extend_from_slice(&req.to_be_bytes());
+                out.extend_from_slice(&count.to_be_bytes());
+            }
+            PeerMessage::SignCommitted { req, commitments } => {
+                out.push(TAG_SIGN_COMMITTED);
+                out.extend_from_slice(&req.to_be_bytes());
+                put_count(out, commitments.len());
+                for c in commitments {
+                    out.extend_from_slice(c.bytes());
+                }
+            }
+            PeerMessage::SignRound2 {
+                req,
+                proposal,
+                commitments,
+            } => {
+                let p = proposal;
+                out.push(TAG_SIGN_ROUND2);
+                out.extend_from_slice(&req.to_be_bytes());
+                put_bytes(out, &p.request_der);
+                out.extend_from_slice(&p.gen_time_unix_millis.to_be_bytes());
+                out.extend_from_slice(&p.serial.0);
+                put_bytes(out, &p.cert_sha256);
+                put_bytes(out, &p.time_evidence);
+                put_count(out, commitments.len());
+                for (index, bytes) in commitments {
+                    out.extend_from_slice(&index.to_be_bytes());
+                    out.extend_from_slice(bytes);
+                }
+            }
+            PeerMessage::SignShare { req, share } => {
+                out.push(TAG_SIGN_SHARE);
+                out.extend_from_slice(&req.to_be_bytes());
+                out.extend_from_slice(&share.serialize());
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// A list's length as u16 (the lists are bounded far below; a longer one is cut
+    /// off by the decoder's limit, never silently wrapped).
+    fn put_count(out: &mut Vec<u8>, n: usize) {
+        out.extend_from_slice(&u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes());
+    }
+
+    /// A byte string with a u32 length prefix (frames are at most 1 MiB).
+    fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+
+    /// A cursor over a message's body.
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], BinaryError> {
+            if n > self.0.len() {
+                return Err(BinaryError::Truncated {
+                    field,
+                    needed: n - self.0.len(),
+                });
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Ok(head)
+        }
+        fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], BinaryError> {
+            let mut out = [0u8; N];
+            out.copy_from_slice(self.take(N, field)?);
+            Ok(out)
+        }
+        fn u16(&mut self, field: &'static str) -> Result<u16, BinaryError> {
+            self.array(field).map(u16::from_be_bytes)
+        }
+        fn u64(&mut self, field: &'static str) -> Result<u64, BinaryError> {
+            self.array(field).map(u64::from_be_bytes)
+        }
+        fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, BinaryError> {
+            let len = self.array(field).map(u32::from_be_bytes)?;
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            self.take(len, field).map(<[u8]>::to_vec)
+        }
+        fn count(&mut self, field: &'static str, max: usize) -> Result<usize, BinaryError> {
+            let got = usize::from(self.u16(field)?);
+            if got > max {
+                return Err(BinaryError::TooMany { field, got, max });
+            }
+            Ok(got)
+        }
+        fn end(self) -> Result<(), BinaryError> {
+            match self.0.len() {
+                0 => Ok(()),
+                n => Err(BinaryError::Trailing(n)),
+            }
+        }
+    }
+
+    /// Decode the body of the binary message with `tag`.
+    pub(super) fn decode(tag: u8, body: &[u8]) -> Result<PeerMessage, BinaryError> {
+        let mut r = Reader(body);
+        let msg = match tag {
+            TAG_SIGN_COMMIT => PeerMessage::SignCommit {
+                req: r.u64("req")?,
+                count: r.u16("count")?,
+            },
+            TAG_SIGN_COMMITTED => {
+                let req = r.u64("req")?;
+                let n = r.count("commitments", MAX_COMMIT_BATCH)?;
+                let mut commitments = Vec::with_capacity(n);
+                for i in 0..n {
+                    let bytes = r.array::<COMMITMENTS_LEN>("commitment")?;
+                    commitments.push(
+                        EncodedCommitments::decode(&bytes)
+                            .map_err(|_| BinaryError::Commitment(i))?,
+                    );
+                }
+                PeerMessage::SignCommitted { req, commitments }
+            }
+            TAG_SIGN_ROUND2 => {
+                let req = r.u64("req")?;
+                let proposal = SigningProposal {
+                    request_der: r.bytes("request_der")?,
+                    gen_time_unix_millis: r.u64("gen_time")?,
+                    serial: Serial(r.array("serial")?),
+                    cert_sha256: r.bytes("cert_sha256")?,
+                    time_evidence: r.bytes("time_evidence")?,
+                };
+                let n = r.count("commitments", MAX_SIGNING_SET)?;
+                let mut commitments = Vec::with_capacity(n);
+                for _ in 0..n {
+                    commitments.push((r.u16("index")?, r.array("commitment")?));
+                }
+                PeerMessage::SignRound2 {
+                    req,
+                    proposal,
+                    commitments,
+                }
+            }
+            TAG_SIGN_SHARE => {
+                let req = r.u64("req")?;
+                let bytes = r.array::<32>("share")?;
+                let share = SignatureShare::deserialize(&bytes).map_err(|_| BinaryError::Share)?;
+                PeerMessage::SignShare { req, share }
+            }
+            other => return Err(BinaryError::UnknownTag(other)),
+        };
+        r.end()?;
+        Ok(msg)
+    }
 }
 
 /// A frame's first bytes are read into a buffer of at most this size; a larger frame
@@ -345,10 +619,28 @@ pub async fn write_frame<W: AsyncWriteExt + Unpin>(
     w: &mut W,
     msg: &PeerMessage,
 ) -> Result<(), FrameError> {
-    let bytes = encode(msg)?;
-    let len = u32::try_from(bytes.len()).map_err(|_| FrameError::TooLarge(bytes.len()))?;
-    w.write_u32(len).await?;
-    w.write_all(&bytes).await?;
+    write_frames(w, std::slice::from_ref(msg)).await
+}
+
+/// Write `msgs` as consecutive frames with one write and one flush: on a TLS stream,
+/// one record for all of them instead of two per frame (length, then payload).
+pub async fn write_frames<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    msgs: &[PeerMessage],
+) -> Result<(), FrameError> {
+    let payloads = msgs.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+    // Zeroized on drop (the frames may carry secrets), and allocated once.
+    let total = payloads.iter().map(|p| 4 + p.len()).sum();
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(total));
+    for payload in &payloads {
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|l| *l as usize <= MAX_FRAME)
+            .ok_or(FrameError::TooLarge(payload.len()))?;
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(payload);
+    }
+    w.write_all(&buf).await?;
     w.flush().await?;
     Ok(())
 }
@@ -417,7 +709,7 @@ mod tests {
         }
         // A declared length over the limit is refused before anything is allocated.
         let mut over = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
-        over.extend_from_slice(b"{}");
+        over.extend_from_slice(&[VERSION, TAG_JSON]);
         assert!(matches!(
             read_frame(&mut over.as_slice()).await,
             Err(FrameError::TooLarge(_))
@@ -438,6 +730,13 @@ mod tests {
         assert!(read_frame(&mut wire.as_slice()).await.is_ok());
     }
 
+    /// A JSON frame: version, tag, text.
+    fn json(text: &str) -> Vec<u8> {
+        let mut out = vec![VERSION, TAG_JSON];
+        out.extend_from_slice(text.as_bytes());
+        out
+    }
+
     #[test]
     fn strict_decoding() {
         let hello = PeerMessage::Hello {
@@ -446,22 +745,196 @@ mod tests {
             group_key: None,
         };
         let bytes = encode(&hello).unwrap();
+        assert_eq!(&bytes[..2], &[VERSION, TAG_JSON]);
         assert!(matches!(
             decode(&bytes).unwrap(),
             PeerMessage::Hello { index: 2, .. }
         ));
-        assert!(decode(
-            br#"{"v":2,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null,"extra":1}}"#
-        )
+        assert!(decode(&json(
+            r#"{"type":"hello","index":2,"nonce":"00","group_key":null}"#
+        ))
+        .is_ok());
+        assert!(decode(&json(
+            r#"{"type":"hello","index":2,"nonce":"00","group_key":null,"extra":1}"#
+        ))
         .is_err());
-        assert!(decode(
-            br#"{"v":2,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null},"x":0}"#
-        )
-        .is_err());
-        assert!(matches!(
-            decode(br#"{"v":1,"msg":{"type":"hello","index":2,"nonce":"00","group_key":null}}"#),
-            Err(FrameError::Version(1))
-        ));
+        let mut old = json(r#"{"type":"hello","index":2,"nonce":"00","group_key":null}"#);
+        old[0] = 3;
+        assert!(matches!(decode(&old), Err(FrameError::Version(3))));
+        // A version-3 frame (a JSON envelope) is not taken for anything.
+        assert!(decode(br#"{"v":3,"msg":{"type":"ping","group_key":null}}"#).is_err());
+        assert!(matches!(decode(&[VERSION]), Err(FrameError::Empty)));
         assert!(decode(b"\xff\xfe").is_err());
+        // The per-token messages have one encoding: binary, never JSON.
+        assert!(decode(&json(r#"{"type":"sign_commit","req":1,"count":2}"#)).is_err());
+        assert!(decode(&json(r#"{"type":"sign_share","req":1,"share":"00"}"#)).is_err());
+    }
+
+    /// Real commitments and a real share from a dealer key (3 of 5).
+    fn signing_material() -> (Vec<EncodedCommitments>, SignatureShare) {
+        use crate::threshold::frost;
+        let mut rng = rand_core::OsRng;
+        let (shares, _) =
+            frost::keys::generate_with_dealer(5, 3, frost::keys::IdentifierList::Default, rng)
+                .unwrap();
+        let packages: Vec<frost::keys::KeyPackage> = shares
+            .into_values()
+            .map(|s| frost::keys::KeyPackage::try_from(s).unwrap())
+            .collect();
+        let mut nonces = Vec::new();
+        let mut map = std::collections::BTreeMap::new();
+        for k in packages.iter().take(3) {
+            let (n, c) = frost::round1::commit(k.signing_share(), &mut rng);
+            nonces.push(n);
+            map.insert(*k.identifier(), c);
+        }
+        let package = frost::SigningPackage::new(map.clone(), b"m");
+        let share = frost::round2::sign(&package, &nonces[0], &packages[0]).unwrap();
+        let encoded = map
+            .values()
+            .map(|c| EncodedCommitments::encode(*c).unwrap())
+            .collect();
+        (encoded, share)
+    }
+
+    fn binary_messages() -> Vec<PeerMessage> {
+        let (commitments, share) = signing_material();
+        vec![
+            PeerMessage::SignCommit { req: 1, count: 64 },
+            PeerMessage::SignCommitted {
+                req: u64::MAX,
+                commitments: commitments.clone(),
+            },
+            PeerMessage::SignCommitted {
+                req: 0,
+                commitments: Vec::new(),
+            },
+            PeerMessage::SignRound2 {
+                req: 9,
+                proposal: SigningProposal {
+                    request_der: vec![0x30, 3, 2, 1, 1],
+                    gen_time_unix_millis: 1_767_225_600_123,
+                    serial: crate::tsp::token::Serial([7; 16]),
+                    cert_sha256: vec![0x5c; 32],
+                    time_evidence: vec![1; 700],
+                },
+                commitments: commitments
+                    .iter()
+                    .zip(1u16..)
+                    .map(|(c, i)| (i, *c.bytes()))
+                    .collect(),
+            },
+            PeerMessage::SignShare { req: 3, share },
+        ]
+    }
+
+    /// The canonical bytes, for comparing messages (which have no `PartialEq`).
+    fn canonical(m: &PeerMessage) -> Vec<u8> {
+        encode(m).unwrap().to_vec()
+    }
+
+    #[test]
+    fn every_binary_message_round_trips_and_every_cut_is_a_typed_error() {
+        for msg in binary_messages() {
+            let bytes = encode(&msg).unwrap();
+            assert_ne!(bytes[1], TAG_JSON, "{}", super::super::peers::kind(&msg));
+            assert_eq!(bytes.len(), 1 + binary::encoded_len(&msg).unwrap());
+            let back = decode(&bytes).unwrap();
+            assert_eq!(canonical(&back), bytes.to_vec());
+            // The failing twins: every strict prefix, and one byte more.
+            for cut in 2..bytes.len() {
+                assert!(
+                    matches!(
+                        decode(&bytes[..cut]),
+                        Err(FrameError::Binary(binary::BinaryError::Truncated { .. }))
+                    ),
+                    "{} cut at {cut}",
+                    super::super::peers::kind(&msg)
+                );
+            }
+            let mut longer = bytes.to_vec();
+            longer.push(0);
+            assert!(matches!(
+                decode(&longer),
+                Err(FrameError::Binary(binary::BinaryError::Trailing(1)))
+            ));
+        }
+    }
+
+    #[test]
+    fn binary_decoding_refuses_bad_points_shares_tags_and_counts() {
+        let (commitments, share) = signing_material();
+        // A commitment whose first point is not on the curve.
+        let committed = PeerMessage::SignCommitted {
+            req: 1,
+            commitments: commitments.clone(),
+        };
+        let bytes = encode(&committed).unwrap().to_vec();
+        let first_point = 1 + 1 + 8 + 2;
+        for (tag, x) in [(0x07, None), (0x05, None), (0x02, Some([0xff; 32]))] {
+            // 7: no SEC1 tag; 5: the compact form, a second encoding of a point;
+            // x = 2^256 - 1: not a field element.
+            let mut bad = bytes.clone();
+            bad[first_point] = tag;
+            if let Some(x) = x {
+                bad[first_point + 1..first_point + 33].copy_from_slice(&x);
+            }
+            assert!(matches!(
+                decode(&bad),
+                Err(FrameError::Binary(binary::BinaryError::Commitment(0)))
+            ));
+        }
+        // A share that is not a scalar (all ones is above the group order).
+        let mut bytes = encode(&PeerMessage::SignShare { req: 1, share })
+            .unwrap()
+            .to_vec();
+        let len = bytes.len();
+        bytes[len - 32..].fill(0xff);
+        assert!(matches!(
+            decode(&bytes),
+            Err(FrameError::Binary(binary::BinaryError::Share))
+        ));
+        // An unknown tag.
+        assert!(matches!(
+            decode(&[VERSION, 0x7f, 0, 0]),
+            Err(FrameError::Binary(binary::BinaryError::UnknownTag(0x7f)))
+        ));
+        // More commitments announced than a batch may hold: refused before reading them.
+        let mut over = vec![VERSION, TAG_SIGN_COMMITTED];
+        over.extend_from_slice(&1u64.to_be_bytes());
+        over.extend_from_slice(
+            &u16::try_from(crate::threshold::signer::MAX_COMMIT_BATCH + 1)
+                .unwrap()
+                .to_be_bytes(),
+        );
+        assert!(matches!(
+            decode(&over),
+            Err(FrameError::Binary(binary::BinaryError::TooMany { .. }))
+        ));
+        // A byte string whose length runs past the end.
+        let mut long = vec![VERSION, TAG_SIGN_ROUND2];
+        long.extend_from_slice(&1u64.to_be_bytes());
+        long.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode(&long),
+            Err(FrameError::Binary(binary::BinaryError::Truncated {
+                field: "request_der",
+                ..
+            }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn frames_written_together_read_back_one_by_one() {
+        let mut msgs = binary_messages();
+        msgs.push(PeerMessage::Ping { group_key: None });
+        let mut wire = Vec::new();
+        write_frames(&mut wire, &msgs).await.unwrap();
+        let mut r = wire.as_slice();
+        for m in &msgs {
+            let back = read_frame(&mut r).await.unwrap();
+            assert_eq!(canonical(&back), canonical(m));
+        }
+        assert!(r.is_empty());
     }
 }

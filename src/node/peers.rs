@@ -26,7 +26,8 @@
 //! Every refusal is logged with its reason and kept for `/status`.
 
 use super::messages::{
-    read_frame, read_frame_max, write_frame, FrameError, PeerMessage, MAX_FRAME_BEFORE_ADMISSION,
+    read_frame, read_frame_max, write_frame, write_frames, FrameError, PeerMessage,
+    MAX_FRAME_BEFORE_ADMISSION,
 };
 use super::{Node, PeerLink, State};
 use crate::attestation::roster::Member;
@@ -49,6 +50,8 @@ const CONFIG_WAIT: Duration = Duration::from_secs(5);
 /// connections take a slot of their own (at most two per index: a reconnect may overlap
 /// the old link). Sources are counted per network (IPv4 /24, IPv6 /56).
 const MAX_PEER_CONNECTIONS: usize = 64;
+/// Most queued frames one write of a link carries.
+const WRITE_BATCH: usize = 32;
 const MAX_PEER_PER_SOURCE: usize = 16;
 const MAX_PEER_PER_ROSTER_INDEX: usize = 2;
 /// Connections at once from the address of a configured peer, outside the strangers'
@@ -539,10 +542,21 @@ async fn run_connection<S>(
     node.peers_changed.notify_waiters();
     tracing::info!(node = %node.name, peer = index, %addr, "peer admitted (attested, same measurement)");
     let writer = tokio::spawn(async move {
+        // Frames queued while the previous write was under way go out together: one
+        // TLS record and one flush for the lot.
+        let mut batch = Vec::new();
         while let Some(msg) = rx.recv().await {
-            if write_frame(&mut wr, &msg).await.is_err() {
+            batch.push(msg);
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            if write_frames(&mut wr, &batch).await.is_err() {
                 break;
             }
+            batch.clear();
         }
     });
     let pinger = {

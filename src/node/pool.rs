@@ -12,7 +12,7 @@
 //! the key epoch and starts empty when either changes (a reconnected peer has
 //! dropped what it issued to the old link).
 
-use crate::threshold::frost::round1::SigningCommitments;
+use crate::threshold::signer::EncodedCommitments;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -27,7 +27,7 @@ pub(super) type Tag = (u64, String);
 #[derive(Default)]
 struct Queue {
     tag: Tag,
-    ready: VecDeque<SigningCommitments>,
+    ready: VecDeque<EncodedCommitments>,
     refilling: bool,
 }
 
@@ -38,7 +38,7 @@ pub(super) struct Pools(Mutex<HashMap<u16, Queue>>);
 /// The result of [`Pools::take`].
 pub(super) struct Take {
     /// A commitment, if one was ready.
-    pub(super) commitments: Option<SigningCommitments>,
+    pub(super) commitments: Option<EncodedCommitments>,
     /// The caller should start a background refill.
     pub(super) refill: bool,
 }
@@ -63,7 +63,7 @@ impl Pools {
         &self,
         peer: u16,
         tag: &Tag,
-        f: impl FnOnce(&mut Queue) -> Option<SigningCommitments>,
+        f: impl FnOnce(&mut Queue) -> Option<EncodedCommitments>,
     ) -> Take {
         let mut all = self.lock();
         let q = all.entry(peer).or_default();
@@ -85,7 +85,7 @@ impl Pools {
     }
 
     /// Add commitments `peer` issued under `tag`; `refilled` ends a refill.
-    pub(super) fn put(&self, peer: u16, tag: &Tag, fresh: Vec<SigningCommitments>, refilled: bool) {
+    pub(super) fn put(&self, peer: u16, tag: &Tag, fresh: Vec<EncodedCommitments>, refilled: bool) {
         let mut all = self.lock();
         let q = all.entry(peer).or_default();
         if refilled && &q.tag == tag {
@@ -145,7 +145,7 @@ mod tests {
     use super::*;
     use crate::threshold::frost;
 
-    fn commitments(n: usize) -> Vec<SigningCommitments> {
+    fn commitments(n: usize) -> Vec<EncodedCommitments> {
         let (shares, _) = frost::keys::generate_with_dealer(
             3,
             2,
@@ -155,7 +155,10 @@ mod tests {
         .expect("dealer");
         let share = shares.values().next().expect("share");
         (0..n)
-            .map(|_| frost::round1::commit(share.signing_share(), &mut rand_core::OsRng).1)
+            .map(|_| {
+                let c = frost::round1::commit(share.signing_share(), &mut rand_core::OsRng).1;
+                EncodedCommitments::encode(c).expect("encode")
+            })
             .collect()
     }
 

@@ -17,7 +17,9 @@ use crate::threshold::coordinator::{
     exclusion, failure, no_quorum_reason, Exclusion, Finish, IssueFailure, PeerError,
 };
 use crate::threshold::frost::{round1::SigningCommitments, round2::SignatureShare, Identifier};
-use crate::threshold::signer::{Owner, Refusal, SignRequest};
+use crate::threshold::signer::{
+    EncodedCommitments, Owner, Refusal, SigningProposal, COMMITMENTS_LEN,
+};
 use crate::tsp::request::{Rejection, SystemFailure};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -40,7 +42,8 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
                 refusal: Refusal::Internal("this node holds no key share".into()),
             },
             Some(s) => {
-                match s.commit_batch(Owner::Peer(from), usize::from(count), &mut rand_core::OsRng) {
+                let count = usize::from(count);
+                match s.commit_batch_encoded(Owner::Peer(from), count, &mut rand_core::OsRng) {
                     Ok(commitments) => PeerMessage::SignCommitted { req, commitments },
                     Err(refusal) => PeerMessage::SignRefused { req, refusal },
                 }
@@ -57,27 +60,7 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
                     refusal: Refusal::Internal("this node holds no key share".into()),
                 });
             };
-            let mut map = BTreeMap::new();
-            for (i, c) in commitments {
-                match Identifier::try_from(i) {
-                    Ok(id) => {
-                        map.insert(id, c);
-                    }
-                    Err(e) => {
-                        return Some(PeerMessage::SignRefused {
-                            req,
-                            refusal: Refusal::Frost(e.to_string()),
-                        })
-                    }
-                }
-            }
-            let answer = match s.sign_for(
-                Owner::Peer(from),
-                &SignRequest {
-                    proposal,
-                    commitments: map,
-                },
-            ) {
+            let answer = match s.sign_encoded(Owner::Peer(from), &proposal, &commitments) {
                 Ok(share) if byzantine(node) => PeerMessage::SignShare {
                     req,
                     share: corrupt(share),
@@ -224,11 +207,12 @@ pub(super) async fn sign_csr(
             ));
         }
         let list = round1.list();
+        let values = round1.values();
         let mut shares = BTreeMap::new();
         for (c, id) in &round1.chosen {
             let r = if *c == own {
                 signer
-                    .sign_built(Owner::Local, &round1.commitments, &message)
+                    .sign_built(Owner::Local, &values, &message)
                     .map_err(PeerError::Refused)
             } else {
                 let (subject, bundle, list, ca_root) = (
@@ -268,12 +252,7 @@ pub(super) async fn sign_csr(
         if shares.len() < t {
             continue;
         }
-        match crate::threshold::coordinator::aggregate_checked(
-            &group,
-            round1.commitments.clone(),
-            &message,
-            &shares,
-        ) {
+        match crate::threshold::coordinator::aggregate_checked(&group, values, &message, &shares) {
             Ok(bytes) => {
                 return crate::certs::assemble_csr(&message, &bytes).map_err(|e| e.to_string())
             }
@@ -366,12 +345,12 @@ async fn call(
 /// One commitment of signer `who` for a signing this node coordinates: its own
 /// fresh nonces, or one a peer issued to this node ahead of time (refilling the
 /// queue in the background when it runs low; fetched now only if it is empty).
-async fn commit(node: &Arc<Node>, who: u16, own: u16) -> Result<SigningCommitments, PeerError> {
+async fn commit(node: &Arc<Node>, who: u16, own: u16) -> Result<EncodedCommitments, PeerError> {
     if who == own {
         let signer = node.state().key.as_ref().map(|k| k.signer.clone());
         let signer = signer.ok_or_else(|| PeerError::Unavailable("no key share".into()))?;
         return signer
-            .commit(&mut rand_core::OsRng)
+            .commit_encoded(&mut rand_core::OsRng)
             .map_err(PeerError::Refused);
     }
     let tag = pool_tag(node, who)?;
@@ -442,7 +421,7 @@ async fn fetch_commitments(
     node: &Node,
     who: u16,
     count: usize,
-) -> Result<Vec<SigningCommitments>, PeerError> {
+) -> Result<Vec<EncodedCommitments>, PeerError> {
     let count = u16::try_from(count).unwrap_or(u16::MAX);
     match call(node, who, |req| PeerMessage::SignCommit { req, count }).await? {
         PeerMessage::SignCommitted { commitments, .. }
@@ -461,23 +440,36 @@ async fn fetch_commitments(
     }
 }
 
+/// What every signer of one attempt gets: the proposal and the signing set, decoded
+/// (for this node's own signer) and encoded (for the peers).
+struct Round2Input {
+    proposal: SigningProposal,
+    values: BTreeMap<Identifier, SigningCommitments>,
+    own: Option<EncodedCommitments>,
+    encoded: Vec<(u16, [u8; COMMITMENTS_LEN])>,
+}
+
 async fn round2(
     node: &Arc<Node>,
     who: u16,
     own: u16,
-    req: Arc<SignRequest>,
-    commitments: Vec<(u16, SigningCommitments)>,
+    input: Arc<Round2Input>,
 ) -> Result<SignatureShare, PeerError> {
     if who == own {
         let signer = node.state().key.as_ref().map(|k| k.signer.clone());
         let signer = signer.ok_or_else(|| PeerError::Unavailable("no key share".into()))?;
-        return signer.sign(&req).map_err(PeerError::Refused);
+        let mine = input
+            .own
+            .as_ref()
+            .ok_or_else(|| PeerError::Unavailable("no own commitments".into()))?;
+        return signer
+            .sign_with_own(Owner::Local, &input.proposal, mine, input.values.clone())
+            .map_err(PeerError::Refused);
     }
-    let proposal = req.proposal.clone();
     match call(node, who, move |r| PeerMessage::SignRound2 {
         req: r,
-        proposal,
-        commitments,
+        proposal: input.proposal.clone(),
+        commitments: input.encoded.clone(),
     })
     .await?
     {
@@ -501,15 +493,31 @@ fn forget_on_unknown(node: &Node, peer: u16, e: &PeerError) {
 /// identifier, which is the index) and their commitments.
 struct Round1 {
     chosen: Vec<(u16, Identifier)>,
-    commitments: BTreeMap<Identifier, SigningCommitments>,
+    commitments: BTreeMap<Identifier, EncodedCommitments>,
 }
 
 impl Round1 {
-    /// (index, commitments) as peers receive them.
+    /// (index, commitments) as a `SignCsr` carries them.
     fn list(&self) -> Vec<(u16, SigningCommitments)> {
         self.chosen
             .iter()
-            .filter_map(|(c, id)| self.commitments.get(id).map(|cm| (*c, *cm)))
+            .filter_map(|(c, id)| self.commitments.get(id).map(|cm| (*c, *cm.value())))
+            .collect()
+    }
+
+    /// (index, encoded commitments) as a `SignRound2` carries them.
+    fn encoded(&self) -> Vec<(u16, [u8; COMMITMENTS_LEN])> {
+        self.chosen
+            .iter()
+            .filter_map(|(c, id)| self.commitments.get(id).map(|cm| (*c, *cm.bytes())))
+            .collect()
+    }
+
+    /// The commitments by identifier, as FROST takes them.
+    fn values(&self) -> BTreeMap<Identifier, SigningCommitments> {
+        self.commitments
+            .iter()
+            .map(|(id, c)| (*id, *c.value()))
             .collect()
     }
 
@@ -673,17 +681,18 @@ pub(super) async fn timestamp(
             }),
             &mut rand_core::OsRng,
         )?;
-        let req = Arc::new(SignRequest {
+        let own_id = Identifier::try_from(own).ok();
+        let input = Arc::new(Round2Input {
             proposal: prepared.proposal.clone(),
-            commitments: round1.commitments.clone(),
+            values: round1.values(),
+            own: own_id.and_then(|id| round1.commitments.get(&id).copied()),
+            encoded: round1.encoded(),
         });
-        let list = round1.list();
         let mut set = tokio::task::JoinSet::new();
         for (c, id) in round1.chosen.clone() {
             let node = node.clone();
-            let req = req.clone();
-            let list = list.clone();
-            set.spawn(async move { (c, id, round2(&node, c, own, req, list).await) });
+            let input = input.clone();
+            set.spawn(async move { (c, id, round2(&node, c, own, input).await) });
         }
         let mut shares = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
@@ -703,7 +712,7 @@ pub(super) async fn timestamp(
         if shares.len() < t {
             continue;
         }
-        match coordinator.finish(&prepared, round1.commitments.clone(), &shares) {
+        match coordinator.finish(&prepared, input.values.clone(), &shares) {
             Ok((_token, response)) => {
                 for (_, e) in &excluded {
                     node.metrics.excluded(e.cause());

@@ -46,15 +46,80 @@ pub enum Owner {
     Peer(u16),
 }
 
-/// Outstanding nonces of one owner, oldest first.
+/// Length of [`EncodedCommitments`]: two SEC1-compressed secp256k1 points.
+pub const COMMITMENTS_LEN: usize = 66;
+
+/// A signer's nonce commitments together with their encoding, hiding ‖ binding, each a
+/// SEC1-compressed point (RFC 9591 §4.1's `SerializeElement`), computed or parsed once:
+/// every compressed point costs k256 a field inversion to write and a square root to
+/// read, so the node keeps the bytes next to the value instead of encoding again for
+/// each peer and for its nonce store (issue 15).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedCommitments {
+    bytes: [u8; COMMITMENTS_LEN],
+    value: SigningCommitments,
+}
+
+impl EncodedCommitments {
+    /// Encode `value` (two point serializations).
+    pub fn encode(value: SigningCommitments) -> Result<Self, frost::Error> {
+        let mut bytes = [0u8; COMMITMENTS_LEN];
+        let (hiding, binding) = bytes.split_at_mut(COMMITMENTS_LEN / 2);
+        copy_exact(hiding, &value.hiding().serialize()?)?;
+        copy_exact(binding, &value.binding().serialize()?)?;
+        Ok(Self { bytes, value })
+    }
+
+    /// Parse `bytes` (two point decompressions; anything but two compressed points on
+    /// the curve is refused).
+    pub fn decode(bytes: &[u8; COMMITMENTS_LEN]) -> Result<Self, frost::Error> {
+        let (hiding, binding) = bytes.split_at(COMMITMENTS_LEN / 2);
+        // Only the compressed form (tag 2 or 3), which k256 reads canonically: the SEC1
+        // compact form (tag 5) would be a second encoding of the same point.
+        let compressed = |point: &[u8]| matches!(point.first(), Some(2 | 3));
+        if !compressed(hiding) || !compressed(binding) {
+            return Err(frost::GroupError::MalformedElement.into());
+        }
+        let value = SigningCommitments::new(
+            frost::round1::NonceCommitment::deserialize(hiding)?,
+            frost::round1::NonceCommitment::deserialize(binding)?,
+        );
+        Ok(Self {
+            bytes: *bytes,
+            value,
+        })
+    }
+
+    /// The encoding.
+    pub fn bytes(&self) -> &[u8; COMMITMENTS_LEN] {
+        &self.bytes
+    }
+
+    /// The commitments.
+    pub fn value(&self) -> &SigningCommitments {
+        &self.value
+    }
+}
+
+/// `src` into `dst`, which must be exactly as long.
+fn copy_exact(dst: &mut [u8], src: &[u8]) -> Result<(), frost::Error> {
+    if dst.len() != src.len() {
+        return Err(frost::Error::SerializationError);
+    }
+    dst.copy_from_slice(src);
+    Ok(())
+}
+
+/// Outstanding nonces of one owner, oldest first, under the encoding of their
+/// commitments.
 #[derive(Default)]
 struct OwnerNonces {
-    order: VecDeque<Vec<u8>>,
-    live: HashMap<Vec<u8>, SignerNonces>,
+    order: VecDeque<[u8; COMMITMENTS_LEN]>,
+    live: HashMap<[u8; COMMITMENTS_LEN], SignerNonces>,
 }
 
 impl OwnerNonces {
-    fn insert(&mut self, key: Vec<u8>, nonces: SignerNonces) {
+    fn insert(&mut self, key: [u8; COMMITMENTS_LEN], nonces: SignerNonces) {
         while self.live.len() >= MAX_OUTSTANDING_NONCES {
             match self.order.pop_front() {
                 Some(old) => {
@@ -69,7 +134,7 @@ impl OwnerNonces {
             let live = &self.live;
             self.order.retain(|k| live.contains_key(k));
         }
-        self.order.push_back(key.clone());
+        self.order.push_back(key);
         self.live.insert(key, nonces);
     }
 }
@@ -329,7 +394,15 @@ impl<C: Clock> Signer<C> {
         &self,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<SigningCommitments, Refusal> {
-        let mut batch = self.commit_batch(Owner::Local, 1, rng)?;
+        self.commit_encoded(rng).map(|c| c.value)
+    }
+
+    /// [`Signer::commit`], with the commitments' encoding.
+    pub fn commit_encoded(
+        &self,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<EncodedCommitments, Refusal> {
+        let mut batch = self.commit_batch_encoded(Owner::Local, 1, rng)?;
         batch
             .pop()
             .ok_or_else(|| Refusal::Internal("empty batch".into()))
@@ -343,6 +416,18 @@ impl<C: Clock> Signer<C> {
         count: usize,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<SigningCommitments>, Refusal> {
+        self.commit_batch_encoded(owner, count, rng)
+            .map(|b| b.into_iter().map(|c| c.value).collect())
+    }
+
+    /// [`Signer::commit_batch`], with the commitments' encoding (which is also the key
+    /// of their nonces in this signer's store: each commitment is encoded once).
+    pub fn commit_batch_encoded(
+        &self,
+        owner: Owner,
+        count: usize,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Vec<EncodedCommitments>, Refusal> {
         if count == 0 || count > MAX_COMMIT_BATCH {
             return Err(Refusal::Internal(format!(
                 "a commitment batch holds 1 to {MAX_COMMIT_BATCH}, not {count}"
@@ -351,10 +436,9 @@ impl<C: Clock> Signer<C> {
         let mut fresh = Vec::with_capacity(count);
         for _ in 0..count {
             let (nonces, commitments) = commit(&self.share, rng);
-            let key = commitments
-                .serialize()
+            let encoded = EncodedCommitments::encode(commitments)
                 .map_err(|e| Refusal::Frost(e.to_string()))?;
-            fresh.push((key, nonces, commitments));
+            fresh.push((nonces, encoded));
         }
         let mut store = self
             .nonces
@@ -363,9 +447,9 @@ impl<C: Clock> Signer<C> {
         let mine = store.entry(owner).or_default();
         Ok(fresh
             .into_iter()
-            .map(|(key, nonces, commitments)| {
-                mine.insert(key, nonces);
-                commitments
+            .map(|(nonces, encoded)| {
+                mine.insert(encoded.bytes, nonces);
+                encoded
             })
             .collect())
     }
@@ -388,13 +472,87 @@ impl<C: Clock> Signer<C> {
         let own = commitments
             .get(&self.identifier())
             .ok_or(Refusal::NotSelected)?;
-        let key = own.serialize().map_err(|e| Refusal::Frost(e.to_string()))?;
+        let key = EncodedCommitments::encode(*own).map_err(|e| Refusal::Frost(e.to_string()))?;
+        self.take_nonces_by_key(owner, key.bytes())
+    }
+
+    /// Take the nonces whose commitments encode to `key`, if they were issued to
+    /// `owner` and not used yet.
+    fn take_nonces_by_key(
+        &self,
+        owner: Owner,
+        key: &[u8; COMMITMENTS_LEN],
+    ) -> Result<SignerNonces, Refusal> {
         self.nonces
             .lock()
             .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
             .get_mut(&owner)
-            .and_then(|o| o.live.remove(&key))
+            .and_then(|o| o.live.remove(key))
             .ok_or(Refusal::UnknownCommitment)
+    }
+
+    /// [`Signer::sign_for`] with the signing set as it travels between nodes: (node
+    /// index, encoded commitments) of every participant. This signer's own entry is
+    /// looked up by its bytes and never decoded (its nonces carry the commitments);
+    /// the others are decoded once. An index listed twice is refused.
+    pub fn sign_encoded(
+        &self,
+        owner: Owner,
+        proposal: &SigningProposal,
+        list: &[(u16, [u8; COMMITMENTS_LEN])],
+    ) -> Result<SignatureShare, Refusal> {
+        let me = self.identifier();
+        let mut own = None;
+        let mut others = Vec::with_capacity(list.len());
+        for (index, bytes) in list {
+            let id = Identifier::try_from(*index).map_err(|e| Refusal::Frost(e.to_string()))?;
+            if id == me {
+                if own.replace(bytes).is_some() {
+                    return Err(Refusal::Frost(format!("index {index} listed twice")));
+                }
+            } else {
+                others.push((id, bytes));
+            }
+        }
+        let own = own.ok_or(Refusal::NotSelected)?;
+        let nonces = self.take_nonces_by_key(owner, own)?;
+        let mut commitments = BTreeMap::new();
+        commitments.insert(me, nonces.commitments());
+        for (id, bytes) in others {
+            let c = EncodedCommitments::decode(bytes).map_err(|e| Refusal::Frost(e.to_string()))?;
+            if commitments.insert(id, c.value).is_some() {
+                return Err(Refusal::Frost("an index listed twice".into()));
+            }
+        }
+        self.sign_with_nonces(nonces, proposal, commitments)
+    }
+
+    /// [`Signer::sign_for`] for a coordinator that holds its own commitments encoded
+    /// (its node: `own` is this signer's entry of `commitments`, issued to `owner`).
+    pub fn sign_with_own(
+        &self,
+        owner: Owner,
+        proposal: &SigningProposal,
+        own: &EncodedCommitments,
+        commitments: BTreeMap<Identifier, SigningCommitments>,
+    ) -> Result<SignatureShare, Refusal> {
+        if commitments.get(&self.identifier()) != Some(own.value()) {
+            return Err(Refusal::NotSelected);
+        }
+        let nonces = self.take_nonces_by_key(owner, own.bytes())?;
+        self.sign_with_nonces(nonces, proposal, commitments)
+    }
+
+    fn sign_with_nonces(
+        &self,
+        nonces: SignerNonces,
+        proposal: &SigningProposal,
+        commitments: BTreeMap<Identifier, SigningCommitments>,
+    ) -> Result<SignatureShare, Refusal> {
+        self.check_threshold(&commitments)?;
+        let message = self.check_and_build(proposal)?;
+        sign_share(&self.share, nonces, commitments, &message)
+            .map_err(|e| Refusal::Frost(e.to_string()))
     }
 
     /// Validate `req` and, if everything holds, produce this signer's share,
@@ -411,10 +569,7 @@ impl<C: Clock> Signer<C> {
     /// coordinator replays the request.
     pub fn sign_for(&self, owner: Owner, req: &SignRequest) -> Result<SignatureShare, Refusal> {
         let nonces = self.take_nonces(owner, &req.commitments)?;
-        self.check_threshold(&req.commitments)?;
-        let message = self.check_and_build(&req.proposal)?;
-        sign_share(&self.share, nonces, req.commitments.clone(), &message)
-            .map_err(|e| Refusal::Frost(e.to_string()))
+        self.sign_with_nonces(nonces, &req.proposal, req.commitments.clone())
     }
 
     fn check_threshold(
