@@ -426,7 +426,7 @@ pub struct AnyExtension {
 ///      version      INTEGER (1),
 ///      measurement  OCTET STRING (SIZE (48)) }  -- SEV-SNP MEASUREMENT of the image
 /// ```
-/// The value of the non-critical extension `2.25.7035553362177209877941980418382415400.1`.
+/// The value of the non-critical extension `ARC.1` ([`crate::oid::launch_measurement_ext`]).
 #[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
 pub struct LaunchMeasurement {
     /// 1.

@@ -1,12 +1,12 @@
 //! Object identifiers.
 //!
-//! The project arc is the UUID arc `2.25.7035553362177209877941980418382415400`
-//! (ITU-T X.667): one arc of 123 bits. RustCrypto's `const-oid` (0.9 and 0.10)
-//! limits every arc to 32 bits, so it cannot represent any project OID. [`Oid`]
-//! is an object identifier with arcs of any size, stored as the DER contents
-//! octets (X.690 §8.19). It is used for the few fields that may carry a project
-//! OID (TSA policy, signature algorithm, certificate extensions, CSR attributes);
-//! everything else keeps RustCrypto's types. `docs/oids.md` lists every OID.
+//! The project arc is `1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104`
+//! (the project UUID under Microsoft's GUID arc; every arc fits 32 bits, so Go's
+//! `encoding/asn1` and RustCrypto's `const-oid` can hold it). [`Oid`] is an object
+//! identifier with arcs of any size, stored as the DER contents octets (X.690
+//! §8.19), kept for the fields that may carry an OID from another TSA or the
+//! former `2.25.…` arc (TSA policy, signature algorithm, certificate extensions,
+//! CSR attributes). `docs/oids.md` lists every OID.
 
 use core::fmt;
 use der::{
@@ -57,7 +57,8 @@ impl Oid {
         Ok(Self(bytes.to_vec()))
     }
 
-    /// Parse dotted-decimal text such as `2.25.7035553362177209877941980418382415400`.
+    /// Parse dotted-decimal text such as `2.25.7035553362177209877941980418382415400`
+    /// (arcs of any size).
     pub fn from_dotted(text: &str) -> Result<Self, OidError> {
         let bad = || OidError::BadText(text.to_owned());
         let parts: Vec<&str> = text.split('.').collect();
@@ -307,30 +308,37 @@ fn sub_small(v: &str, sub: u64) -> String {
         .collect()
 }
 
-/// The project's UUID arc (ITU-T X.667): `2.25.7035553362177209877941980418382415400`.
-pub const PROJECT_ARC: &str = "2.25.7035553362177209877941980418382415400";
+/// The project arc: UUID `054aff8f-e77f-4201-9473-1b70f242c628` under Microsoft's
+/// registration-free GUID arc `1.2.840.113556.1.8000.2554`, split into seven arcs
+/// of 16, 16, 16, 16, 16, 24 and 24 bits (`docs/oids.md`). Every arc fits 32 bits.
+pub const PROJECT_ARC: &str =
+    "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104";
+
+/// The arc used before (ITU-T X.667 UUID arc, one 123-bit arc). Nothing is issued
+/// under it any more; tests use it to show what large arcs break.
+pub const OLD_PROJECT_ARC: &str = "2.25.7035553362177209877941980418382415400";
 
 /// `.1`: frostamp launch-measurement certificate extension (non-critical).
 pub fn launch_measurement_ext() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.1")
+    Oid::constant("1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.1")
 }
 /// `.2`: FROST(secp256k1, SHA-256) signature algorithm (RFC 9591 §6.5), parameters absent.
 pub fn frost_secp256k1_sha256() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.2")
+    Oid::constant("1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.2")
 }
 /// `.3`: the default frostamp TSA policy.
 pub fn default_tsa_policy() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.3")
+    Oid::constant("1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.3")
 }
 /// `.4`: attestation-evidence CSR attribute.
 pub fn attestation_evidence_attr() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.4")
+    Oid::constant("1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.4")
 }
 
 /// `.5`: time-evidence signed attribute (Roughtime replies backing genTime,
 /// `crate::time::evidence::TimeEvidence`).
 pub fn time_evidence_attr() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.5")
+    Oid::constant("1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.5")
 }
 
 /// Standard OIDs (all fit `const-oid`).
@@ -382,23 +390,31 @@ mod tests {
         let o = frost_secp256k1_sha256();
         assert_eq!(
             o.to_dotted(),
-            "2.25.7035553362177209877941980418382415400.2"
+            "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.2"
         );
         let der = o.to_der().unwrap();
-        assert_eq!(der.first(), Some(&0x06));
+        // docs/oids.md: 06 21, then 33 contents octets.
+        assert_eq!(
+            hex::encode(&der),
+            "06212a864886f71401be40937a8a4a83ff0f83ce7f81840182a873ede172828b8c2802"
+        );
         let back = Oid::from_der(&der).unwrap();
         assert_eq!(back, o);
-        assert!(
-            o.to_const_oid().is_none(),
-            "const-oid cannot hold the UUID arc"
-        );
         for f in [
             launch_measurement_ext,
+            frost_secp256k1_sha256,
             default_tsa_policy,
             attestation_evidence_attr,
+            time_evidence_attr,
         ] {
-            assert!(f().to_dotted().starts_with(PROJECT_ARC));
+            let oid = f();
+            assert!(oid.to_dotted().starts_with(&format!("{PROJECT_ARC}.")));
+            let small = oid.to_const_oid().expect("every arc fits const-oid");
+            assert_eq!(small.to_string(), oid.to_dotted());
         }
+        // The old UUID arc did not fit: that is why it was left.
+        let old = Oid::from_dotted(&format!("{OLD_PROJECT_ARC}.2")).unwrap();
+        assert!(old.to_const_oid().is_none());
     }
 
     #[test]
