@@ -588,7 +588,7 @@ async fn external_ca_path_threshold_signed_csr() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains(&frostamp::oid::launch_measurement_ext().to_dotted()),
+        text.contains(&frostamp::oid::launch_measurement_ext().to_string()),
         "{text}"
     );
 

@@ -71,7 +71,7 @@ fn issue_and_verify_each_hash() {
             Err(VerifyError::NonceMismatch { .. })
         ));
         let mut wrong = o.clone();
-        wrong.policy = Some(frostamp::oid::Oid::from_dotted("1.2.3").unwrap());
+        wrong.policy = Some(frostamp::oid::ObjectIdentifier::new_unwrap("1.2.3"));
         assert!(matches!(
             verify(&issued.response, &wrong),
             Err(VerifyError::PolicyMismatch { .. })
