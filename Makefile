@@ -95,13 +95,15 @@ fuzz:
 deps: system-deps interop-deps roughtime-deps
 
 # openssl (interop tests and the demo), python3 + venv (rfc3161-client interop),
-# haproxy (tests/haproxy.rs runs deploy/haproxy.cfg in front of a local cluster).
+# haproxy (tests/haproxy.rs runs deploy/haproxy.cfg in front of a local cluster),
+# golang-go (tests/interop_go.rs: Go's standard library parses our tokens).
 system-deps:
 	@missing=""; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || missing="$$missing haproxy"; \
+	command -v go >/dev/null || missing="$$missing golang-go"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(APT) update -qq && $(APT) install -y -qq $$missing; \

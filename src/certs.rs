@@ -18,19 +18,21 @@ use crate::oid::std_oids;
 use crate::threshold::keys::GroupKey;
 use base64ct::Encoding as _;
 use const_oid::AssociatedOid;
-use der::asn1::{BitString, ObjectIdentifier, OctetString};
+use der::asn1::{AnyRef, BitString, BitStringRef, ObjectIdentifier, OctetString, SetOfVec};
 use der::{Decode, Encode};
 use p256::ecdsa::{DerSignature, SigningKey};
 use sha1::{Digest as _, Sha1};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoOwned};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
+use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
     SubjectKeyIdentifier,
 };
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
+use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Validity;
 use x509_cert::{Certificate, TbsCertificate, Version};
@@ -246,7 +248,7 @@ impl DevCa {
         let name = Name::from_str(subject)
             .map_err(|e| CertError::Invalid(format!("subject {subject:?}: {e}")))?;
         let ca_spki = &self.cert.tbs_certificate.subject_public_key_info;
-        let extensions = vec![
+        let mut extensions = vec![
             ext(
                 BasicConstraints::OID,
                 true,
@@ -281,6 +283,9 @@ impl DevCa {
                 },
             )?,
         ];
+        if let Some(m) = measurement {
+            extensions.push(launch_measurement_extension(m)?);
+        }
         let tbs = TbsCertificate {
             version: Version::V3,
             serial_number: random_serial(rng)?,
@@ -293,24 +298,20 @@ impl DevCa {
             subject_unique_id: None,
             extensions: Some(extensions),
         };
-        match measurement {
-            None => Ok(sign_tbs(&self.key, tbs)?.to_der()?),
-            Some(m) => {
-                let ext = AnyExtension {
-                    extn_id: crate::oid::launch_measurement_ext(),
-                    critical: false,
-                    extn_value: OctetString::new(
-                        LaunchMeasurement {
-                            version: 1,
-                            measurement: OctetString::new(m.to_vec())?,
-                        }
-                        .to_der()?,
-                    )?,
-                };
-                sign_tbs_der(&self.key, &tbs_with_extension(&tbs, &ext)?)
-            }
-        }
+        Ok(sign_tbs(&self.key, tbs)?.to_der()?)
     }
+}
+
+/// The non-critical launch-measurement extension (`ARC.1`) naming `m`.
+fn launch_measurement_extension(m: &[u8; 48]) -> Result<Extension, CertError> {
+    ext(
+        crate::oid::launch_measurement_ext(),
+        false,
+        &LaunchMeasurement {
+            version: 1,
+            measurement: OctetString::new(m.to_vec())?,
+        },
+    )
 }
 
 fn sign_tbs(key: &SigningKey, tbs: TbsCertificate) -> Result<Certificate, CertError> {
@@ -343,10 +344,7 @@ impl CertDer {
     /// Decode, keeping the bytes.
     pub fn from_der(der: &[u8]) -> Result<Self, der::Error> {
         Ok(Self {
-            cert: decode_lenient(der).map_err(|e| match e {
-                CertError::Der(d) => d,
-                _ => der::Tag::Sequence.value_error(),
-            })?,
+            cert: Certificate::from_der(der)?,
             der: der.to_vec(),
         })
     }
@@ -402,31 +400,12 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertDer>, CertError> {
     Ok(out)
 }
 
-// --- Extensions whose OID does not fit const-oid (the project arc) ---------------
-
-/// ```text
-/// Extension ::= SEQUENCE {
-///      extnID      OBJECT IDENTIFIER,
-///      critical    BOOLEAN DEFAULT FALSE,
-///      extnValue   OCTET STRING }              -- RFC 5280 §4.1, any OID
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
-pub struct AnyExtension {
-    /// The extension OID (any size of arc).
-    pub extn_id: crate::oid::Oid,
-    /// Criticality.
-    #[asn1(default = "Default::default")]
-    pub critical: bool,
-    /// DER of the extension value.
-    pub extn_value: OctetString,
-}
-
 /// ```text
 /// FrostampLaunchMeasurement ::= SEQUENCE {
 ///      version      INTEGER (1),
 ///      measurement  OCTET STRING (SIZE (48)) }  -- SEV-SNP MEASUREMENT of the image
 /// ```
-/// The value of the non-critical extension `2.25.7035553362177209877941980418382415400.1`.
+/// The value of the non-critical extension `ARC.1` ([`crate::oid::launch_measurement_ext`]).
 #[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
 pub struct LaunchMeasurement {
     /// 1.
@@ -435,94 +414,24 @@ pub struct LaunchMeasurement {
     pub measurement: OctetString,
 }
 
-/// Top-level certificate structure with the TBSCertificate kept as raw elements.
-#[derive(Clone, Debug, der::Sequence)]
-struct RawCert {
-    tbs: crate::tsp::asn1::RawSequenceOf,
-    alg: der::Any,
-    sig: der::Any,
-}
-
-/// The `[3] EXPLICIT Extensions` field of a TBSCertificate.
-fn is_extensions_field(el: &der::Any) -> bool {
-    der::Tagged::tag(el)
-        == der::Tag::ContextSpecific {
-            constructed: true,
-            number: der::TagNumber::N3,
-        }
-}
-
-/// Every extension of a certificate, with OIDs of any size.
-pub fn extensions_of(der_bytes: &[u8]) -> Result<Vec<AnyExtension>, CertError> {
-    let raw = RawCert::from_der(der_bytes)?;
-    for el in raw.tbs.elements()? {
-        if is_extensions_field(&el) {
-            let list: Vec<AnyExtension> = Vec::<AnyExtension>::from_der(el.value())?;
-            return Ok(list);
-        }
-    }
-    Ok(Vec::new())
-}
-
-/// Decode a certificate whose extensions may use OIDs beyond `const-oid`'s 32-bit
-/// arcs (the project arc). Such extensions are removed from the returned
-/// `Certificate` (read them with [`extensions_of`]); a *critical* one is an
-/// error, since nothing here could honour it. Signatures and hashes must use the
-/// original bytes, which the returned value does not reproduce.
-pub fn decode_lenient(der_bytes: &[u8]) -> Result<Certificate, CertError> {
-    match Certificate::from_der(der_bytes) {
-        Ok(c) => Ok(c),
-        Err(first) => {
-            let raw = RawCert::from_der(der_bytes).map_err(|_| CertError::Der(first))?;
-            let mut elements = Vec::new();
-            for el in raw.tbs.elements()? {
-                if is_extensions_field(&el) {
-                    let list: Vec<AnyExtension> = Vec::<AnyExtension>::from_der(el.value())?;
-                    let mut kept = Vec::new();
-                    for e in list {
-                        match e.extn_id.to_const_oid() {
-                            Some(oid) => kept.push(Extension {
-                                extn_id: oid,
-                                critical: e.critical,
-                                extn_value: e.extn_value,
-                            }),
-                            None if e.critical => {
-                                return Err(CertError::Invalid(format!(
-                                    "unhandled critical extension {}",
-                                    e.extn_id
-                                )))
-                            }
-                            None => {}
-                        }
-                    }
-                    if !kept.is_empty() {
-                        let inner = kept.to_der()?;
-                        let tagged = der::asn1::ContextSpecific {
-                            tag_number: der::TagNumber::N3,
-                            tag_mode: der::TagMode::Explicit,
-                            value: der::Any::from_der(&inner)?,
-                        };
-                        elements.push(der::Any::from_der(&tagged.to_der()?)?);
-                    }
-                } else {
-                    elements.push(el);
-                }
-            }
-            let tbs_der = crate::tsp::asn1::RawSequenceOf::from_elements(&elements)?.to_der()?;
-            Ok(Certificate {
-                tbs_certificate: TbsCertificate::from_der(&tbs_der)?,
-                signature_algorithm: raw.alg.decode_as()?,
-                signature: raw.sig.decode_as()?,
-            })
-        }
-    }
+/// The extensions of a certificate (none when the field is absent).
+fn extensions(cert: &Certificate) -> &[Extension] {
+    cert.tbs_certificate
+        .extensions
+        .as_deref()
+        .unwrap_or_default()
 }
 
 /// The launch measurement carried by a certificate, if any.
 pub fn launch_measurement_of(der_bytes: &[u8]) -> Result<Option<[u8; 48]>, CertError> {
+    launch_measurement_in(&Certificate::from_der(der_bytes)?)
+}
+
+/// [`launch_measurement_of`] for a decoded certificate.
+pub fn launch_measurement_in(cert: &Certificate) -> Result<Option<[u8; 48]>, CertError> {
     let oid = crate::oid::launch_measurement_ext();
-    let found: Vec<AnyExtension> = extensions_of(der_bytes)?
-        .into_iter()
+    let found: Vec<&Extension> = extensions(cert)
+        .iter()
         .filter(|e| e.extn_id == oid)
         .collect();
     match found.as_slice() {
@@ -546,53 +455,6 @@ pub fn launch_measurement_of(der_bytes: &[u8]) -> Result<Option<[u8; 48]>, CertE
             "launch measurement extension appears twice".into(),
         )),
     }
-}
-
-/// Add an extension (any OID) to a TBSCertificate's DER, creating the
-/// extensions field if needed.
-fn tbs_with_extension(tbs: &TbsCertificate, ext: &AnyExtension) -> Result<Vec<u8>, CertError> {
-    let tbs_der = tbs.to_der()?;
-    let seq = crate::tsp::asn1::RawSequenceOf::from_der(&tbs_der)?;
-    let mut elements = Vec::new();
-    let mut added = false;
-    for el in seq.elements()? {
-        if is_extensions_field(&el) {
-            let mut list: Vec<AnyExtension> = Vec::<AnyExtension>::from_der(el.value())?;
-            list.push(ext.clone());
-            let tagged = der::asn1::ContextSpecific {
-                tag_number: der::TagNumber::N3,
-                tag_mode: der::TagMode::Explicit,
-                value: der::Any::from_der(&list.to_der()?)?,
-            };
-            elements.push(der::Any::from_der(&tagged.to_der()?)?);
-            added = true;
-        } else {
-            elements.push(el);
-        }
-    }
-    if !added {
-        let tagged = der::asn1::ContextSpecific {
-            tag_number: der::TagNumber::N3,
-            tag_mode: der::TagMode::Explicit,
-            value: der::Any::from_der(&vec![ext.clone()].to_der()?)?,
-        };
-        elements.push(der::Any::from_der(&tagged.to_der()?)?);
-    }
-    Ok(crate::tsp::asn1::RawSequenceOf::from_elements(&elements)?.to_der()?)
-}
-
-/// Sign a TBSCertificate given as DER and assemble the certificate DER.
-fn sign_tbs_der(key: &SigningKey, tbs_der: &[u8]) -> Result<Vec<u8>, CertError> {
-    use signature::Signer as _;
-    let sig: DerSignature = key
-        .try_sign(tbs_der)
-        .map_err(|e| CertError::Key(e.to_string()))?;
-    let raw = RawCert {
-        tbs: crate::tsp::asn1::RawSequenceOf::from_der(tbs_der)?,
-        alg: der::Any::from_der(&ecdsa_p256_sha256().to_der()?)?,
-        sig: der::Any::from_der(&BitString::from_bytes(sig.as_bytes())?.to_der()?)?,
-    };
-    Ok(raw.to_der()?)
 }
 
 /// Why a node refuses a TSA certificate (DESIGN §2 step 5).
@@ -625,7 +487,7 @@ pub fn check_tsa_certificate(
     group: &GroupKey,
     own_measurement: &[u8; 48],
 ) -> Result<(), TsaCertError> {
-    let cert = decode_lenient(leaf).map_err(|e| TsaCertError::Malformed(e.to_string()))?;
+    let cert = Certificate::from_der(leaf).map_err(|e| TsaCertError::Malformed(e.to_string()))?;
     let spki = &cert.tbs_certificate.subject_public_key_info;
     let is_k1 = crate::threshold::keys::is_secp256k1_spki(spki);
     let key = crate::threshold::keys::verifying_key_from_sec1(spki.subject_public_key.raw_bytes());
@@ -633,14 +495,13 @@ pub fn check_tsa_certificate(
         return Err(TsaCertError::WrongKey);
     }
     let oid = crate::oid::launch_measurement_ext();
-    if extensions_of(leaf)
-        .map_err(|e| TsaCertError::Malformed(e.to_string()))?
+    if extensions(&cert)
         .iter()
         .any(|e| e.extn_id == oid && e.critical)
     {
         return Err(TsaCertError::CriticalMeasurement);
     }
-    match launch_measurement_of(leaf).map_err(|e| TsaCertError::Malformed(e.to_string()))? {
+    match launch_measurement_in(&cert).map_err(|e| TsaCertError::Malformed(e.to_string()))? {
         None => return Err(TsaCertError::NoMeasurement),
         Some(m) if &m != own_measurement => {
             return Err(TsaCertError::WrongMeasurement(hex::encode(m)))
@@ -653,46 +514,19 @@ pub fn check_tsa_certificate(
 
 // --- PKCS#10 certification request for an external CA (RFC 2986) ---------------
 
-/// ```text
-/// CertificationRequestInfo ::= SEQUENCE {
-///      version       INTEGER { v1(0) },
-///      subject       Name,
-///      subjectPKInfo SubjectPublicKeyInfo,
-///      attributes    [0] Attributes }               -- RFC 2986 §4.1
-/// ```
-/// With OID-agnostic attributes (the evidence attribute uses the project arc).
-#[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
-pub struct CsrInfo {
-    /// 0.
-    pub version: u8,
-    /// Requested subject.
-    pub subject: Name,
-    /// The group key.
-    pub subject_pk_info: SubjectPublicKeyInfoOwned,
-    /// extensionRequest and the frostamp evidence attribute.
-    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true")]
-    pub attributes: crate::tsp::asn1::RawSetOf,
+/// `SEQUENCE { tbs, signatureAlgorithm, signature }`: a Certificate (RFC 5280 §4.1)
+/// or a CertificationRequest (RFC 2986 §4.2) with the signed part kept as received,
+/// so that signatures are checked over the exact signed octets (`der` sorts SET OF
+/// values when decoding, so a re-encoding can differ).
+#[derive(der::Sequence)]
+pub struct RawSigned<'a> {
+    /// The signed part (TBSCertificate or CertificationRequestInfo), as received.
+    pub tbs: AnyRef<'a>,
+    /// The signature algorithm.
+    pub algorithm: AlgorithmIdentifierRef<'a>,
+    /// The signature.
+    pub signature: BitStringRef<'a>,
 }
-
-/// ```text
-/// CertificationRequest ::= SEQUENCE {
-///      certificationRequestInfo CertificationRequestInfo,
-///      signatureAlgorithm       AlgorithmIdentifier,
-///      signature                BIT STRING }        -- RFC 2986 §4.2
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
-pub struct Csr {
-    /// What is signed.
-    pub info: CsrInfo,
-    /// FROST(secp256k1, SHA-256).
-    pub algorithm: crate::tsp::asn1::AlgorithmId,
-    /// The 65-byte FROST signature.
-    pub signature: BitString,
-}
-
-/// id-ExtensionRequest (PKCS #9, RFC 2985 §5.4.2).
-pub const EXTENSION_REQUEST: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
 
 fn group_spki(
     group: &crate::threshold::frost::VerifyingKey,
@@ -726,64 +560,45 @@ pub fn build_csr_info(
 ) -> Result<Vec<u8>, CertError> {
     let subject = Name::from_str(subject)
         .map_err(|e| CertError::Invalid(format!("subject {subject:?}: {e}")))?;
-    let ext =
-        |oid: ObjectIdentifier, critical: bool, v: Vec<u8>| -> Result<AnyExtension, CertError> {
-            Ok(AnyExtension {
-                extn_id: oid.into(),
-                critical,
-                extn_value: OctetString::new(v)?,
-            })
-        };
     let extensions = vec![
         ext(
             ExtendedKeyUsage::OID,
             true,
-            ExtendedKeyUsage(vec![std_oids::KP_TIME_STAMPING]).to_der()?,
+            &ExtendedKeyUsage(vec![std_oids::KP_TIME_STAMPING]),
         )?,
         ext(
             KeyUsage::OID,
             true,
-            KeyUsage(KeyUsages::DigitalSignature.into()).to_der()?,
+            &KeyUsage(KeyUsages::DigitalSignature.into()),
         )?,
-        AnyExtension {
-            extn_id: crate::oid::launch_measurement_ext(),
-            critical: false,
-            extn_value: OctetString::new(
-                LaunchMeasurement {
-                    version: 1,
-                    measurement: OctetString::new(measurement.to_vec())?,
-                }
-                .to_der()?,
-            )?,
-        },
+        launch_measurement_extension(measurement)?,
     ];
-    let ext_req = crate::tsp::asn1::Attribute {
-        oid: EXTENSION_REQUEST.into(),
-        values: crate::tsp::asn1::RawSetOf::from_elements(&[der::Any::from_der(
-            &extensions.to_der()?,
-        )?])?,
-    };
-    let evidence = crate::tsp::asn1::Attribute {
+    let ext_req = Attribute::try_from(ExtensionReq(extensions))?;
+    let evidence = Attribute {
         oid: crate::oid::attestation_evidence_attr(),
-        values: crate::tsp::asn1::RawSetOf::from_elements(&[OctetString::new(
+        values: SetOfVec::try_from(vec![der::Any::encode_from(&OctetString::new(
             evidence_bundle_json.to_vec(),
-        )?])?,
+        )?)?])?,
     };
-    let info = CsrInfo {
-        version: 0,
+    let info = CertReqInfo {
+        version: x509_cert::request::Version::V1,
         subject,
-        subject_pk_info: group_spki(group)?,
-        attributes: crate::tsp::asn1::RawSetOf::from_elements(&[ext_req, evidence])?,
+        public_key: group_spki(group)?,
+        attributes: SetOfVec::try_from(vec![ext_req, evidence])?,
     };
     Ok(info.to_der()?)
 }
 
 /// Assemble a CSR from its info DER and the FROST signature.
 pub fn assemble_csr(info_der: &[u8], signature: &[u8; 65]) -> Result<Vec<u8>, CertError> {
-    Ok(Csr {
-        info: CsrInfo::from_der(info_der)?,
-        algorithm: crate::tsp::asn1::AlgorithmId::new(crate::oid::frost_secp256k1_sha256()),
-        signature: BitString::from_bytes(signature)?,
+    CertReqInfo::from_der(info_der)?;
+    Ok(RawSigned {
+        tbs: AnyRef::from_der(info_der)?,
+        algorithm: AlgorithmIdentifierRef {
+            oid: crate::oid::frost_secp256k1_sha256(),
+            parameters: None,
+        },
+        signature: BitStringRef::from_bytes(signature)?,
     }
     .to_der()?)
 }
@@ -804,7 +619,7 @@ pub struct VerifiedCsr {
 /// Parse a CSR, verify its FROST signature with its subject key, and extract
 /// the measurement and the evidence bundle.
 pub fn verify_csr(csr_der: &[u8]) -> Result<VerifiedCsr, CertError> {
-    let csr = Csr::from_der(csr_der)?;
+    let csr = CertReq::from_der(csr_der)?;
     if csr.algorithm.oid != crate::oid::frost_secp256k1_sha256()
         || csr.algorithm.parameters.is_some()
     {
@@ -812,9 +627,9 @@ pub fn verify_csr(csr_der: &[u8]) -> Result<VerifiedCsr, CertError> {
             "CSR is not signed with FROST(secp256k1, SHA-256)".into(),
         ));
     }
-    let info_der = csr.info.to_der()?;
+    let info_der = RawSigned::from_der(csr_der)?.tbs.to_der()?;
     let group = crate::threshold::keys::verifying_key_from_sec1(
-        csr.info.subject_pk_info.subject_public_key.raw_bytes(),
+        csr.info.public_key.subject_public_key.raw_bytes(),
     )
     .ok_or_else(|| CertError::Invalid("CSR key is not a secp256k1 point".into()))?;
     let sig = csr
@@ -828,16 +643,14 @@ pub fn verify_csr(csr_der: &[u8]) -> Result<VerifiedCsr, CertError> {
     }
     let mut measurement = None;
     let mut evidence = None;
-    for el in csr.info.attributes.elements()? {
-        let attr: crate::tsp::asn1::Attribute = el.decode_as()?;
-        let values = attr.values.elements()?;
-        let [value] = values.as_slice() else {
+    for attr in csr.info.attributes.iter() {
+        let [value] = attr.values.as_slice() else {
             return Err(CertError::Invalid(
                 "CSR attribute with other than one value".into(),
             ));
         };
-        if attr.oid == EXTENSION_REQUEST {
-            for e in Vec::<AnyExtension>::from_der(&value.to_der()?)? {
+        if attr.oid == ExtensionReq::OID {
+            for e in value.decode_as::<ExtensionReq>()?.0 {
                 if e.extn_id == crate::oid::launch_measurement_ext() {
                     let m = LaunchMeasurement::from_der(e.extn_value.as_bytes())?;
                     measurement = Some(

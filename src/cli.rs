@@ -9,7 +9,6 @@ pub mod ops;
 use crate::certs::parse_certificates;
 use crate::clock::{Clock, SystemClock};
 use crate::local::LocalTsa;
-use crate::oid::Oid;
 use crate::tsp::request::{AcceptedRequest, HashAlg};
 use crate::tsp::TsaProfile;
 use crate::verify::token::{verify, Expected, VerifyOptions};
@@ -476,7 +475,7 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
         policy: a
             .policy
             .as_deref()
-            .map(Oid::from_dotted)
+            .map(crate::oid::parse_dotted)
             .transpose()
             .context("--policy is not a dotted OID")?,
         time: a

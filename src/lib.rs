@@ -22,7 +22,7 @@
 //!
 //! - [`clock`]: the `Clock` trait. Time is passed in; nothing else reads the wall clock.
 //! - [`oid`]: arbitrary-arc object identifiers and every OID the project uses
-//!   (the project arc `2.25.…` does not fit `const-oid`'s 32-bit arcs; see `docs/oids.md`).
+//!   (see `docs/oids.md`).
 //! - [`tsp`]: RFC 3161 / RFC 5816 / RFC 5652 structures: request parsing into a validated
 //!   type, TSTInfo and signed-attribute construction, token assembly, responses.
 //! - [`threshold`]: FROST key material (redacted, zeroized), the signer that checks what it

@@ -1,336 +1,110 @@
 //! Object identifiers.
 //!
-//! The project arc is the UUID arc `2.25.7035553362177209877941980418382415400`
-//! (ITU-T X.667): one arc of 123 bits. RustCrypto's `const-oid` (0.9 and 0.10)
-//! limits every arc to 32 bits, so it cannot represent any project OID. [`Oid`]
-//! is an object identifier with arcs of any size, stored as the DER contents
-//! octets (X.690 §8.19). It is used for the few fields that may carry a project
-//! OID (TSA policy, signature algorithm, certificate extensions, CSR attributes);
-//! everything else keeps RustCrypto's types. `docs/oids.md` lists every OID.
+//! The project arc is `1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104`
+//! (the project UUID under Microsoft's GUID arc, `docs/oids.md`). Every arc is below
+//! 2^23, so all OIDs are RustCrypto `const-oid` [`ObjectIdentifier`]s (const-oid 0.9.6
+//! holds every arc below 2^28 and at most 39 contents octets; the project OIDs take 33).
+//! `docs/oids.md` lists every OID.
 
-use core::fmt;
-use der::{
-    asn1::ObjectIdentifier, DecodeValue, EncodeValue, FixedTag, Header, Length, Reader, Tag, Writer,
-};
+pub use der::asn1::ObjectIdentifier;
 
-/// Maximum contents length accepted when decoding untrusted input.
-const MAX_OID_LEN: usize = 128;
+/// The project arc: UUID `054aff8f-e77f-4201-9473-1b70f242c628` under Microsoft's
+/// registration-free GUID arc `1.2.840.113556.1.8000.2554`, split into seven arcs
+/// of 16, 16, 16, 16, 16, 24 and 24 bits (`docs/oids.md`). Every arc fits 32 bits.
+pub const PROJECT_ARC: &str =
+    "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104";
 
-/// An OBJECT IDENTIFIER with arbitrarily large arcs, held as DER contents octets.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Oid(Vec<u8>);
-
-/// Why bytes or text are not an object identifier.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OidError {
-    /// Empty, truncated, or with a non-minimal arc encoding (X.690 §8.19.2).
-    #[error("malformed OBJECT IDENTIFIER encoding")]
-    Malformed,
-    /// Longer than this implementation accepts.
-    #[error("OBJECT IDENTIFIER longer than {MAX_OID_LEN} bytes")]
-    TooLong,
-    /// Dotted text that is not a valid OID.
-    #[error("invalid dotted OID text {0:?}")]
-    BadText(String),
-}
-
-impl Oid {
-    /// Validate DER contents octets (no tag, no length).
-    pub fn from_der_contents(bytes: &[u8]) -> Result<Self, OidError> {
-        if bytes.is_empty() {
-            return Err(OidError::Malformed);
-        }
-        if bytes.len() > MAX_OID_LEN {
-            return Err(OidError::TooLong);
-        }
-        // Each subidentifier: base-128, high bit = "more", no leading 0x80 (X.690 §8.19.2).
-        let mut at_start = true;
-        for &b in bytes {
-            if at_start && b == 0x80 {
-                return Err(OidError::Malformed);
-            }
-            at_start = b & 0x80 == 0;
-        }
-        if !at_start {
-            return Err(OidError::Malformed);
-        }
-        Ok(Self(bytes.to_vec()))
-    }
-
-    /// Parse dotted-decimal text such as `2.25.7035553362177209877941980418382415400`.
-    pub fn from_dotted(text: &str) -> Result<Self, OidError> {
-        let bad = || OidError::BadText(text.to_owned());
-        let parts: Vec<&str> = text.split('.').collect();
-        let [first, second, rest @ ..] = parts.as_slice() else {
-            return Err(bad());
-        };
-        // First two arcs combine into 40*X + Y (X.690 §8.19.4); X ≤ 2, Y < 40 unless X = 2.
-        let x: u64 = match *first {
-            "0" => 0,
-            "1" => 1,
-            "2" => 2,
-            _ => return Err(bad()),
-        };
-        decimal_to_base128(second).ok_or_else(bad)?; // validates Y's digits
-        if x < 2 && second.parse::<u64>().map_or(true, |y| y >= 40) {
-            return Err(bad());
-        }
-        let head = add_small(second, 40 * x).ok_or_else(bad)?;
-        let mut out = decimal_to_base128(&head).ok_or_else(bad)?;
-        for arc in rest {
-            out.extend(decimal_to_base128(arc).ok_or_else(bad)?);
-        }
-        Self::from_der_contents(&out)
-    }
-
-    /// Like [`Oid::from_dotted`] for compile-time constants known to be valid.
-    /// An invalid constant is a programming error caught by this module's tests.
-    fn constant(text: &str) -> Self {
-        Self::from_dotted(text).unwrap_or_else(|_| Self(vec![0]))
-    }
-
-    /// The DER contents octets.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The same OID as a `const-oid` value, when every arc fits in 32 bits.
-    pub fn to_const_oid(&self) -> Option<ObjectIdentifier> {
-        ObjectIdentifier::from_bytes(&self.0).ok()
-    }
-
-    /// Dotted-decimal text of the arcs.
-    pub fn to_dotted(&self) -> String {
-        let mut arcs: Vec<String> = Vec::new();
-        let mut current: Vec<u8> = Vec::new();
-        for &b in &self.0 {
-            current.push(b & 0x7f);
-            if b & 0x80 == 0 {
-                if arcs.is_empty() {
-                    // First subidentifier holds 40*X + Y.
-                    let v = base128_to_decimal(&current);
-                    let (x, y) = split_first(&v);
-                    arcs.push(x);
-                    arcs.push(y);
-                } else {
-                    arcs.push(base128_to_decimal(&current));
-                }
-                current.clear();
-            }
-        }
-        arcs.join(".")
-    }
-}
-
-impl From<ObjectIdentifier> for Oid {
-    fn from(oid: ObjectIdentifier) -> Self {
-        Self(oid.as_bytes().to_vec())
-    }
-}
-
-impl PartialEq<ObjectIdentifier> for Oid {
-    fn eq(&self, other: &ObjectIdentifier) -> bool {
-        self.0 == other.as_bytes()
-    }
-}
-
-impl fmt::Display for Oid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_dotted())
-    }
-}
-
-impl fmt::Debug for Oid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Oid({})", self.to_dotted())
-    }
-}
-
-impl FixedTag for Oid {
-    const TAG: Tag = Tag::ObjectIdentifier;
-}
-
-impl<'a> DecodeValue<'a> for Oid {
-    fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
-        let len = usize::try_from(header.length)?;
-        if len > MAX_OID_LEN {
-            return Err(der::Error::new(
-                der::ErrorKind::Length {
-                    tag: Tag::ObjectIdentifier,
-                },
-                reader.position(),
-            ));
-        }
-        let bytes = reader.read_vec(header.length)?;
-        Oid::from_der_contents(&bytes).map_err(|_| Tag::ObjectIdentifier.value_error())
-    }
-}
-
-impl EncodeValue for Oid {
-    fn value_len(&self) -> der::Result<Length> {
-        Length::try_from(self.0.len())
-    }
-    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
-        writer.write(&self.0)
-    }
-}
-
-impl der::ValueOrd for Oid {
-    fn value_cmp(&self, other: &Self) -> der::Result<core::cmp::Ordering> {
-        Ok(self.0.cmp(&other.0))
-    }
-}
-
-// --- decimal <-> base-128 helpers (arbitrary precision, no dependencies) ---
-
-/// Decimal digits → base-128 subidentifier bytes with continuation bits.
-fn decimal_to_base128(dec: &str) -> Option<Vec<u8>> {
-    if dec.is_empty()
-        || !dec.bytes().all(|b| b.is_ascii_digit())
-        || (dec.len() > 1 && dec.starts_with('0'))
-    {
-        return None;
-    }
-    // Repeated division of the decimal digit string by 128.
-    let mut digits: Vec<u8> = dec.bytes().map(|b| b - b'0').collect();
-    let mut groups: Vec<u8> = Vec::new();
-    while !(digits.len() == 1 && digits.first() == Some(&0)) {
-        let mut rem: u32 = 0;
-        let mut quotient = Vec::with_capacity(digits.len());
-        for d in &digits {
-            let cur = rem * 10 + u32::from(*d);
-            let q = cur / 128;
-            rem = cur % 128;
-            if !(quotient.is_empty() && q == 0) {
-                quotient.push(q as u8);
-            }
-        }
-        groups.push(rem as u8);
-        digits = if quotient.is_empty() {
-            vec![0]
-        } else {
-            quotient
-        };
-    }
-    if groups.is_empty() {
-        groups.push(0);
-    }
-    groups.reverse();
-    let last = groups.len() - 1;
-    Some(
-        groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| if i == last { *g } else { g | 0x80 })
-            .collect(),
-    )
-}
-
-/// Base-128 groups (continuation bits already stripped) → decimal text.
-fn base128_to_decimal(groups: &[u8]) -> String {
-    // Little-endian base 10^9 limbs.
-    let mut limbs: Vec<u64> = vec![0];
-    for &g in groups {
-        let mut carry = u64::from(g);
-        for limb in limbs.iter_mut() {
-            let v = *limb * 128 + carry;
-            *limb = v % 1_000_000_000;
-            carry = v / 1_000_000_000;
-        }
-        while carry > 0 {
-            limbs.push(carry % 1_000_000_000);
-            carry /= 1_000_000_000;
-        }
-    }
-    let mut out = String::new();
-    for (i, limb) in limbs.iter().rev().enumerate() {
-        if i == 0 {
-            out.push_str(&limb.to_string());
-        } else {
-            out.push_str(&format!("{limb:09}"));
-        }
-    }
-    out
-}
-
-/// Decimal text + small number.
-fn add_small(dec: &str, add: u64) -> Option<String> {
-    if dec.is_empty() || !dec.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut digits: Vec<u8> = dec.bytes().rev().map(|b| b - b'0').collect();
-    let mut carry = add;
-    for d in digits.iter_mut() {
-        let v = u64::from(*d) + carry;
-        *d = (v % 10) as u8;
-        carry = v / 10;
-    }
-    while carry > 0 {
-        digits.push((carry % 10) as u8);
-        carry /= 10;
-    }
-    Some(digits.iter().rev().map(|d| char::from(b'0' + d)).collect())
-}
-
-/// Split the first subidentifier value (decimal) into its two arcs (X.690 §8.19.4).
-fn split_first(v: &str) -> (String, String) {
-    match v.parse::<u64>() {
-        Ok(n) if n < 40 => ("0".into(), n.to_string()),
-        Ok(n) if n < 80 => ("1".into(), (n - 40).to_string()),
-        _ => ("2".into(), sub_small(v, 80)),
-    }
-}
-
-/// Decimal text − 80 (the caller guarantees v ≥ 80).
-fn sub_small(v: &str, sub: u64) -> String {
-    let mut digits: Vec<i64> = v.bytes().rev().map(|b| i64::from(b - b'0')).collect();
-    let mut borrow = sub as i64;
-    for d in digits.iter_mut() {
-        let mut x = *d - (borrow % 10);
-        borrow /= 10;
-        if x < 0 {
-            x += 10;
-            borrow += 1;
-        }
-        *d = x;
-        if borrow == 0 {
-            break;
-        }
-    }
-    while digits.len() > 1 && digits.last() == Some(&0) {
-        digits.pop();
-    }
-    digits
-        .iter()
-        .rev()
-        .map(|d| char::from(b'0' + *d as u8))
-        .collect()
-}
-
-/// The project's UUID arc (ITU-T X.667): `2.25.7035553362177209877941980418382415400`.
-pub const PROJECT_ARC: &str = "2.25.7035553362177209877941980418382415400";
+/// The arc used before (ITU-T X.667 UUID arc, one 123-bit arc). Nothing is issued
+/// under it any more; tests use it to show what large arcs break.
+pub const OLD_PROJECT_ARC: &str = "2.25.7035553362177209877941980418382415400";
 
 /// `.1`: frostamp launch-measurement certificate extension (non-critical).
-pub fn launch_measurement_ext() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.1")
+pub const fn launch_measurement_ext() -> ObjectIdentifier {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
+        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.1",
+    );
+    OID
 }
 /// `.2`: FROST(secp256k1, SHA-256) signature algorithm (RFC 9591 §6.5), parameters absent.
-pub fn frost_secp256k1_sha256() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.2")
+pub const fn frost_secp256k1_sha256() -> ObjectIdentifier {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
+        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.2",
+    );
+    OID
 }
 /// `.3`: the default frostamp TSA policy.
-pub fn default_tsa_policy() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.3")
+pub const fn default_tsa_policy() -> ObjectIdentifier {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
+        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.3",
+    );
+    OID
 }
 /// `.4`: attestation-evidence CSR attribute.
-pub fn attestation_evidence_attr() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.4")
+pub const fn attestation_evidence_attr() -> ObjectIdentifier {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
+        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.4",
+    );
+    OID
 }
 
 /// `.5`: time-evidence signed attribute (Roughtime replies backing genTime,
 /// `crate::time::evidence::TimeEvidence`).
-pub fn time_evidence_attr() -> Oid {
-    Oid::constant("2.25.7035553362177209877941980418382415400.5")
+pub const fn time_evidence_attr() -> ObjectIdentifier {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
+        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.5",
+    );
+    OID
+}
+
+/// Why dotted text is not an OID frostamp can hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OidTextError {
+    /// Not `X.Y[.Z…]` with decimal arcs, each below 2^32.
+    #[error("{0:?} is not a dotted OID with arcs below 2^32")]
+    Syntax(String),
+    /// Well-formed text that `const-oid` 0.9.6 cannot hold: some arcs of 2^28 or
+    /// more, a second arc above 39, more than 39 octets.
+    #[error("OID {0:?}: {1}")]
+    Unsupported(String, const_oid::Error),
+}
+
+/// Parse dotted-decimal text (`--policy`). `const-oid` 0.9.6's own text parser is
+/// not used on untrusted text: it overflows on an arc of 2^32 or more (a panic in
+/// debug builds, a silently different OID in release builds). This one checks every
+/// arc as a `u32`, encodes base 128 (X.690 §8.19) and lets `const-oid` validate the
+/// octets.
+pub fn parse_dotted(text: &str) -> Result<ObjectIdentifier, OidTextError> {
+    let syntax = || OidTextError::Syntax(text.to_owned());
+    let arcs: Vec<u32> = text
+        .split('.')
+        .map(|a| {
+            if a.is_empty()
+                || !a.bytes().all(|b| b.is_ascii_digit())
+                || (a.len() > 1 && a.starts_with('0'))
+            {
+                return Err(syntax());
+            }
+            a.parse::<u32>().map_err(|_| syntax())
+        })
+        .collect::<Result<_, _>>()?;
+    let [first, second, rest @ ..] = arcs.as_slice() else {
+        return Err(syntax());
+    };
+    if *first > 2 || (*first < 2 && *second >= 40) {
+        return Err(syntax());
+    }
+    let head = u64::from(*first) * 40 + u64::from(*second);
+    let mut der = Vec::new();
+    for arc in std::iter::once(head).chain(rest.iter().map(|a| u64::from(*a))) {
+        let mut groups = vec![(arc & 0x7f) as u8];
+        let mut n = arc >> 7;
+        while n > 0 {
+            groups.push((n & 0x7f) as u8 | 0x80);
+            n >>= 7;
+        }
+        der.extend(groups.iter().rev());
+    }
+    ObjectIdentifier::from_bytes(&der).map_err(|e| OidTextError::Unsupported(text.to_owned(), e))
 }
 
 /// Standard OIDs (all fit `const-oid`).
@@ -381,49 +155,82 @@ mod tests {
         // OpenSSL prints the policy OID of our tokens as this text (tests/interop_openssl.rs).
         let o = frost_secp256k1_sha256();
         assert_eq!(
-            o.to_dotted(),
-            "2.25.7035553362177209877941980418382415400.2"
+            o.to_string(),
+            "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.2"
         );
         let der = o.to_der().unwrap();
-        assert_eq!(der.first(), Some(&0x06));
-        let back = Oid::from_der(&der).unwrap();
-        assert_eq!(back, o);
-        assert!(
-            o.to_const_oid().is_none(),
-            "const-oid cannot hold the UUID arc"
+        // docs/oids.md: 06 21, then 33 contents octets.
+        assert_eq!(
+            hex::encode(&der),
+            "06212a864886f71401be40937a8a4a83ff0f83ce7f81840182a873ede172828b8c2802"
         );
+        assert_eq!(ObjectIdentifier::from_der(&der).unwrap(), o);
         for f in [
             launch_measurement_ext,
+            frost_secp256k1_sha256,
             default_tsa_policy,
             attestation_evidence_attr,
+            time_evidence_attr,
         ] {
-            assert!(f().to_dotted().starts_with(PROJECT_ARC));
+            let oid = f();
+            assert!(oid.to_string().starts_with(&format!("{PROJECT_ARC}.")));
+            assert_eq!(oid.as_bytes().len(), 33);
+            assert_eq!(ObjectIdentifier::new(&oid.to_string()), Ok(oid));
         }
+        // Room for sub-arcs: ARC.5.127.127.127.127.127 still fits (38 octets).
+        assert!(ObjectIdentifier::new(&format!("{PROJECT_ARC}.5.127.127.127.127.127")).is_ok());
+        assert!(ObjectIdentifier::new(&format!("{PROJECT_ARC}.5.127.127.127.127.127.1")).is_err());
     }
 
     #[test]
-    fn small_oids_agree_with_const_oid() {
-        for o in [std_oids::SHA256, std_oids::CT_TST_INFO, std_oids::SECP256K1] {
-            let ours = Oid::from_dotted(&o.to_string()).unwrap();
-            assert_eq!(ours, o);
-            assert_eq!(ours.to_dotted(), o.to_string());
-            assert_eq!(ours.to_const_oid(), Some(o));
+    fn dotted_text_parses_like_const_oid_and_refuses_what_it_cannot_hold() {
+        for o in [
+            std_oids::SHA256,
+            std_oids::CT_TST_INFO,
+            default_tsa_policy(),
+        ] {
+            assert_eq!(parse_dotted(&o.to_string()), Ok(o));
         }
+        // const-oid 0.9 limits the second arc to 39 even under 2 (X.660 allows more).
+        assert!(matches!(
+            parse_dotted("2.999.3"),
+            Err(OidTextError::Unsupported(..))
+        ));
         assert_eq!(
-            Oid::from_dotted("0.9.2342").unwrap().to_dotted(),
-            "0.9.2342"
+            parse_dotted("1.2.128.16384.268435455").unwrap().to_string(),
+            "1.2.128.16384.268435455"
         );
-        assert_eq!(Oid::from_dotted("2.999.3").unwrap().to_dotted(), "2.999.3");
+        // const-oid 0.9.6 refuses some arcs of 2^28 or more (ArcTooBig).
+        assert!(matches!(
+            parse_dotted("1.3.3445191359"),
+            Err(OidTextError::Unsupported(..))
+        ));
+        for t in [
+            "",
+            "1",
+            "3.1",
+            "1.40",
+            "1.2.",
+            "1..2",
+            "1.02",
+            "a.b",
+            "1.2.4294967296",
+        ] {
+            assert!(
+                matches!(parse_dotted(t), Err(OidTextError::Syntax(_))),
+                "{t}"
+            );
+        }
     }
 
     #[test]
-    fn rejects_bad_text_and_bytes() {
-        for t in ["", "1", "3.1", "1.40", "1.2.", "1..2", "1.02", "a.b"] {
-            assert!(Oid::from_dotted(t).is_err(), "{t}");
-        }
-        assert!(Oid::from_der_contents(&[]).is_err());
-        assert!(Oid::from_der_contents(&[0x2a, 0x80, 0x01]).is_err());
-        assert!(Oid::from_der_contents(&[0x2a, 0x86]).is_err());
-        assert!(Oid::from_der_contents(&[0x2a; 200]).is_err());
+    fn the_old_arc_does_not_fit() {
+        // Failing twin: the former 2.25 arc is refused as text and as DER.
+        assert!(matches!(
+            parse_dotted(&format!("{OLD_PROJECT_ARC}.2")),
+            Err(OidTextError::Syntax(_))
+        ));
+        let old_der = hex::decode("0614698acaffe3fcf7fa888394b9c6ee8f928b8c2802").unwrap();
+        assert!(ObjectIdentifier::from_der(&old_der).is_err());
     }
 }

@@ -588,7 +588,7 @@ async fn external_ca_path_threshold_signed_csr() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("2.25.7035553362177209877941980418382415400.1"),
+        text.contains(&frostamp::oid::launch_measurement_ext().to_string()),
         "{text}"
     );
 

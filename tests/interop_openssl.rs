@@ -113,7 +113,7 @@ fn openssl_queries_parse_and_openssl_reads_our_responses() {
                 assert_eq!(message_data(&text), hex::encode(accepted.imprint()));
                 assert_eq!(
                     field(&text, "Policy OID: "),
-                    frostamp::oid::default_tsa_policy().to_dotted()
+                    frostamp::oid::default_tsa_policy().to_string()
                 );
                 assert_eq!(
                     hexnum(&field(&text, "Serial number: ")),

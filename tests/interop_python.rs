@@ -74,7 +74,7 @@ fn python_requests_parse_and_our_responses_parse_in_python() {
             assert_eq!(got["version"], 1);
             assert_eq!(
                 got["policy"],
-                frostamp::oid::default_tsa_policy().to_dotted()
+                frostamp::oid::default_tsa_policy().to_string()
             );
             assert_eq!(got["imprint"], hex::encode(accepted.imprint()));
             assert_eq!(got["hash_oid"], accepted.hash_alg().oid().to_string());

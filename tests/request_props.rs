@@ -16,7 +16,6 @@ use der::{Decode, Encode};
 use frostamp::certs::CertDer;
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
-use frostamp::oid::Oid;
 use frostamp::tsp::asn1::{TimeStampReq, TimeStampResp};
 use frostamp::tsp::request::{
     parse, AcceptedRequest, FailureInfo, HashAlg, Rejection, SystemFailure,
@@ -302,12 +301,12 @@ fn options() -> impl Strategy<Value = VerifyOptions> {
         prop::option::of(prop::collection::vec(any::<u8>(), 0..12)),
         prop::option::of(prop_oneof![
             Just(frostamp::oid::default_tsa_policy()),
-            prop::collection::vec(0u64..(1 << 40), 0..6).prop_map(|arcs| {
+            prop::collection::vec(0u32..(1 << 28), 1..6).prop_map(|arcs| {
                 let dotted = std::iter::once("1.3".to_string())
-                    .chain(arcs.iter().map(u64::to_string))
+                    .chain(arcs.iter().map(u32::to_string))
                     .collect::<Vec<_>>()
                     .join(".");
-                Oid::from_dotted(&dotted).expect("oid")
+                frostamp::oid::parse_dotted(&dotted).expect("oid")
             }),
         ]),
     )

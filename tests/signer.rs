@@ -100,7 +100,9 @@ fn foreign_policy_is_refused() {
     let tsa = tsa();
     let mut p = good_proposal(&tsa);
     let mut req = TimeStampReq::from_der(&p.request_der).unwrap();
-    req.req_policy = Some(frostamp::oid::Oid::from_dotted("1.3.6.1.4.1.99999.1").unwrap());
+    req.req_policy = Some(frostamp::oid::ObjectIdentifier::new_unwrap(
+        "1.3.6.1.4.1.99999.1",
+    ));
     p.request_der = req.to_der().unwrap();
     let (r, _) = ask(&tsa, p);
     assert!(matches!(

@@ -1,6 +1,8 @@
 //! End-to-end: in-process 3-of-5 issuance, then relying-party verification, with
 //! a failing twin for every success and a byte flip of every signed part.
 
+mod common;
+
 use der::{Decode, Encode};
 use frostamp::clock::{Clock, FixedClock, SkewedClock, SystemClock};
 use frostamp::local::LocalTsa;
@@ -13,16 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn tsa() -> LocalTsa<SystemClock> {
-    LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        Vec::new(),
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    common::local_tsa()
 }
 
 fn opts(tsa: &LocalTsa<SystemClock>, data: &[u8]) -> VerifyOptions {
@@ -78,7 +71,7 @@ fn issue_and_verify_each_hash() {
             Err(VerifyError::NonceMismatch { .. })
         ));
         let mut wrong = o.clone();
-        wrong.policy = Some(frostamp::oid::Oid::from_dotted("1.2.3").unwrap());
+        wrong.policy = Some(frostamp::oid::ObjectIdentifier::new_unwrap("1.2.3"));
         assert!(matches!(
             verify(&issued.response, &wrong),
             Err(VerifyError::PolicyMismatch { .. })

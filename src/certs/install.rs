@@ -19,7 +19,7 @@
 //!    later than the installed one's. Re-uploading the installed leaf changes
 //!    nothing ([`Installed::Unchanged`]).
 
-use super::{check_tsa_certificate, decode_lenient, TsaCertError};
+use super::{check_tsa_certificate, RawSigned, TsaCertError};
 use crate::threshold::keys::GroupKey;
 use crate::verify::chain::{build_chain_der, ChainError, ChainOptions};
 use der::{Decode, Encode};
@@ -119,8 +119,8 @@ pub struct CaRoot {
 /// self-signed (issuer = subject, signature verifies with its own key), a CA
 /// (basicConstraints cA=TRUE), valid at `now`.
 pub fn check_ca_root(der_bytes: &[u8], now: SystemTime) -> Result<CaRoot, CaRootError> {
-    let cert =
-        decode_lenient(der_bytes).map_err(|e| CaRootError::NotACertificate(e.to_string()))?;
+    let cert = Certificate::from_der(der_bytes)
+        .map_err(|e| CaRootError::NotACertificate(e.to_string()))?;
     let subject = cert.tbs_certificate.subject.to_string();
     let not_self_signed = |reason: String| CaRootError::NotSelfSigned {
         subject: subject.clone(),
@@ -132,7 +132,7 @@ pub fn check_ca_root(der_bytes: &[u8], now: SystemTime) -> Result<CaRoot, CaRoot
             cert.tbs_certificate.issuer
         )));
     }
-    let tbs = super::RawCert::from_der(der_bytes)
+    let tbs = RawSigned::from_der(der_bytes)
         .and_then(|raw| raw.tbs.to_der())
         .map_err(|e| CaRootError::NotACertificate(e.to_string()))?;
     let sig = cert
@@ -327,7 +327,7 @@ pub fn check_chain(chain: &[Vec<u8>], expect: &Expect<'_>) -> Result<Installed, 
         .iter()
         .enumerate()
         .map(|(index, d)| {
-            decode_lenient(d).map_err(|e| InstallError::Malformed {
+            Certificate::from_der(d).map_err(|e| InstallError::Malformed {
                 index,
                 reason: e.to_string(),
             })
@@ -390,7 +390,7 @@ pub fn check_chain(chain: &[Vec<u8>], expect: &Expect<'_>) -> Result<Installed, 
     if installed == leaf_der.as_slice() {
         return Ok(Installed::Unchanged);
     }
-    let before = decode_lenient(installed)
+    let before = Certificate::from_der(installed)
         .map_err(|e| InstallError::Malformed {
             index: 0,
             reason: format!("installed certificate: {e}"),

@@ -1,18 +1,26 @@
-//! ASN.1 structures of RFC 3161, RFC 5652 and RFC 5035 that may carry an OID with
-//! arcs beyond 32 bits, built on RustCrypto's `der` derive.
+//! ASN.1 structures of RFC 3161, RFC 5652 and RFC 5035, on RustCrypto's `der`.
 //!
-//! RustCrypto's `x509-tsp`/`cms` versions of these types use `const-oid`, which
-//! cannot hold the project's `2.25.…` OIDs (policy, signature algorithm), so each
-//! structure here mirrors the standard one with [`Oid`] in those positions. Where
-//! no project OID can appear, the RustCrypto types are used directly
-//! (`MessageImprint` hash OIDs are compared against known ones after decoding).
+//! RustCrypto's types are used where they fit: `ContentInfo` and
+//! `EncapsulatedContentInfo` (`cms`),
+//! `MessageImprint` (`x509-tsp`), `AlgorithmIdentifier` (`spki`), certificates and
+//! CSRs (`x509-cert`). What is defined here, and why (`docs/oids.md` lists the same):
 //!
-//! SET OF fields whose elements are only inspected (certificates, CRLs, signer
-//! infos, attributes) are kept as [`RawSetOf`]: the exact received bytes, so that
-//! signatures are checked over what was signed and unsorted BER-ish sets from
-//! other TSAs still decode.
+//! - [`TstInfo`]: `x509-tsp` holds genTime as a `der` `GeneralizedTime`, which has
+//!   whole seconds only; frostamp's genTime carries milliseconds ([`GenTime`]).
+//! - [`TimeStampReq`]: `x509-tsp`'s version is an enum with the single value v1, so a
+//!   request with another version fails to decode at all; frostamp answers it with
+//!   its own rejection (`Rejection::BadVersion`) and keeps extensions as received.
+//! - [`PkiStatusInfo`], [`TimeStampResp`]: `x509-tsp` uses `cmpv2` 0.2's
+//!   PKIFailureInfo, which encodes the wrong bits (`docs/oids.md`, cost 2).
+//! - [`SignedData`], [`SignerInfo`], [`Attribute`]: SET OF
+//!   fields whose elements are only inspected (certificates, CRLs, signer infos,
+//!   attributes) are kept as [`RawSetOf`], the exact received bytes: the signature
+//!   covers the signed attributes as received, and `cms`'s `SetOfVec` sorts when it
+//!   decodes, so a token from another TSA with an unsorted set would no longer verify.
+//! - [`EssCertIdV2`], [`SigningCertificateV2`], [`EssCertId`], [`SigningCertificate`],
+//!   [`IssuerSerial`]: `cms` 0.2 does not define the RFC 2634/5035 ESS types.
 
-use crate::oid::Oid;
+use crate::oid::ObjectIdentifier;
 use crate::tsp::time::GenTime;
 use der::{
     asn1::{BitString, Int, OctetString},
@@ -20,41 +28,17 @@ use der::{
     SliceReader, Tag, Writer,
 };
 
-/// ```text
-/// AlgorithmIdentifier ::= SEQUENCE {
-///      algorithm  OBJECT IDENTIFIER,
-///      parameters ANY DEFINED BY algorithm OPTIONAL }   -- RFC 5280 §4.1.1.2
-/// ```
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-pub struct AlgorithmId {
-    /// The algorithm.
-    pub oid: Oid,
-    /// Its parameters (absent or NULL for the hashes and algorithms used here).
-    #[asn1(optional = "true")]
-    pub parameters: Option<Any>,
-}
+pub use cms::content_info::ContentInfo;
+pub use cms::signed_data::EncapsulatedContentInfo;
+pub use spki::AlgorithmIdentifierOwned as AlgorithmId;
+pub use x509_tsp::MessageImprint;
 
-impl AlgorithmId {
-    /// An identifier with absent parameters.
-    pub fn new(oid: impl Into<Oid>) -> Self {
-        Self {
-            oid: oid.into(),
-            parameters: None,
-        }
+/// An AlgorithmIdentifier with absent parameters.
+pub fn algorithm(oid: ObjectIdentifier) -> AlgorithmId {
+    AlgorithmId {
+        oid,
+        parameters: None,
     }
-}
-
-/// ```text
-/// MessageImprint ::= SEQUENCE  {
-///      hashAlgorithm                AlgorithmIdentifier,
-///      hashedMessage                OCTET STRING  }     -- RFC 3161 §2.4.1
-/// ```
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-pub struct MessageImprint {
-    /// Hash algorithm of the imprint.
-    pub hash_algorithm: AlgorithmId,
-    /// The hash of the data being timestamped.
-    pub hashed_message: OctetString,
 }
 
 /// ```text
@@ -74,7 +58,7 @@ pub struct TimeStampReq {
     pub message_imprint: MessageImprint,
     /// Requested TSA policy.
     #[asn1(optional = "true")]
-    pub req_policy: Option<Oid>,
+    pub req_policy: Option<ObjectIdentifier>,
     /// Client nonce, echoed in the TSTInfo.
     #[asn1(optional = "true")]
     pub nonce: Option<Int>,
@@ -109,7 +93,7 @@ pub struct TstInfo {
     /// Must be 1.
     pub version: Int,
     /// The TSA policy under which the token was issued.
-    pub policy: Oid,
+    pub policy: ObjectIdentifier,
     /// Copied from the request.
     pub message_imprint: MessageImprint,
     /// Unique per token.
@@ -136,34 +120,6 @@ pub struct TstInfo {
         optional = "true"
     )]
     pub extensions: Option<RawSequenceOf>,
-}
-
-/// ```text
-/// ContentInfo ::= SEQUENCE {
-///   contentType ContentType,
-///   content [0] EXPLICIT ANY DEFINED BY contentType }   -- RFC 5652 §3
-/// ```
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-pub struct ContentInfo {
-    /// id-signedData for a timestamp token.
-    pub content_type: Oid,
-    /// The SignedData.
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
-    pub content: Any,
-}
-
-/// ```text
-/// EncapsulatedContentInfo ::= SEQUENCE {
-///   eContentType ContentType,
-///   eContent [0] EXPLICIT OCTET STRING OPTIONAL }   -- RFC 5652 §5.2
-/// ```
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-pub struct EncapsulatedContentInfo {
-    /// id-ct-TSTInfo for a timestamp token.
-    pub econtent_type: Oid,
-    /// DER of the TSTInfo.
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
-    pub econtent: Option<OctetString>,
 }
 
 /// ```text
@@ -251,7 +207,7 @@ pub struct SignerInfo {
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct Attribute {
     /// Attribute type.
-    pub oid: Oid,
+    pub oid: ObjectIdentifier,
     /// Values.
     pub values: RawSetOf,
 }

@@ -15,14 +15,14 @@ pub mod response;
 pub mod time;
 pub mod token;
 
-use crate::oid::{self, Oid};
+use crate::oid::{self, ObjectIdentifier};
 use std::time::Duration;
 
 /// What a TSA promises, fixed at build time (measured into the image, DESIGN §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TsaProfile {
     /// The TSA policy OID placed in every TSTInfo.
-    pub policy: Oid,
+    pub policy: ObjectIdentifier,
     /// How far a proposed genTime may be from a signer's own clock.
     pub tolerance: Duration,
     /// Largest accepted encoded request, checked before parsing.

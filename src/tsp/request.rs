@@ -1,8 +1,8 @@
 //! Parsing untrusted `TimeStampReq` bytes (RFC 3161 §2.4.1) into a validated
 //! [`AcceptedRequest`]. Everything past this module sees only accepted requests.
 
-use crate::oid::{std_oids, Oid};
-use crate::tsp::asn1::{AlgorithmId, MessageImprint, TimeStampReq};
+use crate::oid::{std_oids, ObjectIdentifier};
+use crate::tsp::asn1::{algorithm, MessageImprint, TimeStampReq};
 use crate::tsp::TsaProfile;
 use der::asn1::{Int, OctetString};
 use der::{Decode, Encode};
@@ -53,7 +53,7 @@ impl HashAlg {
         }
     }
     /// The accepted algorithm for an OID, if any.
-    pub fn from_oid(oid: &Oid) -> Option<Self> {
+    pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
         [Self::Sha256, Self::Sha384, Self::Sha512]
             .into_iter()
             .find(|h| *oid == h.oid())
@@ -287,7 +287,7 @@ impl AcceptedRequest {
         let req = TimeStampReq {
             version: Int::new(&[1])?,
             message_imprint: MessageImprint {
-                hash_algorithm: AlgorithmId::new(hash_alg.oid()),
+                hash_algorithm: algorithm(hash_alg.oid()),
                 hashed_message: OctetString::new(digest)?,
             },
             req_policy: None,
@@ -354,7 +354,7 @@ pub fn parse(bytes: &[u8], profile: &TsaProfile) -> Result<AcceptedRequest, Reje
     }
     if let Some(policy) = &req.req_policy {
         if *policy != profile.policy {
-            return Err(Rejection::UnacceptedPolicy(policy.to_dotted()));
+            return Err(Rejection::UnacceptedPolicy(policy.to_string()));
         }
     }
     let alg = &req.message_imprint.hash_algorithm;
@@ -389,13 +389,13 @@ pub fn parse(bytes: &[u8], profile: &TsaProfile) -> Result<AcceptedRequest, Reje
     })
 }
 
-fn describe_hash_oid(oid: &Oid) -> String {
+fn describe_hash_oid(oid: &ObjectIdentifier) -> String {
     if *oid == std_oids::SHA1 {
         "SHA-1 (1.3.14.3.2.26)".into()
     } else if *oid == std_oids::MD5 {
         "MD5 (1.2.840.113549.2.5)".into()
     } else {
-        oid.to_dotted()
+        oid.to_string()
     }
 }
 
@@ -442,7 +442,7 @@ mod tests {
             &AcceptedRequest::build_der(HashAlg::Sha256, &[0u8; 32], None, false).unwrap(),
         )
         .unwrap();
-        req.message_imprint.hash_algorithm = AlgorithmId::new(std_oids::SHA1);
+        req.message_imprint.hash_algorithm = algorithm(std_oids::SHA1);
         req.message_imprint.hashed_message = OctetString::new(vec![0u8; 20]).unwrap();
         let e = parse(&req.to_der().unwrap(), &p).unwrap_err();
         assert_eq!(e.failure_info(), FailureInfo::BadAlg);
@@ -452,7 +452,7 @@ mod tests {
             &AcceptedRequest::build_der(HashAlg::Sha256, &[0u8; 32], None, false).unwrap(),
         )
         .unwrap();
-        req2.req_policy = Some(Oid::from_dotted("1.2.3.4").unwrap());
+        req2.req_policy = Some(ObjectIdentifier::new_unwrap("1.2.3.4"));
         assert_eq!(
             parse(&req2.to_der().unwrap(), &p)
                 .unwrap_err()
@@ -460,7 +460,7 @@ mod tests {
             FailureInfo::UnacceptedPolicy
         );
         // our policy is fine
-        req2.req_policy = Some(p.policy.clone());
+        req2.req_policy = Some(p.policy);
         assert!(parse(&req2.to_der().unwrap(), &p).is_ok());
         // version 2
         req2.version = Int::new(&[2]).unwrap();

@@ -8,7 +8,7 @@
 
 use crate::oid::{self, std_oids};
 use crate::tsp::asn1::{
-    AlgorithmId, Attribute, ContentInfo, EncapsulatedContentInfo, EssCertIdV2, IssuerSerial,
+    algorithm, Attribute, ContentInfo, EncapsulatedContentInfo, EssCertIdV2, IssuerSerial,
     RawSetOf, SignedData, SignerInfo, SigningCertificateV2, TstInfo,
 };
 use crate::tsp::request::{positive_int, AcceptedRequest};
@@ -72,8 +72,8 @@ pub struct CertIdentity {
 impl CertIdentity {
     /// From a certificate's DER.
     pub fn from_der(der: &[u8]) -> Result<Self, TokenError> {
-        let cert = crate::certs::decode_lenient(der)
-            .map_err(|e| TokenError::Certificate(e.to_string()))?;
+        let cert =
+            Certificate::from_der(der).map_err(|e| TokenError::Certificate(e.to_string()))?;
         Ok(Self {
             cert,
             der: der.to_vec(),
@@ -144,7 +144,7 @@ pub fn build_signed_content(
     let tsa_name = Any::from_der(&GeneralName::DirectoryName(subject).to_der()?)?;
     let tst = TstInfo {
         version: Int::new(&[1])?,
-        policy: profile.policy.clone(),
+        policy: profile.policy,
         message_imprint: request.message_imprint()?,
         serial_number: serial.to_int()?,
         gen_time,
@@ -207,7 +207,7 @@ fn signed_attributes(
 
 fn attribute(oid: der::asn1::ObjectIdentifier, value: &impl Encode) -> der::Result<Attribute> {
     Ok(Attribute {
-        oid: oid.into(),
+        oid,
         values: RawSetOf::from_elements(&[Any::from_der(&value.to_der()?)?])?,
     })
 }
@@ -223,7 +223,7 @@ pub fn assemble(
     signature: &[u8; FROST_SIGNATURE_LEN],
 ) -> Result<Vec<u8>, TokenError> {
     let tbs = &cert.cert.tbs_certificate;
-    let sha256 = AlgorithmId::new(std_oids::SHA256);
+    let sha256 = algorithm(std_oids::SHA256);
     let signer_info = SignerInfo {
         version: Int::new(&[1])?,
         sid: cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(
@@ -234,7 +234,7 @@ pub fn assemble(
         ),
         digest_alg: sha256.clone(),
         signed_attrs: Some(content.signed_attrs.clone()),
-        signature_algorithm: AlgorithmId::new(oid::frost_secp256k1_sha256()),
+        signature_algorithm: algorithm(oid::frost_secp256k1_sha256()),
         signature: OctetString::new(signature.to_vec())?,
         unsigned_attrs: None,
     };
@@ -246,8 +246,10 @@ pub fn assemble(
         version: Int::new(&[3])?,
         digest_algorithms: RawSetOf::from_elements(&[sha256])?,
         encap_content_info: EncapsulatedContentInfo {
-            econtent_type: std_oids::CT_TST_INFO.into(),
-            econtent: Some(OctetString::new(content.tst_info_der.clone())?),
+            econtent_type: std_oids::CT_TST_INFO,
+            econtent: Some(Any::encode_from(&OctetString::new(
+                content.tst_info_der.clone(),
+            )?)?),
         },
         certificates: (!certs.is_empty())
             .then(|| RawSetOf::from_elements(&certs))
@@ -256,7 +258,7 @@ pub fn assemble(
         signer_infos: RawSetOf::from_elements(&[signer_info])?,
     };
     let ci = ContentInfo {
-        content_type: std_oids::SIGNED_DATA.into(),
+        content_type: std_oids::SIGNED_DATA,
         content: Any::from_der(&signed_data.to_der()?)?,
     };
     Ok(ci.to_der()?)

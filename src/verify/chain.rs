@@ -36,12 +36,11 @@ use std::time::SystemTime;
 
 use const_oid::db::rfc5280;
 use const_oid::ObjectIdentifier;
-use der::asn1::{AnyRef, BitStringRef};
 use der::{Decode, Encode};
-use spki::AlgorithmIdentifierRef;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
+use crate::certs::RawSigned;
 use crate::verify::sig::{verify_signature, SignatureError};
 
 /// Default for [`ChainOptions::max_depth`]: leaf, up to 6 intermediates, anchor.
@@ -163,15 +162,6 @@ pub enum ChainError {
     },
 }
 
-/// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }`
-/// (RFC 5280 §4.1) with the TBS kept as raw bytes, so the exact signed octets are verified.
-#[derive(der::Sequence)]
-struct RawCertificate<'a> {
-    tbs_certificate: AnyRef<'a>,
-    signature_algorithm: AlgorithmIdentifierRef<'a>,
-    signature_value: BitStringRef<'a>,
-}
-
 /// The extensions this module interprets, parsed once per certificate.
 #[derive(Debug, Clone, Default)]
 struct ExtInfo {
@@ -196,7 +186,7 @@ struct Node {
 
 impl Node {
     fn from_der(der: &[u8], is_anchor: bool) -> Result<Self, ChainError> {
-        let cert = crate::certs::decode_lenient(der)
+        let cert = Certificate::from_der(der)
             .map_err(|e| ChainError::Malformed(format!("certificate does not decode: {e}")))?;
         Self::new(cert, der.to_vec(), is_anchor)
     }
@@ -216,9 +206,9 @@ impl Node {
         let malformed = |what: &str, e: der::Error| {
             ChainError::Malformed(format!("certificate '{subject}': {what}: {e}"))
         };
-        let raw = RawCertificate::from_der(&der).map_err(|e| malformed("raw structure", e))?;
+        let raw = RawSigned::from_der(&der).map_err(|e| malformed("raw structure", e))?;
         let tbs = raw
-            .tbs_certificate
+            .tbs
             .to_der()
             .map_err(|e| malformed("tbsCertificate", e))?;
         let subject_der = cert
@@ -644,11 +634,12 @@ pub fn check_timestamping_leaf(cert: &Certificate) -> Result<(), ChainError> {
 )]
 mod tests {
     use super::*;
-    use der::asn1::{BitString, OctetString, UtcTime};
+    use der::asn1::{AnyRef, BitString, BitStringRef, OctetString, UtcTime};
     use der::DateTime;
     use p256::ecdsa::{DerSignature, SigningKey};
     use p256::pkcs8::EncodePublicKey;
     use signature::Signer;
+    use spki::AlgorithmIdentifierRef;
     use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
     use std::str::FromStr;
     use x509_cert::certificate::{TbsCertificate, Version};
@@ -1125,13 +1116,13 @@ mod tests {
         let pos = tbs.windows(sorted.len()).position(|w| w == sorted).unwrap();
         tbs.splice(pos..pos + sorted.len(), [b, a].concat());
         let sig: DerSignature = key(2).sign(&tbs);
-        let raw = RawCertificate {
-            tbs_certificate: AnyRef::from_der(&tbs).unwrap(),
-            signature_algorithm: AlgorithmIdentifierRef {
+        let raw = RawSigned {
+            tbs: AnyRef::from_der(&tbs).unwrap(),
+            algorithm: AlgorithmIdentifierRef {
                 oid: leaf.signature_algorithm.oid,
                 parameters: None,
             },
-            signature_value: BitStringRef::from_bytes(sig.as_bytes()).unwrap(),
+            signature: BitStringRef::from_bytes(sig.as_bytes()).unwrap(),
         };
         let leaf_der = raw.to_der().unwrap();
         let (int_der, root_der) = (int.to_der().unwrap(), root.to_der().unwrap());

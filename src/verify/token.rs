@@ -19,7 +19,7 @@
 //!    id-kp-timeStamping (RFC 3161 §2.3).
 
 use crate::certs::CertDer;
-use crate::oid::{self, std_oids, Oid};
+use crate::oid::{self, std_oids, ObjectIdentifier};
 use crate::threshold::keys::{verify_frost, verifying_key_from_sec1};
 use crate::tsp::asn1::{
     Attribute, ContentInfo, SignedData, SignerInfo, SigningCertificate, SigningCertificateV2,
@@ -28,7 +28,7 @@ use crate::tsp::asn1::{
 use crate::tsp::response::{decode_failure_info, PkiStatus};
 use crate::verify::chain::{self, ChainError, ChainOptions};
 use crate::verify::sig::{self, SignatureError};
-use der::asn1::{Int, ObjectIdentifier};
+use der::asn1::Int;
 use der::{Decode, Encode};
 use std::time::SystemTime;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -58,7 +58,7 @@ pub struct VerifyOptions {
     /// The nonce the client sent, if it wants it checked (unsigned big-endian).
     pub nonce: Option<Vec<u8>>,
     /// The policy the token must carry, if any.
-    pub policy: Option<Oid>,
+    pub policy: Option<ObjectIdentifier>,
     /// The time servers and quorum a token's time evidence is checked against;
     /// `None`: the build's pinned ones (`crate::time::evidence::pinned_policy`).
     pub time: Option<crate::time::evidence::TimePolicy>,
@@ -283,8 +283,9 @@ pub fn parse_token(token: &[u8]) -> Result<ParsedToken, VerifyError> {
         .econtent
         .as_ref()
         .ok_or_else(|| s("no eContent"))?
-        .as_bytes()
-        .to_vec();
+        .decode_as::<der::asn1::OctetString>()
+        .map_err(|e| VerifyError::Structure(format!("eContent: {e}")))?
+        .into_bytes();
     let tst =
         TstInfo::from_der(&tst_der).map_err(|e| VerifyError::Structure(format!("TSTInfo: {e}")))?;
     if tst.version.as_bytes() != [1] {
@@ -338,15 +339,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
     let mut warnings = Vec::new();
 
     // 2. imprint, nonce, policy
-    let imprint_oid = p
-        .tst
-        .message_imprint
-        .hash_algorithm
-        .oid
-        .to_const_oid()
-        .ok_or_else(|| {
-            VerifyError::UnsupportedImprintAlg(p.tst.message_imprint.hash_algorithm.oid.to_dotted())
-        })?;
+    let imprint_oid = p.tst.message_imprint.hash_algorithm.oid;
     let hash_name = sig::digest_name(&imprint_oid)
         .ok_or_else(|| VerifyError::UnsupportedImprintAlg(imprint_oid.to_string()))?;
     if imprint_oid == std_oids::SHA1 {
@@ -377,8 +370,8 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
     if let Some(policy) = &opts.policy {
         if &p.tst.policy != policy {
             return Err(VerifyError::PolicyMismatch {
-                got: p.tst.policy.to_dotted(),
-                expected: policy.to_dotted(),
+                got: p.tst.policy.to_string(),
+                expected: policy.to_string(),
             });
         }
     }
@@ -416,7 +409,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
     };
     let content_type = single(std_oids::ATTR_CONTENT_TYPE, "contentType")?
         .ok_or_else(|| VerifyError::SignedAttributes("contentType missing".into()))?;
-    let ct: Oid = content_type
+    let ct: ObjectIdentifier = content_type
         .decode_as()
         .map_err(|e| VerifyError::SignedAttributes(format!("contentType: {e}")))?;
     if ct != std_oids::CT_TST_INFO {
@@ -429,12 +422,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
     let md: der::asn1::OctetString = md
         .decode_as()
         .map_err(|e| VerifyError::SignedAttributes(format!("messageDigest: {e}")))?;
-    let digest_oid = si.digest_alg.oid.to_const_oid().ok_or_else(|| {
-        VerifyError::SignedAttributes(format!(
-            "unsupported digest algorithm {}",
-            si.digest_alg.oid
-        ))
-    })?;
+    let digest_oid = si.digest_alg.oid;
     let content_digest = sig::digest(&digest_oid, &p.tst_der).ok_or_else(|| {
         VerifyError::SignedAttributes(format!("unsupported digest algorithm {digest_oid}"))
     })?;
@@ -468,9 +456,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
             .ok_or_else(|| VerifyError::SigningCertificate("empty signingCertificateV2".into()))?;
         let alg = match &first.hash_algorithm {
             None => std_oids::SHA256,
-            Some(a) => a.oid.to_const_oid().ok_or_else(|| {
-                VerifyError::SigningCertificate(format!("unsupported hash {}", a.oid))
-            })?,
+            Some(a) => a.oid,
         };
         let h = sig::digest(&alg, &signer_der)
             .ok_or_else(|| VerifyError::SigningCertificate(format!("unsupported hash {alg}")))?;
@@ -532,18 +518,13 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
         }
         "FROST(secp256k1, SHA-256)".to_string()
     } else {
-        let alg_oid = si.signature_algorithm.oid.to_const_oid().ok_or_else(|| {
-            VerifyError::Signature(SignatureError::UnsupportedAlgorithm(
-                si.signature_algorithm.oid.to_dotted(),
-            ))
-        })?;
         let alg = spki::AlgorithmIdentifierOwned {
-            oid: alg_oid,
+            oid: si.signature_algorithm.oid,
             parameters: si.signature_algorithm.parameters.clone(),
         };
         sig::verify_signature(&alg, Some(&digest_oid), spki, &message, signature)
             .map_err(VerifyError::Signature)?;
-        alg_oid.to_string()
+        alg.oid.to_string()
     };
 
     // 7. chain and TSA certificate profile
@@ -576,7 +557,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
     .unwrap_or_default();
     Ok(Verified {
         status: status.to_string(),
-        policy: p.tst.policy.to_dotted(),
+        policy: p.tst.policy.to_string(),
         hash_algorithm: hash_name.to_string(),
         imprint: hex::encode(imprint),
         serial: hex::encode(p.tst.serial_number.as_bytes()),

@@ -1,6 +1,7 @@
 //! Helpers shared by the multi-process tests (`tests/cluster.rs`, `tests/abuse.rs`):
 //! start a local cluster through `frostamp cluster up`, talk to its nodes over pinned
-//! TLS, read their health and metrics, signal their processes.
+//! TLS, read their health and metrics, signal their processes; and the in-process
+//! development TSA of the token tests (`tests/tokens.rs`, `tests/interop_go.rs`).
 #![allow(dead_code)] // each test crate uses a part of these
 
 use frostamp::cli::ops::ClusterFile;
@@ -10,6 +11,21 @@ use std::time::{Duration, Instant};
 
 pub const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
 pub const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
+
+/// An in-process 3-of-5 development TSA on the system clock.
+pub fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemClock> {
+    use frostamp::clock::SystemClock;
+    frostamp::local::LocalTsa::new(
+        5,
+        3,
+        frostamp::tsp::TsaProfile::frostamp_default(),
+        SystemClock,
+        std::sync::Arc::new(SystemClock),
+        Vec::new(),
+        &mut rand::thread_rng(),
+    )
+    .unwrap()
+}
 
 /// Kills child processes even when the test panics.
 pub struct Kill(pub Vec<std::process::Child>);

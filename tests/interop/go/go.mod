@@ -1,0 +1,3 @@
+module frostamp.invalid/interop/tstparse
+
+go 1.19
