@@ -693,8 +693,8 @@ fn growth(
                 // (the last kill of this node before the minute ends).
                 windows
                     .iter()
-                    .filter(|w| w.index == i && w.kill < minute_start + MINUTE)
-                    .last()
+                    .rev()
+                    .find(|w| w.index == i && w.kill < minute_start + MINUTE)
                     .is_some_and(|w| w.healthy.is_some_and(|h| h <= minute_start))
             };
             if !eligible {
