@@ -8,7 +8,7 @@ PY_DEPS := rfc3161-client==1.0.9 sev-snp-measure==0.0.13
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build demo test lint unit production-check bench stress fuzz deps system-deps interop-deps roughtime-deps clean
+.PHONY: all build demo test lint unit production-check bench stress soak fuzz deps system-deps interop-deps roughtime-deps clean
 
 all: build
 
@@ -22,7 +22,7 @@ TOOLS_DIR           := $(HOME)/.cache/frostamp/tools
 ROUGHENOUGH         := $(TOOLS_DIR)/bin/roughenough_server
 
 # Targets that start local clusters (or run the tests that do) find the server here.
-demo unit bench stress: export FROSTAMP_ROUGHENOUGH := $(ROUGHENOUGH)
+demo unit bench stress soak: export FROSTAMP_ROUGHENOUGH := $(ROUGHENOUGH)
 
 roughtime-deps:
 	@test -x $(ROUGHENOUGH) || { echo "installing: roughenough-server $(ROUGHENOUGH_VERSION) into $(TOOLS_DIR)"; \
@@ -83,6 +83,16 @@ STRESS_RUNS ?= 50
 stress: roughtime-deps
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
 	FROSTAMP_STRESS=1 FROSTAMP_RECOVERY_RUNS=$(STRESS_RUNS) $(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
+
+## make soak: the local cluster for SOAK_MINUTES at 80 % of the capacity measured at its
+## start, with malformed and slow clients, a node killed and replaced every 5 minutes; per
+## minute: tokens, errors by class, p50/p99, each node's RSS and fds (benches/soak.rs).
+## Fails if a valid request fails outside a repair window or a node's RSS or fds grow by
+## more than 10 %. Not part of `make test`; output in docs/benchmarks.md ("Soak").
+SOAK_MINUTES ?= 30
+soak: roughtime-deps
+	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
+	FROSTAMP_SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) bench --locked --features insecure-dev-attestation --bench soak
 
 ## make fuzz: every fuzz target in turn, one process at nice 19, each to 10^7 executions
 ## or 30 CPU-minutes (fuzz/campaign.sh; FUZZ_RUNS, FUZZ_CPU_SECONDS, FUZZ_TARGETS override),
