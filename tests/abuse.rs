@@ -59,6 +59,17 @@ fn raise_nofile(want: u64) {
     );
 }
 
+/// A peer-port TLS client for a fresh identity of nobody's (a stranger's).
+fn stranger_peer_tls() -> Arc<rustls::ClientConfig> {
+    let id = frostamp::node::identity::Identity::generate(
+        "stranger",
+        frostamp::clock::Clock::now(&frostamp::clock::SystemClock),
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    Arc::new(frostamp::net::tls::peer_client_config(&id).unwrap())
+}
+
 fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
     Ipv4Addr::new(a, b, c, d)
 }
@@ -598,13 +609,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let id = frostamp::node::identity::Identity::generate(
-                "stranger",
-                frostamp::clock::Clock::now(&frostamp::clock::SystemClock),
-                &mut rand::thread_rng(),
-            )
-            .unwrap();
-            let cfg = Arc::new(frostamp::net::tls::peer_client_config(&id).unwrap());
+            let cfg = stranger_peer_tls();
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             let mut k = 0u32;
             while !halt.load(Ordering::Relaxed) {
@@ -690,13 +695,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
         .build()
         .unwrap();
     let got_hello = rt.block_on(async {
-        let id = frostamp::node::identity::Identity::generate(
-            "stranger",
-            frostamp::clock::Clock::now(&frostamp::clock::SystemClock),
-            &mut rand::thread_rng(),
-        )
-        .unwrap();
-        let cfg = Arc::new(frostamp::net::tls::peer_client_config(&id).unwrap());
+        let cfg = stranger_peer_tls();
         let tcp = tcp_from(v4(127, 0, 9, 2), &n3.peer).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("frostamp-peer").unwrap();
         let tls = tokio_rustls::TlsConnector::from(cfg)
