@@ -59,6 +59,19 @@ fn raise_nofile(want: u64) {
     );
 }
 
+/// The configuration the cluster in `file` gives node `index`.
+fn config_of(file: &ClusterFile, index: u16) -> frostamp::node::ClusterConfig {
+    frostamp::node::ClusterConfig {
+        index,
+        t: file.t,
+        nodes: file
+            .nodes
+            .iter()
+            .map(|n| (n.index, n.peer.clone()))
+            .collect(),
+    }
+}
+
 /// A peer-port TLS client for a fresh identity of nobody's (a stranger's).
 fn stranger_peer_tls() -> Arc<rustls::ClientConfig> {
     let id = frostamp::node::identity::Identity::generate(
@@ -583,15 +596,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     // The attacker knows the cluster's tag (it is made of public facts: t and the peer
     // addresses) and names it, so its Hellos reach the index check; without it, a
     // connection is refused before any Hello (the twin at the end).
-    let layout = frostamp::node::ClusterConfig {
-        index: 1,
-        t: file.t,
-        nodes: file
-            .nodes
-            .iter()
-            .map(|n| (n.index, n.peer.clone()))
-            .collect(),
-    };
+    let layout = config_of(&file, 1);
     let server_name = layout.peer_server_name();
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -1036,15 +1041,7 @@ fn resending_the_configuration_while_serving_drops_no_link() {
         },
         pin: pin_of(n2),
     };
-    let mut cfg = frostamp::node::ClusterConfig {
-        index: 2,
-        t: file.t,
-        nodes: file
-            .nodes
-            .iter()
-            .map(|n| (n.index, n.peer.clone()))
-            .collect(),
-    };
+    let mut cfg = config_of(&file, 2);
     let peers = |n: &ClusterNode| -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(&get_text(n, "/status")).unwrap();
         v["peers"].clone()
