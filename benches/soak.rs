@@ -792,9 +792,10 @@ fn main() {
         KILL_OFFSET.as_secs()
     );
     println!(
-        "repair window: SIGKILL .. every node healthy, 5 + {} s; growth rule: +{:.0} % over minute {kill_minutes} (original process) or the first whole minute after its repair (replacement)",
+        "repair window: SIGKILL .. every node healthy, 5 + {} s; growth rule: +{:.0} % over minute {kill_minutes} (original process) or the first whole minute starting {} min after its repair (replacement)",
         GRACE.as_secs(),
-        GROWTH * 100.0
+        GROWTH * 100.0,
+        kill_minutes.saturating_sub(1)
     );
     println!();
 
