@@ -42,6 +42,14 @@
 //!
 //! Needs `target/release/frostamp` and `target/release/frostamp-node` built with
 //! `--features insecure-dev-attestation` (the Makefile's `soak` target does it).
+// Benchmarks may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 #[path = "support/lifecycle.rs"]
 mod lifecycle;
