@@ -645,7 +645,8 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
 }
 
 /// A Python RFC 3161 client library (rfc3161-client) gets a token from a running
-/// node over HTTPS and parses it; `frostamp verify` accepts what it received.
+/// node over HTTPS, verified against the cluster's root (twin: refused with the system's
+/// roots only), and parses it; `frostamp verify` accepts what it received.
 #[test]
 fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
     let py = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");

@@ -266,7 +266,7 @@ impl DevCa {
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<u8>, CertError> {
         let ca_spki = &self.cert.tbs_certificate.subject_public_key_info;
-        let extensions = vec![
+        let mut extensions = vec![
             ext(
                 BasicConstraints::OID,
                 true,
@@ -301,6 +301,7 @@ impl DevCa {
                 },
             )?,
         ];
+        extensions.extend(self.crl_extension()?);
         let tbs = TbsCertificate {
             version: Version::V3,
             serial_number: random_serial(rng)?,
