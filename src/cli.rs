@@ -210,6 +210,7 @@ pub struct TrustArgs {
 
 /// `frostamp ceremony ...`.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum CeremonyCmd {
     /// Attest the nodes, assign indices, introduce them, run the DKG, gather the
     /// evidence and (with --ca-dir) issue and install the certificate.
@@ -726,9 +727,10 @@ fn fetch_http(url: &str) -> Result<Vec<u8>> {
     let mut s = std::net::TcpStream::connect_timeout(&sock, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: frostamp-verify\r\n\r\n"
+    // One write: the whole request in one segment.
+    s.write_all(
+        format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: frostamp-verify\r\n\r\n")
+            .as_bytes(),
     )?;
     let mut buf = Vec::new();
     s.take(16 << 20).read_to_end(&mut buf)?;

@@ -549,6 +549,19 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
     // Same certificate, and the replacement coordinates valid tokens.
     let s = rt.block_on(ceremony::status(&replacement)).unwrap();
     assert_eq!(s.certificate.as_deref(), Some(cert_before.as_str()));
+    // Its new identity key got a CA-issued public TLS certificate: curl verifies it.
+    assert!(s.tls_certificate.is_some(), "{s:?}");
+    let curl = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(file.root.as_ref().unwrap())
+        .arg(format!("{}/status", n1.url))
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
     assert_eq!(s.group_key, file.group_key);
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"after repair\n").unwrap();

@@ -77,8 +77,16 @@ fn serve_file(file: std::path::PathBuf) -> String {
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
+            // The whole request head, then the answer (closing with unread bytes
+            // would reset the connection).
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => head.extend_from_slice(buf.get(..k).unwrap_or_default()),
+                }
+            }
             let reply = match std::fs::read(&file) {
                 Ok(body) => [
                     format!(
