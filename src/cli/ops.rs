@@ -9,12 +9,14 @@ pub use local_time::{
 
 use crate::attestation::RootSet;
 use crate::ceremony::{self, CeremonyOptions, EvidenceBundle, NodeTarget, PinnedNode};
+use crate::certs::tls::PublicNames;
 use crate::certs::{parse_certificates, DevCa};
 use crate::clock::{Clock, SystemClock};
 use crate::node::auth::OperatorKey;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,12 +83,165 @@ pub fn ca_init(dir: &Path, subject: &str) -> Result<DevCa> {
     Ok(ca)
 }
 
-/// Load the development CA from `dir`.
+/// Load the development CA from `dir` (with its CRL URL, if `ca.json` names one).
 pub fn ca_load(dir: &Path) -> Result<DevCa> {
-    Ok(DevCa::from_pem(
+    let mut ca = DevCa::from_pem(
         &read_to_string(&dir.join("ca.pem"), "CA certificate")?,
         &read_to_string(&dir.join("ca.key"), "CA key")?,
-    )?)
+    )?;
+    ca.set_crl_url(ca_state(dir)?.crl_url);
+    Ok(ca)
+}
+
+/// The development CA's revocation state, `DIR/ca.json` (absent: no URL, nothing revoked).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaState {
+    /// The CRL distribution point named in the certificates it issues.
+    #[serde(default)]
+    pub crl_url: Option<String>,
+    /// The cRLNumber of the last CRL issued.
+    #[serde(default)]
+    pub crl_number: u64,
+    /// Revoked certificates.
+    #[serde(default)]
+    pub revoked: Vec<RevokedEntry>,
+}
+
+/// One revoked certificate in `ca.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedEntry {
+    /// Serial number (hex of the INTEGER's content octets).
+    pub serial: String,
+    /// Revocation time (Unix seconds).
+    pub revoked_at: u64,
+    /// Reason (RFC 5280 name, e.g. keyCompromise), if given.
+    pub reason: Option<String>,
+}
+
+fn ca_state(dir: &Path) -> Result<CaState> {
+    let p = dir.join("ca.json");
+    if !p.exists() {
+        return Ok(CaState::default());
+    }
+    serde_json::from_str(&read_to_string(&p, "CA state")?)
+        .with_context(|| format!("in {}", p.display()))
+}
+
+fn save_ca_state(dir: &Path, st: &CaState) -> Result<()> {
+    std::fs::write(dir.join("ca.json"), serde_json::to_vec_pretty(st)?)?;
+    Ok(())
+}
+
+/// `frostamp ca init --crl-url URL`: record the URL for the certificates it issues.
+pub fn ca_set_crl_url(dir: &Path, url: &str) -> Result<()> {
+    if !url.starts_with("http://") {
+        bail!("--crl-url must be an http:// URL (RFC 5280 §4.2.1.13: CRLs over HTTP)");
+    }
+    let mut st = ca_state(dir)?;
+    st.crl_url = Some(url.to_string());
+    save_ca_state(dir, &st)
+}
+
+fn crl_reason(name: &str) -> Result<x509_cert::ext::pkix::CrlReason> {
+    use x509_cert::ext::pkix::CrlReason as R;
+    Ok(match name {
+        "unspecified" => R::Unspecified,
+        "keyCompromise" => R::KeyCompromise,
+        "cACompromise" | "caCompromise" => R::CaCompromise,
+        "affiliationChanged" => R::AffiliationChanged,
+        "superseded" => R::Superseded,
+        "cessationOfOperation" => R::CessationOfOperation,
+        other => bail!("unknown reason {other:?}: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded or cessationOfOperation"),
+    })
+}
+
+/// `frostamp ca revoke`: record a serial (hex), or the serial of a certificate this CA
+/// issued, as revoked now.
+pub fn ca_revoke(
+    dir: &Path,
+    serial: Option<&str>,
+    cert: Option<&Path>,
+    reason: Option<&str>,
+) -> Result<String> {
+    let ca = ca_load(dir)?;
+    let serial = match (serial, cert) {
+        (Some(h), None) => {
+            let b = hex::decode(h.trim()).context("--serial is not hex")?;
+            hex::encode(b)
+        }
+        (None, Some(p)) => {
+            let c = parse_certificates(
+                &std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+            )?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("{} holds no certificate", p.display()))?;
+            if c.cert.tbs_certificate.issuer != ca.certificate().tbs_certificate.subject {
+                bail!(
+                    "{} was not issued by this CA ('{}')",
+                    p.display(),
+                    c.cert.tbs_certificate.issuer
+                );
+            }
+            hex::encode(c.cert.tbs_certificate.serial_number.as_bytes())
+        }
+        _ => bail!("give --serial HEX or --cert FILE"),
+    };
+    if let Some(r) = reason {
+        crl_reason(r)?;
+    }
+    let mut st = ca_state(dir)?;
+    if !st.revoked.iter().any(|r| r.serial == serial) {
+        st.revoked.push(RevokedEntry {
+            serial: serial.clone(),
+            revoked_at: SystemClock
+                .now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs(),
+            reason: reason.map(str::to_string),
+        });
+    }
+    save_ca_state(dir, &st)?;
+    Ok(serial)
+}
+
+/// `frostamp ca crl`: issue the next CRL (DER, or PEM with `pem`), valid for `days`.
+pub fn ca_crl(dir: &Path, out: &Path, days: u64, pem: bool) -> Result<u64> {
+    let ca = ca_load(dir)?;
+    let mut st = ca_state(dir)?;
+    let revoked = st
+        .revoked
+        .iter()
+        .map(|r| {
+            Ok(crate::certs::crl::Revoked {
+                serial: hex::decode(&r.serial).context("ca.json: serial")?,
+                at: std::time::UNIX_EPOCH + Duration::from_secs(r.revoked_at),
+                reason: r.reason.as_deref().map(crl_reason).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    st.crl_number += 1;
+    let now = SystemClock.now();
+    let this_update = now.checked_sub(ceremony::ISSUANCE_BACKDATE).unwrap_or(now);
+    let der = ca.issue_crl(
+        &revoked,
+        st.crl_number,
+        this_update,
+        now + Duration::from_secs(days * 86400),
+    )?;
+    let bytes = if pem {
+        der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &der)
+            .map_err(|e| anyhow!(e))?
+            .into_bytes()
+    } else {
+        der
+    };
+    std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    save_ca_state(dir, &st)?;
+    Ok(st.crl_number)
 }
 
 /// The roots node evidence must chain to: AMD, or a development ARK when explicitly allowed.
@@ -243,6 +398,11 @@ pub struct ClusterFile {
     /// got, is `time-servers.json` beside this file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub time_servers: Vec<ClusterTimeServer>,
+    /// The development CA directory that issues the nodes' public TLS certificates
+    /// (`ceremony run --ca-dir`, `cluster up`); absent: an external CA issues them from
+    /// the nodes' requests (`tls-node<i>.csr`, `frostamp ceremony install-tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// One node in the cluster file.
@@ -265,6 +425,9 @@ pub struct ClusterNode {
     pub log: Option<PathBuf>,
     /// Phase at the time the file was written.
     pub phase: Option<String>,
+    /// The public names and addresses its TLS certificate names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_names: Option<PublicNames>,
 }
 
 /// Options of [`run_ceremony`].
@@ -291,6 +454,8 @@ pub struct CeremonyArgs<'a> {
     pub state_dir: &'a Path,
     /// Local time servers to record in cluster.json (`cluster up`), else empty.
     pub time_servers: Vec<ClusterTimeServer>,
+    /// Public names and addresses of each node's TLS certificate, by index.
+    pub public_names: BTreeMap<u16, PublicNames>,
 }
 
 /// Subject of the TSA certificate the ceremony requests.
@@ -342,6 +507,7 @@ pub async fn run_ceremony(
                     pid: proc_info.map(|p| p.1),
                     log: proc_info.map(|p| p.2.clone()),
                     phase: Some("awaiting_certificate".into()),
+                    tls_names: a.public_names.get(&n.target.index).cloned(),
                 }
             })
             .collect(),
@@ -355,6 +521,7 @@ pub async fn run_ceremony(
         operator_key: a.operator_key.to_path_buf(),
         timings_ms: timings.clone(),
         time_servers: a.time_servers.clone(),
+        ca_dir: a.ca_dir.map(Path::to_path_buf),
     };
     match a.ca_dir {
         Some(ca_dir) => {
@@ -412,6 +579,9 @@ pub async fn run_ceremony(
             for n in &mut file.nodes {
                 n.phase = Some("serving".into());
             }
+            let t = Instant::now();
+            certify_tls(&file, a.state_dir, &outcome.nodes, &operator, &step).await?;
+            timings.insert("tls".into(), t.elapsed().as_millis());
         }
         None => {
             let root_path = a.ca_root.ok_or_else(|| {
@@ -452,6 +622,7 @@ pub async fn run_ceremony(
                 "threshold-signed CSR (group key, launch measurement, evidence) written to {}; after your CA issues, run `frostamp ceremony install --chain CHAIN.pem`",
                 path.display()
             ));
+            certify_tls(&file, a.state_dir, &outcome.nodes, &operator, &step).await?;
         }
     }
     timings.insert("total".into(), started.elapsed().as_millis());
@@ -602,6 +773,142 @@ pub async fn repair(state_dir: &Path, index: u16, helpers: Option<Vec<u16>>) -> 
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&file)?)?;
     println!("node {index}: share repaired by nodes {helpers:?}; it serves again under the same certificate");
+    certify_tls(&file, state_dir, &[node], &operator, &|l: &str| {
+        println!("{l}")
+    })
+    .await?;
+    Ok(())
+}
+
+/// The names of a local cluster node's TLS certificate: `localhost` and `127.0.0.1`.
+pub fn local_public_names() -> PublicNames {
+    PublicNames {
+        dns: vec!["localhost".into()],
+        ips: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+    }
+}
+
+/// The names of a node's TLS certificate when the operator gives none: the host of
+/// the public address the operator reaches it at (an IP address or a DNS name).
+pub fn default_public_names(public: &str) -> PublicNames {
+    let host = public
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(public)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => PublicNames {
+            dns: Vec::new(),
+            ips: vec![ip],
+        },
+        Err(_) => PublicNames {
+            dns: vec![host.to_string()],
+            ips: Vec::new(),
+        },
+    }
+}
+
+/// Step 6, public TLS, for `nodes` of `file`: with the development CA of
+/// `file.ca_dir`, each node's request is checked against its pin, issued and
+/// installed; without it, the requests are written to STATE_DIR/tls-node<i>.csr for
+/// the operator's CA (then `frostamp ceremony install-tls`).
+pub async fn certify_tls(
+    file: &ClusterFile,
+    state_dir: &Path,
+    nodes: &[PinnedNode],
+    operator: &OperatorKey,
+    step: &dyn Fn(&str),
+) -> Result<()> {
+    let ca = file.ca_dir.as_deref().map(ca_load).transpose()?;
+    for node in nodes {
+        let index = node.target.index;
+        let names = file
+            .nodes
+            .iter()
+            .find(|n| n.index == index)
+            .and_then(|n| n.tls_names.clone())
+            .unwrap_or_else(|| default_public_names(&node.target.public));
+        match &ca {
+            Some(ca) => {
+                ceremony::tls::certify_with_dev_ca(ca, node, &names, operator, &SystemClock)
+                    .await?;
+                step(&format!(
+                    "node {index}: public TLS certificate for its attested key ({names}) issued by the CA and installed"
+                ));
+            }
+            None => {
+                let (der, _) =
+                    ceremony::tls::request_tls_csr(node, operator, &SystemClock, &names).await?;
+                let pem =
+                    der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &der)
+                        .map_err(|e| anyhow!(e))?;
+                let path = state_dir.join(format!("tls-node{index}.csr"));
+                std::fs::write(&path, pem)?;
+                step(&format!(
+                    "node {index}: TLS certificate request for its attested key ({names}) written to {}; after your CA issues, run `frostamp ceremony install-tls CHAIN.pem`",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `frostamp ceremony tls`: (re)issue the public TLS certificates of the nodes of
+/// cluster.json (all, or `index`) as [`certify_tls`] does.
+pub async fn renew_tls(state_dir: &Path, index: Option<u16>) -> Result<()> {
+    let file: ClusterFile = serde_json::from_str(&read_to_string(
+        &state_dir.join("cluster.json"),
+        "cluster description",
+    )?)?;
+    let operator = load_operator(&file.operator_key)?;
+    let nodes: Vec<PinnedNode> = pinned(&file)?
+        .into_iter()
+        .filter(|n| index.is_none_or(|i| i == n.target.index))
+        .collect();
+    if nodes.is_empty() {
+        bail!("cluster.json has no node {}", index.unwrap_or_default());
+    }
+    certify_tls(&file, state_dir, &nodes, &operator, &|l: &str| {
+        println!("{l}")
+    })
+    .await
+}
+
+/// `frostamp ceremony install-tls`: upload CA-issued TLS chains (PEM, leaf first); each
+/// goes to the node of cluster.json whose pinned identity its leaf certifies.
+pub async fn install_tls(state_dir: &Path, chains: &[PathBuf]) -> Result<()> {
+    let file: ClusterFile = serde_json::from_str(&read_to_string(
+        &state_dir.join("cluster.json"),
+        "cluster description",
+    )?)?;
+    let operator = load_operator(&file.operator_key)?;
+    let nodes = pinned(&file)?;
+    for path in chains {
+        let certs = parse_certificates(
+            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| anyhow!("{} holds no certificate", path.display()))?;
+        let key = crate::net::tls::spki_sha256_of_cert(&leaf.der)
+            .ok_or_else(|| anyhow!("{}: malformed certificate", path.display()))?;
+        let node = nodes.iter().find(|n| n.pin == key).ok_or_else(|| {
+            anyhow!(
+                "{}: its key {} is no node's attested identity in cluster.json",
+                path.display(),
+                hex::encode(key)
+            )
+        })?;
+        let ders: Vec<Vec<u8>> = certs.iter().map(|c| c.der.clone()).collect();
+        ceremony::tls::install_tls_chain(node, &operator, &SystemClock, &ders).await?;
+        println!(
+            "node {}: serves the TLS certificate of {}",
+            node.target.index,
+            path.display()
+        );
+    }
     Ok(())
 }
 
@@ -809,6 +1116,7 @@ pub async fn cluster_up(
                     pid: Some(p.1),
                     log: Some(p.2.clone()),
                     phase: Some("booting".into()),
+                    tls_names: None,
                 })
                 .collect(),
             t,
@@ -821,6 +1129,7 @@ pub async fn cluster_up(
             operator_key: dir.join("operator.key"),
             timings_ms: Default::default(),
             time_servers: time_servers.clone(),
+            ca_dir: Some(dir.clone()),
         };
         std::fs::write(dir.join("cluster.json"), serde_json::to_vec_pretty(&file)?)?;
         Ok(file)
@@ -898,6 +1207,7 @@ pub async fn cluster_up(
             ca_root: None,
             state_dir: &dir,
             time_servers: time_servers.clone(),
+            public_names: (1..=n).map(|i| (i, local_public_names())).collect(),
         },
         &pids,
     )
