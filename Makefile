@@ -43,8 +43,16 @@ demo: system-deps roughtime-deps
 	@echo
 	./target/release/frostamp cluster status --dir $(DEMO_DIR)
 	@echo
+	@echo "--- the same with openssl ts and curl; TLS verified against the cluster's root (it issued the nodes' TLS certificates) ---"
+	openssl ts -query -data $(DEMO_FILE) -sha256 -cert -out $(DEMO_DIR)/curl.tsq
+	curl -sS --fail --cacert $(DEMO_DIR)/root.pem -H 'Content-Type: application/timestamp-query' \
+	  --data-binary @$(DEMO_DIR)/curl.tsq -o $(DEMO_DIR)/curl.tsr \
+	  $$(sed -n 's/.*"url": "\([^"]*\)".*/\1/p' $(DEMO_DIR)/cluster.json | head -n 1)/
+	@echo
 	@echo "--- what OpenSSL sees in the response ---"
-	openssl ts -reply -in $(DEMO_DIR)/$(notdir $(DEMO_FILE)).tsr -text
+	openssl ts -reply -in $(DEMO_DIR)/curl.tsr -text
+	./target/release/frostamp verify $(DEMO_DIR)/curl.tsr --data $(DEMO_FILE) --roots $(DEMO_DIR)/root.pem \
+	  --time-servers $(DEMO_DIR)/time-servers.json
 	./target/release/frostamp cluster down --dir $(DEMO_DIR)
 	@echo
 	@echo "Stamp your own files: frostamp cluster up --dir D; frostamp stamp FILE --cluster D; frostamp cluster down --dir D"
@@ -106,7 +114,8 @@ deps: system-deps interop-deps roughtime-deps
 
 # openssl (interop tests and the demo), python3 + venv (rfc3161-client interop),
 # haproxy (tests/haproxy.rs runs deploy/haproxy.cfg in front of a local cluster),
-# golang-go (tests/interop_go.rs: Go's standard library parses our tokens).
+# golang-go (tests/interop_go.rs: Go's standard library parses our tokens), curl and a JDK
+# (tests/public_tls.rs: curl --cacert and Java's TLS client verify the nodes' certificates).
 system-deps:
 	@missing=""; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
@@ -114,6 +123,8 @@ system-deps:
 	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || missing="$$missing haproxy"; \
 	command -v go >/dev/null || missing="$$missing golang-go"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v javac >/dev/null && command -v keytool >/dev/null || missing="$$missing default-jdk-headless"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(APT) update -qq && $(APT) install -y -qq $$missing; \

@@ -20,6 +20,10 @@
 //!    names that subject, the group key and its own measurement, and is valid now
 //!    (`certs::install`). A node installs one certificate per epoch, then only
 //!    renewals.
+//! 6. **Public TLS** ([`tls`]): the CA issues each node's public TLS certificate for
+//!    its attested identity key with the operator's public names; the node serves it.
+
+pub mod tls;
 
 use crate::attestation::roster::{Roster, N, T};
 use crate::attestation::{evidence_binding, identity_binding, verify_report, Expected, RootSet};

@@ -11,8 +11,10 @@
 //!
 //! [`install`]: what a node checks before it installs an uploaded chain (the CA
 //! root and subject fixed with the CSR, path validation, one install per epoch).
+//! [`tls`]: the node's public TLS certificate (CA-issued for its identity key).
 
 pub mod install;
+pub mod tls;
 
 use crate::oid::std_oids;
 use crate::threshold::keys::GroupKey;

@@ -203,6 +203,35 @@ pub enum CeremonyCmd {
         /// Where evidence.json, chain.pem and cluster.json go.
         #[arg(long, default_value = ".")]
         state_dir: PathBuf,
+        /// A DNS name for the nodes' public TLS certificates, as NAME (every node, e.g.
+        /// the balancer's name) or INDEX=NAME (one node); repeatable. Without any
+        /// --public-name or --public-ip for a node: the host of its public address.
+        #[arg(long = "public-name", value_name = "[INDEX=]NAME")]
+        public_names: Vec<String>,
+        /// An IP address for the nodes' public TLS certificates, as IP or INDEX=IP; repeatable.
+        #[arg(long = "public-ip", value_name = "[INDEX=]IP")]
+        public_ips: Vec<String>,
+    },
+    /// (Re)issue the nodes' public TLS certificates for their attested identity keys:
+    /// with the development CA of cluster.json, issued and installed; else the
+    /// requests are written to STATE_DIR/tls-node<INDEX>.csr for your CA.
+    Tls {
+        /// State directory of the ceremony (cluster.json).
+        #[arg(long, default_value = ".")]
+        state_dir: PathBuf,
+        /// Only this node (e.g. after a repair); default: every node.
+        #[arg(long)]
+        index: Option<u16>,
+    },
+    /// Upload public TLS chains from your CA (PEM, leaf first); each goes to the node
+    /// whose attested identity key its leaf certifies.
+    InstallTls {
+        /// State directory of the ceremony (cluster.json).
+        #[arg(long, default_value = ".")]
+        state_dir: PathBuf,
+        /// The chains.
+        #[arg(required = true)]
+        chains: Vec<PathBuf>,
     },
     /// Give a replacement node, booted from the same image on the lost node's
     /// addresses, the lost share: attest it, configure it, and run the repair
@@ -762,6 +791,50 @@ fn parse_node(s: &str) -> Result<crate::ceremony::NodeTarget> {
     })
 }
 
+/// Each node's public TLS names from `--public-name` and `--public-ip` (`[INDEX=]VALUE`;
+/// without an index for every node); a node given none gets the host of its public address.
+fn public_names_of(
+    nodes: &[crate::ceremony::NodeTarget],
+    names: &[String],
+    ips: &[String],
+) -> Result<std::collections::BTreeMap<u16, crate::certs::tls::PublicNames>> {
+    let split = |s: &str| -> Result<(Option<u16>, String)> {
+        match s.split_once('=') {
+            Some((i, v)) => Ok((
+                Some(i.parse().with_context(|| format!("{s:?}: index"))?),
+                v.to_string(),
+            )),
+            None => Ok((None, s.to_string())),
+        }
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for node in nodes {
+        let mut n = crate::certs::tls::PublicNames::default();
+        for s in names {
+            let (i, v) = split(s)?;
+            if i.is_none_or(|i| i == node.index) {
+                n.dns.push(v);
+            }
+        }
+        for s in ips {
+            let (i, v) = split(s)?;
+            if i.is_none_or(|i| i == node.index) {
+                n.ips.push(
+                    v.parse()
+                        .with_context(|| format!("--public-ip {s:?}: not an IP address"))?,
+                );
+            }
+        }
+        if n.dns.is_empty() && n.ips.is_empty() {
+            n = ops::default_public_names(&node.public);
+        }
+        n.validate()
+            .with_context(|| format!("public names of node {}", node.index))?;
+        out.insert(node.index, n);
+    }
+    Ok(out)
+}
+
 async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
     match c {
         CeremonyCmd::Run {
@@ -773,11 +846,14 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
             ca_dir,
             ca_root,
             state_dir,
+            public_names,
+            public_ips,
         } => {
             let nodes = nodes
                 .iter()
                 .map(|n| parse_node(n))
                 .collect::<Result<Vec<_>>>()?;
+            let public_names = public_names_of(&nodes, &public_names, &public_ips)?;
             let measurements = if trust.measurement.is_empty() && trust.measurements.is_empty() {
                 Vec::new()
             } else {
@@ -795,6 +871,7 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
                     ca_root: ca_root.as_deref(),
                     state_dir: &state_dir,
                     time_servers: Vec::new(),
+                    public_names,
                 },
                 &[],
             )
@@ -802,6 +879,10 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
             Ok(())
         }
         CeremonyCmd::Install { state_dir, chain } => ops::install(&state_dir, &chain).await,
+        CeremonyCmd::Tls { state_dir, index } => ops::renew_tls(&state_dir, index).await,
+        CeremonyCmd::InstallTls { state_dir, chains } => {
+            ops::install_tls(&state_dir, &chains).await
+        }
         CeremonyCmd::Repair {
             state_dir,
             index,

@@ -10,7 +10,9 @@
 //! - `certificate`: the CA root and subject fixed with the CSR, and the checked
 //!   install of the TSA certificate (first, then renewals only).
 //! - `http`: the public HTTPS port: `/status`, `/attestation`, and the
-//!   operator-authenticated `/admin/*` lifecycle calls.
+//!   operator-authenticated `/admin/*` lifecycle calls, among them the CA-issued
+//!   public TLS certificate (`/admin/tls-csr`, `/admin/tls-certificate`,
+//!   [`crate::certs::tls`]).
 //!
 //! Nothing is read from or written to disk: configuration arrives in admin
 //! calls, key material lives in this process's memory only.
@@ -352,6 +354,9 @@ pub(crate) struct Node {
     time: Arc<time::TimeService>,
     name: String,
     identity: identity::Identity,
+    /// What the public port serves: the identity key with its self-signed certificate,
+    /// then the CA-issued chain the operator installed (`/admin/tls-certificate`).
+    public_tls: Arc<crate::net::tls::PublicCert>,
     clock: Arc<dyn Clock>,
     operator: auth::OperatorVerifier,
     attester: Arc<dyn Attester>,
@@ -517,6 +522,10 @@ pub async fn run(
     let mut rng = rand_core::OsRng;
     let identity = identity::Identity::generate(&opts.name, opts.clock.now(), &mut rng)
         .map_err(|e| NodeError::Setup(e.to_string()))?;
+    let public_tls = Arc::new(
+        crate::net::tls::PublicCert::new(&identity)
+            .map_err(|e| NodeError::Setup(format!("public TLS: {e}")))?,
+    );
     let operator =
         auth::OperatorVerifier::new(opts.operator_pubkey.as_deref()).map_err(NodeError::Setup)?;
     let measurement = opts.attester.measurement();
@@ -543,6 +552,7 @@ pub async fn run(
         time,
         name: opts.name.clone(),
         identity,
+        public_tls,
         clock: opts.clock,
         operator,
         attester: opts.attester,

@@ -658,17 +658,34 @@ fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
     std::fs::write(&data, b"fetched by python\n").unwrap();
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop/rfc3161_client_check.py");
-    let out = Command::new(py)
-        .arg(script)
+    // TLS verified against the cluster's root (it issued the nodes' TLS certificates).
+    let out = Command::new(&py)
+        .arg(&script)
         .arg("fetch")
         .arg(format!("{}/", file.nodes[2].url))
         .arg(&data)
+        .arg(file.root.as_ref().unwrap())
         .output()
         .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // Twin: with the system's roots only, Python refuses the connection.
+    let refused = Command::new(&py)
+        .arg(&script)
+        .arg("fetch")
+        .arg(format!("{}/", file.nodes[2].url))
+        .arg(&data)
+        .env_remove("SSL_CERT_FILE")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CERTIFICATE_VERIFY_FAILED"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], 0);

@@ -92,9 +92,17 @@ fn swap(cfg: String, from: &str, to: &str) -> String {
 }
 
 /// The shipped file with the lines marked `test:` rewritten for loopback: node
-/// addresses, the public bind and its certificate, the stats socket and page, logs to
+/// addresses, the root the nodes' TLS certificates are verified against (the cluster's
+/// root.pem), the public bind and its certificate, the stats socket and page, logs to
 /// stdout, and no chroot, user switch or daemon mode (a foreground child process).
-fn render(nodes: &[ClusterNode], public: &str, pem: &Path, socket: &Path, stats: &str) -> String {
+fn render(
+    nodes: &[ClusterNode],
+    root: &Path,
+    public: &str,
+    pem: &Path,
+    socket: &Path,
+    stats: &str,
+) -> String {
     let kept: Vec<&str> = SHIPPED
         .lines()
         .filter(|l| !l.contains("# test: dropped"))
@@ -117,6 +125,11 @@ fn render(nodes: &[ClusterNode], public: &str, pem: &Path, socket: &Path, stats:
         &format!("bind {public} ssl crt {}", pem.display()),
     );
     cfg = swap(cfg, "bind 127.0.0.1:8404", &format!("bind {stats}"));
+    cfg = swap(
+        cfg,
+        "ca-file /etc/haproxy/frostamp-root.pem",
+        &format!("ca-file {}", root.display()),
+    );
     for n in nodes {
         cfg = swap(cfg, &format!("10.0.0.{}:8443", n.index), &n.public);
     }
@@ -354,7 +367,14 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     let cfg = h.join("haproxy.cfg");
     std::fs::write(
         &cfg,
-        render(&file.nodes, &public, &pem, &socket, &stats_addr),
+        render(
+            &file.nodes,
+            file.root.as_ref().unwrap(),
+            &public,
+            &pem,
+            &socket,
+            &stats_addr,
+        ),
     )
     .unwrap();
     let check = Command::new(&haproxy)

@@ -9,12 +9,14 @@ pub use local_time::{
 
 use crate::attestation::RootSet;
 use crate::ceremony::{self, CeremonyOptions, EvidenceBundle, NodeTarget, PinnedNode};
+use crate::certs::tls::PublicNames;
 use crate::certs::{parse_certificates, DevCa};
 use crate::clock::{Clock, SystemClock};
 use crate::node::auth::OperatorKey;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -243,6 +245,11 @@ pub struct ClusterFile {
     /// got, is `time-servers.json` beside this file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub time_servers: Vec<ClusterTimeServer>,
+    /// The development CA directory that issues the nodes' public TLS certificates
+    /// (`ceremony run --ca-dir`, `cluster up`); absent: an external CA issues them from
+    /// the nodes' requests (`tls-node<i>.csr`, `frostamp ceremony install-tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// One node in the cluster file.
@@ -265,6 +272,9 @@ pub struct ClusterNode {
     pub log: Option<PathBuf>,
     /// Phase at the time the file was written.
     pub phase: Option<String>,
+    /// The public names and addresses its TLS certificate names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_names: Option<PublicNames>,
 }
 
 /// Options of [`run_ceremony`].
@@ -291,6 +301,8 @@ pub struct CeremonyArgs<'a> {
     pub state_dir: &'a Path,
     /// Local time servers to record in cluster.json (`cluster up`), else empty.
     pub time_servers: Vec<ClusterTimeServer>,
+    /// Public names and addresses of each node's TLS certificate, by index.
+    pub public_names: BTreeMap<u16, PublicNames>,
 }
 
 /// Subject of the TSA certificate the ceremony requests.
@@ -342,6 +354,7 @@ pub async fn run_ceremony(
                     pid: proc_info.map(|p| p.1),
                     log: proc_info.map(|p| p.2.clone()),
                     phase: Some("awaiting_certificate".into()),
+                    tls_names: a.public_names.get(&n.target.index).cloned(),
                 }
             })
             .collect(),
@@ -355,6 +368,7 @@ pub async fn run_ceremony(
         operator_key: a.operator_key.to_path_buf(),
         timings_ms: timings.clone(),
         time_servers: a.time_servers.clone(),
+        ca_dir: a.ca_dir.map(Path::to_path_buf),
     };
     match a.ca_dir {
         Some(ca_dir) => {
@@ -412,6 +426,9 @@ pub async fn run_ceremony(
             for n in &mut file.nodes {
                 n.phase = Some("serving".into());
             }
+            let t = Instant::now();
+            certify_tls(&file, a.state_dir, &outcome.nodes, &operator, &step).await?;
+            timings.insert("tls".into(), t.elapsed().as_millis());
         }
         None => {
             let root_path = a.ca_root.ok_or_else(|| {
@@ -452,6 +469,7 @@ pub async fn run_ceremony(
                 "threshold-signed CSR (group key, launch measurement, evidence) written to {}; after your CA issues, run `frostamp ceremony install --chain CHAIN.pem`",
                 path.display()
             ));
+            certify_tls(&file, a.state_dir, &outcome.nodes, &operator, &step).await?;
         }
     }
     timings.insert("total".into(), started.elapsed().as_millis());
@@ -602,6 +620,142 @@ pub async fn repair(state_dir: &Path, index: u16, helpers: Option<Vec<u16>>) -> 
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&file)?)?;
     println!("node {index}: share repaired by nodes {helpers:?}; it serves again under the same certificate");
+    certify_tls(&file, state_dir, &[node], &operator, &|l: &str| {
+        println!("{l}")
+    })
+    .await?;
+    Ok(())
+}
+
+/// The names of a local cluster node's TLS certificate: `localhost` and `127.0.0.1`.
+pub fn local_public_names() -> PublicNames {
+    PublicNames {
+        dns: vec!["localhost".into()],
+        ips: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+    }
+}
+
+/// The names of a node's TLS certificate when the operator gives none: the host of
+/// the public address the operator reaches it at (an IP address or a DNS name).
+pub fn default_public_names(public: &str) -> PublicNames {
+    let host = public
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(public)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => PublicNames {
+            dns: Vec::new(),
+            ips: vec![ip],
+        },
+        Err(_) => PublicNames {
+            dns: vec![host.to_string()],
+            ips: Vec::new(),
+        },
+    }
+}
+
+/// Step 6, public TLS, for `nodes` of `file`: with the development CA of
+/// `file.ca_dir`, each node's request is checked against its pin, issued and
+/// installed; without it, the requests are written to STATE_DIR/tls-node<i>.csr for
+/// the operator's CA (then `frostamp ceremony install-tls`).
+pub async fn certify_tls(
+    file: &ClusterFile,
+    state_dir: &Path,
+    nodes: &[PinnedNode],
+    operator: &OperatorKey,
+    step: &dyn Fn(&str),
+) -> Result<()> {
+    let ca = file.ca_dir.as_deref().map(ca_load).transpose()?;
+    for node in nodes {
+        let index = node.target.index;
+        let names = file
+            .nodes
+            .iter()
+            .find(|n| n.index == index)
+            .and_then(|n| n.tls_names.clone())
+            .unwrap_or_else(|| default_public_names(&node.target.public));
+        match &ca {
+            Some(ca) => {
+                ceremony::tls::certify_with_dev_ca(ca, node, &names, operator, &SystemClock)
+                    .await?;
+                step(&format!(
+                    "node {index}: public TLS certificate for its attested key ({names}) issued by the CA and installed"
+                ));
+            }
+            None => {
+                let (der, _) =
+                    ceremony::tls::request_tls_csr(node, operator, &SystemClock, &names).await?;
+                let pem =
+                    der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &der)
+                        .map_err(|e| anyhow!(e))?;
+                let path = state_dir.join(format!("tls-node{index}.csr"));
+                std::fs::write(&path, pem)?;
+                step(&format!(
+                    "node {index}: TLS certificate request for its attested key ({names}) written to {}; after your CA issues, run `frostamp ceremony install-tls CHAIN.pem`",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `frostamp ceremony tls`: (re)issue the public TLS certificates of the nodes of
+/// cluster.json (all, or `index`) as [`certify_tls`] does.
+pub async fn renew_tls(state_dir: &Path, index: Option<u16>) -> Result<()> {
+    let file: ClusterFile = serde_json::from_str(&read_to_string(
+        &state_dir.join("cluster.json"),
+        "cluster description",
+    )?)?;
+    let operator = load_operator(&file.operator_key)?;
+    let nodes: Vec<PinnedNode> = pinned(&file)?
+        .into_iter()
+        .filter(|n| index.is_none_or(|i| i == n.target.index))
+        .collect();
+    if nodes.is_empty() {
+        bail!("cluster.json has no node {}", index.unwrap_or_default());
+    }
+    certify_tls(&file, state_dir, &nodes, &operator, &|l: &str| {
+        println!("{l}")
+    })
+    .await
+}
+
+/// `frostamp ceremony install-tls`: upload CA-issued TLS chains (PEM, leaf first); each
+/// goes to the node of cluster.json whose pinned identity its leaf certifies.
+pub async fn install_tls(state_dir: &Path, chains: &[PathBuf]) -> Result<()> {
+    let file: ClusterFile = serde_json::from_str(&read_to_string(
+        &state_dir.join("cluster.json"),
+        "cluster description",
+    )?)?;
+    let operator = load_operator(&file.operator_key)?;
+    let nodes = pinned(&file)?;
+    for path in chains {
+        let certs = parse_certificates(
+            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| anyhow!("{} holds no certificate", path.display()))?;
+        let key = crate::net::tls::spki_sha256_of_cert(&leaf.der)
+            .ok_or_else(|| anyhow!("{}: malformed certificate", path.display()))?;
+        let node = nodes.iter().find(|n| n.pin == key).ok_or_else(|| {
+            anyhow!(
+                "{}: its key {} is no node's attested identity in cluster.json",
+                path.display(),
+                hex::encode(key)
+            )
+        })?;
+        let ders: Vec<Vec<u8>> = certs.iter().map(|c| c.der.clone()).collect();
+        ceremony::tls::install_tls_chain(node, &operator, &SystemClock, &ders).await?;
+        println!(
+            "node {}: serves the TLS certificate of {}",
+            node.target.index,
+            path.display()
+        );
+    }
     Ok(())
 }
 
@@ -809,6 +963,7 @@ pub async fn cluster_up(
                     pid: Some(p.1),
                     log: Some(p.2.clone()),
                     phase: Some("booting".into()),
+                    tls_names: None,
                 })
                 .collect(),
             t,
@@ -821,6 +976,7 @@ pub async fn cluster_up(
             operator_key: dir.join("operator.key"),
             timings_ms: Default::default(),
             time_servers: time_servers.clone(),
+            ca_dir: Some(dir.clone()),
         };
         std::fs::write(dir.join("cluster.json"), serde_json::to_vec_pretty(&file)?)?;
         Ok(file)
@@ -898,6 +1054,7 @@ pub async fn cluster_up(
             ca_root: None,
             state_dir: &dir,
             time_servers: time_servers.clone(),
+            public_names: (1..=n).map(|i| (i, local_public_names())).collect(),
         },
         &pids,
     )

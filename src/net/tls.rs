@@ -1,7 +1,9 @@
 //! rustls configurations (ring provider).
 //!
-//! Certificates here carry no trust: node identities are ephemeral self-signed
-//! keys whose meaning comes from attestation (REPORT_DATA binds the SPKI).
+//! On the peer port certificates carry no trust: node identities are ephemeral
+//! self-signed keys whose meaning comes from attestation (REPORT_DATA binds the SPKI).
+//! The public port serves the same key, with a CA-issued certificate once the
+//! operator installed one ([`PublicCert`]), so ordinary clients can verify it.
 //! So verifiers check the TLS handshake signature with the presented key and
 //! either pin that key's SPKI hash (after attestation) or accept it for the
 //! sole purpose of *then* attesting it. The names say `danger` where no pin is set.
@@ -49,13 +51,73 @@ fn key_and_chain(
     ))
 }
 
-/// Public HTTPS: server authentication only.
-pub fn public_server_config(id: &Identity) -> Result<rustls::ServerConfig, TlsError> {
-    let (chain, key) = key_and_chain(id)?;
+/// What the public port serves: the identity's self-signed certificate until the
+/// operator installs a CA-issued chain for the same key ([`PublicCert::install`];
+/// `crate::certs::tls`), then that chain. The key never changes.
+#[derive(Debug)]
+pub struct PublicCert {
+    key: Arc<dyn rustls::sign::SigningKey>,
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl PublicCert {
+    /// The identity's key with its self-signed certificate.
+    pub fn new(id: &Identity) -> Result<Self, TlsError> {
+        let (chain, key) = key_and_chain(id)?;
+        let key = provider().key_provider.load_private_key(key)?;
+        let current = Arc::new(rustls::sign::CertifiedKey::new(chain, key.clone()));
+        current.keys_match()?;
+        Ok(Self {
+            key,
+            current: std::sync::RwLock::new(current),
+        })
+    }
+
+    /// Serve `chain` (DER, leaf first) from the next handshake on. rustls refuses a
+    /// leaf whose key is not the identity key (the node checks that first, with
+    /// `crate::certs::tls::check_tls_chain`, to say why).
+    pub fn install(&self, chain: &[Vec<u8>]) -> Result<(), TlsError> {
+        let chain: Vec<CertificateDer<'static>> = chain
+            .iter()
+            .map(|c| CertificateDer::from(c.clone()))
+            .collect();
+        let next = Arc::new(rustls::sign::CertifiedKey::new(chain, self.key.clone()));
+        next.keys_match()?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+
+    /// The leaf served now (DER).
+    pub fn leaf(&self) -> Option<Vec<u8>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .cert
+            .first()
+            .map(|c| c.to_vec())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for PublicCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// Public HTTPS: server authentication only, with the certificate of `cert`.
+pub fn public_server_config(cert: Arc<PublicCert>) -> Result<rustls::ServerConfig, TlsError> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(cert);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }

@@ -3,7 +3,9 @@
 //! Unauthenticated: `GET /status`, `GET /attestation?nonce=<64 hex>`.
 //! Operator-authenticated (see [`super::auth`]): `POST /admin/configure`,
 //! `POST /admin/dkg`, `POST /admin/csr`, `POST /admin/ca-root`,
-//! `POST /admin/certificate` (checks: [`crate::certs::install`]).
+//! `POST /admin/certificate` (checks: [`crate::certs::install`]),
+//! `POST /admin/tls-csr` and `POST /admin/tls-certificate` (the public TLS
+//! certificate for this node's identity key: [`crate::certs::tls`]).
 
 use super::{dkg, peers, ClusterConfig, EpochKey, Node, Phase};
 use crate::attestation::binding::{evidence_binding, identity_binding};
@@ -38,7 +40,7 @@ const STALE: Duration = Duration::from_secs(5);
 type Body = Full<Bytes>;
 
 pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
-    let acceptor = match crate::net::tls::public_server_config(&node.identity) {
+    let acceptor = match crate::net::tls::public_server_config(node.public_tls.clone()) {
         Ok(c) => tokio_rustls::TlsAcceptor::from(Arc::new(c)),
         Err(e) => {
             tracing::error!(node = %node.name, "public TLS setup failed: {e}");
@@ -321,6 +323,8 @@ async fn route(
                 "/admin/ca-root" => reply(super::certificate::ca_root(&node, &body)),
                 "/admin/repair" => repair(&node, &body).await,
                 "/admin/repair-order" => repair_order(&node, &body),
+                "/admin/tls-csr" => tls_csr(&node, &body),
+                "/admin/tls-certificate" => install_tls_certificate(&node, &body),
                 _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
             }
         }
@@ -388,6 +392,10 @@ pub struct Status {
     pub transcript: Option<String>,
     /// SHA-256 of the installed TSA certificate (hex).
     pub certificate: Option<String>,
+    /// SHA-256 of the CA-issued public TLS certificate served (hex); `None` while the
+    /// public port serves the identity's self-signed certificate.
+    #[serde(default)]
+    pub tls_certificate: Option<String>,
     /// Last lifecycle error.
     pub last_error: Option<String>,
     /// Recent refusals (peers, lifecycle calls).
@@ -513,6 +521,11 @@ fn status(node: &Node) -> Status {
             .as_ref()
             .and_then(|k| k.chain.as_ref())
             .and_then(|c| c.first())
+            .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(c))),
+        tls_certificate: node
+            .public_tls
+            .leaf()
+            .filter(|leaf| leaf.as_slice() != node.identity.cert_der())
             .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(c))),
         last_error: s.last_error.clone(),
         refusals: s.refusals.iter().map(|(_, r)| r.clone()).collect(),
@@ -982,4 +995,59 @@ pub struct CertificateUpload {
 
 fn install_certificate(node: &Node, body: &[u8]) -> Response<Body> {
     reply(super::certificate::upload(node, body))
+}
+
+/// Request body of `/admin/tls-csr`: the public names of this node.
+pub type TlsCsrRequest = crate::certs::tls::PublicNames;
+
+/// `POST /admin/tls-csr`: a PKCS#10 request for this node's identity key naming the
+/// operator's public names and addresses (hex DER in `csr`).
+fn tls_csr(node: &Node, body: &[u8]) -> Response<Body> {
+    let names: TlsCsrRequest = match serde_json::from_slice(body) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("tls-csr request: {e}")),
+    };
+    match node.identity.tls_csr(&names) {
+        Ok(der) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "csr": hex::encode(der) }),
+        ),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, format!("TLS CSR: {e}")),
+    }
+}
+
+/// `POST /admin/tls-certificate` (body as `/admin/certificate`: the chain, leaf first,
+/// hex DER): serve it on the public port if its leaf carries this node's identity key
+/// ([`crate::certs::tls::check_tls_chain`]).
+fn install_tls_certificate(node: &Node, body: &[u8]) -> Response<Body> {
+    let up: CertificateUpload = match serde_json::from_slice(body) {
+        Ok(u) => u,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("TLS certificate upload: {e}"),
+            )
+        }
+    };
+    let chain: Vec<Vec<u8>> = match up.chain.iter().map(hex::decode).collect() {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("chain is not hex: {e}")),
+    };
+    if let Err(e) =
+        crate::certs::tls::check_tls_chain(&chain, node.identity.spki_der(), node.clock.now())
+    {
+        node.refuse(format!("TLS certificate refused: {e}"));
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("TLS certificate refused: {e}"),
+        );
+    }
+    if let Err(e) = node.public_tls.install(&chain) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("TLS certificate refused: {e}"),
+        );
+    }
+    tracing::info!(node = %node.name, "public TLS certificate installed");
+    json(StatusCode::OK, &serde_json::json!({ "ok": true }))
 }

@@ -103,6 +103,12 @@ impl Identity {
         Sha256::digest(&self.spki_der).into()
     }
 
+    /// A PKCS#10 request for this identity's public TLS certificate naming `names`
+    /// ([`crate::certs::tls::build_tls_csr`]), signed with the identity key.
+    pub fn tls_csr(&self, names: &crate::certs::tls::PublicNames) -> Result<Vec<u8>, CertError> {
+        crate::certs::tls::build_tls_csr(&self.key, names)
+    }
+
     /// The private key as PKCS#8 DER for rustls (kept in memory only).
     pub fn pkcs8_der(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, CertError> {
         let doc = self

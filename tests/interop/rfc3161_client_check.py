@@ -2,13 +2,13 @@
 
   request DATA OUT HASH(sha256|sha512) NONCE(0|1) CERTREQ(0|1)  -> writes a TimeStampReq, prints {"nonce": int|null}
   parse RESP                                                    -> prints the TSTInfo fields as JSON
-  fetch URL DATA                                                -> POSTs a request for DATA to URL (HTTPS,
+  fetch URL DATA [CAFILE]                                       -> POSTs a request for DATA to URL (HTTPS,
                                                                    Content-Type application/timestamp-query),
                                                                    parses the reply, prints its fields as JSON
 
-TLS: the node's certificate is its ephemeral attested identity, not a WebPKI one, so
-`fetch` does not authenticate the transport (DESIGN §5: TLS protects transport only;
-the token's own signature and chain are what a relying party verifies).
+TLS: verified by Python's default context (certificate chain and host name), trusting
+CAFILE (the cluster's root: the CA issued each node's public TLS certificate) or, without
+it, the system's roots only.
 """
 import ssl
 import urllib.request
@@ -43,15 +43,14 @@ def main() -> int:
                 raw = f.read()
         else:
             url, data = sys.argv[2], sys.argv[3]
+            cafile = sys.argv[4] if len(sys.argv) > 4 else None
             with open(data, "rb") as f:
                 payload = f.read()
             req = r.TimestampRequestBuilder().data(payload).nonce(nonce=True).cert_request(cert_request=True).build()
             http = urllib.request.Request(
                 url, data=req.as_bytes(), headers={"Content-Type": "application/timestamp-query"}, method="POST"
             )
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+            ctx = ssl.create_default_context(cafile=cafile)
             with urllib.request.urlopen(http, context=ctx, timeout=30) as resp_http:
                 if resp_http.headers.get("Content-Type") != "application/timestamp-reply":
                     print("wrong content type", resp_http.headers.get("Content-Type"), file=sys.stderr)

@@ -1,0 +1,215 @@
+//! Public TLS that ordinary clients verify (issue 14 item 4, DESIGN §5): against a
+//! local cluster (`frostamp cluster up`), whose ceremony had the development CA issue
+//! each node's public TLS certificate for its attested identity key (SANs `localhost`
+//! and `127.0.0.1`):
+//! - `curl --cacert ROOT` connects with verification on and stamps a query made by
+//!   `openssl ts -query`, which `openssl ts -reply` and `frostamp verify` read;
+//!   without `--cacert`, or with another root, curl refuses the connection;
+//! - Java's TLS client (JDK from Debian, `tests/interop/java/TlsCheck.java` compiled with
+//!   `javac`) connects with a truststore made by `keytool` from ROOT, and refuses with a
+//!   truststore of another root;
+//! - the node refuses a TLS certificate for another key than its identity, and the key
+//!   it serves is still the one its attestation bound (the ceremony's pin).
+#![cfg(feature = "insecure-dev-attestation")]
+
+mod common;
+use common::*;
+
+use frostamp::ceremony::{self, NodeTarget, PinnedNode};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn curl(args: &[&str], cacert: Option<&Path>) -> Output {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "20"]);
+    // The system's own bundle stays in force when no --cacert is given.
+    c.env_remove("CURL_CA_BUNDLE").env_remove("SSL_CERT_FILE");
+    if let Some(p) = cacert {
+        c.arg("--cacert").arg(p);
+    }
+    c.args(args).output().unwrap()
+}
+
+fn truststore(dir: &Path, root: &Path, name: &str) -> std::path::PathBuf {
+    let store = dir.join(format!("{name}.p12"));
+    let out = Command::new("keytool")
+        .args(["-importcert", "-noprompt", "-alias", "frostamp-root"])
+        .arg("-file")
+        .arg(root)
+        .arg("-keystore")
+        .arg(&store)
+        .args(["-storetype", "PKCS12", "-storepass", "changeit"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "keytool: {}", text(&out));
+    store
+}
+
+fn java(classes: &Path, store: &Path, url: &str) -> Output {
+    Command::new("java")
+        .arg(format!("-Djavax.net.ssl.trustStore={}", store.display()))
+        .arg("-Djavax.net.ssl.trustStorePassword=changeit")
+        .arg("-cp")
+        .arg(classes)
+        .arg("TlsCheck")
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cluster");
+    let _down = Down(&d);
+    let file = cluster_up(&d);
+    let root = file.root.clone().unwrap();
+    // Another root: a second development CA.
+    let other = dir.path().join("other-ca");
+    let out = Command::new(FROSTAMP)
+        .args(["ca", "init", "--dir"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let other_root = other.join("ca.pem");
+
+    // curl, verification on: every node, by address and by name.
+    for n in &file.nodes {
+        let port = n.public.rsplit_once(':').unwrap().1;
+        for host in ["127.0.0.1", "localhost"] {
+            let url = format!("https://{host}:{port}/status");
+            let out = curl(&[&url], Some(&root));
+            assert!(out.status.success(), "curl --cacert {url}: {}", text(&out));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["phase"], "serving");
+            assert!(v["tls_certificate"].is_string(), "{v}");
+            // The key served is the attested identity the ceremony pinned.
+            assert_eq!(v["identity"].as_str(), n.pin.as_deref());
+        }
+    }
+    let n1 = &file.nodes[0];
+    let url = format!("{}/status", n1.url);
+    // Twins: no --cacert (the system's roots only), another root.
+    let out = curl(&[&url], None);
+    assert_eq!(out.status.code(), Some(60), "{}", text(&out));
+    let out = curl(&[&url], Some(&other_root));
+    assert_eq!(out.status.code(), Some(60), "{}", text(&out));
+
+    // Stamping with openssl ts and curl, verification on.
+    let data = dir.path().join("data.txt");
+    std::fs::write(&data, b"stamped with curl --cacert\n").unwrap();
+    let tsq = dir.path().join("q.tsq");
+    let tsr = dir.path().join("r.tsr");
+    let out = Command::new("openssl")
+        .args(["ts", "-query", "-sha256", "-cert", "-data"])
+        .arg(&data)
+        .arg("-out")
+        .arg(&tsq)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = curl(
+        &[
+            "--fail",
+            "-H",
+            "Content-Type: application/timestamp-query",
+            "--data-binary",
+            &format!("@{}", tsq.display()),
+            "-o",
+            tsr.to_str().unwrap(),
+            &format!("{}/", file.nodes[2].url),
+        ],
+        Some(&root),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = Command::new("openssl")
+        .args(["ts", "-reply", "-text", "-in"])
+        .arg(&tsr)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Status: Granted."));
+    let out = Command::new(FROSTAMP)
+        .arg("verify")
+        .arg(&tsr)
+        .arg("--data")
+        .arg(&data)
+        .arg("--roots")
+        .arg(&root)
+        .arg("--time-servers")
+        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Java's TLS client with a keytool truststore of ROOT; the twin with another root.
+    let classes = dir.path().join("classes");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/java/TlsCheck.java");
+    let out = Command::new("javac")
+        .arg("-d")
+        .arg(&classes)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "javac: {}", text(&out));
+    let good = truststore(dir.path(), &root, "trust");
+    let bad = truststore(dir.path(), &other_root, "other");
+    for host in ["127.0.0.1", "localhost"] {
+        let port = n1.public.rsplit_once(':').unwrap().1;
+        let url = format!("https://{host}:{port}/status");
+        let out = java(&classes, &good, &url);
+        let t = text(&out);
+        assert!(out.status.success(), "java {url}: {t}");
+        assert!(t.contains("status 200"), "{t}");
+        assert!(t.contains("\"phase\": \"serving\""), "{t}");
+        let out = java(&classes, &bad, &url);
+        let t = text(&out);
+        assert!(!out.status.success(), "java trusted another root: {t}");
+        assert!(t.contains("SSLHandshakeException"), "{t}");
+    }
+
+    // The node refuses a TLS certificate for another key (here: node 2's, installed on
+    // node 1), and keeps serving its own.
+    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
+    let pinned = |n: &frostamp::cli::ops::ClusterNode| PinnedNode {
+        target: NodeTarget {
+            index: n.index,
+            public: n.public.clone(),
+            peer: n.peer.clone(),
+        },
+        pin: pin_of(n),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ca = frostamp::cli::ops::ca_load(&d).unwrap();
+    let names = frostamp::cli::ops::local_public_names();
+    let node2_leaf = rt
+        .block_on(ceremony::tls::certify_with_dev_ca(
+            &ca,
+            &pinned(&file.nodes[1]),
+            &names,
+            &operator,
+            &frostamp::clock::SystemClock,
+        ))
+        .unwrap();
+    let e = rt
+        .block_on(ceremony::tls::install_tls_chain(
+            &pinned(n1),
+            &operator,
+            &frostamp::clock::SystemClock,
+            &[node2_leaf],
+        ))
+        .unwrap_err();
+    assert!(e.to_string().contains("certifies another key"), "{e}");
+    assert!(e.to_string().contains("422"), "{e}");
+    let out = curl(&[&url], Some(&root));
+    assert!(out.status.success(), "{}", text(&out));
+}
