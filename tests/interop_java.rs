@@ -9,12 +9,11 @@
 //!    needs this: a self-signed signer is the severe warning `signerSelfSigned`, and a
 //!    signer chain that does not reach a trusted certificate is `chainNotValidated`;
 //! 2. signs the JAR with `jarsigner -tsa https://localhost:PORT/` (node 1's public
-//!    port). Java's TLS client checks the server: its truststore holds only node 1's
-//!    public certificate, fetched with `keytool -printcert -sslserver` and accepted
-//!    only because its SPKI hash is the pin in `cluster.json` (the nodes' public
-//!    certificates are self-signed for their ephemeral identity until the CA issues
-//!    them, issue 14 item 4). A truststore without it makes jarsigner fail the
-//!    handshake (`PKIX path building failed`) and write no JAR;
+//!    port). Java's TLS client verifies the node: its truststore holds only the
+//!    cluster's `root.pem`, the development CA that issued each node's public TLS
+//!    certificate in the ceremony (SANs `localhost`, `127.0.0.1`). A truststore
+//!    without it makes jarsigner fail the handshake (`PKIX path building failed`) and
+//!    write no JAR;
 //! 3. verifies with `jarsigner -verify -verbose -certs -strict`. The keystore given
 //!    to `-verify` supplies the trust anchors, with the JDK's `cacerts`: its trusted
 //!    certificate entries (and self-signed key entries) become the PKIX anchors of
@@ -53,8 +52,7 @@
 mod common;
 use common::*;
 
-use der::DecodePem;
-use frostamp::cli::ops::{ClusterFile, ClusterNode};
+use frostamp::cli::ops::ClusterFile;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -244,31 +242,6 @@ fn code_signing(dir: &Path) -> (PathBuf, PathBuf) {
     (ks, ca)
 }
 
-/// Node 1's public TLS certificate as served, checked against the pin in
-/// cluster.json; written as PEM.
-fn pinned_tls_cert(dir: &Path, node: &ClusterNode) -> PathBuf {
-    let port = node.public.rsplit_once(':').unwrap().1;
-    let pem = ok(
-        "keytool",
-        &[
-            "-printcert",
-            "-rfc",
-            "-sslserver",
-            &format!("localhost:{port}"),
-        ],
-    );
-    let cert = x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap();
-    let der = der::Encode::to_der(&cert).unwrap();
-    assert_eq!(
-        frostamp::net::tls::spki_sha256_of_cert(&der),
-        Some(pin_of(node)),
-        "node 1 served another TLS key than the one attested in the ceremony"
-    );
-    let path = dir.join("node1-tls.pem");
-    std::fs::write(&path, pem).unwrap();
-    path
-}
-
 /// A small JAR to sign.
 fn unsigned_jar(dir: &Path) -> PathBuf {
     let content = dir.join("content");
@@ -359,8 +332,8 @@ fn setup() -> Setup {
     let cluster = dir.join("cluster");
     let file = cluster_up(&cluster);
     let node = &file.nodes[0];
-    let tls = pinned_tls_cert(&dir, node);
-    let tls_trust = trust_store(&dir, "tls-trust.p12", &[("node1", &tls)]);
+    let root = file.root.clone().unwrap();
+    let tls_trust = trust_store(&dir, "tls-trust.p12", &[("frostamp-dev-root", &root)]);
     let (sign, code_ca) = code_signing(&dir);
     let jar = unsigned_jar(&dir);
     let port = node.public.rsplit_once(':').unwrap().1;
@@ -391,8 +364,8 @@ fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
     let d = &st.dir;
     let frost = frostamp::oid::frost_secp256k1_sha256().to_string();
 
-    // Java's TLS client refuses the node without its certificate in the truststore:
-    // no JAR, no request.
+    // Java's TLS client refuses the node without the root in its truststore: no
+    // JAR, no request.
     let other = trust_store(d, "other-trust.p12", &[("code-ca", &st.code_ca)]);
     let refused = d.join("refused.jar");
     let out = sign_jar(&st.jar, &refused, &st.sign, &st.tsa_url, &other);
@@ -404,7 +377,7 @@ fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
     );
     assert!(!refused.exists());
 
-    // With the pinned certificate: jarsigner gets a token, cannot verify it and says
+    // With the root: jarsigner gets a token, cannot verify it and says
     // so (tsaChainNotValidated = 64 under -strict), and writes the JAR.
     let signed = d.join("signed.jar");
     let out = sign_jar(&st.jar, &signed, &st.sign, &st.tsa_url, &st.tls_trust);
