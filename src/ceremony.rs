@@ -33,6 +33,7 @@ use crate::net::client::{request, ClientError, Response};
 use crate::node::auth::{OperatorKey, HEADER};
 use crate::node::http::{CaRootRequest, CertificateUpload, DkgRequest, DkgResult, Status};
 use crate::node::ClusterConfig;
+use crate::threshold::suite::{Ciphersuite, GroupPublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -116,8 +117,13 @@ pub struct EvidenceBundle {
     pub t: u16,
     /// Which attested machine holds which index (TLS identity, chip, TCB).
     pub roster: Roster,
-    /// Group key (hex SEC1 compressed).
+    /// Group key (hex, RFC 9591 serialization: SEC1 compressed for secp256k1, the
+    /// 32-byte RFC 8032 public key for Ed25519).
     pub group_key: String,
+    /// The epoch's FROST ciphersuite (`secp256k1` if absent). Every node's report
+    /// binds it with the group key (`Ciphersuite::binding_input`).
+    #[serde(default)]
+    pub ciphersuite: Ciphersuite,
     /// Transcript hash (hex).
     pub transcript: String,
     /// Launch measurement all nodes reported (hex).
@@ -129,8 +135,10 @@ pub struct EvidenceBundle {
 /// Facts established by [`verify_bundle`].
 #[derive(Debug, Clone)]
 pub struct BundleFacts {
-    /// Group key SEC1 compressed.
+    /// Group key (RFC 9591 serialization).
     pub group_key: Vec<u8>,
+    /// The group key in its suite.
+    pub group: GroupPublicKey,
     /// The measurement.
     pub measurement: [u8; 48],
     /// Number of nodes.
@@ -170,8 +178,12 @@ pub fn verify_bundle(
             bundle.measurement
         )));
     }
-    crate::threshold::keys::verifying_key_from_sec1(&group_key)
-        .ok_or_else(|| CeremonyError::Invalid("group key is not a secp256k1 point".into()))?;
+    let group = GroupPublicKey::from_bytes(bundle.ciphersuite, &group_key).ok_or_else(|| {
+        CeremonyError::Invalid(format!(
+            "group key is not a {} group key",
+            bundle.ciphersuite.rfc_name()
+        ))
+    })?;
     let n = bundle.nodes.len();
     let indices: Vec<u16> = bundle.nodes.iter().map(|r| r.index).collect();
     let mut sorted = indices.clone();
@@ -195,12 +207,13 @@ pub fn verify_bundle(
     let roster_hash = bundle.roster.hash();
     for r in &bundle.nodes {
         if r.group_key != bundle.group_key
+            || r.ciphersuite != bundle.ciphersuite
             || r.transcript != bundle.transcript
             || r.epoch != bundle.epoch
             || r.roster != bundle.roster
         {
             return Err(CeremonyError::Disagreement(format!(
-                "node {} reports another group key, transcript, epoch or roster",
+                "node {} reports another group key, ciphersuite, transcript, epoch or roster",
                 r.index
             )));
         }
@@ -212,7 +225,14 @@ pub fn verify_bundle(
             roots,
             &Expected::frostamp(
                 measurement,
-                evidence_binding(&group_key, &transcript, r.index, N, T, &roster_hash),
+                evidence_binding(
+                    &bundle.ciphersuite.binding_input(&group_key),
+                    &transcript,
+                    r.index,
+                    N,
+                    T,
+                    &roster_hash,
+                ),
             ),
             now,
         )
@@ -235,6 +255,7 @@ pub fn verify_bundle(
     }
     Ok(BundleFacts {
         group_key,
+        group,
         measurement,
         n,
     })
@@ -256,10 +277,8 @@ pub fn issue_for_bundle(
     lifetime: Duration,
 ) -> Result<Vec<u8>, CeremonyError> {
     let facts = verify_bundle(bundle, roots, accepted, now)?;
-    let group = crate::threshold::keys::verifying_key_from_sec1(&facts.group_key)
-        .ok_or_else(|| CeremonyError::Invalid("group key".into()))?;
     ca.issue_tsa_certificate_for_key(
-        &group,
+        &facts.group,
         Some(&facts.measurement),
         subject,
         now.checked_sub(ISSUANCE_BACKDATE).unwrap_or(now),
@@ -285,11 +304,7 @@ pub fn issue_for_csr(
     let bundle: EvidenceBundle = serde_json::from_slice(&csr.evidence)
         .map_err(|e| CeremonyError::Invalid(format!("CSR evidence bundle: {e}")))?;
     let facts = verify_bundle(&bundle, roots, accepted, now)?;
-    let key = csr
-        .group
-        .serialize()
-        .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
-    if facts.group_key != key {
+    if facts.group != csr.group {
         return Err(CeremonyError::Disagreement(
             "the CSR key is not the group key its evidence attests".into(),
         ));
@@ -514,6 +529,8 @@ pub struct CeremonyOptions {
     pub roots: RootSet,
     /// Required measurement (else: whatever all nodes agree on).
     pub measurement: Option<[u8; 48]>,
+    /// The FROST ciphersuite of the new epoch.
+    pub ciphersuite: Ciphersuite,
     /// Time source.
     pub clock: Arc<dyn Clock>,
 }
@@ -524,6 +541,7 @@ impl core::fmt::Debug for CeremonyOptions {
             .field("nodes", &self.nodes)
             .field("t", &self.t)
             .field("epoch", &self.epoch)
+            .field("ciphersuite", &self.ciphersuite)
             .finish_non_exhaustive()
     }
 }
@@ -658,6 +676,7 @@ pub async fn run(
         epoch: opts.epoch.clone(),
         n: u16::try_from(n).unwrap_or(u16::MAX),
         t: opts.t,
+        ciphersuite: opts.ciphersuite,
         pins: pinned
             .iter()
             .map(|p| (p.target.index, hex::encode(p.pin)))
@@ -737,12 +756,14 @@ pub async fn run(
         t: opts.t,
         roster: first.roster.clone(),
         group_key: first.group_key.clone(),
+        ciphersuite: opts.ciphersuite,
         transcript: first.transcript.clone(),
         measurement: hex::encode(measurement),
         nodes: results,
     };
     for r in &bundle.nodes {
         if r.group_key != bundle.group_key
+            || r.ciphersuite != bundle.ciphersuite
             || r.transcript != bundle.transcript
             || r.roster != bundle.roster
         {
@@ -767,7 +788,8 @@ pub async fn run(
         }
     }
     progress(&format!(
-        "key generation complete: group key {}",
+        "key generation complete: {} group key {}",
+        bundle.ciphersuite.rfc_name(),
         bundle.group_key
     ));
     timings.insert("dkg".into(), t3.elapsed().as_millis());

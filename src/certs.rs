@@ -18,6 +18,7 @@ pub mod tls;
 
 use crate::oid::std_oids;
 use crate::threshold::keys::GroupKey;
+use crate::threshold::suite::{Ciphersuite, Ed25519Sha512, GroupPublicKey, Secp256K1Sha256, Suite};
 use base64ct::Encoding as _;
 use const_oid::AssociatedOid;
 use der::asn1::{AnyRef, BitString, BitStringRef, ObjectIdentifier, OctetString, SetOfVec};
@@ -216,10 +217,11 @@ impl DevCa {
         )?)
     }
 
-    /// Issue a TSA certificate whose subject key is the FROST group key.
-    pub fn issue_tsa_certificate(
+    /// Issue a TSA certificate whose subject key is the FROST group key (id-ecPublicKey
+    /// on secp256k1, or id-Ed25519 per RFC 8410, as the epoch's suite).
+    pub fn issue_tsa_certificate<S: Suite>(
         &self,
-        group: &GroupKey,
+        group: &GroupKey<S>,
         measurement: Option<&[u8; 48]>,
         subject: &str,
         not_before: SystemTime,
@@ -227,7 +229,7 @@ impl DevCa {
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<u8>, CertError> {
         self.issue_tsa_certificate_for_key(
-            group.verifying_key(),
+            &group.public(),
             measurement,
             subject,
             not_before,
@@ -239,14 +241,16 @@ impl DevCa {
     /// [`DevCa::issue_tsa_certificate`] for a bare group verifying key (from an evidence bundle).
     pub fn issue_tsa_certificate_for_key(
         &self,
-        group: &crate::threshold::frost::VerifyingKey,
+        group: &GroupPublicKey,
         measurement: Option<&[u8; 48]>,
         subject: &str,
         not_before: SystemTime,
         lifetime: Duration,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<u8>, CertError> {
-        let spki = group_spki(group)?;
+        let spki = group
+            .spki()
+            .ok_or_else(|| CertError::Key("group key has no SubjectPublicKeyInfo".into()))?;
         let name = Name::from_str(subject)
             .map_err(|e| CertError::Invalid(format!("subject {subject:?}: {e}")))?;
         let ca_spki = &self.cert.tbs_certificate.subject_public_key_info;
@@ -486,14 +490,12 @@ pub enum TsaCertError {
 /// measurement = its own, RFC 3161 EKU profile.
 pub fn check_tsa_certificate(
     leaf: &[u8],
-    group: &GroupKey,
+    group: &GroupPublicKey,
     own_measurement: &[u8; 48],
 ) -> Result<(), TsaCertError> {
     let cert = Certificate::from_der(leaf).map_err(|e| TsaCertError::Malformed(e.to_string()))?;
     let spki = &cert.tbs_certificate.subject_public_key_info;
-    let is_k1 = crate::threshold::keys::is_secp256k1_spki(spki);
-    let key = crate::threshold::keys::verifying_key_from_sec1(spki.subject_public_key.raw_bytes());
-    if !is_k1 || key.as_ref() != Some(group.verifying_key()) {
+    if !group.matches_spki(spki) {
         return Err(TsaCertError::WrongKey);
     }
     let oid = crate::oid::launch_measurement_ext();
@@ -530,22 +532,10 @@ pub struct RawSigned<'a> {
     pub signature: BitStringRef<'a>,
 }
 
-fn group_spki(
-    group: &crate::threshold::frost::VerifyingKey,
+fn group_spki<S: Suite>(
+    group: &frost_core::VerifyingKey<S>,
 ) -> Result<SubjectPublicKeyInfoOwned, CertError> {
-    let compressed = group
-        .serialize()
-        .map_err(|e| CertError::Key(e.to_string()))?;
-    let pk =
-        k256::PublicKey::from_sec1_bytes(&compressed).map_err(|e| CertError::Key(e.to_string()))?;
-    let point = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, false);
-    Ok(SubjectPublicKeyInfoOwned {
-        algorithm: AlgorithmIdentifierOwned {
-            oid: std_oids::EC_PUBLIC_KEY,
-            parameters: Some(der::Any::from_der(&std_oids::SECP256K1.to_der()?)?),
-        },
-        subject_public_key: BitString::from_bytes(point.as_bytes())?,
-    })
+    S::spki(group).ok_or_else(|| CertError::Key("group key has no SubjectPublicKeyInfo".into()))
 }
 
 /// The CertificationRequestInfo of a key epoch, built deterministically from
@@ -554,9 +544,9 @@ fn group_spki(
 /// Requested extensions: EKU id-kp-timeStamping (critical), keyUsage
 /// digitalSignature (critical), the launch measurement (non-critical). The
 /// evidence attribute carries the evidence bundle (JSON) the CA must check.
-pub fn build_csr_info(
+pub fn build_csr_info<S: Suite>(
     subject: &str,
-    group: &crate::threshold::frost::VerifyingKey,
+    group: &frost_core::VerifyingKey<S>,
     measurement: &[u8; 48],
     evidence_bundle_json: &[u8],
 ) -> Result<Vec<u8>, CertError> {
@@ -591,13 +581,17 @@ pub fn build_csr_info(
     Ok(info.to_der()?)
 }
 
-/// Assemble a CSR from its info DER and the FROST signature.
-pub fn assemble_csr(info_der: &[u8], signature: &[u8; 65]) -> Result<Vec<u8>, CertError> {
+/// Assemble a CSR from its info DER and the FROST signature (signatureAlgorithm the
+/// project's FROST(secp256k1) OID, or id-Ed25519 for an Ed25519 epoch).
+pub fn assemble_csr<S: Suite>(info_der: &[u8], signature: &[u8]) -> Result<Vec<u8>, CertError> {
     CertReqInfo::from_der(info_der)?;
+    if signature.len() != S::SIGNATURE_LEN {
+        return Err(CertError::Invalid("CSR signature length".into()));
+    }
     Ok(RawSigned {
         tbs: AnyRef::from_der(info_der)?,
         algorithm: AlgorithmIdentifierRef {
-            oid: crate::oid::frost_secp256k1_sha256(),
+            oid: S::signature_algorithm(),
             parameters: None,
         },
         signature: BitStringRef::from_bytes(signature)?,
@@ -610,8 +604,8 @@ pub fn assemble_csr(info_der: &[u8], signature: &[u8; 65]) -> Result<Vec<u8>, Ce
 pub struct VerifiedCsr {
     /// Requested subject (RFC 4514 text).
     pub subject: String,
-    /// Group key.
-    pub group: crate::threshold::frost::VerifyingKey,
+    /// Group key (its suite is the CSR's).
+    pub group: GroupPublicKey,
     /// Requested launch measurement.
     pub measurement: [u8; 48],
     /// The evidence bundle (JSON bytes).
@@ -622,23 +616,31 @@ pub struct VerifiedCsr {
 /// the measurement and the evidence bundle.
 pub fn verify_csr(csr_der: &[u8]) -> Result<VerifiedCsr, CertError> {
     let csr = CertReq::from_der(csr_der)?;
-    if csr.algorithm.oid != crate::oid::frost_secp256k1_sha256()
-        || csr.algorithm.parameters.is_some()
-    {
+    let suite = if csr.algorithm.oid == Secp256K1Sha256::signature_algorithm() {
+        Ciphersuite::Secp256k1
+    } else if csr.algorithm.oid == Ed25519Sha512::signature_algorithm() {
+        Ciphersuite::Ed25519
+    } else {
         return Err(CertError::Invalid(
-            "CSR is not signed with FROST(secp256k1, SHA-256)".into(),
+            "CSR is not signed with FROST(secp256k1, SHA-256) or Ed25519".into(),
+        ));
+    };
+    if csr.algorithm.parameters.is_some() {
+        return Err(CertError::Invalid(
+            "CSR signature algorithm with parameters".into(),
         ));
     }
     let info_der = RawSigned::from_der(csr_der)?.tbs.to_der()?;
-    let group = crate::threshold::keys::verifying_key_from_sec1(
-        csr.info.public_key.subject_public_key.raw_bytes(),
-    )
-    .ok_or_else(|| CertError::Invalid("CSR key is not a secp256k1 point".into()))?;
+    let group = GroupPublicKey::from_spki(&csr.info.public_key)
+        .filter(|g| g.suite() == suite)
+        .ok_or_else(|| {
+            CertError::Invalid(format!("CSR key is not a {} group key", suite.rfc_name()))
+        })?;
     let sig = csr
         .signature
         .as_bytes()
         .ok_or_else(|| CertError::Invalid("CSR signature bit string".into()))?;
-    if !crate::threshold::keys::verify_frost(&group, &info_der, sig) {
+    if !group.verify(&info_der, sig) {
         return Err(CertError::Invalid(
             "CSR signature does not verify under its subject key".into(),
         ));

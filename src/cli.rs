@@ -9,6 +9,7 @@ pub mod ops;
 use crate::certs::parse_certificates;
 use crate::clock::{Clock, SystemClock};
 use crate::local::LocalTsa;
+use crate::threshold::suite::Ciphersuite;
 use crate::tsp::request::{AcceptedRequest, HashAlg};
 use crate::tsp::TsaProfile;
 use crate::verify::token::{verify, Expected, VerifyOptions};
@@ -187,6 +188,10 @@ pub enum CeremonyCmd {
         /// Name of the key epoch.
         #[arg(long, default_value = "epoch-1")]
         epoch: String,
+        /// FROST ciphersuite of the key epoch: secp256k1 (FROST(secp256k1, SHA-256)) or
+        /// ed25519 (FROST(Ed25519, SHA-512): plain Ed25519 tokens, RFC 8419).
+        #[arg(long, default_value = "secp256k1")]
+        ciphersuite: Ciphersuite,
         /// Operator key.
         #[arg(long)]
         operator_key: PathBuf,
@@ -279,6 +284,9 @@ pub enum ClusterCmd {
         /// (roughenough `--fixed-offset`, -32768..=32767): lying servers for tests.
         #[arg(long, default_value = "0,0,0", allow_hyphen_values = true)]
         time_offsets: String,
+        /// FROST ciphersuite of the key epoch: secp256k1 or ed25519.
+        #[arg(long, default_value = "secp256k1")]
+        ciphersuite: Ciphersuite,
     },
     /// Stop the nodes and the time servers of a local cluster.
     Down {
@@ -841,6 +849,7 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
             nodes,
             t,
             epoch,
+            ciphersuite,
             operator_key,
             trust,
             ca_dir,
@@ -864,6 +873,7 @@ async fn cmd_ceremony(c: CeremonyCmd) -> Result<()> {
                     nodes,
                     t,
                     epoch,
+                    ciphersuite,
                     operator_key: &operator_key,
                     insecure_dev_root: trust.allow_insecure_dev_root.as_deref(),
                     measurements,
@@ -899,6 +909,7 @@ async fn cmd_cluster(c: ClusterCmd) -> Result<()> {
             t,
             node_bin,
             time_offsets,
+            ciphersuite,
         } => {
             let time_offsets = ops::parse_time_offsets(&time_offsets)?;
             let node_bin = match node_bin {
@@ -908,7 +919,7 @@ async fn cmd_cluster(c: ClusterCmd) -> Result<()> {
                     .ok_or_else(|| anyhow!("cannot locate frostamp-node"))?
                     .join("frostamp-node"),
             };
-            ops::cluster_up(&dir, n, t, &node_bin, &time_offsets).await?;
+            ops::cluster_up(&dir, n, t, &node_bin, &time_offsets, ciphersuite).await?;
             println!(
                 "stop it with: frostamp cluster down --dir {}",
                 dir.display()
@@ -941,9 +952,10 @@ async fn cmd_cluster(c: ClusterCmd) -> Result<()> {
                 for (i, r) in all {
                     match r {
                         Ok(s) => println!(
-                            "node {i}: {:?}, peers {:?}, group key {}",
+                            "node {i}: {:?}, peers {:?}, {} group key {}",
                             s.phase,
                             s.peers.keys().collect::<Vec<_>>(),
+                            s.ciphersuite.map(|c| c.name()).unwrap_or("-"),
                             s.group_key.as_deref().unwrap_or("-")
                         ),
                         Err(e) => println!("node {i}: unreachable: {e}"),

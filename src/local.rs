@@ -6,8 +6,9 @@
 use crate::certs::{CertError, DevCa};
 use crate::clock::Clock;
 use crate::threshold::coordinator::{Coordinator, IssueFailure, Issued, SignerPeer};
-use crate::threshold::keys::{dkg_in_process, GroupKey, KeyError};
+use crate::threshold::keys::{dkg_in_process_for, GroupKey, KeyError};
 use crate::threshold::signer::{Refusal, Signer};
+use crate::threshold::suite::{Secp256K1Sha256, Suite};
 use crate::tsp::token::{CertIdentity, TokenError};
 use crate::tsp::TsaProfile;
 use std::sync::Arc;
@@ -30,21 +31,22 @@ pub enum LocalError {
     Refused(#[from] Refusal),
 }
 
-/// A complete in-process TSA.
-pub struct LocalTsa<C: Clock> {
+/// A complete in-process TSA of one ciphersuite (FROST(secp256k1, SHA-256) unless
+/// made with [`LocalTsa::for_suite`]).
+pub struct LocalTsa<C: Clock, S: Suite = Secp256K1Sha256> {
     /// The development root CA.
     pub ca: DevCa,
     /// The TSA certificate DER.
     pub tsa_cert: Vec<u8>,
     /// The group key.
-    pub group: GroupKey,
+    pub group: GroupKey<S>,
     /// One signer per share, identifiers 1..=n.
-    pub signers: Vec<Signer<Arc<dyn Clock>>>,
+    pub signers: Vec<Signer<Arc<dyn Clock>, S>>,
     /// The coordinator.
-    pub coordinator: Coordinator<C>,
+    pub coordinator: Coordinator<C, S>,
 }
 
-impl<C: Clock> core::fmt::Debug for LocalTsa<C> {
+impl<C: Clock, S: Suite> core::fmt::Debug for LocalTsa<C, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("LocalTsa")
             .field("signers", &self.signers.len())
@@ -52,7 +54,7 @@ impl<C: Clock> core::fmt::Debug for LocalTsa<C> {
     }
 }
 
-impl<C: Clock> LocalTsa<C> {
+impl<C: Clock> LocalTsa<C, Secp256K1Sha256> {
     /// DKG among `n` with threshold `t`, a dev CA, a TSA certificate for the group
     /// key, installed in every signer. `signer_clocks` gives each signer its own
     /// clock (index i → signer i+1); missing entries use `default_clock`.
@@ -116,7 +118,35 @@ impl<C: Clock> LocalTsa<C> {
         time: crate::threshold::signer::TimeRule,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Self, LocalError> {
-        let (shares, group) = dkg_in_process(n, t, rng)?;
+        Self::for_suite(
+            n,
+            t,
+            profile,
+            coordinator_clock,
+            default_clock,
+            signer_clocks,
+            measurement,
+            time,
+            rng,
+        )
+    }
+}
+
+impl<C: Clock, S: Suite> LocalTsa<C, S> {
+    /// Like [`LocalTsa::with_time_rule`], for the ciphersuite `S`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_suite(
+        n: u16,
+        t: u16,
+        profile: TsaProfile,
+        coordinator_clock: C,
+        default_clock: Arc<dyn Clock>,
+        signer_clocks: Vec<Arc<dyn Clock>>,
+        measurement: Option<[u8; 48]>,
+        time: crate::threshold::signer::TimeRule,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Self, LocalError> {
+        let (shares, group) = dkg_in_process_for::<S>(n, t, rng)?;
         let now = coordinator_clock.now();
         let not_before = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
         let ca = DevCa::generate(
@@ -159,9 +189,12 @@ impl<C: Clock> LocalTsa<C> {
         &self,
         request_der: &[u8],
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<Issued, IssueFailure> {
-        let peers: Vec<&dyn SignerPeer> =
-            self.signers.iter().map(|s| s as &dyn SignerPeer).collect();
+    ) -> Result<Issued<S>, IssueFailure> {
+        let peers: Vec<&dyn SignerPeer<S>> = self
+            .signers
+            .iter()
+            .map(|s| s as &dyn SignerPeer<S>)
+            .collect();
         self.coordinator.issue(request_der, &peers, rng)
     }
 }

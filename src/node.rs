@@ -34,7 +34,8 @@ mod time;
 use crate::attestation::roster::{Member, Roster, N, T};
 use crate::attestation::{Attester, Evidence, RootSet};
 use crate::clock::Clock;
-use crate::threshold::keys::GroupKey;
+use crate::threshold::keys::{GroupKey, KeyShare};
+use crate::threshold::suite::{BySuite, Ciphersuite, Ed25519Sha512, Secp256K1Sha256, Suite};
 use crate::tsp::TsaProfile;
 use messages::PeerMessage;
 use serde::{Deserialize, Serialize};
@@ -205,12 +206,37 @@ impl ClusterConfig {
     }
 }
 
+/// The signer and group key of one epoch in its ciphersuite `S`.
+pub(crate) struct SuiteKey<S: Suite> {
+    /// This node's share, inside the signer that checks what it signs.
+    signer: Arc<crate::threshold::signer::Signer<Arc<dyn Clock>, S>>,
+    group: GroupKey<S>,
+}
+
+impl<S: Suite> Clone for SuiteKey<S> {
+    fn clone(&self) -> Self {
+        Self {
+            signer: self.signer.clone(),
+            group: self.group.clone(),
+        }
+    }
+}
+
+/// An epoch's key in whichever suite the ceremony chose: the one place the node
+/// dispatches on the suite (`with_suite!`); everything below is generic.
+type HeldKey = BySuite<SuiteKey<Secp256K1Sha256>, SuiteKey<Ed25519Sha512>>;
+
+/// The coordinator of an epoch, in its suite.
+type HeldCoordinator = BySuite<
+    Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>, Secp256K1Sha256>>,
+    Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>, Ed25519Sha512>>,
+>;
+
 /// The key of one epoch as this node holds it.
 struct EpochKey {
     epoch: String,
-    /// This node's share, inside the signer that checks what it signs.
-    signer: Arc<crate::threshold::signer::Signer<Arc<dyn Clock>>>,
-    group: GroupKey,
+    /// The signer (holding this node's share) and the group key.
+    held: HeldKey,
     transcript: [u8; 32],
     #[allow(dead_code)] // served to relying parties with the chain (issue 4)
     evidence: Evidence,
@@ -237,7 +263,7 @@ struct State {
     orders: BTreeMap<u16, (http::RepairOrder, std::time::Instant)>,
     dkg_running: bool,
     /// Present once a certificate is installed: this node can coordinate tokens.
-    coordinator: Option<Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>>>>,
+    coordinator: Option<HeldCoordinator>,
     last_error: Option<String>,
     /// Recent refusals, with the source address of an unauthenticated connection that
     /// caused them (see [`Node::refuse_from`]).
@@ -252,18 +278,96 @@ pub(crate) const ORDER_TTL: std::time::Duration = std::time::Duration::from_secs
 impl Node {
     /// A signer for a share held by this node: it checks every proposal's time evidence
     /// against this node's time servers and quorum.
-    fn signer(
-        &self,
-        share: crate::threshold::keys::KeyShare,
-        group: GroupKey,
-    ) -> Arc<crate::threshold::signer::Signer<Arc<dyn Clock>>> {
-        Arc::new(crate::threshold::signer::Signer::new(
+    fn signer<S: Hold>(&self, share: KeyShare<S>, group: GroupKey<S>) -> HeldKey {
+        let signer = Arc::new(crate::threshold::signer::Signer::new(
             share,
-            group,
+            group.clone(),
             self.profile.clone(),
             self.clock.clone(),
             crate::threshold::signer::TimeRule::Evidence(self.time.policy().clone()),
-        ))
+        ));
+        S::hold(SuiteKey { signer, group })
+    }
+
+    /// The held epoch's key if it is of suite `S`.
+    fn suite_key<S: Suite>(&self) -> Option<SuiteKey<S>> {
+        self.state()
+            .key
+            .as_ref()
+            .and_then(|k| k.held.get::<SuiteKey<S>>(S::SUITE).ok().cloned())
+    }
+
+    /// The held epoch's signer if it is of suite `S`.
+    fn signer_of<S: Suite>(
+        &self,
+    ) -> Option<Arc<crate::threshold::signer::Signer<Arc<dyn Clock>, S>>> {
+        self.suite_key::<S>().map(|k| k.signer)
+    }
+}
+
+/// Wrapping a suite's key for the node (the other direction is `BySuite::get`).
+trait Hold: Suite {
+    fn hold(key: SuiteKey<Self>) -> HeldKey;
+    fn hold_coordinator(
+        c: Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>, Self>>,
+    ) -> HeldCoordinator;
+}
+
+impl Hold for Secp256K1Sha256 {
+    fn hold(key: SuiteKey<Self>) -> HeldKey {
+        BySuite::Secp256k1(key)
+    }
+    fn hold_coordinator(
+        c: Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>, Self>>,
+    ) -> HeldCoordinator {
+        BySuite::Secp256k1(c)
+    }
+}
+
+impl Hold for Ed25519Sha512 {
+    fn hold(key: SuiteKey<Self>) -> HeldKey {
+        BySuite::Ed25519(key)
+    }
+    fn hold_coordinator(
+        c: Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>, Self>>,
+    ) -> HeldCoordinator {
+        BySuite::Ed25519(c)
+    }
+}
+
+impl EpochKey {
+    /// The epoch's ciphersuite.
+    fn suite(&self) -> Ciphersuite {
+        self.held.suite()
+    }
+    /// The group key's RFC 9591 serialization.
+    fn group_bytes(&self) -> Option<Vec<u8>> {
+        crate::with_suite!(&self.held, S, k => k.group.key_bytes().ok())
+    }
+    /// The group key, tagged with its suite.
+    fn group_public(&self) -> crate::threshold::suite::GroupPublicKey {
+        crate::with_suite!(&self.held, S, k => k.group.public())
+    }
+    /// Install the TSA certificate in this node's signer; the coordinator for it.
+    fn install(
+        &self,
+        identity: crate::tsp::token::CertIdentity,
+        profile: &TsaProfile,
+        t: u16,
+        clock: Arc<dyn Clock>,
+    ) -> Result<HeldCoordinator, crate::threshold::signer::Refusal> {
+        crate::with_suite!(&self.held, S, k => {
+            k.signer.install_certificate(identity.clone())?;
+            Ok(S::hold_coordinator(Arc::new(
+                crate::threshold::coordinator::Coordinator::new(
+                    profile.clone(),
+                    k.group.clone(),
+                    identity,
+                    t,
+                    clock,
+                ),
+            )))
+        })
     }
 }
 
@@ -400,7 +504,7 @@ impl Node {
         self.state()
             .key
             .as_ref()
-            .and_then(|k| k.group.to_sec1_compressed().ok())
+            .and_then(|k| k.group_bytes())
             .map(hex::encode)
     }
 

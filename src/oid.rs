@@ -143,6 +143,10 @@ pub mod std_oids {
     pub const SECP256K1: O = O::new_unwrap("1.3.132.0.10");
     /// ecdsa-with-SHA256 (RFC 5758).
     pub const ECDSA_WITH_SHA256: O = O::new_unwrap("1.2.840.10045.4.3.2");
+    /// id-Ed25519 (RFC 8410 §3): the key algorithm of an Ed25519 SubjectPublicKeyInfo
+    /// and, with absent parameters, the signature algorithm of an Ed25519 CMS
+    /// SignerInfo (RFC 8419 §3.1) and certificate or CSR.
+    pub const ED25519: O = O::new_unwrap("1.3.101.112");
 }
 
 #[cfg(test)]

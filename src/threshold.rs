@@ -1,5 +1,8 @@
-//! FROST(secp256k1, SHA-256) threshold signing of timestamp tokens (RFC 9591).
+//! FROST threshold signing of timestamp tokens (RFC 9591), generic over the key
+//! epoch's ciphersuite: FROST(secp256k1, SHA-256) or FROST(Ed25519, SHA-512).
 //!
+//! - [`suite`]: the two ciphersuites, what certificates and tokens need of each, and
+//!   [`suite::BySuite`], the one dispatch between a held epoch and generic code.
 //! - [`keys`]: key shares (redacted, zeroized) and the group key; local key
 //!   generation for tests, benchmarks and the in-process demo.
 //! - [`signer`]: one share holder. It checks what it signs (DESIGN §2.6): it
@@ -16,5 +19,8 @@
 pub mod coordinator;
 pub mod keys;
 pub mod signer;
+pub mod suite;
 
+/// The default suite's crate (FROST(secp256k1, SHA-256)), for tests and code that is
+/// secp256k1-only.
 pub use frost_secp256k1 as frost;

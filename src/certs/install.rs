@@ -20,7 +20,6 @@
 //!    nothing ([`Installed::Unchanged`]).
 
 use super::{check_tsa_certificate, RawSigned, TsaCertError};
-use crate::threshold::keys::GroupKey;
 use crate::verify::chain::{build_chain_der, ChainError, ChainOptions};
 use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -310,8 +309,8 @@ pub enum Installed {
 pub struct Expect<'a> {
     /// What the CSR fixed, if anything.
     pub pin: Option<&'a IssuancePin>,
-    /// The epoch's group key.
-    pub group: &'a GroupKey,
+    /// The epoch's group key (of its suite).
+    pub group: &'a crate::threshold::suite::GroupPublicKey,
     /// This node's launch measurement.
     pub measurement: &'a [u8; 48],
     /// The node's clock.
@@ -478,7 +477,7 @@ mod tests {
                 chain,
                 &Expect {
                     pin: Some(&self.pin),
-                    group: &self.group,
+                    group: &self.group.public(),
                     measurement: &self.measurement,
                     now: self.now,
                     installed,
@@ -506,7 +505,7 @@ mod tests {
             &good,
             &Expect {
                 pin: None,
-                group: &f.group,
+                group: &f.group.public(),
                 measurement: &f.measurement,
                 now: f.now,
                 installed: None,

@@ -13,6 +13,7 @@ use crate::certs::tls::PublicNames;
 use crate::certs::{parse_certificates, DevCa};
 use crate::clock::{Clock, SystemClock};
 use crate::node::auth::OperatorKey;
+use crate::threshold::suite::Ciphersuite;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -228,6 +229,9 @@ pub struct ClusterFile {
     pub epoch: String,
     /// Group key (hex), once generated.
     pub group_key: Option<String>,
+    /// The key epoch's FROST ciphersuite (secp256k1 in files written before suites).
+    #[serde(default)]
+    pub ciphersuite: Ciphersuite,
     /// Launch measurement (hex).
     pub measurement: Option<String>,
     /// PEM file with the root to trust for tokens (the CA).
@@ -286,6 +290,8 @@ pub struct CeremonyArgs<'a> {
     pub t: u16,
     /// Epoch name.
     pub epoch: String,
+    /// The FROST ciphersuite of the epoch.
+    pub ciphersuite: Ciphersuite,
     /// Operator key file.
     pub operator_key: &'a Path,
     /// Dev ARK to accept, if any.
@@ -327,6 +333,7 @@ pub async fn run_ceremony(
         operator: operator.clone(),
         roots: roots.clone(),
         measurement: a.measurements.first().copied(),
+        ciphersuite: a.ciphersuite,
         clock: Arc::new(SystemClock),
     };
     let step = |l: &str| println!("  [{:>6} ms] {l}", started.elapsed().as_millis());
@@ -361,6 +368,7 @@ pub async fn run_ceremony(
         t: a.t,
         epoch: a.epoch.clone(),
         group_key: Some(outcome.bundle.group_key.clone()),
+        ciphersuite: outcome.bundle.ciphersuite,
         measurement: Some(outcome.bundle.measurement.clone()),
         root: None,
         chain: None,
@@ -804,6 +812,7 @@ pub async fn cluster_up(
     _t: u16,
     _node_bin: &Path,
     _time_offsets: &[i16],
+    _ciphersuite: Ciphersuite,
 ) -> Result<ClusterFile> {
     bail!("the local cluster uses development attestation: build with `--features insecure-dev-attestation` (make demo does)")
 }
@@ -831,6 +840,7 @@ pub async fn cluster_up(
     t: u16,
     node_bin: &Path,
     time_offsets: &[i16],
+    ciphersuite: Ciphersuite,
 ) -> Result<ClusterFile> {
     if dir.join("cluster.json").exists() {
         bail!(
@@ -969,6 +979,7 @@ pub async fn cluster_up(
             t,
             epoch: String::new(),
             group_key: None,
+            ciphersuite,
             measurement: Some(hex::encode(measurement)),
             root: None,
             chain: None,
@@ -1047,6 +1058,7 @@ pub async fn cluster_up(
             nodes: targets,
             t,
             epoch: epoch.clone(),
+            ciphersuite,
             operator_key: &dir.join("operator.key"),
             insecure_dev_root: Some(&dir.join("dev-ark.pem")),
             measurements: vec![measurement],

@@ -16,9 +16,7 @@
 use super::http::{CaRootRequest, CertificateUpload};
 use super::{Node, Phase};
 use crate::certs::install::{self, Expect, Installed, IssuancePin};
-use crate::threshold::keys::GroupKey;
 use hyper::StatusCode;
-use std::sync::Arc;
 
 /// A refused lifecycle call: HTTP status and message.
 pub(super) type Refused = (StatusCode, String);
@@ -112,7 +110,7 @@ pub(super) fn upload(node: &Node, body: &[u8]) -> Result<serde_json::Value, Refu
         &chain,
         &Expect {
             pin: key.pin.as_ref(),
-            group: &key.group,
+            group: &key.group_public(),
             measurement: &node.measurement,
             now: node.clock.now(),
             installed: key
@@ -147,18 +145,11 @@ pub(super) fn upload(node: &Node, body: &[u8]) -> Result<serde_json::Value, Refu
     let leaf = chain.first().ok_or_else(|| refused("empty chain".into()))?;
     let identity =
         crate::tsp::token::CertIdentity::from_der(leaf).map_err(|e| refused(e.to_string()))?;
-    key.signer
-        .install_certificate(identity.clone())
+    let coordinator = key
+        .install(identity, &node.profile, t, node.clock.clone())
         .map_err(|e| refused(e.to_string()))?;
-    let group = key.group.clone();
     key.chain = Some(chain);
-    s.coordinator = Some(Arc::new(crate::threshold::coordinator::Coordinator::new(
-        node.profile.clone(),
-        group,
-        identity,
-        t,
-        node.clock.clone(),
-    )));
+    s.coordinator = Some(coordinator);
     s.phase = Phase::Serving;
     drop(s);
     let kind = match kind {
@@ -175,7 +166,7 @@ pub(super) fn check_repaired(
     node: &Node,
     chain: &[Vec<u8>],
     pin: Option<&IssuancePin>,
-    group: &GroupKey,
+    group: &crate::threshold::suite::GroupPublicKey,
 ) -> Result<(), String> {
     install::check_chain(
         chain,

@@ -21,8 +21,9 @@ use super::messages::PeerMessage;
 use super::peers::kind;
 use super::Node;
 use crate::attestation::roster::Roster;
-use crate::threshold::frost::{self, keys::dkg, Identifier};
 use crate::threshold::keys::{GroupKey, KeyShare};
+use crate::threshold::suite::{BySuite, Ciphersuite};
+use frost_core::{keys::dkg, Identifier};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -32,10 +33,20 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A successful DKG as this node sees it.
 pub(super) struct Outcome {
-    pub(super) share: KeyShare,
-    pub(super) group: GroupKey,
+    /// The signer holding this node's share, and the group key, in the epoch's suite.
+    pub(super) held: super::HeldKey,
+    /// The group key's RFC 9591 serialization.
+    pub(super) group_key: Vec<u8>,
     pub(super) transcript: [u8; 32],
     pub(super) roster: Roster,
+}
+
+/// [`Outcome`] in the suite `S`.
+struct SuiteOutcome<S: super::Hold> {
+    share: KeyShare<S>,
+    group: GroupKey<S>,
+    transcript: [u8; 32],
+    roster: Roster,
 }
 
 /// An aborted DKG.
@@ -272,20 +283,57 @@ async fn broadcast(node: &Node, peers: &BTreeSet<u16>, msg: &PeerMessage) -> Res
     Ok(())
 }
 
-fn id(index: u16) -> Result<Identifier, Failure> {
+fn id<S: super::Hold>(index: u16) -> Result<Identifier<S>, Failure> {
     Identifier::try_from(index).map_err(|e| fail(format!("identifier {index}: {e}"), None))
 }
 
-fn index_of(ids: &BTreeMap<Identifier, u16>, e: &frost::Error) -> Option<u16> {
+fn index_of<S: super::Hold>(
+    ids: &BTreeMap<Identifier<S>, u16>,
+    e: &frost_core::Error<S>,
+) -> Option<u16> {
     e.culprits().first().and_then(|c| ids.get(c).copied())
 }
 
-/// Run the DKG for `epoch`. On failure, tells every peer.
+/// A suite-specific DKG value out of a peer message from `who`: a value of another
+/// suite aborts the DKG naming the sender.
+fn of_suite<S: super::Hold, T: 'static, A: 'static, B: 'static>(
+    value: BySuite<A, B>,
+    who: u16,
+) -> Result<T, Failure> {
+    value
+        .take::<T>(S::SUITE)
+        .map_err(|e| fail(format!("node {who}: {e}"), Some(who)))
+}
+
+/// A suite-specific value for a peer message.
+fn for_peers<A: 'static, B: 'static, T: 'static>(value: T) -> Result<BySuite<A, B>, Failure> {
+    BySuite::new(value).ok_or_else(|| fail("a ciphersuite frostamp does not run", None))
+}
+
+/// Run the DKG for `epoch` in `suite`. On failure, tells every peer.
 pub(super) async fn run(
     node: &Node,
     epoch: &str,
     pins: &BTreeMap<u16, [u8; 32]>,
+    suite: Ciphersuite,
 ) -> Result<Outcome, Failure> {
+    crate::for_suite!(suite, S => {
+        let o = run_suite::<S>(node, epoch, pins).await?;
+        let group_key = o.group.key_bytes().map_err(|e| fail(e.to_string(), None))?;
+        Ok(Outcome {
+            held: node.signer(o.share, o.group),
+            group_key,
+            transcript: o.transcript,
+            roster: o.roster,
+        })
+    })
+}
+
+async fn run_suite<S: super::Hold>(
+    node: &Node,
+    epoch: &str,
+    pins: &BTreeMap<u16, [u8; 32]>,
+) -> Result<SuiteOutcome<S>, Failure> {
     let cluster = node
         .state()
         .cluster
@@ -342,7 +390,7 @@ pub(super) async fn run(
         epoch: epoch.to_string(),
         partial: BTreeMap::new(),
     };
-    let result = run_inner(node, epoch, &cluster, &peers, &roster, &mut inbox).await;
+    let result = run_inner::<S>(node, epoch, &cluster, &peers, &roster, &mut inbox).await;
     if let Err(f) = &result {
         let abort = PeerMessage::DkgAbort {
             epoch: epoch.to_string(),
@@ -356,31 +404,31 @@ pub(super) async fn run(
     result
 }
 
-async fn run_inner(
+async fn run_inner<S: super::Hold>(
     node: &Node,
     epoch: &str,
     cluster: &super::ClusterConfig,
     peers: &BTreeSet<u16>,
     roster: &Roster,
     inbox: &mut Inbox<'_>,
-) -> Result<Outcome, Failure> {
+) -> Result<SuiteOutcome<S>, Failure> {
     let roster_hex = hex::encode(roster.hash());
     let n = cluster.n();
     let me = cluster.index;
-    let ids: BTreeMap<Identifier, u16> = cluster
+    let ids: BTreeMap<Identifier<S>, u16> = cluster
         .nodes
         .keys()
-        .map(|i| id(*i).map(|x| (x, *i)))
+        .map(|i| id::<S>(*i).map(|x| (x, *i)))
         .collect::<Result<_, _>>()?;
     let rng = rand_core::OsRng;
     let injected = fault(node);
 
     // Round 1.
-    let (secret1, package1) =
-        dkg::part1(id(me)?, n, cluster.t, rng).map_err(|e| fail(format!("part1: {e}"), None))?;
+    let (secret1, package1) = dkg::part1(id::<S>(me)?, n, cluster.t, rng)
+        .map_err(|e| fail(format!("part1: {e}"), None))?;
     let alt1 = match injected {
         Some(Fault::EquivocateRound1) => Some(
-            dkg::part1(id(me)?, n, cluster.t, rng)
+            dkg::part1(id::<S>(me)?, n, cluster.t, rng)
                 .map_err(|e| fail(e.to_string(), None))?
                 .1,
         ),
@@ -396,16 +444,16 @@ async fn run_inner(
             *p,
             PeerMessage::DkgRound1 {
                 epoch: epoch.to_string(),
-                package: pkg,
+                package: for_peers(pkg)?,
             },
         )
         .await?;
     }
     let got = inbox.collect("dkg_round1", peers).await?;
-    let mut round1: BTreeMap<u16, dkg::round1::Package> = BTreeMap::new();
+    let mut round1: BTreeMap<u16, dkg::round1::Package<S>> = BTreeMap::new();
     for (who, msg) in got {
         if let PeerMessage::DkgRound1 { package, .. } = msg {
-            round1.insert(who, package);
+            round1.insert(who, of_suite::<S, _, _, _>(package, who)?);
         }
     }
     round1.insert(me, package1.clone());
@@ -450,10 +498,10 @@ async fn run_inner(
     check_echoes(me, &digests, &roster_hex, echoes)?;
 
     // Round 2: pairwise secret shares.
-    let others: BTreeMap<Identifier, dkg::round1::Package> = round1
+    let others: BTreeMap<Identifier<S>, dkg::round1::Package<S>> = round1
         .iter()
         .filter(|(w, _)| **w != me)
-        .map(|(w, p)| id(*w).map(|i| (i, p.clone())))
+        .map(|(w, p)| id::<S>(*w).map(|i| (i, p.clone())))
         .collect::<Result<_, _>>()?;
     let (secret2, packages2) = dkg::part2(secret1, &others)
         .map_err(|e| fail(format!("part2: {e}"), index_of(&ids, &e)))?;
@@ -464,7 +512,7 @@ async fn run_inner(
             .copied()
             .ok_or_else(|| fail("unknown recipient", None))?;
         let pkg = if injected == Some(Fault::BadRound2) && Some(to) == victim {
-            let junk = frost::keys::SigningShare::deserialize(&[0x42; 32])
+            let junk = frost_core::keys::SigningShare::<S>::deserialize(&[0x42; 32])
                 .map_err(|e| fail(e.to_string(), None))?;
             dkg::round2::Package::new(junk)
         } else {
@@ -475,7 +523,7 @@ async fn run_inner(
             to,
             PeerMessage::DkgRound2 {
                 epoch: epoch.to_string(),
-                package: pkg,
+                package: for_peers(pkg)?,
             },
         )
         .await?;
@@ -483,7 +531,7 @@ async fn run_inner(
     let mut round2 = BTreeMap::new();
     for (who, msg) in inbox.collect("dkg_round2", peers).await? {
         if let PeerMessage::DkgRound2 { package, .. } = msg {
-            round2.insert(id(who)?, package);
+            round2.insert(id::<S>(who)?, of_suite::<S, _, _, _>(package, who)?);
         }
     }
     let (key_package, public) = dkg::part3(&secret2, &others, &round2).map_err(|e| {
@@ -497,11 +545,7 @@ async fn run_inner(
         )
     })?;
     let group = GroupKey::new(public);
-    let group_hex = hex::encode(
-        group
-            .to_sec1_compressed()
-            .map_err(|e| fail(e.to_string(), None))?,
-    );
+    let group_hex = hex::encode(group.key_bytes().map_err(|e| fail(e.to_string(), None))?);
 
     // Confirmation from every node.
     broadcast(
@@ -529,7 +573,7 @@ async fn run_inner(
             }
         }
     }
-    Ok(Outcome {
+    Ok(SuiteOutcome {
         share: KeyShare::new(key_package),
         group,
         transcript,

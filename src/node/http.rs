@@ -386,8 +386,12 @@ pub struct Status {
     /// Hash of the roster (hex).
     #[serde(default)]
     pub roster_hash: Option<String>,
-    /// Group key (hex, compressed).
+    /// Group key (hex, RFC 9591 serialization: SEC1 compressed for secp256k1, the
+    /// 32-byte public key for Ed25519).
     pub group_key: Option<String>,
+    /// The key epoch's FROST ciphersuite (`secp256k1` or `ed25519`).
+    #[serde(default)]
+    pub ciphersuite: Option<crate::threshold::suite::Ciphersuite>,
     /// Round-1 transcript hash (hex).
     pub transcript: Option<String>,
     /// SHA-256 of the installed TSA certificate (hex).
@@ -513,8 +517,9 @@ fn status(node: &Node) -> Status {
         group_key: s
             .key
             .as_ref()
-            .and_then(|k| k.group.to_sec1_compressed().ok())
+            .and_then(|k| k.group_bytes())
             .map(hex::encode),
+        ciphersuite: s.key.as_ref().map(|k| k.suite()),
         transcript: s.key.as_ref().map(|k| hex::encode(k.transcript)),
         certificate: s
             .key
@@ -649,6 +654,9 @@ pub struct DkgRequest {
     pub n: u16,
     /// Threshold: must equal the build constant [`crate::attestation::roster::T`].
     pub t: u16,
+    /// The FROST ciphersuite of the new epoch (same on every node; secp256k1 if absent).
+    #[serde(default)]
+    pub ciphersuite: crate::threshold::suite::Ciphersuite,
     /// The TLS identity (SHA-256 of the SPKI, hex) the operator attested and pinned for
     /// every index 1..=n: the node aborts before round 1 if the identities it admitted
     /// are not these (no machine that reached a peer port first takes an index).
@@ -663,12 +671,15 @@ pub struct DkgResult {
     pub index: u16,
     /// Epoch.
     pub epoch: String,
-    /// Group key, hex SEC1 compressed.
+    /// Group key, hex (RFC 9591 serialization of the suite's element).
     pub group_key: String,
+    /// The epoch's FROST ciphersuite (secp256k1 if absent).
+    #[serde(default)]
+    pub ciphersuite: crate::threshold::suite::Ciphersuite,
     /// Round-1 transcript hash, hex.
     pub transcript: String,
-    /// Evidence with REPORT_DATA = evidence_binding(group key, transcript, index, n, t,
-    /// roster hash).
+    /// Evidence with REPORT_DATA = evidence_binding(the suite's binding of the group
+    /// key, transcript, index, n, t, roster hash).
     pub evidence: crate::attestation::Evidence,
     /// The roster this node took at the DKG's start (the same on every node).
     pub roster: crate::attestation::Roster,
@@ -749,17 +760,14 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
         index
     };
     let started = std::time::Instant::now();
-    let outcome = dkg::run(node, &req.epoch, &pins).await;
+    let outcome = dkg::run(node, &req.epoch, &pins, req.ciphersuite).await;
     let mut s = node.state();
     s.dkg_running = false;
     match outcome {
         Ok(o) => {
-            let group_sec1 = match o.group.to_sec1_compressed() {
-                Ok(g) => g,
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            };
+            let group_sec1 = o.group_key.clone();
             let evidence = match node.attester.attest(evidence_binding(
-                &group_sec1,
+                &req.ciphersuite.binding_input(&group_sec1),
                 &o.transcript,
                 index,
                 crate::attestation::roster::N,
@@ -777,15 +785,14 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 index,
                 epoch: req.epoch.clone(),
                 group_key: hex::encode(&group_sec1),
+                ciphersuite: req.ciphersuite,
                 transcript: hex::encode(o.transcript),
                 evidence: evidence.clone(),
                 roster: o.roster.clone(),
             };
-            let signer = node.signer(o.share, o.group.clone());
             s.key = Some(EpochKey {
                 epoch: req.epoch,
-                signer,
-                group: o.group,
+                held: o.held,
                 transcript: o.transcript,
                 evidence,
                 chain: None,

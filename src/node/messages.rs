@@ -1,22 +1,47 @@
 //! Peer messages, one per length-prefixed frame (4-byte big-endian length, at most
 //! [`MAX_FRAME`]). A frame's payload starts with the protocol [`VERSION`] byte and a
 //! tag byte. The messages of every token (`SignCommit`, `SignCommitted`, `SignRound2`,
-//! `SignShare`) are compact binary with fixed or length-prefixed fields and points
-//! as SEC1 bytes ([`binary`]); every other message — handshake, DKG, repair, pings,
+//! `SignShare`) are compact binary with fixed or length-prefixed fields, a byte that
+//! names the epoch's ciphersuite and points in that suite's encoding (SEC1 compressed
+//! for secp256k1, 32 bytes for Ed25519) ([`binary`]); every other message — handshake, DKG, repair, pings,
 //! refusals, a few per minute at most — is a strict serde_json object after
 //! [`TAG_JSON`]. Each message has exactly one encoding: the binary ones cannot be
 //! written or read as JSON.
 
 use crate::attestation::Evidence;
-use crate::threshold::frost::keys::dkg;
-use crate::threshold::frost::round1::SigningCommitments;
-use crate::threshold::frost::round2::SignatureShare;
-use crate::threshold::signer::{EncodedCommitments, Refusal, SigningProposal, COMMITMENTS_LEN};
+use crate::threshold::signer::{CommitmentKey, EncodedCommitments, Refusal, SigningProposal};
+use crate::threshold::suite::{BySuite, Ciphersuite, Ed25519Sha512, Secp256K1Sha256};
+use frost_core::keys::dkg;
+use frost_core::round1::SigningCommitments;
+use frost_core::round2::SignatureShare;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Protocol version: the first byte of every frame's payload.
-pub const VERSION: u8 = 4;
+/// Protocol version: the first byte of every frame's payload (5: the per-token
+/// messages name the ciphersuite, DKG and repair values are tagged with theirs).
+pub const VERSION: u8 = 5;
+
+/// A DKG round-1 package of either suite.
+pub type Round1Package =
+    BySuite<dkg::round1::Package<Secp256K1Sha256>, dkg::round1::Package<Ed25519Sha512>>;
+/// A DKG round-2 package of either suite.
+pub type Round2Package =
+    BySuite<dkg::round2::Package<Secp256K1Sha256>, dkg::round2::Package<Ed25519Sha512>>;
+/// A batch of encoded commitments of either suite.
+pub type CommitmentBatch =
+    BySuite<Vec<EncodedCommitments<Secp256K1Sha256>>, Vec<EncodedCommitments<Ed25519Sha512>>>;
+/// A signature share of either suite.
+pub type Share = BySuite<SignatureShare<Secp256K1Sha256>, SignatureShare<Ed25519Sha512>>;
+/// (index, commitments) of a CSR signing, of either suite.
+pub type CsrCommitments = BySuite<
+    Vec<(u16, SigningCommitments<Secp256K1Sha256>)>,
+    Vec<(u16, SigningCommitments<Ed25519Sha512>)>,
+>;
+/// A group's public key package of either suite.
+pub type PublicPackage = BySuite<
+    frost_core::keys::PublicKeyPackage<Secp256K1Sha256>,
+    frost_core::keys::PublicKeyPackage<Ed25519Sha512>,
+>;
 /// Largest frame accepted.
 pub const MAX_FRAME: usize = 1 << 20;
 
@@ -53,8 +78,8 @@ pub enum PeerMessage {
     DkgRound1 {
         /// Key epoch being generated.
         epoch: String,
-        /// The package.
-        package: dkg::round1::Package,
+        /// The package, in the epoch's suite.
+        package: Round1Package,
     },
     /// Echo broadcast: SHA-256 of the round-1 package this node received from each sender.
     DkgEcho {
@@ -72,8 +97,8 @@ pub enum PeerMessage {
     DkgRound2 {
         /// Key epoch.
         epoch: String,
-        /// The package (secret: sent to exactly one peer).
-        package: dkg::round2::Package,
+        /// The package (secret: sent to exactly one peer), in the epoch's suite.
+        package: Round2Package,
     },
     /// Success confirmation: the group key and transcript hash this node derived.
     DkgConfirm {
@@ -99,8 +124,9 @@ pub enum PeerMessage {
         /// Request id.
         req: u64,
         /// Commitments to nonces the signer keeps for this coordinator, each single use
-        /// (at most `signer::MAX_COMMIT_BATCH`), decoded once on arrival.
-        commitments: Vec<EncodedCommitments>,
+        /// (at most `signer::MAX_COMMIT_BATCH`), decoded once on arrival, in the suite
+        /// of the signer's epoch.
+        commitments: CommitmentBatch,
     },
     /// Coordinator → signer: what to sign (structure, never bytes) and the signing set.
     /// Binary.
@@ -108,11 +134,13 @@ pub enum PeerMessage {
     SignRound2 {
         /// Request id.
         req: u64,
+        /// The suite of the coordinator's epoch (a signer of another refuses).
+        suite: Ciphersuite,
         /// The token proposal.
         proposal: SigningProposal,
         /// (index, encoded commitments) of every signer in this signing; the signer
         /// decodes only the others' (`Signer::sign_encoded`).
-        commitments: Vec<(u16, [u8; COMMITMENTS_LEN])>,
+        commitments: Vec<(u16, CommitmentKey)>,
     },
     /// Coordinator → signer: sign this epoch's CSR, which the signer rebuilds from
     /// the subject and the evidence bundle and checks against its own epoch.
@@ -126,16 +154,16 @@ pub enum PeerMessage {
         /// SHA-256 (hex) of the CA root the CSR is for: the signer fixes it, with
         /// the subject, for its epoch (`node::certificate`).
         ca_root: String,
-        /// (index, commitments) of every signer in this signing.
-        commitments: Vec<(u16, SigningCommitments)>,
+        /// (index, commitments) of every signer in this signing, in the epoch's suite.
+        commitments: CsrCommitments,
     },
     /// Signer → coordinator: its signature share (RFC 9591 §5.2). Binary.
     #[serde(skip)]
     SignShare {
         /// Request id.
         req: u64,
-        /// The share.
-        share: SignatureShare,
+        /// The share, in the suite of the signer's epoch.
+        share: Share,
     },
     /// Signer → coordinator: no share, and why.
     SignRefused {
@@ -176,8 +204,8 @@ pub enum PeerMessage {
         attempt: u64,
         /// The sigma (secret: sent only to the participant).
         sigma: SecretScalar,
-        /// The group's public key package (verifying shares).
-        public: crate::threshold::frost::keys::PublicKeyPackage,
+        /// The group's public key package (verifying shares), in the epoch's suite.
+        public: PublicPackage,
         /// Round-1 transcript hash (hex).
         transcript: String,
         /// Installed certificate chain (hex DER, leaf first), if any.
@@ -238,19 +266,17 @@ impl SecretScalar {
     pub fn new(bytes: Vec<u8>) -> Self {
         Self(zeroize::Zeroizing::new(bytes))
     }
-    /// The repair delta it carries.
-    pub fn delta(
+    /// The repair delta it carries, a scalar of suite `S`.
+    pub fn delta<S: frost_core::Ciphersuite>(
         &self,
-    ) -> Result<crate::threshold::frost::keys::repairable::Delta, crate::threshold::frost::Error>
-    {
-        crate::threshold::frost::keys::repairable::Delta::deserialize(&self.0)
+    ) -> Result<frost_core::keys::repairable::Delta<S>, frost_core::Error<S>> {
+        frost_core::keys::repairable::Delta::deserialize(&self.0)
     }
-    /// The repair sigma it carries.
-    pub fn sigma(
+    /// The repair sigma it carries, a scalar of suite `S`.
+    pub fn sigma<S: frost_core::Ciphersuite>(
         &self,
-    ) -> Result<crate::threshold::frost::keys::repairable::Sigma, crate::threshold::frost::Error>
-    {
-        crate::threshold::frost::keys::repairable::Sigma::deserialize(&self.0)
+    ) -> Result<frost_core::keys::repairable::Sigma<S>, frost_core::Error<S>> {
+        frost_core::keys::repairable::Sigma::deserialize(&self.0)
     }
 }
 
@@ -343,14 +369,18 @@ impl std::io::Write for Counter {
 }
 
 /// The per-token messages in binary: big-endian integers, byte strings with a length
-/// prefix, commitments as their 66 bytes, shares as their 32; nothing may follow the
-/// last field.
+/// prefix, a suite byte ([`Ciphersuite::wire`]) before anything suite-specific,
+/// commitments as their 66 (secp256k1) or 64 (Ed25519) bytes, shares as their 32;
+/// nothing may follow the last field.
 pub mod binary {
     use super::{
-        PeerMessage, SignatureShare, SigningProposal, COMMITMENTS_LEN, TAG_SIGN_COMMIT,
-        TAG_SIGN_COMMITTED, TAG_SIGN_ROUND2, TAG_SIGN_SHARE,
+        CommitmentBatch, PeerMessage, Share, SigningProposal, TAG_SIGN_COMMIT, TAG_SIGN_COMMITTED,
+        TAG_SIGN_ROUND2, TAG_SIGN_SHARE,
     };
-    use crate::threshold::signer::{EncodedCommitments, MAX_COMMIT_BATCH};
+    use crate::threshold::signer::{
+        commitments_len, CommitmentKey, EncodedCommitments, COMMITMENTS_LEN, MAX_COMMIT_BATCH,
+    };
+    use crate::threshold::suite::{BySuite, Ciphersuite, Suite};
     use crate::tsp::token::Serial;
 
     /// Most (index, commitments) pairs a `SignRound2` may carry.
@@ -389,6 +419,27 @@ pub mod binary {
         /// A signature share that is not a scalar.
         #[error("signature share is not a scalar")]
         Share,
+        /// A suite byte that names no ciphersuite.
+        #[error("unknown ciphersuite byte {0}")]
+        Suite(u8),
+    }
+
+    /// The wire length of one suite's commitments.
+    fn len_of(suite: Ciphersuite) -> usize {
+        crate::for_suite!(suite, S => commitments_len::<S>())
+    }
+
+    /// Decode `n` commitments of suite `S`.
+    fn commitments_of<S: Suite>(
+        r: &mut Reader<'_>,
+        n: usize,
+    ) -> Result<Vec<EncodedCommitments<S>>, BinaryError> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let bytes = r.take(commitments_len::<S>(), "commitment")?;
+            out.push(EncodedCommitments::decode(bytes).map_err(|_| BinaryError::Commitment(i))?);
+        }
+        Ok(out)
     }
 
     /// The length of `msg` in binary (tag included), if it is one of the binary
@@ -397,23 +448,27 @@ pub mod binary {
         Some(match msg {
             PeerMessage::SignCommit { .. } => 1 + 8 + 2,
             PeerMessage::SignCommitted { commitments, .. } => {
-                1 + 8 + 2 + commitments.len() * COMMITMENTS_LEN
+                let (count, len) =
+                    crate::with_suite!(commitments, S, c => (c.len(), commitments_len::<S>()));
+                1 + 8 + 1 + 2 + count * len
             }
             PeerMessage::SignRound2 {
+                suite,
                 proposal: p,
                 commitments,
                 ..
             } => {
                 1 + 8
+                    + 1
                     + (4 + p.request_der.len())
                     + 8
                     + 16
                     + (4 + p.cert_sha256.len())
                     + (4 + p.time_evidence.len())
                     + 2
-                    + commitments.len() * (2 + COMMITMENTS_LEN)
+                    + commitments.len() * (2 + len_of(*suite))
             }
-            PeerMessage::SignShare { .. } => 1 + 8 + 32,
+            PeerMessage::SignShare { .. } => 1 + 8 + 1 + 32,
             _ => return None,
         })
     }
@@ -430,34 +485,41 @@ pub mod binary {
             PeerMessage::SignCommitted { req, commitments } => {
                 out.push(TAG_SIGN_COMMITTED);
                 out.extend_from_slice(&req.to_be_bytes());
-                put_count(out, commitments.len());
-                for c in commitments {
-                    out.extend_from_slice(c.bytes());
-                }
+                out.push(commitments.suite().wire());
+                crate::with_suite!(commitments, S, list => {
+                    put_count(out, list.len());
+                    for c in list {
+                        out.extend_from_slice(c.encoded());
+                    }
+                });
             }
             PeerMessage::SignRound2 {
                 req,
+                suite,
                 proposal,
                 commitments,
             } => {
                 let p = proposal;
                 out.push(TAG_SIGN_ROUND2);
                 out.extend_from_slice(&req.to_be_bytes());
+                out.push(suite.wire());
                 put_bytes(out, &p.request_der);
                 out.extend_from_slice(&p.gen_time_unix_millis.to_be_bytes());
                 out.extend_from_slice(&p.serial.0);
                 put_bytes(out, &p.cert_sha256);
                 put_bytes(out, &p.time_evidence);
                 put_count(out, commitments.len());
+                let len = len_of(*suite);
                 for (index, bytes) in commitments {
                     out.extend_from_slice(&index.to_be_bytes());
-                    out.extend_from_slice(bytes);
+                    out.extend_from_slice(bytes.get(..len).unwrap_or(bytes));
                 }
             }
             PeerMessage::SignShare { req, share } => {
                 out.push(TAG_SIGN_SHARE);
                 out.extend_from_slice(&req.to_be_bytes());
-                out.extend_from_slice(&share.serialize());
+                out.push(share.suite().wire());
+                out.extend_from_slice(&crate::with_suite!(share, S, s => s.serialize()));
             }
             _ => return false,
         }
@@ -496,6 +558,10 @@ pub mod binary {
             out.copy_from_slice(self.take(N, field)?);
             Ok(out)
         }
+        fn suite(&mut self) -> Result<Ciphersuite, BinaryError> {
+            let [b] = self.array::<1>("suite")?;
+            Ciphersuite::from_wire(b).ok_or(BinaryError::Suite(b))
+        }
         fn u16(&mut self, field: &'static str) -> Result<u16, BinaryError> {
             self.array(field).map(u16::from_be_bytes)
         }
@@ -532,19 +598,17 @@ pub mod binary {
             },
             TAG_SIGN_COMMITTED => {
                 let req = r.u64("req")?;
+                let suite = r.suite()?;
                 let n = r.count("commitments", MAX_COMMIT_BATCH)?;
-                let mut commitments = Vec::with_capacity(n);
-                for i in 0..n {
-                    let bytes = r.array::<COMMITMENTS_LEN>("commitment")?;
-                    commitments.push(
-                        EncodedCommitments::decode(&bytes)
-                            .map_err(|_| BinaryError::Commitment(i))?,
-                    );
-                }
+                let commitments: CommitmentBatch = match suite {
+                    Ciphersuite::Secp256k1 => BySuite::Secp256k1(commitments_of(&mut r, n)?),
+                    Ciphersuite::Ed25519 => BySuite::Ed25519(commitments_of(&mut r, n)?),
+                };
                 PeerMessage::SignCommitted { req, commitments }
             }
             TAG_SIGN_ROUND2 => {
                 let req = r.u64("req")?;
+                let suite = r.suite()?;
                 let proposal = SigningProposal {
                     request_der: r.bytes("request_der")?,
                     gen_time_unix_millis: r.u64("gen_time")?,
@@ -553,20 +617,33 @@ pub mod binary {
                     time_evidence: r.bytes("time_evidence")?,
                 };
                 let n = r.count("commitments", MAX_SIGNING_SET)?;
+                let len = len_of(suite);
                 let mut commitments = Vec::with_capacity(n);
                 for _ in 0..n {
-                    commitments.push((r.u16("index")?, r.array("commitment")?));
+                    let index = r.u16("index")?;
+                    let mut key: CommitmentKey = [0u8; COMMITMENTS_LEN];
+                    if let Some(dst) = key.get_mut(..len) {
+                        dst.copy_from_slice(r.take(len, "commitment")?);
+                    }
+                    commitments.push((index, key));
                 }
                 PeerMessage::SignRound2 {
                     req,
+                    suite,
                     proposal,
                     commitments,
                 }
             }
             TAG_SIGN_SHARE => {
                 let req = r.u64("req")?;
+                let suite = r.suite()?;
                 let bytes = r.array::<32>("share")?;
-                let share = SignatureShare::deserialize(&bytes).map_err(|_| BinaryError::Share)?;
+                let share: Share = crate::for_suite!(suite, S => {
+                    frost_core::round2::SignatureShare::<S>::deserialize(&bytes)
+                        .ok()
+                        .and_then(BySuite::new)
+                        .ok_or(BinaryError::Share)?
+                });
                 PeerMessage::SignShare { req, share }
             }
             other => return Err(BinaryError::UnknownTag(other)),

@@ -710,9 +710,9 @@ fn forget_calls_on(node: &Node, index: u16, generation: u64) {
 /// Drop the nonces this node issued to peer `index` and the commitments it
 /// holds from that peer: a new link starts with neither.
 fn forget_commitments(node: &Node, index: u16) {
-    let signer = node.state().key.as_ref().map(|k| k.signer.clone());
-    if let Some(s) = signer {
-        s.forget(crate::threshold::signer::Owner::Peer(index));
+    let held = node.state().key.as_ref().map(|k| k.held.clone());
+    if let Some(h) = held {
+        crate::with_suite!(h, S, k => k.signer.forget(crate::threshold::signer::Owner::Peer(index)));
     }
     node.pools.drop_peer(index);
 }

@@ -13,7 +13,18 @@
 //! dropped what it issued to the old link).
 
 use crate::threshold::signer::EncodedCommitments;
+use crate::threshold::suite::{BySuite, Ed25519Sha512, Secp256K1Sha256};
 use std::collections::{HashMap, VecDeque};
+
+/// One peer's commitments, in the suite of the epoch they were issued for (a queue
+/// belongs to one epoch, so one suite).
+pub(super) type AnyCommitments =
+    BySuite<EncodedCommitments<Secp256K1Sha256>, EncodedCommitments<Ed25519Sha512>>;
+
+/// A batch of one suite's commitments as queue entries.
+pub(super) fn wrap_all<T: 'static>(batch: Vec<T>) -> Vec<AnyCommitments> {
+    batch.into_iter().filter_map(BySuite::new).collect()
+}
 use std::sync::Mutex;
 
 /// Commitments asked for in one batch.
@@ -27,7 +38,7 @@ pub(super) type Tag = (u64, String);
 #[derive(Default)]
 struct Queue {
     tag: Tag,
-    ready: VecDeque<EncodedCommitments>,
+    ready: VecDeque<AnyCommitments>,
     refilling: bool,
 }
 
@@ -38,7 +49,7 @@ pub(super) struct Pools(Mutex<HashMap<u16, Queue>>);
 /// The result of [`Pools::take`].
 pub(super) struct Take {
     /// A commitment, if one was ready.
-    pub(super) commitments: Option<EncodedCommitments>,
+    pub(super) commitments: Option<AnyCommitments>,
     /// The caller should start a background refill.
     pub(super) refill: bool,
 }
@@ -63,7 +74,7 @@ impl Pools {
         &self,
         peer: u16,
         tag: &Tag,
-        f: impl FnOnce(&mut Queue) -> Option<EncodedCommitments>,
+        f: impl FnOnce(&mut Queue) -> Option<AnyCommitments>,
     ) -> Take {
         let mut all = self.lock();
         let q = all.entry(peer).or_default();
@@ -85,7 +96,7 @@ impl Pools {
     }
 
     /// Add commitments `peer` issued under `tag`; `refilled` ends a refill.
-    pub(super) fn put(&self, peer: u16, tag: &Tag, fresh: Vec<EncodedCommitments>, refilled: bool) {
+    pub(super) fn put(&self, peer: u16, tag: &Tag, fresh: Vec<AnyCommitments>, refilled: bool) {
         let mut all = self.lock();
         let q = all.entry(peer).or_default();
         if refilled && &q.tag == tag {
@@ -145,7 +156,7 @@ mod tests {
     use super::*;
     use crate::threshold::frost;
 
-    fn commitments(n: usize) -> Vec<EncodedCommitments> {
+    fn commitments(n: usize) -> Vec<AnyCommitments> {
         let (shares, _) = frost::keys::generate_with_dealer(
             3,
             2,
@@ -154,12 +165,14 @@ mod tests {
         )
         .expect("dealer");
         let share = shares.values().next().expect("share");
-        (0..n)
-            .map(|_| {
-                let c = frost::round1::commit(share.signing_share(), &mut rand_core::OsRng).1;
-                EncodedCommitments::encode(c).expect("encode")
-            })
-            .collect()
+        wrap_all(
+            (0..n)
+                .map(|_| {
+                    let c = frost::round1::commit(share.signing_share(), &mut rand_core::OsRng).1;
+                    EncodedCommitments::encode(c).expect("encode")
+                })
+                .collect(),
+        )
     }
 
     #[test]

@@ -24,9 +24,12 @@
 
 use super::dkg::{send, send_on, Inbox};
 use super::messages::PeerMessage;
-use super::{EpochKey, Node, Phase};
-use crate::threshold::frost::{self, keys::repairable, Identifier};
+use super::{EpochKey, Hold, Node, Phase, SuiteKey};
+use crate::attestation::Roster;
+use crate::certs::install::IssuancePin;
 use crate::threshold::keys::{GroupKey, KeyShare};
+use crate::threshold::suite::BySuite;
+use frost_core::{keys::repairable, Identifier};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +74,7 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
         ref epoch,
         ref helpers,
         participant,
-        attempt,
+        attempt: _,
     } = *request;
     if from != participant {
         return Err(format!(
@@ -84,7 +87,7 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
         .filter(|l| l.generation == generation)
         .map(|l| l.spki_sha256)
         .ok_or("the requester's link is gone")?;
-    let (me, t, signer, key_epoch, public, transcript, chain, roster, pin) = {
+    let (me, t, held, key_epoch, transcript, chain, roster, pin) = {
         let mut s = node.state();
         let order = s.order(participant).cloned();
         let c = s.cluster.as_ref().ok_or("not configured")?;
@@ -116,9 +119,8 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
         (
             c.index,
             usize::from(c.t),
-            k.signer.clone(),
+            k.held.clone(),
             k.epoch.clone(),
-            k.group.package().clone(),
             hex::encode(k.transcript),
             k.chain.clone().unwrap_or_default(),
             roster,
@@ -136,12 +138,59 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
     {
         return Err(format!("helper set {helpers:?} must be {t} or more distinct nodes, include this one and not node {participant}"));
     }
-    let helper_ids: Vec<Identifier> = helpers
+    let help = Help {
+        me,
+        set,
+        transcript,
+        chain,
+        roster,
+        pin,
+    };
+    crate::with_suite!(held, S, key => help_with::<S>(node, request, key, help).await)
+}
+
+/// What a helper sends with its sigma, besides the arithmetic.
+struct Help {
+    me: u16,
+    set: BTreeSet<u16>,
+    transcript: String,
+    chain: Vec<Vec<u8>>,
+    roster: Roster,
+    pin: Option<IssuancePin>,
+}
+
+/// The helper's RTS steps with the epoch's key, of suite `S`.
+async fn help_with<S: Hold>(
+    node: &Arc<Node>,
+    request: &HelpRequest,
+    key: SuiteKey<S>,
+    help: Help,
+) -> Result<(), String> {
+    let HelpRequest {
+        generation,
+        ref epoch,
+        ref helpers,
+        participant,
+        attempt,
+        ..
+    } = *request;
+    let Help {
+        me,
+        set,
+        transcript,
+        chain,
+        roster,
+        pin,
+    } = help;
+    let signer = key.signer;
+    let public =
+        BySuite::new(key.group.package().clone()).ok_or("a ciphersuite frostamp does not run")?;
+    let helper_ids: Vec<Identifier<S>> = helpers
         .iter()
         .map(|i| Identifier::try_from(*i).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     let target = Identifier::try_from(participant).map_err(|e| e.to_string())?;
-    let deltas = repairable::repair_share_part1::<frost::Secp256K1Sha256, _>(
+    let deltas = repairable::repair_share_part1::<S, _>(
         &helper_ids,
         signer.key_package(),
         &mut rand_core::OsRng,
@@ -191,7 +240,7 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
                 ..
             } if p == participant => all.push(
                 delta
-                    .delta()
+                    .delta::<S>()
                     .map_err(|e| format!("node {who} sent a malformed delta: {e}"))?,
             ),
             _ => return Err(format!("node {who} sent a delta for another repair")),
@@ -227,7 +276,7 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
 /// roster naming it from its operator, not from whoever answers.
 #[derive(Clone, Debug)]
 pub(super) struct Expected {
-    /// The group verifying key (SEC1 compressed).
+    /// The group verifying key (RFC 9591 serialization).
     pub group_key: Vec<u8>,
     /// Hash of the roster version in which the operator's order took effect.
     pub roster_hash: [u8; 32],
@@ -373,11 +422,59 @@ pub(super) async fn repair(
     if pins.values().any(|p| *p != pin) {
         return Err("helpers disagree on the CA root and subject fixed with the CSR".into());
     }
-    let id = Identifier::try_from(me).map_err(|e| e.to_string())?;
-    let list: Vec<repairable::Sigma> = sigmas
+    let sigmas: BTreeMap<u16, super::messages::SecretScalar> =
+        sigmas.into_iter().map(|(w, v)| (w, v.0)).collect();
+    let got = Repaired {
+        me,
+        t,
+        set,
+        sigmas,
+        transcript,
+        chain,
+        roster,
+        pin,
+    };
+    // The suite is the helpers' public key package's (the operator's expected group
+    // key, checked below, is of that suite or matches nothing).
+    crate::with_suite!(public, S, p => finish::<S>(node, epoch, helpers, expected, p, got).await)
+}
+
+/// What the replacement received from its helpers, past the checks of the roster.
+struct Repaired {
+    me: u16,
+    t: usize,
+    set: BTreeSet<u16>,
+    sigmas: BTreeMap<u16, super::messages::SecretScalar>,
+    transcript: String,
+    chain: Vec<String>,
+    roster: Roster,
+    pin: Option<IssuancePin>,
+}
+
+/// The replacement's RTS step 3 and its checks, in suite `S`.
+async fn finish<S: Hold>(
+    node: &Arc<Node>,
+    epoch: &str,
+    helpers: &[u16],
+    expected: &Expected,
+    public: frost_core::keys::PublicKeyPackage<S>,
+    got: Repaired,
+) -> Result<Phase, String> {
+    let Repaired {
+        me,
+        t,
+        set,
+        sigmas,
+        transcript,
+        chain,
+        roster,
+        pin,
+    } = got;
+    let id = Identifier::<S>::try_from(me).map_err(|e| e.to_string())?;
+    let list: Vec<repairable::Sigma<S>> = sigmas
         .iter()
         .map(|(who, v)| {
-            v.0.sigma()
+            v.sigma::<S>()
                 .map_err(|e| format!("node {who} sent a malformed sigma: {e}"))
         })
         .collect::<Result<_, _>>()?;
@@ -390,7 +487,7 @@ pub(super) async fn repair(
         );
     }
     let group = GroupKey::new(public);
-    let group_sec1 = group.to_sec1_compressed().map_err(|e| e.to_string())?;
+    let group_sec1 = group.key_bytes().map_err(|e| e.to_string())?;
     if group_sec1 != expected.group_key {
         return Err(format!(
             "the helpers' group key {} is not the one the operator expects ({})",
@@ -405,7 +502,7 @@ pub(super) async fn repair(
     let evidence = node
         .attester
         .attest(crate::attestation::evidence_binding(
-            &group_sec1,
+            &S::SUITE.binding_input(&group_sec1),
             &transcript,
             me,
             crate::attestation::roster::N,
@@ -413,7 +510,7 @@ pub(super) async fn repair(
             &roster.hash(),
         ))
         .map_err(|e| e.to_string())?;
-    let signer = node.signer(KeyShare::new(kp), group.clone());
+    let held = node.signer(KeyShare::new(kp), group.clone());
     let chain: Vec<Vec<u8>> = chain
         .iter()
         .map(hex::decode)
@@ -422,20 +519,27 @@ pub(super) async fn repair(
     let mut phase = Phase::AwaitingCertificate;
     let mut coordinator = None;
     if let Some(leaf) = chain.first() {
-        super::certificate::check_repaired(node, &chain, pin.as_ref(), &group)
+        super::certificate::check_repaired(node, &chain, pin.as_ref(), &group.public())
             .map_err(|e| format!("chain from helpers: {e}"))?;
         let identity =
             crate::tsp::token::CertIdentity::from_der(leaf).map_err(|e| e.to_string())?;
-        signer
-            .install_certificate(identity.clone())
-            .map_err(|e| e.to_string())?;
-        coordinator = Some(Arc::new(crate::threshold::coordinator::Coordinator::new(
-            node.profile.clone(),
-            group.clone(),
-            identity,
-            u16::try_from(t).unwrap_or(u16::MAX),
-            node.clock.clone(),
-        )));
+        let key = EpochKey {
+            epoch: epoch.to_string(),
+            held: held.clone(),
+            transcript,
+            evidence: evidence.clone(),
+            chain: None,
+            pin: None,
+        };
+        coordinator = Some(
+            key.install(
+                identity,
+                &node.profile,
+                u16::try_from(t).unwrap_or(u16::MAX),
+                node.clock.clone(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
         phase = Phase::Serving;
     }
     let group_hex = hex::encode(&group_sec1);
@@ -443,8 +547,7 @@ pub(super) async fn repair(
         let mut s = node.state();
         s.key = Some(EpochKey {
             epoch: epoch.to_string(),
-            signer,
-            group,
+            held,
             transcript,
             evidence,
             chain: (!chain.is_empty()).then_some(chain),

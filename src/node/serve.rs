@@ -12,15 +12,16 @@
 
 use super::messages::PeerMessage;
 use super::metrics::Fetch;
-use super::{pool, Node};
+use super::{pool, Hold, Node, SuiteKey};
 use crate::threshold::coordinator::{
     exclusion, failure, no_quorum_reason, Exclusion, Finish, IssueFailure, PeerError,
 };
-use crate::threshold::frost::{round1::SigningCommitments, round2::SignatureShare, Identifier};
 use crate::threshold::signer::{
-    EncodedCommitments, Owner, Refusal, SigningProposal, COMMITMENTS_LEN,
+    CommitmentKey, EncodedCommitments, Owner, Refusal, SigningProposal,
 };
+use crate::threshold::suite::{BySuite, SuiteMismatch};
 use crate::tsp::request::{Rejection, SystemFailure};
+use frost_core::{round1::SigningCommitments, round2::SignatureShare, Identifier};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,39 +33,77 @@ const TIME_NOT_AVAILABLE: &str = "no quorum of this TSA's time servers vouched f
 /// How long a peer may take to answer one signing message.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Signer side: answer a `SignCommit` or `SignRound2` from peer `from`.
+/// A value for a peer message, of suite `S`.
+fn wrap<A: 'static, B: 'static, T: 'static>(value: T) -> Result<BySuite<A, B>, Refusal> {
+    BySuite::new(value).ok_or_else(|| Refusal::Internal("unknown ciphersuite".into()))
+}
+
+/// A refusal for a value of another suite than this node's epoch.
+fn mismatch(e: SuiteMismatch) -> Refusal {
+    Refusal::Suite(e.to_string())
+}
+
+/// Signer side: answer a `SignCommit`, `SignRound2` or `SignCsr` from peer `from`.
 pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option<PeerMessage> {
-    let signer = node.state().key.as_ref().map(|k| k.signer.clone());
-    match msg {
-        PeerMessage::SignCommit { req, count } => Some(match signer {
-            None => PeerMessage::SignRefused {
+    let held = node.state().key.as_ref().map(|k| k.held.clone());
+    match held {
+        Some(h) => crate::with_suite!(h, S, k => answer_with::<S>(node, from, k, msg)),
+        None => {
+            let req = match msg {
+                PeerMessage::SignCommit { req, .. }
+                | PeerMessage::SignRound2 { req, .. }
+                | PeerMessage::SignCsr { req, .. } => req,
+                _ => return None,
+            };
+            Some(PeerMessage::SignRefused {
                 req,
                 refusal: Refusal::Internal("this node holds no key share".into()),
-            },
-            Some(s) => {
-                let count = usize::from(count);
-                match s.commit_batch_encoded(Owner::Peer(from), count, &mut rand_core::OsRng) {
-                    Ok(commitments) => PeerMessage::SignCommitted { req, commitments },
-                    Err(refusal) => PeerMessage::SignRefused { req, refusal },
-                }
+            })
+        }
+    }
+}
+
+/// [`answer_signing`] with the epoch's key, of suite `S`.
+fn answer_with<S: Hold>(
+    node: &Node,
+    from: u16,
+    key: SuiteKey<S>,
+    msg: PeerMessage,
+) -> Option<PeerMessage> {
+    let s = key.signer;
+    match msg {
+        PeerMessage::SignCommit { req, count } => Some({
+            let count = usize::from(count);
+            match s
+                .commit_batch_encoded(Owner::Peer(from), count, &mut rand_core::OsRng)
+                .and_then(wrap)
+            {
+                Ok(commitments) => PeerMessage::SignCommitted { req, commitments },
+                Err(refusal) => PeerMessage::SignRefused { req, refusal },
             }
         }),
         PeerMessage::SignRound2 {
             req,
+            suite,
             proposal,
             commitments,
         } => {
-            let Some(s) = signer else {
-                return Some(PeerMessage::SignRefused {
-                    req,
-                    refusal: Refusal::Internal("this node holds no key share".into()),
-                });
+            let signed = if suite == S::SUITE {
+                s.sign_encoded(Owner::Peer(from), &proposal, &commitments)
+            } else {
+                Err(mismatch(SuiteMismatch {
+                    expected: S::SUITE,
+                    got: suite,
+                }))
             };
-            let answer = match s.sign_encoded(Owner::Peer(from), &proposal, &commitments) {
-                Ok(share) if byzantine(node) => PeerMessage::SignShare {
-                    req,
-                    share: corrupt(share),
-                },
+            let signed = signed.map(|share| {
+                if byzantine(node) {
+                    corrupt(share)
+                } else {
+                    share
+                }
+            });
+            let answer = match signed.and_then(wrap) {
                 Ok(share) => PeerMessage::SignShare { req, share },
                 Err(refusal) => {
                     node.refuse(format!(
@@ -83,8 +122,9 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
             commitments,
         } => {
             let answer = (|| {
-                let s = signer
-                    .ok_or_else(|| Refusal::Internal("this node holds no key share".into()))?;
+                let commitments = commitments
+                    .take::<Vec<(u16, SigningCommitments<S>)>>(S::SUITE)
+                    .map_err(mismatch)?;
                 let message = csr_message(node, &subject, &bundle)?;
                 let pin = crate::certs::install::IssuancePin::from_hash(&ca_root, &subject)
                     .map_err(|e| Refusal::Internal(e.to_string()))?;
@@ -95,6 +135,7 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
                     .collect::<Result<BTreeMap<_, _>, _>>()
                     .map_err(|e| Refusal::Frost(e.to_string()))?;
                 s.sign_built(Owner::Peer(from), &map, &message)
+                    .and_then(wrap)
             })();
             Some(match answer {
                 Ok(share) => PeerMessage::SignShare { req, share },
@@ -115,11 +156,16 @@ fn byzantine(node: &Node) -> bool {
     cfg!(feature = "test-faults") && node.fault.as_deref() == Some("bad-signature-share")
 }
 
-/// An invalid share: one bit of the scalar flipped.
-fn corrupt(share: SignatureShare) -> SignatureShare {
+/// An invalid share: the lowest bit of the scalar flipped (the last byte of a
+/// big-endian secp256k1 scalar, the first of a little-endian Ed25519 one).
+fn corrupt<S: Hold>(share: SignatureShare<S>) -> SignatureShare<S> {
     let mut bytes = share.serialize();
-    if let Some(last) = bytes.last_mut() {
-        *last ^= 1;
+    let low = match S::SUITE {
+        crate::threshold::suite::Ciphersuite::Secp256k1 => bytes.len().saturating_sub(1),
+        crate::threshold::suite::Ciphersuite::Ed25519 => 0,
+    };
+    if let Some(b) = bytes.get_mut(low) {
+        *b ^= 1;
     }
     SignatureShare::deserialize(&bytes).unwrap_or(share)
 }
@@ -139,11 +185,11 @@ pub(super) fn csr_message(
         .as_ref()
         .ok_or_else(|| Refusal::Internal("no key share".into()))?;
     let group_hex = hex::encode(
-        key.group
-            .to_sec1_compressed()
-            .map_err(|e| Refusal::Internal(e.to_string()))?,
+        key.group_bytes()
+            .ok_or_else(|| Refusal::Internal("group key encoding".into()))?,
     );
     if bundle.epoch != key.epoch
+        || bundle.ciphersuite != key.suite()
         || bundle.group_key != group_hex
         || bundle.transcript != hex::encode(key.transcript)
     {
@@ -164,12 +210,12 @@ pub(super) fn csr_message(
             "the CSR names another launch measurement".into(),
         ));
     }
-    crate::certs::build_csr_info(
+    crate::with_suite!(&key.held, S, k => crate::certs::build_csr_info::<S>(
         subject,
-        key.group.verifying_key(),
+        k.group.verifying_key(),
         &node.measurement,
         bundle_json.as_bytes(),
-    )
+    ))
     .map_err(|e| Refusal::Internal(format!("CSR: {e}")))
 }
 
@@ -181,25 +227,33 @@ pub(super) async fn sign_csr(
     bundle_json: &str,
     pin: &crate::certs::install::IssuancePin,
 ) -> Result<Vec<u8>, String> {
+    let held = node.state().key.as_ref().map(|k| k.held.clone());
+    let held = held.ok_or("no key share")?;
+    crate::with_suite!(held, S, k => sign_csr_with::<S>(node, k, subject, bundle_json, pin).await)
+}
+
+/// [`sign_csr`] with the epoch's key, of suite `S`.
+async fn sign_csr_with<S: Hold>(
+    node: &Arc<Node>,
+    key: SuiteKey<S>,
+    subject: &str,
+    bundle_json: &str,
+    pin: &crate::certs::install::IssuancePin,
+) -> Result<Vec<u8>, String> {
     let message = csr_message(node, subject, bundle_json).map_err(|e| e.to_string())?;
     super::certificate::fix(node, pin.clone())?;
     let ca_root = hex::encode(pin.ca_root);
-    let (own, t, group, signer) = {
+    let (group, signer) = (key.group, key.signer);
+    let (own, t) = {
         let s = node.state();
-        let key = s.key.as_ref().ok_or("no key share")?;
         let c = s.cluster.as_ref().ok_or("not configured")?;
-        (
-            c.index,
-            usize::from(c.t),
-            key.group.clone(),
-            key.signer.clone(),
-        )
+        (c.index, usize::from(c.t))
     };
     let candidates = candidates(node, own);
     let mut out = BTreeSet::new();
     loop {
         let round1 =
-            gather_commitments(node, &candidates, own, t, &mut out, &mut Vec::new()).await?;
+            gather_commitments::<S>(node, &candidates, own, t, &mut out, &mut Vec::new()).await?;
         if round1.chosen.len() < t {
             return Err(format!(
                 "only {} of the {t} required signers are available",
@@ -215,12 +269,12 @@ pub(super) async fn sign_csr(
                     .sign_built(Owner::Local, &values, &message)
                     .map_err(PeerError::Refused)
             } else {
-                let (subject, bundle, list, ca_root) = (
+                let (subject, bundle, ca_root) = (
                     subject.to_string(),
                     bundle_json.to_string(),
-                    list.clone(),
                     ca_root.clone(),
                 );
+                let list = wrap(list.clone()).map_err(|e| e.to_string())?;
                 match call(node, *c, move |req| PeerMessage::SignCsr {
                     req,
                     subject,
@@ -230,7 +284,9 @@ pub(super) async fn sign_csr(
                 })
                 .await
                 {
-                    Ok(PeerMessage::SignShare { share, .. }) => Ok(share),
+                    Ok(PeerMessage::SignShare { share, .. }) => share
+                        .take::<SignatureShare<S>>(S::SUITE)
+                        .map_err(|e| PeerError::Refused(mismatch(e))),
                     Ok(PeerMessage::SignRefused { refusal, .. }) => {
                         Err(PeerError::Refused(refusal))
                     }
@@ -254,7 +310,7 @@ pub(super) async fn sign_csr(
         }
         match crate::threshold::coordinator::aggregate_checked(&group, values, &message, &shares) {
             Ok(bytes) => {
-                return crate::certs::assemble_csr(&message, &bytes).map_err(|e| e.to_string())
+                return crate::certs::assemble_csr::<S>(&message, &bytes).map_err(|e| e.to_string())
             }
             Err(Finish::Failed(r)) => return Err(r.to_string()),
             Err(Finish::Cheaters(culprits)) => {
@@ -345,9 +401,13 @@ async fn call(
 /// One commitment of signer `who` for a signing this node coordinates: its own
 /// fresh nonces, or one a peer issued to this node ahead of time (refilling the
 /// queue in the background when it runs low; fetched now only if it is empty).
-async fn commit(node: &Arc<Node>, who: u16, own: u16) -> Result<EncodedCommitments, PeerError> {
+async fn commit<S: Hold>(
+    node: &Arc<Node>,
+    who: u16,
+    own: u16,
+) -> Result<EncodedCommitments<S>, PeerError> {
     if who == own {
-        let signer = node.state().key.as_ref().map(|k| k.signer.clone());
+        let signer = node.signer_of::<S>();
         let signer = signer.ok_or_else(|| PeerError::Unavailable("no key share".into()))?;
         return signer
             .commit_encoded(&mut rand_core::OsRng)
@@ -356,33 +416,36 @@ async fn commit(node: &Arc<Node>, who: u16, own: u16) -> Result<EncodedCommitmen
     let tag = pool_tag(node, who)?;
     let take = node.pools.take(who, &tag);
     if take.refill {
-        spawn_refill(node, who, tag.clone());
+        spawn_refill::<S>(node, who, tag.clone());
     }
-    if let Some(c) = take.commitments {
+    if let Some(c) = take
+        .commitments
+        .and_then(|c| c.take::<EncodedCommitments<S>>(S::SUITE).ok())
+    {
         return Ok(c);
     }
     node.metrics.commit_fetch(Fetch::OnDemand);
-    let mut fresh = fetch_commitments(node, who, pool::BATCH).await?;
+    let mut fresh = fetch_commitments::<S>(node, who, pool::BATCH).await?;
     let first = fresh.pop().ok_or_else(|| {
         PeerError::Unavailable(format!("node {who} sent an empty commitment batch"))
     })?;
-    node.pools.put(who, &tag, fresh, false);
+    node.pools.put(who, &tag, pool::wrap_all(fresh), false);
     Ok(first)
 }
 
 /// Fetch a batch of `who`'s commitments in the background.
-fn spawn_refill(node: &Arc<Node>, who: u16, tag: pool::Tag) {
+fn spawn_refill<S: Hold>(node: &Arc<Node>, who: u16, tag: pool::Tag) {
     let node = node.clone();
     tokio::spawn(async move {
         node.metrics.commit_fetch(Fetch::Refill);
-        let fresh = match fetch_commitments(&node, who, pool::BATCH).await {
+        let fresh = match fetch_commitments::<S>(&node, who, pool::BATCH).await {
             Ok(fresh) => fresh,
             Err(e) => {
                 tracing::debug!(node = %node.name, peer = who, "commitment refill failed: {e}");
                 Vec::new()
             }
         };
-        node.pools.put(who, &tag, fresh, true);
+        node.pools.put(who, &tag, pool::wrap_all(fresh), true);
     });
 }
 
@@ -390,14 +453,15 @@ fn spawn_refill(node: &Arc<Node>, who: u16, tag: pool::Tag) {
 /// first tokens after the certificate, a repair or a reconnection already cost
 /// one round trip. Does nothing before this node serves.
 pub(super) fn prefill(node: &Arc<Node>) {
-    if node.state().coordinator.is_none() {
+    let suite = node.state().coordinator.as_ref().map(|c| c.suite());
+    let Some(suite) = suite else {
         return;
-    }
+    };
     let peers: Vec<u16> = node.peer_links().keys().copied().collect();
     for who in peers {
         if let Ok(tag) = pool_tag(node, who) {
             if node.pools.claim_refill(who, &tag) {
-                spawn_refill(node, who, tag);
+                crate::for_suite!(suite, S => spawn_refill::<S>(node, who, tag));
             }
         }
     }
@@ -417,22 +481,26 @@ fn pool_tag(node: &Node, who: u16) -> Result<pool::Tag, PeerError> {
 }
 
 /// Ask peer `who` for `count` commitments issued to this node.
-async fn fetch_commitments(
+async fn fetch_commitments<S: Hold>(
     node: &Node,
     who: u16,
     count: usize,
-) -> Result<Vec<EncodedCommitments>, PeerError> {
+) -> Result<Vec<EncodedCommitments<S>>, PeerError> {
     let count = u16::try_from(count).unwrap_or(u16::MAX);
     match call(node, who, |req| PeerMessage::SignCommit { req, count }).await? {
-        PeerMessage::SignCommitted { commitments, .. }
-            if commitments.len() == usize::from(count) =>
-        {
-            Ok(commitments)
+        PeerMessage::SignCommitted { commitments, .. } => {
+            let commitments = commitments
+                .take::<Vec<EncodedCommitments<S>>>(S::SUITE)
+                .map_err(|e| PeerError::Refused(mismatch(e)))?;
+            if commitments.len() == usize::from(count) {
+                Ok(commitments)
+            } else {
+                Err(PeerError::Unavailable(format!(
+                    "node {who} sent {} commitments for {count} asked",
+                    commitments.len()
+                )))
+            }
         }
-        PeerMessage::SignCommitted { commitments, .. } => Err(PeerError::Unavailable(format!(
-            "node {who} sent {} commitments for {count} asked",
-            commitments.len()
-        ))),
         PeerMessage::SignRefused { refusal, .. } => Err(PeerError::Refused(refusal)),
         _ => Err(PeerError::Unavailable(format!(
             "node {who}: unexpected answer"
@@ -442,21 +510,21 @@ async fn fetch_commitments(
 
 /// What every signer of one attempt gets: the proposal and the signing set, decoded
 /// (for this node's own signer) and encoded (for the peers).
-struct Round2Input {
+struct Round2Input<S: Hold> {
     proposal: SigningProposal,
-    values: BTreeMap<Identifier, SigningCommitments>,
-    own: Option<EncodedCommitments>,
-    encoded: Vec<(u16, [u8; COMMITMENTS_LEN])>,
+    values: BTreeMap<Identifier<S>, SigningCommitments<S>>,
+    own: Option<EncodedCommitments<S>>,
+    encoded: Vec<(u16, CommitmentKey)>,
 }
 
-async fn round2(
+async fn round2<S: Hold>(
     node: &Arc<Node>,
     who: u16,
     own: u16,
-    input: Arc<Round2Input>,
-) -> Result<SignatureShare, PeerError> {
+    input: Arc<Round2Input<S>>,
+) -> Result<SignatureShare<S>, PeerError> {
     if who == own {
-        let signer = node.state().key.as_ref().map(|k| k.signer.clone());
+        let signer = node.signer_of::<S>();
         let signer = signer.ok_or_else(|| PeerError::Unavailable("no key share".into()))?;
         let mine = input
             .own
@@ -468,12 +536,15 @@ async fn round2(
     }
     match call(node, who, move |r| PeerMessage::SignRound2 {
         req: r,
+        suite: S::SUITE,
         proposal: input.proposal.clone(),
         commitments: input.encoded.clone(),
     })
     .await?
     {
-        PeerMessage::SignShare { share, .. } => Ok(share),
+        PeerMessage::SignShare { share, .. } => share
+            .take::<SignatureShare<S>>(S::SUITE)
+            .map_err(|e| PeerError::Refused(mismatch(e))),
         PeerMessage::SignRefused { refusal, .. } => Err(PeerError::Refused(refusal)),
         _ => Err(PeerError::Unavailable(format!(
             "node {who}: unexpected answer"
@@ -491,14 +562,14 @@ fn forget_on_unknown(node: &Node, peer: u16, e: &PeerError) {
 
 /// Round 1 of one signing attempt: the signers chosen (node index and FROST
 /// identifier, which is the index) and their commitments.
-struct Round1 {
-    chosen: Vec<(u16, Identifier)>,
-    commitments: BTreeMap<Identifier, EncodedCommitments>,
+struct Round1<S: Hold> {
+    chosen: Vec<(u16, Identifier<S>)>,
+    commitments: BTreeMap<Identifier<S>, EncodedCommitments<S>>,
 }
 
-impl Round1 {
+impl<S: Hold> Round1<S> {
     /// (index, commitments) as a `SignCsr` carries them.
-    fn list(&self) -> Vec<(u16, SigningCommitments)> {
+    fn list(&self) -> Vec<(u16, SigningCommitments<S>)> {
         self.chosen
             .iter()
             .filter_map(|(c, id)| self.commitments.get(id).map(|cm| (*c, *cm.value())))
@@ -506,7 +577,7 @@ impl Round1 {
     }
 
     /// (index, encoded commitments) as a `SignRound2` carries them.
-    fn encoded(&self) -> Vec<(u16, [u8; COMMITMENTS_LEN])> {
+    fn encoded(&self) -> Vec<(u16, CommitmentKey)> {
         self.chosen
             .iter()
             .filter_map(|(c, id)| self.commitments.get(id).map(|cm| (*c, *cm.bytes())))
@@ -514,7 +585,7 @@ impl Round1 {
     }
 
     /// The commitments by identifier, as FROST takes them.
-    fn values(&self) -> BTreeMap<Identifier, SigningCommitments> {
+    fn values(&self) -> BTreeMap<Identifier<S>, SigningCommitments<S>> {
         self.commitments
             .iter()
             .map(|(id, c)| (*id, *c.value()))
@@ -522,21 +593,21 @@ impl Round1 {
     }
 
     /// The node index of a FROST identifier in this signing.
-    fn index(&self, id: &Identifier) -> Option<u16> {
+    fn index(&self, id: &Identifier<S>) -> Option<u16> {
         self.chosen.iter().find(|(_, i)| i == id).map(|(c, _)| *c)
     }
 }
 
 /// Commitments from the first t candidates not in `out` (RFC 9591 §5.1); a
 /// candidate that gives none is added to `out` and reported in `failed`.
-async fn gather_commitments(
+async fn gather_commitments<S: Hold>(
     node: &Arc<Node>,
     candidates: &[u16],
     own: u16,
     t: usize,
     out: &mut BTreeSet<u16>,
-    failed: &mut Vec<(Identifier, PeerError)>,
-) -> Result<Round1, String> {
+    failed: &mut Vec<(u16, PeerError)>,
+) -> Result<Round1<S>, String> {
     let mut r = Round1 {
         chosen: Vec::new(),
         commitments: BTreeMap::new(),
@@ -549,14 +620,14 @@ async fn gather_commitments(
             continue;
         }
         let id = Identifier::try_from(c).map_err(|e| e.to_string())?;
-        match commit(node, c, own).await {
+        match commit::<S>(node, c, own).await {
             Ok(cm) => {
                 r.commitments.insert(id, cm);
                 r.chosen.push((c, id));
             }
             Err(e) => {
                 out.insert(c);
-                failed.push((id, e));
+                failed.push((c, e));
             }
         }
     }
@@ -586,8 +657,8 @@ fn candidates(node: &Node, own: u16) -> Vec<u16> {
 
 /// This node's time service verified the replies of `b` with the policy this node's own
 /// signer uses: tell the signer, so it checks only this request's path.
-fn own_signer_knows(node: &Node, leaf: &[u8; 32], b: &super::time::Backing) {
-    let signer = node.state().key.as_ref().map(|k| k.signer.clone());
+fn own_signer_knows<S: Hold>(node: &Node, leaf: &[u8; 32], b: &super::time::Backing) {
+    let signer = node.signer_of::<S>();
     if let (Some(signer), Ok(ev)) = (
         signer,
         crate::time::evidence::TimeEvidence::from_der_bounded(&b.evidence_der),
@@ -603,7 +674,6 @@ pub(super) async fn timestamp(
     node: &Arc<Node>,
     request_der: &[u8],
 ) -> Result<Vec<u8>, IssueFailure> {
-    let started = std::time::Instant::now();
     let (coordinator, own) = {
         let s = node.state();
         match (&s.key, &s.coordinator, &s.cluster) {
@@ -616,6 +686,17 @@ pub(super) async fn timestamp(
             }
         }
     };
+    crate::with_suite!(coordinator, S, c => timestamp_with::<S>(node, c, own, request_der).await)
+}
+
+/// [`timestamp`] with the epoch's coordinator, of suite `S`.
+async fn timestamp_with<S: Hold>(
+    node: &Arc<Node>,
+    coordinator: Arc<crate::threshold::coordinator::Coordinator<Arc<dyn crate::clock::Clock>, S>>,
+    own: u16,
+    request_der: &[u8],
+) -> Result<Vec<u8>, IssueFailure> {
+    let started = std::time::Instant::now();
     // Reject bad requests before involving any signer or time server.
     let accepted = crate::tsp::request::parse(request_der, coordinator.profile())
         .map_err(|r| failure(r, Vec::new()))?;
@@ -629,11 +710,11 @@ pub(super) async fn timestamp(
     let mut backing: Option<super::time::Backing> = None;
     let t = coordinator.threshold();
     let candidates = candidates(node, own);
-    let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
+    let mut excluded: Vec<(u16, Exclusion)> = Vec::new();
     let mut out: BTreeSet<u16> = BTreeSet::new();
     loop {
         let mut failed = Vec::new();
-        let round1 = gather_commitments(node, &candidates, own, t, &mut out, &mut failed)
+        let round1 = gather_commitments::<S>(node, &candidates, own, t, &mut out, &mut failed)
             .await
             .map_err(|e| failure(SystemFailure::internal(e), Vec::new()))?;
         excluded.extend(failed.into_iter().map(|(id, e)| (id, exclusion(e))));
@@ -652,7 +733,7 @@ pub(super) async fn timestamp(
             };
             match got {
                 Ok(b) => {
-                    own_signer_knows(node, &leaf, &b);
+                    own_signer_knows::<S>(node, &leaf, &b);
                     backing = Some(b);
                 }
                 Err(e) => {
@@ -705,7 +786,7 @@ pub(super) async fn timestamp(
                     forget_on_unknown(node, c, &e);
                     node.refuse(format!("signer node {c} gave no share: {e}"));
                     out.insert(c);
-                    excluded.push((id, exclusion(e)));
+                    excluded.push((c, exclusion(e)));
                 }
             }
         }
@@ -733,8 +814,8 @@ pub(super) async fn timestamp(
                             "node {c} returned an invalid signature share: excluded"
                         ));
                         out.insert(c);
+                        excluded.push((c, Exclusion::InvalidShare));
                     }
-                    excluded.push((id, Exclusion::InvalidShare));
                 }
             }
             Err(Finish::Failed(r)) => return Err(failure(r, excluded)),

@@ -8,16 +8,16 @@
 //! by another; a signer that returns an invalid share is named and excluded.
 
 use crate::clock::Clock;
-use crate::threshold::frost;
 use crate::threshold::keys::GroupKey;
 use crate::threshold::signer::{Refusal, SignRequest, Signer, SigningProposal};
+use crate::threshold::suite::{Secp256K1Sha256, Suite};
 use crate::tsp::request::{self, Rejection, SystemFailure};
 use crate::tsp::time::GenTime;
-use crate::tsp::token::{self, CertIdentity, Serial, FROST_SIGNATURE_LEN};
+use crate::tsp::token::{self, CertIdentity, Serial};
 use crate::tsp::TsaProfile;
-use frost::round1::SigningCommitments;
-use frost::round2::SignatureShare;
-use frost::Identifier;
+use frost_core::round1::SigningCommitments;
+use frost_core::round2::SignatureShare;
+use frost_core::Identifier;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a peer gave no share.
@@ -32,32 +32,32 @@ pub enum PeerError {
 }
 
 /// A signer as the coordinator sees it, whatever the transport.
-pub trait SignerPeer {
+pub trait SignerPeer<S: Suite = Secp256K1Sha256> {
     /// The signer's FROST identifier.
-    fn identifier(&self) -> Identifier;
+    fn identifier(&self) -> Identifier<S>;
     /// Round 1: fresh commitments.
-    fn commit(&self) -> Result<SigningCommitments, PeerError>;
+    fn commit(&self) -> Result<SigningCommitments<S>, PeerError>;
     /// Round 2: a signature share for `req`.
-    fn sign(&self, req: &SignRequest) -> Result<SignatureShare, PeerError>;
+    fn sign(&self, req: &SignRequest<S>) -> Result<SignatureShare<S>, PeerError>;
 }
 
 /// An in-process signer (tests, benchmarks, the local demo). Randomness for
 /// commitments comes from the operating system.
-impl<C: Clock> SignerPeer for Signer<C> {
-    fn identifier(&self) -> Identifier {
+impl<C: Clock, S: Suite> SignerPeer<S> for Signer<C, S> {
+    fn identifier(&self) -> Identifier<S> {
         Signer::identifier(self)
     }
-    fn commit(&self) -> Result<SigningCommitments, PeerError> {
+    fn commit(&self) -> Result<SigningCommitments<S>, PeerError> {
         Signer::commit(self, &mut rand_core::OsRng).map_err(PeerError::Refused)
     }
-    fn sign(&self, req: &SignRequest) -> Result<SignatureShare, PeerError> {
+    fn sign(&self, req: &SignRequest<S>) -> Result<SignatureShare<S>, PeerError> {
         Signer::sign(self, req).map_err(PeerError::Refused)
     }
 }
 
 /// A token and how it was made.
 #[derive(Clone, Debug)]
-pub struct Issued {
+pub struct Issued<S: Suite = Secp256K1Sha256> {
     /// The token (ContentInfo DER).
     pub token: Vec<u8>,
     /// The granted TimeStampResp DER.
@@ -67,9 +67,9 @@ pub struct Issued {
     /// Serial number in the token.
     pub serial: Serial,
     /// The signers whose shares were aggregated.
-    pub signers: Vec<Identifier>,
+    pub signers: Vec<Identifier<S>>,
     /// Peers that were skipped, with the reason (for logs and metrics).
-    pub excluded: Vec<(Identifier, Exclusion)>,
+    pub excluded: Vec<(Identifier<S>, Exclusion)>,
 }
 
 /// Why a peer was left out of a signing.
@@ -101,25 +101,25 @@ pub struct IssueFailure {
     pub rejection: Rejection,
     /// The rejection response DER.
     pub response: Vec<u8>,
-    /// Peers left out and why.
-    pub excluded: Vec<(Identifier, Exclusion)>,
+    /// Peers left out and why, by node index.
+    pub excluded: Vec<(u16, Exclusion)>,
 }
 
 /// Issues tokens with t of the given peers.
 #[derive(Debug)]
-pub struct Coordinator<C> {
+pub struct Coordinator<C, S: Suite = Secp256K1Sha256> {
     profile: TsaProfile,
-    group: GroupKey,
+    group: GroupKey<S>,
     cert: CertIdentity,
     threshold: usize,
     clock: C,
 }
 
-impl<C: Clock> Coordinator<C> {
+impl<C: Clock, S: Suite> Coordinator<C, S> {
     /// A coordinator for `group` with TSA certificate `cert`.
     pub fn new(
         profile: TsaProfile,
-        group: GroupKey,
+        group: GroupKey<S>,
         cert: CertIdentity,
         threshold: u16,
         clock: C,
@@ -168,7 +168,7 @@ impl<C: Clock> Coordinator<C> {
             evidence_der: b.evidence_der,
             accuracy_secs: b.claim.accuracy_secs,
         });
-        let content = token::build_signed_content(
+        let content = token::build_signed_content::<S>(
             &self.profile,
             &self.cert,
             &accepted,
@@ -207,16 +207,16 @@ impl<C: Clock> Coordinator<C> {
     pub fn finish(
         &self,
         p: &Prepared,
-        commitments: BTreeMap<Identifier, SigningCommitments>,
-        shares: &BTreeMap<Identifier, SignatureShare>,
-    ) -> Result<(Vec<u8>, Vec<u8>), Finish> {
+        commitments: BTreeMap<Identifier<S>, SigningCommitments<S>>,
+        shares: &BTreeMap<Identifier<S>, SignatureShare<S>>,
+    ) -> Result<(Vec<u8>, Vec<u8>), Finish<S>> {
         let sig_bytes = aggregate_checked(&self.group, commitments, &p.message, shares)?;
         let certs = if p.accepted.cert_req() {
             vec![self.cert.der().to_vec()]
         } else {
             Vec::new()
         };
-        let token = token::assemble(&p.content, &self.cert, &certs, &sig_bytes)
+        let token = token::assemble::<S>(&p.content, &self.cert, &certs, &sig_bytes)
             .map_err(|e| Finish::Failed(SystemFailure::internal(e)))?;
         let response = crate::tsp::response::granted(&token)
             .map_err(|e| Finish::Failed(SystemFailure::internal(e)))?;
@@ -228,15 +228,15 @@ impl<C: Clock> Coordinator<C> {
     pub fn issue(
         &self,
         request_der: &[u8],
-        peers: &[&dyn SignerPeer],
+        peers: &[&dyn SignerPeer<S>],
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<Issued, IssueFailure> {
+    ) -> Result<Issued<S>, IssueFailure> {
         let prepared = self.prepare(request_der, None, rng)?;
-        let mut excluded: Vec<(Identifier, Exclusion)> = Vec::new();
-        let mut out: BTreeSet<Identifier> = BTreeSet::new();
+        let mut excluded: Vec<(Identifier<S>, Exclusion)> = Vec::new();
+        let mut out: BTreeSet<Identifier<S>> = BTreeSet::new();
         loop {
             // Round 1: commitments from the first t peers still in play.
-            let mut chosen: Vec<&dyn SignerPeer> = Vec::new();
+            let mut chosen: Vec<&dyn SignerPeer<S>> = Vec::new();
             let mut commitments = BTreeMap::new();
             for p in peers.iter().copied() {
                 if chosen.len() == self.threshold {
@@ -259,7 +259,7 @@ impl<C: Clock> Coordinator<C> {
             }
             if chosen.len() < self.threshold {
                 let reason = no_quorum_reason(chosen.len(), self.threshold, &excluded);
-                return Err(failure(reason, excluded));
+                return Err(failure(reason, by_index(excluded)));
             }
             // Round 2: shares.
             let req = SignRequest {
@@ -299,10 +299,28 @@ impl<C: Clock> Coordinator<C> {
                         excluded.push((c, Exclusion::InvalidShare));
                     }
                 }
-                Err(Finish::Failed(r)) => return Err(failure(r, excluded)),
+                Err(Finish::Failed(r)) => return Err(failure(r, by_index(excluded))),
             }
         }
     }
+}
+
+/// The node index of a FROST identifier made from one (RFC 9591 identifiers are
+/// the scalars 1..=n here).
+pub fn index_of<S: Suite>(id: &Identifier<S>) -> Option<u16> {
+    (1..=u16::MAX).take(255).find(|i| {
+        Identifier::<S>::try_from(*i)
+            .map(|x| x == *id)
+            .unwrap_or(false)
+    })
+}
+
+/// Exclusions by node index.
+pub fn by_index<S: Suite>(excluded: Vec<(Identifier<S>, Exclusion)>) -> Vec<(u16, Exclusion)> {
+    excluded
+        .into_iter()
+        .map(|(id, e)| (index_of(&id).unwrap_or(0), e))
+        .collect()
 }
 
 /// Time evidence for one request and what it gives (see [`Coordinator::prepare`]).
@@ -333,27 +351,28 @@ pub struct Prepared {
 
 /// Why [`Coordinator::finish`] produced no token.
 #[derive(Debug, Clone)]
-pub enum Finish {
+pub enum Finish<S: Suite = Secp256K1Sha256> {
     /// These signers returned invalid shares (RFC 9591 §5.4): exclude and retry.
-    Cheaters(Vec<Identifier>),
+    Cheaters(Vec<Identifier<S>>),
     /// Anything else.
     Failed(Rejection),
 }
 
 /// RFC 9591 §5.3 `aggregate` with cheater detection (§5.4), then verification of
-/// the result under the group key: the 65-byte signature, or the culprits.
-pub fn aggregate_checked(
-    group: &GroupKey,
-    commitments: BTreeMap<Identifier, SigningCommitments>,
+/// the result under the group key: the serialized signature (65 bytes for secp256k1,
+/// the 64-byte RFC 8032 signature for Ed25519), or the culprits.
+pub fn aggregate_checked<S: Suite>(
+    group: &GroupKey<S>,
+    commitments: BTreeMap<Identifier<S>, SigningCommitments<S>>,
     message: &[u8],
-    shares: &BTreeMap<Identifier, SignatureShare>,
-) -> Result<[u8; FROST_SIGNATURE_LEN], Finish> {
-    let package = frost::SigningPackage::new(commitments, message);
-    let sig = frost::aggregate_custom(
+    shares: &BTreeMap<Identifier<S>, SignatureShare<S>>,
+) -> Result<Vec<u8>, Finish<S>> {
+    let package = frost_core::SigningPackage::new(commitments, message);
+    let sig = frost_core::aggregate_custom(
         &package,
         shares,
         group.package(),
-        frost::CheaterDetection::AllCheaters,
+        frost_core::CheaterDetection::AllCheaters,
     )
     .map_err(|e| {
         let culprits = e.culprits();
@@ -370,12 +389,12 @@ pub fn aggregate_checked(
     // `aggregate_checked_verifies_what_it_returns` (tests/signer.rs) holds frost-core to it.
     sig.serialize()
         .ok()
-        .and_then(|v| v.try_into().ok())
+        .filter(|v| v.len() == S::SIGNATURE_LEN)
         .ok_or_else(|| Finish::Failed(SystemFailure::internal("signature encoding")))
 }
 
 /// An [`IssueFailure`] with its rejection response.
-pub fn failure(rejection: Rejection, excluded: Vec<(Identifier, Exclusion)>) -> IssueFailure {
+pub fn failure(rejection: Rejection, excluded: Vec<(u16, Exclusion)>) -> IssueFailure {
     let response = crate::tsp::response::rejected(&rejection).unwrap_or_default();
     IssueFailure {
         rejection,
@@ -395,11 +414,7 @@ pub fn exclusion(e: PeerError) -> Exclusion {
 /// The client-facing reason when fewer than t signers would sign: a request
 /// every signer refused is the client's fault; disagreement about time is
 /// `timeNotAvailable`; anything else is a system failure.
-pub fn no_quorum_reason(
-    have: usize,
-    need: usize,
-    excluded: &[(Identifier, Exclusion)],
-) -> Rejection {
+pub fn no_quorum_reason<K>(have: usize, need: usize, excluded: &[(K, Exclusion)]) -> Rejection {
     let refusals: Vec<&Refusal> = excluded
         .iter()
         .filter_map(|(_, e)| match e {

@@ -1,10 +1,13 @@
 //! Key material. Secrets are `ZeroizeOnDrop` (through frost's `KeyPackage`) and
 //! print as `<redacted>`; nothing here implements `Serialize` for secret parts.
+//!
+//! Every type is generic over the epoch's [`Suite`], FROST(secp256k1, SHA-256) by
+//! default.
 
-use crate::threshold::frost;
+use crate::threshold::suite::{Secp256K1Sha256, Suite};
 use core::fmt;
-use frost::keys::{KeyPackage, PublicKeyPackage};
-use frost::{Identifier, Signature, VerifyingKey};
+use frost_core::keys::{KeyPackage, PublicKeyPackage};
+use frost_core::{Identifier, Signature, VerifyingKey};
 use std::collections::BTreeMap;
 
 /// Errors from key generation and key handling.
@@ -12,29 +15,35 @@ use std::collections::BTreeMap;
 pub enum KeyError {
     /// A FROST operation failed.
     #[error("FROST: {0}")]
-    Frost(#[from] frost::Error),
+    Frost(String),
     /// Parameters out of range.
     #[error("invalid parameters: {0}")]
     Parameters(String),
 }
 
-/// One participant's signing share and the public data needed to sign with it.
-/// Lives only in memory; zeroized on drop; never serialized.
-pub struct KeyShare {
-    inner: KeyPackage,
+impl<C: frost_core::Ciphersuite> From<frost_core::Error<C>> for KeyError {
+    fn from(e: frost_core::Error<C>) -> Self {
+        Self::Frost(e.to_string())
+    }
 }
 
-impl KeyShare {
+/// One participant's signing share and the public data needed to sign with it.
+/// Lives only in memory; zeroized on drop; never serialized.
+pub struct KeyShare<S: Suite = Secp256K1Sha256> {
+    inner: KeyPackage<S>,
+}
+
+impl<S: Suite> KeyShare<S> {
     /// Wrap a frost key package (from DKG part 3, repair, or a test dealer).
-    pub fn new(inner: KeyPackage) -> Self {
+    pub fn new(inner: KeyPackage<S>) -> Self {
         Self { inner }
     }
     /// This share's identifier.
-    pub fn identifier(&self) -> Identifier {
+    pub fn identifier(&self) -> Identifier<S> {
         *self.inner.identifier()
     }
     /// The FROST key package (crate-internal: signing only).
-    pub(crate) fn package(&self) -> &KeyPackage {
+    pub(crate) fn package(&self) -> &KeyPackage<S> {
         &self.inner
     }
     /// The threshold t.
@@ -43,9 +52,10 @@ impl KeyShare {
     }
 }
 
-impl fmt::Debug for KeyShare {
+impl<S: Suite> fmt::Debug for KeyShare<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyShare")
+            .field("suite", &S::SUITE)
             .field("identifier", &hex::encode(self.identifier().serialize()))
             .field("signing_share", &"<redacted>")
             .finish()
@@ -55,26 +65,48 @@ impl fmt::Debug for KeyShare {
 /// The group's public key package: group verifying key and every participant's
 /// verifying share.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupKey {
-    inner: PublicKeyPackage,
+pub struct GroupKey<S: Suite = Secp256K1Sha256> {
+    inner: PublicKeyPackage<S>,
 }
 
-impl GroupKey {
+impl<S: Suite> GroupKey<S> {
     /// Wrap a frost public key package.
-    pub fn new(inner: PublicKeyPackage) -> Self {
+    pub fn new(inner: PublicKeyPackage<S>) -> Self {
         Self { inner }
     }
     /// The frost public key package.
-    pub fn package(&self) -> &PublicKeyPackage {
+    pub fn package(&self) -> &PublicKeyPackage<S> {
         &self.inner
     }
     /// The group verifying key.
-    pub fn verifying_key(&self) -> &VerifyingKey {
+    pub fn verifying_key(&self) -> &VerifyingKey<S> {
         self.inner.verifying_key()
     }
+    /// The group key in its RFC 9591 serialization (`SerializeElement`: secp256k1 SEC1
+    /// compressed, 33 bytes; Ed25519 the 32-byte RFC 8032 public key): how peer
+    /// messages, `/status` and the evidence bundle name it.
+    pub fn key_bytes(&self) -> Result<Vec<u8>, KeyError> {
+        Ok(self.inner.verifying_key().serialize()?)
+    }
+    /// The SubjectPublicKeyInfo of the group key, as the TSA certificate carries it.
+    pub fn spki(&self) -> Result<spki::SubjectPublicKeyInfoOwned, KeyError> {
+        S::spki(self.verifying_key())
+            .ok_or_else(|| KeyError::Parameters("group key has no SubjectPublicKeyInfo".into()))
+    }
+    /// The group verifying key, tagged with its suite.
+    pub fn public(&self) -> crate::threshold::suite::GroupPublicKey {
+        S::public(self.verifying_key())
+    }
+    /// Verify a serialized FROST signature over `message` under the group key.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        verify_frost(self.verifying_key(), message, signature)
+    }
+}
+
+impl GroupKey<Secp256K1Sha256> {
     /// The group key as a SEC1 compressed point (33 bytes).
     pub fn to_sec1_compressed(&self) -> Result<Vec<u8>, KeyError> {
-        Ok(self.inner.verifying_key().serialize()?)
+        self.key_bytes()
     }
     /// The group key as an uncompressed SEC1 point (65 bytes), the form used in
     /// the TSA certificate's SubjectPublicKeyInfo.
@@ -89,16 +121,13 @@ impl GroupKey {
                 .to_vec(),
         )
     }
-    /// Verify a 65-byte FROST signature over `message` under the group key.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        verify_frost(self.verifying_key(), message, signature)
-    }
 }
 
-/// RFC 9591 §6.5 verification of a serialized signature (R ‖ z) under `key`.
+/// RFC 9591 verification of a serialized signature (R ‖ z) under `key`: §6.5 for
+/// secp256k1, §6.1 (which is RFC 8032 Ed25519 verification) for Ed25519.
 /// This is the check every frostamp token's signature gets.
-pub fn verify_frost(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
-    Signature::deserialize(signature)
+pub fn verify_frost<S: Suite>(key: &VerifyingKey<S>, message: &[u8], signature: &[u8]) -> bool {
+    Signature::<S>::deserialize(signature)
         .map(|sig| key.verify(message, &sig).is_ok())
         .unwrap_or(false)
 }
@@ -117,7 +146,7 @@ pub fn is_secp256k1_spki(spki: &spki::SubjectPublicKeyInfoOwned) -> bool {
 
 /// A verifying key from a SEC1 point (compressed or uncompressed) as found in an
 /// id-ecPublicKey/secp256k1 SubjectPublicKeyInfo.
-pub fn verifying_key_from_sec1(point: &[u8]) -> Option<VerifyingKey> {
+pub fn verifying_key_from_sec1(point: &[u8]) -> Option<VerifyingKey<Secp256K1Sha256>> {
     let pk = k256::PublicKey::from_sec1_bytes(point).ok()?;
     let compressed = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, true);
     VerifyingKey::deserialize(compressed.as_bytes()).ok()
@@ -133,13 +162,22 @@ pub fn dkg_in_process(
     t: u16,
     rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
 ) -> Result<(Vec<KeyShare>, GroupKey), KeyError> {
-    use frost::keys::dkg;
+    dkg_in_process_for::<Secp256K1Sha256>(n, t, rng)
+}
+
+/// [`dkg_in_process`] for the ciphersuite `S`.
+pub fn dkg_in_process_for<S: Suite>(
+    n: u16,
+    t: u16,
+    rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+) -> Result<(Vec<KeyShare<S>>, GroupKey<S>), KeyError> {
+    use frost_core::keys::dkg;
     if t < 2 || t > n {
         return Err(KeyError::Parameters(format!(
             "need 2 <= t <= n, got t={t} n={n}"
         )));
     }
-    let ids: Vec<Identifier> = (1..=n)
+    let ids: Vec<Identifier<S>> = (1..=n)
         .map(Identifier::try_from)
         .collect::<Result<_, _>>()?;
     let mut r1_secret = BTreeMap::new();
@@ -150,7 +188,7 @@ pub fn dkg_in_process(
         r1_public.insert(*id, p);
     }
     let mut r2_secret = BTreeMap::new();
-    let mut r2_out: BTreeMap<Identifier, BTreeMap<Identifier, dkg::round2::Package>> =
+    let mut r2_out: BTreeMap<Identifier<S>, BTreeMap<Identifier<S>, dkg::round2::Package<S>>> =
         BTreeMap::new();
     for id in &ids {
         let others: BTreeMap<_, _> = r1_public
@@ -197,6 +235,8 @@ pub fn dkg_in_process(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::threshold::frost;
+    use crate::threshold::suite::Ed25519Sha512;
 
     #[test]
     fn debug_of_share_holds_no_key_bytes() {
@@ -238,5 +278,44 @@ mod tests {
         let vk = verifying_key_from_sec1(&group.to_sec1_uncompressed().unwrap()).unwrap();
         assert_eq!(&vk, group.verifying_key());
         assert!(dkg_in_process(5, 6, &mut rng).is_err());
+    }
+
+    /// The same generic code for FROST(Ed25519, SHA-512): the aggregate is a 64-byte
+    /// RFC 8032 signature that `ring` (an independent Ed25519) verifies.
+    #[test]
+    fn ed25519_dkg_group_key_signs_plain_ed25519() {
+        let mut rng = rand::thread_rng();
+        let (shares, group) = dkg_in_process_for::<Ed25519Sha512>(5, 3, &mut rng).unwrap();
+        let signers = &shares[1..4];
+        let mut nonces = BTreeMap::new();
+        let mut commitments = BTreeMap::new();
+        for s in signers {
+            let (n, c) = frost_core::round1::commit(s.package().signing_share(), &mut rng);
+            nonces.insert(s.identifier(), n);
+            commitments.insert(s.identifier(), c);
+        }
+        let pkg = frost_core::SigningPackage::new(commitments, b"msg");
+        let mut sig_shares = BTreeMap::new();
+        for s in signers {
+            sig_shares.insert(
+                s.identifier(),
+                frost_core::round2::sign(&pkg, &nonces[&s.identifier()], s.package()).unwrap(),
+            );
+        }
+        let sig = frost_core::aggregate(&pkg, &sig_shares, group.package()).unwrap();
+        let bytes = sig.serialize().unwrap();
+        assert_eq!(bytes.len(), 64);
+        assert!(group.verify(b"msg", &bytes));
+        let pk = group.key_bytes().unwrap();
+        let ring_key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &pk);
+        assert!(ring_key.verify(b"msg", &bytes).is_ok());
+        assert!(ring_key.verify(b"msh", &bytes).is_err());
+        let spki = group.spki().unwrap();
+        assert_eq!(spki.algorithm.oid, crate::oid::std_oids::ED25519);
+        assert_eq!(
+            Ed25519Sha512::verifying_key_from_spki(&spki).as_ref(),
+            Some(group.verifying_key())
+        );
+        assert!(Secp256K1Sha256::verifying_key_from_spki(&spki).is_none());
     }
 }

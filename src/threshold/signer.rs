@@ -11,17 +11,17 @@
 //! message.
 
 use crate::clock::Clock;
-use crate::threshold::frost;
 use crate::threshold::keys::{GroupKey, KeyShare};
+use crate::threshold::suite::{Secp256K1Sha256, Suite};
 use crate::time::evidence::{self, TimeEvidence, TimePolicy};
 use crate::tsp::request::{self, Rejection};
 use crate::tsp::time::GenTime;
 use crate::tsp::token::{self, CertIdentity, Serial, TimeBacking};
 use crate::tsp::TsaProfile;
 use core::fmt;
-use frost::round1::SigningCommitments;
-use frost::round2::SignatureShare;
-use frost::Identifier;
+use frost_core::round1::SigningCommitments;
+use frost_core::round2::SignatureShare;
+use frost_core::Identifier;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
@@ -46,65 +46,98 @@ pub enum Owner {
     Peer(u16),
 }
 
-/// Length of [`EncodedCommitments`]: two SEC1-compressed secp256k1 points.
+/// Length of the longest [`EncodedCommitments`]: two SEC1-compressed secp256k1 points
+/// (66 bytes). Two Ed25519 points take 64; in a [`CommitmentKey`] they are followed
+/// by two zero bytes, which never go on the wire.
 pub const COMMITMENTS_LEN: usize = 66;
 
-/// A signer's nonce commitments together with their encoding, hiding ‖ binding, each a
-/// SEC1-compressed point (RFC 9591 §4.1's `SerializeElement`), computed or parsed once:
-/// every compressed point costs k256 a field inversion to write and a square root to
-/// read, so the node keeps the bytes next to the value instead of encoding again for
-/// each peer and for its nonce store (issue 15).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EncodedCommitments {
-    bytes: [u8; COMMITMENTS_LEN],
-    value: SigningCommitments,
+/// Encoded commitments in a fixed-size array (the nonce store's key): the suite's
+/// `2 × ELEMENT_LEN` bytes, then zeros.
+pub type CommitmentKey = [u8; COMMITMENTS_LEN];
+
+/// The wire length of one suite's encoded commitments.
+pub fn commitments_len<S: Suite>() -> usize {
+    2 * S::ELEMENT_LEN
 }
 
-impl EncodedCommitments {
+/// A signer's nonce commitments together with their encoding, hiding ‖ binding, each
+/// in RFC 9591 §4.1's `SerializeElement` (secp256k1: SEC1 compressed; Ed25519: 32
+/// bytes), computed or parsed once: every compressed secp256k1 point costs k256 a
+/// field inversion to write and a square root to read, so the node keeps the bytes
+/// next to the value instead of encoding again for each peer and for its nonce store
+/// (issue 15).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedCommitments<S: Suite = Secp256K1Sha256> {
+    bytes: CommitmentKey,
+    value: SigningCommitments<S>,
+}
+
+impl<S: Suite> EncodedCommitments<S> {
     /// Encode `value` (two point serializations).
-    pub fn encode(value: SigningCommitments) -> Result<Self, frost::Error> {
+    pub fn encode(value: SigningCommitments<S>) -> Result<Self, frost_core::Error<S>> {
         let mut bytes = [0u8; COMMITMENTS_LEN];
-        let (hiding, binding) = bytes.split_at_mut(COMMITMENTS_LEN / 2);
-        copy_exact(hiding, &value.hiding().serialize()?)?;
-        copy_exact(binding, &value.binding().serialize()?)?;
+        let (hiding, rest) = bytes.split_at_mut(S::ELEMENT_LEN);
+        let binding = rest
+            .get_mut(..S::ELEMENT_LEN)
+            .ok_or(frost_core::Error::SerializationError)?;
+        copy_exact::<S>(hiding, &value.hiding().serialize()?)?;
+        copy_exact::<S>(binding, &value.binding().serialize()?)?;
         Ok(Self { bytes, value })
     }
 
-    /// Parse `bytes` (two point decompressions; anything but two compressed points on
-    /// the curve is refused).
-    pub fn decode(bytes: &[u8; COMMITMENTS_LEN]) -> Result<Self, frost::Error> {
-        let (hiding, binding) = bytes.split_at(COMMITMENTS_LEN / 2);
-        // Only the compressed form (tag 2 or 3), which k256 reads canonically: the SEC1
-        // compact form (tag 5) would be a second encoding of the same point.
-        let compressed = |point: &[u8]| matches!(point.first(), Some(2 | 3));
-        if !compressed(hiding) || !compressed(binding) {
-            return Err(frost::GroupError::MalformedElement.into());
+    /// Parse the suite's `2 × ELEMENT_LEN` bytes (two point decodings; anything but two
+    /// valid points in the suite's one accepted encoding is refused).
+    pub fn decode(bytes: &[u8]) -> Result<Self, frost_core::Error<S>> {
+        let n = S::ELEMENT_LEN;
+        if bytes.len() != 2 * n {
+            return Err(frost_core::Error::SerializationError);
+        }
+        let (hiding, binding) = bytes.split_at(n);
+        if !S::canonical_element(hiding) || !S::canonical_element(binding) {
+            return Err(frost_core::GroupError::MalformedElement.into());
         }
         let value = SigningCommitments::new(
-            frost::round1::NonceCommitment::deserialize(hiding)?,
-            frost::round1::NonceCommitment::deserialize(binding)?,
+            frost_core::round1::NonceCommitment::deserialize(hiding)?,
+            frost_core::round1::NonceCommitment::deserialize(binding)?,
         );
-        Ok(Self {
-            bytes: *bytes,
-            value,
-        })
+        let mut key = [0u8; COMMITMENTS_LEN];
+        copy_exact::<S>(
+            key.get_mut(..2 * n)
+                .ok_or(frost_core::Error::SerializationError)?,
+            bytes,
+        )?;
+        Ok(Self { bytes: key, value })
     }
 
-    /// The encoding.
-    pub fn bytes(&self) -> &[u8; COMMITMENTS_LEN] {
+    /// Parse a [`CommitmentKey`] (its padding must be zero).
+    pub fn decode_key(key: &CommitmentKey) -> Result<Self, frost_core::Error<S>> {
+        let (used, pad) = key.split_at(2 * S::ELEMENT_LEN);
+        if pad.iter().any(|b| *b != 0) {
+            return Err(frost_core::Error::SerializationError);
+        }
+        Self::decode(used)
+    }
+
+    /// The encoding as the wire carries it (`2 × ELEMENT_LEN` bytes).
+    pub fn encoded(&self) -> &[u8] {
+        self.bytes.get(..2 * S::ELEMENT_LEN).unwrap_or(&self.bytes)
+    }
+
+    /// The encoding in a fixed-size array (zero padded).
+    pub fn bytes(&self) -> &CommitmentKey {
         &self.bytes
     }
 
     /// The commitments.
-    pub fn value(&self) -> &SigningCommitments {
+    pub fn value(&self) -> &SigningCommitments<S> {
         &self.value
     }
 }
 
 /// `src` into `dst`, which must be exactly as long.
-fn copy_exact(dst: &mut [u8], src: &[u8]) -> Result<(), frost::Error> {
+fn copy_exact<S: Suite>(dst: &mut [u8], src: &[u8]) -> Result<(), frost_core::Error<S>> {
     if dst.len() != src.len() {
-        return Err(frost::Error::SerializationError);
+        return Err(frost_core::Error::SerializationError);
     }
     dst.copy_from_slice(src);
     Ok(())
@@ -112,14 +145,22 @@ fn copy_exact(dst: &mut [u8], src: &[u8]) -> Result<(), frost::Error> {
 
 /// Outstanding nonces of one owner, oldest first, under the encoding of their
 /// commitments.
-#[derive(Default)]
-struct OwnerNonces {
-    order: VecDeque<[u8; COMMITMENTS_LEN]>,
-    live: HashMap<[u8; COMMITMENTS_LEN], SignerNonces>,
+struct OwnerNonces<S: Suite> {
+    order: VecDeque<CommitmentKey>,
+    live: HashMap<CommitmentKey, SignerNonces<S>>,
 }
 
-impl OwnerNonces {
-    fn insert(&mut self, key: [u8; COMMITMENTS_LEN], nonces: SignerNonces) {
+impl<S: Suite> Default for OwnerNonces<S> {
+    fn default() -> Self {
+        Self {
+            order: VecDeque::new(),
+            live: HashMap::new(),
+        }
+    }
+}
+
+impl<S: Suite> OwnerNonces<S> {
+    fn insert(&mut self, key: CommitmentKey, nonces: SignerNonces<S>) {
         while self.live.len() >= MAX_OUTSTANDING_NONCES {
             match self.order.pop_front() {
                 Some(old) => {
@@ -188,11 +229,11 @@ impl SigningProposal {
 /// A proposal plus the commitments of the chosen signers (the SigningPackage
 /// minus the message, which each signer builds).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignRequest {
+pub struct SignRequest<S: Suite = Secp256K1Sha256> {
     /// What to sign.
     pub proposal: SigningProposal,
     /// Commitments of every participant in this signing (including the recipient).
-    pub commitments: BTreeMap<Identifier, SigningCommitments>,
+    pub commitments: BTreeMap<Identifier<S>, SigningCommitments<S>>,
 }
 
 /// Why a signer refused to produce a share. Every variant is logged by the
@@ -263,6 +304,9 @@ pub enum Refusal {
         /// Allowed.
         tolerance_ms: u64,
     },
+    /// The coordinator's signing is for another ciphersuite than this signer's epoch.
+    #[error("{0}")]
+    Suite(String),
     /// Internal error.
     #[error("internal: {0}")]
     Internal(String),
@@ -270,50 +314,50 @@ pub enum Refusal {
 
 /// Single-use signing nonces (RFC 9591 §5.1). Not `Clone`, not serializable;
 /// consumed by value when signing; zeroized on drop (frost's `SigningNonces`).
-pub struct SignerNonces(frost::round1::SigningNonces);
+pub struct SignerNonces<S: Suite = Secp256K1Sha256>(frost_core::round1::SigningNonces<S>);
 
-impl SignerNonces {
+impl<S: Suite> SignerNonces<S> {
     /// Wrap frost nonces (from `round1::commit`, or fixed test-vector nonces).
-    pub fn new(inner: frost::round1::SigningNonces) -> Self {
+    pub fn new(inner: frost_core::round1::SigningNonces<S>) -> Self {
         Self(inner)
     }
     /// The public commitments to these nonces.
-    pub fn commitments(&self) -> SigningCommitments {
+    pub fn commitments(&self) -> SigningCommitments<S> {
         *self.0.commitments()
     }
 }
 
-impl fmt::Debug for SignerNonces {
+impl<S: Suite> fmt::Debug for SignerNonces<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SignerNonces(<redacted>)")
     }
 }
 
 /// RFC 9591 §5.1 `commit`: fresh single-use nonces for `share` and their public commitments.
-pub fn commit(
-    share: &KeyShare,
+pub fn commit<S: Suite>(
+    share: &KeyShare<S>,
     rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-) -> (SignerNonces, SigningCommitments) {
-    let (nonces, commitments) = frost::round1::commit(share.package().signing_share(), rng);
+) -> (SignerNonces<S>, SigningCommitments<S>) {
+    let (nonces, commitments) = frost_core::round1::commit(share.package().signing_share(), rng);
     (SignerNonces::new(nonces), commitments)
 }
 
 /// RFC 9591 §5.2 `sign`: a signature share over `message` with `nonces`, which are
 /// consumed. The single code path for every share frostamp produces.
-pub fn sign_share(
-    share: &KeyShare,
-    nonces: SignerNonces,
-    commitments: BTreeMap<Identifier, SigningCommitments>,
+pub fn sign_share<S: Suite>(
+    share: &KeyShare<S>,
+    nonces: SignerNonces<S>,
+    commitments: BTreeMap<Identifier<S>, SigningCommitments<S>>,
     message: &[u8],
-) -> Result<SignatureShare, frost::Error> {
-    let package = frost::SigningPackage::new(commitments, message);
-    frost::round2::sign(&package, &nonces.0, share.package())
+) -> Result<SignatureShare<S>, frost_core::Error<S>> {
+    let package = frost_core::SigningPackage::new(commitments, message);
+    frost_core::round2::sign(&package, &nonces.0, share.package())
 }
 
 /// One share holder.
-pub struct Signer<C> {
-    share: KeyShare,
-    group: GroupKey,
+pub struct Signer<C, S: Suite = Secp256K1Sha256> {
+    share: KeyShare<S>,
+    group: GroupKey<S>,
     profile: TsaProfile,
     cert: std::sync::RwLock<Option<CertIdentity>>,
     clock: C,
@@ -321,13 +365,13 @@ pub struct Signer<C> {
     /// Replies already checked, by (root, replies) digest: every request of a batch
     /// carries the same replies, so each signer verifies their signatures once per batch.
     checked_replies: Mutex<VecDeque<([u8; 32], evidence::TimeClaim)>>,
-    nonces: Mutex<HashMap<Owner, OwnerNonces>>,
+    nonces: Mutex<HashMap<Owner, OwnerNonces<S>>>,
 }
 
 /// How many batches' checked replies a signer remembers.
 const CHECKED_REPLIES_KEPT: usize = 64;
 
-impl<C> fmt::Debug for Signer<C> {
+impl<C, S: Suite> fmt::Debug for Signer<C, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
             .field("share", &self.share)
@@ -335,12 +379,12 @@ impl<C> fmt::Debug for Signer<C> {
     }
 }
 
-impl<C: Clock> Signer<C> {
+impl<C: Clock, S: Suite> Signer<C, S> {
     /// A signer for `share` of `group`, checking proposals against `profile`, the
     /// time rule and `clock`.
     pub fn new(
-        share: KeyShare,
-        group: GroupKey,
+        share: KeyShare<S>,
+        group: GroupKey<S>,
         profile: TsaProfile,
         clock: C,
         time: TimeRule,
@@ -358,27 +402,26 @@ impl<C: Clock> Signer<C> {
     }
 
     /// The key package, for share repair (RTS step 1) inside this crate only.
-    pub(crate) fn key_package(&self) -> &frost::keys::KeyPackage {
+    pub(crate) fn key_package(&self) -> &frost_core::keys::KeyPackage<S> {
         self.share.package()
     }
 
     /// This signer's identifier.
-    pub fn identifier(&self) -> Identifier {
+    pub fn identifier(&self) -> Identifier<S> {
         self.share.identifier()
     }
 
     /// The group key.
-    pub fn group(&self) -> &GroupKey {
+    pub fn group(&self) -> &GroupKey<S> {
         &self.group
     }
 
-    /// Install the TSA certificate after checking that its key is the group key.
+    /// Install the TSA certificate after checking that its key is the group key, in
+    /// this suite's key type.
     pub fn install_certificate(&self, cert: CertIdentity) -> Result<(), Refusal> {
         let spki = &cert.certificate().tbs_certificate.subject_public_key_info;
-        let cert_key = crate::threshold::keys::verifying_key_from_sec1(cert.public_key_bytes());
-        let right_alg = crate::threshold::keys::is_secp256k1_spki(spki);
-        match cert_key {
-            Some(k) if right_alg && &k == self.group.verifying_key() => {}
+        match S::verifying_key_from_spki(spki) {
+            Some(k) if &k == self.group.verifying_key() => {}
             _ => return Err(Refusal::CertificateKeyMismatch),
         }
         *self
@@ -393,7 +436,7 @@ impl<C: Clock> Signer<C> {
     pub fn commit(
         &self,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<SigningCommitments, Refusal> {
+    ) -> Result<SigningCommitments<S>, Refusal> {
         self.commit_encoded(rng).map(|c| c.value)
     }
 
@@ -401,7 +444,7 @@ impl<C: Clock> Signer<C> {
     pub fn commit_encoded(
         &self,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<EncodedCommitments, Refusal> {
+    ) -> Result<EncodedCommitments<S>, Refusal> {
         let mut batch = self.commit_batch_encoded(Owner::Local, 1, rng)?;
         batch
             .pop()
@@ -415,7 +458,7 @@ impl<C: Clock> Signer<C> {
         owner: Owner,
         count: usize,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<Vec<SigningCommitments>, Refusal> {
+    ) -> Result<Vec<SigningCommitments<S>>, Refusal> {
         self.commit_batch_encoded(owner, count, rng)
             .map(|b| b.into_iter().map(|c| c.value).collect())
     }
@@ -427,7 +470,7 @@ impl<C: Clock> Signer<C> {
         owner: Owner,
         count: usize,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<Vec<EncodedCommitments>, Refusal> {
+    ) -> Result<Vec<EncodedCommitments<S>>, Refusal> {
         if count == 0 || count > MAX_COMMIT_BATCH {
             return Err(Refusal::Internal(format!(
                 "a commitment batch holds 1 to {MAX_COMMIT_BATCH}, not {count}"
@@ -467,8 +510,8 @@ impl<C: Clock> Signer<C> {
     fn take_nonces(
         &self,
         owner: Owner,
-        commitments: &BTreeMap<Identifier, SigningCommitments>,
-    ) -> Result<SignerNonces, Refusal> {
+        commitments: &BTreeMap<Identifier<S>, SigningCommitments<S>>,
+    ) -> Result<SignerNonces<S>, Refusal> {
         let own = commitments
             .get(&self.identifier())
             .ok_or(Refusal::NotSelected)?;
@@ -481,8 +524,8 @@ impl<C: Clock> Signer<C> {
     fn take_nonces_by_key(
         &self,
         owner: Owner,
-        key: &[u8; COMMITMENTS_LEN],
-    ) -> Result<SignerNonces, Refusal> {
+        key: &CommitmentKey,
+    ) -> Result<SignerNonces<S>, Refusal> {
         self.nonces
             .lock()
             .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
@@ -499,8 +542,8 @@ impl<C: Clock> Signer<C> {
         &self,
         owner: Owner,
         proposal: &SigningProposal,
-        list: &[(u16, [u8; COMMITMENTS_LEN])],
-    ) -> Result<SignatureShare, Refusal> {
+        list: &[(u16, CommitmentKey)],
+    ) -> Result<SignatureShare<S>, Refusal> {
         let me = self.identifier();
         let mut own = None;
         let mut others = Vec::with_capacity(list.len());
@@ -519,7 +562,8 @@ impl<C: Clock> Signer<C> {
         let mut commitments = BTreeMap::new();
         commitments.insert(me, nonces.commitments());
         for (id, bytes) in others {
-            let c = EncodedCommitments::decode(bytes).map_err(|e| Refusal::Frost(e.to_string()))?;
+            let c = EncodedCommitments::<S>::decode_key(bytes)
+                .map_err(|e| Refusal::Frost(e.to_string()))?;
             if commitments.insert(id, c.value).is_some() {
                 return Err(Refusal::Frost("an index listed twice".into()));
             }
@@ -533,9 +577,9 @@ impl<C: Clock> Signer<C> {
         &self,
         owner: Owner,
         proposal: &SigningProposal,
-        own: &EncodedCommitments,
-        commitments: BTreeMap<Identifier, SigningCommitments>,
-    ) -> Result<SignatureShare, Refusal> {
+        own: &EncodedCommitments<S>,
+        commitments: BTreeMap<Identifier<S>, SigningCommitments<S>>,
+    ) -> Result<SignatureShare<S>, Refusal> {
         if commitments.get(&self.identifier()) != Some(own.value()) {
             return Err(Refusal::NotSelected);
         }
@@ -545,10 +589,10 @@ impl<C: Clock> Signer<C> {
 
     fn sign_with_nonces(
         &self,
-        nonces: SignerNonces,
+        nonces: SignerNonces<S>,
         proposal: &SigningProposal,
-        commitments: BTreeMap<Identifier, SigningCommitments>,
-    ) -> Result<SignatureShare, Refusal> {
+        commitments: BTreeMap<Identifier<S>, SigningCommitments<S>>,
+    ) -> Result<SignatureShare<S>, Refusal> {
         self.check_threshold(&commitments)?;
         let message = self.check_and_build(proposal)?;
         sign_share(&self.share, nonces, commitments, &message)
@@ -557,7 +601,7 @@ impl<C: Clock> Signer<C> {
 
     /// Validate `req` and, if everything holds, produce this signer's share,
     /// with nonces committed to its own node ([`Owner::Local`]).
-    pub fn sign(&self, req: &SignRequest) -> Result<SignatureShare, Refusal> {
+    pub fn sign(&self, req: &SignRequest<S>) -> Result<SignatureShare<S>, Refusal> {
         self.sign_for(Owner::Local, req)
     }
 
@@ -567,14 +611,18 @@ impl<C: Clock> Signer<C> {
     /// The nonces for this signer's commitment are removed first, so a
     /// commitment is used at most once even if validation fails or the
     /// coordinator replays the request.
-    pub fn sign_for(&self, owner: Owner, req: &SignRequest) -> Result<SignatureShare, Refusal> {
+    pub fn sign_for(
+        &self,
+        owner: Owner,
+        req: &SignRequest<S>,
+    ) -> Result<SignatureShare<S>, Refusal> {
         let nonces = self.take_nonces(owner, &req.commitments)?;
         self.sign_with_nonces(nonces, &req.proposal, req.commitments.clone())
     }
 
     fn check_threshold(
         &self,
-        commitments: &BTreeMap<Identifier, SigningCommitments>,
+        commitments: &BTreeMap<Identifier<S>, SigningCommitments<S>>,
     ) -> Result<(), Refusal> {
         let threshold = self.share.min_signers();
         if commitments.len() < usize::from(threshold) {
@@ -592,9 +640,9 @@ impl<C: Clock> Signer<C> {
     pub(crate) fn sign_built(
         &self,
         owner: Owner,
-        commitments: &BTreeMap<Identifier, SigningCommitments>,
+        commitments: &BTreeMap<Identifier<S>, SigningCommitments<S>>,
         message: &[u8],
-    ) -> Result<SignatureShare, Refusal> {
+    ) -> Result<SignatureShare<S>, Refusal> {
         let nonces = self.take_nonces(owner, commitments)?;
         self.check_threshold(commitments)?;
         sign_share(&self.share, nonces, commitments.clone(), message)
@@ -665,7 +713,7 @@ impl<C: Clock> Signer<C> {
                 });
             }
         }
-        let content = token::build_signed_content(
+        let content = token::build_signed_content::<S>(
             &self.profile,
             cert,
             &accepted,

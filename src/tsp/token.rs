@@ -5,8 +5,16 @@
 //! accepted request, genTime, serial). Coordinator and signers call it with the
 //! same inputs and get the same bytes; a signer never signs bytes it did not
 //! build itself (DESIGN §2.6).
+//!
+//! Both are generic over the epoch's [`Suite`]: FROST(secp256k1, SHA-256) tokens carry
+//! digestAlgorithm SHA-256 and the project's FROST signature algorithm; FROST(Ed25519,
+//! SHA-512) tokens follow RFC 8419 §3.1 (digestAlgorithm id-sha512, the messageDigest
+//! attribute computed with SHA-512, signatureAlgorithm id-Ed25519 with absent
+//! parameters, the signature the 64-byte RFC 8032 one over the DER of the signed
+//! attributes). signingCertificateV2 names the certificate by SHA-256 in both.
 
 use crate::oid::{self, std_oids};
+use crate::threshold::suite::Suite;
 use crate::tsp::asn1::{
     algorithm, Attribute, ContentInfo, EncapsulatedContentInfo, EssCertIdV2, IssuerSerial,
     RawSetOf, SignedData, SignerInfo, SigningCertificateV2, TstInfo,
@@ -132,7 +140,7 @@ pub struct TimeBacking<'a> {
 
 /// TSTInfo and signed attributes for one token. With `time`, the accuracy is the
 /// evidence's and the evidence is a signed attribute; without, the profile's tolerance.
-pub fn build_signed_content(
+pub fn build_signed_content<S: Suite>(
     profile: &TsaProfile,
     cert: &CertIdentity,
     request: &AcceptedRequest,
@@ -162,16 +170,17 @@ pub fn build_signed_content(
         extensions: None,
     };
     let tst_info_der = tst.to_der()?;
-    let signed_attrs = signed_attributes(&tst_info_der, cert, time.map(|t| t.evidence_der))?;
+    let signed_attrs = signed_attributes::<S>(&tst_info_der, cert, time.map(|t| t.evidence_der))?;
     Ok(SignedContent {
         tst_info_der,
         signed_attrs,
     })
 }
 
-/// contentType, messageDigest (SHA-256 of the TSTInfo DER) and
-/// signingCertificateV2 with one ESSCertIDv2 (SHA-256, with issuerSerial).
-fn signed_attributes(
+/// contentType, messageDigest (the suite's digest of the TSTInfo DER: SHA-256, or
+/// SHA-512 for Ed25519) and signingCertificateV2 with one ESSCertIDv2 (SHA-256, with
+/// issuerSerial).
+fn signed_attributes<S: Suite>(
     tst_info_der: &[u8],
     cert: &CertIdentity,
     time_evidence_der: Option<&[u8]>,
@@ -192,7 +201,7 @@ fn signed_attributes(
         attribute(std_oids::ATTR_CONTENT_TYPE, &std_oids::CT_TST_INFO)?,
         attribute(
             std_oids::ATTR_MESSAGE_DIGEST,
-            &OctetString::new(Sha256::digest(tst_info_der).to_vec())?,
+            &OctetString::new(S::digest(tst_info_der))?,
         )?,
         attribute(std_oids::ATTR_SIGNING_CERTIFICATE_V2, &ess)?,
     ];
@@ -216,14 +225,22 @@ fn attribute(oid: der::asn1::ObjectIdentifier, value: &impl Encode) -> der::Resu
 ///
 /// `certificates` (DER) are included in the CertificateSet when non-empty; pass
 /// the TSA certificate when the request had certReq.
-pub fn assemble(
+pub fn assemble<S: Suite>(
     content: &SignedContent,
     cert: &CertIdentity,
     certificates: &[Vec<u8>],
-    signature: &[u8; FROST_SIGNATURE_LEN],
+    signature: &[u8],
 ) -> Result<Vec<u8>, TokenError> {
+    if signature.len() != S::SIGNATURE_LEN {
+        return Err(TokenError::Certificate(format!(
+            "a {} signature is {} bytes, not {}",
+            S::SUITE.rfc_name(),
+            S::SIGNATURE_LEN,
+            signature.len()
+        )));
+    }
     let tbs = &cert.cert.tbs_certificate;
-    let sha256 = algorithm(std_oids::SHA256);
+    let digest_alg = algorithm(S::digest_algorithm());
     let signer_info = SignerInfo {
         version: Int::new(&[1])?,
         sid: cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(
@@ -232,9 +249,9 @@ pub fn assemble(
                 serial_number: tbs.serial_number.clone(),
             },
         ),
-        digest_alg: sha256.clone(),
+        digest_alg: digest_alg.clone(),
         signed_attrs: Some(content.signed_attrs.clone()),
-        signature_algorithm: algorithm(oid::frost_secp256k1_sha256()),
+        signature_algorithm: algorithm(S::signature_algorithm()),
         signature: OctetString::new(signature.to_vec())?,
         unsigned_attrs: None,
     };
@@ -244,7 +261,7 @@ pub fn assemble(
         .collect::<Result<_, _>>()?;
     let signed_data = SignedData {
         version: Int::new(&[3])?,
-        digest_algorithms: RawSetOf::from_elements(&[sha256])?,
+        digest_algorithms: RawSetOf::from_elements(&[digest_alg])?,
         encap_content_info: EncapsulatedContentInfo {
             econtent_type: std_oids::CT_TST_INFO,
             econtent: Some(Any::encode_from(&OctetString::new(

@@ -9,6 +9,7 @@
 //! | RSASSA-PKCS1-v1_5 | `sha{1,256,384,512}WithRSAEncryption`, or `rsaEncryption` + digest | RFC 8017 §8.2, RFC 4055 §5, RFC 3370 §3.2 |
 //! | RSASSA-PSS | `id-RSASSA-PSS` with `RSASSA-PSS-params` (SHA-256/384/512, MGF1 with the same hash) | RFC 8017 §8.1, RFC 4055 §3.1 |
 //! | ECDSA | `ecdsa-with-SHA{256,384,512}`, or `id-ecPublicKey` + digest | RFC 5758 §3.2, RFC 5480 §2.1.1, RFC 5753 §2.1.1 |
+//! | Ed25519 (pure) | `id-Ed25519`, parameters absent, key `id-Ed25519` | RFC 8032 §5.1.7, RFC 8410 §3, RFC 8419 §3.1 |
 //!
 //! ECDSA curves: P-256, P-384 and secp256k1, taken from the key's `namedCurve`
 //! (RFC 5480 §2.1.1.1). The message hash is taken from the *signature* algorithm and may
@@ -37,6 +38,9 @@ use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInf
 
 /// `secp256k1` (SEC 2 §2.4.1; RFC 5480 does not list it, SEC 2 / RFC 8812 do).
 pub const SECP256K1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.10");
+
+/// `id-Ed25519` (RFC 8410 §3): key and signature algorithm.
+pub const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// `ecdsa-with-SHA1` (RFC 3279 §2.2.3), recognised only to be refused.
 const ECDSA_WITH_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.1");
@@ -150,8 +154,14 @@ pub fn digest_name(oid: &ObjectIdentifier) -> Option<&'static str> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scheme {
     RsaPkcs1(Hash),
-    RsaPss { hash: Hash, salt_len: usize },
+    RsaPss {
+        hash: Hash,
+        salt_len: usize,
+    },
     Ecdsa(Hash),
+    /// PureEdDSA over the message itself (no pre-hash; in CMS the message is the DER
+    /// of the signed attributes, RFC 8419 §3.1).
+    Ed25519,
 }
 
 /// Verifies `signature` over `message` with the public key `spki`.
@@ -180,7 +190,37 @@ pub fn verify_signature(
             verify_rsa_pss(&key, hash, salt_len, message, signature)
         }
         Scheme::Ecdsa(hash) => verify_ecdsa(algorithm, spki, hash, message, signature),
+        Scheme::Ed25519 => verify_ed25519(algorithm, spki, message, signature),
     }
+}
+
+/// RFC 8032 §5.1.7 verification (ring, which refuses non-canonical S) with an RFC 8410
+/// key: algorithm id-Ed25519 with absent parameters, 32 bytes.
+fn verify_ed25519(
+    algorithm: &AlgorithmIdentifierOwned,
+    spki: &SubjectPublicKeyInfoOwned,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    if spki.algorithm.oid != ED25519 {
+        return Err(mismatch(algorithm, spki));
+    }
+    if spki.algorithm.parameters.is_some() {
+        return Err(SignatureError::BadParameters(
+            "an id-Ed25519 key takes no parameters (RFC 8410 §3)",
+        ));
+    }
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .filter(|k| k.len() == 32)
+        .ok_or(SignatureError::MalformedKey)?;
+    if signature.len() != 64 {
+        return Err(SignatureError::MalformedSignature);
+    }
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+        .verify(message, signature)
+        .map_err(|_| SignatureError::Invalid)
 }
 
 /// True if the parameters are absent or an ASN.1 NULL.
@@ -238,6 +278,11 @@ fn resolve_scheme(
         rfc5912::ECDSA_WITH_SHA_384 => ecdsa(Hash::Sha384),
         rfc5912::ECDSA_WITH_SHA_512 => ecdsa(Hash::Sha512),
         rfc5912::ID_EC_PUBLIC_KEY => ecdsa(hint()?),
+        // RFC 8410 §3: the parameters MUST be absent.
+        ED25519 if params.is_none() => Ok(Scheme::Ed25519),
+        ED25519 => Err(SignatureError::BadParameters(
+            "id-Ed25519 parameters must be absent (RFC 8410 §3)",
+        )),
         other => Err(SignatureError::UnsupportedAlgorithm(other.to_string())),
     }
 }
@@ -761,16 +806,64 @@ mod tests {
             ),
             Err(SignatureError::KeyAlgorithmMismatch { .. })
         ));
-        // Unknown algorithm (Ed25519).
+        // Ed25519 with an ECDSA key.
+        assert!(matches!(
+            verify_signature(&alg(ED25519), None, &spki, MSG, sig),
+            Err(SignatureError::KeyAlgorithmMismatch { .. })
+        ));
+        // Unknown algorithm (Ed448).
         assert_eq!(
             verify_signature(
-                &alg(ObjectIdentifier::new_unwrap("1.3.101.112")),
+                &alg(ObjectIdentifier::new_unwrap("1.3.101.113")),
                 None,
                 &spki,
                 MSG,
                 sig
             ),
-            Err(SignatureError::UnsupportedAlgorithm("1.3.101.112".into()))
+            Err(SignatureError::UnsupportedAlgorithm("1.3.101.113".into()))
+        );
+    }
+
+    /// RFC 8032 §7.1 TEST 2 (one-byte message 0x72), through the SPKI of RFC 8410:
+    /// it verifies, and with one bit flipped, another message or parameters it does not.
+    #[test]
+    fn ed25519_rfc8032_vector_verifies_and_its_twins_do_not() {
+        let pk = hex::decode("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c")
+            .unwrap();
+        let sig = hex::decode(concat!(
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da",
+            "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+        ))
+        .unwrap();
+        let spki = SubjectPublicKeyInfoOwned {
+            algorithm: alg(ED25519),
+            subject_public_key: der::asn1::BitString::from_bytes(&pk).unwrap(),
+        };
+        assert_eq!(
+            verify_signature(&alg(ED25519), None, &spki, &[0x72], &sig),
+            Ok(())
+        );
+        let mut flipped = sig.clone();
+        flipped[10] ^= 1;
+        assert_eq!(
+            verify_signature(&alg(ED25519), None, &spki, &[0x72], &flipped),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify_signature(&alg(ED25519), None, &spki, &[0x73], &sig),
+            Err(SignatureError::Invalid)
+        );
+        let with_params = AlgorithmIdentifierOwned {
+            oid: ED25519,
+            parameters: Some(der::Any::null()),
+        };
+        assert!(matches!(
+            verify_signature(&with_params, None, &spki, &[0x72], &sig),
+            Err(SignatureError::BadParameters(_))
+        ));
+        assert_eq!(
+            verify_signature(&alg(ED25519), None, &spki, &[0x72], &sig[..63]),
+            Err(SignatureError::MalformedSignature)
         );
     }
 

@@ -518,13 +518,24 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
         }
         "FROST(secp256k1, SHA-256)".to_string()
     } else {
+        // RFC 8419 §3.1: with Ed25519 the digestAlgorithm (which also computed the
+        // messageDigest attribute) MUST be id-sha512.
+        if si.signature_algorithm.oid == std_oids::ED25519 && digest_oid != std_oids::SHA512 {
+            return Err(VerifyError::Signature(SignatureError::BadParameters(
+                "Ed25519 in CMS needs digestAlgorithm SHA-512 (RFC 8419 §3.1)",
+            )));
+        }
         let alg = spki::AlgorithmIdentifierOwned {
             oid: si.signature_algorithm.oid,
             parameters: si.signature_algorithm.parameters.clone(),
         };
         sig::verify_signature(&alg, Some(&digest_oid), spki, &message, signature)
             .map_err(VerifyError::Signature)?;
-        alg.oid.to_string()
+        if alg.oid == std_oids::ED25519 {
+            "Ed25519 (RFC 8032; FROST(Ed25519, SHA-512) or any Ed25519 signer)".to_string()
+        } else {
+            alg.oid.to_string()
+        }
     };
 
     // 7. chain and TSA certificate profile
@@ -543,7 +554,9 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
     // 8. time evidence (frostamp tokens): genTime backed by Roughtime replies bound to
     // this request's imprint and nonce.
     let time_evidence = check_time_evidence(&p, &attrs, opts)?;
-    if time_evidence.is_none() && si.signature_algorithm.oid == crate::oid::frost_secp256k1_sha256()
+    if time_evidence.is_none()
+        && (si.signature_algorithm.oid == crate::oid::frost_secp256k1_sha256()
+            || si.signature_algorithm.oid == std_oids::ED25519)
     {
         warnings.push(
             "no time evidence: genTime rests on the signers' clocks only (an in-process development TSA)".to_string(),
