@@ -13,7 +13,10 @@
 //!    cluster's `root.pem`, the development CA that issued each node's public TLS
 //!    certificate in the ceremony (SANs `localhost`, `127.0.0.1`). A truststore
 //!    without it makes jarsigner fail the handshake (`PKIX path building failed`) and
-//!    write no JAR;
+//!    write no JAR. jarsigner checks the token it receives (signature, then the TSA
+//!    chain against the signing keystore's trusted certificates and `cacerts`), so
+//!    the signing keystore must trust the development root as well, or `-strict`
+//!    exits 64 although the JAR is written;
 //! 3. verifies with `jarsigner -verify -verbose -certs -strict`. The keystore given
 //!    to `-verify` supplies the trust anchors, with the JDK's `cacerts`: its trusted
 //!    certificate entries (and self-signed key entries) become the PKIX anchors of
@@ -38,8 +41,14 @@
 //!    digest of the JAR signature it is attached to. `frostamp verify` checks the same
 //!    token, so a refusal by Java is Java's and not a broken token.
 //!
-//! The secp256k1 epoch (today's only ciphersuite) is the failing case Java cannot
-//! avoid: no JDK or Bouncy Castle algorithm exists for FROST(secp256k1) Schnorr
+//! An Ed25519 epoch (`cluster up --ciphersuite ed25519`) passes all of it: the token's
+//! SignerInfo is id-Ed25519 with SHA-512 as its digest algorithm, the only digest JDK
+//! 17 accepts with Ed25519 (`SignerInfo.makeSigAlg`, RFC 8419 §3.1). Twins: a
+//! `-verify` keystore without the development root (exit 64), Bouncy Castle on the
+//! token with one signature byte flipped (refused at `validate`) and with another
+//! root as the anchor (refused at the path).
+//!
+//! The secp256k1 epoch is the failing case Java cannot avoid: no JDK or Bouncy Castle algorithm exists for FROST(secp256k1) Schnorr
 //! signatures, so jarsigner reports the TSA chain invalid at signing (exit 64), and at
 //! verification the JDK's JAR verifier throws on the timestamp and discards the whole
 //! JAR signature ("the jar will be treated as unsigned", exit 16); Bouncy Castle
@@ -324,13 +333,32 @@ impl Setup {
     }
 }
 
-fn setup() -> Setup {
+/// `frostamp cluster up --ciphersuite SUITE` with the test's node binary.
+fn cluster_up_suite(d: &Path, suite: &str) -> ClusterFile {
+    let out = Command::new(FROSTAMP)
+        .args([
+            "cluster",
+            "up",
+            "--node-bin",
+            NODE,
+            "--ciphersuite",
+            suite,
+            "--dir",
+        ])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap()
+}
+
+fn setup(suite: &str) -> Setup {
     // Compile first: a missing JDK fails before a cluster is started.
     tsp_check_cp();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let cluster = dir.join("cluster");
-    let file = cluster_up(&cluster);
+    let file = cluster_up_suite(&cluster, suite);
     let node = &file.nodes[0];
     let root = file.root.clone().unwrap();
     let tls_trust = trust_store(&dir, "tls-trust.p12", &[("frostamp-dev-root", &root)]);
@@ -350,6 +378,54 @@ fn setup() -> Setup {
     }
 }
 
+/// `frostamp verify` of a bare token for `imprint` (hex) against the cluster's root
+/// and time servers: its output, after asserting success.
+fn frostamp_verify(st: &Setup, token: &Path, imprint: &str) -> String {
+    let out = Command::new(FROSTAMP)
+        .args([
+            "verify",
+            s(token),
+            "--digest",
+            imprint,
+            "--roots",
+            s(&st.root()),
+        ])
+        .arg("--time-servers")
+        .arg(st.cluster.join("time-servers.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
+/// The token with one byte of its SignerInfo's signature flipped.
+fn flip_signature_byte(token: &[u8]) -> Vec<u8> {
+    use der::{Decode, Encode};
+    let ci = cms::content_info::ContentInfo::from_der(token).unwrap();
+    let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+    let sig = sd
+        .signer_infos
+        .0
+        .get(0)
+        .unwrap()
+        .signature
+        .as_bytes()
+        .to_vec();
+    let at: Vec<usize> = token
+        .windows(sig.len())
+        .enumerate()
+        .filter(|(_, w)| *w == &sig[..])
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "the signature occurs once in the token");
+    let mut bad = token.to_vec();
+    bad[at[0] + sig.len() / 2] ^= 0x01;
+    // Still well-formed DER, only the signature differs.
+    let ci2 = cms::content_info::ContentInfo::from_der(&bad).unwrap();
+    assert_eq!(ci2.to_der().unwrap(), bad);
+    bad
+}
+
 /// `TspCheck extract`: the token in the signed JAR and the imprint it must carry.
 fn extract_token(signed: &Path, out: &Path) -> String {
     let o = tsp_check(&["extract", s(signed), s(out)]);
@@ -359,7 +435,7 @@ fn extract_token(signed: &Path, out: &Path) -> String {
 
 #[test]
 fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
-    let st = setup();
+    let st = setup("secp256k1");
     let _down = Down(&st.cluster);
     let d = &st.dir;
     let frost = frostamp::oid::frost_secp256k1_sha256().to_string();
@@ -445,4 +521,100 @@ fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
         "{t}"
     );
     assert!(!t.contains("signature: valid"), "{t}");
+}
+
+#[test]
+fn ed25519_epoch_jarsigner_and_bouncy_castle_verify_the_token() {
+    let st = setup("ed25519");
+    let _down = Down(&st.cluster);
+    let d = &st.dir;
+
+    // jarsigner checks the token it receives at signing, TSA chain included, against
+    // the signing keystore (and cacerts): without the development root there, the
+    // token's signature verifies but the chain does not (tsaChainNotValidated = 64).
+    let unanchored = d.join("unanchored.jar");
+    let out = sign_jar(&st.jar, &unanchored, &st.sign, &st.tsa_url, &st.tls_trust);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{t}");
+    assert!(t.contains(">>> TSA"), "{t}");
+    assert!(
+        t.contains("The TSA certificate chain is invalid. Reason: PKIX path building failed"),
+        "{t}"
+    );
+
+    // With the development root trusted in the signing keystore: no severe warning.
+    trust_store(d, "sign.p12", &[("frostamp-dev-root", &st.root())]);
+    let signed = d.join("signed.jar");
+    let out = sign_jar(&st.jar, &signed, &st.sign, &st.tsa_url, &st.tls_trust);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("requesting a signature timestamp"), "{t}");
+    assert!(t.contains("jar signed."), "{t}");
+    assert!(!t.contains("with signer errors"), "{t}");
+    assert!(!t.contains("Invalid TSA certificate chain"), "{t}");
+
+    // -verify -strict with the development root (and the code-signing CA) trusted.
+    let trust = trust_store(
+        d,
+        "verify.p12",
+        &[("code-ca", &st.code_ca), ("frostamp-dev-root", &st.root())],
+    );
+    let out = verify_jar(&signed, &trust);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("jar verified."), "{t}");
+    assert!(!t.contains("with signer errors"), "{t}");
+    assert!(
+        t.contains("Timestamped by \"CN=frostamp TSA, O=frostamp\""),
+        "{t}"
+    );
+    assert!(t.contains("Timestamp signature algorithm: Ed25519"), "{t}");
+    assert!(!t.contains("Invalid TSA certificate chain"), "{t}");
+
+    // Twin: without the development root the timestamp is not trusted
+    // (tsaChainNotValidated = 64); the JAR signature itself still verifies.
+    let no_root = trust_store(d, "verify-no-root.p12", &[("code-ca", &st.code_ca)]);
+    let out = verify_jar(&signed, &no_root);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{t}");
+    assert!(t.contains("jar verified, with signer errors."), "{t}");
+    assert!(
+        t.contains("This jar contains entries whose TSA certificate chain is invalid. Reason: PKIX path building failed"),
+        "{t}"
+    );
+
+    // The same token: frostamp verify and Bouncy Castle accept it, for the digest of
+    // the JAR signature it is attached to.
+    let token = d.join("token.der");
+    let imprint = extract_token(&signed, &token);
+    let ours = frostamp_verify(&st, &token, &imprint);
+    assert!(ours.contains("signature:  Ed25519"), "{ours}");
+    let out = tsp_check(&["check", s(&token), s(&st.root()), &imprint]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert_eq!(value(&t, "signer_signature_alg"), "1.3.101.112", "{t}");
+    // RFC 8419 §3.1: SHA-512 with Ed25519.
+    assert_eq!(
+        value(&t, "signer_digest_alg"),
+        "2.16.840.1.101.3.4.2.3",
+        "{t}"
+    );
+    assert_eq!(value(&t, "imprint_hex"), imprint);
+    assert_eq!(value(&t, "signature"), "valid");
+    assert!(value(&t, "path").starts_with("valid to "), "{t}");
+    assert_eq!(value(&t, "result"), "valid");
+
+    // Twins: one byte of the signature flipped; another root as the anchor.
+    let bad = d.join("flipped.der");
+    std::fs::write(&bad, flip_signature_byte(&std::fs::read(&token).unwrap())).unwrap();
+    let out = tsp_check(&["check", s(&bad), s(&st.root()), &imprint]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("REFUSED validate: "), "{t}");
+    assert!(!t.contains("signature: valid"), "{t}");
+    let out = tsp_check(&["check", s(&token), s(&st.code_ca), &imprint]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert_eq!(value(&t, "signature"), "valid");
+    assert!(t.contains("REFUSED path: "), "{t}");
 }
