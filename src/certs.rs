@@ -13,6 +13,7 @@
 //! root and subject fixed with the CSR, path validation, one install per epoch).
 //! [`tls`]: the node's public TLS certificate (CA-issued for its identity key).
 
+pub mod crl;
 pub mod install;
 pub mod tls;
 
@@ -58,6 +59,8 @@ pub enum CertError {
 pub struct DevCa {
     key: SigningKey,
     cert: Certificate,
+    /// Named in the cRLDistributionPoints of what it issues ([`crl`]).
+    crl_url: Option<String>,
 }
 
 impl core::fmt::Debug for DevCa {
@@ -169,7 +172,11 @@ impl DevCa {
             extensions: Some(extensions),
         };
         let cert = sign_tbs(&key, tbs)?;
-        Ok(Self { key, cert })
+        Ok(Self {
+            key,
+            cert,
+            crl_url: None,
+        })
     }
 
     /// The CA private key as PKCS#8 PEM (a secret: written with mode 0600 by the CLI).
@@ -196,7 +203,11 @@ impl DevCa {
                 "CA key does not match the CA certificate".into(),
             ));
         }
-        Ok(Self { key, cert })
+        Ok(Self {
+            key,
+            cert,
+            crl_url: None,
+        })
     }
 
     /// The CA certificate.
@@ -292,6 +303,7 @@ impl DevCa {
         if let Some(m) = measurement {
             extensions.push(launch_measurement_extension(m)?);
         }
+        extensions.extend(self.crl_extension()?);
         let tbs = TbsCertificate {
             version: Version::V3,
             serial_number: random_serial(rng)?,

@@ -135,6 +135,42 @@ pub enum CaCmd {
         /// Subject of the root.
         #[arg(long, default_value = "CN=frostamp development CA,O=frostamp")]
         subject: String,
+        /// Where this CA publishes its CRL (http://…): named in the cRLDistributionPoints
+        /// of every certificate it issues (kept in DIR/ca.json).
+        #[arg(long)]
+        crl_url: Option<String>,
+    },
+    /// Revoke a certificate this CA issued (recorded in DIR/ca.json; the next
+    /// `ca crl` lists it).
+    Revoke {
+        /// CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Serial number, hex.
+        #[arg(long, conflicts_with = "cert", required_unless_present = "cert")]
+        serial: Option<String>,
+        /// Or the certificate (PEM or DER; the first one of the file).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
+        /// superseded, cessationOfOperation.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Issue a signed CRL (v2, next cRLNumber) listing every revoked certificate.
+    Crl {
+        /// CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Output file (DER; PEM with --pem). Publish it at the CA's --crl-url.
+        #[arg(long)]
+        out: PathBuf,
+        /// Days until nextUpdate.
+        #[arg(long, default_value_t = 7)]
+        days: u64,
+        /// PEM instead of DER.
+        #[arg(long)]
+        pem: bool,
     },
     /// Verify an evidence bundle and issue the TSA certificate.
     Issue {
@@ -175,6 +211,7 @@ pub struct TrustArgs {
 
 /// `frostamp ceremony ...`.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum CeremonyCmd {
     /// Attest the nodes, assign indices, introduce them, run the DKG, gather the
     /// evidence and (with --ca-dir) issue and install the certificate.
@@ -363,6 +400,16 @@ pub struct VerifyArgs {
     /// cluster's time-servers.json) instead of the build's pinned ones.
     #[arg(long)]
     pub time_servers: Option<PathBuf>,
+    /// Check every certificate of the path (but the trust anchor) against this CRL
+    /// (PEM or DER; repeatable). A certificate that is listed, or whose issuer has no
+    /// CRL here that is valid at the checking time (now, or --at) and signed by it,
+    /// fails the verification.
+    #[arg(long)]
+    pub crl: Vec<PathBuf>,
+    /// Fetch the CRLs the path's certificates name in their cRLDistributionPoints
+    /// (HTTP), and check as with --crl.
+    #[arg(long)]
+    pub fetch_crls: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -528,10 +575,26 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
             {
                 return Ok(code);
             }
+            let revocation = revocation(a, &v.path)?;
+            if let Some(r) = revocation.as_ref().filter(|r| !r.ok) {
+                if a.json {
+                    let j = serde_json::json!({"ok": false, "error": "revocation",
+                        "message": "a certificate of the path is revoked or its revocation status is unknown",
+                        "revocation": r});
+                    println!("{}", serde_json::to_string_pretty(&j)?);
+                } else {
+                    eprintln!("Verification: FAILED (revocation)");
+                    print_revocation(r, &mut std::io::stderr())?;
+                }
+                return Ok(1);
+            }
             if a.json {
                 let mut j = serde_json::to_value(&v)?;
                 if let Some(o) = j.as_object_mut() {
                     o.insert("ok".into(), true.into());
+                    if let Some(r) = &revocation {
+                        o.insert("revocation".into(), serde_json::to_value(r)?);
+                    }
                 }
                 println!("{}", serde_json::to_string_pretty(&j)?);
             } else {
@@ -564,6 +627,9 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
                         );
                     }
                 }
+                if let Some(r) = &revocation {
+                    print_revocation(r, &mut std::io::stdout())?;
+                }
                 for w in &v.warnings {
                     println!("  warning:    {w}");
                 }
@@ -582,6 +648,114 @@ fn cmd_verify(a: &VerifyArgs) -> Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// `--crl` and `--fetch-crls`: the revocation report of the verified path, if asked for.
+fn revocation(
+    a: &VerifyArgs,
+    path: &[x509_cert::Certificate],
+) -> Result<Option<crate::verify::revocation::Report>> {
+    use crate::verify::revocation::{check_path, distribution_points, parse_crls};
+    if a.crl.is_empty() && !a.fetch_crls {
+        return Ok(None);
+    }
+    let mut crls = Vec::new();
+    for p in &a.crl {
+        let source = p.display().to_string();
+        crls.extend(parse_crls(&read(p, "CRL")?, &source).with_context(|| source.clone())?);
+    }
+    if a.fetch_crls {
+        let mut urls: Vec<String> = path
+            .iter()
+            .take(path.len().saturating_sub(1))
+            .flat_map(distribution_points)
+            .collect();
+        urls.dedup();
+        for url in urls {
+            let body = fetch_http(&url).with_context(|| format!("fetching the CRL {url}"))?;
+            crls.extend(parse_crls(&body, &url).with_context(|| url.clone())?);
+        }
+    }
+    let at = match &a.at {
+        Some(s) => parse_time(s, &SystemClock)?,
+        None => SystemClock.now(),
+    };
+    Ok(Some(check_path(path, &crls, at)))
+}
+
+fn print_revocation(
+    r: &crate::verify::revocation::Report,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    use crate::verify::revocation::Status;
+    writeln!(out, "  revocation: checked at {}", r.checked_at)?;
+    for c in &r.certificates {
+        let what = match &c.status {
+            Status::Good {
+                crl, next_update, ..
+            } => format!("good (CRL {crl}, next update {next_update})"),
+            Status::Revoked {
+                crl,
+                revoked_at,
+                reason,
+            } => format!(
+                "REVOKED at {revoked_at}{} (CRL {crl})",
+                reason
+                    .as_deref()
+                    .map(|r| format!(", reason {r}"))
+                    .unwrap_or_default()
+            ),
+            Status::Unknown { why } => format!("UNKNOWN: {}", why.join("; ")),
+            Status::Anchor => "trust anchor (not checked)".into(),
+        };
+        writeln!(out, "    {} [serial {}]: {what}", c.subject, c.serial)?;
+    }
+    Ok(())
+}
+
+/// GET an `http://` URL (HTTP/1.0, 10 s, at most 16 MiB): a CRL distribution point.
+fn fetch_http(url: &str) -> Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("only http:// distribution points are fetched"))?;
+    let (host, path) = match rest.split_once('/') {
+        Some((h, p)) => (h, format!("/{p}")),
+        None => (rest, "/".to_string()),
+    };
+    let addr = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    let timeout = Duration::from_secs(10);
+    let sock = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
+        .next()
+        .ok_or_else(|| anyhow!("{host} does not resolve"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sock, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    // One write: the whole request in one segment.
+    s.write_all(
+        format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: frostamp-verify\r\n\r\n")
+            .as_bytes(),
+    )?;
+    let mut buf = Vec::new();
+    s.take(16 << 20).read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed HTTP response"))?;
+    let head = String::from_utf8_lossy(buf.get(..split).unwrap_or_default()).into_owned();
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("");
+    if status != "200" {
+        bail!("HTTP status {status:?}");
+    }
+    Ok(buf.get(split + 4..).unwrap_or_default().to_vec())
 }
 
 /// `--time-servers FILE`: a time configuration (JSON) as the policy tokens are checked by.
@@ -700,6 +874,8 @@ fn cmd_demo(a: &DemoArgs) -> Result<()> {
         at: None,
         measurements: Vec::new(),
         time_servers: None,
+        crl: Vec::new(),
+        fetch_crls: false,
         json: false,
     })?;
     if code != 0 {
@@ -723,7 +899,7 @@ fn cmd_demo(a: &DemoArgs) -> Result<()> {
         a.file.display(),
         root.display()
     );
-    println!("Note: this demo holds all five shares in one process; the attested cluster (`frostamp cluster up`) does not serve timestamps yet (see README, Status).");
+    println!("Note: this demo holds all five shares in one process; `make demo` runs the attested five-process cluster (`frostamp cluster up`) and stamps over HTTPS verified with `curl --cacert`.");
     Ok(())
 }
 
@@ -749,13 +925,42 @@ fn cmd_operator(c: OperatorCmd) -> Result<()> {
 
 fn cmd_ca(c: CaCmd) -> Result<()> {
     match c {
-        CaCmd::Init { dir, subject } => {
+        CaCmd::Init {
+            dir,
+            subject,
+            crl_url,
+        } => {
             ops::ca_init(&dir, &subject)?;
+            if let Some(url) = &crl_url {
+                ops::ca_set_crl_url(&dir, url)?;
+                println!("certificates it issues name the CRL at {url}");
+            }
             println!(
                 "CA root: {} (key {}, keep it secret)",
                 dir.join("ca.pem").display(),
                 dir.join("ca.key").display()
             );
+            Ok(())
+        }
+        CaCmd::Revoke {
+            dir,
+            serial,
+            cert,
+            reason,
+        } => {
+            let serial =
+                ops::ca_revoke(&dir, serial.as_deref(), cert.as_deref(), reason.as_deref())?;
+            println!("serial {serial} revoked; the next `frostamp ca crl` lists it");
+            Ok(())
+        }
+        CaCmd::Crl {
+            dir,
+            out,
+            days,
+            pem,
+        } => {
+            let n = ops::ca_crl(&dir, &out, days, pem)?;
+            println!("CRL number {n} written to {}", out.display());
             Ok(())
         }
         CaCmd::Issue {
@@ -1060,6 +1265,8 @@ async fn cmd_stamp(a: &StampArgs) -> Result<i32> {
         at: None,
         measurements: Vec::new(),
         time_servers,
+        crl: Vec::new(),
+        fetch_crls: false,
         json: false,
     })
 }

@@ -549,6 +549,19 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
     // Same certificate, and the replacement coordinates valid tokens.
     let s = rt.block_on(ceremony::status(&replacement)).unwrap();
     assert_eq!(s.certificate.as_deref(), Some(cert_before.as_str()));
+    // Its new identity key got a CA-issued public TLS certificate: curl verifies it.
+    assert!(s.tls_certificate.is_some(), "{s:?}");
+    let curl = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(file.root.as_ref().unwrap())
+        .arg(format!("{}/status", n1.url))
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
     assert_eq!(s.group_key, file.group_key);
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"after repair\n").unwrap();
@@ -645,7 +658,8 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
 }
 
 /// A Python RFC 3161 client library (rfc3161-client) gets a token from a running
-/// node over HTTPS and parses it; `frostamp verify` accepts what it received.
+/// node over HTTPS, verified against the cluster's root (twin: refused with the system's
+/// roots only), and parses it; `frostamp verify` accepts what it received.
 #[test]
 fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
     let py = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");

@@ -9,7 +9,10 @@
 //!   `javac`) connects with a truststore made by `keytool` from ROOT, and refuses with a
 //!   truststore of another root;
 //! - the node refuses a TLS certificate for another key than its identity, and the key
-//!   it serves is still the one its attestation bound (the ceremony's pin).
+//!   it serves is still the one its attestation bound (the ceremony's pin);
+//! - the development CA was made with `--crl-url` (a tiny HTTP server of this test):
+//!   `frostamp verify --fetch-crls` fetches its CRL from the TSA certificate's
+//!   cRLDistributionPoints, good before `frostamp ca revoke`, revoked after.
 #![cfg(feature = "insecure-dev-attestation")]
 
 mod common;
@@ -65,11 +68,57 @@ fn java(classes: &Path, store: &Path, url: &str) -> Output {
         .unwrap()
 }
 
+/// A tiny HTTP/1.0 server on loopback that answers every request with the bytes of
+/// `file` at that moment (404 while it does not exist). Returns its URL base.
+fn serve_file(file: std::path::PathBuf) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            // The whole request head, then the answer (closing with unread bytes
+            // would reset the connection).
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => head.extend_from_slice(buf.get(..k).unwrap_or_default()),
+                }
+            }
+            let reply = match std::fs::read(&file) {
+                Ok(body) => [
+                    format!(
+                        "HTTP/1.0 200 OK\r\nContent-Type: application/pkix-crl\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes(),
+                    body,
+                ]
+                .concat(),
+                Err(_) => b"HTTP/1.0 404 Not Found\r\n\r\n".to_vec(),
+            };
+            let _ = s.write_all(&reply);
+        }
+    });
+    format!("http://{addr}")
+}
+
 #[test]
 fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
+    // The development CA publishes its CRL at a local URL; `cluster up` uses this CA.
+    let published = dir.path().join("published.crl");
+    let crl_url = format!("{}/frostamp.crl", serve_file(published.clone()));
+    let out = Command::new(FROSTAMP)
+        .args(["ca", "init", "--crl-url", &crl_url, "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
     let file = cluster_up(&d);
     let root = file.root.clone().unwrap();
     // Another root: a second development CA.
@@ -212,4 +261,55 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
     assert!(e.to_string().contains("422"), "{e}");
     let out = curl(&[&url], Some(&root));
     assert!(out.status.success(), "{}", text(&out));
+
+    // --fetch-crls: the TSA certificate names the CA's CRL; good, then revoked.
+    let verify_fetching = || {
+        Command::new(FROSTAMP)
+            .arg("verify")
+            .arg(&tsr)
+            .arg("--data")
+            .arg(&data)
+            .arg("--roots")
+            .arg(&root)
+            .arg("--time-servers")
+            .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
+            .args(["--fetch-crls", "--json"])
+            .output()
+            .unwrap()
+    };
+    let issue_crl = || {
+        let out = Command::new(FROSTAMP)
+            .args(["ca", "crl", "--dir"])
+            .arg(&d)
+            .arg("--out")
+            .arg(&published)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    // Twin first: nothing published yet, the fetch fails (a usage error, exit 2).
+    let out = verify_fetching();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    issue_crl();
+    let out = verify_fetching();
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["revocation"]["certificates"][0]["status"], "good", "{j}");
+    assert_eq!(j["revocation"]["certificates"][0]["crl"], crl_url.as_str());
+    let out = Command::new(FROSTAMP)
+        .args(["ca", "revoke", "--dir"])
+        .arg(&d)
+        .arg("--cert")
+        .arg(file.chain.as_ref().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    issue_crl();
+    let out = verify_fetching();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        j["revocation"]["certificates"][0]["status"], "revoked",
+        "{j}"
+    );
 }

@@ -266,7 +266,7 @@ impl DevCa {
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<u8>, CertError> {
         let ca_spki = &self.cert.tbs_certificate.subject_public_key_info;
-        let extensions = vec![
+        let mut extensions = vec![
             ext(
                 BasicConstraints::OID,
                 true,
@@ -301,6 +301,7 @@ impl DevCa {
                 },
             )?,
         ];
+        extensions.extend(self.crl_extension()?);
         let tbs = TbsCertificate {
             version: Version::V3,
             serial_number: random_serial(rng)?,
@@ -480,7 +481,7 @@ mod tests {
     #[test]
     fn a_csr_round_trips_and_the_ca_issues_for_its_key_only() {
         let mut rng = rand::thread_rng();
-        let now = SystemTime::now();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000);
         let ca = DevCa::generate("CN=test root", now - DAY, 10 * DAY, &mut rng).unwrap();
         let key = p256::ecdsa::SigningKey::random(&mut rng);
         let own_spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key())
@@ -494,7 +495,7 @@ mod tests {
         let leaf = ca
             .issue_tls_certificate(&csr, now - DAY, DAY * 2, &mut rng)
             .unwrap();
-        check_tls_chain(&[leaf.clone()], &own_spki, now).unwrap();
+        check_tls_chain(std::slice::from_ref(&leaf), &own_spki, now).unwrap();
         check_tls_chain(
             &[leaf.clone(), ca.certificate_der().unwrap()],
             &own_spki,
@@ -508,12 +509,12 @@ mod tests {
             .to_der()
             .unwrap();
         assert!(matches!(
-            check_tls_chain(&[leaf.clone()], &other_spki, now),
+            check_tls_chain(std::slice::from_ref(&leaf), &other_spki, now),
             Err(TlsCertError::WrongKey { .. })
         ));
         // Twin: expired, or a chain ending at another root.
         assert!(matches!(
-            check_tls_chain(&[leaf.clone()], &own_spki, now + DAY * 3),
+            check_tls_chain(std::slice::from_ref(&leaf), &own_spki, now + DAY * 3),
             Err(TlsCertError::NotValidNow { .. })
         ));
         let stranger = DevCa::generate("CN=test root", now - DAY, 10 * DAY, &mut rng).unwrap();

@@ -84,12 +84,165 @@ pub fn ca_init(dir: &Path, subject: &str) -> Result<DevCa> {
     Ok(ca)
 }
 
-/// Load the development CA from `dir`.
+/// Load the development CA from `dir` (with its CRL URL, if `ca.json` names one).
 pub fn ca_load(dir: &Path) -> Result<DevCa> {
-    Ok(DevCa::from_pem(
+    let mut ca = DevCa::from_pem(
         &read_to_string(&dir.join("ca.pem"), "CA certificate")?,
         &read_to_string(&dir.join("ca.key"), "CA key")?,
-    )?)
+    )?;
+    ca.set_crl_url(ca_state(dir)?.crl_url);
+    Ok(ca)
+}
+
+/// The development CA's revocation state, `DIR/ca.json` (absent: no URL, nothing revoked).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaState {
+    /// The CRL distribution point named in the certificates it issues.
+    #[serde(default)]
+    pub crl_url: Option<String>,
+    /// The cRLNumber of the last CRL issued.
+    #[serde(default)]
+    pub crl_number: u64,
+    /// Revoked certificates.
+    #[serde(default)]
+    pub revoked: Vec<RevokedEntry>,
+}
+
+/// One revoked certificate in `ca.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedEntry {
+    /// Serial number (hex of the INTEGER's content octets).
+    pub serial: String,
+    /// Revocation time (Unix seconds).
+    pub revoked_at: u64,
+    /// Reason (RFC 5280 name, e.g. keyCompromise), if given.
+    pub reason: Option<String>,
+}
+
+fn ca_state(dir: &Path) -> Result<CaState> {
+    let p = dir.join("ca.json");
+    if !p.exists() {
+        return Ok(CaState::default());
+    }
+    serde_json::from_str(&read_to_string(&p, "CA state")?)
+        .with_context(|| format!("in {}", p.display()))
+}
+
+fn save_ca_state(dir: &Path, st: &CaState) -> Result<()> {
+    std::fs::write(dir.join("ca.json"), serde_json::to_vec_pretty(st)?)?;
+    Ok(())
+}
+
+/// `frostamp ca init --crl-url URL`: record the URL for the certificates it issues.
+pub fn ca_set_crl_url(dir: &Path, url: &str) -> Result<()> {
+    if !url.starts_with("http://") {
+        bail!("--crl-url must be an http:// URL (RFC 5280 §4.2.1.13: CRLs over HTTP)");
+    }
+    let mut st = ca_state(dir)?;
+    st.crl_url = Some(url.to_string());
+    save_ca_state(dir, &st)
+}
+
+fn crl_reason(name: &str) -> Result<x509_cert::ext::pkix::CrlReason> {
+    use x509_cert::ext::pkix::CrlReason as R;
+    Ok(match name {
+        "unspecified" => R::Unspecified,
+        "keyCompromise" => R::KeyCompromise,
+        "cACompromise" | "caCompromise" => R::CaCompromise,
+        "affiliationChanged" => R::AffiliationChanged,
+        "superseded" => R::Superseded,
+        "cessationOfOperation" => R::CessationOfOperation,
+        other => bail!("unknown reason {other:?}: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded or cessationOfOperation"),
+    })
+}
+
+/// `frostamp ca revoke`: record a serial (hex), or the serial of a certificate this CA
+/// issued, as revoked now.
+pub fn ca_revoke(
+    dir: &Path,
+    serial: Option<&str>,
+    cert: Option<&Path>,
+    reason: Option<&str>,
+) -> Result<String> {
+    let ca = ca_load(dir)?;
+    let serial = match (serial, cert) {
+        (Some(h), None) => {
+            let b = hex::decode(h.trim()).context("--serial is not hex")?;
+            hex::encode(b)
+        }
+        (None, Some(p)) => {
+            let c = parse_certificates(
+                &std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+            )?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("{} holds no certificate", p.display()))?;
+            if c.cert.tbs_certificate.issuer != ca.certificate().tbs_certificate.subject {
+                bail!(
+                    "{} was not issued by this CA ('{}')",
+                    p.display(),
+                    c.cert.tbs_certificate.issuer
+                );
+            }
+            hex::encode(c.cert.tbs_certificate.serial_number.as_bytes())
+        }
+        _ => bail!("give --serial HEX or --cert FILE"),
+    };
+    if let Some(r) = reason {
+        crl_reason(r)?;
+    }
+    let mut st = ca_state(dir)?;
+    if !st.revoked.iter().any(|r| r.serial == serial) {
+        st.revoked.push(RevokedEntry {
+            serial: serial.clone(),
+            revoked_at: SystemClock
+                .now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs(),
+            reason: reason.map(str::to_string),
+        });
+    }
+    save_ca_state(dir, &st)?;
+    Ok(serial)
+}
+
+/// `frostamp ca crl`: issue the next CRL (DER, or PEM with `pem`), valid for `days`.
+pub fn ca_crl(dir: &Path, out: &Path, days: u64, pem: bool) -> Result<u64> {
+    let ca = ca_load(dir)?;
+    let mut st = ca_state(dir)?;
+    let revoked = st
+        .revoked
+        .iter()
+        .map(|r| {
+            Ok(crate::certs::crl::Revoked {
+                serial: hex::decode(&r.serial).context("ca.json: serial")?,
+                at: std::time::UNIX_EPOCH + Duration::from_secs(r.revoked_at),
+                reason: r.reason.as_deref().map(crl_reason).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    st.crl_number += 1;
+    let now = SystemClock.now();
+    let this_update = now.checked_sub(ceremony::ISSUANCE_BACKDATE).unwrap_or(now);
+    let der = ca.issue_crl(
+        &revoked,
+        st.crl_number,
+        this_update,
+        now + Duration::from_secs(days * 86400),
+    )?;
+    let bytes = if pem {
+        der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &der)
+            .map_err(|e| anyhow!(e))?
+            .into_bytes()
+    } else {
+        der
+    };
+    std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    save_ca_state(dir, &st)?;
+    Ok(st.crl_number)
 }
 
 /// The roots node evidence must chain to: AMD, or a development ARK when explicitly allowed.

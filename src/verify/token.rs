@@ -207,6 +207,9 @@ pub struct Verified {
     /// The time evidence the token carries, checked: who vouched and the bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_evidence: Option<crate::time::evidence::TimeClaim>,
+    /// The certification path, signer first, anchor last (for revocation checks).
+    #[serde(skip)]
+    pub path: Vec<x509_cert::Certificate>,
 }
 
 /// Parse an input that is a TimeStampResp or a bare token into the token DER.
@@ -587,6 +590,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
         checked_at,
         warnings,
         time_evidence,
+        path,
     })
 }
 
