@@ -129,7 +129,7 @@ pub fn request(data: &[u8]) -> bool {
             assert_eq!(accepted.der(), data);
             assert_eq!(parse(accepted.der(), &f.profile).as_ref(), Ok(&accepted));
             assert_eq!(accepted.imprint().len(), accepted.hash_alg().digest_len());
-            let content = build_signed_content(
+            let content = build_signed_content::<frostamp::threshold::frost::Secp256K1Sha256>(
                 &f.profile,
                 &f.cert,
                 &accepted,
@@ -145,7 +145,13 @@ pub fn request(data: &[u8]) -> bool {
             } else {
                 Vec::new()
             };
-            let token = assemble(&content, &f.cert, &certs, &[0x02; 65]).expect("token");
+            let token = assemble::<frostamp::threshold::frost::Secp256K1Sha256>(
+                &content,
+                &f.cert,
+                &certs,
+                &[0x02; 65],
+            )
+            .expect("token");
             let response = granted(&token).expect("granted response");
             assert_eq!(extract_token(&response).expect("extract"), token);
             let parsed = parse_token(&token).expect("token parses");
@@ -367,9 +373,10 @@ pub fn install(data: &[u8]) -> bool {
         }
     }
     for installed in [None, Some(f.leaf.as_slice())] {
+        let group = f.group.public();
         let expect = Expect {
             pin: Some(&f.pin),
-            group: &f.group,
+            group: &group,
             measurement: &INSTALL_MEASUREMENT,
             now,
             installed,
@@ -441,11 +448,13 @@ pub fn csr(data: &[u8]) -> bool {
     let Ok(sig) = <[u8; 65]>::try_from(sig) else {
         return verified;
     };
-    if let Ok(csr) = assemble_csr(data, &sig) {
+    if let Ok(csr) = assemble_csr::<frostamp::threshold::frost::Secp256K1Sha256>(data, &sig) {
         if let Ok(v) = verify_csr(&csr) {
             assert_eq!(
                 v.group,
-                frostamp::threshold::frost::VerifyingKey::from(&f.key),
+                frostamp::threshold::suite::BySuite::Secp256k1(
+                    frostamp::threshold::frost::VerifyingKey::from(&f.key)
+                ),
                 "a CSR verified under another key than the one that signed it"
             );
             check_bundle(&v.evidence, Some(v.measurement));

@@ -237,6 +237,7 @@ fn roster() -> Result<frostamp::attestation::Roster> {
 fn peer_frame(fuzz: &Path) -> Result {
     use frostamp::node::messages::{encode, PeerMessage, SecretScalar};
     use frostamp::threshold::signer::{Refusal, SigningProposal};
+    use frostamp::threshold::suite::BySuite;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xf4a3e);
     let dir = fuzz.join("seeds/peer_frame");
     let (shares, public) =
@@ -305,7 +306,7 @@ fn peer_frame(fuzz: &Path) -> Result {
             "dkg_round1",
             PeerMessage::DkgRound1 {
                 epoch: epoch.clone(),
-                package: r1_package,
+                package: BySuite::Secp256k1(r1_package),
             },
         ),
         (
@@ -320,7 +321,7 @@ fn peer_frame(fuzz: &Path) -> Result {
             "dkg_round2",
             PeerMessage::DkgRound2 {
                 epoch: epoch.clone(),
-                package: r2_package,
+                package: BySuite::Secp256k1(r2_package),
             },
         ),
         (
@@ -336,7 +337,7 @@ fn peer_frame(fuzz: &Path) -> Result {
             "sign_committed",
             PeerMessage::SignCommitted {
                 req: 7,
-                commitments: vec![encoded, encoded],
+                commitments: BySuite::Secp256k1(vec![encoded, encoded]),
             },
         ),
         (
@@ -350,6 +351,7 @@ fn peer_frame(fuzz: &Path) -> Result {
                     cert_sha256: vec![0x5c; 32],
                     time_evidence: Vec::new(),
                 },
+                suite: frostamp::threshold::suite::Ciphersuite::Secp256k1,
                 commitments: encoded_pairs,
             },
         ),
@@ -360,10 +362,16 @@ fn peer_frame(fuzz: &Path) -> Result {
                 subject: checks::INSTALL_SUBJECT.into(),
                 bundle: "{}".into(),
                 ca_root: hex32.clone(),
-                commitments: pairs,
+                commitments: BySuite::Secp256k1(pairs),
             },
         ),
-        ("sign_share", PeerMessage::SignShare { req: 8, share }),
+        (
+            "sign_share",
+            PeerMessage::SignShare {
+                req: 8,
+                share: BySuite::Secp256k1(share),
+            },
+        ),
         (
             "sign_refused",
             PeerMessage::SignRefused {
@@ -399,7 +407,7 @@ fn peer_frame(fuzz: &Path) -> Result {
                 epoch: epoch.clone(),
                 attempt: 0x1234_5678,
                 sigma: SecretScalar::new(k1.signing_share().serialize()),
-                public: public.clone(),
+                public: BySuite::Secp256k1(public.clone()),
                 transcript: hex32.clone(),
                 chain: vec![hex::encode(std::fs::read(fuzz.join("seeds/tsa-cert.der"))?)],
                 roster: roster()?,

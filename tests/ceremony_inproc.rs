@@ -9,6 +9,7 @@ use frostamp::certs::DevCa;
 use frostamp::clock::{Clock, SystemClock};
 use frostamp::node::auth::OperatorKey;
 use frostamp::node::{NodeOptions, Phase};
+use frostamp::threshold::suite::{Ciphersuite, GroupPublicKey};
 use frostamp::tsp::TsaProfile;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ struct Cluster {
     roots: RootSet,
     operator: Arc<OperatorKey>,
     measurement: [u8; 48],
+    /// The ciphersuite the ceremony asks for (secp256k1 unless a test says otherwise).
+    ciphersuite: Ciphersuite,
     _stop: Vec<tokio::sync::oneshot::Sender<()>>,
     _time: TimeServers,
 }
@@ -133,6 +136,7 @@ async fn start_full(
         roots,
         operator,
         measurement,
+        ciphersuite: Ciphersuite::Secp256k1,
         _stop: stop,
         _time: time,
     }
@@ -177,20 +181,55 @@ fn options(c: &Cluster) -> CeremonyOptions {
         operator: c.operator.clone(),
         roots: c.roots.clone(),
         measurement: Some(c.measurement),
+        ciphersuite: c.ciphersuite,
         clock: Arc::new(SystemClock),
     }
 }
 
+/// Another group key of `suite` than the cluster's.
+fn other_group_key(suite: Ciphersuite) -> GroupPublicKey {
+    let mut rng = rand::thread_rng();
+    match suite {
+        Ciphersuite::Secp256k1 => frostamp::threshold::keys::dkg_in_process(3, 2, &mut rng)
+            .unwrap()
+            .1
+            .public(),
+        Ciphersuite::Ed25519 => frostamp::threshold::keys::dkg_in_process_for::<
+            frostamp::threshold::suite::Ed25519Sha512,
+        >(3, 2, &mut rng)
+        .unwrap()
+        .1
+        .public(),
+    }
+}
+
+/// The bundle's group key.
+fn bundle_key(b: &ceremony::EvidenceBundle) -> GroupPublicKey {
+    GroupPublicKey::from_bytes(b.ciphersuite, &hex::decode(&b.group_key).unwrap()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate() {
-    let c = start(5, &[]).await;
+    ceremony_and_certificate(Ciphersuite::Secp256k1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_nodes_generate_an_ed25519_key_and_install_its_certificate() {
+    ceremony_and_certificate(Ciphersuite::Ed25519).await;
+}
+
+async fn ceremony_and_certificate(suite: Ciphersuite) {
+    let mut c = start(5, &[]).await;
+    c.ciphersuite = suite;
     let outcome = ceremony::run(&options(&c), &|l| eprintln!("{l}"))
         .await
         .unwrap();
     assert_eq!(outcome.bundle.nodes.len(), 5);
+    assert_eq!(outcome.bundle.ciphersuite, suite);
     for node in &outcome.nodes {
         let s = ceremony::status(node).await.unwrap();
         assert_eq!(s.phase, Phase::AwaitingCertificate);
+        assert_eq!(s.ciphersuite, Some(suite));
         assert_eq!(
             s.group_key.as_deref(),
             Some(outcome.bundle.group_key.as_str())
@@ -222,10 +261,8 @@ async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate()
     );
     // A tampered bundle (another group key) fails the evidence binding.
     let mut forged = outcome.bundle.clone();
-    let other = frostamp::threshold::keys::dkg_in_process(3, 2, &mut rand::thread_rng())
-        .unwrap()
-        .1;
-    forged.group_key = hex::encode(other.to_sec1_compressed().unwrap());
+    let other = other_group_key(suite);
+    forged.group_key = hex::encode(other.to_bytes().unwrap());
     for n in &mut forged.nodes {
         n.group_key = forged.group_key.clone();
     }
@@ -233,6 +270,17 @@ async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate()
         ceremony::verify_bundle(&forged, &c.roots, &[c.measurement], now),
         Err(CeremonyError::Attestation { .. })
     ));
+    // The reports bind the suite: the same key relabelled with the other suite is
+    // not a key of it, or fails the binding.
+    let mut relabelled = outcome.bundle.clone();
+    relabelled.ciphersuite = match suite {
+        Ciphersuite::Secp256k1 => Ciphersuite::Ed25519,
+        Ciphersuite::Ed25519 => Ciphersuite::Secp256k1,
+    };
+    for n in &mut relabelled.nodes {
+        n.ciphersuite = relabelled.ciphersuite;
+    }
+    assert!(ceremony::verify_bundle(&relabelled, &c.roots, &[c.measurement], now).is_err());
     // The roster names the machines the operator pinned, one per index.
     let roster = &outcome.bundle.roster;
     assert_eq!(roster.version, 0);
@@ -304,10 +352,7 @@ async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate()
     // Wrong certificates are refused by every node.
     let wrong_measurement = ca
         .issue_tsa_certificate_for_key(
-            &frostamp::threshold::keys::verifying_key_from_sec1(
-                &hex::decode(&outcome.bundle.group_key).unwrap(),
-            )
-            .unwrap(),
+            &bundle_key(&outcome.bundle),
             Some(&[0x22; 48]),
             "CN=tsa",
             now,
@@ -316,7 +361,7 @@ async fn five_nodes_generate_a_key_and_install_a_measurement_bound_certificate()
         )
         .unwrap();
     let wrong_key = ca
-        .issue_tsa_certificate(
+        .issue_tsa_certificate_for_key(
             &other,
             Some(&c.measurement),
             "CN=tsa",
@@ -514,7 +559,18 @@ async fn a_bad_round_two_share_aborts_and_names_the_sender() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn external_ca_path_threshold_signed_csr() {
-    let c = start(5, &[]).await;
+    external_ca_csr(Ciphersuite::Secp256k1).await;
+}
+
+/// The same with an Ed25519 epoch: the CSR is signed id-Ed25519, which OpenSSL verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn external_ca_path_threshold_signed_ed25519_csr() {
+    external_ca_csr(Ciphersuite::Ed25519).await;
+}
+
+async fn external_ca_csr(suite: Ciphersuite) {
+    let mut c = start(5, &[]).await;
+    c.ciphersuite = suite;
     let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
     let node = &outcome.nodes[1];
     let now = SystemClock.now();
@@ -530,10 +586,7 @@ async fn external_ca_path_threshold_signed_csr() {
     // Twin: the CSR must name a self-signed CA root.
     let tsa_like = ca
         .issue_tsa_certificate_for_key(
-            &frostamp::threshold::keys::verifying_key_from_sec1(
-                &hex::decode(&outcome.bundle.group_key).unwrap(),
-            )
-            .unwrap(),
+            &bundle_key(&outcome.bundle),
             Some(&c.measurement),
             subject,
             now,
@@ -568,9 +621,10 @@ async fn external_ca_path_threshold_signed_csr() {
     let v = frostamp::certs::verify_csr(&csr).unwrap();
     assert_eq!(v.measurement, c.measurement);
     assert_eq!(
-        hex::encode(v.group.serialize().unwrap()),
+        hex::encode(v.group.to_bytes().unwrap()),
         outcome.bundle.group_key
     );
+    assert_eq!(v.group.suite(), suite);
     assert!(v.subject.contains("external CA test"));
 
     // OpenSSL reads it as a PKCS#10 request (it cannot check the FROST signature).
@@ -591,6 +645,34 @@ async fn external_ca_path_threshold_signed_csr() {
         text.contains(&frostamp::oid::launch_measurement_ext().to_string()),
         "{text}"
     );
+    // An Ed25519 CSR is an ordinary one: OpenSSL checks its signature (its twin, a
+    // flipped signature byte, fails below with frostamp's own check and OpenSSL's).
+    if suite == Ciphersuite::Ed25519 {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req", "-inform", "DER", "-in", "req.der", "-noout", "-verify",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut bad = csr.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        std::fs::write(dir.path().join("bad.der"), &bad).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req", "-inform", "DER", "-in", "bad.der", "-noout", "-verify",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+    }
 
     // Twin: a flipped signature byte fails verification.
     let mut bad = csr.clone();
@@ -685,7 +767,19 @@ async fn external_ca_path_threshold_signed_csr() {
 #[cfg(feature = "test-faults")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_byzantine_signer_is_named_and_excluded_and_clients_still_get_tokens() {
-    let c = start_with_faults(5, &[], &[(2, "bad-signature-share")]).await;
+    byzantine_signer(Ciphersuite::Secp256k1).await;
+}
+
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_byzantine_ed25519_signer_is_named_and_excluded_and_clients_still_get_tokens() {
+    byzantine_signer(Ciphersuite::Ed25519).await;
+}
+
+#[cfg(feature = "test-faults")]
+async fn byzantine_signer(suite: Ciphersuite) {
+    let mut c = start_with_faults(5, &[], &[(2, "bad-signature-share")]).await;
+    c.ciphersuite = suite;
     let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
     let now = SystemClock.now();
     let ca = DevCa::generate(
@@ -743,7 +837,13 @@ async fn a_byzantine_signer_is_named_and_excluded_and_clients_still_get_tokens()
         policy: None,
         time: Some(c.time_policy()),
     };
-    frostamp::verify::token::verify(&r.body, &opts).unwrap();
+    let verified = frostamp::verify::token::verify(&r.body, &opts).unwrap();
+    if suite == Ciphersuite::Ed25519 {
+        assert!(
+            verified.signature_algorithm.starts_with("Ed25519"),
+            "{verified:?}"
+        );
+    }
     let s = ceremony::status(node1).await.unwrap();
     assert!(
         s.refusals
@@ -938,6 +1038,7 @@ async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
                 epoch: "e".into(),
                 n,
                 t,
+                ciphersuite: Ciphersuite::Secp256k1,
                 pins: std::collections::BTreeMap::new(),
             })
             .unwrap();
@@ -1013,6 +1114,7 @@ async fn a_dkg_runs_only_among_the_identities_the_operator_pinned() {
         epoch: "swapped".into(),
         n: 5,
         t: 3,
+        ciphersuite: Ciphersuite::Secp256k1,
         pins,
     })
     .unwrap();

@@ -564,3 +564,53 @@ fn every_single_byte_corruption_of_a_real_leaf_is_rejected_without_panic() {
         }
     }
 }
+
+/// An Ed25519 epoch's TSA certificate (subject key id-Ed25519, RFC 8410; issued by the
+/// development CA) chains to the CA and passes the RFC 3161 leaf profile; the twins: a
+/// flipped signature byte and a foreign anchor give no path.
+#[test]
+fn ed25519_epoch_tsa_certificate_chains_and_its_twins_do_not() {
+    let tsa = frostamp::local::LocalTsa::<_, frostamp::threshold::suite::Ed25519Sha512>::for_suite(
+        5,
+        3,
+        frostamp::tsp::TsaProfile::frostamp_default(),
+        frostamp::clock::SystemClock,
+        std::sync::Arc::new(frostamp::clock::SystemClock),
+        Vec::new(),
+        Some([0x42; 48]),
+        frostamp::threshold::signer::TimeRule::OwnClock,
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let leaf = Certificate::from_der(&tsa.tsa_cert).unwrap();
+    assert_eq!(
+        leaf.tbs_certificate.subject_public_key_info.algorithm.oid,
+        frostamp::oid::std_oids::ED25519
+    );
+    assert!(leaf
+        .tbs_certificate
+        .subject_public_key_info
+        .algorithm
+        .parameters
+        .is_none());
+    let root = tsa.ca.certificate().clone();
+    let at = midpoint(&leaf);
+    let path = build_chain(&leaf, &[], std::slice::from_ref(&root), &opts(at)).unwrap();
+    assert_eq!(path.len(), 2);
+    check_timestamping_leaf(&leaf).unwrap();
+    assert!(build_chain(
+        &flip_signature(&leaf),
+        &[],
+        std::slice::from_ref(&root),
+        &opts(at)
+    )
+    .is_err());
+    let other = frostamp::certs::DevCa::generate(
+        "CN=other root",
+        at - Duration::from_secs(3600),
+        Duration::from_secs(86400),
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    assert!(build_chain(&leaf, &[], &[other.certificate().clone()], &opts(at)).is_err());
+}

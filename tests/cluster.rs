@@ -935,7 +935,8 @@ fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
         [0]
     .der
     .clone();
-    let group = frostamp::threshold::keys::verifying_key_from_sec1(
+    let group = frostamp::threshold::suite::GroupPublicKey::from_bytes(
+        file.ciphersuite,
         &hex::decode(file.group_key.as_ref().unwrap()).unwrap(),
     )
     .unwrap();

@@ -9,6 +9,7 @@ use frostamp::threshold::signer::{
     EncodedCommitments, Owner, Refusal, SignRequest, SigningProposal, COMMITMENTS_LEN,
     MAX_COMMIT_BATCH, MAX_OUTSTANDING_NONCES,
 };
+use frostamp::threshold::suite::{Ciphersuite, Ed25519Sha512, Secp256K1Sha256, Suite};
 use frostamp::tsp::asn1::TimeStampReq;
 use frostamp::tsp::request::{AcceptedRequest, HashAlg, Rejection};
 use frostamp::tsp::token::{CertIdentity, Serial};
@@ -30,6 +31,22 @@ fn tsa() -> LocalTsa<SystemClock> {
     .unwrap()
 }
 
+/// The in-process TSA of ciphersuite `S`.
+fn tsa_of<S: Suite>() -> LocalTsa<SystemClock, S> {
+    LocalTsa::for_suite(
+        5,
+        3,
+        TsaProfile::frostamp_default(),
+        SystemClock,
+        Arc::new(SystemClock),
+        vec![],
+        None,
+        frostamp::threshold::signer::TimeRule::OwnClock,
+        &mut rand::thread_rng(),
+    )
+    .unwrap()
+}
+
 fn now_millis() -> u64 {
     u64::try_from(
         frostamp::clock::Clock::now(&SystemClock)
@@ -40,7 +57,7 @@ fn now_millis() -> u64 {
     .unwrap()
 }
 
-fn good_proposal(tsa: &LocalTsa<SystemClock>) -> SigningProposal {
+fn good_proposal<S: Suite>(tsa: &LocalTsa<SystemClock, S>) -> SigningProposal {
     SigningProposal {
         request_der: AcceptedRequest::build_der(HashAlg::Sha256, &[7; 32], None, true).unwrap(),
         gen_time_unix_millis: now_millis(),
@@ -54,12 +71,12 @@ fn good_proposal(tsa: &LocalTsa<SystemClock>) -> SigningProposal {
 }
 
 /// Ask signers 1..=3 to sign `proposal`; returns signer 1's answer.
-fn ask(
-    tsa: &LocalTsa<SystemClock>,
+fn ask<S: Suite>(
+    tsa: &LocalTsa<SystemClock, S>,
     proposal: SigningProposal,
 ) -> (
-    Result<frostamp::threshold::frost::round2::SignatureShare, Refusal>,
-    SignRequest,
+    Result<frost_core::round2::SignatureShare<S>, Refusal>,
+    SignRequest<S>,
 ) {
     let mut commitments = BTreeMap::new();
     for s in &tsa.signers[..3] {
@@ -74,8 +91,18 @@ fn ask(
 
 #[test]
 fn honest_proposal_is_signed_once_and_replay_is_refused() {
-    let tsa = tsa();
-    let (first, req) = ask(&tsa, good_proposal(&tsa));
+    honest_proposal_is_signed_once_and_replay_is_refused_with(&tsa());
+}
+
+#[test]
+fn honest_ed25519_proposal_is_signed_once_and_replay_is_refused() {
+    honest_proposal_is_signed_once_and_replay_is_refused_with(&tsa_of::<Ed25519Sha512>());
+}
+
+fn honest_proposal_is_signed_once_and_replay_is_refused_with<S: Suite>(
+    tsa: &LocalTsa<SystemClock, S>,
+) {
+    let (first, req) = ask(tsa, good_proposal(tsa));
     first.unwrap();
     assert_eq!(
         tsa.signers[0].sign(&req).unwrap_err(),
@@ -317,10 +344,20 @@ fn commitment_batches_are_bounded() {
 /// its sender as the culprit.
 #[test]
 fn aggregate_checked_verifies_what_it_returns() {
+    aggregate_checked_verifies_what_it_returns_with::<Secp256K1Sha256>();
+}
+
+#[test]
+fn aggregate_checked_verifies_what_it_returns_ed25519() {
+    aggregate_checked_verifies_what_it_returns_with::<Ed25519Sha512>();
+}
+
+fn aggregate_checked_verifies_what_it_returns_with<S: Suite>() {
     use frostamp::threshold::coordinator::{aggregate_checked, Finish};
     use frostamp::threshold::signer::{commit, sign_share};
     let mut rng = rand::thread_rng();
-    let (shares, group) = frostamp::threshold::keys::dkg_in_process(5, 3, &mut rng).unwrap();
+    let (shares, group) =
+        frostamp::threshold::keys::dkg_in_process_for::<S>(5, 3, &mut rng).unwrap();
     let signers = &shares[..3];
     let message = b"aggregate_checked".to_vec();
     let mut nonces = Vec::new();
@@ -336,6 +373,7 @@ fn aggregate_checked_verifies_what_it_returns() {
         out.insert(s.identifier(), share);
     }
     let sig = aggregate_checked(&group, commitments.clone(), &message, &out).unwrap();
+    assert_eq!(sig.len(), S::SIGNATURE_LEN);
     assert!(group.verify(&message, &sig));
     assert!(!group.verify(b"another message", &sig));
 
@@ -353,7 +391,7 @@ fn aggregate_checked_verifies_what_it_returns() {
 
 /// The signing set as a peer receives it: (index, encoded commitments), signer 1's
 /// issued to node 2 ahead of time, signers 2 and 3 with fresh local ones.
-fn encoded_set(tsa: &LocalTsa<SystemClock>) -> Vec<(u16, [u8; COMMITMENTS_LEN])> {
+fn encoded_set<S: Suite>(tsa: &LocalTsa<SystemClock, S>) -> Vec<(u16, [u8; COMMITMENTS_LEN])> {
     let own = tsa.signers[0]
         .commit_batch_encoded(Owner::Peer(2), 1, &mut rand::thread_rng())
         .unwrap()[0];
@@ -368,11 +406,19 @@ fn encoded_set(tsa: &LocalTsa<SystemClock>) -> Vec<(u16, [u8; COMMITMENTS_LEN])>
 
 #[test]
 fn encoded_signing_sets_sign_once_for_their_coordinator_and_bad_sets_are_refused() {
-    let tsa = tsa();
+    encoded_signing_sets_with(&tsa());
+}
+
+#[test]
+fn encoded_ed25519_signing_sets_sign_once_and_bad_sets_are_refused() {
+    encoded_signing_sets_with(&tsa_of::<Ed25519Sha512>());
+}
+
+fn encoded_signing_sets_with<S: Suite>(tsa: &LocalTsa<SystemClock, S>) {
     let s = &tsa.signers[0];
-    let proposal = good_proposal(&tsa);
+    let proposal = good_proposal(tsa);
     // The coordinator it was issued to gets a share, once.
-    let list = encoded_set(&tsa);
+    let list = encoded_set(tsa);
     assert_eq!(
         s.sign_encoded(Owner::Peer(3), &proposal, &list)
             .unwrap_err(),
@@ -385,28 +431,36 @@ fn encoded_signing_sets_sign_once_for_their_coordinator_and_bad_sets_are_refused
         Refusal::UnknownCommitment
     );
     // Without this signer's entry: not selected.
-    let list = encoded_set(&tsa);
+    let list = encoded_set(tsa);
     assert_eq!(
         s.sign_encoded(Owner::Peer(2), &proposal, &list[1..])
             .unwrap_err(),
         Refusal::NotSelected
     );
     // Another signer's commitment that is not two points: refused.
-    let mut bad = encoded_set(&tsa);
-    bad[1].1[0] = 0x07;
+    let mut bad = encoded_set(tsa);
+    match S::SUITE {
+        // No SEC1 tag.
+        Ciphersuite::Secp256k1 => bad[1].1[0] = 0x07,
+        // The identity (y = 1), which is no nonce commitment.
+        Ciphersuite::Ed25519 => {
+            bad[1].1[..32].fill(0);
+            bad[1].1[0] = 1;
+        }
+    }
     assert!(matches!(
         s.sign_encoded(Owner::Peer(2), &proposal, &bad),
         Err(Refusal::Frost(_))
     ));
     // An index listed twice: refused.
-    let mut twice = encoded_set(&tsa);
+    let mut twice = encoded_set(tsa);
     twice[2].0 = 2;
     assert!(matches!(
         s.sign_encoded(Owner::Peer(2), &proposal, &twice),
         Err(Refusal::Frost(_))
     ));
     // Below the threshold: refused.
-    let short = encoded_set(&tsa);
+    let short = encoded_set(tsa);
     assert!(matches!(
         s.sign_encoded(Owner::Peer(2), &proposal, &short[..2]),
         Err(Refusal::TooFewSigners { got: 2, .. })

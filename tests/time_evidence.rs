@@ -412,7 +412,7 @@ fn the_verifier_refuses_a_token_dated_before_its_evidence() {
         c.gen_time_secs - 3600,
     ))
     .unwrap();
-    let content = token::build_signed_content(
+    let content = token::build_signed_content::<frost::Secp256K1Sha256>(
         &TsaProfile::frostamp_default(),
         &identity,
         &accepted,
@@ -449,7 +449,13 @@ fn the_verifier_refuses_a_token_dated_before_its_evidence() {
         })
         .collect();
     let sig = aggregate_checked(&group, commitments, &message, &shares).unwrap();
-    let tok = token::assemble(&content, &identity, std::slice::from_ref(&cert), &sig).unwrap();
+    let tok = token::assemble::<frost::Secp256K1Sha256>(
+        &content,
+        &identity,
+        std::slice::from_ref(&cert),
+        &sig,
+    )
+    .unwrap();
     let mut opts = verify_opts(&tsa, &r);
     opts.extra_certs = vec![frostamp::certs::CertDer::from_der(&cert).unwrap()];
     match verify(&tok, &opts) {

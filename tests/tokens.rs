@@ -8,6 +8,7 @@ use frostamp::clock::{Clock, FixedClock, SkewedClock, SystemClock};
 use frostamp::local::LocalTsa;
 use frostamp::threshold::coordinator::Exclusion;
 use frostamp::threshold::signer::Refusal;
+use frostamp::threshold::suite::{Ed25519Sha512, Suite};
 use frostamp::tsp::request::{AcceptedRequest, FailureInfo, HashAlg};
 use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{verify, Expected, VerifyError, VerifyOptions};
@@ -18,7 +19,7 @@ fn tsa() -> LocalTsa<SystemClock> {
     common::local_tsa()
 }
 
-fn opts(tsa: &LocalTsa<SystemClock>, data: &[u8]) -> VerifyOptions {
+fn opts<S: Suite>(tsa: &LocalTsa<SystemClock, S>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
         expected: Expected::Data(data.to_vec()),
         anchors: vec![frostamp::certs::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
@@ -32,7 +33,19 @@ fn opts(tsa: &LocalTsa<SystemClock>, data: &[u8]) -> VerifyOptions {
 
 #[test]
 fn issue_and_verify_each_hash() {
-    let tsa = tsa();
+    issue_and_verify_each_hash_with(&tsa(), "FROST(secp256k1, SHA-256)");
+}
+
+/// An Ed25519 epoch's tokens: the same checks, a plain Ed25519 signature.
+#[test]
+fn issue_and_verify_each_hash_ed25519() {
+    issue_and_verify_each_hash_with(
+        &common::local_tsa_for::<Ed25519Sha512>(),
+        "Ed25519 (RFC 8032; FROST(Ed25519, SHA-512) or any Ed25519 signer)",
+    );
+}
+
+fn issue_and_verify_each_hash_with<S: Suite>(tsa: &LocalTsa<SystemClock, S>, alg: &str) {
     for h in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
         let data = format!("hello {}", h.name());
         let req = AcceptedRequest::build_der(
@@ -44,10 +57,10 @@ fn issue_and_verify_each_hash() {
         .unwrap();
         let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
         assert_eq!(issued.signers.len(), 3);
-        let mut o = opts(&tsa, data.as_bytes());
+        let mut o = opts(tsa, data.as_bytes());
         o.nonce = Some(vec![0x12, 0x34, 0x56]);
         let v = verify(&issued.response, &o).unwrap();
-        assert_eq!(v.signature_algorithm, "FROST(secp256k1, SHA-256)");
+        assert_eq!(v.signature_algorithm, alg);
         assert_eq!(v.hash_algorithm, h.name().replace("sha", "SHA-"));
         assert_eq!(v.nonce.as_deref(), Some("123456"));
         assert_eq!(v.chain.len(), 2);
@@ -127,7 +140,15 @@ fn wrong_anchor_and_time_fail() {
 /// attributes, signature) and in the embedded certificate: every flip must fail.
 #[test]
 fn byte_flip_of_every_signed_part_fails() {
-    let tsa = tsa();
+    byte_flip_of_every_signed_part_fails_with(&tsa());
+}
+
+#[test]
+fn byte_flip_of_every_signed_part_of_an_ed25519_token_fails() {
+    byte_flip_of_every_signed_part_fails_with(&common::local_tsa_for::<Ed25519Sha512>());
+}
+
+fn byte_flip_of_every_signed_part_fails_with<S: Suite>(tsa: &LocalTsa<SystemClock, S>) {
     let data = b"flip me";
     let req = AcceptedRequest::build_der(
         HashAlg::Sha256,
@@ -138,7 +159,7 @@ fn byte_flip_of_every_signed_part_fails() {
     .unwrap();
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
     let token = issued.token.clone();
-    let o = opts(&tsa, data);
+    let o = opts(tsa, data);
     verify(&token, &o).unwrap();
     let parsed = frostamp::verify::token::parse_token(&token).unwrap();
     let find = |needle: &[u8]| -> usize {
@@ -292,4 +313,51 @@ fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {
         policy: None,
         time: None,
     }
+}
+
+/// RFC 8419 §3.1 as built and as checked: an Ed25519 token's SignerInfo has
+/// signatureAlgorithm id-Ed25519 without parameters, digestAlgorithm id-sha512 and a
+/// 64-byte messageDigest; a secp256k1 token keeps SHA-256. The twin: the same Ed25519
+/// token relabelled with digestAlgorithm SHA-256 (re-encoded, so only the label
+/// changed) is refused.
+#[test]
+fn ed25519_signer_info_follows_rfc8419() {
+    let data = b"rfc 8419";
+    let req =
+        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(data), None, true)
+            .unwrap();
+    let ed = common::local_tsa_for::<Ed25519Sha512>();
+    let issued = ed.issue(&req, &mut rand::thread_rng()).unwrap();
+    let parsed = frostamp::verify::token::parse_token(&issued.token).unwrap();
+    let si = &parsed.signer_info;
+    assert_eq!(si.signature_algorithm.oid, frostamp::oid::std_oids::ED25519);
+    assert!(si.signature_algorithm.parameters.is_none());
+    assert_eq!(si.digest_alg.oid, frostamp::oid::std_oids::SHA512);
+    assert_eq!(si.signature.as_bytes().len(), 64);
+    let k1 = tsa().issue(&req, &mut rand::thread_rng()).unwrap();
+    let k1_si = frostamp::verify::token::parse_token(&k1.token)
+        .unwrap()
+        .signer_info;
+    assert_eq!(k1_si.digest_alg.oid, frostamp::oid::std_oids::SHA256);
+    assert_eq!(k1_si.signature.as_bytes().len(), 65);
+    verify(&issued.token, &opts(&ed, data)).unwrap();
+    // The twin: digestAlgorithm SHA-256 (the 9-byte OID content differs in its last
+    // byte only: ...02 01 for SHA-256, ...02 03 for SHA-512).
+    let sha512 = frostamp::oid::std_oids::SHA512.to_der().unwrap();
+    let sha256 = frostamp::oid::std_oids::SHA256.to_der().unwrap();
+    let mut relabelled = issued.token.clone();
+    let mut replaced = 0;
+    let mut i = 0;
+    while i + sha512.len() <= relabelled.len() {
+        if relabelled[i..i + sha512.len()] == sha512[..] {
+            relabelled[i..i + sha512.len()].copy_from_slice(&sha256);
+            replaced += 1;
+        }
+        i += 1;
+    }
+    assert_eq!(
+        replaced, 2,
+        "digestAlgorithms and the SignerInfo's digestAlgorithm"
+    );
+    assert!(verify(&relabelled, &opts(&ed, data)).is_err());
 }

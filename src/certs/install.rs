@@ -412,6 +412,7 @@ pub fn check_chain(chain: &[Vec<u8>], expect: &Expect<'_>) -> Result<Installed, 
 mod tests {
     use super::*;
     use crate::certs::DevCa;
+    use crate::threshold::keys::GroupKey;
     use std::time::Duration;
 
     const DAY: Duration = Duration::from_secs(86400);

@@ -847,26 +847,30 @@ mod tests {
         assert!(decode(&json(r#"{"type":"sign_share","req":1,"share":"00"}"#)).is_err());
     }
 
-    /// Real commitments and a real share from a dealer key (3 of 5).
-    fn signing_material() -> (Vec<EncodedCommitments>, SignatureShare) {
-        use crate::threshold::frost;
+    /// Real commitments and a real share from a dealer key (3 of 5), of suite `S`.
+    fn signing_material_of<S: crate::threshold::suite::Suite>(
+    ) -> (Vec<EncodedCommitments<S>>, SignatureShare<S>) {
         let mut rng = rand_core::OsRng;
-        let (shares, _) =
-            frost::keys::generate_with_dealer(5, 3, frost::keys::IdentifierList::Default, rng)
-                .unwrap();
-        let packages: Vec<frost::keys::KeyPackage> = shares
+        let (shares, _) = frost_core::keys::generate_with_dealer::<S, _>(
+            5,
+            3,
+            frost_core::keys::IdentifierList::Default,
+            &mut rng,
+        )
+        .unwrap();
+        let packages: Vec<frost_core::keys::KeyPackage<S>> = shares
             .into_values()
-            .map(|s| frost::keys::KeyPackage::try_from(s).unwrap())
+            .map(|s| frost_core::keys::KeyPackage::try_from(s).unwrap())
             .collect();
         let mut nonces = Vec::new();
         let mut map = std::collections::BTreeMap::new();
         for k in packages.iter().take(3) {
-            let (n, c) = frost::round1::commit(k.signing_share(), &mut rng);
+            let (n, c) = frost_core::round1::commit(k.signing_share(), &mut rng);
             nonces.push(n);
             map.insert(*k.identifier(), c);
         }
-        let package = frost::SigningPackage::new(map.clone(), b"m");
-        let share = frost::round2::sign(&package, &nonces[0], &packages[0]).unwrap();
+        let package = frost_core::SigningPackage::new(map.clone(), b"m");
+        let share = frost_core::round2::sign(&package, &nonces[0], &packages[0]).unwrap();
         let encoded = map
             .values()
             .map(|c| EncodedCommitments::encode(*c).unwrap())
@@ -874,20 +878,32 @@ mod tests {
         (encoded, share)
     }
 
+    /// [`signing_material_of`] for secp256k1.
+    fn signing_material() -> (Vec<EncodedCommitments>, SignatureShare<Secp256K1Sha256>) {
+        signing_material_of::<Secp256K1Sha256>()
+    }
+
     fn binary_messages() -> Vec<PeerMessage> {
-        let (commitments, share) = signing_material();
+        let mut all = binary_messages_of::<Secp256K1Sha256>();
+        all.extend(binary_messages_of::<Ed25519Sha512>());
+        all
+    }
+
+    fn binary_messages_of<S: crate::threshold::suite::Suite>() -> Vec<PeerMessage> {
+        let (commitments, share) = signing_material_of::<S>();
         vec![
             PeerMessage::SignCommit { req: 1, count: 64 },
             PeerMessage::SignCommitted {
                 req: u64::MAX,
-                commitments: commitments.clone(),
+                commitments: BySuite::new(commitments.clone()).unwrap(),
             },
             PeerMessage::SignCommitted {
                 req: 0,
-                commitments: Vec::new(),
+                commitments: BySuite::new(Vec::<EncodedCommitments<S>>::new()).unwrap(),
             },
             PeerMessage::SignRound2 {
                 req: 9,
+                suite: S::SUITE,
                 proposal: SigningProposal {
                     request_der: vec![0x30, 3, 2, 1, 1],
                     gen_time_unix_millis: 1_767_225_600_123,
@@ -901,7 +917,10 @@ mod tests {
                     .map(|(c, i)| (i, *c.bytes()))
                     .collect(),
             },
-            PeerMessage::SignShare { req: 3, share },
+            PeerMessage::SignShare {
+                req: 3,
+                share: BySuite::new(share).unwrap(),
+            },
         ]
     }
 
@@ -944,10 +963,22 @@ mod tests {
         // A commitment whose first point is not on the curve.
         let committed = PeerMessage::SignCommitted {
             req: 1,
-            commitments: commitments.clone(),
+            commitments: BySuite::Secp256k1(commitments.clone()),
         };
         let bytes = encode(&committed).unwrap().to_vec();
-        let first_point = 1 + 1 + 8 + 2;
+        let first_point = 1 + 1 + 8 + 1 + 2;
+        // The suite byte: an unknown one is refused; Ed25519 reads 64-byte commitments,
+        // so the same body is then the wrong length (its twin, secp256k1, decodes).
+        let mut unknown = bytes.clone();
+        unknown[10] = 9;
+        assert!(matches!(
+            decode(&unknown),
+            Err(FrameError::Binary(binary::BinaryError::Suite(9)))
+        ));
+        let mut other = bytes.clone();
+        other[10] = Ciphersuite::Ed25519.wire();
+        assert!(decode(&other).is_err());
+        assert!(decode(&bytes).is_ok());
         for (tag, x) in [(0x07, None), (0x05, None), (0x02, Some([0xff; 32]))] {
             // 7: no SEC1 tag; 5: the compact form, a second encoding of a point;
             // x = 2^256 - 1: not a field element.
@@ -962,9 +993,12 @@ mod tests {
             ));
         }
         // A share that is not a scalar (all ones is above the group order).
-        let mut bytes = encode(&PeerMessage::SignShare { req: 1, share })
-            .unwrap()
-            .to_vec();
+        let mut bytes = encode(&PeerMessage::SignShare {
+            req: 1,
+            share: BySuite::Secp256k1(share),
+        })
+        .unwrap()
+        .to_vec();
         let len = bytes.len();
         bytes[len - 32..].fill(0xff);
         assert!(matches!(
@@ -979,6 +1013,7 @@ mod tests {
         // More commitments announced than a batch may hold: refused before reading them.
         let mut over = vec![VERSION, TAG_SIGN_COMMITTED];
         over.extend_from_slice(&1u64.to_be_bytes());
+        over.push(Ciphersuite::Secp256k1.wire());
         over.extend_from_slice(
             &u16::try_from(crate::threshold::signer::MAX_COMMIT_BATCH + 1)
                 .unwrap()
@@ -991,6 +1026,7 @@ mod tests {
         // A byte string whose length runs past the end.
         let mut long = vec![VERSION, TAG_SIGN_ROUND2];
         long.extend_from_slice(&1u64.to_be_bytes());
+        long.push(Ciphersuite::Ed25519.wire());
         long.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(
             decode(&long),

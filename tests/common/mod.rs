@@ -27,6 +27,25 @@ pub fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemClock> {
     .unwrap()
 }
 
+/// [`local_tsa`] for the ciphersuite `S`.
+#[allow(dead_code)]
+pub fn local_tsa_for<S: frostamp::threshold::suite::Suite>(
+) -> frostamp::local::LocalTsa<frostamp::clock::SystemClock, S> {
+    use frostamp::clock::SystemClock;
+    frostamp::local::LocalTsa::for_suite(
+        5,
+        3,
+        frostamp::tsp::TsaProfile::frostamp_default(),
+        SystemClock,
+        std::sync::Arc::new(SystemClock),
+        Vec::new(),
+        None,
+        frostamp::threshold::signer::TimeRule::OwnClock,
+        &mut rand::thread_rng(),
+    )
+    .unwrap()
+}
+
 /// Kills child processes even when the test panics.
 pub struct Kill(pub Vec<std::process::Child>);
 impl Drop for Kill {
