@@ -115,7 +115,9 @@ deps: system-deps interop-deps roughtime-deps
 # openssl (interop tests and the demo), python3 + venv (rfc3161-client interop),
 # haproxy (tests/haproxy.rs runs deploy/haproxy.cfg in front of a local cluster),
 # golang-go (tests/interop_go.rs: Go's standard library parses our tokens), curl and a JDK
-# (tests/public_tls.rs: curl --cacert and Java's TLS client verify the nodes' certificates).
+# (tests/public_tls.rs: curl --cacert and Java's TLS client verify the nodes' certificates;
+# tests/interop_java.rs: jarsigner -tsa and -verify), Bouncy Castle (tests/interop_java.rs:
+# its TSP API checks the same token).
 system-deps:
 	@missing=""; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
@@ -124,7 +126,10 @@ system-deps:
 	command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || missing="$$missing haproxy"; \
 	command -v go >/dev/null || missing="$$missing golang-go"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
-	command -v javac >/dev/null && command -v keytool >/dev/null || missing="$$missing default-jdk-headless"; \
+	command -v javac >/dev/null && command -v keytool >/dev/null && command -v jarsigner >/dev/null \
+	  && command -v jar >/dev/null || missing="$$missing default-jdk-headless"; \
+	test -f /usr/share/java/bcprov.jar && test -f /usr/share/java/bcpkix.jar \
+	  && test -f /usr/share/java/bcutil.jar || missing="$$missing libbcprov-java libbcpkix-java"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(APT) update -qq && $(APT) install -y -qq $$missing; \
