@@ -12,6 +12,14 @@
 //! `frostamp verify` does with an Ed25519 token). Every success has a failing twin.
 //!
 //! Vector files and their provenance: `tests/data/assets/frost-ed25519/PROVENANCE.md`.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use frost_core::keys::{KeyPackage, PublicKeyPackage, SigningShare, VerifyingShare};
 use frost_core::round1::{SigningCommitments, SigningNonces};

@@ -29,7 +29,7 @@ pub(crate) fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemCl
 
 /// [`local_tsa`] for the ciphersuite `S`.
 #[allow(dead_code)]
-pub fn local_tsa_for<S: frostamp::threshold::suite::Suite>(
+pub(crate) fn local_tsa_for<S: frostamp::threshold::suite::Suite>(
 ) -> frostamp::local::LocalTsa<frostamp::clock::SystemClock, S> {
     use frostamp::clock::SystemClock;
     frostamp::local::LocalTsa::for_suite(
