@@ -17,6 +17,14 @@
 //!
 //! Needs `target/release/frostamp` and `target/release/frostamp-node` built with
 //! `--features insecure-dev-attestation` (the Makefile's `bench` target does it).
+// Benchmarks may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use frostamp::cli::ops::ClusterFile;
 use frostamp::net::client::Connection;
@@ -39,17 +47,30 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 type Targets = Arc<Vec<(String, [u8; 32])>>;
 
-/// One RFC 9591 3-of-5 signature per call: the arithmetic of one token.
-fn frost_loop(seconds: f64) -> u64 {
-    let mut rng = rand::thread_rng();
-    let (shares, group) = frostamp::threshold::keys::dkg_in_process(5, 3, &mut rng).expect("dkg");
-    let msg = [7u8; 100];
-    let signers = &shares[..3];
-    let mut once = || {
+/// RFC 9591 3-of-5 signing with a key made in process: the arithmetic of one token
+/// across all parties.
+struct RawFrost {
+    rng: rand::rngs::ThreadRng,
+    shares: Vec<frostamp::threshold::keys::KeyShare>,
+    group: frostamp::threshold::keys::GroupKey,
+}
+
+impl RawFrost {
+    fn new() -> Self {
+        let mut rng = rand::thread_rng();
+        let (shares, group) =
+            frostamp::threshold::keys::dkg_in_process(5, 3, &mut rng).expect("dkg");
+        RawFrost { rng, shares, group }
+    }
+
+    /// One signature: three commitments, three shares, the aggregate (which verifies).
+    fn once(&mut self) {
+        let msg = [7u8; 100];
+        let signers = &self.shares[..3];
         let mut nonces = Vec::new();
         let mut commitments = BTreeMap::new();
         for s in signers {
-            let (n, c) = frostamp::threshold::signer::commit(s, &mut rng);
+            let (n, c) = frostamp::threshold::signer::commit(s, &mut self.rng);
             commitments.insert(s.identifier(), c);
             nonces.push(n);
         }
@@ -61,19 +82,34 @@ fn frost_loop(seconds: f64) -> u64 {
         }
         let pkg = frost::SigningPackage::new(commitments, &msg);
         // frost-core's aggregate verifies the group signature before returning it.
-        frost::aggregate(&pkg, &out, group.package()).expect("aggregate");
-    };
+        frost::aggregate(&pkg, &out, self.group.package()).expect("aggregate");
+    }
+}
+
+/// Signatures made in `seconds` on this thread, after a 300 ms warm-up.
+fn frost_loop(seconds: f64) -> u64 {
+    let mut raw = RawFrost::new();
     let warm = Instant::now();
     while warm.elapsed() < Duration::from_millis(300) {
-        once();
+        raw.once();
     }
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed().as_secs_f64() < seconds {
-        once();
+        raw.once();
         n += 1;
     }
     n
+}
+
+/// Exactly `n` signatures: `--raw-tokens N` runs only this, so that
+/// `scripts/callgrind-breakdown.sh` can count the instructions of the arithmetic alone
+/// (`--toggle-collect` on this function).
+#[inline(never)]
+fn raw_tokens(raw: &mut RawFrost, n: u64) {
+    for _ in 0..n {
+        raw.once();
+    }
 }
 
 /// Raw FROST signatures per second on `threads` threads at once.
@@ -89,18 +125,24 @@ fn raw_frost_rate(threads: usize) -> f64 {
 /// Clock ticks per second of `/proc/*/stat` (USER_HZ; 100 on Linux).
 const TICKS: f64 = 100.0;
 
-/// utime + stime of a process, in ticks.
-fn proc_ticks(pid: &str) -> u64 {
+/// (utime, stime) of a process, in ticks: time in user space and in the kernel.
+fn proc_ticks(pid: &str) -> (u64, u64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
+        return (0, 0);
     };
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0;
+        return (0, 0);
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    get(11) + get(12)
+    (get(11), get(12))
+}
+
+/// utime + stime of a process, in ticks.
+fn proc_total(pid: &str) -> u64 {
+    let (user, kernel) = proc_ticks(pid);
+    user + kernel
 }
 
 /// Pids of the processes whose command line mentions `needle` (the time servers' seed
@@ -142,6 +184,8 @@ fn machine_ticks() -> (u64, u64) {
 /// Who used the CPU during a load, in cores.
 struct CpuSplit {
     nodes: f64,
+    /// The part of `nodes` spent in the kernel (system calls, loopback TCP, scheduling).
+    nodes_kernel: f64,
     time_servers: f64,
     generator: f64,
     machine_busy: f64,
@@ -154,6 +198,7 @@ struct CpuProbe {
 
 struct CpuMark {
     nodes: u64,
+    nodes_kernel: u64,
     time_servers: u64,
     generator: u64,
     machine: (u64, u64),
@@ -163,9 +208,10 @@ struct CpuMark {
 impl CpuProbe {
     fn mark(&self) -> CpuMark {
         CpuMark {
-            nodes: self.nodes.iter().map(|p| proc_ticks(p)).sum(),
-            time_servers: self.time_servers.iter().map(|p| proc_ticks(p)).sum(),
-            generator: proc_ticks("self"),
+            nodes: self.nodes.iter().map(|p| proc_total(p)).sum(),
+            nodes_kernel: self.nodes.iter().map(|p| proc_ticks(p).1).sum(),
+            time_servers: self.time_servers.iter().map(|p| proc_total(p)).sum(),
+            generator: proc_total("self"),
             machine: machine_ticks(),
             at: Instant::now(),
         }
@@ -181,6 +227,7 @@ impl CpuProbe {
         );
         CpuSplit {
             nodes: cores(now.nodes, m.nodes),
+            nodes_kernel: cores(now.nodes_kernel, m.nodes_kernel),
             time_servers: cores(now.time_servers, m.time_servers),
             generator: cores(now.generator, m.generator),
             machine_busy: busy as f64 / total.max(1) as f64,
@@ -395,7 +442,7 @@ async fn open_loop(targets: Targets, rate: f64, probe: &CpuProbe) -> Outcome {
     }
 }
 
-fn print_load(name: &str, o: &Outcome, bound: f64) {
+fn print_load(name: &str, o: &Outcome, bound: f64, one: f64) {
     println!(
         "{name:<16} {:>7.1} tokens/s = {:>4.2} of bound   p50 {:>6.1} ms  p99 {:>6.1} ms   ({} tokens, {} shed with 503, {} failed)",
         o.rate(),
@@ -414,9 +461,32 @@ fn print_load(name: &str, o: &Outcome, bound: f64) {
         o.cpu.generator,
         o.cpu.machine_busy * 100.0
     );
+    // The nodes' CPU time per token, against what one thread of raw FROST needs per
+    // signature (the arithmetic of one token across all parties).
+    let per_token = |cores: f64| cores * 1e3 / o.rate().max(1e-9);
+    println!(
+        "{:<16} node CPU per token {:.2} ms (user {:.2}, kernel {:.2}); the arithmetic needs {:.2} ms",
+        "",
+        per_token(o.cpu.nodes),
+        per_token(o.cpu.nodes - o.cpu.nodes_kernel),
+        per_token(o.cpu.nodes_kernel),
+        1e3 / one
+    );
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--raw-tokens") {
+        let n: u64 = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .expect("--raw-tokens N");
+        let mut raw = RawFrost::new();
+        raw.once(); // lazy initialisation outside the counted function
+        raw_tokens(&mut raw, n);
+        println!("raw FROST 3-of-5: {n} signatures");
+        return;
+    }
     let bin = std::env::var("FROSTAMP_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release"));
@@ -521,8 +591,8 @@ fn main() {
         RUN.as_secs(),
         WARMUP.as_secs()
     );
-    print_load("keep-alive", &keep, bound);
-    print_load("per-connection", &per_conn, bound);
+    print_load("keep-alive", &keep, bound, one);
+    print_load("per-connection", &per_conn, bound, one);
     println!();
     println!(
         "open loop on {OPEN_CONNECTIONS} kept-alive connections, {}s per level (share of keep-alive capacity):",
@@ -533,6 +603,7 @@ fn main() {
             &format!("{:>3.0} % ({offered:.0}/s)", share * 100.0),
             o,
             bound,
+            one,
         );
     }
     println!();

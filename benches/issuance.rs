@@ -13,6 +13,14 @@
 //!
 //! Each is timed for about 3 s of wall time after a warm-up. A plain `main`
 //! (harness = false); no benchmarking framework.
+// Benchmarks may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use frostamp::certs::CertDer;
 use frostamp::clock::SystemClock;

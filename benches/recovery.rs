@@ -34,6 +34,14 @@
 //! failed run does not stop the others; each failure is printed with what every node
 //! concerned said (phase, peers, roster, refusals) and its cluster directory (node logs)
 //! is kept under `target/stress/`; the exit status is 1 if any run failed.
+// Benchmarks may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 #[path = "support/lifecycle.rs"]
 mod lifecycle;

@@ -42,6 +42,14 @@
 //!
 //! Needs `target/release/frostamp` and `target/release/frostamp-node` built with
 //! `--features insecure-dev-attestation` (the Makefile's `soak` target does it).
+// Benchmarks may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 #[path = "support/lifecycle.rs"]
 mod lifecycle;
@@ -792,9 +800,10 @@ fn main() {
         KILL_OFFSET.as_secs()
     );
     println!(
-        "repair window: SIGKILL .. every node healthy, 5 + {} s; growth rule: +{:.0} % over minute {kill_minutes} (original process) or the first whole minute after its repair (replacement)",
+        "repair window: SIGKILL .. every node healthy, 5 + {} s; growth rule: +{:.0} % over minute {kill_minutes} (original process) or the first whole minute starting {} min after its repair (replacement)",
         GRACE.as_secs(),
-        GROWTH * 100.0
+        GROWTH * 100.0,
+        kill_minutes.saturating_sub(1)
     );
     println!();
 

@@ -21,7 +21,8 @@
 # --features insecure-dev-attestation (built here unless FROSTAMP_BIN_DIR is given), and
 # FROSTAMP_ROUGHENOUGH (see Makefile). NODE_BIN=path profiles another frostamp-node build
 # (e.g. an earlier commit's) with this checkout's `frostamp`. Output: OUT_DIR (default target/callgrind) with the
-# raw callgrind files and table-coordinator.txt, table-signer.txt.
+# raw callgrind files and table-coordinator.txt, table-signer.txt, table-raw.txt (the
+# arithmetic alone, in process: `benches/cluster.rs --raw-tokens`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,3 +92,15 @@ phase() { # name node
 
 phase coordinator 2
 phase signer 1
+
+# The bound: the same number of raw FROST 3-of-5 signatures in one process (three
+# commitments, three shares, the aggregate with its verification: the arithmetic of one
+# token across all parties), counted inside `raw_tokens` of the cluster bench only.
+# Per token, coordinator + 2 x signer of the cluster set against this.
+raw_bench=$(nice -n 10 cargo bench --locked --features insecure-dev-attestation --bench cluster --no-run 2>&1 |
+  sed -n 's/.*Executable benches\/cluster.rs (\(.*\))/\1/p' | tail -n1)
+echo "raw: $tokens signatures in process (benches/cluster.rs --raw-tokens)"
+valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.raw" --dump-instr=no \
+  --collect-jumps=no '--toggle-collect=*raw_tokens*' "$raw_bench" --raw-tokens "$tokens" \
+  2>"$out/valgrind-raw.log"
+python3 scripts/callgrind-table.py --tokens "$tokens" --role raw "$out/callgrind.raw" | tee "$out/table-raw.txt"

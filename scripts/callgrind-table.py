@@ -157,7 +157,8 @@ def main():
     for c, sym in costs:
         by_cat[category(sym)] += c
     n = a.tokens
-    print(f"callgrind, node 2 as {a.role}: {n} tokens, {total:,} instructions "
+    who = "raw FROST in process" if a.role == "raw" else f"node 2 as {a.role}"
+    print(f"callgrind, {who}: {n} tokens, {total:,} instructions "
           f"= {total / n / 1e6:.2f} M per token (user space only)")
     print(f"{'category':<50} {'M instr/token':>14} {'share':>7}")
     for name in [c for c, _ in CATEGORIES] + [OTHER]:

@@ -46,17 +46,8 @@
 //!
 //! Design rationale lives in `docs/`.
 
-// `deny`, not `forbid`: `pid1` alone allows it, one system call per commented block.
-#![deny(unsafe_code)]
-#![deny(
-    clippy::undocumented_unsafe_blocks,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::disallowed_methods
-)]
-#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+// The lints (unsafe code denied, no unwrap/expect/panic/indexing outside tests, the wall
+// clock only through `Clock`) are set for every target in Cargo.toml's `[lints]`.
 #![cfg_attr(
     test,
     allow(

@@ -13,6 +13,14 @@
 //! 200 ms: every one must be granted within 1 s, and every node's `/status` must say
 //! healthy with five share holders. The attackers use other loopback addresses, so the
 //! node's per-source limits can tell them apart. Each test prints what it measured.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 #![cfg(feature = "insecure-dev-attestation")]
 
 mod common;
@@ -39,6 +47,8 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 }
 
 /// Raise this process's open-file limit to `want` (soft up to the hard limit).
+// The one system call the test needs that std has no wrapper for.
+#[allow(unsafe_code)]
 fn raise_nofile(want: u64) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -1,6 +1,14 @@
 //! The test assets under `tests/data/assets/` are byte-exact copies of
 //! `../shared/assets/` (see `tests/data/assets/README.md`). Where that directory is
 //! beside the checkout (CI), every copy must be identical to its original.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use std::path::{Path, PathBuf};
 

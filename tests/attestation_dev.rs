@@ -2,6 +2,14 @@
 //! under a development root go through the same `verify_report` as real AMD evidence,
 //! are accepted only under `RootSet::danger_with_insecure_dev_root`, and every check
 //! still bites.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 #![cfg(feature = "insecure-dev-attestation")]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

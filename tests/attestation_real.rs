@@ -2,6 +2,14 @@
 //! (`tests/data/assets/sev-snp-reports/`, copies of `../shared/assets`; see PROVENANCE.md §1 and `reports_summary.json`)
 //! through `attestation::verify_report` with the compiled-in AMD roots, and a failing
 //! twin for every check.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use std::time::{Duration, SystemTime};
 

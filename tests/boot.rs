@@ -23,6 +23,14 @@
 //! host processes, 10.0.2.2 means nothing to them, so every peer address is the host's
 //! own non-loopback IPv4 address (forwards bound there), which both the VMs (through
 //! QEMU's NAT) and the processes reach.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 #![cfg(feature = "insecure-dev-attestation")]
 
 use std::io::Write;

@@ -1,6 +1,14 @@
 //! The key ceremony with five nodes in one process (real TLS, real sockets,
 //! development attestation): fast coverage of admission, DKG and certificate
 //! installation. `tests/cluster.rs` runs the same with five processes.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 #![cfg(feature = "insecure-dev-attestation")]
 
 use frostamp::attestation::{DevAttester, DevPlatform, RootSet};

@@ -1,6 +1,14 @@
 //! Multi-process: five `frostamp-node` processes (development attestation),
 //! `frostamp cluster up` runs the ceremony; a node running different code is
 //! refused by its peers with the reason in its log; `cluster down` stops all.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 #![cfg(feature = "insecure-dev-attestation")]
 
 mod common;

@@ -8,6 +8,14 @@
 //! token signature gets). Every success has a failing twin.
 //!
 //! Vector files and their provenance: `tests/data/assets/PROVENANCE.md` §3.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use frost::keys::dkg;
 use frost::keys::{

@@ -2,10 +2,18 @@
 //! `fuzz/corpus-min/<target>/`) through exactly the checks the cargo-fuzz targets run
 //! (`fuzz/checks.rs`, included here), on stable Rust: a corpus file that panics, or
 //! breaks a round trip or an invariant, fails this test and names the file.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 // `join_chain` is for write_seeds.rs.
 #[path = "../fuzz/checks.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)] // `pub` for the fuzz crate, which links it as a library
 mod checks;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,14 @@
 //!   field for field;
 //! - tokens that OpenSSL's own TSA signs with RSA, ECDSA P-256 and P-384 verify
 //!   with `frostamp verify`, and fail with the wrong data.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;

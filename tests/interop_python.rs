@@ -1,6 +1,14 @@
 //! Interop with trailofbits' `rfc3161-client` (Python, PyPI), installed into
 //! `.venv` by `make test` (`make interop-deps`). Its requests parse here; our
 //! responses parse there, field for field.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;

@@ -3,6 +3,14 @@
 //! does not support named with the reason, failing twins, typed refusals of bad firmware,
 //! the published `measurements/` files, and a cross-check with PyPI's `sev-snp-measure`
 //! (installed into `.venv` by `make interop-deps`).
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 use frostamp::measure::{
     inspect_firmware, launch_digest, ovmf_hash, publish, Cmdline, FirmwareProblem, ImageKind,

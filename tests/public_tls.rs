@@ -13,6 +13,14 @@
 //! - the development CA was made with `--crl-url` (a tiny HTTP server of this test):
 //!   `frostamp verify --fetch-crls` fetches its CRL from the TSA certificate's
 //!   cRLDistributionPoints, good before `frostamp ca revoke`, revoked after.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 #![cfg(feature = "insecure-dev-attestation")]
 
 mod common;

@@ -5,6 +5,15 @@
 //! are each reported and fail (fail closed), and `--json` carries the result.
 //! `--fetch-crls` against a local HTTP server: `tests/public_tls.rs`.
 
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
+
 mod common;
 use common::*;
 

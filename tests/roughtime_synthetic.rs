@@ -1,5 +1,13 @@
 //! RFC and 0x8000000c responses from a test server written here (ring, from seeds), the
 //! request encoding, every rejection rule, and malformed input that must never panic.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 mod roughtime_support;
 

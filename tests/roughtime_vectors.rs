@@ -1,5 +1,13 @@
 //! draft-ietf-ntp-roughtime-11 test vectors (cloudflare/roughtime protocol/testdata) and
 //! the ecosystem list.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 mod roughtime_support;
 

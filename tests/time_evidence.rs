@@ -3,6 +3,14 @@
 //! evidence a token carries. Roughtime replies here come from the test server of
 //! `roughtime_support` (real Ed25519 signatures, RFC 10049 framing); the multi-process
 //! tests in `tests/cluster.rs` use real `roughenough` servers.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 mod roughtime_support;
 

@@ -1,5 +1,13 @@
 //! End-to-end: in-process 3-of-5 issuance, then relying-party verification, with
 //! a failing twin for every success and a byte flip of every signed part.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -14,16 +14,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const POLL: Duration = Duration::from_millis(5);
-pub const LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const POLL: Duration = Duration::from_millis(5);
+pub(crate) const LIMIT: Duration = Duration::from_secs(120);
 
-pub struct Bins {
-    pub frostamp: PathBuf,
-    pub node: PathBuf,
+pub(crate) struct Bins {
+    pub(crate) frostamp: PathBuf,
+    pub(crate) node: PathBuf,
 }
 
 /// Kills and reaps processes this bench started itself, even on panic.
-pub struct Children(pub Vec<Child>);
+pub(crate) struct Children(pub(crate) Vec<Child>);
 impl Drop for Children {
     fn drop(&mut self) {
         for c in &mut self.0 {
@@ -34,7 +34,7 @@ impl Drop for Children {
 }
 
 /// Stops a cluster (its recorded pids) even on panic.
-pub struct Down<'a>(pub &'a Bins, pub PathBuf);
+pub(crate) struct Down<'a>(pub(crate) &'a Bins, pub PathBuf);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
         if self.1.join("cluster.json").exists() {
@@ -46,11 +46,11 @@ impl Drop for Down<'_> {
     }
 }
 
-pub fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-pub fn pin(n: &ClusterNode) -> [u8; 32] {
+pub(crate) fn pin(n: &ClusterNode) -> [u8; 32] {
     hex::decode(n.pin.as_ref().expect("pinned"))
         .expect("hex")
         .try_into()
@@ -58,7 +58,7 @@ pub fn pin(n: &ClusterNode) -> [u8; 32] {
 }
 
 /// `frostamp cluster up`: (cluster file, wall time).
-pub fn cluster_up(b: &Bins, d: &Path) -> (ClusterFile, Duration) {
+pub(crate) fn cluster_up(b: &Bins, d: &Path) -> (ClusterFile, Duration) {
     let t = Instant::now();
     let out = Command::new(&b.frostamp)
         .args(["cluster", "up", "--node-bin"])
@@ -89,7 +89,7 @@ pub fn cluster_up(b: &Bins, d: &Path) -> (ClusterFile, Duration) {
     (file, took)
 }
 
-pub fn cluster_down(b: &Bins, d: &Path) {
+pub(crate) fn cluster_down(b: &Bins, d: &Path) {
     let out = Command::new(&b.frostamp)
         .args(["cluster", "down", "--dir"])
         .arg(d)
@@ -102,7 +102,7 @@ pub fn cluster_down(b: &Bins, d: &Path) {
     );
 }
 
-pub fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let st = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()
@@ -111,7 +111,7 @@ pub fn signal(pid: u32, sig: &str) {
 }
 
 /// (health, share holders) from a node's `/status`, or None if it does not answer.
-pub async fn health(addr: &str, pin: [u8; 32]) -> Option<(String, u64)> {
+pub(crate) async fn health(addr: &str, pin: [u8; 32]) -> Option<(String, u64)> {
     let r = frostamp::net::client::request(
         addr,
         Some(pin),
@@ -131,7 +131,7 @@ pub async fn health(addr: &str, pin: [u8; 32]) -> Option<(String, u64)> {
 }
 
 /// What a node's `/status` says about its peers and refusals (for failure reports).
-pub async fn diagnose(addr: &str, pin: [u8; 32]) -> String {
+pub(crate) async fn diagnose(addr: &str, pin: [u8; 32]) -> String {
     match frostamp::net::client::request(
         addr,
         Some(pin),
@@ -164,7 +164,7 @@ pub async fn diagnose(addr: &str, pin: [u8; 32]) -> String {
 }
 
 /// Poll until `/status` of `addr` reports (`want`, `holders`); return the instant it did.
-pub async fn until(addr: &str, pin: [u8; 32], want: &str, holders: u64) -> Instant {
+pub(crate) async fn until(addr: &str, pin: [u8; 32], want: &str, holders: u64) -> Instant {
     let deadline = Instant::now() + LIMIT;
     loop {
         let got = health(addr, pin).await;
@@ -184,21 +184,21 @@ pub async fn until(addr: &str, pin: [u8; 32], want: &str, holders: u64) -> Insta
 }
 
 /// What a replacement needs from the cluster directory.
-pub struct Ctx {
-    pub nodes: Vec<ClusterNode>,
-    pub t: u16,
-    pub epoch: String,
-    pub operator: frostamp::node::auth::OperatorKey,
-    pub platform: String,
-    pub roots: frostamp::attestation::RootSet,
-    pub measurement: [u8; 48],
-    pub dir: PathBuf,
+pub(crate) struct Ctx {
+    pub(crate) nodes: Vec<ClusterNode>,
+    pub(crate) t: u16,
+    pub(crate) epoch: String,
+    pub(crate) operator: frostamp::node::auth::OperatorKey,
+    pub(crate) platform: String,
+    pub(crate) roots: frostamp::attestation::RootSet,
+    pub(crate) measurement: [u8; 48],
+    pub(crate) dir: PathBuf,
     /// Current TLS pin of each index (a replacement has a new identity).
-    pub pins: BTreeMap<u16, [u8; 32]>,
+    pub(crate) pins: BTreeMap<u16, [u8; 32]>,
 }
 
 impl Ctx {
-    pub fn load(d: &Path, file: &ClusterFile) -> Self {
+    pub(crate) fn load(d: &Path, file: &ClusterFile) -> Self {
         Self {
             nodes: file.nodes.clone(),
             t: file.t,
@@ -217,18 +217,18 @@ impl Ctx {
 }
 
 /// Milliseconds of each repair step.
-pub struct RepairTimes {
-    pub attested: f64,
-    pub admitted: f64,
-    pub repaired: f64,
-    pub healthy: f64,
-    pub total: f64,
+pub(crate) struct RepairTimes {
+    pub(crate) attested: f64,
+    pub(crate) admitted: f64,
+    pub(crate) repaired: f64,
+    pub(crate) healthy: f64,
+    pub(crate) total: f64,
 }
 
 /// Boot a replacement for `index` on its old addresses, attest it, configure it,
 /// repair its share from `helpers`, and wait until every node reports healthy.
 /// Returns the replacement's pinned TLS identity and the step times.
-pub fn replace(
+pub(crate) fn replace(
     b: &Bins,
     rt: &tokio::runtime::Runtime,
     ctx: &mut Ctx,
@@ -424,14 +424,14 @@ pub fn replace(
     out
 }
 
-pub fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
 
 /// The release binaries (`FROSTAMP_BIN_DIR`, default target/release); exits if absent.
-pub fn bins() -> Bins {
+pub(crate) fn bins() -> Bins {
     let dir = std::env::var("FROSTAMP_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release"));
@@ -447,7 +447,7 @@ pub fn bins() -> Bins {
 }
 
 /// The CPU model of this machine (`/proc/cpuinfo`).
-pub fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -459,7 +459,7 @@ pub fn cpu_model() -> String {
 }
 
 /// Wait (at most 5 s) until process `pid` is gone or a zombie (its sockets closed).
-pub fn wait_gone(pid: u32) {
+pub(crate) fn wait_gone(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -473,7 +473,7 @@ pub fn wait_gone(pid: u32) {
 }
 
 /// The message of a caught panic.
-pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<String>()
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|m| m.to_string()))
@@ -482,7 +482,7 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Copy a run's directory (cluster.json, node logs) to `to` under the crate root;
 /// where it went, or "not kept".
-pub fn keep_logs(from: &Path, to: &str) -> String {
+pub(crate) fn keep_logs(from: &Path, to: &str) -> String {
     let keep = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(to);
     let _ = std::fs::remove_dir_all(&keep);
     if let Some(parent) = keep.parent() {

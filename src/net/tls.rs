@@ -126,10 +126,15 @@ pub fn public_server_config(cert: Arc<PublicCert>) -> Result<rustls::ServerConfi
 /// handshake signature is verified); admission happens by attestation of that key.
 pub fn peer_server_config(id: &Identity) -> Result<rustls::ServerConfig, TlsError> {
     let (chain, key) = key_and_chain(id)?;
-    Ok(rustls::ServerConfig::builder_with_provider(provider())
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(AttestLaterClientVerifier(provider())))
-        .with_single_cert(chain, key)?)
+        .with_single_cert(chain, key)?;
+    // Every link is attested afresh: no session is ever resumed, so none is stored
+    // (rustls would otherwise keep up to 256, each with the peer's certificate).
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
+    Ok(cfg)
 }
 
 /// Client to a peer port: presents our identity; accepts the server key for attestation.
@@ -142,7 +147,11 @@ pub fn peer_client_config(id: &Identity) -> Result<rustls::ClientConfig, TlsErro
             pin: None,
             provider: provider(),
         }))
-        .with_client_auth_cert(chain, key)?)
+        .with_client_auth_cert(chain, key)
+        .map(|mut cfg| {
+            cfg.resumption = rustls::client::Resumption::disabled();
+            cfg
+        })?)
 }
 
 /// Client to a public port. `pin`: the SHA-256 of the server SPKI learned from a

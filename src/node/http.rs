@@ -578,6 +578,9 @@ async fn attestation(node: &Arc<Node>, edge: &Edge, query: &str) -> Response<Bod
         Ok(Ok(ev)) => {
             let body = Bytes::from(serde_json::to_vec_pretty(&ev).unwrap_or_default());
             let mut c = edge.attested.lock().unwrap_or_else(|p| p.into_inner());
+            // Expired entries go now too, not only at the next lookup: a report must
+            // not stay in memory for the life of the node after its TTL.
+            c.retain(|(_, at, _)| at.elapsed() < ATTESTATION_TTL);
             if c.len() >= ATTESTATIONS_CACHED {
                 c.pop_front();
             }

@@ -249,6 +249,13 @@ pub(super) async fn sign_csr(
                 }
             }
         }
+        // A co-signer whose task ended without an answer (it panicked) is out too:
+        // the next attempt must not pick the same set again and again.
+        for (c, id) in &round1.chosen {
+            if !shares.contains_key(id) {
+                out.insert(*c);
+            }
+        }
         if shares.len() < t {
             continue;
         }

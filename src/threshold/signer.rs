@@ -112,14 +112,27 @@ fn copy_exact(dst: &mut [u8], src: &[u8]) -> Result<(), frost::Error> {
 
 /// Outstanding nonces of one owner, oldest first, under the encoding of their
 /// commitments.
+///
+/// Each `SignerNonces` lives in its own box, zeroized in place when it is dropped:
+/// the map only ever moves pointers when it grows or shrinks, so no rehash leaves a
+/// copy of a secret nonce behind in freed memory.
 #[derive(Default)]
 struct OwnerNonces {
     order: VecDeque<[u8; COMMITMENTS_LEN]>,
-    live: HashMap<[u8; COMMITMENTS_LEN], SignerNonces>,
+    live: HashMap<[u8; COMMITMENTS_LEN], Box<SignerNonces>>,
 }
 
 impl OwnerNonces {
     fn insert(&mut self, key: [u8; COMMITMENTS_LEN], nonces: SignerNonces) {
+        // Keys already used leave the front first: coordinators use commitments about
+        // in the order they were issued, so `order` stays close to `live` in length.
+        while self
+            .order
+            .front()
+            .is_some_and(|k| !self.live.contains_key(k))
+        {
+            self.order.pop_front();
+        }
         while self.live.len() >= MAX_OUTSTANDING_NONCES {
             match self.order.pop_front() {
                 Some(old) => {
@@ -128,16 +141,33 @@ impl OwnerNonces {
                 None => break,
             }
         }
-        // Keys already used stay in `order` until they reach the front; compact
-        // when they dominate.
-        if self.order.len() > 2 * MAX_OUTSTANDING_NONCES {
+        // Used keys further back: compact when they dominate.
+        if self.order.len() > 2 * self.live.len() + COMPACT_SLACK {
             let live = &self.live;
             self.order.retain(|k| live.contains_key(k));
         }
         self.order.push_back(key);
-        self.live.insert(key, nonces);
+        self.live.insert(key, Box::new(nonces));
+    }
+
+    /// Remove the nonces under `key`; give memory back once the store has drained
+    /// to a quarter of what it held (a burst of commitments must not pin its peak).
+    fn take(&mut self, key: &[u8; COMMITMENTS_LEN]) -> Option<Box<SignerNonces>> {
+        let taken = self.live.remove(key)?;
+        let len = self.live.len();
+        if self.live.capacity() > 4 * len.max(COMPACT_SLACK) {
+            self.live.shrink_to(2 * len);
+            let live = &self.live;
+            self.order.retain(|k| live.contains_key(k));
+            self.order.shrink_to(2 * len);
+        }
+        Some(taken)
     }
 }
+
+/// Used keys tolerated in an owner's `order` beyond twice its live nonces, and the
+/// size below which its store is not shrunk.
+const COMPACT_SLACK: usize = 64;
 
 /// What a coordinator asks signers to sign: structure, never bytes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -302,12 +332,12 @@ pub fn commit(
 /// consumed. The single code path for every share frostamp produces.
 pub fn sign_share(
     share: &KeyShare,
-    nonces: SignerNonces,
+    nonces: impl std::borrow::Borrow<SignerNonces>,
     commitments: BTreeMap<Identifier, SigningCommitments>,
     message: &[u8],
 ) -> Result<SignatureShare, frost::Error> {
     let package = frost::SigningPackage::new(commitments, message);
-    frost::round2::sign(&package, &nonces.0, share.package())
+    frost::round2::sign(&package, &nonces.borrow().0, share.package())
 }
 
 /// One share holder.
@@ -468,7 +498,7 @@ impl<C: Clock> Signer<C> {
         &self,
         owner: Owner,
         commitments: &BTreeMap<Identifier, SigningCommitments>,
-    ) -> Result<SignerNonces, Refusal> {
+    ) -> Result<Box<SignerNonces>, Refusal> {
         let own = commitments
             .get(&self.identifier())
             .ok_or(Refusal::NotSelected)?;
@@ -482,12 +512,12 @@ impl<C: Clock> Signer<C> {
         &self,
         owner: Owner,
         key: &[u8; COMMITMENTS_LEN],
-    ) -> Result<SignerNonces, Refusal> {
+    ) -> Result<Box<SignerNonces>, Refusal> {
         self.nonces
             .lock()
             .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
             .get_mut(&owner)
-            .and_then(|o| o.live.remove(key))
+            .and_then(|o| o.take(key))
             .ok_or(Refusal::UnknownCommitment)
     }
 
@@ -545,7 +575,7 @@ impl<C: Clock> Signer<C> {
 
     fn sign_with_nonces(
         &self,
-        nonces: SignerNonces,
+        nonces: Box<SignerNonces>,
         proposal: &SigningProposal,
         commitments: BTreeMap<Identifier, SigningCommitments>,
     ) -> Result<SignatureShare, Refusal> {
@@ -729,5 +759,72 @@ impl<C: Clock> Signer<C> {
             .lock()
             .map(|s| s.values().map(|o| o.live.len()).sum())
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// n fresh nonces of one share, under their encoded commitments.
+    fn fresh(n: usize) -> Vec<([u8; COMMITMENTS_LEN], SignerNonces)> {
+        let mut rng = rand::thread_rng();
+        let (shares, _) = crate::threshold::keys::dkg_in_process(3, 2, &mut rng).unwrap();
+        (0..n)
+            .map(|_| {
+                let (nonces, c) = commit(&shares[0], &mut rng);
+                (EncodedCommitments::encode(c).unwrap().bytes, nonces)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn used_nonces_do_not_pile_up_in_the_order() {
+        // One coordinator using each commitment soon after it was issued, the way a
+        // node serves tokens: the store holds what is outstanding, not its history.
+        let mut store = OwnerNonces::default();
+        let batch = fresh(3 * MAX_OUTSTANDING_NONCES);
+        let keys: Vec<_> = batch.iter().map(|(k, _)| *k).collect();
+        for (i, (k, n)) in batch.into_iter().enumerate() {
+            store.insert(k, n);
+            if i >= 8 {
+                assert!(store.take(&keys[i - 8]).is_some());
+            }
+            assert!(store.order.len() <= store.live.len() + 1, "at {i}");
+        }
+        assert_eq!(store.live.len(), 8);
+        // A used key is gone for good.
+        assert!(store.take(&keys[0]).is_none());
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let mut store = OwnerNonces::default();
+        let batch = fresh(MAX_OUTSTANDING_NONCES);
+        let keys: Vec<_> = batch.iter().map(|(k, _)| *k).collect();
+        for (k, n) in batch {
+            store.insert(k, n);
+        }
+        let peak = store.live.capacity();
+        assert!(peak >= MAX_OUTSTANDING_NONCES);
+        for k in &keys {
+            assert!(store.take(k).is_some());
+        }
+        assert!(store.live.is_empty());
+        assert!(
+            store.live.capacity() <= 4 * COMPACT_SLACK
+                && store.order.capacity() <= 8 * COMPACT_SLACK,
+            "capacities {} and {} after draining a peak of {peak}",
+            store.live.capacity(),
+            store.order.capacity()
+        );
+        // The store still evicts the oldest beyond its bound.
+        let more = fresh(MAX_OUTSTANDING_NONCES + 5);
+        let first = more[0].0;
+        for (k, n) in more {
+            store.insert(k, n);
+        }
+        assert_eq!(store.live.len(), MAX_OUTSTANDING_NONCES);
+        assert!(store.take(&first).is_none());
     }
 }

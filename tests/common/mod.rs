@@ -9,11 +9,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
-pub const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
+pub(crate) const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
+pub(crate) const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
 
 /// An in-process 3-of-5 development TSA on the system clock.
-pub fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemClock> {
+pub(crate) fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemClock> {
     use frostamp::clock::SystemClock;
     frostamp::local::LocalTsa::new(
         5,
@@ -28,7 +28,7 @@ pub fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemClock> {
 }
 
 /// Kills child processes even when the test panics.
-pub struct Kill(pub Vec<std::process::Child>);
+pub(crate) struct Kill(pub(crate) Vec<std::process::Child>);
 impl Drop for Kill {
     fn drop(&mut self) {
         for c in &mut self.0 {
@@ -39,7 +39,7 @@ impl Drop for Kill {
 }
 
 /// `frostamp cluster up --dir d` with the test's node binary; its cluster.json.
-pub fn cluster_up(d: &Path) -> ClusterFile {
+pub(crate) fn cluster_up(d: &Path) -> ClusterFile {
     let out = Command::new(FROSTAMP)
         .args(["cluster", "up", "--node-bin", NODE, "--dir"])
         .arg(d)
@@ -54,14 +54,14 @@ pub fn cluster_up(d: &Path) -> ClusterFile {
 }
 
 /// A node's pinned TLS identity from cluster.json.
-pub fn pin_of(node: &frostamp::cli::ops::ClusterNode) -> [u8; 32] {
+pub(crate) fn pin_of(node: &frostamp::cli::ops::ClusterNode) -> [u8; 32] {
     hex::decode(node.pin.as_ref().unwrap())
         .unwrap()
         .try_into()
         .unwrap()
 }
 
-pub struct Down<'a>(pub &'a Path);
+pub(crate) struct Down<'a>(pub(crate) &'a Path);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
         if self.0.join("cluster.json").exists() {
@@ -73,7 +73,7 @@ impl Drop for Down<'_> {
     }
 }
 /// (health, share holders) from a node's /status.
-pub fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
+pub(crate) fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
     let v: serde_json::Value = serde_json::from_str(&get_text(node, "/status")).unwrap();
     (
         v["health"].as_str().unwrap_or("none").to_string(),
@@ -81,11 +81,11 @@ pub fn health(node: &frostamp::cli::ops::ClusterNode) -> (String, u64) {
     )
 }
 
-pub fn wait_health(node: &frostamp::cli::ops::ClusterNode, want: &str, holders: u64) {
+pub(crate) fn wait_health(node: &frostamp::cli::ops::ClusterNode, want: &str, holders: u64) {
     wait_health_within(node, want, holders, Duration::from_secs(30))
 }
 
-pub fn wait_health_within(
+pub(crate) fn wait_health_within(
     node: &frostamp::cli::ops::ClusterNode,
     want: &str,
     holders: u64,
@@ -106,19 +106,19 @@ pub fn wait_health_within(
     }
 }
 
-pub fn pids(file: &ClusterFile) -> Vec<u32> {
+pub(crate) fn pids(file: &ClusterFile) -> Vec<u32> {
     file.nodes.iter().map(|n| n.pid.unwrap()).collect()
 }
 
 /// `kill SIG PID`; whether it succeeded.
-pub fn signal(pid: u32, sig: &str) -> bool {
+pub(crate) fn signal(pid: u32, sig: &str) -> bool {
     Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()
         .is_ok_and(|s| s.success())
 }
 
-pub fn kill(pid: u32) {
+pub(crate) fn kill(pid: u32) {
     signal(pid, "-KILL");
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -133,14 +133,14 @@ pub fn kill(pid: u32) {
 }
 
 /// GET a text resource from a node (pinned TLS).
-pub fn get_text(node: &frostamp::cli::ops::ClusterNode, path: &str) -> String {
+pub(crate) fn get_text(node: &frostamp::cli::ops::ClusterNode, path: &str) -> String {
     let (status, body) = http(node, "GET", path, None, Vec::new());
     assert_eq!(status, 200);
     String::from_utf8(body).unwrap()
 }
 
 /// The value of one Prometheus sample (`name{labels}` exactly as written).
-pub fn metric(text: &str, sample: &str) -> f64 {
+pub(crate) fn metric(text: &str, sample: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("no sample {sample} in\n{text}"))
@@ -150,7 +150,7 @@ pub fn metric(text: &str, sample: &str) -> f64 {
 }
 
 /// One HTTPS call to a node's public port (pinned TLS): status and body.
-pub fn http(
+pub(crate) fn http(
     node: &frostamp::cli::ops::ClusterNode,
     method: &str,
     path: &str,
@@ -178,7 +178,7 @@ pub fn http(
 }
 
 /// POST a DER request to a node (pinned TLS) and return the HTTP status and body.
-pub fn post(
+pub(crate) fn post(
     node: &frostamp::cli::ops::ClusterNode,
     body: Vec<u8>,
     content_type: &str,
@@ -191,7 +191,7 @@ pub fn post(
 /// rejected with a clear reason and no token. Bad input gets HTTP errors and the
 /// Sends SIGCONT on drop, so a test that fails while a node is stopped leaves
 /// nothing frozen behind.
-pub struct Resume(pub u32);
+pub(crate) struct Resume(pub(crate) u32);
 impl Drop for Resume {
     fn drop(&mut self) {
         signal(self.0, "-CONT");
@@ -200,7 +200,7 @@ impl Drop for Resume {
 
 /// Opens `per_source` idle TCP connections from each of the loopback addresses `sources`
 /// to `addr`, and reopens any the node closes, until `stop` is set; how many it opened.
-pub fn flood_peer_port(
+pub(crate) fn flood_peer_port(
     addr: String,
     sources: Vec<std::net::Ipv4Addr>,
     per_source: usize,

@@ -9,23 +9,23 @@ use std::path::PathBuf;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest, Sha512};
 
-pub fn data_dir() -> PathBuf {
+pub(crate) fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/assets/roughtime/cloudflare")
 }
 
-pub fn public_key_from_seed(seed: &[u8; 32]) -> [u8; 32] {
+pub(crate) fn public_key_from_seed(seed: &[u8; 32]) -> [u8; 32] {
     let pair = Ed25519KeyPair::from_seed_unchecked(seed).expect("seed");
     pair.public_key().as_ref().try_into().expect("32-byte key")
 }
 
-pub fn sign(seed: &[u8; 32], context: &[u8], value: &[u8]) -> Vec<u8> {
+pub(crate) fn sign(seed: &[u8; 32], context: &[u8], value: &[u8]) -> Vec<u8> {
     let pair = Ed25519KeyPair::from_seed_unchecked(seed).expect("seed");
     let mut msg = context.to_vec();
     msg.extend_from_slice(value);
     pair.sign(&msg).as_ref().to_vec()
 }
 
-pub fn h(parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn h(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha512::new();
     for p in parts {
         hasher.update(p);
@@ -34,15 +34,15 @@ pub fn h(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// A vector file of cloudflare/roughtime protocol/testdata.
-pub struct Vectors {
-    pub info: String,
-    pub root_seed: [u8; 32],
-    pub online_seed: [u8; 32],
-    pub requests: Vec<Vec<u8>>,
-    pub replies: Vec<Vec<u8>>,
+pub(crate) struct Vectors {
+    pub(crate) info: String,
+    pub(crate) root_seed: [u8; 32],
+    pub(crate) online_seed: [u8; 32],
+    pub(crate) requests: Vec<Vec<u8>>,
+    pub(crate) replies: Vec<Vec<u8>>,
 }
 
-pub fn load_vectors(name: &str) -> Vectors {
+pub(crate) fn load_vectors(name: &str) -> Vectors {
     let text = std::fs::read_to_string(data_dir().join(name)).expect("vector file");
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
     let hex_field = |k: &str| hex::decode(json[k].as_str().expect(k)).expect("hex");
@@ -64,13 +64,13 @@ pub fn load_vectors(name: &str) -> Vectors {
 }
 
 /// Tag key as sorted on the wire: first byte least significant.
-pub fn key(tag: &[u8; 4]) -> u32 {
+pub(crate) fn key(tag: &[u8; 4]) -> u32 {
     u32::from_le_bytes(*tag)
 }
 
 /// Naive decoder (test side): (tag, value range inside `msg`) pairs. Panics on bad input;
 /// only used on known-good messages.
-pub fn decode(msg: &[u8]) -> Vec<([u8; 4], Range<usize>)> {
+pub(crate) fn decode(msg: &[u8]) -> Vec<([u8; 4], Range<usize>)> {
     let u = |at: usize| u32::from_le_bytes(msg[at..at + 4].try_into().unwrap()) as usize;
     let n = u(0);
     let values_start = 8 * n;
@@ -89,7 +89,7 @@ pub fn decode(msg: &[u8]) -> Vec<([u8; 4], Range<usize>)> {
 }
 
 /// Byte range, inside a framed packet, of the value reached by descending `path`.
-pub fn packet_range(packet: &[u8], path: &[&[u8; 4]]) -> Range<usize> {
+pub(crate) fn packet_range(packet: &[u8], path: &[&[u8; 4]]) -> Range<usize> {
     let mut range = 12..packet.len();
     for tag in path {
         let inner = decode(&packet[range.clone()]);
@@ -100,14 +100,14 @@ pub fn packet_range(packet: &[u8], path: &[&[u8; 4]]) -> Range<usize> {
 }
 
 /// Naive encoder (test side): sorts fields by tag key, writes N, offsets, tags, values.
-pub fn encode(fields: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn encode(fields: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
     let mut fields = fields.to_vec();
     fields.sort_by_key(|(t, _)| key(t));
     encode_in_order(&fields)
 }
 
 /// Encoder that keeps the given order (to build malformed messages).
-pub fn encode_in_order(fields: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn encode_in_order(fields: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
     let mut out = (fields.len() as u32).to_le_bytes().to_vec();
     let mut offset = 0u32;
     for (_, v) in &fields[..fields.len().saturating_sub(1)] {
@@ -123,7 +123,7 @@ pub fn encode_in_order(fields: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-pub fn frame(msg: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(msg: &[u8]) -> Vec<u8> {
     let mut out = b"ROUGHTIM".to_vec();
     out.extend_from_slice(&(msg.len() as u32).to_le_bytes());
     out.extend_from_slice(msg);
@@ -132,22 +132,22 @@ pub fn frame(msg: &[u8]) -> Vec<u8> {
 
 /// Knobs for the test server's responses; defaults give a valid RFC response.
 #[derive(Clone)]
-pub struct ServerConfig {
-    pub root_seed: [u8; 32],
-    pub online_seed: [u8; 32],
-    pub wire_version: u32,
-    pub dele_context: Vec<u8>,
-    pub srep_context: Vec<u8>,
-    pub midp: u64,
-    pub radi: u32,
-    pub mint: u64,
-    pub maxt: u64,
-    pub vers: Vec<u32>,
-    pub response_type: Option<u32>,
+pub(crate) struct ServerConfig {
+    pub(crate) root_seed: [u8; 32],
+    pub(crate) online_seed: [u8; 32],
+    pub(crate) wire_version: u32,
+    pub(crate) dele_context: Vec<u8>,
+    pub(crate) srep_context: Vec<u8>,
+    pub(crate) midp: u64,
+    pub(crate) radi: u32,
+    pub(crate) mint: u64,
+    pub(crate) maxt: u64,
+    pub(crate) vers: Vec<u32>,
+    pub(crate) response_type: Option<u32>,
 }
 
 impl ServerConfig {
-    pub fn rfc(root_seed: [u8; 32], midp: u64) -> Self {
+    pub(crate) fn rfc(root_seed: [u8; 32], midp: u64) -> Self {
         ServerConfig {
             root_seed,
             online_seed: [0x42; 32],
@@ -163,7 +163,7 @@ impl ServerConfig {
         }
     }
 
-    pub fn draft12(root_seed: [u8; 32], midp: u64) -> Self {
+    pub(crate) fn draft12(root_seed: [u8; 32], midp: u64) -> Self {
         ServerConfig {
             wire_version: 0x8000_000c,
             dele_context: b"RoughTime v1 delegation signature\0".to_vec(),
@@ -176,7 +176,7 @@ impl ServerConfig {
 
 /// Merkle tree over the given leaf data (RFC shape: odd levels padded with a zero hash,
 /// as roughenough does); returns (root, path per leaf).
-pub fn merkle(leaves: &[Vec<u8>]) -> ([u8; 32], Vec<Vec<u8>>) {
+pub(crate) fn merkle(leaves: &[Vec<u8>]) -> ([u8; 32], Vec<Vec<u8>>) {
     let mut level: Vec<[u8; 32]> = leaves.iter().map(|l| h(&[&[0], l])).collect();
     let mut index: Vec<usize> = (0..leaves.len()).collect();
     let mut paths = vec![Vec::new(); leaves.len()];
@@ -194,7 +194,7 @@ pub fn merkle(leaves: &[Vec<u8>]) -> ([u8; 32], Vec<Vec<u8>>) {
 }
 
 /// Responses to a batch of RFC-family request packets (leaf = packet).
-pub fn respond(cfg: &ServerConfig, requests: &[Vec<u8>]) -> Vec<Vec<u8>> {
+pub(crate) fn respond(cfg: &ServerConfig, requests: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let (root, paths) = merkle(requests);
     let online_pk = public_key_from_seed(&cfg.online_seed);
     let dele = encode(&[
@@ -241,10 +241,10 @@ pub fn respond(cfg: &ServerConfig, requests: &[Vec<u8>]) -> Vec<Vec<u8>> {
 }
 
 /// Deterministic xorshift64* generator.
-pub struct XorShift(pub u64);
+pub(crate) struct XorShift(pub(crate) u64);
 
 impl XorShift {
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -253,11 +253,11 @@ impl XorShift {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
 
-    pub fn bytes<const N: usize>(&mut self) -> [u8; N] {
+    pub(crate) fn bytes<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
         for b in out.iter_mut() {
             *b = self.next_u64() as u8;
