@@ -320,4 +320,84 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
         j["revocation"]["certificates"][0]["status"], "revoked",
         "{j}"
     );
+    // A CA the operator picks (here OpenSSL's): `ceremony tls` without a development CA
+    // writes node 3's request, `openssl x509 -req` issues from it (copying the
+    // subjectAltName), `ceremony install-tls` uploads; node 3 then verifies with that root.
+    let ext = dir.path().join("external");
+    std::fs::create_dir_all(&ext).unwrap();
+    let mut plain: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    plain.as_object_mut().unwrap().remove("ca_dir");
+    std::fs::write(ext.join("cluster.json"), plain.to_string()).unwrap();
+    let out = Command::new(FROSTAMP)
+        .args(["ceremony", "tls", "--index", "3", "--state-dir"])
+        .arg(&ext)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&ext)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=external TLS CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls-node3.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-copy_extensions",
+        "copyall",
+        "-days",
+        "1",
+        "-out",
+        "node3.pem",
+    ]);
+    let chain = ext.join("node3-chain.pem");
+    std::fs::write(
+        &chain,
+        [
+            std::fs::read(ext.join("node3.pem")).unwrap(),
+            std::fs::read(ext.join("ca.pem")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let out = Command::new(FROSTAMP)
+        .args(["ceremony", "install-tls", "--state-dir"])
+        .arg(&ext)
+        .arg(&chain)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("node 3: serves"));
+    let url3 = format!("{}/status", file.nodes[2].url);
+    let out = curl(&[&url3], Some(&ext.join("ca.pem")));
+    assert!(out.status.success(), "{}", text(&out));
+    // Twin: the development root no longer vouches for node 3.
+    let out = curl(&[&url3], Some(&root));
+    assert_eq!(out.status.code(), Some(60), "{}", text(&out));
 }
