@@ -417,7 +417,15 @@ fn openssl_reads_an_ed25519_token_but_cannot_verify_it() {
         hexnum(&hex::encode(issued.serial.0))
     );
     openssl(
-        &["ts", "-reply", "-in", "r.tsr", "-token_out", "-out", "t.der"],
+        &[
+            "ts",
+            "-reply",
+            "-in",
+            "r.tsr",
+            "-token_out",
+            "-out",
+            "t.der",
+        ],
         d,
     );
     let cms = openssl(
