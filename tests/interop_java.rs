@@ -58,6 +58,14 @@
 //!
 //! A missing JDK or Bouncy Castle is a test failure naming `make system-deps`, never
 //! a skip.
+// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 #![cfg(feature = "insecure-dev-attestation")]
 
 mod common;
