@@ -1,5 +1,6 @@
 //! frostamp: a threshold RFC 3161 Time-Stamp Authority whose signing key exists
-//! only as FROST(secp256k1, SHA-256) shares in the memory of attested nodes.
+//! only as FROST shares (FROST(secp256k1, SHA-256), or FROST(Ed25519, SHA-512) for an
+//! epoch whose ceremony chose it) in the memory of attested nodes.
 //!
 //! # Data flow (one token)
 //!
@@ -26,8 +27,9 @@
 //! - [`tsp`]: RFC 3161 / RFC 5816 / RFC 5652 structures: request parsing into a validated
 //!   type, TSTInfo and signed-attribute construction, token assembly, responses.
 //! - [`threshold`]: FROST key material (redacted, zeroized), the signer that checks what it
-//!   signs, the coordinator, and the transport-neutral signer interface.
-//! - [`verify`]: relying-party verification of any RFC 3161 token (FROST, RSA, ECDSA),
+//!   signs, the coordinator, and the transport-neutral signer interface, all generic over
+//!   the epoch's ciphersuite (`threshold::suite`).
+//! - [`verify`]: relying-party verification of any RFC 3161 token (FROST, Ed25519, RSA, ECDSA),
 //!   certificate path building, signature algorithms.
 //! - [`certs`]: TSA certificate profile, the launch-measurement extension, the
 //!   threshold-signed CSR, a small development CA.

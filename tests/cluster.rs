@@ -462,10 +462,24 @@ fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
 /// node issues tokens under the same certificate.
 #[test]
 fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
+    repair_lifecycle("secp256k1");
+}
+
+/// The one Ed25519 cluster lifecycle of this file: `cluster up --ciphersuite ed25519`
+/// (five processes, DKG, CSR, certificate), `/status` and cluster.json name the suite,
+/// a lost node is replaced and repaired, and the cluster issues Ed25519 tokens that
+/// `frostamp stamp` verifies.
+#[test]
+fn an_ed25519_cluster_serves_loses_a_node_and_repairs_it() {
+    repair_lifecycle("ed25519");
+}
+
+fn repair_lifecycle(suite: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let file = cluster_up(&d);
+    let file = common::cluster_up_with(&d, suite);
+    assert_eq!(file.ciphersuite.name(), suite);
     let cert_before = {
         let s = Command::new(FROSTAMP)
             .args(["cluster", "status", "--json", "--dir"])
@@ -473,6 +487,13 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+        for node in v.as_array().unwrap() {
+            assert_eq!(
+                node["status"]["ciphersuite"].as_str(),
+                Some(suite),
+                "{node}"
+            );
+        }
         v[0]["status"]["certificate"].as_str().unwrap().to_string()
     };
     kill(file.nodes[0].pid.unwrap());
@@ -586,6 +607,12 @@ fn a_replacement_node_gets_a_repaired_share_and_the_cluster_heals() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let want = match suite {
+        "ed25519" => "signature:  Ed25519",
+        _ => "signature:  FROST(secp256k1, SHA-256)",
+    };
+    assert!(printed.contains(want), "{printed}");
 }
 
 /// Fewer than t share holders: the key is gone by design. Five fresh nodes run a new

@@ -7,10 +7,15 @@
 //! other interop tests; this test compares Go's fields with what frostamp knows.
 //! Failing twin: the same token re-encoded with the project's former `2.25.…` arc
 //! fails in Go with "base 128 integer too large" (`docs/oids.md`).
+//!
+//! Both ciphersuites' tokens are parsed; with `-cert`, the program parses the Ed25519
+//! epoch's TSA certificate with `x509.ParseCertificate` (Go has no secp256k1, so the
+//! secp256k1 epoch's certificate is refused there: that is the failing twin).
 
 mod common;
 
 use frostamp::oid::std_oids;
+use frostamp::threshold::suite::Ed25519Sha512;
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
 use frostamp::verify::token::{parse_token, verify, Expected, VerifyOptions};
 use sha2::Digest;
@@ -57,6 +62,84 @@ fn run_go(dir: &Path, name: &str, der: &[u8]) -> Output {
     let file = dir.join(name);
     std::fs::write(&file, der).unwrap();
     Command::new(tstparse()).arg(&file).output().unwrap()
+}
+
+fn run_go_cert(dir: &Path, name: &str, der: &[u8]) -> Output {
+    let file = dir.join(name);
+    std::fs::write(&file, der).unwrap();
+    Command::new(tstparse())
+        .arg("-cert")
+        .arg(&file)
+        .output()
+        .unwrap()
+}
+
+/// Go's `x509.ParseCertificate` takes the Ed25519 epoch's TSA certificate (key
+/// id-Ed25519, EKU timeStamping critical) and reads the group key; the twin: the secp256k1 epoch's certificate is refused ("unsupported
+/// elliptic curve": Go has no secp256k1), as is the Ed25519 one cut short.
+#[test]
+fn go_x509_parses_the_ed25519_epoch_tsa_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ed = common::local_tsa_for::<Ed25519Sha512>();
+    let out = run_go_cert(dir.path(), "ed.der", &ed.tsa_cert);
+    assert!(
+        out.status.success(),
+        "Go refused the Ed25519 TSA certificate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let go: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(go["public_key_algorithm"], "Ed25519");
+    assert_eq!(
+        go["ed25519_key_hex"],
+        hex::encode(ed.group.key_bytes().unwrap())
+    );
+    assert_eq!(go["ext_key_usage_time_stamping"], true);
+    assert_eq!(go["is_ca"], false);
+    let k1 = common::local_tsa();
+    let out = run_go_cert(dir.path(), "k1.der", &k1.tsa_cert);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unsupported elliptic curve"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cut = &ed.tsa_cert[..ed.tsa_cert.len() - 1];
+    assert!(!run_go_cert(dir.path(), "cut.der", cut).status.success());
+}
+
+/// An Ed25519 token through Go's `encoding/asn1`: SignedData with digestAlgorithm
+/// SHA-512, SignerInfo with id-Ed25519 and a 64-byte signature, messageDigest the
+/// SHA-512 of the TSTInfo; the twin: the same token cut short is refused.
+#[test]
+fn go_encoding_asn1_parses_an_ed25519_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsa = common::local_tsa_for::<Ed25519Sha512>();
+    let digest = HashAlg::Sha256.digest(b"go ed25519");
+    let req = AcceptedRequest::build_der(HashAlg::Sha256, &digest, None, true).unwrap();
+    let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
+    let parsed = parse_token(&issued.token).unwrap();
+    let out = run_go(dir.path(), "ed.tsr", &issued.response);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let go: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        go["digest_algorithms"],
+        serde_json::json!([std_oids::SHA512.to_string()])
+    );
+    assert_eq!(go["tst_info"]["imprint_hex"], hex::encode(&digest));
+    let s = &go["signers"][0];
+    assert_eq!(s["digest_algorithm"], std_oids::SHA512.to_string());
+    assert_eq!(s["signature_algorithm"], std_oids::ED25519.to_string());
+    assert_eq!(s["signature_len"], 64);
+    assert_eq!(
+        s["message_digest_hex"],
+        hex::encode(sha2::Sha512::digest(&parsed.tst_der))
+    );
+    let cut = &issued.response[..issued.response.len() - 3];
+    assert!(!run_go(dir.path(), "cut.tsr", cut).status.success());
 }
 
 #[test]

@@ -375,3 +375,93 @@ fn openssl_tsa_tokens_verify_with_frostamp_verify() {
         }
     }
 }
+
+/// An Ed25519 epoch's token (RFC 8419 SignerInfo) is read by `openssl ts -reply
+/// -text` like any other, and `openssl cms -cmsout -print` shows digestAlgorithm
+/// SHA-512 and signatureAlgorithm ED25519. Measured limitation, kept here so that a
+/// change is noticed: OpenSSL 3.0's `ts -verify` (PKCS#7 code) cannot verify an Ed25519
+/// SignerInfo ("operation not supported for this keytype", `Verification: FAILED`), and
+/// neither can `cms -verify` ("invalid digest"); docs/relying-parties.md. The twin of
+/// the parse: a response cut short is refused by `openssl ts -reply`.
+#[test]
+fn openssl_reads_an_ed25519_token_but_cannot_verify_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("data.txt"), b"ed25519 with openssl\n").unwrap();
+    let tsa = LocalTsa::<_, frostamp::threshold::suite::Ed25519Sha512>::for_suite(
+        5,
+        3,
+        TsaProfile::frostamp_default(),
+        SystemClock,
+        Arc::new(SystemClock),
+        vec![],
+        None,
+        frostamp::threshold::signer::TimeRule::OwnClock,
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    openssl(
+        &[
+            "ts", "-query", "-data", "data.txt", "-sha256", "-cert", "-out", "q.tsq",
+        ],
+        d,
+    );
+    let q = std::fs::read(d.join("q.tsq")).unwrap();
+    let issued = tsa.issue(&q, &mut rand::thread_rng()).unwrap();
+    std::fs::write(d.join("r.tsr"), &issued.response).unwrap();
+    let text = openssl(&["ts", "-reply", "-in", "r.tsr", "-text"], d);
+    assert_eq!(field(&text, "Status: "), "Granted.");
+    assert_eq!(field(&text, "Hash Algorithm: "), "sha256");
+    assert_eq!(
+        hexnum(&field(&text, "Serial number: ")),
+        hexnum(&hex::encode(issued.serial.0))
+    );
+    openssl(
+        &[
+            "ts",
+            "-reply",
+            "-in",
+            "r.tsr",
+            "-token_out",
+            "-out",
+            "t.der",
+        ],
+        d,
+    );
+    let cms = openssl(
+        &["cms", "-cmsout", "-print", "-inform", "DER", "-in", "t.der"],
+        d,
+    );
+    assert!(cms.contains("algorithm: sha512"), "{cms}");
+    assert!(cms.contains("algorithm: ED25519"), "{cms}");
+    // Twin: a cut response is no TimeStampResp for OpenSSL.
+    std::fs::write(
+        d.join("cut.tsr"),
+        &issued.response[..issued.response.len() - 5],
+    )
+    .unwrap();
+    let cut = Command::new("openssl")
+        .args(["ts", "-reply", "-in", "cut.tsr", "-text"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!cut.status.success());
+    // The measured limitation.
+    std::fs::write(d.join("ca.pem"), tsa.ca.certificate_pem().unwrap()).unwrap();
+    let v = Command::new("openssl")
+        .args([
+            "ts", "-verify", "-data", "data.txt", "-in", "r.tsr", "-CAfile", "ca.pem",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(
+        !v.status.success() && said.contains("Verification: FAILED"),
+        "openssl ts -verify now verifies Ed25519 tokens: update docs/relying-parties.md\n{said}"
+    );
+}

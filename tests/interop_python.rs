@@ -103,3 +103,74 @@ fn python_requests_parse_and_our_responses_parse_in_python() {
         }
     }
 }
+
+/// An Ed25519 epoch's token parses in rfc3161-client field for field (its twin: the
+/// response cut short does not). Measured limitation, kept so that a change is noticed:
+/// rfc3161-client's verifier (OpenSSL's PKCS#7 code underneath) cannot verify an
+/// Ed25519 SignerInfo ("invalid eddsa instance for attempted operation");
+/// docs/relying-parties.md.
+#[test]
+fn python_parses_an_ed25519_token_but_cannot_verify_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.bin");
+    std::fs::write(&data, b"ed25519 with rfc3161-client").unwrap();
+    let tsa = LocalTsa::<_, frostamp::threshold::suite::Ed25519Sha512>::for_suite(
+        5,
+        3,
+        TsaProfile::frostamp_default(),
+        SystemClock,
+        Arc::new(SystemClock),
+        vec![],
+        None,
+        frostamp::threshold::signer::TimeRule::OwnClock,
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
+    let q = dir.path().join("q.tsq");
+    run_py(&[
+        "request",
+        data.to_str().unwrap(),
+        q.to_str().unwrap(),
+        "sha256",
+        "1",
+        "1",
+    ]);
+    let req = std::fs::read(&q).unwrap();
+    let accepted = parse(&req, tsa.coordinator.profile()).unwrap();
+    let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
+    let r = dir.path().join("resp.tsr");
+    std::fs::write(&r, &issued.response).unwrap();
+    let got = run_py(&["parse", r.to_str().unwrap()]);
+    assert_eq!(got["status"], 0);
+    assert_eq!(got["imprint"], hex::encode(accepted.imprint()));
+    assert_eq!(
+        got["serial"].as_str().unwrap(),
+        u128::from_be_bytes(issued.serial.0).to_string()
+    );
+    assert_eq!(got["signed_data_certs"], 1);
+    // Twin: a cut response does not parse.
+    let cut = dir.path().join("cut.tsr");
+    std::fs::write(&cut, &issued.response[..issued.response.len() - 5]).unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/rfc3161_client_check.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .args(["parse", cut.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // The measured limitation.
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, tsa.ca.certificate_pem().unwrap()).unwrap();
+    let v = run_py(&[
+        "verify",
+        r.to_str().unwrap(),
+        data.to_str().unwrap(),
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        v["verified"], false,
+        "rfc3161-client now verifies Ed25519 tokens: update docs/relying-parties.md"
+    );
+    eprintln!("rfc3161-client on an Ed25519 token: {}", v["error"]);
+}

@@ -398,7 +398,13 @@ fn encoded_set<S: Suite>(tsa: &LocalTsa<SystemClock, S>) -> Vec<(u16, [u8; COMMI
     let mut list = vec![(1u16, *own.bytes())];
     for (i, s) in (2u16..).zip(&tsa.signers[1..3]) {
         let c = s.commit_encoded(&mut rand::thread_rng()).unwrap();
-        assert_eq!(EncodedCommitments::decode(c.bytes()).unwrap(), c);
+        assert_eq!(EncodedCommitments::decode(c.encoded()).unwrap(), c);
+        assert_eq!(EncodedCommitments::decode_key(c.bytes()).unwrap(), c);
+        // The twin: the padded key is no wire encoding (secp256k1's has no padding).
+        assert_eq!(
+            EncodedCommitments::<S>::decode(c.bytes()).is_ok(),
+            c.encoded().len() == COMMITMENTS_LEN
+        );
         list.push((i, *c.bytes()));
     }
     list

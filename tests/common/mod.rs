@@ -59,8 +59,22 @@ impl Drop for Kill {
 
 /// `frostamp cluster up --dir d` with the test's node binary; its cluster.json.
 pub fn cluster_up(d: &Path) -> ClusterFile {
+    cluster_up_with(d, "secp256k1")
+}
+
+/// [`cluster_up`] with `--ciphersuite SUITE`.
+#[allow(dead_code)]
+pub fn cluster_up_with(d: &Path, suite: &str) -> ClusterFile {
     let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .args([
+            "cluster",
+            "up",
+            "--ciphersuite",
+            suite,
+            "--node-bin",
+            NODE,
+            "--dir",
+        ])
         .arg(d)
         .output()
         .unwrap();

@@ -2,6 +2,8 @@
 
   request DATA OUT HASH(sha256|sha512) NONCE(0|1) CERTREQ(0|1)  -> writes a TimeStampReq, prints {"nonce": int|null}
   parse RESP                                                    -> prints the TSTInfo fields as JSON
+  verify RESP DATA ROOT_PEM                                     -> rfc3161-client's own verifier; prints
+                                                                   {"verified": bool, "error": str|null}
   fetch URL DATA [CAFILE]                                       -> POSTs a request for DATA to URL (HTTPS,
                                                                    Content-Type application/timestamp-query),
                                                                    parses the reply, prints its fields as JSON
@@ -36,6 +38,21 @@ def main() -> int:
         with open(out, "wb") as f:
             f.write(req.as_bytes())
         print(json.dumps({"nonce": None if req.nonce is None else str(req.nonce)}))
+        return 0
+    if mode == "verify":
+        from cryptography import x509
+
+        with open(sys.argv[2], "rb") as f:
+            resp = r.decode_timestamp_response(f.read())
+        with open(sys.argv[3], "rb") as f:
+            data = f.read()
+        with open(sys.argv[4], "rb") as f:
+            root = x509.load_pem_x509_certificate(f.read())
+        try:
+            r.VerifierBuilder().add_root_certificate(root).build().verify_message(resp, data)
+            print(json.dumps({"verified": True, "error": None}))
+        except Exception as e:  # the verifier's errors are what is measured
+            print(json.dumps({"verified": False, "error": f"{type(e).__name__}: {e}"}))
         return 0
     if mode in ("parse", "fetch"):
         if mode == "parse":

@@ -4,10 +4,16 @@
 // its signed attributes. It verifies nothing; tests/interop_go.rs compares the
 // output with what frostamp knows about the token.
 //
-// Usage: tstparse FILE   (exit status 1 and the Go error on stderr if parsing fails)
+// With -cert, it parses a DER certificate with crypto/x509 (x509.ParseCertificate)
+// and prints its public key algorithm, key, subject and extended key usages.
+//
+// Usage: tstparse FILE | tstparse -cert FILE
+// (exit status 1 and the Go error on stderr if parsing fails)
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
@@ -260,17 +266,53 @@ func parse(der []byte) (*output, error) {
 	return out, nil
 }
 
+// What x509.ParseCertificate made of a certificate.
+type certOutput struct {
+	PublicKeyAlgorithm string `json:"public_key_algorithm"`
+	Ed25519KeyHex      string `json:"ed25519_key_hex,omitempty"`
+	Subject            string `json:"subject"`
+	TimeStamping       bool   `json:"ext_key_usage_time_stamping"`
+	IsCA               bool   `json:"is_ca"`
+}
+
+func parseCert(der []byte) (*certOutput, error) {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	out := &certOutput{
+		PublicKeyAlgorithm: c.PublicKeyAlgorithm.String(),
+		Subject:            c.Subject.String(),
+		IsCA:               c.IsCA,
+	}
+	if k, ok := c.PublicKey.(ed25519.PublicKey); ok {
+		out.Ed25519KeyHex = hex.EncodeToString(k)
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageTimeStamping {
+			out.TimeStamping = true
+		}
+	}
+	return out, nil
+}
+
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: tstparse FILE")
+	cert := len(os.Args) == 3 && os.Args[1] == "-cert"
+	if len(os.Args) != 2 && !cert {
+		fmt.Fprintln(os.Stderr, "usage: tstparse FILE | tstparse -cert FILE")
 		os.Exit(2)
 	}
-	der, err := os.ReadFile(os.Args[1])
+	der, err := os.ReadFile(os.Args[len(os.Args)-1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	out, err := parse(der)
+	var out interface{}
+	if cert {
+		out, err = parseCert(der)
+	} else {
+		out, err = parse(der)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
