@@ -517,6 +517,24 @@ fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
         t.contains(&format!("Timestamp signature algorithm: SHA256with{frost}")),
         "{t}"
     );
+    // Without -strict the same verification exits 0: only the warning says that the
+    // JAR's signature was dropped.
+    let out = jdk(
+        "jarsigner",
+        &[
+            "-verify",
+            "-keystore",
+            s(&trust),
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PW,
+            s(&signed),
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("the jar will be treated as unsigned"), "{t}");
 
     // Bouncy Castle reads every field and refuses at the signature algorithm.
     let out = tsp_check(&["check", s(&token), s(&st.root()), &imprint]);
