@@ -37,9 +37,10 @@
 //!    (signingCertificateV2 match, valid at genTime, critical timeStamping EKU,
 //!    messageDigest, signature), then PKIX from the TSA certificate to the cluster's
 //!    `root.pem` as the only anchor at genTime (Bouncy Castle's PKIX, revocation off:
-//!    the development CA publishes no CRL yet), and that the token's imprint is the
-//!    digest of the JAR signature it is attached to. `frostamp verify` checks the same
-//!    token, so a refusal by Java is Java's and not a broken token.
+//!    `tests/revocation.rs` covers CRLs with `frostamp verify`), and that the
+//!    token's imprint is the digest of the JAR signature it is attached to.
+//!    `frostamp verify` checks the same token, so a refusal by Java is Java's and
+//!    not a broken token.
 //!
 //! An Ed25519 epoch (`cluster up --ciphersuite ed25519`) passes all of it: the token's
 //! SignerInfo is id-Ed25519 with SHA-512 as its digest algorithm, the only digest JDK
@@ -48,11 +49,12 @@
 //! token with one signature byte flipped (refused at `validate`) and with another
 //! root as the anchor (refused at the path).
 //!
-//! The secp256k1 epoch is the failing case Java cannot avoid: no JDK or Bouncy Castle algorithm exists for FROST(secp256k1) Schnorr
-//! signatures, so jarsigner reports the TSA chain invalid at signing (exit 64), and at
-//! verification the JDK's JAR verifier throws on the timestamp and discards the whole
-//! JAR signature ("the jar will be treated as unsigned", exit 16); Bouncy Castle
-//! refuses the token at `validate`. `docs/relying-parties.md` records the messages.
+//! The secp256k1 epoch is the failing case Java cannot avoid: no JDK or Bouncy
+//! Castle algorithm exists for FROST(secp256k1) Schnorr signatures, so jarsigner
+//! reports the TSA chain invalid at signing (exit 64), and at verification the
+//! JDK's JAR verifier throws on the timestamp and discards the whole JAR signature
+//! ("the jar will be treated as unsigned", exit 16); Bouncy Castle refuses the
+//! token at `validate`. `docs/relying-parties.md` records the messages.
 //!
 //! A missing JDK or Bouncy Castle is a test failure naming `make system-deps`, never
 //! a skip.
@@ -515,6 +517,24 @@ fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
         t.contains(&format!("Timestamp signature algorithm: SHA256with{frost}")),
         "{t}"
     );
+    // Without -strict the same verification exits 0: only the warning says that the
+    // JAR's signature was dropped.
+    let out = jdk(
+        "jarsigner",
+        &[
+            "-verify",
+            "-keystore",
+            s(&trust),
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PW,
+            s(&signed),
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("the jar will be treated as unsigned"), "{t}");
 
     // Bouncy Castle reads every field and refuses at the signature algorithm.
     let out = tsp_check(&["check", s(&token), s(&st.root()), &imprint]);
