@@ -13,15 +13,6 @@
     clippy::disallowed_methods
 )]
 
-// Tests may panic: the panic lints of Cargo.toml's `[lints]` are for the product code.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::disallowed_methods
-)]
-
 mod common;
 use common::*;
 
