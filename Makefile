@@ -70,6 +70,7 @@ DEV_FEATURES := insecure-dev-attestation,test-faults
 
 lint:
 	$(CARGO) fmt --all --check
+	python3 scripts/module-graph.py
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked --all-targets --features $(DEV_FEATURES) -- -D warnings
 

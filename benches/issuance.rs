@@ -22,7 +22,6 @@
     clippy::disallowed_methods
 )]
 
-use frostamp::certs::CertDer;
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
 use frostamp::threshold::frost;
@@ -31,6 +30,7 @@ use frostamp::threshold::signer::{sign_share, SignerNonces};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
 use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{verify, Expected, VerifyOptions};
+use frostamp::x509::CertDer;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;

@@ -18,7 +18,6 @@ use frostamp::attestation::{
     verify_report, AdmissionPolicy, Expected as ReportExpected, PlatformRules, PolicyRules, Report,
     RootSet, TcbFloor,
 };
-use frostamp::certs::CertDer;
 use frostamp::clock::{Clock, FixedClock};
 use frostamp::local::LocalTsa;
 use frostamp::tsp::asn1::TimeStampResp;
@@ -27,6 +26,7 @@ use frostamp::tsp::time::GenTime;
 use frostamp::tsp::token::{assemble, build_signed_content, CertIdentity, Serial};
 use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{extract_token, parse_token, verify, VerifyError, VerifyOptions};
+use frostamp::x509::CertDer;
 use rand::SeedableRng;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -263,13 +263,13 @@ pub fn report(data: &[u8]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------
-// peer_frame: a frame's payload into node::messages::decode.
+// peer_frame: a frame's payload into api::peer::decode.
 
 /// `peer_frame`: `messages::decode`; whatever decodes encodes, the encoding decodes,
 /// and encoding is then a fixed point (decode ∘ encode ∘ decode = decode, compared
 /// on the canonical encoding since messages have no `PartialEq`).
 pub fn peer_frame(data: &[u8]) -> bool {
-    use frostamp::node::messages::{decode, encode};
+    use frostamp::api::peer::{decode, encode};
     let Ok(msg) = decode(data) else {
         return false;
     };
@@ -350,7 +350,7 @@ fn install_fixture() -> &'static InstallFixture {
     })
 }
 
-/// `install`: the input as an operator's certificate file (`certs::parse_certificates`,
+/// `install`: the input as an operator's certificate file (`x509::parse_certificates`,
 /// PEM or DER), each split certificate as a CA root (`check_ca_root`), and the split
 /// chain through `certs::install::check_chain` against the fixture's pin, group key
 /// and measurement, first with no certificate installed and then with the fixture leaf
@@ -360,7 +360,7 @@ pub fn install(data: &[u8]) -> bool {
     use frostamp::certs::install::{check_ca_root, check_chain, Expect, Installed};
     let f = install_fixture();
     let now = at(FIXTURE_NOW_SECS);
-    if let Ok(certs) = frostamp::certs::parse_certificates(data) {
+    if let Ok(certs) = frostamp::x509::parse_certificates(data) {
         for c in &certs {
             let _ = frostamp::certs::launch_measurement_of(&c.der);
         }
@@ -464,7 +464,7 @@ pub fn csr(data: &[u8]) -> bool {
     verified
 }
 
-/// `bundle`: the input as the JSON evidence bundle (`ceremony::EvidenceBundle`): what
+/// `bundle`: the input as the JSON evidence bundle (`api::bundle::EvidenceBundle`): what
 /// decodes re-encodes to a fixed point, and goes through `ceremony::verify_bundle`
 /// with the AMD roots, accepting the measurement the bundle names.
 pub fn bundle(data: &[u8]) -> bool {
@@ -474,7 +474,8 @@ pub fn bundle(data: &[u8]) -> bool {
 /// Returns whether the bundle decoded (no committed bundle verifies: their reports are
 /// real ones, not bound to the bundle's key).
 fn check_bundle(json: &[u8], accept: Option<[u8; 48]>) -> bool {
-    use frostamp::ceremony::{verify_bundle, EvidenceBundle};
+    use frostamp::api::bundle::EvidenceBundle;
+    use frostamp::ceremony::verify_bundle;
     let Ok(b) = serde_json::from_slice::<EvidenceBundle>(json) else {
         return false;
     };

@@ -14,7 +14,7 @@
 //! (writing new certificates changes what the `token` target trusts; rebuild it).
 
 use der::{Decode, Encode};
-use frostamp::certs::CertDer;
+use frostamp::x509::CertDer;
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
 use frostamp::oid::{default_tsa_policy, ObjectIdentifier};
@@ -235,7 +235,7 @@ fn roster() -> Result<frostamp::attestation::Roster> {
 /// `seeds/peer_frame/`: one frame payload per `PeerMessage` variant, with real FROST
 /// packages (dealer keys and an in-process DKG) and real SNP evidence.
 fn peer_frame(fuzz: &Path) -> Result {
-    use frostamp::node::messages::{encode, PeerMessage, SecretScalar};
+    use frostamp::api::peer::{encode, PeerMessage, SecretScalar};
     use frostamp::threshold::signer::{Refusal, SigningProposal};
     use frostamp::threshold::suite::BySuite;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xf4a3e);
@@ -445,10 +445,10 @@ fn peer_frame(fuzz: &Path) -> Result {
     ];
     for (name, msg) in &messages {
         let bytes = encode(msg)?;
-        frostamp::node::messages::decode(&bytes)?;
+        frostamp::api::peer::decode(&bytes)?;
         checks::peer_frame(&bytes);
         // Version byte, tag byte, then JSON (tag 0) or the binary per-token encoding.
-        let ext = if bytes.get(1) == Some(&frostamp::node::messages::TAG_JSON) {
+        let ext = if bytes.get(1) == Some(&frostamp::api::peer::TAG_JSON) {
             "json"
         } else {
             "bin"
@@ -524,8 +524,8 @@ fn install(fuzz: &Path) -> Result {
 /// bundle is the `bundle` seed) and `seeds/bundle/` (an evidence bundle of the five
 /// real SNP reports: structurally complete, so checks run up to the report binding).
 fn csr_and_bundle(fuzz: &Path) -> Result {
-    use frostamp::ceremony::EvidenceBundle;
-    use frostamp::node::http::DkgResult;
+    use frostamp::api::bundle::EvidenceBundle;
+    use frostamp::api::admin::DkgResult;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xc5a);
     let key = frost::SigningKey::new(&mut rng);
     let vk = frost::VerifyingKey::from(&key);
@@ -580,7 +580,7 @@ fn csr_and_bundle(fuzz: &Path) -> Result {
 /// `seeds/node_config/`: a minimal and a full fw_cfg configuration, and near-misses.
 fn node_config(fuzz: &Path) -> Result {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xc0f);
-    let operator = frostamp::node::auth::OperatorKey::generate(&mut rng).public_hex()?;
+    let operator = frostamp::api::auth::OperatorKey::generate(&mut rng).public_hex()?;
     let (_, vcek) = report_and_vcek(REPORTS[1])?;
     // The build's pinned time servers, at local addresses.
     let pinned = frostamp::time::evidence::pinned_policy();

@@ -25,14 +25,15 @@
 
 pub mod tls;
 
-use crate::attestation::roster::{Roster, N, T};
+use crate::api::admin::ClusterConfig;
+use crate::api::admin::{CaRootRequest, CertificateUpload, DkgRequest, DkgResult, Status};
+use crate::api::auth::{OperatorKey, HEADER};
+use crate::api::bundle::EvidenceBundle;
+use crate::attestation::roster::{N, T};
 use crate::attestation::{evidence_binding, identity_binding, verify_report, Expected, RootSet};
 use crate::certs::DevCa;
 use crate::clock::Clock;
 use crate::net::client::{request, ClientError, Response};
-use crate::node::auth::{OperatorKey, HEADER};
-use crate::node::http::{CaRootRequest, CertificateUpload, DkgRequest, DkgResult, Status};
-use crate::node::ClusterConfig;
 use crate::threshold::suite::{Ciphersuite, GroupPublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -101,35 +102,6 @@ pub struct NodeTarget {
     pub public: String,
     /// Peer `host:port` (what the other nodes dial).
     pub peer: String,
-}
-
-/// The evidence a CA checks: every node's DKG result and attestation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvidenceBundle {
-    /// Format version (2: n and the roster).
-    pub version: u32,
-    /// Key epoch.
-    pub epoch: String,
-    /// Share holders (the build constant `roster::N`).
-    pub n: u16,
-    /// Threshold (the build constant `roster::T`).
-    pub t: u16,
-    /// Which attested machine holds which index (TLS identity, chip, TCB).
-    pub roster: Roster,
-    /// Group key (hex, RFC 9591 serialization: SEC1 compressed for secp256k1, the
-    /// 32-byte RFC 8032 public key for Ed25519).
-    pub group_key: String,
-    /// The epoch's FROST ciphersuite (`secp256k1` if absent). Every node's report
-    /// binds it with the group key (`Ciphersuite::binding_input`).
-    #[serde(default)]
-    pub ciphersuite: Ciphersuite,
-    /// Transcript hash (hex).
-    pub transcript: String,
-    /// Launch measurement all nodes reported (hex).
-    pub measurement: String,
-    /// One entry per node.
-    pub nodes: Vec<DkgResult>,
 }
 
 /// Facts established by [`verify_bundle`].
@@ -336,7 +308,7 @@ pub async fn request_csr(
     bundle: &EvidenceBundle,
     ca_root: &[u8],
 ) -> Result<Vec<u8>, CeremonyError> {
-    let body = serde_json::to_vec(&crate::node::http::CsrRequest {
+    let body = serde_json::to_vec(&crate::api::admin::CsrRequest {
         subject: subject.to_string(),
         bundle: serde_json::to_string(bundle).map_err(|e| CeremonyError::Invalid(e.to_string()))?,
         ca_root: hex::encode(ca_root),
@@ -885,7 +857,7 @@ pub async fn order_repair(
                 continue;
             }
         };
-        let body = serde_json::to_vec(&crate::node::http::RepairOrder {
+        let body = serde_json::to_vec(&crate::api::admin::RepairOrder {
             epoch: epoch.to_string(),
             index,
             replacement: hex::encode(pin),
@@ -1019,7 +991,7 @@ pub async fn repair(
         (
             "repair",
             "/admin/repair",
-            serde_json::to_vec(&crate::node::http::RepairRequest {
+            serde_json::to_vec(&crate::api::admin::RepairRequest {
                 epoch: epoch.to_string(),
                 helpers: helpers.to_vec(),
                 group_key,

@@ -20,7 +20,8 @@ pub mod tls;
 use crate::oid::std_oids;
 use crate::threshold::keys::GroupKey;
 use crate::threshold::suite::{Ciphersuite, Ed25519Sha512, GroupPublicKey, Secp256K1Sha256, Suite};
-use base64ct::Encoding as _;
+use crate::tsp::token::CmsScheme;
+use crate::x509::{parse_certificates, RawSigned};
 use const_oid::AssociatedOid;
 use der::asn1::{AnyRef, BitString, BitStringRef, ObjectIdentifier, OctetString, SetOfVec};
 use der::{Decode, Encode};
@@ -53,6 +54,9 @@ pub enum CertError {
     /// Bad input.
     #[error("{0}")]
     Invalid(String),
+    /// Certificate text or bytes that do not parse.
+    #[error(transparent)]
+    Pem(#[from] crate::x509::PemError),
 }
 
 /// A development certificate authority with an in-memory ECDSA P-256 key.
@@ -345,79 +349,6 @@ fn sign_tbs(key: &SigningKey, tbs: TbsCertificate) -> Result<Certificate, CertEr
     })
 }
 
-/// A certificate together with the exact bytes it arrived as.
-///
-/// `der` sorts SET OF values when decoding, so re-encoding a decoded certificate
-/// can differ from the original; hashes (ESSCertID) and signatures (over the
-/// TBSCertificate) must use the received bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CertDer {
-    /// The received DER.
-    pub der: Vec<u8>,
-    /// Its decoding.
-    pub cert: Certificate,
-}
-
-impl CertDer {
-    /// Decode, keeping the bytes.
-    pub fn from_der(der: &[u8]) -> Result<Self, der::Error> {
-        Ok(Self {
-            cert: Certificate::from_der(der)?,
-            der: der.to_vec(),
-        })
-    }
-    /// From a certificate built here (its encoding is canonical).
-    pub fn from_cert(cert: &Certificate) -> Result<Self, der::Error> {
-        Ok(Self {
-            der: cert.to_der()?,
-            cert: cert.clone(),
-        })
-    }
-    /// Subject as RFC 4514 text.
-    pub fn subject(&self) -> String {
-        self.cert.tbs_certificate.subject.to_string()
-    }
-}
-
-/// Parse certificates from PEM text (one or more `CERTIFICATE` blocks, any line
-/// length) or from a single DER certificate.
-pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertDer>, CertError> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let Ok(text) = core::str::from_utf8(bytes) else {
-        return Ok(vec![CertDer::from_der(bytes).map_err(|e| {
-            CertError::Invalid(format!("DER certificate: {e}"))
-        })?]);
-    };
-    if !text.contains(BEGIN) {
-        return Err(CertError::Invalid(
-            "no PEM CERTIFICATE block and not DER".into(),
-        ));
-    }
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(BEGIN) {
-        let after = rest.get(start + BEGIN.len()..).unwrap_or_default();
-        let end = after.find(END).ok_or_else(|| {
-            CertError::Invalid(format!("PEM block {} has no END line", out.len() + 1))
-        })?;
-        let b64: String = after
-            .get(..end)
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let der = base64ct::Base64::decode_vec(&b64)
-            .map_err(|e| CertError::Invalid(format!("PEM block {}: base64: {e}", out.len() + 1)))?;
-        out.push(
-            CertDer::from_der(&der)
-                .map_err(|e| CertError::Invalid(format!("PEM block {}: {e}", out.len() + 1)))?,
-        );
-        rest = after.get(end + END.len()..).unwrap_or_default();
-    }
-    Ok(out)
-}
-
 /// ```text
 /// FrostampLaunchMeasurement ::= SEQUENCE {
 ///      version      INTEGER (1),
@@ -524,25 +455,11 @@ pub fn check_tsa_certificate(
         }
         Some(_) => {}
     }
-    crate::verify::chain::check_timestamping_leaf(&cert)
+    crate::x509::chain::check_timestamping_leaf(&cert)
         .map_err(|e| TsaCertError::Profile(e.to_string()))
 }
 
 // --- PKCS#10 certification request for an external CA (RFC 2986) ---------------
-
-/// `SEQUENCE { tbs, signatureAlgorithm, signature }`: a Certificate (RFC 5280 §4.1)
-/// or a CertificationRequest (RFC 2986 §4.2) with the signed part kept as received,
-/// so that signatures are checked over the exact signed octets (`der` sorts SET OF
-/// values when decoding, so a re-encoding can differ).
-#[derive(der::Sequence)]
-pub struct RawSigned<'a> {
-    /// The signed part (TBSCertificate or CertificationRequestInfo), as received.
-    pub tbs: AnyRef<'a>,
-    /// The signature algorithm.
-    pub algorithm: AlgorithmIdentifierRef<'a>,
-    /// The signature.
-    pub signature: BitStringRef<'a>,
-}
 
 fn group_spki<S: Suite>(
     group: &frost_core::VerifyingKey<S>,

@@ -6,13 +6,13 @@ pub mod attest;
 pub mod measure;
 pub mod ops;
 
-use crate::certs::parse_certificates;
 use crate::clock::{Clock, SystemClock};
 use crate::local::LocalTsa;
 use crate::threshold::suite::Ciphersuite;
 use crate::tsp::request::{AcceptedRequest, HashAlg};
 use crate::tsp::TsaProfile;
 use crate::verify::token::{verify, Expected, VerifyOptions};
+use crate::x509::parse_certificates;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};

@@ -70,8 +70,8 @@ fn raise_nofile(want: u64) {
 }
 
 /// The configuration the cluster in `file` gives node `index`.
-fn config_of(file: &ClusterFile, index: u16) -> frostamp::node::ClusterConfig {
-    frostamp::node::ClusterConfig {
+fn config_of(file: &ClusterFile, index: u16) -> frostamp::api::admin::ClusterConfig {
+    frostamp::api::admin::ClusterConfig {
         index,
         t: file.t,
         nodes: file
@@ -84,7 +84,7 @@ fn config_of(file: &ClusterFile, index: u16) -> frostamp::node::ClusterConfig {
 
 /// A peer-port TLS client for a fresh identity of nobody's (a stranger's).
 fn stranger_peer_tls() -> Arc<rustls::ClientConfig> {
-    let id = frostamp::node::identity::Identity::generate(
+    let id = frostamp::net::identity::Identity::generate(
         "stranger",
         frostamp::clock::Clock::now(&frostamp::clock::SystemClock),
         &mut rand::thread_rng(),
@@ -559,18 +559,18 @@ fn five_hundred_silent_peer_connections_do_not_stall_the_cluster() {
 /// operator (a signed repair order node 3 refused just before).
 #[test]
 fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
-    use frostamp::node::messages::{read_frame, write_frame, PeerMessage};
+    use frostamp::api::peer::{read_frame, write_frame, PeerMessage};
     let _one = one_at_a_time();
     raise_nofile(4096);
     let (_dir, d, file) = start_cluster();
     let _down = Down(&d);
     let n3 = &file.nodes[2];
     // A refusal the operator must see: a signed repair order for node 3's own index.
-    let operator = frostamp::node::auth::OperatorKey::from_pem(
+    let operator = frostamp::api::auth::OperatorKey::from_pem(
         &std::fs::read_to_string(&file.operator_key).unwrap(),
     )
     .unwrap();
-    let order = frostamp::node::http::RepairOrder {
+    let order = frostamp::api::admin::RepairOrder {
         epoch: file.epoch.clone(),
         index: 3,
         replacement: hex::encode([7u8; 32]),
@@ -1039,7 +1039,7 @@ fn resending_the_configuration_while_serving_drops_no_link() {
     let (_dir, d, file) = start_cluster();
     let _down = Down(&d);
     let n2 = &file.nodes[1];
-    let operator = frostamp::node::auth::OperatorKey::from_pem(
+    let operator = frostamp::api::auth::OperatorKey::from_pem(
         &std::fs::read_to_string(&file.operator_key).unwrap(),
     )
     .unwrap();
@@ -1066,7 +1066,7 @@ fn resending_the_configuration_while_serving_drops_no_link() {
     };
     let closed_before = closed();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let configure = |cfg: &frostamp::node::ClusterConfig| {
+    let configure = |cfg: &frostamp::api::admin::ClusterConfig| {
         rt.block_on(frostamp::ceremony::admin(
             &target,
             &operator,

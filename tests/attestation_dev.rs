@@ -22,7 +22,7 @@ use frostamp::attestation::{
     DevPlatform, Evidence, Expected, GuestPolicy, PlatformFlag, PlatformRules, PolicyRules,
     ProcessorFamily, Report, RootSet, SigningKey, TcbFloor,
 };
-use frostamp::verify::chain::ChainError;
+use frostamp::x509::chain::ChainError;
 use rand::SeedableRng;
 
 const MEASUREMENT: [u8; 48] = [0x4d; 48];

@@ -24,9 +24,9 @@ use frostamp::attestation::{
     PolicyRules, ProcessorFamily, Report, ReportError, RootSet, SigningKey, TcbFloor,
     VerifiedReport,
 };
-use frostamp::certs::parse_certificates;
-use frostamp::verify::chain::ChainError;
-use frostamp::verify::sig::SignatureError;
+use frostamp::x509::chain::ChainError;
+use frostamp::x509::parse_certificates;
+use frostamp::x509::sig::SignatureError;
 use x509_cert::Certificate;
 
 const REPORTS: &str = concat!(

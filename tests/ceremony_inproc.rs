@@ -11,12 +11,13 @@
 )]
 #![cfg(feature = "insecure-dev-attestation")]
 
+use frostamp::api::admin::Phase;
+use frostamp::api::auth::OperatorKey;
 use frostamp::attestation::{DevAttester, DevPlatform, RootSet};
 use frostamp::ceremony::{self, CeremonyError, CeremonyOptions, NodeTarget};
 use frostamp::certs::DevCa;
 use frostamp::clock::{Clock, SystemClock};
-use frostamp::node::auth::OperatorKey;
-use frostamp::node::{NodeOptions, Phase};
+use frostamp::node::NodeOptions;
 use frostamp::threshold::suite::{Ciphersuite, GroupPublicKey};
 use frostamp::tsp::TsaProfile;
 use std::sync::Arc;
@@ -154,7 +155,7 @@ async fn start_full(
 async fn configure(
     c: &Cluster,
     node: &ceremony::PinnedNode,
-    cfg: &frostamp::node::ClusterConfig,
+    cfg: &frostamp::api::admin::ClusterConfig,
 ) -> frostamp::net::client::Response {
     ceremony::admin(
         node,
@@ -212,7 +213,7 @@ fn other_group_key(suite: Ciphersuite) -> GroupPublicKey {
 }
 
 /// The bundle's group key.
-fn bundle_key(b: &ceremony::EvidenceBundle) -> GroupPublicKey {
+fn bundle_key(b: &frostamp::api::bundle::EvidenceBundle) -> GroupPublicKey {
     GroupPublicKey::from_bytes(b.ciphersuite, &hex::decode(&b.group_key).unwrap()).unwrap()
 }
 
@@ -848,7 +849,7 @@ async fn byzantine_signer(suite: Ciphersuite) {
     .unwrap();
     let opts = frostamp::verify::token::VerifyOptions {
         expected: frostamp::verify::token::Expected::Data(b"byzantine".to_vec()),
-        anchors: vec![frostamp::certs::CertDer::from_cert(ca.certificate()).unwrap()],
+        anchors: vec![frostamp::x509::CertDer::from_cert(ca.certificate()).unwrap()],
         extra_certs: vec![],
         at: None,
         nonce: None,
@@ -1037,7 +1038,7 @@ async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
             let r = configure(
                 &c,
                 &node,
-                &frostamp::node::ClusterConfig {
+                &frostamp::api::admin::ClusterConfig {
                     index: target.index,
                     t,
                     nodes,
@@ -1052,7 +1053,7 @@ async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
             );
         }
         for (n, t) in [(5u16, 2u16), (4, 3), (7, 4)] {
-            let body = serde_json::to_vec(&frostamp::node::http::DkgRequest {
+            let body = serde_json::to_vec(&frostamp::api::admin::DkgRequest {
                 epoch: "e".into(),
                 n,
                 t,
@@ -1104,7 +1105,7 @@ async fn a_dkg_runs_only_among_the_identities_the_operator_pinned() {
         let r = configure(
             &c,
             &node,
-            &frostamp::node::ClusterConfig {
+            &frostamp::api::admin::ClusterConfig {
                 index: target.index,
                 t: 3,
                 nodes: layout.clone(),
@@ -1128,7 +1129,7 @@ async fn a_dkg_runs_only_among_the_identities_the_operator_pinned() {
     let (p1, p2) = (pins[&1].clone(), pins[&2].clone());
     pins.insert(1, p2);
     pins.insert(2, p1);
-    let body = serde_json::to_vec(&frostamp::node::http::DkgRequest {
+    let body = serde_json::to_vec(&frostamp::api::admin::DkgRequest {
         epoch: "swapped".into(),
         n: 5,
         t: 3,

@@ -12,10 +12,10 @@ use std::time::{Duration, SystemTime};
 use cms::cert::CertificateChoices;
 use cms::signed_data::{SignedData, SignerIdentifier};
 use der::{DateTime, Decode, Encode};
-use frostamp::verify::chain::{
+use frostamp::x509::chain::{
     build_chain, build_chain_der, check_timestamping_leaf, ChainError, ChainOptions,
 };
-use frostamp::verify::sig::{verify_signature, SignatureError};
+use frostamp::x509::sig::{verify_signature, SignatureError};
 use x509_cert::Certificate;
 
 const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/assets");

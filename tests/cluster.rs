@@ -14,13 +14,13 @@
 mod common;
 use common::*;
 
+use frostamp::api::admin::ClusterConfig;
+use frostamp::api::auth::OperatorKey;
 use frostamp::attestation::RootSet;
 use frostamp::ceremony::{self, NodeTarget, PinnedNode};
-use frostamp::certs::parse_certificates;
 use frostamp::cli::ops::ClusterFile;
 use frostamp::clock::SystemClock;
-use frostamp::node::auth::OperatorKey;
-use frostamp::node::ClusterConfig;
+use frostamp::x509::parse_certificates;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -79,15 +79,15 @@ fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
         Some(binary_measurement)
     );
     let root = parse_certificates(&std::fs::read(file.root.as_ref().unwrap()).unwrap()).unwrap();
-    let path = frostamp::verify::chain::build_chain_der(
+    let path = frostamp::x509::chain::build_chain_der(
         &leaf.der,
         &[],
         &[root[0].der.as_slice()],
-        &frostamp::verify::chain::ChainOptions::at(frostamp::clock::Clock::now(&SystemClock)),
+        &frostamp::x509::chain::ChainOptions::at(frostamp::clock::Clock::now(&SystemClock)),
     )
     .unwrap();
     assert_eq!(path.len(), 2);
-    frostamp::verify::chain::check_timestamping_leaf(&leaf.cert).unwrap();
+    frostamp::x509::chain::check_timestamping_leaf(&leaf.cert).unwrap();
     let group = hex::decode(file.group_key.as_ref().unwrap()).unwrap();
     let spki_key = frostamp::threshold::keys::verifying_key_from_sec1(
         leaf.cert
@@ -153,7 +153,7 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
     let mut rng = rand::thread_rng();
     let platform = frostamp::attestation::DevPlatform::generate(&mut rng).unwrap();
     let pem = platform.to_secret_pem().unwrap();
-    let operator = frostamp::node::auth::OperatorKey::generate(&mut rng);
+    let operator = frostamp::api::auth::OperatorKey::generate(&mut rng);
     let roots = RootSet::danger_with_insecure_dev_root(platform.ark_der());
     let mut children = Kill(Vec::new());
     let mut targets = Vec::new();

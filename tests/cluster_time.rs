@@ -63,7 +63,7 @@ fn pinned(n: &ClusterNode) -> PinnedNode {
     }
 }
 
-fn status(n: &ClusterNode) -> frostamp::node::http::Status {
+fn status(n: &ClusterNode) -> frostamp::api::admin::Status {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -140,7 +140,7 @@ fn time_server(d: &Path, what: &str, index: u16) {
     );
 }
 
-fn wait_health(n: &ClusterNode, want: &str, within: Duration) -> frostamp::node::http::Status {
+fn wait_health(n: &ClusterNode, want: &str, within: Duration) -> frostamp::api::admin::Status {
     let deadline = Instant::now() + within;
     loop {
         let s = status(n);

@@ -8,7 +8,7 @@
 //! `frostamp::threshold::coordinator::aggregate_checked` (what the coordinator of a
 //! token calls), and the result is checked with `verify_frost` (the check every token
 //! signature gets) and, as an RFC 8032 signature, by `ring` through
-//! `frostamp::verify::sig::verify_signature` with an RFC 8410 SubjectPublicKeyInfo (what
+//! `frostamp::x509::sig::verify_signature` with an RFC 8410 SubjectPublicKeyInfo (what
 //! `frostamp verify` does with an Ed25519 token). Every success has a failing twin.
 //!
 //! Vector files and their provenance: `tests/data/assets/frost-ed25519/PROVENANCE.md`.
@@ -28,8 +28,9 @@ use frost_core::{Identifier, SigningKey, VerifyingKey};
 use frostamp::threshold::coordinator::{aggregate_checked, Finish};
 use frostamp::threshold::keys::{verify_frost, GroupKey, KeyShare};
 use frostamp::threshold::signer::{sign_share, SignerNonces};
-use frostamp::threshold::suite::{Ed25519Sha512, Suite};
-use frostamp::verify::sig::{verify_signature, SignatureError, ED25519};
+use frostamp::threshold::suite::Ed25519Sha512;
+use frostamp::tsp::token::CmsScheme;
+use frostamp::x509::sig::{verify_signature, SignatureError, ED25519};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -252,7 +253,7 @@ fn check(name: &'static str) {
     let sig = aggregate_checked(&group, v.commitments(), &v.message, &shares)
         .unwrap_or_else(|_| panic!("{name}: aggregate"));
     assert_eq!(sig, v.sig, "{name}: final signature");
-    assert_eq!(sig.len(), <E as Suite>::SIGNATURE_LEN);
+    assert_eq!(sig.len(), <E as CmsScheme>::SIGNATURE_LEN);
     // Verification: FROST's, and plain RFC 8032 Ed25519 under the group key.
     assert!(verify_frost(&v.verifying_key(), &v.message, &sig));
     assert_eq!(ed25519_verify(&v.group_key, &v.message, &sig), Ok(()));

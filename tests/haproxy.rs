@@ -23,10 +23,10 @@
 
 mod common;
 use common::kill;
-use frostamp::certs::parse_certificates;
 use frostamp::cli::ops::{ClusterFile, ClusterNode};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
 use frostamp::verify::token::{verify, Expected, VerifyOptions};
+use frostamp::x509::parse_certificates;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;

@@ -175,8 +175,8 @@ fn go_encoding_asn1_parses_our_tokens_field_for_field() {
         // What frostamp itself makes of the token.
         let options = VerifyOptions {
             expected: Expected::Data(data.clone().into_bytes()),
-            anchors: vec![frostamp::certs::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
-            extra_certs: vec![frostamp::certs::CertDer::from_der(&tsa.tsa_cert).unwrap()],
+            anchors: vec![frostamp::x509::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
+            extra_certs: vec![frostamp::x509::CertDer::from_der(&tsa.tsa_cert).unwrap()],
             at: None,
             nonce: nonce.map(<[u8]>::to_vec),
             policy: Some(frostamp::oid::default_tsa_policy()),

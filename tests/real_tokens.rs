@@ -10,8 +10,8 @@
     clippy::disallowed_methods
 )]
 
-use frostamp::certs::{parse_certificates, CertDer};
 use frostamp::verify::token::{parse_token, verify, Expected, VerifyError, VerifyOptions};
+use frostamp::x509::{parse_certificates, CertDer};
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 

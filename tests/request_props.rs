@@ -21,7 +21,6 @@
 )]
 
 use der::{Decode, Encode};
-use frostamp::certs::CertDer;
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
 use frostamp::tsp::asn1::{TimeStampReq, TimeStampResp};
@@ -31,6 +30,7 @@ use frostamp::tsp::request::{
 use frostamp::tsp::response::{decode_failure_info, rejected, PkiStatus};
 use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{parse_token, verify, Expected, VerifyOptions};
+use frostamp::x509::CertDer;
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};

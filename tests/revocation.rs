@@ -152,7 +152,7 @@ fn a_good_then_revoked_tsa_certificate() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let serial = frostamp::certs::parse_certificates(&std::fs::read(&f.tsa_pem).unwrap()).unwrap()
+    let serial = frostamp::x509::parse_certificates(&std::fs::read(&f.tsa_pem).unwrap()).unwrap()
         [0]
     .cert
     .tbs_certificate

@@ -336,7 +336,7 @@ fn verify_opts(tsa: &LocalTsa<SystemClock>, r: &[u8]) -> VerifyOptions {
                 .as_bytes()
                 .to_vec(),
         ),
-        anchors: vec![frostamp::certs::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
+        anchors: vec![frostamp::x509::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
         extra_certs: vec![],
         at: None,
         nonce: None,
@@ -465,7 +465,7 @@ fn the_verifier_refuses_a_token_dated_before_its_evidence() {
     )
     .unwrap();
     let mut opts = verify_opts(&tsa, &r);
-    opts.extra_certs = vec![frostamp::certs::CertDer::from_der(&cert).unwrap()];
+    opts.extra_certs = vec![frostamp::x509::CertDer::from_der(&cert).unwrap()];
     match verify(&tok, &opts) {
         Err(VerifyError::Backdated { .. }) => {}
         other => panic!("expected Backdated, got {other:?}"),

@@ -30,7 +30,7 @@ fn tsa() -> LocalTsa<SystemClock> {
 fn opts<S: Suite>(tsa: &LocalTsa<SystemClock, S>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
         expected: Expected::Data(data.to_vec()),
-        anchors: vec![frostamp::certs::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
+        anchors: vec![frostamp::x509::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
         extra_certs: vec![],
         at: None,
         nonce: None,
@@ -112,7 +112,7 @@ fn certreq_false_needs_the_certificate_supplied() {
         verify(&issued.response, &o),
         Err(VerifyError::SignerCertificateNotFound(_))
     ));
-    o.extra_certs = vec![frostamp::certs::CertDer::from_der(&tsa.tsa_cert).unwrap()];
+    o.extra_certs = vec![frostamp::x509::CertDer::from_der(&tsa.tsa_cert).unwrap()];
     verify(&issued.response, &o).unwrap();
 }
 
@@ -125,7 +125,7 @@ fn wrong_anchor_and_time_fail() {
             .unwrap();
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
     let mut o = opts(&tsa, b"x");
-    o.anchors = vec![frostamp::certs::CertDer::from_cert(other.ca.certificate()).unwrap()];
+    o.anchors = vec![frostamp::x509::CertDer::from_cert(other.ca.certificate()).unwrap()];
     assert!(matches!(
         verify(&issued.response, &o),
         Err(VerifyError::Chain(_))
@@ -140,7 +140,7 @@ fn wrong_anchor_and_time_fail() {
     let issued_other = other.issue(&req, &mut rand::thread_rng()).unwrap();
     let mut o = opts(&tsa, b"x");
     o.anchors
-        .push(frostamp::certs::CertDer::from_cert(other.ca.certificate()).unwrap());
+        .push(frostamp::x509::CertDer::from_cert(other.ca.certificate()).unwrap());
     verify(&issued_other.response, &o).unwrap();
 }
 
@@ -314,7 +314,7 @@ fn bad_requests_get_rejections_not_tokens() {
 fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
         expected: Expected::Data(data.to_vec()),
-        anchors: vec![frostamp::certs::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
+        anchors: vec![frostamp::x509::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
         extra_certs: vec![],
         at: None,
         nonce: None,

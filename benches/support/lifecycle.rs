@@ -5,10 +5,10 @@
 //! admitted, its share repaired by t helpers, until every node reports healthy).
 #![allow(dead_code)] // each bench uses a part of these
 
+use frostamp::api::admin::ClusterConfig;
 use frostamp::ceremony::{self, NodeTarget, PinnedNode};
 use frostamp::cli::ops::{ClusterFile, ClusterNode};
 use frostamp::clock::SystemClock;
-use frostamp::node::ClusterConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -188,7 +188,7 @@ pub(crate) struct Ctx {
     pub(crate) nodes: Vec<ClusterNode>,
     pub(crate) t: u16,
     pub(crate) epoch: String,
-    pub(crate) operator: frostamp::node::auth::OperatorKey,
+    pub(crate) operator: frostamp::api::auth::OperatorKey,
     pub(crate) platform: String,
     pub(crate) roots: frostamp::attestation::RootSet,
     pub(crate) measurement: [u8; 48],

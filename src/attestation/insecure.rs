@@ -51,7 +51,7 @@ use super::vcek::{
     OID_TEE_SPL, OID_UCODE_SPL,
 };
 use super::verify::AttestationError;
-use crate::verify::chain::{build_chain_der, ChainOptions};
+use crate::x509::chain::{build_chain_der, ChainOptions};
 
 /// The TCB a development VCEK certifies and its reports carry.
 pub const DEV_TCB: TcbVersion = TcbVersion {

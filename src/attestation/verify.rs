@@ -37,7 +37,7 @@ use super::report::{
 };
 use super::roots::{common_name, ProcessorFamily, RootSet};
 use super::vcek::{VcekExtensionError, VcekExtensions};
-use crate::verify::chain::{build_chain_der, ChainError, ChainOptions};
+use crate::x509::chain::{build_chain_der, ChainError, ChainOptions};
 
 /// Which key signed a verified report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,11 +7,11 @@
 //! certifies its own key.
 
 use super::{admin, refused, CeremonyError, PinnedNode};
+use crate::api::admin::CertificateUpload;
+use crate::api::auth::OperatorKey;
 use crate::certs::tls::{parse_tls_csr, PublicNames, TlsCsr};
 use crate::certs::DevCa;
 use crate::clock::Clock;
-use crate::node::auth::OperatorKey;
-use crate::node::http::CertificateUpload;
 use std::time::{Duration, SystemTime};
 
 /// Lifetime of a public TLS certificate from the development CA (renew with

@@ -9,7 +9,7 @@
 //! 2. **Checked at install** ([`check_chain`]): the uploaded chain is exactly the
 //!    certification path leaf → intermediates → the pinned root, every signature
 //!    and name verifies, every issuer is a CA, every certificate is valid at the
-//!    node's clock (RFC 5280 §6, via [`crate::verify::chain::build_chain_der`]);
+//!    node's clock (RFC 5280 §6, via [`crate::x509::chain::build_chain_der`]);
 //!    the leaf is not self-signed, names the pinned subject, carries the group key
 //!    and this node's launch measurement and has the RFC 3161 EKU profile
 //!    ([`super::check_tsa_certificate`]).
@@ -19,8 +19,9 @@
 //!    later than the installed one's. Re-uploading the installed leaf changes
 //!    nothing ([`Installed::Unchanged`]).
 
-use super::{check_tsa_certificate, RawSigned, TsaCertError};
-use crate::verify::chain::{build_chain_der, ChainError, ChainOptions};
+use super::{check_tsa_certificate, TsaCertError};
+use crate::x509::chain::{build_chain_der, ChainError, ChainOptions};
+use crate::x509::RawSigned;
 use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -138,7 +139,7 @@ pub fn check_ca_root(der_bytes: &[u8], now: SystemTime) -> Result<CaRoot, CaRoot
         .signature
         .as_bytes()
         .ok_or_else(|| not_self_signed("malformed signature".into()))?;
-    crate::verify::sig::verify_signature(
+    crate::x509::sig::verify_signature(
         &cert.signature_algorithm,
         None,
         &cert.tbs_certificate.subject_public_key_info,

@@ -18,8 +18,9 @@
 //! `/attestation?nonce=` over a verified connection and check that REPORT_DATA binds
 //! the SPKI of the certificate the CA issued.
 
-use super::{ext, key_id, random_serial, validity, CertError, DevCa, RawSigned};
+use super::{ext, key_id, random_serial, validity, CertError, DevCa};
 use crate::oid::std_oids;
+use crate::x509::RawSigned;
 use const_oid::AssociatedOid;
 use der::asn1::{Ia5String, OctetString, SetOfVec};
 use der::{Decode, Encode};
@@ -219,14 +220,8 @@ pub fn parse_tls_csr(csr_der: &[u8]) -> Result<TlsCsr, CertError> {
         .signature
         .as_bytes()
         .ok_or_else(|| CertError::Invalid("CSR signature bit string".into()))?;
-    crate::verify::sig::verify_signature(
-        &csr.algorithm,
-        None,
-        &csr.info.public_key,
-        &info_der,
-        sig,
-    )
-    .map_err(|e| CertError::Invalid(format!("CSR signature: {e}")))?;
+    crate::x509::sig::verify_signature(&csr.algorithm, None, &csr.info.public_key, &info_der, sig)
+        .map_err(|e| CertError::Invalid(format!("CSR signature: {e}")))?;
     let mut names = None;
     for attr in csr.info.attributes.iter() {
         if attr.oid != ExtensionReq::OID {
@@ -363,7 +358,7 @@ pub enum TlsCertError {
     },
     /// The certificates after the leaf do not certify it, in order.
     #[error("the chain does not verify: {0}")]
-    Chain(#[from] crate::verify::chain::ChainError),
+    Chain(#[from] crate::x509::chain::ChainError),
 }
 
 /// What a node checks before it serves `chain` (leaf first) on its public port:
@@ -450,11 +445,11 @@ pub fn check_tls_chain(
     }
     if let [_, middle @ .., last] = chain {
         let pool: Vec<&[u8]> = middle.iter().map(Vec::as_slice).collect();
-        let path = crate::verify::chain::build_chain_der(
+        let path = crate::x509::chain::build_chain_der(
             leaf_der,
             &pool,
             &[last.as_slice()],
-            &crate::verify::chain::ChainOptions::at(now),
+            &crate::x509::chain::ChainOptions::at(now),
         )?;
         if path.len() != certs.len() {
             return Err(profile(

@@ -2,7 +2,7 @@
 //! nodes and the CA use, and print the decoded report and each check's result.
 
 use crate::attestation::{verify_report, Expected, PolicyRules, Report, RootSet};
-use crate::certs::parse_certificates;
+use crate::x509::parse_certificates;
 use anyhow::{anyhow, Context, Result};
 use std::path::Path;
 use std::time::SystemTime;

@@ -1,12 +1,13 @@
 //! `frostamp measure`: the expected SEV-SNP launch digest of a boot image.
 
-use crate::certs::{launch_measurement_of, CertDer};
+use crate::certs::launch_measurement_of;
 use crate::cli::ops::accepted_measurements;
 use crate::measure::{
     canonical_vcpu_type, image_paths, inspect_firmware, launch_digest, parse_guest_features,
     publish, Cmdline, ImageKind, LaunchParams, DEFAULT_GUEST_FEATURES,
 };
 use crate::verify::token::{extract_token, parse_token};
+use crate::x509::CertDer;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

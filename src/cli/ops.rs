@@ -1,19 +1,24 @@
 //! Operator commands: credentials, the development CA, the ceremony, and the
 //! local five-process cluster with its local time servers ([`local_time`]).
 
+pub mod files;
 pub mod local_time;
+use files::{gone_within, read_to_string, runs_with_arg};
+pub use files::{ClusterFile, ClusterNode, ClusterTimeServer};
 pub use local_time::{
     parse_time_offsets, roughenough_binary, start_local_time_servers, time_server_start,
-    time_server_stop, ClusterTimeServer, PREVIOUS_TIME_CONFIG_FILE, TIME_CONFIG_FILE,
+    time_server_stop, PREVIOUS_TIME_CONFIG_FILE, TIME_CONFIG_FILE,
 };
 
+use crate::api::auth::OperatorKey;
+use crate::api::bundle::EvidenceBundle;
 use crate::attestation::RootSet;
-use crate::ceremony::{self, CeremonyOptions, EvidenceBundle, NodeTarget, PinnedNode};
+use crate::ceremony::{self, CeremonyOptions, NodeTarget, PinnedNode};
 use crate::certs::tls::PublicNames;
-use crate::certs::{parse_certificates, DevCa};
+use crate::certs::DevCa;
 use crate::clock::{Clock, SystemClock};
-use crate::node::auth::OperatorKey;
 use crate::threshold::suite::Ciphersuite;
+use crate::x509::parse_certificates;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -35,10 +40,6 @@ fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(contents)?;
     Ok(())
-}
-
-fn read_to_string(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
 /// `frostamp operator init`.
@@ -368,72 +369,6 @@ pub fn ca_issue(
     Ok(())
 }
 
-/// What `frostamp ceremony` and `cluster up` leave behind for scripts and tests.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterFile {
-    /// Format version (1).
-    pub version: u32,
-    /// Nodes.
-    pub nodes: Vec<ClusterNode>,
-    /// Threshold.
-    pub t: u16,
-    /// Key epoch.
-    pub epoch: String,
-    /// Group key (hex), once generated.
-    pub group_key: Option<String>,
-    /// The key epoch's FROST ciphersuite (secp256k1 in files written before suites).
-    #[serde(default)]
-    pub ciphersuite: Ciphersuite,
-    /// Launch measurement (hex).
-    pub measurement: Option<String>,
-    /// PEM file with the root to trust for tokens (the CA).
-    pub root: Option<PathBuf>,
-    /// PEM chain (TSA certificate first).
-    pub chain: Option<PathBuf>,
-    /// Development ARK accepted for attestation (local cluster only).
-    pub insecure_dev_root: Option<PathBuf>,
-    /// Operator key file.
-    pub operator_key: PathBuf,
-    /// Per-step ceremony timings in ms.
-    pub timings_ms: std::collections::BTreeMap<String, u128>,
-    /// The local cluster's Roughtime servers (`cluster up`; absent in older files and
-    /// for clusters not started by `cluster up`). Their configuration, which every node
-    /// got, is `time-servers.json` beside this file.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub time_servers: Vec<ClusterTimeServer>,
-    /// The development CA directory that issues the nodes' public TLS certificates
-    /// (`ceremony run --ca-dir`, `cluster up`); absent: an external CA issues them from
-    /// the nodes' requests (`tls-node<i>.csr`, `frostamp ceremony install-tls`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_dir: Option<PathBuf>,
-}
-
-/// One node in the cluster file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterNode {
-    /// Index.
-    pub index: u16,
-    /// `https://host:port`.
-    pub url: String,
-    /// Public `host:port`.
-    pub public: String,
-    /// Peer `host:port`.
-    pub peer: String,
-    /// SHA-256 of the node's TLS SPKI (hex), pinned after attestation.
-    pub pin: Option<String>,
-    /// Process id when started by `cluster up`.
-    pub pid: Option<u32>,
-    /// Log file when started by `cluster up`.
-    pub log: Option<PathBuf>,
-    /// Phase at the time the file was written.
-    pub phase: Option<String>,
-    /// The public names and addresses its TLS certificate names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_names: Option<PublicNames>,
-}
-
 /// Options of [`run_ceremony`].
 #[derive(Debug)]
 pub struct CeremonyArgs<'a> {
@@ -738,7 +673,7 @@ pub async fn repair(state_dir: &Path, index: u16, helpers: Option<Vec<u16>>) -> 
             file.t
         );
     }
-    let cluster = crate::node::ClusterConfig {
+    let cluster = crate::api::admin::ClusterConfig {
         index,
         t: file.t,
         nodes: file
@@ -1173,7 +1108,7 @@ pub async fn cluster_up(
             if matches!(ok, Ok(ref r) if r.status == 200) {
                 break;
             }
-            let dead = !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid);
+            let dead = !Path::new(&format!("/proc/{pid}")).exists() || files::is_zombie(pid);
             let tail = || std::fs::read_to_string(&log).unwrap_or_default();
             if dead && restarts < 5 && tail().contains("Address already in use") {
                 restarts += 1;
@@ -1313,37 +1248,10 @@ pub fn cluster_down(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether process `pid` is alive and one of its arguments is exactly `arg`.
-fn runs_with_arg(pid: u32, arg: &std::ffi::OsStr) -> bool {
-    !is_zombie(pid)
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_encoded_bytes()))
-}
-
-/// Whether process `pid` is gone (or a zombie) within `limit`.
-fn gone_within(pid: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
-        .unwrap_or(true)
-}
-
 /// `frostamp cluster status`: every node's public status.
 pub async fn cluster_status(
     dir: &Path,
-) -> Result<Vec<(u16, Result<crate::node::http::Status, String>)>> {
+) -> Result<Vec<(u16, Result<crate::api::admin::Status, String>)>> {
     let file: ClusterFile = serde_json::from_str(&read_to_string(
         &dir.join("cluster.json"),
         "cluster description",

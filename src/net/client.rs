@@ -128,7 +128,7 @@ impl Connection {
             .1
             .peer_certificates()
             .and_then(|c| c.first())
-            .and_then(|c| crate::node::identity::spki_of_cert(c).ok())
+            .and_then(|c| crate::net::identity::spki_of_cert(c).ok())
             .ok_or_else(|| ClientError::Http("server presented no usable certificate".into()))?;
         let server_spki_sha256: [u8; 32] =
             <sha2::Sha256 as sha2::Digest>::digest(&server_spki_der).into();

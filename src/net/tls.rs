@@ -8,7 +8,7 @@
 //! either pin that key's SPKI hash (after attestation) or accept it for the
 //! sole purpose of *then* attesting it. The names say `danger` where no pin is set.
 
-use crate::node::identity::Identity;
+use crate::net::identity::Identity;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
@@ -34,7 +34,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// SHA-256 of the SubjectPublicKeyInfo of a DER certificate.
 pub fn spki_sha256_of_cert(cert: &[u8]) -> Option<[u8; 32]> {
-    crate::node::identity::spki_of_cert(cert)
+    crate::net::identity::spki_of_cert(cert)
         .ok()
         .map(|spki| Sha256::digest(spki).into())
 }

@@ -13,8 +13,9 @@
 //! renewal ([`crate::certs::install::Installed::Renewal`]) replaces the
 //! certificate; tokens then name the renewal.
 
-use super::http::{CaRootRequest, CertificateUpload};
-use super::{Node, Phase};
+use super::state::Node;
+use crate::api::admin::Phase;
+use crate::api::admin::{CaRootRequest, CertificateUpload};
 use crate::certs::install::{self, Expect, Installed, IssuancePin};
 use hyper::StatusCode;
 

@@ -17,9 +17,8 @@
 //! Any abort is broadcast (`DkgAbort`) so the whole cluster stops, and reported
 //! to the operator with the culprit's index.
 
-use super::messages::PeerMessage;
-use super::peers::kind;
-use super::Node;
+use super::state::Node;
+use crate::api::peer::PeerMessage;
 use crate::attestation::roster::Roster;
 use crate::threshold::keys::{GroupKey, KeyShare};
 use crate::threshold::suite::{BySuite, Ciphersuite};
@@ -34,7 +33,7 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A successful DKG as this node sees it.
 pub(super) struct Outcome {
     /// The signer holding this node's share, and the group key, in the epoch's suite.
-    pub(super) held: super::HeldKey,
+    pub(super) held: super::state::HeldKey,
     /// The group key's RFC 9591 serialization.
     pub(super) group_key: Vec<u8>,
     pub(super) transcript: [u8; 32],
@@ -42,7 +41,7 @@ pub(super) struct Outcome {
 }
 
 /// [`Outcome`] in the suite `S`.
-struct SuiteOutcome<S: super::Hold> {
+struct SuiteOutcome<S: super::state::Hold> {
     share: KeyShare<S>,
     group: GroupKey<S>,
     transcript: [u8; 32],
@@ -114,10 +113,10 @@ impl Inbox<'_> {
         let mut got = BTreeMap::new();
         let mut keep = Vec::new();
         for (who, msg) in self.stash.drain(..) {
-            if kind(&msg) == want && !fits(&msg) {
+            if msg.kind() == want && !fits(&msg) {
                 continue;
             }
-            if kind(&msg) == want && from.contains(&who) && !got.contains_key(&who) {
+            if msg.kind() == want && from.contains(&who) && !got.contains_key(&who) {
                 got.insert(who, msg);
             } else {
                 keep.push((who, msg));
@@ -157,10 +156,10 @@ impl Inbox<'_> {
             if msg_epoch(&msg) != Some(self.epoch.as_str()) {
                 continue; // another epoch's leftovers
             }
-            if kind(&msg) == want && !fits(&msg) {
+            if msg.kind() == want && !fits(&msg) {
                 continue; // another attempt's leftovers
             }
-            if kind(&msg) == want && from.contains(&who) && !got.contains_key(&who) {
+            if msg.kind() == want && from.contains(&who) && !got.contains_key(&who) {
                 got.insert(who, msg);
             } else {
                 self.stash.push((who, msg));
@@ -283,11 +282,11 @@ async fn broadcast(node: &Node, peers: &BTreeSet<u16>, msg: &PeerMessage) -> Res
     Ok(())
 }
 
-fn id<S: super::Hold>(index: u16) -> Result<Identifier<S>, Failure> {
+fn id<S: super::state::Hold>(index: u16) -> Result<Identifier<S>, Failure> {
     Identifier::try_from(index).map_err(|e| fail(format!("identifier {index}: {e}"), None))
 }
 
-fn index_of<S: super::Hold>(
+fn index_of<S: super::state::Hold>(
     ids: &BTreeMap<Identifier<S>, u16>,
     e: &frost_core::Error<S>,
 ) -> Option<u16> {
@@ -296,7 +295,7 @@ fn index_of<S: super::Hold>(
 
 /// A suite-specific DKG value out of a peer message from `who`: a value of another
 /// suite aborts the DKG naming the sender.
-fn of_suite<S: super::Hold, T: 'static, A: 'static, B: 'static>(
+fn of_suite<S: super::state::Hold, T: 'static, A: 'static, B: 'static>(
     value: BySuite<A, B>,
     who: u16,
 ) -> Result<T, Failure> {
@@ -329,7 +328,7 @@ pub(super) async fn run(
     })
 }
 
-async fn run_suite<S: super::Hold>(
+async fn run_suite<S: super::state::Hold>(
     node: &Node,
     epoch: &str,
     pins: &BTreeMap<u16, [u8; 32]>,
@@ -404,10 +403,10 @@ async fn run_suite<S: super::Hold>(
     result
 }
 
-async fn run_inner<S: super::Hold>(
+async fn run_inner<S: super::state::Hold>(
     node: &Node,
     epoch: &str,
-    cluster: &super::ClusterConfig,
+    cluster: &crate::api::admin::ClusterConfig,
     peers: &BTreeSet<u16>,
     roster: &Roster,
     inbox: &mut Inbox<'_>,

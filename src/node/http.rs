@@ -1,20 +1,24 @@
 //! The public HTTPS port.
 //!
 //! Unauthenticated: `GET /status`, `GET /attestation?nonce=<64 hex>`.
-//! Operator-authenticated (see [`super::auth`]): `POST /admin/configure`,
+//! Operator-authenticated (see [`crate::api::auth`]): `POST /admin/configure`,
 //! `POST /admin/dkg`, `POST /admin/csr`, `POST /admin/ca-root`,
 //! `POST /admin/certificate` (checks: [`crate::certs::install`]),
 //! `POST /admin/tls-csr` and `POST /admin/tls-certificate` (the public TLS
 //! certificate for this node's identity key: [`crate::certs::tls`]).
 
-use super::{dkg, peers, ClusterConfig, EpochKey, Node, Phase};
+use super::{dkg, peers, state::EpochKey, state::Node};
+use crate::api::admin::{
+    CertificateUpload, ClusterConfig, CsrRequest, DkgRequest, DkgResult, Phase, RepairOrder,
+    RepairRequest, Status, TlsCsrRequest,
+};
 use crate::attestation::binding::{evidence_binding, identity_binding};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -198,7 +202,7 @@ async fn route(
         });
     let auth = req
         .headers()
-        .get(super::auth::HEADER)
+        .get(crate::api::auth::HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body = match tokio::time::timeout(
@@ -306,7 +310,7 @@ async fn route(
                 // cannot flush the others from /status.
                 node.refuse_from(Some(source), format!("lifecycle call {p} refused: {e}"));
                 let code = match e {
-                    super::auth::AuthError::Missing => StatusCode::UNAUTHORIZED,
+                    crate::api::auth::AuthError::Missing => StatusCode::UNAUTHORIZED,
                     _ => StatusCode::FORBIDDEN,
                 };
                 return error(code, e.to_string());
@@ -352,113 +356,6 @@ fn certchain(node: &Node) -> Response<Body> {
         .unwrap_or_default()
 }
 
-/// Public status (DESIGN §3).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Status {
-    /// Node name.
-    pub name: String,
-    /// Phase.
-    pub phase: Phase,
-    /// Index, once configured.
-    pub index: Option<u16>,
-    /// n and t, once configured.
-    pub n: Option<u16>,
-    /// Threshold.
-    pub t: Option<u16>,
-    /// Launch measurement (hex).
-    pub measurement: String,
-    /// SHA-256 of the TLS SPKI (hex).
-    pub identity: String,
-    /// Development attestation in use.
-    pub insecure_dev_attestation: bool,
-    /// Nodes known to hold a share of this node's group key (itself included).
-    pub share_holders: u16,
-    /// Health while serving (DESIGN §3).
-    pub health: Option<super::Health>,
-    /// Admitted peers: index → SHA-256 of the TLS SPKI their evidence bound (hex).
-    pub peers: std::collections::BTreeMap<u16, String>,
-    /// Current key epoch.
-    pub epoch: Option<String>,
-    /// Who holds which index of the key epoch (from the DKG's start on), and its version.
-    #[serde(default)]
-    pub roster: Option<crate::attestation::Roster>,
-    /// Hash of the roster (hex).
-    #[serde(default)]
-    pub roster_hash: Option<String>,
-    /// Group key (hex, RFC 9591 serialization: SEC1 compressed for secp256k1, the
-    /// 32-byte public key for Ed25519).
-    pub group_key: Option<String>,
-    /// The key epoch's FROST ciphersuite (`secp256k1` or `ed25519`).
-    #[serde(default)]
-    pub ciphersuite: Option<crate::threshold::suite::Ciphersuite>,
-    /// Round-1 transcript hash (hex).
-    pub transcript: Option<String>,
-    /// SHA-256 of the installed TSA certificate (hex).
-    pub certificate: Option<String>,
-    /// SHA-256 of the CA-issued public TLS certificate served (hex); `None` while the
-    /// public port serves the identity's self-signed certificate.
-    #[serde(default)]
-    pub tls_certificate: Option<String>,
-    /// Last lifecycle error.
-    pub last_error: Option<String>,
-    /// Recent refusals (peers, lifecycle calls).
-    pub refusals: Vec<String>,
-    /// Nonce commitments each peer issued to this node ahead of time, unused.
-    #[serde(default)]
-    pub commitments_ready: std::collections::BTreeMap<u16, usize>,
-    /// The time servers and the quorum (every token's genTime is backed by them).
-    #[serde(default)]
-    pub time: Option<TimeStatus>,
-    /// Why health is not `healthy` beyond the share count, if anything (e.g. fewer than
-    /// q time servers vouch: requests get `timeNotAvailable`).
-    #[serde(default)]
-    pub health_reason: Option<String>,
-}
-
-/// One time server as `/status` shows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TimeServerStatus {
-    /// Name.
-    pub name: String,
-    /// Address asked.
-    pub address: String,
-    /// Whether its last reply verified and agreed with the quorum.
-    pub ok: bool,
-    /// Last round trip, milliseconds.
-    pub last_rtt_ms: Option<f64>,
-    /// Its last midpoint minus this node's clock, milliseconds (what this host's clock
-    /// is off by if the server is right).
-    pub last_offset_ms: Option<i64>,
-    /// Why its last answer was not used.
-    pub last_error: Option<String>,
-    /// Its replies used in evidence.
-    pub replies_used: u64,
-    /// Rounds it failed (no answer, a reply that does not verify, outvoted).
-    pub failures: u64,
-}
-
-/// What `/status` shows about time evidence.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TimeStatus {
-    /// q.
-    pub quorum: usize,
-    /// Whether the last round reached the quorum.
-    pub quorum_ok: bool,
-    /// Seconds since the last round.
-    pub last_round_age_s: Option<f64>,
-    /// Rounds run.
-    pub rounds: u64,
-    /// Requests those rounds served.
-    pub requests: u64,
-    /// Rounds without quorum (their requests got `timeNotAvailable`).
-    pub rounds_without_quorum: u64,
-    /// Each server.
-    pub servers: Vec<TimeServerStatus>,
-}
-
 fn status(node: &Node) -> Status {
     let peers = node
         .peer_links()
@@ -471,8 +368,8 @@ fn status(node: &Node) -> Status {
     let mut health_reason = None;
     let health = match (&s.cluster, s.phase) {
         (Some(c), Phase::Serving) => {
-            let h = super::Health::of(share_holders, c.n(), c.t);
-            if time.rounds > 0 && !time.quorum_ok && h != super::Health::Halted {
+            let h = crate::api::admin::Health::of(share_holders, c.n(), c.t);
+            if time.rounds > 0 && !time.quorum_ok && h != crate::api::admin::Health::Halted {
                 let failing: Vec<String> = time
                     .servers
                     .iter()
@@ -490,7 +387,7 @@ fn status(node: &Node) -> Status {
                     time.quorum,
                     failing.join("; ")
                 ));
-                Some(super::Health::NoTime)
+                Some(crate::api::admin::Health::NoTime)
             } else {
                 Some(h)
             }
@@ -646,48 +543,6 @@ fn configure(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
     )
 }
 
-/// Request body of `/admin/dkg`.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkgRequest {
-    /// A name for the new key epoch (same on every node).
-    pub epoch: String,
-    /// Number of share holders: must equal the build constant
-    /// [`crate::attestation::roster::N`].
-    pub n: u16,
-    /// Threshold: must equal the build constant [`crate::attestation::roster::T`].
-    pub t: u16,
-    /// The FROST ciphersuite of the new epoch (same on every node; secp256k1 if absent).
-    #[serde(default)]
-    pub ciphersuite: crate::threshold::suite::Ciphersuite,
-    /// The TLS identity (SHA-256 of the SPKI, hex) the operator attested and pinned for
-    /// every index 1..=n: the node aborts before round 1 if the identities it admitted
-    /// are not these (no machine that reached a peer port first takes an index).
-    pub pins: std::collections::BTreeMap<u16, String>,
-}
-
-/// Response of a successful `/admin/dkg`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkgResult {
-    /// Node index.
-    pub index: u16,
-    /// Epoch.
-    pub epoch: String,
-    /// Group key, hex (RFC 9591 serialization of the suite's element).
-    pub group_key: String,
-    /// The epoch's FROST ciphersuite (secp256k1 if absent).
-    #[serde(default)]
-    pub ciphersuite: crate::threshold::suite::Ciphersuite,
-    /// Round-1 transcript hash, hex.
-    pub transcript: String,
-    /// Evidence with REPORT_DATA = evidence_binding(the suite's binding of the group
-    /// key, transcript, index, n, t, roster hash).
-    pub evidence: crate::attestation::Evidence,
-    /// The roster this node took at the DKG's start (the same on every node).
-    pub roster: crate::attestation::Roster,
-}
-
 async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
     let req: DkgRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
@@ -827,21 +682,6 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
     }
 }
 
-/// Request body of `/admin/repair`.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RepairRequest {
-    /// The key epoch whose share this (replacement) node should receive.
-    pub epoch: String,
-    /// At least t share holders that help.
-    pub helpers: Vec<u16>,
-    /// The group verifying key (hex SEC1 compressed), from a holder's `/status`.
-    pub group_key: String,
-    /// Hash (hex) of the roster in which the operator's order took effect: the held
-    /// roster with this replacement's attested identity at its index.
-    pub roster_hash: String,
-}
-
 async fn repair(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
     let req: RepairRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
@@ -872,25 +712,6 @@ async fn repair(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
             error(StatusCode::CONFLICT, format!("repair failed: {e}"))
         }
     }
-}
-
-/// Body of `POST /admin/repair-order`: this node's operator orders that the share of
-/// `index` be rebuilt for the replacement whose TLS identity is `replacement`. The
-/// operator header signs it for this node alone (`auth`). It takes effect when that
-/// identity connects claiming `index` while the roster is still at `roster_version` and
-/// the roster's holder of `index` has been silent for `peers::SILENCE`: the roster then
-/// moves to `roster_version + 1`, and this node helps the repair if asked.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RepairOrder {
-    /// The key epoch.
-    pub epoch: String,
-    /// The index whose share is lost.
-    pub index: u16,
-    /// SHA-256 of the replacement's TLS SPKI (hex), as the operator attested it.
-    pub replacement: String,
-    /// The roster version the order applies to (the next one is `+ 1`).
-    pub roster_version: u32,
 }
 
 fn repair_order(node: &Node, body: &[u8]) -> Response<Body> {
@@ -945,30 +766,6 @@ fn repair_order(node: &Node, body: &[u8]) -> Response<Body> {
     )
 }
 
-/// Request body of `/admin/csr`.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CsrRequest {
-    /// Requested subject (RFC 4514), e.g. `CN=frostamp TSA,O=example`.
-    pub subject: String,
-    /// The evidence bundle from the ceremony (JSON text), embedded in the CSR.
-    pub bundle: String,
-    /// The root certificate (hex DER) of the CA that will issue: fixed, with the
-    /// subject, for this key epoch on every node that signs the CSR.
-    pub ca_root: String,
-}
-
-/// Request body of `/admin/ca-root`: fix the CA root and subject on a node that
-/// did not sign the CSR (before any certificate is installed).
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaRootRequest {
-    /// The root certificate (hex DER) the CSR named.
-    pub ca_root: String,
-    /// The subject the CSR requested (RFC 4514).
-    pub subject: String,
-}
-
 /// A lifecycle call's answer: JSON, or the refusal's status and message.
 fn reply(r: Result<serde_json::Value, super::certificate::Refused>) -> Response<Body> {
     match r {
@@ -995,20 +792,9 @@ async fn csr(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
     }
 }
 
-/// Request body of `/admin/certificate`: the chain, leaf first, DER as hex.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CertificateUpload {
-    /// Leaf (the TSA certificate) first.
-    pub chain: Vec<String>,
-}
-
 fn install_certificate(node: &Node, body: &[u8]) -> Response<Body> {
     reply(super::certificate::upload(node, body))
 }
-
-/// Request body of `/admin/tls-csr`: the public names of this node.
-pub type TlsCsrRequest = crate::certs::tls::PublicNames;
 
 /// `POST /admin/tls-csr`: a PKCS#10 request for this node's identity key naming the
 /// operator's public names and addresses (hex DER in `csr`).

@@ -116,7 +116,7 @@ impl Metrics {
         n: Option<u16>,
         t: Option<u16>,
         commitments_ready: &BTreeMap<u16, usize>,
-        time: Option<&super::http::TimeStatus>,
+        time: Option<&crate::api::admin::TimeStatus>,
     ) -> String {
         let mut o = String::new();
         let _ = writeln!(
@@ -278,7 +278,7 @@ impl Metrics {
 
 /// Time-server series: per server whether it is used, its round trip and offset, its
 /// failures; the quorum and whether the last round reached it.
-fn render_time(o: &mut String, t: &super::http::TimeStatus) {
+fn render_time(o: &mut String, t: &crate::api::admin::TimeStatus) {
     let series: [(&str, &str, &str); 4] = [
         (
             "frostamp_time_server_up",

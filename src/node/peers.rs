@@ -25,16 +25,16 @@
 //! (its side saw the old connection die) supersedes its old link, which is closed.
 //! Every refusal is logged with its reason and kept for `/status`.
 
-use super::messages::{
+use super::{state::Node, state::PeerLink, state::State};
+use crate::api::peer::{
     read_frame, read_frame_max, write_frame, write_frames, FrameError, PeerMessage,
     MAX_FRAME_BEFORE_ADMISSION,
 };
-use super::{Node, PeerLink, State};
 use crate::attestation::roster::Member;
 use crate::attestation::{
     binding::identity_binding, verify_report, Attester, Expected, RootSet, VerifiedReport,
 };
-use crate::node::identity::spki_of_cert;
+use crate::net::identity::spki_of_cert;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -68,7 +68,7 @@ const EVICT_WAIT: Duration = Duration::from_millis(200);
 
 /// Attest ourselves and verify the result with the same code peers will use.
 pub(super) fn self_check(
-    identity: &super::identity::Identity,
+    identity: &crate::net::identity::Identity,
     attester: &dyn Attester,
     roots: &RootSet,
     measurement: [u8; 48],
@@ -654,7 +654,7 @@ async fn run_connection<S>(
                         Err(tokio::sync::mpsc::error::TrySendError::Full((_, m))) => {
                             node.refuse(format!(
                                 "peer {index}: inbox full, {} message dropped",
-                                kind(&m)
+                                m.kind()
                             ));
                         }
                         Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
@@ -778,7 +778,7 @@ where
             nonce,
             group_key,
         } => (index, nonce, group_key),
-        other => return Err(format!("expected hello, got {}", kind(&other))),
+        other => return Err(format!("expected hello, got {}", other.kind())),
     };
     if index == cluster.index || !cluster.nodes.contains_key(&index) {
         return Err(format!(
@@ -821,7 +821,7 @@ where
         .map_err(|e| e.to_string())?
     {
         PeerMessage::Attest { evidence } => evidence,
-        other => return Err(format!("expected attest, got {}", kind(&other))),
+        other => return Err(format!("expected attest, got {}", other.kind())),
     };
     let verified = verify_report(
         &ev.report,
@@ -843,32 +843,8 @@ where
     ))
 }
 
-pub(super) fn kind(m: &PeerMessage) -> &'static str {
-    match m {
-        PeerMessage::Hello { .. } => "hello",
-        PeerMessage::Attest { .. } => "attest",
-        PeerMessage::DkgRound1 { .. } => "dkg_round1",
-        PeerMessage::DkgEcho { .. } => "dkg_echo",
-        PeerMessage::DkgRound2 { .. } => "dkg_round2",
-        PeerMessage::DkgConfirm { .. } => "dkg_confirm",
-        PeerMessage::DkgAbort { .. } => "dkg_abort",
-        PeerMessage::Ping { .. } => "ping",
-        PeerMessage::SignCommit { .. } => "sign_commit",
-        PeerMessage::SignCommitted { .. } => "sign_committed",
-        PeerMessage::SignRound2 { .. } => "sign_round2",
-        PeerMessage::SignCsr { .. } => "sign_csr",
-        PeerMessage::RepairStart { .. } => "repair_start",
-        PeerMessage::RepairDelta { .. } => "repair_delta",
-        PeerMessage::RepairSigma { .. } => "repair_sigma",
-        PeerMessage::RepairRefused { .. } => "repair_refused",
-        PeerMessage::HaveShare { .. } => "have_share",
-        PeerMessage::SignShare { .. } => "sign_share",
-        PeerMessage::SignRefused { .. } => "sign_refused",
-    }
-}
-
 /// Start dialing every peer with a higher index than ours.
-pub(super) fn start_dialing(node: &Arc<Node>, cluster: &super::ClusterConfig) {
+pub(super) fn start_dialing(node: &Arc<Node>, cluster: &crate::api::admin::ClusterConfig) {
     let mut state = node.state();
     for d in state.dialers.drain(..) {
         d.abort();

@@ -23,8 +23,9 @@
 //! channels between the two nodes concerned.
 
 use super::dkg::{send, send_on, Inbox};
-use super::messages::PeerMessage;
-use super::{EpochKey, Hold, Node, Phase, SuiteKey};
+use super::{state::EpochKey, state::Hold, state::Node, state::SuiteKey};
+use crate::api::admin::Phase;
+use crate::api::peer::PeerMessage;
 use crate::attestation::Roster;
 use crate::certs::install::IssuancePin;
 use crate::threshold::keys::{GroupKey, KeyShare};
@@ -210,7 +211,7 @@ async fn help_with<S: Hold>(
                     epoch: epoch.to_string(),
                     participant,
                     attempt,
-                    delta: super::messages::SecretScalar::new(d.serialize()),
+                    delta: crate::api::peer::SecretScalar::new(d.serialize()),
                 },
             )
             .await
@@ -256,7 +257,7 @@ async fn help_with<S: Hold>(
         PeerMessage::RepairSigma {
             epoch: epoch.to_string(),
             attempt,
-            sigma: super::messages::SecretScalar::new(sigma.serialize()),
+            sigma: crate::api::peer::SecretScalar::new(sigma.serialize()),
             public,
             transcript,
             chain: chain.iter().map(hex::encode).collect(),
@@ -422,7 +423,7 @@ pub(super) async fn repair(
     if pins.values().any(|p| *p != pin) {
         return Err("helpers disagree on the CA root and subject fixed with the CSR".into());
     }
-    let sigmas: BTreeMap<u16, super::messages::SecretScalar> =
+    let sigmas: BTreeMap<u16, crate::api::peer::SecretScalar> =
         sigmas.into_iter().map(|(w, v)| (w, v.0)).collect();
     let got = Repaired {
         me,
@@ -444,7 +445,7 @@ struct Repaired {
     me: u16,
     t: usize,
     set: BTreeSet<u16>,
-    sigmas: BTreeMap<u16, super::messages::SecretScalar>,
+    sigmas: BTreeMap<u16, crate::api::peer::SecretScalar>,
     transcript: String,
     chain: Vec<String>,
     roster: Roster,

@@ -10,9 +10,9 @@
 //! proposal with its own clock and certificate before it signs
 //! (`Signer::sign`), so the key signs only valid, current timestamp tokens.
 
-use super::messages::PeerMessage;
 use super::metrics::Fetch;
-use super::{pool, Hold, Node, SuiteKey};
+use super::{pool, state::Hold, state::Node, state::SuiteKey};
+use crate::api::peer::PeerMessage;
 use crate::threshold::coordinator::{
     exclusion, failure, no_quorum_reason, Exclusion, Finish, IssueFailure, PeerError,
 };
@@ -177,7 +177,7 @@ pub(super) fn csr_message(
     subject: &str,
     bundle_json: &str,
 ) -> Result<Vec<u8>, Refusal> {
-    let bundle: crate::ceremony::EvidenceBundle = serde_json::from_str(bundle_json)
+    let bundle: crate::api::bundle::EvidenceBundle = serde_json::from_str(bundle_json)
         .map_err(|e| Refusal::Internal(format!("evidence bundle: {e}")))?;
     let s = node.state();
     let key = s

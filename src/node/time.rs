@@ -46,7 +46,7 @@ pub(crate) struct Backing {
     pub claim: TimeClaim,
 }
 
-pub(crate) use super::http::{TimeServerStatus as ServerState, TimeStatus};
+pub(crate) use crate::api::admin::{TimeServerStatus as ServerState, TimeStatus};
 
 struct Job {
     leaf: [u8; 32],

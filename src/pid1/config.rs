@@ -190,7 +190,7 @@ impl NodeConfig {
         if public == peer {
             return Err(field("peer", "must differ from `public`"));
         }
-        crate::node::auth::OperatorVerifier::new(Some(&raw.operator_key)).map_err(|_| {
+        crate::api::auth::OperatorVerifier::new(Some(&raw.operator_key)).map_err(|_| {
             field(
                 "operator_key",
                 "expected the hex SPKI DER of an operator public key (frostamp operator init)",
@@ -227,26 +227,6 @@ impl NodeConfig {
             time: raw.time,
         })
     }
-
-    /// Read [`FW_CFG_PATH`] (at most [`MAX_CONFIG_BYTES`] + 1 bytes) and parse it.
-    pub fn read_fw_cfg() -> Result<Self, super::Pid1Error> {
-        use std::io::Read;
-        let file = std::fs::File::open(FW_CFG_PATH).map_err(|e| super::Pid1Error::Io {
-            what: "open the fw_cfg configuration (QEMU -fw_cfg name=opt/frostamp/config,file=…)",
-            path: FW_CFG_PATH,
-            source: e,
-        })?;
-        let mut bytes = Zeroizing::new(Vec::new());
-        let limit = u64::try_from(MAX_CONFIG_BYTES).unwrap_or(u64::MAX) + 1;
-        file.take(limit)
-            .read_to_end(&mut bytes)
-            .map_err(|e| super::Pid1Error::Io {
-                what: "read the fw_cfg configuration",
-                path: FW_CFG_PATH,
-                source: e,
-            })?;
-        Ok(Self::parse(&bytes)?)
-    }
 }
 
 #[cfg(test)]
@@ -254,7 +234,7 @@ mod tests {
     use super::*;
 
     fn operator_hex() -> String {
-        crate::node::auth::OperatorKey::generate(&mut rand_core::OsRng)
+        crate::api::auth::OperatorKey::generate(&mut rand_core::OsRng)
             .public_hex()
             .unwrap()
     }

@@ -71,6 +71,26 @@ pub enum Pid1Error {
     NoSevSnp(&'static str),
 }
 
+/// Read [`config::FW_CFG_PATH`] (at most [`config::MAX_CONFIG_BYTES`] + 1 bytes) and parse it.
+fn read_config() -> Result<NodeConfig, Pid1Error> {
+    use std::io::Read;
+    let file = std::fs::File::open(config::FW_CFG_PATH).map_err(|e| Pid1Error::Io {
+        what: "open the fw_cfg configuration (QEMU -fw_cfg name=opt/frostamp/config,file=…)",
+        path: config::FW_CFG_PATH,
+        source: e,
+    })?;
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    let limit = u64::try_from(config::MAX_CONFIG_BYTES).unwrap_or(u64::MAX) + 1;
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Pid1Error::Io {
+            what: "read the fw_cfg configuration",
+            path: config::FW_CFG_PATH,
+            source: e,
+        })?;
+    Ok(NodeConfig::parse(&bytes)?)
+}
+
 /// What [`boot`] established.
 #[derive(Debug)]
 pub struct Booted {
@@ -228,7 +248,7 @@ pub fn boot() -> Result<Booted, Pid1Error> {
     );
     let rng_wait = wait_for_rng()?;
     let addresses = network(Duration::from_secs(10))?;
-    let config = NodeConfig::read_fw_cfg()?;
+    let config = read_config()?;
     tracing::info!(
         step = "config",
         source = config::FW_CFG_PATH,
@@ -341,7 +361,7 @@ mod tests {
         if std::path::Path::new(config::FW_CFG_PATH).exists() {
             return; // a QEMU guest with our config: nothing to test here
         }
-        let e = NodeConfig::read_fw_cfg().unwrap_err();
+        let e = read_config().unwrap_err();
         assert!(matches!(e, Pid1Error::Io { .. }), "{e}");
         assert!(e.to_string().contains("fw_cfg"), "{e}");
     }

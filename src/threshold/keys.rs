@@ -4,10 +4,11 @@
 //! Every type is generic over the epoch's [`Suite`], FROST(secp256k1, SHA-256) by
 //! default.
 
+pub use crate::threshold::suite::{is_secp256k1_spki, verify_frost, verifying_key_from_sec1};
 use crate::threshold::suite::{Secp256K1Sha256, Suite};
 use core::fmt;
 use frost_core::keys::{KeyPackage, PublicKeyPackage};
-use frost_core::{Identifier, Signature, VerifyingKey};
+use frost_core::{Identifier, VerifyingKey};
 use std::collections::BTreeMap;
 
 /// Errors from key generation and key handling.
@@ -121,35 +122,6 @@ impl GroupKey<Secp256K1Sha256> {
                 .to_vec(),
         )
     }
-}
-
-/// RFC 9591 verification of a serialized signature (R ‖ z) under `key`: §6.5 for
-/// secp256k1, §6.1 (which is RFC 8032 Ed25519 verification) for Ed25519.
-/// This is the check every frostamp token's signature gets.
-pub fn verify_frost<S: Suite>(key: &VerifyingKey<S>, message: &[u8], signature: &[u8]) -> bool {
-    Signature::<S>::deserialize(signature)
-        .map(|sig| key.verify(message, &sig).is_ok())
-        .unwrap_or(false)
-}
-
-/// Whether a SubjectPublicKeyInfo is id-ecPublicKey on the secp256k1 named curve
-/// (RFC 5480, SEC 2): the only key type a FROST(secp256k1) certificate may carry.
-pub fn is_secp256k1_spki(spki: &spki::SubjectPublicKeyInfoOwned) -> bool {
-    spki.algorithm.oid == crate::oid::std_oids::EC_PUBLIC_KEY
-        && spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
-            == Some(crate::oid::std_oids::SECP256K1)
-}
-
-/// A verifying key from a SEC1 point (compressed or uncompressed) as found in an
-/// id-ecPublicKey/secp256k1 SubjectPublicKeyInfo.
-pub fn verifying_key_from_sec1(point: &[u8]) -> Option<VerifyingKey<Secp256K1Sha256>> {
-    let pk = k256::PublicKey::from_sec1_bytes(point).ok()?;
-    let compressed = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, true);
-    VerifyingKey::deserialize(compressed.as_bytes()).ok()
 }
 
 /// Run the FROST DKG (RFC 9591 has none; frost's `keys::dkg`, a Pedersen DKG

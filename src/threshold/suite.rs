@@ -13,7 +13,8 @@
 //! dispatches once, at the epoch boundary.
 
 use crate::oid::{std_oids, ObjectIdentifier};
-use frost_core::VerifyingKey;
+use crate::tsp::token::CmsScheme;
+use frost_core::{Signature, VerifyingKey};
 use spki::SubjectPublicKeyInfoOwned;
 use std::any::Any;
 
@@ -57,7 +58,7 @@ impl Ciphersuite {
     }
 
     /// The RFC 9591 name.
-    pub fn rfc_name(self) -> &'static str {
+    pub const fn rfc_name(self) -> &'static str {
         match self {
             Self::Secp256k1 => "FROST(secp256k1, SHA-256)",
             Self::Ed25519 => "FROST(Ed25519, SHA-512)",
@@ -125,14 +126,14 @@ pub struct SuiteMismatch {
 }
 
 /// A FROST ciphersuite frostamp can run, with what certificates and tokens need of it.
-pub trait Suite: frost_core::Ciphersuite + Send + Sync + 'static {
+///
+/// Its CMS side (signature and digest algorithms, signature length) is the token
+/// layer's [`CmsScheme`], which every suite implements.
+pub trait Suite: frost_core::Ciphersuite + CmsScheme + Send + Sync + 'static {
     /// Its name.
     const SUITE: Ciphersuite;
     /// Length of one serialized group element (a nonce commitment).
     const ELEMENT_LEN: usize;
-    /// Length of a serialized signature (R ‖ z).
-    const SIGNATURE_LEN: usize;
-
     /// Whether `bytes` is in the one encoding of an element frostamp accepts on the
     /// wire (secp256k1: SEC1 compressed, tag 2 or 3; Ed25519: the 32-byte encoding,
     /// whose canonicity frost's deserializer checks).
@@ -144,16 +145,6 @@ pub trait Suite: frost_core::Ciphersuite + Send + Sync + 'static {
 
     /// The group key in a SubjectPublicKeyInfo of this suite's key type, if it is one.
     fn verifying_key_from_spki(spki: &SubjectPublicKeyInfoOwned) -> Option<VerifyingKey<Self>>;
-
-    /// The signature algorithm of what the group key signs (SignerInfo, CSR).
-    fn signature_algorithm() -> ObjectIdentifier;
-
-    /// The SignerInfo digestAlgorithm, which also computes the messageDigest attribute
-    /// (SHA-256; SHA-512 for Ed25519 as RFC 8419 §3.1 requires).
-    fn digest_algorithm() -> ObjectIdentifier;
-
-    /// That digest of `data`.
-    fn digest(data: &[u8]) -> Vec<u8>;
 
     /// `key` as a [`GroupPublicKey`].
     fn public(key: &VerifyingKey<Self>) -> GroupPublicKey;
@@ -188,14 +179,31 @@ impl GroupPublicKey {
     }
     /// Whether `signature` over `message` verifies under this key (RFC 9591).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        crate::with_suite!(self, S, k => crate::threshold::keys::verify_frost::<S>(k, message, signature))
+        crate::with_suite!(self, S, k => verify_frost::<S>(k, message, signature))
+    }
+}
+
+impl CmsScheme for Secp256K1Sha256 {
+    const SCHEME_NAME: &'static str = Ciphersuite::Secp256k1.rfc_name();
+    const SIGNATURE_LEN: usize = 65;
+
+    fn signature_algorithm() -> ObjectIdentifier {
+        crate::oid::frost_secp256k1_sha256()
+    }
+
+    fn digest_algorithm() -> ObjectIdentifier {
+        std_oids::SHA256
+    }
+
+    fn digest(data: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        sha2::Sha256::digest(data).to_vec()
     }
 }
 
 impl Suite for Secp256K1Sha256 {
     const SUITE: Ciphersuite = Ciphersuite::Secp256k1;
     const ELEMENT_LEN: usize = 33;
-    const SIGNATURE_LEN: usize = 65;
 
     fn canonical_element(bytes: &[u8]) -> bool {
         // Only the compressed form, which k256 reads canonically: the SEC1 compact
@@ -217,23 +225,10 @@ impl Suite for Secp256K1Sha256 {
     }
 
     fn verifying_key_from_spki(spki: &SubjectPublicKeyInfoOwned) -> Option<VerifyingKey<Self>> {
-        if !crate::threshold::keys::is_secp256k1_spki(spki) {
+        if !is_secp256k1_spki(spki) {
             return None;
         }
-        crate::threshold::keys::verifying_key_from_sec1(spki.subject_public_key.raw_bytes())
-    }
-
-    fn signature_algorithm() -> ObjectIdentifier {
-        crate::oid::frost_secp256k1_sha256()
-    }
-
-    fn digest_algorithm() -> ObjectIdentifier {
-        std_oids::SHA256
-    }
-
-    fn digest(data: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        sha2::Sha256::digest(data).to_vec()
+        verifying_key_from_sec1(spki.subject_public_key.raw_bytes())
     }
 
     fn public(key: &VerifyingKey<Self>) -> GroupPublicKey {
@@ -241,10 +236,27 @@ impl Suite for Secp256K1Sha256 {
     }
 }
 
+impl CmsScheme for Ed25519Sha512 {
+    const SCHEME_NAME: &'static str = Ciphersuite::Ed25519.rfc_name();
+    const SIGNATURE_LEN: usize = 64;
+
+    fn signature_algorithm() -> ObjectIdentifier {
+        std_oids::ED25519
+    }
+
+    fn digest_algorithm() -> ObjectIdentifier {
+        std_oids::SHA512
+    }
+
+    fn digest(data: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        sha2::Sha512::digest(data).to_vec()
+    }
+}
+
 impl Suite for Ed25519Sha512 {
     const SUITE: Ciphersuite = Ciphersuite::Ed25519;
     const ELEMENT_LEN: usize = 32;
-    const SIGNATURE_LEN: usize = 64;
 
     fn canonical_element(bytes: &[u8]) -> bool {
         bytes.len() == Self::ELEMENT_LEN
@@ -273,22 +285,38 @@ impl Suite for Ed25519Sha512 {
         VerifyingKey::deserialize(raw).ok()
     }
 
-    fn signature_algorithm() -> ObjectIdentifier {
-        std_oids::ED25519
-    }
-
-    fn digest_algorithm() -> ObjectIdentifier {
-        std_oids::SHA512
-    }
-
-    fn digest(data: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        sha2::Sha512::digest(data).to_vec()
-    }
-
     fn public(key: &VerifyingKey<Self>) -> GroupPublicKey {
         BySuite::Ed25519(*key)
     }
+}
+
+/// RFC 9591 verification of a serialized signature (R ‖ z) under `key`: §6.5 for
+/// secp256k1, §6.1 (which is RFC 8032 Ed25519 verification) for Ed25519.
+/// This is the check every frostamp token's signature gets.
+pub fn verify_frost<S: Suite>(key: &VerifyingKey<S>, message: &[u8], signature: &[u8]) -> bool {
+    Signature::<S>::deserialize(signature)
+        .map(|sig| key.verify(message, &sig).is_ok())
+        .unwrap_or(false)
+}
+
+/// Whether a SubjectPublicKeyInfo is id-ecPublicKey on the secp256k1 named curve
+/// (RFC 5480, SEC 2): the only key type a FROST(secp256k1) certificate may carry.
+pub fn is_secp256k1_spki(spki: &spki::SubjectPublicKeyInfoOwned) -> bool {
+    spki.algorithm.oid == crate::oid::std_oids::EC_PUBLIC_KEY
+        && spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
+            == Some(crate::oid::std_oids::SECP256K1)
+}
+
+/// A verifying key from a SEC1 point (compressed or uncompressed) as found in an
+/// id-ecPublicKey/secp256k1 SubjectPublicKeyInfo.
+pub fn verifying_key_from_sec1(point: &[u8]) -> Option<VerifyingKey<Secp256K1Sha256>> {
+    let pk = k256::PublicKey::from_sec1_bytes(point).ok()?;
+    let compressed = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&pk, true);
+    VerifyingKey::deserialize(compressed.as_bytes()).ok()
 }
 
 /// One value of either suite: how a node holds an epoch's key, and how peer messages

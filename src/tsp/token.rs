@@ -6,7 +6,8 @@
 //! same inputs and get the same bytes; a signer never signs bytes it did not
 //! build itself (DESIGN §2.6).
 //!
-//! Both are generic over the epoch's [`Suite`]: FROST(secp256k1, SHA-256) tokens carry
+//! Both are generic over the token's [`CmsScheme`] (each FROST ciphersuite of
+//! `threshold::suite` is one): FROST(secp256k1, SHA-256) tokens carry
 //! digestAlgorithm SHA-256 and the project's FROST signature algorithm; FROST(Ed25519,
 //! SHA-512) tokens follow RFC 8419 §3.1 (digestAlgorithm id-sha512, the messageDigest
 //! attribute computed with SHA-512, signatureAlgorithm id-Ed25519 with absent
@@ -14,7 +15,6 @@
 //! attributes). signingCertificateV2 names the certificate by SHA-256 in both.
 
 use crate::oid::{self, std_oids};
-use crate::threshold::suite::Suite;
 use crate::tsp::asn1::{
     algorithm, Attribute, ContentInfo, EncapsulatedContentInfo, EssCertIdV2, IssuerSerial,
     RawSetOf, SignedData, SignerInfo, SigningCertificateV2, TstInfo,
@@ -22,11 +22,28 @@ use crate::tsp::asn1::{
 use crate::tsp::request::{positive_int, AcceptedRequest};
 use crate::tsp::time::GenTime;
 use crate::tsp::TsaProfile;
+use const_oid::ObjectIdentifier;
 use der::asn1::{Int, OctetString};
 use der::{Any, Decode, Encode};
 use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::Certificate;
+
+/// How a token's SignerInfo is signed: the algorithms CMS names and the digest of the
+/// signed attributes. Each FROST ciphersuite the threshold layer runs is one scheme;
+/// this layer needs nothing else of it.
+pub trait CmsScheme {
+    /// Its name in errors (the RFC 9591 ciphersuite name).
+    const SCHEME_NAME: &'static str;
+    /// Length of a serialized signature.
+    const SIGNATURE_LEN: usize;
+    /// The SignerInfo signatureAlgorithm (also what a CSR names).
+    fn signature_algorithm() -> ObjectIdentifier;
+    /// The SignerInfo digestAlgorithm, which also computes the messageDigest attribute.
+    fn digest_algorithm() -> ObjectIdentifier;
+    /// That digest of `data`.
+    fn digest(data: &[u8]) -> Vec<u8>;
+}
 
 /// Length of a FROST(secp256k1, SHA-256) signature: compressed R (33) ‖ z (32).
 pub const FROST_SIGNATURE_LEN: usize = 65;
@@ -140,7 +157,7 @@ pub struct TimeBacking<'a> {
 
 /// TSTInfo and signed attributes for one token. With `time`, the accuracy is the
 /// evidence's and the evidence is a signed attribute; without, the profile's tolerance.
-pub fn build_signed_content<S: Suite>(
+pub fn build_signed_content<S: CmsScheme>(
     profile: &TsaProfile,
     cert: &CertIdentity,
     request: &AcceptedRequest,
@@ -180,7 +197,7 @@ pub fn build_signed_content<S: Suite>(
 /// contentType, messageDigest (the suite's digest of the TSTInfo DER: SHA-256, or
 /// SHA-512 for Ed25519) and signingCertificateV2 with one ESSCertIDv2 (SHA-256, with
 /// issuerSerial).
-fn signed_attributes<S: Suite>(
+fn signed_attributes<S: CmsScheme>(
     tst_info_der: &[u8],
     cert: &CertIdentity,
     time_evidence_der: Option<&[u8]>,
@@ -225,7 +242,7 @@ fn attribute(oid: der::asn1::ObjectIdentifier, value: &impl Encode) -> der::Resu
 ///
 /// `certificates` (DER) are included in the CertificateSet when non-empty; pass
 /// the TSA certificate when the request had certReq.
-pub fn assemble<S: Suite>(
+pub fn assemble<S: CmsScheme>(
     content: &SignedContent,
     cert: &CertIdentity,
     certificates: &[Vec<u8>],
@@ -234,7 +251,7 @@ pub fn assemble<S: Suite>(
     if signature.len() != S::SIGNATURE_LEN {
         return Err(TokenError::Certificate(format!(
             "a {} signature is {} bytes, not {}",
-            S::SUITE.rfc_name(),
+            S::SCHEME_NAME,
             S::SIGNATURE_LEN,
             signature.len()
         )));

@@ -23,7 +23,7 @@
 //! (RFC 3161 §4.1) is a policy decision left to the relying party, who sees the date
 //! and the reason in the output.
 
-use crate::certs::RawSigned;
+use crate::x509::RawSigned;
 use der::{Decode, Encode};
 use serde::Serialize;
 use std::time::SystemTime;
@@ -236,7 +236,7 @@ fn usable(crl: &Crl, issuer: &Certificate, at: SystemTime) -> Result<String, Str
         .signature
         .as_bytes()
         .ok_or("malformed signature bit string")?;
-    crate::verify::sig::verify_signature(
+    crate::x509::sig::verify_signature(
         &crl.list.signature_algorithm,
         None,
         &issuer.tbs_certificate.subject_public_key_info,

@@ -18,7 +18,6 @@
 //!    exactly one extendedKeyUsage extension, critical, whose only purpose is
 //!    id-kp-timeStamping (RFC 3161 §2.3).
 
-use crate::certs::CertDer;
 use crate::oid::{self, std_oids, ObjectIdentifier};
 use crate::threshold::keys::{verify_frost, verifying_key_from_sec1};
 use crate::tsp::asn1::{
@@ -26,8 +25,9 @@ use crate::tsp::asn1::{
     TimeStampResp, TstInfo,
 };
 use crate::tsp::response::{decode_failure_info, PkiStatus};
-use crate::verify::chain::{self, ChainError, ChainOptions};
-use crate::verify::sig::{self, SignatureError};
+use crate::x509::chain::{self, ChainError, ChainOptions};
+use crate::x509::sig::{self, SignatureError};
+use crate::x509::CertDer;
 use der::asn1::Int;
 use der::{Decode, Encode};
 use std::time::SystemTime;

@@ -9,13 +9,11 @@
 //! Files under `<dir>/time/`: `seed-<i>.hex` (the server's 32-byte Ed25519 seed as 64 hex
 //! digits, mode 0400, the server's own format) and `server-<i>.log`.
 
-use super::{read_to_string, ClusterFile};
+use super::files::{read_to_string, ClusterFile, ClusterTimeServer};
 use crate::clock::{Clock, SystemClock};
-use crate::time::config::{TimeConfig, TimeServer};
-use crate::time::roughtime::{self, QueryError, ServerSpec};
+use crate::time::config::TimeConfig;
+use crate::time::roughtime::{self, QueryError};
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use zeroize::Zeroizing;
@@ -33,59 +31,6 @@ pub const TIME_CONFIG_FILE: &str = "time-servers.json";
 pub const PREVIOUS_TIME_CONFIG_FILE: &str = "time-servers.previous.json";
 /// How long a starting server has to answer a verified request.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
-
-/// One local time server in `cluster.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterTimeServer {
-    /// 1, 2 or 3.
-    pub index: u16,
-    /// `local-<index>` (what the time configuration and the evidence name it).
-    pub name: String,
-    /// Long-term Ed25519 public key, hex (derived from the seed).
-    pub public_key: String,
-    /// UDP `127.0.0.1:port`.
-    pub address: String,
-    /// Process id while running; `None` once stopped.
-    pub pid: Option<u32>,
-    /// The server's `--fixed-offset`: seconds it adds to its clock (0: honest).
-    pub offset_secs: i16,
-    /// The seed file (removed by `cluster down`).
-    pub seed_file: PathBuf,
-    /// The server's log (stdout and stderr).
-    pub log: PathBuf,
-}
-
-impl ClusterTimeServer {
-    /// The server as a time configuration lists it (RFC 10049).
-    pub fn time_server(&self) -> TimeServer {
-        TimeServer {
-            name: self.name.clone(),
-            public_key: self.public_key.clone(),
-            version: "rfc".into(),
-            address: self.address.clone(),
-        }
-    }
-
-    fn spec(&self) -> Result<ServerSpec> {
-        self.time_server()
-            .spec()
-            .map_err(|e| anyhow!("cluster.json: {e}"))
-    }
-
-    fn socket_addr(&self) -> Result<SocketAddr> {
-        self.address
-            .parse()
-            .with_context(|| format!("time server {}: address {:?}", self.name, self.address))
-    }
-
-    /// Whether the recorded pid is this server's process: it exists, is no zombie, and
-    /// its command line names this server's seed file (a reused pid is not signalled).
-    pub fn is_running(&self) -> bool {
-        self.pid
-            .is_some_and(|pid| super::runs_with_arg(pid, self.seed_file.as_os_str()))
-    }
-}
 
 /// The nodes' time configuration for these servers: RFC 10049, q = 2.
 pub fn time_config(servers: &[ClusterTimeServer]) -> TimeConfig {

@@ -368,6 +368,33 @@ impl std::io::Write for Counter {
     }
 }
 
+impl PeerMessage {
+    /// The message's kind, as logs and refusals name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerMessage::Hello { .. } => "hello",
+            PeerMessage::Attest { .. } => "attest",
+            PeerMessage::DkgRound1 { .. } => "dkg_round1",
+            PeerMessage::DkgEcho { .. } => "dkg_echo",
+            PeerMessage::DkgRound2 { .. } => "dkg_round2",
+            PeerMessage::DkgConfirm { .. } => "dkg_confirm",
+            PeerMessage::DkgAbort { .. } => "dkg_abort",
+            PeerMessage::Ping { .. } => "ping",
+            PeerMessage::SignCommit { .. } => "sign_commit",
+            PeerMessage::SignCommitted { .. } => "sign_committed",
+            PeerMessage::SignRound2 { .. } => "sign_round2",
+            PeerMessage::SignCsr { .. } => "sign_csr",
+            PeerMessage::RepairStart { .. } => "repair_start",
+            PeerMessage::RepairDelta { .. } => "repair_delta",
+            PeerMessage::RepairSigma { .. } => "repair_sigma",
+            PeerMessage::RepairRefused { .. } => "repair_refused",
+            PeerMessage::HaveShare { .. } => "have_share",
+            PeerMessage::SignShare { .. } => "sign_share",
+            PeerMessage::SignRefused { .. } => "sign_refused",
+        }
+    }
+}
+
 /// The per-token messages in binary: big-endian integers, byte strings with a length
 /// prefix, a suite byte ([`Ciphersuite::wire`]) before anything suite-specific,
 /// commitments as their 66 (secp256k1) or 64 (Ed25519) bytes, shares as their 32;
@@ -933,7 +960,7 @@ mod tests {
     fn every_binary_message_round_trips_and_every_cut_is_a_typed_error() {
         for msg in binary_messages() {
             let bytes = encode(&msg).unwrap();
-            assert_ne!(bytes[1], TAG_JSON, "{}", super::super::peers::kind(&msg));
+            assert_ne!(bytes[1], TAG_JSON, "{}", msg.kind());
             assert_eq!(bytes.len(), 1 + binary::encoded_len(&msg).unwrap());
             let back = decode(&bytes).unwrap();
             assert_eq!(canonical(&back), bytes.to_vec());
@@ -945,7 +972,7 @@ mod tests {
                         Err(FrameError::Binary(binary::BinaryError::Truncated { .. }))
                     ),
                     "{} cut at {cut}",
-                    super::super::peers::kind(&msg)
+                    msg.kind()
                 );
             }
             let mut longer = bytes.to_vec();

@@ -6,7 +6,7 @@
 //! * name chaining: the issuer's `subject` is byte-equal (DER) to the child's `issuer`
 //!   (RFC 5280 §6.1.3 (a)(4); the §7.1 case-insensitive comparison is deliberately not done);
 //! * the child's signature verifies over the exact `TBSCertificate` bytes with the issuer's
-//!   key (§6.1.3 (a)(1)), via [`crate::verify::sig::verify_signature`];
+//!   key (§6.1.3 (a)(1)), via [`crate::x509::sig::verify_signature`];
 //! * `tbsCertificate.signature` equals `signatureAlgorithm` (§4.1.1.2);
 //! * validity at [`ChainOptions::at`]: `notBefore <= at <= notAfter` (§4.1.2.5, §6.1.3 (a)(2));
 //! * every issuing certificate has basicConstraints `cA = TRUE` (§4.2.1.9, §6.1.4 (k)),
@@ -40,8 +40,8 @@ use der::{Decode, Encode};
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
-use crate::certs::RawSigned;
-use crate::verify::sig::{verify_signature, SignatureError};
+use crate::x509::sig::{verify_signature, SignatureError};
+use crate::x509::RawSigned;
 
 /// Default for [`ChainOptions::max_depth`]: leaf, up to 6 intermediates, anchor.
 pub const DEFAULT_MAX_DEPTH: usize = 8;
