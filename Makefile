@@ -86,12 +86,14 @@ bench: roughtime-deps
 	$(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
 
 ## make stress: the cluster lifecycle (ceremony, kill, repair, two lost, halt,
-## re-ceremony) STRESS_RUNS times on the local cluster; every failure is reported with
+## re-ceremony) STRESS_RUNS times on the local cluster (key epochs of STRESS_SUITE,
+## secp256k1 or ed25519); every failure is reported with
 ## the nodes' phases, peers, rosters and refusals, and its logs kept under target/stress/.
 STRESS_RUNS ?= 50
+STRESS_SUITE ?= secp256k1
 stress: roughtime-deps
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
-	FROSTAMP_STRESS=1 FROSTAMP_RECOVERY_RUNS=$(STRESS_RUNS) $(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
+	FROSTAMP_STRESS=1 FROSTAMP_RECOVERY_RUNS=$(STRESS_RUNS) FROSTAMP_CIPHERSUITE=$(STRESS_SUITE) $(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
 
 ## make soak: the local cluster for SOAK_MINUTES at 80 % of the capacity measured at its
 ## start, with malformed and slow clients, a node killed and replaced every 5 minutes; per

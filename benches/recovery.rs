@@ -28,7 +28,8 @@
 //!
 //! Needs `target/release/frostamp` and `target/release/frostamp-node` built with
 //! `--features insecure-dev-attestation` (the Makefile's `bench` target does it).
-//! `FROSTAMP_RECOVERY_RUNS` sets the number of runs (default 5).
+//! `FROSTAMP_RECOVERY_RUNS` sets the number of runs (default 5); `FROSTAMP_CIPHERSUITE`
+//! the key epochs' ciphersuite (`secp256k1` by default, or `ed25519`).
 //!
 //! `FROSTAMP_STRESS=1` (`make stress`) turns it into a stress test of the lifecycle: a
 //! failed run does not stop the others; each failure is printed with what every node
@@ -366,6 +367,7 @@ fn main() {
         .expect("runtime");
     let load_before = loadavg();
     let stress = std::env::var("FROSTAMP_STRESS").is_ok_and(|v| v == "1");
+    eprintln!("key epochs: FROST({})", ciphersuite());
     let mut s = Samples::default();
     let mut failures = Vec::new();
     let started = Instant::now();

@@ -30,6 +30,7 @@ mod limits;
 mod metrics;
 mod peers;
 mod pool;
+mod refusal;
 mod repair;
 mod serve;
 mod state;
@@ -56,7 +57,7 @@ pub async fn run(
             .map_err(|e| NodeError::Setup(format!("public TLS: {e}")))?,
     );
     let operator = crate::api::auth::OperatorVerifier::new(opts.operator_pubkey.as_deref())
-        .map_err(NodeError::Setup)?;
+        .map_err(|e| NodeError::Setup(e.to_string()))?;
     let measurement = opts.attester.measurement();
     // Attesting: prove to ourselves that evidence can be produced and verifies; the
     // verified report gives this node's roster identity (chip, TCB).

@@ -274,10 +274,21 @@ fn a_node_running_different_code_is_refused_by_its_peers() {
 /// node keeps serving.
 #[test]
 fn cluster_serves_tokens_and_survives_two_losses_but_not_three() {
+    losses_lifecycle("secp256k1");
+}
+
+/// The same for an Ed25519 key epoch (`cluster up --ciphersuite ed25519`).
+#[test]
+fn an_ed25519_cluster_serves_tokens_and_survives_two_losses_but_not_three() {
+    losses_lifecycle("ed25519");
+}
+
+fn losses_lifecycle(suite: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let file = cluster_up(&d);
+    let file = common::cluster_up_with(&d, suite);
+    assert_eq!(file.ciphersuite.name(), suite);
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"stamped by the cluster\n").unwrap();
 
@@ -628,10 +639,25 @@ fn repair_lifecycle(suite: &str) {
 /// and a token from the old epoch still verifies under its own certificate.
 #[test]
 fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
+    halt_and_new_ceremony("secp256k1", "secp256k1");
+}
+
+/// Across ciphersuites: a halted Ed25519 epoch is followed by a secp256k1 one; the
+/// Ed25519 token of the old epoch still verifies, and so does the new one.
+#[test]
+fn after_an_ed25519_epoch_halts_a_secp256k1_ceremony_follows_and_both_tokens_verify() {
+    halt_and_new_ceremony("ed25519", "secp256k1");
+}
+
+fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let up = || cluster_up(&d);
+    let up = |suite: &str| {
+        let f = common::cluster_up_with(&d, suite);
+        assert_eq!(f.ciphersuite.name(), suite);
+        f
+    };
     let stamp = |name: &str| {
         let data = dir.path().join(name);
         std::fs::write(&data, name.as_bytes()).unwrap();
@@ -649,7 +675,7 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
         );
         data
     };
-    let old = up();
+    let old = up(old_suite);
     let old_data = stamp("old.txt");
     // The old epoch's time servers go with `cluster down`; their keys stay published
     // for relying parties (here: a copy of the file).
@@ -667,7 +693,7 @@ fn after_halting_a_new_ceremony_makes_a_new_key_and_old_tokens_still_verify() {
         .unwrap();
     assert!(down.status.success());
 
-    let new = up();
+    let new = up(new_suite);
     assert_ne!(new.group_key, old.group_key, "a new epoch has a new key");
     assert_ne!(new.epoch, old.epoch);
     let new_data = stamp("new.txt");

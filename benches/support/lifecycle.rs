@@ -57,11 +57,23 @@ pub(crate) fn pin(n: &ClusterNode) -> [u8; 32] {
         .expect("32 bytes")
 }
 
-/// `frostamp cluster up`: (cluster file, wall time).
+/// The key epochs' FROST ciphersuite: `FROSTAMP_CIPHERSUITE` (`secp256k1`, the
+/// default, or `ed25519`; `make stress STRESS_SUITE=ed25519`).
+pub(crate) fn ciphersuite() -> String {
+    std::env::var("FROSTAMP_CIPHERSUITE").unwrap_or_else(|_| "secp256k1".into())
+}
+
+/// `frostamp cluster up --ciphersuite` [`ciphersuite`]: (cluster file, wall time).
 pub(crate) fn cluster_up(b: &Bins, d: &Path) -> (ClusterFile, Duration) {
     let t = Instant::now();
     let out = Command::new(&b.frostamp)
-        .args(["cluster", "up", "--node-bin"])
+        .args([
+            "cluster",
+            "up",
+            "--ciphersuite",
+            &ciphersuite(),
+            "--node-bin",
+        ])
         .arg(&b.node)
         .arg("--dir")
         .arg(d)

@@ -52,6 +52,23 @@ pub enum AuthError {
     NotConfigured,
 }
 
+/// Why an operator key could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The private key file is not a PKCS#8 P-256 key in PEM.
+    #[error("operator key: {0}")]
+    Pem(#[source] p256::pkcs8::Error),
+    /// The key could not be encoded (PKCS#8 PEM or SPKI DER).
+    #[error("operator key encoding: {0}")]
+    Encode(String),
+    /// The public key given to a node is not hex.
+    #[error("operator public key is not hex: {0}")]
+    NotHex(#[source] hex::FromHexError),
+    /// The public key given to a node is not a P-256 SubjectPublicKeyInfo.
+    #[error("operator public key: {0}")]
+    Spki(#[source] p256::pkcs8::spki::Error),
+}
+
 fn message(
     method: &str,
     path: &str,
@@ -87,24 +104,24 @@ impl OperatorKey {
         }
     }
     /// From PKCS#8 PEM.
-    pub fn from_pem(pem: &str) -> Result<Self, String> {
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         SigningKey::from_pkcs8_pem(pem)
             .map(|key| Self { key })
-            .map_err(|e| format!("operator key: {e}"))
+            .map_err(KeyError::Pem)
     }
     /// PKCS#8 PEM (secret: the CLI writes it with mode 0600).
-    pub fn to_pem(&self) -> Result<zeroize::Zeroizing<String>, String> {
+    pub fn to_pem(&self) -> Result<zeroize::Zeroizing<String>, KeyError> {
         self.key
             .to_pkcs8_pem(der::pem::LineEnding::LF)
-            .map_err(|e| e.to_string())
+            .map_err(|e| KeyError::Encode(e.to_string()))
     }
     /// The public key as hex of its SPKI DER: what a node is started with.
-    pub fn public_hex(&self) -> Result<String, String> {
+    pub fn public_hex(&self) -> Result<String, KeyError> {
         let der = self
             .key
             .verifying_key()
             .to_public_key_der()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| KeyError::Encode(e.to_string()))?;
         Ok(hex::encode(der.as_bytes()))
     }
     /// The header value authorizing `method path body` on the node whose TLS
@@ -143,13 +160,11 @@ pub struct OperatorVerifier {
 
 impl OperatorVerifier {
     /// From the hex SPKI DER given at start; `None` = no lifecycle calls possible.
-    pub fn new(public_hex: Option<&str>) -> Result<Self, String> {
+    pub fn new(public_hex: Option<&str>) -> Result<Self, KeyError> {
         let key = public_hex
             .map(|h| {
-                let der = hex::decode(h.trim())
-                    .map_err(|e| format!("operator public key is not hex: {e}"))?;
-                VerifyingKey::from_public_key_der(&der)
-                    .map_err(|e| format!("operator public key: {e}"))
+                let der = hex::decode(h.trim()).map_err(KeyError::NotHex)?;
+                VerifyingKey::from_public_key_der(&der).map_err(KeyError::Spki)
             })
             .transpose()?;
         Ok(Self {

@@ -13,14 +13,11 @@
 //! renewal ([`crate::certs::install::Installed::Renewal`]) replaces the
 //! certificate; tokens then name the renewal.
 
+use super::refusal::AdminError;
 use super::state::Node;
 use crate::api::admin::Phase;
 use crate::api::admin::{CaRootRequest, CertificateUpload};
 use crate::certs::install::{self, Expect, Installed, IssuancePin};
-use hyper::StatusCode;
-
-/// A refused lifecycle call: HTTP status and message.
-pub(super) type Refused = (StatusCode, String);
 
 /// Record `pin` for this node's epoch (see the module documentation).
 pub(super) fn fix(node: &Node, pin: IssuancePin) -> Result<(), String> {
@@ -47,24 +44,20 @@ pub(super) fn csr_pin(
     node: &Node,
     ca_root_hex: &str,
     subject: &str,
-) -> Result<IssuancePin, Refused> {
-    let der = hex::decode(ca_root_hex).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            format!("ca_root is not hex DER: {e}"),
-        )
-    })?;
+) -> Result<IssuancePin, AdminError> {
+    let der = hex::decode(ca_root_hex)
+        .map_err(|e| AdminError::BadRequest(format!("ca_root is not hex DER: {e}")))?;
     let root = install::check_ca_root(&der, node.clock.now())
-        .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    IssuancePin::new(&root, subject).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+        .map_err(|e| AdminError::Refused(e.to_string()))?;
+    IssuancePin::new(&root, subject).map_err(|e| AdminError::Refused(e.to_string()))
 }
 
 /// `POST /admin/ca-root`: fix the CA root and subject on a node that did not
 /// sign the CSR; only before a certificate is installed (afterwards only the
 /// pin already fixed is accepted, as a no-op).
-pub(super) fn ca_root(node: &Node, body: &[u8]) -> Result<serde_json::Value, Refused> {
+pub(super) fn ca_root(node: &Node, body: &[u8]) -> Result<serde_json::Value, AdminError> {
     let req: CaRootRequest = serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("ca-root request: {e}")))?;
+        .map_err(|e| AdminError::BadRequest(format!("ca-root request: {e}")))?;
     let pin = csr_pin(node, &req.ca_root, &req.subject)?;
     // Once a certificate is installed nothing can be set; the same pin again is
     // a harmless confirmation (operator retries).
@@ -74,13 +67,12 @@ pub(super) fn ca_root(node: &Node, body: &[u8]) -> Result<serde_json::Value, Ref
         .as_ref()
         .is_some_and(|k| k.chain.is_some() && k.pin.as_ref() != Some(&pin))
     {
-        return Err((
-            StatusCode::CONFLICT,
+        return Err(AdminError::Conflict(
             "a TSA certificate is already installed for this key epoch: its CA root can no longer be set"
                 .into(),
         ));
     }
-    fix(node, pin.clone()).map_err(|e| (StatusCode::CONFLICT, e))?;
+    fix(node, pin.clone()).map_err(AdminError::Conflict)?;
     Ok(serde_json::json!({
         "ok": true,
         "ca_root": hex::encode(pin.ca_root),
@@ -90,20 +82,19 @@ pub(super) fn ca_root(node: &Node, body: &[u8]) -> Result<serde_json::Value, Ref
 
 /// `POST /admin/certificate`: check the chain ([`install::check_chain`]) and
 /// install it: the first one of the epoch, or a renewal.
-pub(super) fn upload(node: &Node, body: &[u8]) -> Result<serde_json::Value, Refused> {
+pub(super) fn upload(node: &Node, body: &[u8]) -> Result<serde_json::Value, AdminError> {
     let up: CertificateUpload = serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("certificate upload: {e}")))?;
+        .map_err(|e| AdminError::BadRequest(format!("certificate upload: {e}")))?;
     let chain: Vec<Vec<u8>> = up
         .chain
         .iter()
         .map(hex::decode)
         .collect::<Result<_, _>>()
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("chain is not hex: {e}")))?;
+        .map_err(|e| AdminError::BadRequest(format!("chain is not hex: {e}")))?;
     let mut s = node.state();
     let t = s.cluster.as_ref().map(|c| c.t).unwrap_or(u16::MAX);
     let Some(key) = s.key.as_mut() else {
-        return Err((
-            StatusCode::CONFLICT,
+        return Err(AdminError::Conflict(
             "no key share: run the key generation first".into(),
         ));
     };
@@ -129,20 +120,15 @@ pub(super) fn upload(node: &Node, body: &[u8]) -> Result<serde_json::Value, Refu
         Err(e) => {
             drop(s);
             node.refuse(format!("TSA certificate refused: {e}"));
-            let code = if e.is_conflict() {
-                StatusCode::CONFLICT
+            let msg = format!("certificate refused: {e}");
+            return Err(if e.is_conflict() {
+                AdminError::Conflict(msg)
             } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            return Err((code, format!("certificate refused: {e}")));
+                AdminError::Refused(msg)
+            });
         }
     };
-    let refused = |e: String| {
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("certificate refused: {e}"),
-        )
-    };
+    let refused = |e: String| AdminError::Refused(format!("certificate refused: {e}"));
     let leaf = chain.first().ok_or_else(|| refused("empty chain".into()))?;
     let identity =
         crate::tsp::token::CertIdentity::from_der(leaf).map_err(|e| refused(e.to_string()))?;

@@ -7,6 +7,7 @@
 //! `POST /admin/tls-csr` and `POST /admin/tls-certificate` (the public TLS
 //! certificate for this node's identity key: [`crate::certs::tls`]).
 
+use super::refusal::AdminError;
 use super::{dkg, peers, state::EpochKey, state::Node};
 use crate::api::admin::{
     CertificateUpload, ClusterConfig, CsrRequest, DkgRequest, DkgResult, Phase, RepairOrder,
@@ -180,6 +181,36 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     json(status, &serde_json::json!({ "error": msg.into() }))
 }
 
+/// What a lifecycle handler answers: a JSON body, or why the call is refused.
+type Answer = Result<serde_json::Value, AdminError>;
+
+/// A handler's JSON answer (`Serialize` values that cannot fail to encode).
+fn reply(v: impl Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// The one place a lifecycle call's outcome becomes an HTTP response: each refusal
+/// kind has its status here, and nowhere else.
+fn answer(r: Answer) -> Response<Body> {
+    let e = match r {
+        Ok(v) => return json(StatusCode::OK, &v),
+        Err(e) => e,
+    };
+    let status = match &e {
+        AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AdminError::Conflict(_) | AdminError::DkgAborted { .. } => StatusCode::CONFLICT,
+        AdminError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    match e {
+        AdminError::DkgAborted { reason, culprit } => json(
+            status,
+            &serde_json::json!({ "error": reason, "culprit": culprit }),
+        ),
+        other => error(status, other.to_string()),
+    }
+}
+
 async fn route(
     node: Arc<Node>,
     edge: Arc<Edge>,
@@ -316,19 +347,19 @@ async fn route(
                 return error(code, e.to_string());
             }
             match p {
-                "/admin/configure" => configure(&node, &body),
-                "/admin/dkg" => run_dkg(&node, &body).await,
+                "/admin/configure" => answer(configure(&node, &body)),
+                "/admin/dkg" => answer(run_dkg(&node, &body).await),
                 "/admin/certificate" => {
-                    let r = install_certificate(&node, &body);
+                    let r = answer(super::certificate::upload(&node, &body));
                     super::serve::prefill(&node);
                     r
                 }
-                "/admin/csr" => csr(&node, &body).await,
-                "/admin/ca-root" => reply(super::certificate::ca_root(&node, &body)),
-                "/admin/repair" => repair(&node, &body).await,
-                "/admin/repair-order" => repair_order(&node, &body),
-                "/admin/tls-csr" => tls_csr(&node, &body),
-                "/admin/tls-certificate" => install_tls_certificate(&node, &body),
+                "/admin/csr" => answer(csr(&node, &body).await),
+                "/admin/ca-root" => answer(super::certificate::ca_root(&node, &body)),
+                "/admin/repair" => answer(repair(&node, &body).await),
+                "/admin/repair-order" => answer(repair_order(&node, &body)),
+                "/admin/tls-csr" => answer(tls_csr(&node, &body)),
+                "/admin/tls-certificate" => answer(install_tls_certificate(&node, &body)),
                 _ => error(StatusCode::NOT_FOUND, format!("no lifecycle call {p}")),
             }
         }
@@ -498,32 +529,30 @@ async fn attestation(node: &Arc<Node>, edge: &Edge, query: &str) -> Response<Bod
     }
 }
 
-fn configure(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
+fn configure(node: &Arc<Node>, body: &[u8]) -> Answer {
     let cfg: ClusterConfig = match serde_json::from_slice(body) {
         Ok(c) => c,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("configuration: {e}")),
+        Err(e) => return Err(AdminError::BadRequest(format!("configuration: {e}"))),
     };
     if let Err(e) = cfg.validate() {
-        return error(StatusCode::BAD_REQUEST, e);
+        return Err(AdminError::BadRequest(e));
     }
     {
         let mut s = node.state();
         // The same configuration again (an operator retrying): nothing changes, no link
         // is dropped.
         if s.cluster.as_ref() == Some(&cfg) {
-            return json(
-                StatusCode::OK,
-                &serde_json::json!({ "ok": true, "index": cfg.index, "unchanged": true }),
-            );
+            return Ok(reply(
+                serde_json::json!({ "ok": true, "index": cfg.index, "unchanged": true }),
+            ));
         }
         if s.dkg_running {
-            return error(StatusCode::CONFLICT, "a key generation is running");
+            return Err(AdminError::Conflict("a key generation is running".into()));
         }
         if s.key.is_some() || s.roster.is_some() {
-            return error(
-                StatusCode::CONFLICT,
-                "this node holds a key share; restart it to join another cluster",
-            );
+            return Err(AdminError::Conflict(
+                "this node holds a key share; restart it to join another cluster".into(),
+            ));
         }
         s.cluster = Some(cfg.clone());
         if s.phase == Phase::Booting || s.phase == Phase::Attesting {
@@ -537,16 +566,13 @@ fn configure(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
     node.configured.notify_waiters();
     peers::start_dialing(node, &cfg);
     tracing::info!(node = %node.name, index = cfg.index, n = cfg.n(), t = cfg.t, "configured");
-    json(
-        StatusCode::OK,
-        &serde_json::json!({ "ok": true, "index": cfg.index }),
-    )
+    Ok(reply(serde_json::json!({ "ok": true, "index": cfg.index })))
 }
 
-async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
+async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Answer {
     let req: DkgRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("dkg request: {e}")),
+        Err(e) => return Err(AdminError::BadRequest(format!("dkg request: {e}"))),
     };
     if req.epoch.is_empty()
         || req.epoch.len() > 64
@@ -555,21 +581,17 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "epoch must be 1..64 of [A-Za-z0-9_-]",
-        );
+        return Err(AdminError::BadRequest(
+            "epoch must be 1..64 of [A-Za-z0-9_-]".into(),
+        ));
     }
     {
         use crate::attestation::roster::{N, T};
         if req.n != N || req.t != T {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "this build runs exactly n = {N} with t = {T}; the request asks n = {}, t = {}",
-                    req.n, req.t
-                ),
-            );
+            return Err(AdminError::BadRequest(format!(
+                "this build runs exactly n = {N} with t = {T}; the request asks n = {}, t = {}",
+                req.n, req.t
+            )));
         }
     }
     let mut pins = std::collections::BTreeMap::new();
@@ -582,36 +604,34 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 pins.insert(*i, b);
             }
             None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("pin of index {i} is not 32 hex bytes"),
-                )
+                return Err(AdminError::BadRequest(format!(
+                    "pin of index {i} is not 32 hex bytes"
+                )))
             }
         }
     }
     if pins.keys().copied().ne(1..=crate::attestation::roster::N) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "pins must name the operator's attested TLS identity of every index 1..=n",
-        );
+        return Err(AdminError::BadRequest(
+            "pins must name the operator's attested TLS identity of every index 1..=n".into(),
+        ));
     }
     let index = {
         let mut s = node.state();
         let Some(c) = s.cluster.as_ref() else {
-            return error(
-                StatusCode::CONFLICT,
-                "not configured: call /admin/configure first",
-            );
+            return Err(AdminError::Conflict(
+                "not configured: call /admin/configure first".into(),
+            ));
         };
         let index = c.index;
         if s.dkg_running {
-            return error(StatusCode::CONFLICT, "a key generation is already running");
+            return Err(AdminError::Conflict(
+                "a key generation is already running".into(),
+            ));
         }
         if s.key.is_some() {
-            return error(
-                StatusCode::CONFLICT,
-                "this node already holds a key share for this cluster",
-            );
+            return Err(AdminError::Conflict(
+                "this node already holds a key share for this cluster".into(),
+            ));
         }
         s.dkg_running = true;
         s.phase = Phase::KeyGeneration;
@@ -636,7 +656,7 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 Err(e) => {
                     s.phase = Phase::AwaitingPeers;
                     s.roster = None;
-                    return error(StatusCode::INTERNAL_SERVER_ERROR, format!("evidence: {e}"));
+                    return Err(AdminError::Internal(format!("evidence: {e}")));
                 }
             };
             let result = DkgResult {
@@ -664,7 +684,7 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 link.group_key = Some(result.group_key.clone());
             }
             tracing::info!(node = %node.name, group_key = %result.group_key, ms = started.elapsed().as_millis() as u64, "key generation complete");
-            json(StatusCode::OK, &result)
+            Ok(reply(result))
         }
         Err(f) => {
             s.phase = Phase::AwaitingPeers;
@@ -674,18 +694,18 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
                 None => format!("key generation aborted: {}", f.reason),
             });
             tracing::error!(node = %node.name, culprit = ?f.culprit, "key generation aborted: {}", f.reason);
-            json(
-                StatusCode::CONFLICT,
-                &serde_json::json!({ "error": f.reason, "culprit": f.culprit }),
-            )
+            Err(AdminError::DkgAborted {
+                reason: f.reason,
+                culprit: f.culprit,
+            })
         }
     }
 }
 
-async fn repair(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
+async fn repair(node: &Arc<Node>, body: &[u8]) -> Answer {
     let req: RepairRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("repair request: {e}")),
+        Err(e) => return Err(AdminError::BadRequest(format!("repair request: {e}"))),
     };
     let (Ok(group_key), Some(roster_hash)) = (
         hex::decode(&req.group_key),
@@ -693,45 +713,40 @@ async fn repair(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
             .ok()
             .and_then(|v| <[u8; 32]>::try_from(v).ok()),
     ) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "repair request: group_key must be hex and roster_hash 32 hex bytes",
-        );
+        return Err(AdminError::BadRequest(
+            "repair request: group_key must be hex and roster_hash 32 hex bytes".into(),
+        ));
     };
     let expected = super::repair::Expected {
         group_key,
         roster_hash,
     };
     match super::repair::repair(node, &req.epoch, &req.helpers, &expected).await {
-        Ok(phase) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "ok": true, "phase": phase }),
-        ),
+        Ok(phase) => Ok(reply(serde_json::json!({ "ok": true, "phase": phase }))),
         Err(e) => {
             node.state().last_error = Some(format!("repair failed: {e}"));
-            error(StatusCode::CONFLICT, format!("repair failed: {e}"))
+            Err(AdminError::Conflict(format!("repair failed: {e}")))
         }
     }
 }
 
-fn repair_order(node: &Node, body: &[u8]) -> Response<Body> {
+fn repair_order(node: &Node, body: &[u8]) -> Answer {
     let order: RepairOrder = match serde_json::from_slice(body) {
         Ok(o) => o,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("repair order: {e}")),
+        Err(e) => return Err(AdminError::BadRequest(format!("repair order: {e}"))),
     };
     let spki: Option<[u8; 32]> = hex::decode(&order.replacement)
         .ok()
         .and_then(|v| v.try_into().ok());
     let Some(spki) = spki else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "replacement must be 32 hex bytes (SHA-256 of its TLS SPKI)",
-        );
+        return Err(AdminError::BadRequest(
+            "replacement must be 32 hex bytes (SHA-256 of its TLS SPKI)".into(),
+        ));
     };
     let mut s = node.state();
     let own = s.cluster.as_ref().map(|c| c.index);
     let (Some(key), Some(roster)) = (s.key.as_ref(), s.roster.as_ref()) else {
-        return error(StatusCode::CONFLICT, "this node holds no key share");
+        return Err(AdminError::Conflict("this node holds no key share".into()));
     };
     let refusal = if key.epoch != order.epoch {
         Some(format!(
@@ -755,95 +770,67 @@ fn repair_order(node: &Node, body: &[u8]) -> Response<Body> {
     if let Some(r) = refusal {
         drop(s);
         node.refuse(format!("repair order refused: {r}"));
-        return error(StatusCode::CONFLICT, format!("repair order refused: {r}"));
+        return Err(AdminError::Conflict(format!("repair order refused: {r}")));
     }
     tracing::warn!(node = %node.name, index = order.index, replacement = %order.replacement, roster_version = order.roster_version, "repair order accepted (takes effect when the replacement connects after the holder's silence)");
     s.orders
         .insert(order.index, (order.clone(), std::time::Instant::now()));
-    json(
-        StatusCode::OK,
-        &serde_json::json!({ "ok": true, "order": order }),
-    )
+    Ok(reply(serde_json::json!({ "ok": true, "order": order })))
 }
 
-/// A lifecycle call's answer: JSON, or the refusal's status and message.
-fn reply(r: Result<serde_json::Value, super::certificate::Refused>) -> Response<Body> {
-    match r {
-        Ok(v) => json(StatusCode::OK, &v),
-        Err((code, msg)) => error(code, msg),
-    }
-}
-
-async fn csr(node: &Arc<Node>, body: &[u8]) -> Response<Body> {
+async fn csr(node: &Arc<Node>, body: &[u8]) -> Answer {
     let req: CsrRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("csr request: {e}")),
+        Err(e) => return Err(AdminError::BadRequest(format!("csr request: {e}"))),
     };
     let pin = match super::certificate::csr_pin(node, &req.ca_root, &req.subject) {
         Ok(p) => p,
-        Err((code, msg)) => return error(code, format!("CSR not signed: {msg}")),
+        Err(e) => return Err(e.context("CSR not signed")),
     };
     match super::serve::sign_csr(node, &req.subject, &req.bundle, &pin).await {
-        Ok(der) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "csr": hex::encode(der) }),
-        ),
-        Err(e) => error(StatusCode::CONFLICT, format!("CSR not signed: {e}")),
+        Ok(der) => Ok(reply(serde_json::json!({ "csr": hex::encode(der) }))),
+        Err(e) => Err(AdminError::Conflict(format!("CSR not signed: {e}"))),
     }
-}
-
-fn install_certificate(node: &Node, body: &[u8]) -> Response<Body> {
-    reply(super::certificate::upload(node, body))
 }
 
 /// `POST /admin/tls-csr`: a PKCS#10 request for this node's identity key naming the
 /// operator's public names and addresses (hex DER in `csr`).
-fn tls_csr(node: &Node, body: &[u8]) -> Response<Body> {
+fn tls_csr(node: &Node, body: &[u8]) -> Answer {
     let names: TlsCsrRequest = match serde_json::from_slice(body) {
         Ok(n) => n,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("tls-csr request: {e}")),
+        Err(e) => return Err(AdminError::BadRequest(format!("tls-csr request: {e}"))),
     };
     match node.identity.tls_csr(&names) {
-        Ok(der) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "csr": hex::encode(der) }),
-        ),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, format!("TLS CSR: {e}")),
+        Ok(der) => Ok(reply(serde_json::json!({ "csr": hex::encode(der) }))),
+        Err(e) => Err(AdminError::Refused(format!("TLS CSR: {e}"))),
     }
 }
 
 /// `POST /admin/tls-certificate` (body as `/admin/certificate`: the chain, leaf first,
 /// hex DER): serve it on the public port if its leaf carries this node's identity key
 /// ([`crate::certs::tls::check_tls_chain`]).
-fn install_tls_certificate(node: &Node, body: &[u8]) -> Response<Body> {
+fn install_tls_certificate(node: &Node, body: &[u8]) -> Answer {
     let up: CertificateUpload = match serde_json::from_slice(body) {
         Ok(u) => u,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("TLS certificate upload: {e}"),
-            )
+            return Err(AdminError::BadRequest(format!(
+                "TLS certificate upload: {e}"
+            )))
         }
     };
     let chain: Vec<Vec<u8>> = match up.chain.iter().map(hex::decode).collect() {
         Ok(c) => c,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("chain is not hex: {e}")),
+        Err(e) => return Err(AdminError::BadRequest(format!("chain is not hex: {e}"))),
     };
     if let Err(e) =
         crate::certs::tls::check_tls_chain(&chain, node.identity.spki_der(), node.clock.now())
     {
         node.refuse(format!("TLS certificate refused: {e}"));
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("TLS certificate refused: {e}"),
-        );
+        return Err(AdminError::Refused(format!("TLS certificate refused: {e}")));
     }
     if let Err(e) = node.public_tls.install(&chain) {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("TLS certificate refused: {e}"),
-        );
+        return Err(AdminError::Refused(format!("TLS certificate refused: {e}")));
     }
     tracing::info!(node = %node.name, "public TLS certificate installed");
-    json(StatusCode::OK, &serde_json::json!({ "ok": true }))
+    Ok(reply(serde_json::json!({ "ok": true })))
 }
