@@ -23,7 +23,7 @@ from collections import defaultdict
 
 # Lowest first. Keep in sync with src/lib.rs's Layout and docs/architecture.md.
 LAYERS = [
-    ["clock", "oid", "serde_hex", "x509"],  # encodings and X.509
+    ["clock", "entropy", "oid", "serde_hex", "x509"],  # encodings, X.509, inputs
     ["tsp", "attestation", "time", "measure"],  # RFC 3161, SEV-SNP, Roughtime, digests
     ["threshold"],  # FROST keys, signer, coordinator
     ["certs", "verify"],  # certificate profiles, dev CA; relying-party verification

@@ -34,13 +34,15 @@
 //!  3  certs  verify                      certificate profiles, dev CA; relying-party checks
 //!  2  threshold                          FROST keys, signer, coordinator (per ciphersuite)
 //!  1  tsp  attestation  time  measure    RFC 3161/5652; SEV-SNP; Roughtime; launch digests
-//!  0  x509  oid  clock  serde_hex        certificates, PEM, signatures, paths; OIDs; time in
+//!  0  x509  oid  clock  entropy  serde_hex  certificates, PEM, signatures, paths; OIDs;
+//!                                        time and randomness as inputs
 //! ```
 //!
 //! - [`x509`]: certificates with their received bytes, PEM, signature verification by
 //!   algorithm identifier ([`x509::sig`]), path building and the TSA leaf profile
 //!   ([`x509::chain`]).
 //! - [`clock`]: the `Clock` trait. Time is passed in; nothing else reads the wall clock.
+//! - [`entropy`]: randomness passed in the same way (`Entropy`; seeded in tests).
 //! - [`oid`]: every OID the project uses (see `docs/oids.md`).
 //! - [`tsp`]: RFC 3161 / RFC 5816 / RFC 5652 structures: request parsing into a validated
 //!   type, TSTInfo and signed-attribute construction, token assembly over any
@@ -90,6 +92,7 @@ pub mod ceremony;
 pub mod certs;
 pub mod cli;
 pub mod clock;
+pub mod entropy;
 pub mod local;
 pub mod measure;
 pub mod net;

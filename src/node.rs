@@ -49,7 +49,7 @@ pub async fn run(
     opts: NodeOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let mut rng = rand_core::OsRng;
+    let mut rng = crate::entropy::Rng::new(opts.entropy.clone());
     let identity = crate::net::identity::Identity::generate(&opts.name, opts.clock.now(), &mut rng)
         .map_err(|e| NodeError::Setup(e.to_string()))?;
     let public_tls = Arc::new(
@@ -75,8 +75,8 @@ pub async fn run(
         chip_id: own.chip_id,
         tcb: own.reported_tcb.to_string(),
     };
-    let time =
-        time::TimeService::start(&opts.time, opts.clock.clone()).map_err(NodeError::Setup)?;
+    let time = time::TimeService::start(&opts.time, opts.clock.clone(), rng.clone())
+        .map_err(NodeError::Setup)?;
     let (inbox_tx, inbox_rx) = mpsc::channel(1024);
     let node = Arc::new(Node {
         time,
@@ -84,6 +84,7 @@ pub async fn run(
         identity,
         public_tls,
         clock: opts.clock,
+        entropy: opts.entropy,
         operator,
         attester: opts.attester,
         roots: opts.roots,

@@ -126,6 +126,8 @@ async fn start_full(
                 .find(|(j, _)| *j == i)
                 .map(|(_, c)| c.clone())
                 .unwrap_or_else(|| Arc::new(SystemClock)),
+            // Seeded per node: its identity key, nonces and challenges replay.
+            entropy: Arc::new(frostamp::entropy::SeededEntropy::new(u64::from(i))),
             fault: faults
                 .iter()
                 .find(|(j, _)| *j == i)

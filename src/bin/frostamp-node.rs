@@ -256,6 +256,7 @@ async fn run(s: Settings) -> Result<(), String> {
         roots,
         profile: TsaProfile::frostamp_default(),
         clock: clock(),
+        entropy: std::sync::Arc::new(frostamp::entropy::OsEntropy),
         fault: s.fault,
         time: s.time,
     };

@@ -419,15 +419,15 @@ async fn run_inner<S: super::state::Hold>(
         .keys()
         .map(|i| id::<S>(*i).map(|x| (x, *i)))
         .collect::<Result<_, _>>()?;
-    let rng = rand_core::OsRng;
+    let rng = node.rng();
     let injected = fault(node);
 
     // Round 1.
-    let (secret1, package1) = dkg::part1(id::<S>(me)?, n, cluster.t, rng)
+    let (secret1, package1) = dkg::part1(id::<S>(me)?, n, cluster.t, rng.clone())
         .map_err(|e| fail(format!("part1: {e}"), None))?;
     let alt1 = match injected {
         Some(Fault::EquivocateRound1) => Some(
-            dkg::part1(id::<S>(me)?, n, cluster.t, rng)
+            dkg::part1(id::<S>(me)?, n, cluster.t, rng.clone())
                 .map_err(|e| fail(e.to_string(), None))?
                 .1,
         ),

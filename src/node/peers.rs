@@ -758,7 +758,7 @@ where
     let peer_spki = spki_of_cert(&peer_cert.ok_or("no TLS certificate")?)
         .map_err(|e| format!("TLS certificate: {e}"))?;
     let mut nonce = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    rand_core::RngCore::fill_bytes(&mut node.rng(), &mut nonce);
     write_frame(
         wr,
         &PeerMessage::Hello {

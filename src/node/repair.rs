@@ -194,7 +194,7 @@ async fn help_with<S: Hold>(
     let deltas = repairable::repair_share_part1::<S, _>(
         &helper_ids,
         signer.key_package(),
-        &mut rand_core::OsRng,
+        &mut node.rng(),
         target,
     )
     .map_err(|e| e.to_string())?;
@@ -315,7 +315,7 @@ pub(super) async fn repair(
         epoch: epoch.to_string(),
         partial: BTreeMap::new(),
     };
-    let attempt = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
+    let attempt = rand_core::RngCore::next_u64(&mut node.rng());
     // The identity on each helper's link when it was asked: a sigma counts only from
     // that link's identity (checked against the roster the helpers send, below).
     let mut asked = BTreeMap::new();

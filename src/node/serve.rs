@@ -75,7 +75,7 @@ fn answer_with<S: Hold>(
         PeerMessage::SignCommit { req, count } => Some({
             let count = usize::from(count);
             match s
-                .commit_batch_encoded(Owner::Peer(from), count, &mut rand_core::OsRng)
+                .commit_batch_encoded(Owner::Peer(from), count, &mut node.rng())
                 .and_then(wrap)
             {
                 Ok(commitments) => PeerMessage::SignCommitted { req, commitments },
@@ -417,7 +417,7 @@ async fn commit<S: Hold>(
         let signer = node.signer_of::<S>();
         let signer = signer.ok_or_else(|| PeerError::Unavailable("no key share".into()))?;
         return signer
-            .commit_encoded(&mut rand_core::OsRng)
+            .commit_encoded(&mut node.rng())
             .map_err(PeerError::Refused);
     }
     let tag = pool_tag(node, who)?;
@@ -767,7 +767,7 @@ async fn timestamp_with<S: Hold>(
                 evidence_der: &backing.evidence_der,
                 claim: &backing.claim,
             }),
-            &mut rand_core::OsRng,
+            &mut node.rng(),
         )?;
         let own_id = Identifier::try_from(own).ok();
         let input = Arc::new(Round2Input {

@@ -45,6 +45,8 @@ pub struct NodeOptions {
     pub profile: TsaProfile,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// Where every random value the node makes comes from (the OS in production).
+    pub entropy: Arc<dyn crate::entropy::Entropy>,
     /// Test-only fault injection (DKG misbehaviour), see `dkg::Fault`.
     pub fault: Option<String>,
     /// The time servers whose replies back every genTime (`crate::time`).
@@ -315,6 +317,7 @@ pub(crate) struct Node {
     /// then the CA-issued chain the operator installed (`/admin/tls-certificate`).
     pub(super) public_tls: Arc<crate::net::tls::PublicCert>,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) entropy: Arc<dyn crate::entropy::Entropy>,
     pub(super) operator: crate::api::auth::OperatorVerifier,
     pub(super) attester: Arc<dyn Attester>,
     pub(super) roots: RootSet,
@@ -344,6 +347,10 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// A generator drawing from the node's entropy source.
+    pub(super) fn rng(&self) -> crate::entropy::Rng {
+        crate::entropy::Rng::new(self.entropy.clone())
+    }
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a panic elsewhere; the state itself stays consistent
         // because every critical section is a few assignments.

@@ -77,6 +77,7 @@ impl TimeService {
     pub(crate) fn start(
         config: &TimeConfig,
         clock: Arc<dyn crate::clock::Clock>,
+        rng: crate::entropy::Rng,
     ) -> Result<Arc<Self>, String> {
         let policy = config
             .node_policy()
@@ -183,14 +184,15 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let (policy, servers, status, clock) = (
+        let (policy, servers, status, clock, mut rng) = (
             policy.clone(),
             servers.clone(),
             status.clone(),
             clock.clone(),
+            rng.clone(),
         );
         tokio::spawn(async move {
-            serve_batch(&policy, &servers, jobs, &status, clock.as_ref()).await;
+            serve_batch(&policy, &servers, jobs, &status, clock.as_ref(), &mut rng).await;
             drop(slot);
         });
     }
@@ -203,10 +205,11 @@ async fn serve_batch(
     jobs: Vec<Job>,
     status: &Mutex<Shared>,
     clock: &dyn crate::clock::Clock,
+    rng: &mut crate::entropy::Rng,
 ) {
     let leaves: Vec<[u8; 32]> = if jobs.is_empty() {
         let mut l = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut l);
+        rand_core::RngCore::fill_bytes(rng, &mut l);
         vec![l]
     } else {
         jobs.iter().map(|j| j.leaf).collect()
