@@ -308,24 +308,20 @@ pub async fn request_csr(
     bundle: &EvidenceBundle,
     ca_root: &[u8],
 ) -> Result<Vec<u8>, CeremonyError> {
-    let body = serde_json::to_vec(&crate::api::admin::CsrRequest {
+    let request = crate::api::admin::CsrRequest {
         subject: subject.to_string(),
         bundle: serde_json::to_string(bundle).map_err(|e| CeremonyError::Invalid(e.to_string()))?,
         ca_root: hex::encode(ca_root),
-    })
-    .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
-    let r = admin(
+    };
+    let r = admin_json(
         node,
         operator,
         clock,
-        "/admin/csr",
-        body,
+        ("csr", "/admin/csr"),
+        &request,
         Duration::from_secs(30),
     )
     .await?;
-    if r.status != 200 {
-        return Err(refused(node.target.index, "csr", &r));
-    }
     let v: serde_json::Value =
         serde_json::from_slice(&r.body).map_err(|e| CeremonyError::Invalid(e.to_string()))?;
     v.get("csr")
@@ -463,6 +459,24 @@ pub async fn admin(
     })
 }
 
+/// [`admin`] with `value` as the JSON body: the answer when the node says 200, else
+/// the node's refusal of `what`.
+pub(crate) async fn admin_json(
+    node: &PinnedNode,
+    operator: &OperatorKey,
+    clock: &dyn Clock,
+    (what, path): (&'static str, &str),
+    value: &impl Serialize,
+    timeout: Duration,
+) -> Result<Response, CeremonyError> {
+    let body = serde_json::to_vec(value).map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    let r = admin(node, operator, clock, path, body, timeout).await?;
+    if r.status != 200 {
+        return Err(refused(node.target.index, what, &r));
+    }
+    Ok(r)
+}
+
 /// Public status of a pinned node.
 pub async fn status(node: &PinnedNode) -> Result<Status, CeremonyError> {
     let r = request(
@@ -588,19 +602,15 @@ pub async fn run(
             t: opts.t,
             nodes: layout.clone(),
         };
-        let body = serde_json::to_vec(&cfg).map_err(|e| CeremonyError::Invalid(e.to_string()))?;
-        let r = admin(
+        admin_json(
             node,
             &opts.operator,
             opts.clock.as_ref(),
-            "/admin/configure",
-            body,
+            ("configure", "/admin/configure"),
+            &cfg,
             Duration::from_secs(20),
         )
         .await?;
-        if r.status != 200 {
-            return Err(refused(node.target.index, "configure", &r));
-        }
     }
     progress(&format!("configured {n} nodes, threshold {}", opts.t));
     timings.insert("configure".into(), t1.elapsed().as_millis());
@@ -782,24 +792,21 @@ pub async fn fix_ca_root(
     subject: &str,
     ca_root: &[u8],
 ) -> Result<(), CeremonyError> {
-    let body = serde_json::to_vec(&CaRootRequest {
+    let request = CaRootRequest {
         ca_root: hex::encode(ca_root),
         subject: subject.to_string(),
-    })
-    .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    };
     for node in nodes {
-        let r = admin(
+        let what = ("ca-root", "/admin/ca-root");
+        admin_json(
             node,
             operator,
             clock,
-            "/admin/ca-root",
-            body.clone(),
+            what,
+            &request,
             Duration::from_secs(20),
         )
         .await?;
-        if r.status != 200 {
-            return Err(refused(node.target.index, "ca-root", &r));
-        }
     }
     Ok(())
 }
@@ -812,23 +819,18 @@ pub async fn install_chain(
     clock: &dyn Clock,
     chain: &[Vec<u8>],
 ) -> Result<(), CeremonyError> {
-    let body = serde_json::to_vec(&CertificateUpload {
-        chain: chain.iter().map(hex::encode).collect(),
-    })
-    .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
+    let upload = CertificateUpload::of(chain);
     for node in nodes {
-        let r = admin(
+        let what = ("certificate", "/admin/certificate");
+        admin_json(
             node,
             operator,
             clock,
-            "/admin/certificate",
-            body.clone(),
+            what,
+            &upload,
             Duration::from_secs(20),
         )
         .await?;
-        if r.status != 200 {
-            return Err(refused(node.target.index, "certificate", &r));
-        }
     }
     Ok(())
 }
@@ -857,25 +859,14 @@ pub async fn order_repair(
                 continue;
             }
         };
-        let body = serde_json::to_vec(&crate::api::admin::RepairOrder {
+        let order = crate::api::admin::RepairOrder {
             epoch: epoch.to_string(),
             index,
             replacement: hex::encode(pin),
             roster_version: version,
-        })
-        .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
-        let r = admin(
-            h,
-            operator,
-            clock,
-            "/admin/repair-order",
-            body,
-            Duration::from_secs(10),
-        )
-        .await?;
-        if r.status != 200 {
-            return Err(refused(h.target.index, "repair order", &r));
-        }
+        };
+        let what = ("repair order", "/admin/repair-order");
+        admin_json(h, operator, clock, what, &order, Duration::from_secs(10)).await?;
         accepted.push(h.target.index);
     }
     if accepted.len() < usize::from(T) {

@@ -268,6 +268,28 @@ impl DevCa {
             .ok_or_else(|| CertError::Key("group key has no SubjectPublicKeyInfo".into()))?;
         let name = Name::from_str(subject)
             .map_err(|e| CertError::Invalid(format!("subject {subject:?}: {e}")))?;
+        // RFC 3161 §2.3: timeStamping is the only purpose, and critical.
+        let eku = ExtendedKeyUsage(vec![std_oids::KP_TIME_STAMPING]);
+        let extra = match measurement {
+            Some(m) => vec![launch_measurement_extension(m)?],
+            None => Vec::new(),
+        };
+        self.issue_end_entity(name, spki, (&eku, true), extra, (not_before, lifetime), rng)
+    }
+
+    /// An end-entity certificate for `spki` named `subject`: cA=FALSE and keyUsage
+    /// digitalSignature (both critical), the extendedKeyUsage `eku` (critical or not),
+    /// SKI/AKI, then `extra`, then the CRL distribution point if the CA has one;
+    /// valid from `validity.0` for `validity.1`, a random serial, signed by the CA.
+    pub(crate) fn issue_end_entity(
+        &self,
+        subject: Name,
+        spki: SubjectPublicKeyInfoOwned,
+        eku: (&ExtendedKeyUsage, bool),
+        extra: Vec<Extension>,
+        validity_from: (SystemTime, Duration),
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Result<Vec<u8>, CertError> {
         let ca_spki = &self.cert.tbs_certificate.subject_public_key_info;
         let mut extensions = vec![
             ext(
@@ -283,12 +305,7 @@ impl DevCa {
                 true,
                 &KeyUsage(KeyUsages::DigitalSignature.into()),
             )?,
-            // RFC 3161 §2.3: the only purpose, and critical.
-            ext(
-                ExtendedKeyUsage::OID,
-                true,
-                &ExtendedKeyUsage(vec![std_oids::KP_TIME_STAMPING]),
-            )?,
+            ext(ExtendedKeyUsage::OID, eku.1, eku.0)?,
             ext(
                 SubjectKeyIdentifier::OID,
                 false,
@@ -304,17 +321,15 @@ impl DevCa {
                 },
             )?,
         ];
-        if let Some(m) = measurement {
-            extensions.push(launch_measurement_extension(m)?);
-        }
+        extensions.extend(extra);
         extensions.extend(self.crl_extension()?);
         let tbs = TbsCertificate {
             version: Version::V3,
             serial_number: random_serial(rng)?,
             signature: ecdsa_p256_sha256(),
             issuer: self.cert.tbs_certificate.subject.clone(),
-            validity: validity(not_before, lifetime)?,
-            subject: name,
+            validity: validity(validity_from.0, validity_from.1)?,
+            subject,
             subject_public_key_info: spki,
             issuer_unique_id: None,
             subject_unique_id: None,

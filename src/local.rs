@@ -67,57 +67,6 @@ impl<C: Clock> LocalTsa<C, Secp256K1Sha256> {
         signer_clocks: Vec<Arc<dyn Clock>>,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Self, LocalError> {
-        Self::with_measurement(
-            n,
-            t,
-            profile,
-            coordinator_clock,
-            default_clock,
-            signer_clocks,
-            None,
-            rng,
-        )
-    }
-
-    /// Like [`LocalTsa::new`], with a launch-measurement extension in the TSA certificate.
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_measurement(
-        n: u16,
-        t: u16,
-        profile: TsaProfile,
-        coordinator_clock: C,
-        default_clock: Arc<dyn Clock>,
-        signer_clocks: Vec<Arc<dyn Clock>>,
-        measurement: Option<[u8; 48]>,
-        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<Self, LocalError> {
-        Self::with_time_rule(
-            n,
-            t,
-            profile,
-            coordinator_clock,
-            default_clock,
-            signer_clocks,
-            measurement,
-            crate::threshold::signer::TimeRule::OwnClock,
-            rng,
-        )
-    }
-
-    /// Like [`LocalTsa::with_measurement`], with signers that follow `time` (tests of
-    /// time evidence drive these signers directly; [`LocalTsa::issue`] has no evidence).
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_time_rule(
-        n: u16,
-        t: u16,
-        profile: TsaProfile,
-        coordinator_clock: C,
-        default_clock: Arc<dyn Clock>,
-        signer_clocks: Vec<Arc<dyn Clock>>,
-        measurement: Option<[u8; 48]>,
-        time: crate::threshold::signer::TimeRule,
-        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<Self, LocalError> {
         Self::for_suite(
             n,
             t,
@@ -125,15 +74,18 @@ impl<C: Clock> LocalTsa<C, Secp256K1Sha256> {
             coordinator_clock,
             default_clock,
             signer_clocks,
-            measurement,
-            time,
+            None,
+            crate::threshold::signer::TimeRule::OwnClock,
             rng,
         )
     }
 }
 
 impl<C: Clock, S: Suite> LocalTsa<C, S> {
-    /// Like [`LocalTsa::with_time_rule`], for the ciphersuite `S`.
+    /// Like [`LocalTsa::new`], for the ciphersuite `S`, with a launch-measurement
+    /// extension in the TSA certificate if `measurement` is given, and signers that
+    /// follow `time` (tests of time evidence drive these signers directly;
+    /// [`LocalTsa::issue`] has no evidence).
     #[allow(clippy::too_many_arguments)]
     pub fn for_suite(
         n: u16,

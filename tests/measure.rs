@@ -782,17 +782,19 @@ fn token_with_measurement(
     use frostamp::clock::SystemClock;
     use frostamp::tsp::request::{AcceptedRequest, HashAlg};
     use std::sync::Arc;
-    let tsa = frostamp::local::LocalTsa::with_measurement(
-        3,
-        2,
-        frostamp::tsp::TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        measurement,
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa =
+        frostamp::local::LocalTsa::<_, frostamp::threshold::suite::Secp256K1Sha256>::for_suite(
+            3,
+            2,
+            frostamp::tsp::TsaProfile::frostamp_default(),
+            SystemClock,
+            Arc::new(SystemClock),
+            vec![],
+            measurement,
+            frostamp::threshold::signer::TimeRule::OwnClock,
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
     let data = dir.join("data.txt");
     std::fs::write(&data, b"measured").unwrap();
     let req = AcceptedRequest::build_der(

@@ -65,7 +65,7 @@ fn now_secs() -> u64 {
 }
 
 fn tsa(signer_clock: Arc<dyn Clock>) -> LocalTsa<SystemClock> {
-    LocalTsa::with_time_rule(
+    LocalTsa::for_suite(
         5,
         3,
         TsaProfile::frostamp_default(),

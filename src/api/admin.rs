@@ -339,5 +339,14 @@ pub struct CertificateUpload {
     pub chain: Vec<String>,
 }
 
+impl CertificateUpload {
+    /// The body for `chain` (DER, leaf first).
+    pub fn of(chain: &[Vec<u8>]) -> Self {
+        Self {
+            chain: chain.iter().map(hex::encode).collect(),
+        }
+    }
+}
+
 /// Request body of `/admin/tls-csr`: the public names of this node.
 pub type TlsCsrRequest = crate::certs::tls::PublicNames;

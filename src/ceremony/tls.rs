@@ -6,7 +6,7 @@
 //! the chain ([`install_tls_chain`]); the node serves it on its public port only if it
 //! certifies its own key.
 
-use super::{admin, refused, CeremonyError, PinnedNode};
+use super::{admin_json, CeremonyError, PinnedNode};
 use crate::api::admin::CertificateUpload;
 use crate::api::auth::OperatorKey;
 use crate::certs::tls::{parse_tls_csr, PublicNames, TlsCsr};
@@ -27,19 +27,8 @@ pub async fn request_tls_csr(
     names: &PublicNames,
 ) -> Result<(Vec<u8>, TlsCsr), CeremonyError> {
     let index = node.target.index;
-    let body = serde_json::to_vec(names).map_err(|e| CeremonyError::Invalid(e.to_string()))?;
-    let r = admin(
-        node,
-        operator,
-        clock,
-        "/admin/tls-csr",
-        body,
-        Duration::from_secs(20),
-    )
-    .await?;
-    if r.status != 200 {
-        return Err(refused(index, "tls-csr", &r));
-    }
+    let what = ("tls-csr", "/admin/tls-csr");
+    let r = admin_json(node, operator, clock, what, names, Duration::from_secs(20)).await?;
     let der = serde_json::from_slice::<serde_json::Value>(&r.body)
         .ok()
         .and_then(|v| v.get("csr")?.as_str().and_then(|c| hex::decode(c).ok()))
@@ -84,22 +73,17 @@ pub async fn install_tls_chain(
     clock: &dyn Clock,
     chain: &[Vec<u8>],
 ) -> Result<(), CeremonyError> {
-    let body = serde_json::to_vec(&CertificateUpload {
-        chain: chain.iter().map(hex::encode).collect(),
-    })
-    .map_err(|e| CeremonyError::Invalid(e.to_string()))?;
-    let r = admin(
+    let upload = CertificateUpload::of(chain);
+    let what = ("tls-certificate", "/admin/tls-certificate");
+    admin_json(
         node,
         operator,
         clock,
-        "/admin/tls-certificate",
-        body,
+        what,
+        &upload,
         Duration::from_secs(20),
     )
     .await?;
-    if r.status != 200 {
-        return Err(refused(node.target.index, "tls-certificate", &r));
-    }
     Ok(())
 }
 

@@ -18,7 +18,7 @@
 //! `/attestation?nonce=` over a verified connection and check that REPORT_DATA binds
 //! the SPKI of the certificate the CA issued.
 
-use super::{ext, key_id, random_serial, validity, CertError, DevCa};
+use super::{ext, CertError, DevCa};
 use crate::oid::std_oids;
 use crate::x509::RawSigned;
 use const_oid::AssociatedOid;
@@ -30,13 +30,10 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectAltName, SubjectKeyIdentifier,
-};
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
 use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq};
-use x509_cert::{Certificate, TbsCertificate, Version};
+use x509_cert::Certificate;
 
 /// id-kp-serverAuth (RFC 5280 §4.2.1.12).
 pub const KP_SERVER_AUTH: der::asn1::ObjectIdentifier =
@@ -260,56 +257,18 @@ impl DevCa {
         lifetime: Duration,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<u8>, CertError> {
-        let ca_spki = &self.cert.tbs_certificate.subject_public_key_info;
-        let mut extensions = vec![
-            ext(
-                BasicConstraints::OID,
-                true,
-                &BasicConstraints {
-                    ca: false,
-                    path_len_constraint: None,
-                },
-            )?,
-            ext(
-                KeyUsage::OID,
-                true,
-                &KeyUsage(KeyUsages::DigitalSignature.into()),
-            )?,
-            ext(
-                ExtendedKeyUsage::OID,
+        self.issue_end_entity(
+            csr.subject.clone(),
+            csr.spki.clone(),
+            (&ExtendedKeyUsage(vec![KP_SERVER_AUTH]), false),
+            vec![ext(
+                SubjectAltName::OID,
                 false,
-                &ExtendedKeyUsage(vec![KP_SERVER_AUTH]),
-            )?,
-            ext(SubjectAltName::OID, false, &csr.names.subject_alt_name()?)?,
-            ext(
-                SubjectKeyIdentifier::OID,
-                false,
-                &SubjectKeyIdentifier(key_id(&csr.spki)?),
-            )?,
-            ext(
-                AuthorityKeyIdentifier::OID,
-                false,
-                &AuthorityKeyIdentifier {
-                    key_identifier: Some(key_id(ca_spki)?),
-                    authority_cert_issuer: None,
-                    authority_cert_serial_number: None,
-                },
-            )?,
-        ];
-        extensions.extend(self.crl_extension()?);
-        let tbs = TbsCertificate {
-            version: Version::V3,
-            serial_number: random_serial(rng)?,
-            signature: ecdsa_p256_sha256(),
-            issuer: self.cert.tbs_certificate.subject.clone(),
-            validity: validity(not_before, lifetime)?,
-            subject: csr.subject.clone(),
-            subject_public_key_info: csr.spki.clone(),
-            issuer_unique_id: None,
-            subject_unique_id: None,
-            extensions: Some(extensions),
-        };
-        Ok(super::sign_tbs(&self.key, tbs)?.to_der()?)
+                &csr.names.subject_alt_name()?,
+            )?],
+            (not_before, lifetime),
+            rng,
+        )
     }
 }
 

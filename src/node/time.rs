@@ -114,7 +114,7 @@ impl TimeService {
         });
         let servers: Vec<(ServerSpec, String)> =
             policy.servers.iter().cloned().zip(addresses).collect();
-        tokio::spawn(run(policy, servers, rx, status, clock));
+        tokio::spawn(run(policy, servers, rx, status, clock, rng));
         Ok(service)
     }
 
@@ -160,6 +160,7 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     status: Arc<Mutex<Shared>>,
     clock: Arc<dyn crate::clock::Clock>,
+    rng: crate::entropy::Rng,
 ) {
     let servers = Arc::new(servers);
     let slots = Arc::new(tokio::sync::Semaphore::new(ROUNDS_IN_FLIGHT));
