@@ -48,6 +48,9 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("measurements", measurements),
     ("roughtime", roughtime),
     ("time_evidence", time_evidence),
+    ("crl", crl),
+    ("tls_csr", tls_csr),
+    ("tls_upload", tls_upload),
 ];
 
 /// The data the token seeds are timestamps of (see write_seeds.rs).
@@ -637,6 +640,299 @@ pub fn time_evidence(data: &[u8]) -> bool {
         Ok(claim) => {
             assert!(claim.vouched.len() >= policy.quorum);
             assert!(claim.vouched.len() <= ev.replies.len());
+            true
+        }
+        Err(e) => {
+            let _ = e.to_string();
+            false
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// crl, tls_csr and tls_upload: CRLs given to `frostamp verify`, the TLS certificate
+// request a node returns to the operator, and the TLS chain uploaded to a node.
+
+/// The public names of the TLS fixture's request and certificate.
+pub fn tls_names() -> frostamp::certs::tls::PublicNames {
+    frostamp::certs::tls::PublicNames {
+        dns: vec!["tsa1.fuzz.example".into(), "localhost".into()],
+        ips: vec![
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ],
+    }
+}
+
+/// The fixture node's identity (ephemeral in a node; here made from a fixed seed, so
+/// that write_seeds.rs and the checks hold the same key).
+pub fn tls_identity() -> &'static frostamp::net::identity::Identity {
+    static I: OnceLock<frostamp::net::identity::Identity> = OnceLock::new();
+    I.get_or_init(|| {
+        frostamp::net::identity::Identity::generate(
+            "fuzz-node",
+            at(FIXTURE_NOW_SECS),
+            &mut rand::rngs::StdRng::seed_from_u64(0x7151d),
+        )
+        .expect("fixture identity")
+    })
+}
+
+/// Another node's identity (a chain accepted for [`tls_identity`] is refused for it).
+pub fn tls_other_identity() -> &'static frostamp::net::identity::Identity {
+    static I: OnceLock<frostamp::net::identity::Identity> = OnceLock::new();
+    I.get_or_init(|| {
+        frostamp::net::identity::Identity::generate(
+            "fuzz-other-node",
+            at(FIXTURE_NOW_SECS),
+            &mut rand::rngs::StdRng::seed_from_u64(0x07e4),
+        )
+        .expect("other identity")
+    })
+}
+
+struct TlsFixture {
+    /// The development CA (`fixtures/tls/root.pem`, `root-key.pem`).
+    ca: frostamp::certs::DevCa,
+    root: Vec<u8>,
+    /// A TLS certificate it issued for [`tls_identity`] (`fixtures/tls/leaf.der`), then
+    /// the root: the path CRLs are checked on.
+    path: Vec<x509_cert::Certificate>,
+    /// The identity key, to sign CertificationRequestInfo inputs.
+    signer: ring::signature::EcdsaKeyPair,
+}
+
+fn tls_fixture() -> &'static TlsFixture {
+    static F: OnceLock<TlsFixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let ca = frostamp::certs::DevCa::from_pem(
+            include_str!("fixtures/tls/root.pem"),
+            include_str!("fixtures/tls/root-key.pem"),
+        )
+        .expect("fixture CA");
+        let root = ca.certificate_der().expect("root DER");
+        let leaf = x509_cert::Certificate::from_der(include_bytes!("fixtures/tls/leaf.der"))
+            .expect("fixture leaf");
+        let pkcs8 = tls_identity().pkcs8_der().expect("identity key");
+        let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &pkcs8,
+            &ring::rand::SystemRandom::new(),
+        )
+        .expect("ring reads the identity key");
+        TlsFixture {
+            path: vec![leaf, ca.certificate().clone()],
+            ca,
+            root,
+            signer,
+        }
+    })
+}
+
+/// Whether `der` (a signed structure) carries an ECDSA P-256 signature of the fixture
+/// CA over its exact first element, checked with ring (not the product's verifier).
+fn signed_by_tls_root(der: &[u8]) -> bool {
+    use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA384_ASN1};
+    let Ok(raw) = frostamp::x509::RawSigned::from_der(der) else {
+        return false;
+    };
+    let (Ok(tbs), Some(sig)) = (der::Encode::to_der(&raw.tbs), raw.signature.as_bytes()) else {
+        return false;
+    };
+    let key = tls_fixture().path[1]
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
+    [&ECDSA_P256_SHA256_ASN1, &ECDSA_P256_SHA384_ASN1]
+        .iter()
+        .any(|alg| UnparsedPublicKey::new(*alg, key).verify(&tbs, sig).is_ok())
+}
+
+/// `crl`: the input as a CRL file of `frostamp verify --crl` (`verify::revocation::
+/// parse_crls`, PEM or DER), then `check_path` of the fixture path (a TLS certificate
+/// of the fixture CA, then that root) at a fixed time, with all the CRLs and with each
+/// one alone. A CRL that decides the leaf (good or revoked) names the leaf's issuer,
+/// is signed by the fixture CA (checked with ring), is current, and says revoked
+/// exactly when it lists the leaf's serial; with several CRLs the first usable one
+/// decides; the anchor is never checked; `ok` means the leaf is good; the report
+/// encodes as JSON. Deepest: a CRL was usable and decided the leaf.
+pub fn crl(data: &[u8]) -> bool {
+    use frostamp::verify::revocation::{check_path, parse_crls, Status};
+    let f = tls_fixture();
+    let now = at(FIXTURE_NOW_SECS);
+    let Ok(crls) = parse_crls(data, "fuzz.crl") else {
+        return false;
+    };
+    let report = check_path(&f.path, &crls, now);
+    assert_eq!(report.certificates.len(), f.path.len());
+    assert_eq!(report.certificates[1].status, Status::Anchor);
+    let decided = &report.certificates[0].status;
+    assert_eq!(report.ok, matches!(decided, Status::Good { .. }));
+    serde_json::to_string(&report).expect("a revocation report encodes");
+    let leaf = &f.path[0].tbs_certificate;
+    let mut first_usable = None;
+    for c in crls.iter().take(8) {
+        let alone = check_path(&f.path, std::slice::from_ref(c), now);
+        let status = &alone.certificates[0].status;
+        match status {
+            Status::Good { .. } | Status::Revoked { .. } => {
+                let list = &c.list.tbs_cert_list;
+                assert_eq!(list.issuer, leaf.issuer, "a CRL of another issuer was used");
+                assert!(
+                    signed_by_tls_root(&c.der),
+                    "a CRL the fixture CA did not sign was used"
+                );
+                assert!(list.this_update.to_system_time() <= now);
+                let next = list.next_update.expect("a used CRL has a nextUpdate");
+                assert!(now <= next.to_system_time());
+                let listed = list
+                    .revoked_certificates
+                    .iter()
+                    .flatten()
+                    .any(|r| r.serial_number == leaf.serial_number);
+                assert_eq!(listed, matches!(status, Status::Revoked { .. }));
+                first_usable.get_or_insert_with(|| status.clone());
+            }
+            Status::Unknown { why } => assert!(!why.is_empty()),
+            Status::Anchor => panic!("the leaf was treated as the anchor"),
+        }
+    }
+    if crls.len() <= 8 {
+        match &first_usable {
+            Some(s) => assert_eq!(s, decided, "the first usable CRL did not decide"),
+            None => assert!(matches!(decided, Status::Unknown { .. })),
+        }
+    }
+    first_usable.is_some()
+}
+
+/// DER tag-length-value.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// `SEQUENCE { info, ecdsa-with-SHA256, BIT STRING signature }` (a PKCS#10 request
+/// around `info`, taken as is).
+pub fn tls_csr_around(info: &[u8], signature: &[u8]) -> Vec<u8> {
+    let alg = der_tlv(
+        0x30,
+        &der_tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
+    );
+    let mut bits = vec![0];
+    bits.extend_from_slice(signature);
+    let mut body = info.to_vec();
+    body.extend(alg);
+    body.extend(der_tlv(0x03, &bits));
+    der_tlv(0x30, &body)
+}
+
+/// `tls_csr`: the input as the DER request a node returns from `/admin/tls-csr`
+/// (`certs::tls::parse_tls_csr`, as the operator's `ceremony::tls::request_tls_csr`
+/// reads it), and the input as a CertificationRequestInfo signed with the fixture
+/// identity key, so that mutations get past the proof of possession to the names. A
+/// parsed request's names validate, and what the operator does next works: the
+/// development CA issues for it (`DevCa::issue_tls_certificate`), the issued leaf
+/// carries exactly the requested names, and a node with the requested key accepts it
+/// alone and with the root (`check_tls_chain`). Deepest: a request parsed.
+pub fn tls_csr(data: &[u8]) -> bool {
+    let mut parsed = check_tls_csr(data);
+    let f = tls_fixture();
+    if let Ok(sig) = f.signer.sign(&ring::rand::SystemRandom::new(), data) {
+        parsed |= check_tls_csr(&tls_csr_around(data, sig.as_ref()));
+    }
+    parsed
+}
+
+fn check_tls_csr(der: &[u8]) -> bool {
+    use frostamp::certs::tls::{check_tls_chain, parse_tls_csr, PublicNames};
+    use x509_cert::ext::pkix::SubjectAltName;
+    let csr = match parse_tls_csr(der) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.to_string();
+            return false;
+        }
+    };
+    csr.names
+        .validate()
+        .expect("a parsed request's names validate");
+    let spki = der::Encode::to_der(&csr.spki).expect("the requested key encodes");
+    let pin = csr.spki_sha256().expect("the requested key hashes");
+    if pin == tls_identity().spki_sha256() {
+        assert_eq!(spki, tls_identity().spki_der());
+    }
+    let f = tls_fixture();
+    let now = at(FIXTURE_NOW_SECS);
+    let leaf =
+        f.ca.issue_tls_certificate(
+            &csr,
+            at(FIXTURE_NOW_SECS - 300),
+            frostamp::ceremony::tls::TLS_LIFETIME,
+            &mut rand::rngs::StdRng::seed_from_u64(0x15e),
+        )
+        .expect("the development CA issues for a parsed request");
+    let cert = x509_cert::Certificate::from_der(&leaf).expect("the issued leaf decodes");
+    let san = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == x509_cert::spki::ObjectIdentifier::new_unwrap("2.5.29.17"))
+        .expect("the issued leaf has a subjectAltName");
+    let san = SubjectAltName::from_der(san.extn_value.as_bytes()).expect("its SAN decodes");
+    assert_eq!(
+        PublicNames::from_san(&san),
+        csr.names,
+        "names not carried over"
+    );
+    check_tls_chain(std::slice::from_ref(&leaf), &spki, now)
+        .expect("a node accepts the leaf issued for its request");
+    check_tls_chain(&[leaf, f.root.clone()], &spki, now)
+        .expect("a node accepts the chain issued for its request");
+    true
+}
+
+/// `tls_upload`: the input split into a chain ([`split_chain`]) as uploaded to a node's
+/// `/admin/tls-certificate`: `certs::tls::check_tls_chain` for the fixture identity's
+/// key at a fixed time, then what the node does with an accepted chain
+/// (`net::tls::PublicCert::install`, which rustls may still refuse). An accepted chain
+/// has a leaf with the node's key, valid at that time, and is refused for another
+/// node's key; an installed chain is served with its leaf. Deepest: installed.
+pub fn tls_upload(data: &[u8]) -> bool {
+    use frostamp::certs::tls::check_tls_chain;
+    let chain = split_chain(data);
+    let now = at(FIXTURE_NOW_SECS);
+    let id = tls_identity();
+    let other = check_tls_chain(&chain, tls_other_identity().spki_der(), now);
+    if let Err(e) = check_tls_chain(&chain, id.spki_der(), now) {
+        let _ = e.to_string();
+        return false;
+    }
+    assert!(other.is_err(), "a chain accepted for two different keys");
+    let leaf = x509_cert::Certificate::from_der(&chain[0]).expect("an accepted leaf decodes");
+    let tbs = &leaf.tbs_certificate;
+    assert_eq!(
+        der::Encode::to_der(&tbs.subject_public_key_info).expect("SPKI encodes"),
+        id.spki_der()
+    );
+    assert!(tbs.validity.not_before.to_system_time() <= now);
+    assert!(now <= tbs.validity.not_after.to_system_time());
+    let served = frostamp::net::tls::PublicCert::new(id).expect("the identity's certificate");
+    match served.install(&chain) {
+        Ok(()) => {
+            assert_eq!(served.leaf().as_deref(), Some(chain[0].as_slice()));
             true
         }
         Err(e) => {

@@ -1,6 +1,6 @@
 //! Regenerates the committed seeds (`seeds/`) and fixtures (`fixtures/`); with
 //! arguments, only those groups (request-token, report, peer_frame, install,
-//! csr-bundle, node_config, measurements, time):
+//! csr-bundle, node_config, measurements, time, tls):
 //!
 //! - `seeds/request/`: valid requests (every accepted hash, with and without
 //!   nonce and certReq, with the TSA policy) and a few near-misses (SHA-1,
@@ -14,7 +14,6 @@
 //! (writing new certificates changes what the `token` target trusts; rebuild it).
 
 use der::{Decode, Encode};
-use frostamp::x509::CertDer;
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
 use frostamp::oid::{default_tsa_policy, ObjectIdentifier};
@@ -22,6 +21,7 @@ use frostamp::tsp::asn1::{algorithm, TimeStampReq};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
 use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{verify, Expected, VerifyOptions};
+use frostamp::x509::CertDer;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -64,6 +64,9 @@ fn main() -> Result {
     }
     if want("time") {
         time(fuzz)?;
+    }
+    if want("tls") {
+        tls(fuzz)?;
     }
     Ok(())
 }
@@ -479,7 +482,7 @@ fn install(fuzz: &Path) -> Result {
     let root = ca.certificate_der()?;
     let issue = |lifetime: Duration, rng: &mut rand::rngs::StdRng| {
         ca.issue_tsa_certificate_for_key(
-            public.verifying_key(),
+            &frostamp::threshold::suite::BySuite::Secp256k1(*public.verifying_key()),
             Some(&checks::INSTALL_MEASUREMENT),
             checks::INSTALL_SUBJECT,
             start,
@@ -524,8 +527,8 @@ fn install(fuzz: &Path) -> Result {
 /// bundle is the `bundle` seed) and `seeds/bundle/` (an evidence bundle of the five
 /// real SNP reports: structurally complete, so checks run up to the report binding).
 fn csr_and_bundle(fuzz: &Path) -> Result {
-    use frostamp::api::bundle::EvidenceBundle;
     use frostamp::api::admin::DkgResult;
+    use frostamp::api::bundle::EvidenceBundle;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xc5a);
     let key = frost::SigningKey::new(&mut rng);
     let vk = frost::VerifyingKey::from(&key);
@@ -543,6 +546,7 @@ fn csr_and_bundle(fuzz: &Path) -> Result {
                 index: u16::try_from(i + 1)?,
                 epoch: "epoch-1".into(),
                 group_key: group_key.clone(),
+                ciphersuite: frostamp::threshold::suite::Ciphersuite::Secp256k1,
                 transcript: transcript.clone(),
                 evidence: evidence(name)?,
                 roster: roster.clone(),
@@ -556,6 +560,7 @@ fn csr_and_bundle(fuzz: &Path) -> Result {
         t: 3,
         roster,
         group_key,
+        ciphersuite: frostamp::threshold::suite::Ciphersuite::Secp256k1,
         transcript,
         measurement: hex::encode(measurement),
         nodes,
@@ -568,7 +573,7 @@ fn csr_and_bundle(fuzz: &Path) -> Result {
         .serialize()?
         .try_into()
         .map_err(|_| "signature length")?;
-    let csr = frostamp::certs::assemble_csr(&info, &sig)?;
+    let csr = frostamp::certs::assemble_csr::<frost::Secp256K1Sha256>(&info, &sig)?;
     let verified = frostamp::certs::verify_csr(&csr)?;
     assert_eq!(verified.evidence, json);
     let dir = fuzz.join("seeds/csr");
@@ -753,6 +758,189 @@ fn time(fuzz: &Path) -> Result {
             }],
         };
         write(&dir, &format!("{name}.der"), &ev.to_der()?)?;
+    }
+    Ok(())
+}
+
+/// Replaces every occurrence of `from` in `bytes` by `to` (same length).
+fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    let mut n = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+            n += 1;
+        } else {
+            i += 1;
+        }
+    }
+    assert!(n > 0, "nothing to patch");
+    out
+}
+
+/// `fixtures/tls/` (a development CA with a CRL URL, its key, and the TLS certificate
+/// it issued, as `ceremony::tls::issue_tls` does, for the request of the fixture
+/// identity `checks::tls_identity`), `seeds/crl/` (CRLs of that CA: one that does not
+/// list the leaf, one that revokes it, PEM and DER, an expired one before a current
+/// one; twins that fail: expired, not yet valid, signed by another CA of the same
+/// name, a flipped signature, truncated), `seeds/tls_csr/` (requests the node code
+/// builds, a CertificationRequestInfo; twins: a flipped signature, a request without
+/// subjectAltName, a bad DNS name) and `seeds/tls_upload/` (the leaf alone and with
+/// its root; twins: the root, another node's leaf, an expired leaf, a chain to another
+/// root, a root too many). Deterministic (seeded): a rerun writes the same bytes.
+fn tls(fuzz: &Path) -> Result {
+    use frostamp::certs::crl::Revoked;
+    use frostamp::certs::tls::{parse_tls_csr, PublicNames};
+    use frostamp::certs::DevCa;
+    use x509_cert::ext::pkix::CrlReason;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x7150);
+    let fix = fuzz.join("fixtures/tls");
+    let now = UNIX_EPOCH + Duration::from_secs(checks::FIXTURE_NOW_SECS);
+    let day = Duration::from_secs(86_400);
+    let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01
+    let subject = "CN=frostamp fuzz TLS root,O=frostamp";
+    let mut ca = DevCa::generate(subject, start, 20 * 365 * day, &mut rng)?;
+    ca.set_crl_url(Some("http://crl.fuzz.example/root.crl".into()));
+    let root = ca.certificate_der()?;
+    let id = checks::tls_identity();
+    let names = checks::tls_names();
+    let csr_der = id.tls_csr(&names)?;
+    let csr = parse_tls_csr(&csr_der)?;
+    let backdate = frostamp::ceremony::ISSUANCE_BACKDATE;
+    let lifetime = frostamp::ceremony::tls::TLS_LIFETIME;
+    let leaf = ca.issue_tls_certificate(&csr, now - backdate, lifetime, &mut rng)?;
+    write(&fix, "root.pem", ca.certificate_pem()?.as_bytes())?;
+    write(&fix, "root-key.pem", ca.key_pem()?.as_bytes())?;
+    write(&fix, "leaf.der", &leaf)?;
+
+    // CRLs.
+    let dir = fuzz.join("seeds/crl");
+    let leaf_serial = x509_cert::Certificate::from_der(&leaf)?
+        .tbs_certificate
+        .serial_number
+        .as_bytes()
+        .to_vec();
+    let other = Revoked {
+        serial: vec![0x42, 0x42],
+        at: now - 10 * day,
+        reason: Some(CrlReason::Superseded),
+    };
+    let revoked_leaf = Revoked {
+        serial: leaf_serial,
+        at: now - 2 * day,
+        reason: Some(CrlReason::KeyCompromise),
+    };
+    let good = ca.issue_crl(std::slice::from_ref(&other), 7, now - day, now + 30 * day)?;
+    let revoked = ca.issue_crl(&[other.clone(), revoked_leaf], 8, now - day, now + 30 * day)?;
+    let empty = ca.issue_crl(&[], 6, now - day, now + 7 * day)?;
+    let expired = ca.issue_crl(&[], 5, now - 60 * day, now - 30 * day)?;
+    let future = ca.issue_crl(&[], 9, now + day, now + 30 * day)?;
+    let stranger = DevCa::generate(subject, start, 20 * 365 * day, &mut rng)?;
+    let forged = stranger.issue_crl(&[], 10, now - day, now + 30 * day)?;
+    let pem = |der: &[u8]| {
+        der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, der)
+            .map_err(|e| e.to_string())
+    };
+    let mut flipped = revoked.clone();
+    *flipped.last_mut().ok_or("empty CRL")? ^= 1;
+    let crls: Vec<(&str, Vec<u8>)> = vec![
+        ("good.der", good.clone()),
+        ("revoked.der", revoked.clone()),
+        ("empty.der", empty),
+        ("revoked.pem", pem(&revoked)?.into_bytes()),
+        (
+            "expired-then-good.pem",
+            format!("{}{}", pem(&expired)?, pem(&good)?).into_bytes(),
+        ),
+        ("expired.der", expired),
+        ("not-yet-valid.der", future),
+        ("other-ca-same-name.der", forged),
+        ("flipped-signature.der", flipped),
+        ("truncated.der", revoked[..revoked.len() - 10].to_vec()),
+    ];
+    for (name, bytes) in &crls {
+        write(&dir, name, bytes)?;
+    }
+
+    // The node's TLS certificate requests.
+    let dir = fuzz.join("seeds/tls_csr");
+    let info = frostamp::x509::RawSigned::from_der(&csr_der)?
+        .tbs
+        .to_der()?;
+    let mut flipped = csr_der.clone();
+    *flipped.last_mut().ok_or("empty CSR")? ^= 1;
+    let requests: Vec<(&str, Vec<u8>)> = vec![
+        ("node.csr", csr_der.clone()),
+        ("node-info.der", info.clone()),
+        (
+            "wildcard.csr",
+            id.tls_csr(&PublicNames {
+                dns: vec!["*.fuzz.example".into()],
+                ips: vec![],
+            })?,
+        ),
+        (
+            "address.csr",
+            id.tls_csr(&PublicNames {
+                dns: vec![],
+                ips: vec![std::net::IpAddr::from([10, 0, 0, 1])],
+            })?,
+        ),
+        (
+            "other-node.csr",
+            checks::tls_other_identity().tls_csr(&names)?,
+        ),
+        ("flipped-signature.csr", flipped),
+        // subjectAltName (2.5.29.17) requested as issuerAltName (2.5.29.18).
+        (
+            "no-san-info.der",
+            patch(
+                &info,
+                &[0x06, 0x03, 0x55, 0x1d, 0x11],
+                &[0x06, 0x03, 0x55, 0x1d, 0x12],
+            ),
+        ),
+        (
+            "bad-name-info.der",
+            patch(&info, b"localhost", b"loc..host"),
+        ),
+    ];
+    for (name, bytes) in &requests {
+        write(&dir, name, bytes)?;
+    }
+
+    // Chains uploaded to /admin/tls-certificate.
+    let dir = fuzz.join("seeds/tls_upload");
+    let other_csr = parse_tls_csr(&checks::tls_other_identity().tls_csr(&names)?)?;
+    let other_leaf = ca.issue_tls_certificate(&other_csr, now - backdate, lifetime, &mut rng)?;
+    let expired_leaf = ca.issue_tls_certificate(&csr, now - 200 * day, lifetime, &mut rng)?;
+    let stranger_root = stranger.certificate_der()?;
+    let chains: Vec<(&str, Vec<u8>)> = vec![
+        ("leaf.chain", checks::join_chain(&[&leaf])),
+        ("leaf-root.chain", checks::join_chain(&[&leaf, &root])),
+        ("root.chain", checks::join_chain(&[&root])),
+        (
+            "other-node-leaf.chain",
+            checks::join_chain(&[&other_leaf, &root]),
+        ),
+        (
+            "expired-leaf.chain",
+            checks::join_chain(&[&expired_leaf, &root]),
+        ),
+        (
+            "leaf-other-root.chain",
+            checks::join_chain(&[&leaf, &stranger_root]),
+        ),
+        (
+            "leaf-root-root.chain",
+            checks::join_chain(&[&leaf, &root, &root]),
+        ),
+    ];
+    for (name, bytes) in &chains {
+        write(&dir, name, bytes)?;
     }
     Ok(())
 }

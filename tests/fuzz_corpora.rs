@@ -134,3 +134,18 @@ fn roughtime() {
 fn time_evidence() {
     replay("time_evidence");
 }
+
+#[test]
+fn crl() {
+    replay("crl");
+}
+
+#[test]
+fn tls_csr() {
+    replay("tls_csr");
+}
+
+#[test]
+fn tls_upload() {
+    replay("tls_upload");
+}
