@@ -25,18 +25,20 @@
 
 mod certificate;
 mod dkg;
+mod epoch;
 mod http;
 mod limits;
+mod link;
 mod metrics;
 mod peers;
 mod pool;
 mod refusal;
 mod repair;
+mod router;
 mod serve;
 mod state;
 mod time;
 
-use crate::api::admin::Phase;
 use crate::attestation::roster::Member;
 use state::{Node, State};
 pub use state::{NodeError, NodeOptions};
@@ -50,14 +52,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
     let mut rng = crate::entropy::Rng::new(opts.entropy.clone());
-    let identity = crate::net::identity::Identity::generate(&opts.name, opts.clock.now(), &mut rng)
-        .map_err(|e| NodeError::Setup(e.to_string()))?;
-    let public_tls = Arc::new(
-        crate::net::tls::PublicCert::new(&identity)
-            .map_err(|e| NodeError::Setup(format!("public TLS: {e}")))?,
-    );
-    let operator = crate::api::auth::OperatorVerifier::new(opts.operator_pubkey.as_deref())
-        .map_err(|e| NodeError::Setup(e.to_string()))?;
+    let identity =
+        crate::net::identity::Identity::generate(&opts.name, opts.clock.now(), &mut rng)?;
+    let public_tls = Arc::new(crate::net::tls::PublicCert::new(&identity)?);
+    let operator = crate::api::auth::OperatorVerifier::new(opts.operator_pubkey.as_deref())?;
     let measurement = opts.attester.measurement();
     // Attesting: prove to ourselves that evidence can be produced and verifies; the
     // verified report gives this node's roster identity (chip, TCB).
@@ -67,16 +65,14 @@ pub async fn run(
         &opts.roots,
         measurement,
         opts.clock.now(),
-    )
-    .map_err(|e| NodeError::Setup(format!("self-attestation failed: {e}")))?;
+    )?;
     let me = Member {
         index: 0,
         spki_sha256: identity.spki_sha256(),
         chip_id: own.chip_id,
         tcb: own.reported_tcb.to_string(),
     };
-    let time = time::TimeService::start(&opts.time, opts.clock.clone(), rng.clone())
-        .map_err(NodeError::Setup)?;
+    let time = time::TimeService::start(&opts.time, opts.clock.clone(), rng.clone())?;
     let (inbox_tx, inbox_rx) = mpsc::channel(1024);
     let node = Arc::new(Node {
         time,
@@ -106,7 +102,7 @@ pub async fn run(
         suspects: pool::Suspects::default(),
         metrics: metrics::Metrics::default(),
     });
-    node.state().phase = Phase::AwaitingPeers;
+    node.state().epoch.started();
     tracing::info!(
         node = %node.name,
         measurement = %hex::encode(node.measurement),

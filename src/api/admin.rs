@@ -105,23 +105,39 @@ impl ClusterConfig {
     pub fn n(&self) -> u16 {
         u16::try_from(self.nodes.len()).unwrap_or(u16::MAX)
     }
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), LayoutError> {
         let n = self.n();
         // n and t are build constants (part of the measurement), not configuration.
         if n != N || self.t != T {
-            return Err(format!(
-                "this build runs exactly n = {N} nodes with threshold t = {T}; got n = {n}, t = {}",
-                self.t
-            ));
+            return Err(LayoutError::Size { n, t: self.t });
         }
         if self.nodes.keys().copied().ne(1..=n) {
-            return Err("node indices must be exactly 1..=n".into());
+            return Err(LayoutError::Indices);
         }
         if !self.nodes.contains_key(&self.index) {
-            return Err(format!("own index {} is not in the node list", self.index));
+            return Err(LayoutError::OwnIndex(self.index));
         }
         Ok(())
     }
+}
+
+/// Why a cluster layout is not one this build runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// n and t are build constants.
+    #[error("this build runs exactly n = {N} nodes with threshold t = {T}; got n = {n}, t = {t}")]
+    Size {
+        /// The layout's n.
+        n: u16,
+        /// Its t.
+        t: u16,
+    },
+    /// The indices are not 1..=n.
+    #[error("node indices must be exactly 1..=n")]
+    Indices,
+    /// The node's own index is not listed.
+    #[error("own index {0} is not in the node list")]
+    OwnIndex(u16),
 }
 
 /// Public status (DESIGN §3).

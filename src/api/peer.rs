@@ -393,6 +393,21 @@ impl PeerMessage {
             PeerMessage::SignRefused { .. } => "sign_refused",
         }
     }
+
+    /// The key epoch a DKG or repair message belongs to; `None` for the others.
+    pub fn epoch(&self) -> Option<&str> {
+        match self {
+            PeerMessage::RepairDelta { epoch, .. }
+            | PeerMessage::RepairSigma { epoch, .. }
+            | PeerMessage::RepairRefused { epoch, .. }
+            | PeerMessage::DkgRound1 { epoch, .. }
+            | PeerMessage::DkgEcho { epoch, .. }
+            | PeerMessage::DkgRound2 { epoch, .. }
+            | PeerMessage::DkgConfirm { epoch, .. }
+            | PeerMessage::DkgAbort { epoch, .. } => Some(epoch),
+            _ => None,
+        }
+    }
 }
 
 /// The per-token messages in binary: big-endian integers, byte strings with a length

@@ -15,17 +15,24 @@
 
 use super::refusal::AdminError;
 use super::state::Node;
-use crate::api::admin::Phase;
 use crate::api::admin::{CaRootRequest, CertificateUpload};
 use crate::certs::install::{self, Expect, Installed, IssuancePin};
 
+/// Why a pin could not be fixed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PinError {
+    /// No key epoch to fix it for.
+    #[error("no key share: run the key generation first")]
+    NoKey,
+    /// Another pin is fixed for this epoch.
+    #[error(transparent)]
+    Conflict(#[from] install::PinConflict),
+}
+
 /// Record `pin` for this node's epoch (see the module documentation).
-pub(super) fn fix(node: &Node, pin: IssuancePin) -> Result<(), String> {
+pub(super) fn fix(node: &Node, pin: IssuancePin) -> Result<(), PinError> {
     let mut s = node.state();
-    let key = s
-        .key
-        .as_mut()
-        .ok_or("no key share: run the key generation first")?;
+    let key = s.epoch.key_mut().ok_or(PinError::NoKey)?;
     let (root, subject) = (hex::encode(pin.ca_root), pin.subject.clone());
     match install::fix_pin(&mut key.pin, pin) {
         Ok(true) => {
@@ -34,7 +41,7 @@ pub(super) fn fix(node: &Node, pin: IssuancePin) -> Result<(), String> {
             Ok(())
         }
         Ok(false) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -63,8 +70,8 @@ pub(super) fn ca_root(node: &Node, body: &[u8]) -> Result<serde_json::Value, Adm
     // a harmless confirmation (operator retries).
     if node
         .state()
-        .key
-        .as_ref()
+        .epoch
+        .key()
         .is_some_and(|k| k.chain.is_some() && k.pin.as_ref() != Some(&pin))
     {
         return Err(AdminError::Conflict(
@@ -72,7 +79,7 @@ pub(super) fn ca_root(node: &Node, body: &[u8]) -> Result<serde_json::Value, Adm
                 .into(),
         ));
     }
-    fix(node, pin.clone()).map_err(AdminError::Conflict)?;
+    fix(node, pin.clone()).map_err(|e| AdminError::Conflict(e.to_string()))?;
     Ok(serde_json::json!({
         "ok": true,
         "ca_root": hex::encode(pin.ca_root),
@@ -92,8 +99,8 @@ pub(super) fn upload(node: &Node, body: &[u8]) -> Result<serde_json::Value, Admi
         .collect::<Result<_, _>>()
         .map_err(|e| AdminError::BadRequest(format!("chain is not hex: {e}")))?;
     let mut s = node.state();
-    let t = s.cluster.as_ref().map(|c| c.t).unwrap_or(u16::MAX);
-    let Some(key) = s.key.as_mut() else {
+    let t = s.epoch.cluster().map(|c| c.t).unwrap_or(u16::MAX);
+    let Some(key) = s.epoch.key_mut() else {
         return Err(AdminError::Conflict(
             "no key share: run the key generation first".into(),
         ));
@@ -136,8 +143,7 @@ pub(super) fn upload(node: &Node, body: &[u8]) -> Result<serde_json::Value, Admi
         .install(identity, &node.profile, t, node.clock.clone())
         .map_err(|e| refused(e.to_string()))?;
     key.chain = Some(chain);
-    s.coordinator = Some(coordinator);
-    s.phase = Phase::Serving;
+    s.epoch.install_certificate(coordinator)?;
     drop(s);
     let kind = match kind {
         Installed::Renewal => "renewal",
@@ -154,7 +160,7 @@ pub(super) fn check_repaired(
     chain: &[Vec<u8>],
     pin: Option<&IssuancePin>,
     group: &crate::threshold::suite::GroupPublicKey,
-) -> Result<(), String> {
+) -> Result<(), install::InstallError> {
     install::check_chain(
         chain,
         &Expect {
@@ -166,5 +172,4 @@ pub(super) fn check_repaired(
         },
     )
     .map(|_| ())
-    .map_err(|e| e.to_string())
 }

@@ -17,6 +17,7 @@
 //! Any abort is broadcast (`DkgAbort`) so the whole cluster stops, and reported
 //! to the operator with the culprit's index.
 
+use super::link::{broadcast, send, tell_all, Inbox, LinkError};
 use super::state::Node;
 use crate::api::peer::PeerMessage;
 use crate::attestation::roster::Roster;
@@ -57,6 +58,12 @@ pub(crate) struct Failure {
     pub culprit: Option<u16>,
 }
 
+impl From<LinkError> for Failure {
+    fn from(e: LinkError) -> Self {
+        fail(e.to_string(), e.culprit())
+    }
+}
+
 fn fail(reason: impl Into<String>, culprit: Option<u16>) -> Failure {
     Failure {
         reason: reason.into(),
@@ -81,91 +88,6 @@ fn fault(node: &Node) -> Option<Fault> {
         Some("equivocate-round1") => Some(Fault::EquivocateRound1),
         Some("bad-round2") => Some(Fault::BadRound2),
         _ => None,
-    }
-}
-
-pub(super) struct Inbox<'a> {
-    pub(super) rx: tokio::sync::MutexGuard<'a, tokio::sync::mpsc::Receiver<(u16, PeerMessage)>>,
-    pub(super) stash: Vec<(u16, PeerMessage)>,
-    pub(super) epoch: String,
-    /// What the last failed [`Inbox::collect`] had gathered.
-    pub(super) partial: BTreeMap<u16, PeerMessage>,
-}
-
-impl Inbox<'_> {
-    /// Collect one message of kind `want` from each of `from`, for this epoch.
-    pub(super) async fn collect(
-        &mut self,
-        want: &'static str,
-        from: &BTreeSet<u16>,
-    ) -> Result<BTreeMap<u16, PeerMessage>, Failure> {
-        self.collect_where(want, from, |_| true).await
-    }
-
-    /// As [`Self::collect`], but a message of kind `want` for which `fits` is false
-    /// (a leftover of an earlier attempt) is dropped instead of taken.
-    pub(super) async fn collect_where(
-        &mut self,
-        want: &'static str,
-        from: &BTreeSet<u16>,
-        fits: impl Fn(&PeerMessage) -> bool,
-    ) -> Result<BTreeMap<u16, PeerMessage>, Failure> {
-        let mut got = BTreeMap::new();
-        let mut keep = Vec::new();
-        for (who, msg) in self.stash.drain(..) {
-            if msg.kind() == want && !fits(&msg) {
-                continue;
-            }
-            if msg.kind() == want && from.contains(&who) && !got.contains_key(&who) {
-                got.insert(who, msg);
-            } else {
-                keep.push((who, msg));
-            }
-        }
-        self.stash = keep;
-        let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
-        while got.len() < from.len() {
-            let next = tokio::time::timeout_at(deadline, self.rx.recv()).await;
-            let (who, msg) = match next {
-                Ok(Some(m)) => m,
-                Ok(None) => return Err(fail("peer inbox closed", None)),
-                Err(_) => {
-                    self.partial = got.clone();
-                    let missing: Vec<u16> = from
-                        .iter()
-                        .filter(|i| !got.contains_key(i))
-                        .copied()
-                        .collect();
-                    return Err(fail(
-                        format!("timed out waiting for {want} from node(s) {missing:?}"),
-                        missing.first().copied().filter(|_| missing.len() == 1),
-                    ));
-                }
-            };
-            if let PeerMessage::DkgAbort {
-                epoch,
-                reason,
-                culprit,
-            } = &msg
-            {
-                if *epoch == self.epoch {
-                    self.partial = std::mem::take(&mut got);
-                    return Err(fail(format!("node {who} aborted: {reason}"), *culprit));
-                }
-            }
-            if msg_epoch(&msg) != Some(self.epoch.as_str()) {
-                continue; // another epoch's leftovers
-            }
-            if msg.kind() == want && !fits(&msg) {
-                continue; // another attempt's leftovers
-            }
-            if msg.kind() == want && from.contains(&who) && !got.contains_key(&who) {
-                got.insert(who, msg);
-            } else {
-                self.stash.push((who, msg));
-            }
-        }
-        Ok(got)
     }
 }
 
@@ -225,63 +147,6 @@ fn check_echoes(
     unproven.map_or(Ok(()), Err)
 }
 
-fn msg_epoch(m: &PeerMessage) -> Option<&str> {
-    match m {
-        PeerMessage::RepairDelta { epoch, .. }
-        | PeerMessage::RepairSigma { epoch, .. }
-        | PeerMessage::RepairRefused { epoch, .. } => Some(epoch),
-        PeerMessage::DkgRound1 { epoch, .. }
-        | PeerMessage::DkgEcho { epoch, .. }
-        | PeerMessage::DkgRound2 { epoch, .. }
-        | PeerMessage::DkgConfirm { epoch, .. }
-        | PeerMessage::DkgAbort { epoch, .. } => Some(epoch),
-        _ => None,
-    }
-}
-
-pub(super) async fn send(node: &Node, to: u16, msg: PeerMessage) -> Result<(), Failure> {
-    let tx = node.peer_links().get(&to).map(|l| l.tx.clone());
-    match tx {
-        Some(tx) => tx
-            .send(msg)
-            .await
-            .map_err(|_| fail(format!("connection to node {to} lost"), Some(to))),
-        None => Err(fail(format!("node {to} is not connected"), Some(to))),
-    }
-}
-
-/// Send to `to` only on the link of `generation`: a reply bound to the link its request
-/// came on, never to whoever holds the index by the time it is ready.
-pub(super) async fn send_on(
-    node: &Node,
-    to: u16,
-    generation: u64,
-    msg: PeerMessage,
-) -> Result<(), Failure> {
-    let tx = node
-        .peer_links()
-        .get(&to)
-        .filter(|l| l.generation == generation)
-        .map(|l| l.tx.clone());
-    match tx {
-        Some(tx) => tx
-            .send(msg)
-            .await
-            .map_err(|_| fail(format!("connection to node {to} lost"), Some(to))),
-        None => Err(fail(
-            format!("the link node {to} asked on is gone; not answering another"),
-            Some(to),
-        )),
-    }
-}
-
-async fn broadcast(node: &Node, peers: &BTreeSet<u16>, msg: &PeerMessage) -> Result<(), Failure> {
-    for p in peers {
-        send(node, *p, msg.clone()).await?;
-    }
-    Ok(())
-}
-
 fn id<S: super::state::Hold>(index: u16) -> Result<Identifier<S>, Failure> {
     Identifier::try_from(index).map_err(|e| fail(format!("identifier {index}: {e}"), None))
 }
@@ -335,8 +200,9 @@ async fn run_suite<S: super::state::Hold>(
 ) -> Result<SuiteOutcome<S>, Failure> {
     let cluster = node
         .state()
-        .cluster
-        .clone()
+        .epoch
+        .cluster()
+        .cloned()
         .ok_or_else(|| fail("not configured", None))?;
     let peers: BTreeSet<u16> = cluster
         .nodes
@@ -376,19 +242,12 @@ async fn run_suite<S: super::state::Hold>(
                 reason: f.reason.clone(),
                 culprit: None,
             };
-            for p in &peers {
-                let _ = send(node, *p, abort.clone()).await;
-            }
+            tell_all(node, &peers, &abort).await;
             return Err(f);
         }
     }
     node.adopt_roster(roster.clone());
-    let mut inbox = Inbox {
-        rx: node.inbox.lock().await,
-        stash: Vec::new(),
-        epoch: epoch.to_string(),
-        partial: BTreeMap::new(),
-    };
+    let mut inbox = Inbox::open(node, epoch, PHASE_TIMEOUT).await;
     let result = run_inner::<S>(node, epoch, &cluster, &peers, &roster, &mut inbox).await;
     if let Err(f) = &result {
         let abort = PeerMessage::DkgAbort {
@@ -396,9 +255,7 @@ async fn run_suite<S: super::state::Hold>(
             reason: f.reason.clone(),
             culprit: f.culprit,
         };
-        for p in &peers {
-            let _ = send(node, *p, abort.clone()).await;
-        }
+        tell_all(node, &peers, &abort).await;
     }
     result
 }
@@ -487,11 +344,11 @@ async fn run_inner<S: super::state::Hold>(
         Err(f) => {
             // Another node aborted first: the echoes already here may still prove who
             // equivocated.
-            let partial = std::mem::take(&mut inbox.partial);
+            let partial = inbox.take_partial();
             return Err(check_echoes(me, &digests, &roster_hex, partial)
                 .err()
                 .filter(|e| e.culprit.is_some())
-                .unwrap_or(f));
+                .unwrap_or_else(|| f.into()));
         }
     };
     check_echoes(me, &digests, &roster_hex, echoes)?;

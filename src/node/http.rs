@@ -7,6 +7,7 @@
 //! `POST /admin/tls-csr` and `POST /admin/tls-certificate` (the public TLS
 //! certificate for this node's identity key: [`crate::certs::tls`]).
 
+use super::epoch::Configured;
 use super::refusal::AdminError;
 use super::{dkg, peers, state::EpochKey, state::Node};
 use crate::api::admin::{
@@ -373,7 +374,7 @@ async fn route(
 /// The installed chain as PEM, TSA certificate first.
 fn certchain(node: &Node) -> Response<Body> {
     let s = node.state();
-    let Some(chain) = s.key.as_ref().and_then(|k| k.chain.as_ref()) else {
+    let Some(chain) = s.epoch.key().and_then(|k| k.chain.as_ref()) else {
         return error(StatusCode::NOT_FOUND, "no certificate installed yet");
     };
     let pem: String = chain
@@ -397,7 +398,7 @@ fn status(node: &Node) -> Status {
     let time = node.time.status();
     let s = node.state();
     let mut health_reason = None;
-    let health = match (&s.cluster, s.phase) {
+    let health = match (s.epoch.cluster(), s.epoch.phase()) {
         (Some(c), Phase::Serving) => {
             let h = crate::api::admin::Health::of(share_holders, c.n(), c.t);
             if time.rounds > 0 && !time.quorum_ok && h != crate::api::admin::Health::Halted {
@@ -431,27 +432,23 @@ fn status(node: &Node) -> Status {
         health_reason,
         time: Some(time),
         name: node.name.clone(),
-        phase: s.phase,
-        index: s.cluster.as_ref().map(|c| c.index),
-        n: s.cluster.as_ref().map(|c| c.n()),
-        t: s.cluster.as_ref().map(|c| c.t),
+        phase: s.epoch.phase(),
+        index: s.epoch.cluster().map(|c| c.index),
+        n: s.epoch.cluster().map(|c| c.n()),
+        t: s.epoch.cluster().map(|c| c.t),
         measurement: hex::encode(node.measurement),
         identity: hex::encode(node.identity.spki_sha256()),
         insecure_dev_attestation: node.attester.is_insecure_dev(),
         peers,
-        epoch: s.key.as_ref().map(|k| k.epoch.clone()),
-        roster: s.roster.clone(),
-        roster_hash: s.roster.as_ref().map(|r| hex::encode(r.hash())),
-        group_key: s
-            .key
-            .as_ref()
-            .and_then(|k| k.group_bytes())
-            .map(hex::encode),
-        ciphersuite: s.key.as_ref().map(|k| k.suite()),
-        transcript: s.key.as_ref().map(|k| hex::encode(k.transcript)),
+        epoch: s.epoch.key().map(|k| k.epoch.clone()),
+        roster: s.epoch.roster().cloned(),
+        roster_hash: s.epoch.roster().map(|r| hex::encode(r.hash())),
+        group_key: s.epoch.key().and_then(|k| k.group_bytes()).map(hex::encode),
+        ciphersuite: s.epoch.key().map(|k| k.suite()),
+        transcript: s.epoch.key().map(|k| hex::encode(k.transcript)),
         certificate: s
-            .key
-            .as_ref()
+            .epoch
+            .key()
             .and_then(|k| k.chain.as_ref())
             .and_then(|c| c.first())
             .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(c))),
@@ -535,29 +532,14 @@ fn configure(node: &Arc<Node>, body: &[u8]) -> Answer {
         Err(e) => return Err(AdminError::BadRequest(format!("configuration: {e}"))),
     };
     if let Err(e) = cfg.validate() {
-        return Err(AdminError::BadRequest(e));
+        return Err(AdminError::BadRequest(e.to_string()));
     }
-    {
-        let mut s = node.state();
-        // The same configuration again (an operator retrying): nothing changes, no link
-        // is dropped.
-        if s.cluster.as_ref() == Some(&cfg) {
-            return Ok(reply(
-                serde_json::json!({ "ok": true, "index": cfg.index, "unchanged": true }),
-            ));
-        }
-        if s.dkg_running {
-            return Err(AdminError::Conflict("a key generation is running".into()));
-        }
-        if s.key.is_some() || s.roster.is_some() {
-            return Err(AdminError::Conflict(
-                "this node holds a key share; restart it to join another cluster".into(),
-            ));
-        }
-        s.cluster = Some(cfg.clone());
-        if s.phase == Phase::Booting || s.phase == Phase::Attesting {
-            s.phase = Phase::AwaitingPeers;
-        }
+    // The same configuration again (an operator retrying): nothing changes, no link
+    // is dropped.
+    if node.state().epoch.configure(cfg.clone())? == Configured::Unchanged {
+        return Ok(reply(
+            serde_json::json!({ "ok": true, "index": cfg.index, "unchanged": true }),
+        ));
     }
     // Links made under another layout close (their loops end and deregister).
     for l in node.peer_links().values() {
@@ -615,32 +597,10 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Answer {
             "pins must name the operator's attested TLS identity of every index 1..=n".into(),
         ));
     }
-    let index = {
-        let mut s = node.state();
-        let Some(c) = s.cluster.as_ref() else {
-            return Err(AdminError::Conflict(
-                "not configured: call /admin/configure first".into(),
-            ));
-        };
-        let index = c.index;
-        if s.dkg_running {
-            return Err(AdminError::Conflict(
-                "a key generation is already running".into(),
-            ));
-        }
-        if s.key.is_some() {
-            return Err(AdminError::Conflict(
-                "this node already holds a key share for this cluster".into(),
-            ));
-        }
-        s.dkg_running = true;
-        s.phase = Phase::KeyGeneration;
-        index
-    };
+    let index = node.state().epoch.begin_dkg()?;
     let started = std::time::Instant::now();
     let outcome = dkg::run(node, &req.epoch, &pins, req.ciphersuite).await;
     let mut s = node.state();
-    s.dkg_running = false;
     match outcome {
         Ok(o) => {
             let group_sec1 = o.group_key.clone();
@@ -654,8 +614,7 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Answer {
             )) {
                 Ok(e) => e,
                 Err(e) => {
-                    s.phase = Phase::AwaitingPeers;
-                    s.roster = None;
+                    s.epoch.dkg_failed();
                     return Err(AdminError::Internal(format!("evidence: {e}")));
                 }
             };
@@ -668,15 +627,14 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Answer {
                 evidence: evidence.clone(),
                 roster: o.roster.clone(),
             };
-            s.key = Some(EpochKey {
+            s.epoch.dkg_succeeded(EpochKey {
                 epoch: req.epoch,
                 held: o.held,
                 transcript: o.transcript,
                 evidence,
                 chain: None,
                 pin: None,
-            });
-            s.phase = Phase::AwaitingCertificate;
+            })?;
             s.last_error = None;
             drop(s);
             // Every peer confirmed the same group key: they hold shares of it.
@@ -687,8 +645,7 @@ async fn run_dkg(node: &Arc<Node>, body: &[u8]) -> Answer {
             Ok(reply(result))
         }
         Err(f) => {
-            s.phase = Phase::AwaitingPeers;
-            s.roster = None;
+            s.epoch.dkg_failed();
             s.last_error = Some(match f.culprit {
                 Some(c) => format!("key generation aborted: {} (culprit: node {c})", f.reason),
                 None => format!("key generation aborted: {}", f.reason),
@@ -725,7 +682,7 @@ async fn repair(node: &Arc<Node>, body: &[u8]) -> Answer {
         Ok(phase) => Ok(reply(serde_json::json!({ "ok": true, "phase": phase }))),
         Err(e) => {
             node.state().last_error = Some(format!("repair failed: {e}"));
-            Err(AdminError::Conflict(format!("repair failed: {e}")))
+            Err(e.into())
         }
     }
 }
@@ -744,8 +701,8 @@ fn repair_order(node: &Node, body: &[u8]) -> Answer {
         ));
     };
     let mut s = node.state();
-    let own = s.cluster.as_ref().map(|c| c.index);
-    let (Some(key), Some(roster)) = (s.key.as_ref(), s.roster.as_ref()) else {
+    let own = s.epoch.cluster().map(|c| c.index);
+    let (Some(key), Some(roster)) = (s.epoch.key(), s.epoch.roster()) else {
         return Err(AdminError::Conflict("this node holds no key share".into()));
     };
     let refusal = if key.epoch != order.epoch {
@@ -789,7 +746,7 @@ async fn csr(node: &Arc<Node>, body: &[u8]) -> Answer {
     };
     match super::serve::sign_csr(node, &req.subject, &req.bundle, &pin).await {
         Ok(der) => Ok(reply(serde_json::json!({ "csr": hex::encode(der) }))),
-        Err(e) => Err(AdminError::Conflict(format!("CSR not signed: {e}"))),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -833,4 +790,62 @@ fn install_tls_certificate(node: &Node, body: &[u8]) -> Answer {
     }
     tracing::info!(node = %node.name, "public TLS certificate installed");
     Ok(reply(serde_json::json!({ "ok": true })))
+}
+
+impl From<super::repair::RepairError> for AdminError {
+    /// A replacement's repair that did not happen. Every kind is a 409 (the node's
+    /// state, its helpers or its links do not allow it now) except a failure of this
+    /// node's own attestation.
+    fn from(e: super::repair::RepairError) -> Self {
+        use super::repair::RepairError as E;
+        let m = format!("repair failed: {e}");
+        match e {
+            E::Evidence(_) => Self::Internal(m),
+            E::Epoch(_)
+            | E::NothingHeld(_)
+            | E::TooFewHelpers { .. }
+            | E::BadHelperSet { .. }
+            | E::NotAdmitted(_)
+            | E::NotItsOwn { .. }
+            | E::RequesterGone
+            | E::NoOrder { .. }
+            | E::NotYetInRoster { .. }
+            | E::OtherEpoch { .. }
+            | E::Link(_)
+            | E::HelpersTimedOut
+            | E::HelperRefused { .. }
+            | E::Malformed { .. }
+            | E::OtherRepair(_)
+            | E::HelpersDisagree(_)
+            | E::BadRoster(_)
+            | E::UnexpectedRoster { .. }
+            | E::NotNamed { .. }
+            | E::WrongLinkIdentity(_)
+            | E::ShareMismatch
+            | E::UnexpectedGroupKey { .. }
+            | E::Chain(_)
+            | E::Certificate(_)
+            | E::Encoding(_)
+            | E::Frost(_) => Self::Conflict(m),
+        }
+    }
+}
+
+impl From<super::serve::CsrError> for AdminError {
+    /// A CSR this node could not get signed: its epoch, its pin or its co-signers do
+    /// not allow it now (409); assembling what the signers signed is this node's own
+    /// part (500).
+    fn from(e: super::serve::CsrError) -> Self {
+        use super::serve::CsrError as E;
+        let m = format!("CSR not signed: {e}");
+        match e {
+            E::Assemble(_) => Self::Internal(m),
+            E::NoKeyShare
+            | E::NotConfigured
+            | E::Refused(_)
+            | E::Pin(_)
+            | E::TooFewSigners { .. }
+            | E::Aggregate(_) => Self::Conflict(m),
+        }
+    }
 }

@@ -32,7 +32,8 @@ use crate::api::peer::{
 };
 use crate::attestation::roster::Member;
 use crate::attestation::{
-    binding::identity_binding, verify_report, Attester, Expected, RootSet, VerifiedReport,
+    binding::identity_binding, verify_report, AttestationError, Attester, Expected, RootSet,
+    VerifiedReport,
 };
 use crate::net::identity::spki_of_cert;
 use std::collections::BTreeMap;
@@ -73,10 +74,10 @@ pub(super) fn self_check(
     roots: &RootSet,
     measurement: [u8; 48],
     now: std::time::SystemTime,
-) -> Result<VerifiedReport, String> {
+) -> Result<VerifiedReport, AttestationError> {
     let nonce = [0x5a; 32];
     let binding = identity_binding(identity.spki_der(), &nonce);
-    let ev = attester.attest(binding).map_err(|e| e.to_string())?;
+    let ev = attester.attest(binding)?;
     verify_report(
         &ev.report,
         &ev.vcek,
@@ -85,7 +86,6 @@ pub(super) fn self_check(
         &Expected::frostamp(measurement, binding),
         now,
     )
-    .map_err(|e| e.to_string())
 }
 
 /// What admitting a claim does to the roster.
@@ -97,6 +97,73 @@ pub(super) enum Claim {
     Adopt(crate::attestation::Roster),
 }
 
+/// Why a claimant may not hold the index it claims (kept for `/status`).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ClaimError {
+    /// Before a roster: another identity holds a live link for the index.
+    #[error("second live claimant of index {index}: {who} is refused, the live link is {live}")]
+    SecondClaimant {
+        /// The index.
+        index: u16,
+        /// The claimant.
+        who: String,
+        /// The live link's member.
+        live: Box<Member>,
+    },
+    /// The roster has no such index.
+    #[error("index {index} is not in roster v{version}")]
+    NotInRoster {
+        /// The index.
+        index: u16,
+        /// The held roster's version.
+        version: u32,
+    },
+    /// The roster gives the index to another identity and no order names this one.
+    #[error("{who} claims index {index}, but roster v{version} gives it to {holder}{}; no repair order of this node's operator names this identity", if *.connected { " (connected)" } else { "" })]
+    NotOrdered {
+        /// The claimant.
+        who: String,
+        /// The index.
+        index: u16,
+        /// The held roster's version.
+        version: u32,
+        /// The roster's holder of the index.
+        holder: Box<Member>,
+        /// Whether the holder's link is live.
+        connected: bool,
+    },
+    /// An order names the claimant, but the holder is still connected.
+    #[error("{who} is named by a repair order for index {index}, but the roster's holder {holder} is still connected")]
+    HolderConnected {
+        /// The claimant.
+        who: String,
+        /// The index.
+        index: u16,
+        /// The holder's live link's member.
+        holder: Box<Member>,
+    },
+    /// An order names the claimant, but the holder was heard too recently.
+    #[error("{who} is named by a repair order for index {index}, but its roster holder {holder} was heard {heard_ms} ms ago (a repair needs {} s of silence)", SILENCE.as_secs())]
+    HolderNotSilent {
+        /// The claimant.
+        who: String,
+        /// The index.
+        index: u16,
+        /// The roster's holder.
+        holder: Box<Member>,
+        /// How long ago it was last heard.
+        heard_ms: u128,
+    },
+    /// The order's successor roster does not hold.
+    #[error("repair order for index {index}: {source}")]
+    Successor {
+        /// The index.
+        index: u16,
+        /// Why.
+        source: crate::attestation::roster::RosterError,
+    },
+}
+
 /// May the identity `spki` (full `member` once its report is verified) hold `index`?
 /// See the module docs. `Err` says why not, naming both identities where two compete.
 pub(super) fn check_claim(
@@ -105,26 +172,28 @@ pub(super) fn check_claim(
     index: u16,
     spki: &[u8; 32],
     member: Option<&Member>,
-) -> Result<Claim, String> {
+) -> Result<Claim, ClaimError> {
     let who = member.map_or_else(
         || format!("identity {}…", hex::encode(spki.get(..8).unwrap_or(spki))),
         |m| m.to_string(),
     );
     let live = links.get(&index);
-    let epoch = state.key.as_ref().map(|k| k.epoch.clone());
+    let epoch = state.epoch.key().map(|k| k.epoch.clone());
     let order = state.order(index).cloned();
-    let Some(roster) = &state.roster else {
+    let Some(roster) = state.epoch.roster() else {
         return match live {
-            Some(l) if &l.spki_sha256 != spki => Err(format!(
-                "second live claimant of index {index}: {who} is refused, the live link is {}",
-                l.member
-            )),
+            Some(l) if &l.spki_sha256 != spki => Err(ClaimError::SecondClaimant {
+                index,
+                who,
+                live: Box::new(l.member.clone()),
+            }),
             _ => Ok(Claim::Admit),
         };
     };
-    let holder = roster
-        .get(index)
-        .ok_or_else(|| format!("index {index} is not in roster v{}", roster.version))?;
+    let holder = roster.get(index).ok_or(ClaimError::NotInRoster {
+        index,
+        version: roster.version,
+    })?;
     if &holder.spki_sha256 == spki {
         return Ok(Claim::Admit);
     }
@@ -136,17 +205,20 @@ pub(super) fn check_claim(
             && hex::decode(&o.replacement).ok().as_deref() == Some(spki.as_slice())
     });
     let Some(_) = order else {
-        return Err(format!(
-            "{who} claims index {index}, but roster v{} gives it to {holder}{}; no repair order of this node's operator names this identity",
-            roster.version,
-            if live.is_some() { " (connected)" } else { "" }
-        ));
+        return Err(ClaimError::NotOrdered {
+            who,
+            index,
+            version: roster.version,
+            holder: Box::new(holder.clone()),
+            connected: live.is_some(),
+        });
     };
     if let Some(l) = live {
-        return Err(format!(
-            "{who} is named by a repair order for index {index}, but the roster's holder {} is still connected",
-            l.member
-        ));
+        return Err(ClaimError::HolderConnected {
+            who,
+            index,
+            holder: Box::new(l.member.clone()),
+        });
     }
     let last = state
         .silent_since
@@ -155,18 +227,19 @@ pub(super) fn check_claim(
         .unwrap_or(state.roster_since);
     let silent = last.elapsed();
     if silent < SILENCE {
-        return Err(format!(
-            "{who} is named by a repair order for index {index}, but its roster holder {holder} was heard {} ms ago (a repair needs {} s of silence)",
-            silent.as_millis(),
-            SILENCE.as_secs()
-        ));
+        return Err(ClaimError::HolderNotSilent {
+            who,
+            index,
+            holder: Box::new(holder.clone()),
+            heard_ms: silent.as_millis(),
+        });
     }
     match member {
         None => Ok(Claim::Admit),
         Some(m) => roster
             .replaced(Member { index, ..m.clone() })
             .map(Claim::Adopt)
-            .map_err(|e| format!("repair order for index {index}: {e}")),
+            .map_err(|source| ClaimError::Successor { index, source }),
     }
 }
 
@@ -277,7 +350,7 @@ pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 .as_deref()
                 .and_then(|c| spki_of_cert(c).ok())
                 .map(|spki| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(&spki).into() })
-                .and_then(|h| node.state().roster.as_ref().and_then(|r| r.index_of(&h)));
+                .and_then(|h| node.state().epoch.roster().and_then(|r| r.index_of(&h)));
             let reserved = roster_index.and_then(|i| roster_slots.take(i));
             let pending = match reserved {
                 Some(_) => {
@@ -325,7 +398,7 @@ async fn evicted(entry: Option<&super::limits::EvictEntry>) {
 /// Whether `ip` is the address of a peer in this node's configuration (an IP literal in
 /// its `host:port`).
 fn is_peer_address(node: &Node, ip: std::net::IpAddr) -> bool {
-    node.state().cluster.as_ref().is_some_and(|c| {
+    node.state().epoch.cluster().is_some_and(|c| {
         c.nodes.values().any(|a| {
             a.parse::<std::net::SocketAddr>()
                 .is_ok_and(|sa| sa.ip() == ip)
@@ -348,7 +421,7 @@ pub(super) async fn dial_loop(node: Arc<Node>, index: u16, addr: String) {
         }
     };
     // The cluster this dialer works for, named to the peer (see `ClusterConfig::tag`).
-    let Some(server_name) = node.state().cluster.as_ref().map(|c| c.peer_server_name()) else {
+    let Some(server_name) = node.state().epoch.cluster().map(|c| c.peer_server_name()) else {
         return;
     };
     let mut backoff = Duration::from_millis(100);
@@ -474,7 +547,11 @@ async fn run_connection<S>(
     let spki = member.spki_sha256;
     let generation = node.next_generation.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<PeerMessage>(256);
-    let reply = tx.clone();
+    let origin = super::router::Origin {
+        index,
+        generation,
+        reply: tx.clone(),
+    };
     let closer = Arc::new(tokio::sync::Notify::new());
     let last_heard = Arc::new(std::sync::atomic::AtomicU64::new(node.uptime_ms()));
     // The claim is checked again and the link inserted under both locks (state, then
@@ -560,7 +637,7 @@ async fn run_connection<S>(
         }
     });
     let pinger = {
-        let tx = reply.clone();
+        let tx = origin.reply.clone();
         let node_for_ping = node.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PING_INTERVAL);
@@ -594,73 +671,11 @@ async fn run_connection<S>(
             last_heard.store(node.uptime_ms(), Ordering::Relaxed);
         }
         match frame {
-            Ok(msg) => match msg {
-                PeerMessage::Ping { group_key } => {
-                    // Every ping says which key's share the peer holds (after a repair
-                    // too), so holders are counted right whatever was missed.
-                    if let Some(l) = node.peer_links().get_mut(&index) {
-                        if l.generation == generation && l.group_key != group_key {
-                            l.group_key = group_key;
-                        }
-                    }
+            Ok(msg) => {
+                if super::router::route(&node, &origin, msg) == super::router::Routed::Close {
+                    break;
                 }
-                PeerMessage::SignCommit { .. }
-                | PeerMessage::SignRound2 { .. }
-                | PeerMessage::SignCsr { .. } => {
-                    let node = node.clone();
-                    let reply = reply.clone();
-                    tokio::spawn(async move {
-                        if let Some(answer) = super::serve::answer_signing(&node, index, msg) {
-                            let _ = reply.send(answer).await;
-                        }
-                    });
-                }
-                PeerMessage::SignCommitted { req, .. }
-                | PeerMessage::SignShare { req, .. }
-                | PeerMessage::SignRefused { req, .. } => {
-                    super::serve::deliver(&node, index, req, msg);
-                }
-                PeerMessage::HaveShare { group_key } => {
-                    if let Some(l) = node.peer_links().get_mut(&index) {
-                        if l.generation == generation {
-                            l.group_key = Some(group_key);
-                        }
-                    }
-                }
-                PeerMessage::RepairStart {
-                    epoch,
-                    helpers,
-                    participant,
-                    attempt,
-                } => {
-                    let node = node.clone();
-                    let request = super::repair::HelpRequest {
-                        from: index,
-                        generation,
-                        epoch,
-                        helpers,
-                        participant,
-                        attempt,
-                    };
-                    tokio::spawn(async move {
-                        super::repair::help(&node, request).await;
-                    });
-                }
-                other => {
-                    // A full inbox (nobody collecting: no DKG or repair running) sheds the
-                    // message rather than stop this link's reads (pings included).
-                    match node.inbox_tx.try_send((index, other)) {
-                        Ok(()) => {}
-                        Err(tokio::sync::mpsc::error::TrySendError::Full((_, m))) => {
-                            node.refuse(format!(
-                                "peer {index}: inbox full, {} message dropped",
-                                m.kind()
-                            ));
-                        }
-                        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
-                    }
-                }
-            },
+            }
             Err(FrameError::Io(_)) => break,
             Err(e) => {
                 node.refuse(format!("peer {index}: {e}; closing the connection"));
@@ -670,7 +685,7 @@ async fn run_connection<S>(
     }
     writer.abort();
     pinger.abort();
-    forget_calls_on(&node, index, generation);
+    super::link::forget_calls_on(&node, index, generation);
     let mut state = node.state();
     let mut links = node.peer_links();
     if links
@@ -697,24 +712,75 @@ async fn run_connection<S>(
     tracing::info!(node = %node.name, peer = index, "peer connection closed");
 }
 
-/// Calls that went on link `generation` of peer `index` can get no answer once it has
-/// closed: drop their waiters so the coordinator moves on to another signer at once
-/// instead of waiting out `PEER_TIMEOUT`.
-fn forget_calls_on(node: &Node, index: u16, generation: u64) {
-    node.pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .retain(|_, (to, g, _)| !(*to == index && *g == generation));
-}
-
 /// Drop the nonces this node issued to peer `index` and the commitments it
 /// holds from that peer: a new link starts with neither.
 fn forget_commitments(node: &Node, index: u16) {
-    let held = node.state().key.as_ref().map(|k| k.held.clone());
+    let held = node.state().epoch.key().map(|k| k.held.clone());
     if let Some(h) = held {
         crate::with_suite!(h, S, k => k.signer.forget(crate::threshold::signer::Owner::Peer(index)));
     }
     node.pools.drop_peer(index);
+}
+
+/// Why a connection was not admitted (kept for `/status`, with the peer's address).
+#[derive(Debug, thiserror::Error)]
+enum AdmitError {
+    /// This node has no cluster configuration yet.
+    #[error("this node is not configured yet")]
+    NotConfigured,
+    /// The dialer used another cluster's peer server name.
+    #[error("dialed for another cluster (server name {}, this cluster's is {ours}): a node configured with another layout, such as an earlier cluster's at a reused address", .theirs.as_deref().unwrap_or("none"))]
+    OtherCluster {
+        /// The name the dialer sent.
+        theirs: Option<String>,
+        /// This cluster's.
+        ours: String,
+    },
+    /// The TLS session carried no certificate.
+    #[error("no TLS certificate")]
+    NoCertificate,
+    /// The TLS certificate's key does not parse.
+    #[error("TLS certificate: {0}")]
+    Certificate(der::Error),
+    /// Reading or writing a handshake frame failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Another message than the handshake's next.
+    #[error("expected {want}, got {got}")]
+    Unexpected {
+        /// The handshake's next message.
+        want: &'static str,
+        /// What came.
+        got: &'static str,
+    },
+    /// The index is this node's own or not in the cluster.
+    #[error("claims index {0}, which is not a peer in this cluster")]
+    NotAPeer(u16),
+    /// The dialed node claims another index.
+    #[error("dialed node {dialed} but it claims index {claims}")]
+    WrongIndex {
+        /// The index dialed.
+        dialed: u16,
+        /// The index claimed.
+        claims: u16,
+    },
+    /// The claim is refused.
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+    /// The hello's nonce is malformed.
+    #[error("hello nonce is not 32 hex bytes")]
+    BadNonce,
+    /// This node's own attestation failed.
+    #[error("own attestation failed: {0}")]
+    OwnAttestation(String),
+    /// The peer's evidence does not verify.
+    #[error("node {index}: attestation: {source}")]
+    Attestation {
+        /// The index it claims.
+        index: u16,
+        /// Why.
+        source: AttestationError,
+    },
 }
 
 async fn admit<R, W>(
@@ -723,7 +789,7 @@ async fn admit<R, W>(
     wr: &mut W,
     peer_cert: Option<Vec<u8>>,
     side: &Side,
-) -> Result<(Member, Option<String>), String>
+) -> Result<(Member, Option<String>), AdmitError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -733,11 +799,11 @@ where
     let deadline = tokio::time::Instant::now() + CONFIG_WAIT;
     let cluster = loop {
         let configured = node.configured.notified();
-        if let Some(c) = node.state().cluster.clone() {
+        if let Some(c) = node.state().epoch.cluster().cloned() {
             break c;
         }
         if tokio::time::timeout_at(deadline, configured).await.is_err() {
-            return Err("this node is not configured yet".into());
+            return Err(AdmitError::NotConfigured);
         }
     };
     // A dialer of another cluster (another operator, or an earlier cluster whose peer
@@ -747,16 +813,16 @@ where
         Side::Accepted { server_name } => {
             let ours = cluster.peer_server_name();
             if server_name.as_deref() != Some(ours.as_str()) {
-                return Err(format!(
-                    "dialed for another cluster (server name {}, this cluster's is {ours}): a node configured with another layout, such as an earlier cluster's at a reused address",
-                    server_name.as_deref().unwrap_or("none")
-                ));
+                return Err(AdmitError::OtherCluster {
+                    theirs: server_name.clone(),
+                    ours,
+                });
             }
             None
         }
     };
-    let peer_spki = spki_of_cert(&peer_cert.ok_or("no TLS certificate")?)
-        .map_err(|e| format!("TLS certificate: {e}"))?;
+    let peer_spki = spki_of_cert(&peer_cert.ok_or(AdmitError::NoCertificate)?)
+        .map_err(AdmitError::Certificate)?;
     let mut nonce = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut node.rng(), &mut nonce);
     write_frame(
@@ -767,27 +833,30 @@ where
             group_key: node.group_key_hex(),
         },
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    let (index, their_nonce, their_group) = match read_frame_max(rd, MAX_FRAME_BEFORE_ADMISSION)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        PeerMessage::Hello {
-            index,
-            nonce,
-            group_key,
-        } => (index, nonce, group_key),
-        other => return Err(format!("expected hello, got {}", other.kind())),
-    };
+    .await?;
+    let (index, their_nonce, their_group) =
+        match read_frame_max(rd, MAX_FRAME_BEFORE_ADMISSION).await? {
+            PeerMessage::Hello {
+                index,
+                nonce,
+                group_key,
+            } => (index, nonce, group_key),
+            other => {
+                return Err(AdmitError::Unexpected {
+                    want: "hello",
+                    got: other.kind(),
+                })
+            }
+        };
     if index == cluster.index || !cluster.nodes.contains_key(&index) {
-        return Err(format!(
-            "claims index {index}, which is not a peer in this cluster"
-        ));
+        return Err(AdmitError::NotAPeer(index));
     }
     if let Some(e) = expected {
         if e != index {
-            return Err(format!("dialed node {e} but it claims index {index}"));
+            return Err(AdmitError::WrongIndex {
+                dialed: e,
+                claims: index,
+            });
         }
     }
     // The claim, before this node spends an attestation on it (the TLS key is known).
@@ -799,29 +868,29 @@ where
             drop(links);
             drop(state);
             node.metrics.claim_conflict();
-            return Err(reason);
+            return Err(reason.into());
         }
     }
     let their_nonce: [u8; 32] = hex::decode(&their_nonce)
         .ok()
         .and_then(|v| v.try_into().ok())
-        .ok_or("hello nonce is not 32 hex bytes")?;
+        .ok_or(AdmitError::BadNonce)?;
     // The report is a blocking call to the platform: off the async threads.
     let binding = identity_binding(node.identity.spki_der(), &their_nonce);
     let attester = node.attester.clone();
     let evidence = tokio::task::spawn_blocking(move || attester.attest(binding))
         .await
-        .map_err(|e| format!("own attestation failed: {e}"))?
-        .map_err(|e| format!("own attestation failed: {e}"))?;
-    write_frame(wr, &PeerMessage::Attest { evidence })
-        .await
-        .map_err(|e| e.to_string())?;
-    let ev = match read_frame_max(rd, MAX_FRAME_BEFORE_ADMISSION)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+        .map_err(|e| AdmitError::OwnAttestation(e.to_string()))?
+        .map_err(|e| AdmitError::OwnAttestation(e.to_string()))?;
+    write_frame(wr, &PeerMessage::Attest { evidence }).await?;
+    let ev = match read_frame_max(rd, MAX_FRAME_BEFORE_ADMISSION).await? {
         PeerMessage::Attest { evidence } => evidence,
-        other => return Err(format!("expected attest, got {}", other.kind())),
+        other => {
+            return Err(AdmitError::Unexpected {
+                want: "attest",
+                got: other.kind(),
+            })
+        }
     };
     let verified = verify_report(
         &ev.report,
@@ -831,7 +900,7 @@ where
         &Expected::frostamp(node.measurement, identity_binding(&peer_spki, &nonce)),
         node.clock.now(),
     )
-    .map_err(|e| format!("node {index}: attestation: {e}"))?;
+    .map_err(|source| AdmitError::Attestation { index, source })?;
     Ok((
         Member {
             index,

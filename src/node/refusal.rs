@@ -45,3 +45,20 @@ impl AdminError {
         }
     }
 }
+
+impl From<super::epoch::EpochError> for AdminError {
+    /// A lifecycle call that does not fit the key epoch's state is a 409: the same
+    /// call may fit later (or on a restarted node).
+    fn from(e: super::epoch::EpochError) -> Self {
+        use super::epoch::EpochError as E;
+        match e {
+            E::NotConfigured
+            | E::DkgRunning
+            | E::Joined
+            | E::HoldsKey
+            | E::NoKey
+            | E::NoDkg
+            | E::NotSuccessor { .. } => Self::Conflict(e.to_string()),
+        }
+    }
+}

@@ -22,7 +22,8 @@
 //! No helper learns the repaired share; deltas and sigmas travel only on attested
 //! channels between the two nodes concerned.
 
-use super::dkg::{send, send_on, Inbox};
+use super::epoch::EpochError;
+use super::link::{send, send_on, Inbox, LinkError};
 use super::{state::EpochKey, state::Hold, state::Node, state::SuiteKey};
 use crate::api::admin::Phase;
 use crate::api::peer::PeerMessage;
@@ -34,6 +35,165 @@ use frost_core::{keys::repairable, Identifier};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a helper waits for the other helpers' deltas, and the replacement for its
+/// helpers' sigmas.
+const HELP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a repair did not happen, on either side. A helper sends its reason to the
+/// replacement (`RepairRefused`) and keeps it for `/status`; the replacement answers its
+/// operator with it ([`super::refusal::AdminError`]).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RepairError {
+    /// The key epoch's state does not allow it (not configured, a key generation
+    /// running, a share already held).
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
+    /// A helper holds no share (or no roster) to help with.
+    #[error("this node holds no {0}")]
+    NothingHeld(&'static str),
+    /// The replacement's helper set is too small or names itself.
+    #[error("need at least {t} distinct helpers other than this node")]
+    TooFewHelpers {
+        /// The threshold.
+        t: usize,
+    },
+    /// A helper's view of the helper set does not fit.
+    #[error("helper set {helpers:?} must be {t} or more distinct nodes, include this one and not node {participant}")]
+    BadHelperSet {
+        /// The set asked for.
+        helpers: Vec<u16>,
+        /// The threshold.
+        t: usize,
+        /// The index being repaired.
+        participant: u16,
+    },
+    /// Helpers the replacement names are not admitted peers.
+    #[error("helpers not admitted: {0:?}")]
+    NotAdmitted(Vec<u16>),
+    /// A node asked for another index's share than its own.
+    #[error("node {from} asked for the share of node {participant}")]
+    NotItsOwn {
+        /// The asking link's index.
+        from: u16,
+        /// The index it asked for.
+        participant: u16,
+    },
+    /// The requester's link closed before its request was looked at.
+    #[error("the requester's link is gone")]
+    RequesterGone,
+    /// No order of this node's operator names the requester.
+    #[error("no unexpired repair order of this node's operator, in effect, names identity {spki_prefix}… for index {participant}")]
+    NoOrder {
+        /// The first 8 bytes of the requester's TLS SPKI hash, hex.
+        spki_prefix: String,
+        /// The index asked for.
+        participant: u16,
+    },
+    /// The order exists but the roster does not name the requester yet.
+    #[error("the roster (v{version}) does not yet name the requester for index {participant}")]
+    NotYetInRoster {
+        /// The held roster's version.
+        version: u32,
+        /// The index asked for.
+        participant: u16,
+    },
+    /// The request is for another key epoch.
+    #[error("epoch {asked} is not this node's ({held})")]
+    OtherEpoch {
+        /// The epoch asked for.
+        asked: String,
+        /// The epoch held.
+        held: String,
+    },
+    /// A message did not go out or no answer came.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The replacement's helpers did not all answer in time.
+    #[error("timed out waiting for the helpers")]
+    HelpersTimedOut,
+    /// A helper refused.
+    #[error("node {who} refused: {reason}")]
+    HelperRefused {
+        /// The helper.
+        who: u16,
+        /// Its reason.
+        reason: String,
+    },
+    /// A helper sent a value that does not parse.
+    #[error("node {who} sent a malformed {what}: {why}")]
+    Malformed {
+        /// The sender.
+        who: u16,
+        /// `delta` or `sigma`.
+        what: &'static str,
+        /// The parser's complaint.
+        why: String,
+    },
+    /// A delta of another repair arrived.
+    #[error("node {0} sent a delta for another repair")]
+    OtherRepair(u16),
+    /// Helpers sent different public data.
+    #[error("helpers disagree on {0}")]
+    HelpersDisagree(&'static str),
+    /// The helpers' roster does not hold.
+    #[error("roster from helpers: {0}")]
+    BadRoster(#[from] crate::attestation::roster::RosterError),
+    /// The helpers' roster is not the one the operator expects.
+    #[error(
+        "the helpers' roster v{version} (hash {got}) is not the one the operator expects ({want})"
+    )]
+    UnexpectedRoster {
+        /// Its version.
+        version: u32,
+        /// Its hash, hex.
+        got: String,
+        /// The operator's, hex.
+        want: String,
+    },
+    /// The helpers' roster names another identity for this node's index.
+    #[error("the helpers' roster v{version} does not name this node for index {me}")]
+    NotNamed {
+        /// Its version.
+        version: u32,
+        /// This node's index.
+        me: u16,
+    },
+    /// A sigma came on a link whose identity the roster does not name.
+    #[error("helper {0}'s link identity is not the roster's entry for index {0}")]
+    WrongLinkIdentity(u16),
+    /// The repaired share is not the group's verifying share for this index.
+    #[error("the repaired share does not match the group's verifying share for this index")]
+    ShareMismatch,
+    /// The helpers' group key is not the operator's.
+    #[error("the helpers' group key {got} is not the one the operator expects ({want})")]
+    UnexpectedGroupKey {
+        /// Theirs, hex.
+        got: String,
+        /// The operator's, hex.
+        want: String,
+    },
+    /// The chain the helpers hold fails the installation checks.
+    #[error("chain from helpers: {0}")]
+    Chain(#[from] crate::certs::install::InstallError),
+    /// The chain's leaf or the coordinator for it.
+    #[error("certificate from helpers: {0}")]
+    Certificate(String),
+    /// An encoding the helpers sent (hex, transcript hash) is not what it must be.
+    #[error("helpers sent a malformed {0}")]
+    Encoding(&'static str),
+    /// frost refused a step.
+    #[error("FROST: {0}")]
+    Frost(String),
+    /// This node's attestation failed.
+    #[error("evidence: {0}")]
+    Evidence(#[from] crate::attestation::AttestationError),
+}
+
+/// A frost error, whatever the suite.
+fn frost(e: impl std::fmt::Display) -> RepairError {
+    RepairError::Frost(e.to_string())
+}
 
 /// A replacement's `RepairStart`, with the link it came on.
 pub(super) struct HelpRequest {
@@ -61,14 +221,14 @@ pub(super) async fn help(node: &Arc<Node>, request: HelpRequest) {
             PeerMessage::RepairRefused {
                 epoch: request.epoch,
                 attempt: request.attempt,
-                reason,
+                reason: reason.to_string(),
             },
         )
         .await;
     }
 }
 
-async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), String> {
+async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), RepairError> {
     let HelpRequest {
         from,
         generation,
@@ -78,22 +238,24 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
         attempt: _,
     } = *request;
     if from != participant {
-        return Err(format!(
-            "node {from} asked for the share of node {participant}"
-        ));
+        return Err(RepairError::NotItsOwn { from, participant });
     }
     let link_spki = node
         .peer_links()
         .get(&from)
         .filter(|l| l.generation == generation)
         .map(|l| l.spki_sha256)
-        .ok_or("the requester's link is gone")?;
+        .ok_or(RepairError::RequesterGone)?;
     let (me, t, held, key_epoch, transcript, chain, roster, pin) = {
         let mut s = node.state();
         let order = s.order(participant).cloned();
-        let c = s.cluster.as_ref().ok_or("not configured")?;
-        let k = s.key.as_ref().ok_or("this node holds no share")?;
-        let roster = s.roster.clone().ok_or("this node holds no roster")?;
+        let c = s.epoch.cluster().ok_or(EpochError::NotConfigured)?;
+        let k = s.epoch.key().ok_or(RepairError::NothingHeld("share"))?;
+        let roster = s
+            .epoch
+            .roster()
+            .cloned()
+            .ok_or(RepairError::NothingHeld("roster"))?;
         // (a) an unexpired order of this node's operator names exactly this identity
         // for this index (made for the roster it moved from, or re-issued for the
         // roster it produced when a repair is retried);
@@ -104,18 +266,18 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
                 && hex::decode(&o.replacement).ok().as_deref() == Some(link_spki.as_slice())
         });
         if !ordered {
-            return Err(format!(
-                "no unexpired repair order of this node's operator, in effect, names identity {}… for index {participant}",
-                hex::encode(link_spki.get(..8).unwrap_or(&link_spki))
-            ));
+            return Err(RepairError::NoOrder {
+                spki_prefix: hex::encode(link_spki.get(..8).unwrap_or(&link_spki)),
+                participant,
+            });
         }
         // (b), (c): the order took effect (the holder was silent when this identity was
         // admitted) and the request comes on that identity's link.
         if roster.get(participant).map(|m| m.spki_sha256) != Some(link_spki) {
-            return Err(format!(
-                "the roster (v{}) does not yet name the requester for index {participant}",
-                roster.version
-            ));
+            return Err(RepairError::NotYetInRoster {
+                version: roster.version,
+                participant,
+            });
         }
         (
             c.index,
@@ -129,7 +291,10 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
         )
     };
     if key_epoch != *epoch {
-        return Err(format!("epoch {epoch} is not this node's ({key_epoch})"));
+        return Err(RepairError::OtherEpoch {
+            asked: epoch.clone(),
+            held: key_epoch,
+        });
     }
     let set: BTreeSet<u16> = helpers.iter().copied().collect();
     if set.len() != helpers.len()
@@ -137,7 +302,11 @@ async fn help_inner(node: &Arc<Node>, request: &HelpRequest) -> Result<(), Strin
         || !set.contains(&me)
         || set.contains(&participant)
     {
-        return Err(format!("helper set {helpers:?} must be {t} or more distinct nodes, include this one and not node {participant}"));
+        return Err(RepairError::BadHelperSet {
+            helpers: helpers.clone(),
+            t,
+            participant,
+        });
     }
     let help = Help {
         me,
@@ -166,7 +335,7 @@ async fn help_with<S: Hold>(
     request: &HelpRequest,
     key: SuiteKey<S>,
     help: Help,
-) -> Result<(), String> {
+) -> Result<(), RepairError> {
     let HelpRequest {
         generation,
         ref epoch,
@@ -185,22 +354,24 @@ async fn help_with<S: Hold>(
     } = help;
     let signer = key.signer;
     let public =
-        BySuite::new(key.group.package().clone()).ok_or("a ciphersuite frostamp does not run")?;
+        BySuite::new(key.group.package().clone()).ok_or(RepairError::Encoding("ciphersuite"))?;
     let helper_ids: Vec<Identifier<S>> = helpers
         .iter()
-        .map(|i| Identifier::try_from(*i).map_err(|e| e.to_string()))
+        .map(|i| Identifier::try_from(*i).map_err(frost))
         .collect::<Result<_, _>>()?;
-    let target = Identifier::try_from(participant).map_err(|e| e.to_string())?;
+    let target = Identifier::try_from(participant).map_err(frost)?;
     let deltas = repairable::repair_share_part1::<S, _>(
         &helper_ids,
         signer.key_package(),
         &mut node.rng(),
         target,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(frost)?;
     let mut own = None;
     for (&i, id) in helpers.iter().zip(&helper_ids) {
-        let d = *deltas.get(id).ok_or("missing delta")?;
+        let d = *deltas
+            .get(id)
+            .ok_or(RepairError::Frost("no delta for a helper".into()))?;
         if i == me {
             own = Some(d);
         } else {
@@ -214,37 +385,33 @@ async fn help_with<S: Hold>(
                     delta: crate::api::peer::SecretScalar::new(d.serialize()),
                 },
             )
-            .await
-            .map_err(|f| f.reason)?;
+            .await?;
         }
     }
     let others: BTreeSet<u16> = set.iter().copied().filter(|i| *i != me).collect();
-    let mut inbox = Inbox {
-        rx: node.inbox.lock().await,
-        stash: Vec::new(),
-        epoch: epoch.to_string(),
-        partial: BTreeMap::new(),
-    };
+    let mut inbox = Inbox::open(node, epoch, HELP_TIMEOUT).await;
     let got = inbox
         .collect_where("repair_delta", &others, |m| {
             matches!(m, PeerMessage::RepairDelta { attempt: a, participant: p, .. } if *a == attempt && *p == participant)
         })
         .await
-        .map_err(|f| f.reason)?;
+        ?;
     drop(inbox);
-    let mut all = vec![own.ok_or("no own delta")?];
+    let mut all = vec![own.ok_or(RepairError::Frost("no own delta".into()))?];
     for (who, m) in got {
         match m {
             PeerMessage::RepairDelta {
                 participant: p,
                 delta,
                 ..
-            } if p == participant => all.push(
-                delta
-                    .delta::<S>()
-                    .map_err(|e| format!("node {who} sent a malformed delta: {e}"))?,
-            ),
-            _ => return Err(format!("node {who} sent a delta for another repair")),
+            } if p == participant => {
+                all.push(delta.delta::<S>().map_err(|e| RepairError::Malformed {
+                    who,
+                    what: "delta",
+                    why: e.to_string(),
+                })?)
+            }
+            _ => return Err(RepairError::OtherRepair(who)),
         }
     }
     let sigma = repairable::repair_share_part2(&all);
@@ -265,8 +432,7 @@ async fn help_with<S: Hold>(
             pin,
         },
     )
-    .await
-    .map_err(|f| f.reason)?;
+    .await?;
     tracing::info!(node = %node.name, participant, "helped repair a share");
     Ok(())
 }
@@ -288,33 +454,17 @@ pub(super) async fn repair(
     epoch: &str,
     helpers: &[u16],
     expected: &Expected,
-) -> Result<Phase, String> {
-    let (me, t) = {
-        let s = node.state();
-        let c = s
-            .cluster
-            .as_ref()
-            .ok_or("not configured: call /admin/configure first")?;
-        if s.key.is_some() {
-            return Err("this node already holds a share".into());
-        }
-        (c.index, usize::from(c.t))
-    };
+) -> Result<Phase, RepairError> {
+    let (me, t) = node.state().epoch.repair_target()?;
+    let t = usize::from(t);
     let set: BTreeSet<u16> = helpers.iter().copied().collect();
     if set.len() < t || set.contains(&me) {
-        return Err(format!(
-            "need at least {t} distinct helpers other than this node"
-        ));
+        return Err(RepairError::TooFewHelpers { t });
     }
     if let Err(missing) = node.wait_admitted(&set, Duration::from_secs(30)).await {
-        return Err(format!("helpers not admitted: {missing:?}"));
+        return Err(RepairError::NotAdmitted(missing));
     }
-    let mut inbox = Inbox {
-        rx: node.inbox.lock().await,
-        stash: Vec::new(),
-        epoch: epoch.to_string(),
-        partial: BTreeMap::new(),
-    };
+    let mut inbox = Inbox::open(node, epoch, HELP_TIMEOUT).await;
     let attempt = rand_core::RngCore::next_u64(&mut node.rng());
     // The identity on each helper's link when it was asked: a sigma counts only from
     // that link's identity (checked against the roster the helpers send, below).
@@ -324,7 +474,7 @@ pub(super) async fn repair(
             .peer_links()
             .get(h)
             .map(|l| l.spki_sha256)
-            .ok_or_else(|| format!("helper {h} is not connected"))?;
+            .ok_or(LinkError::NotConnected(*h))?;
         asked.insert(*h, spki);
         send(
             node,
@@ -336,18 +486,17 @@ pub(super) async fn repair(
                 attempt,
             },
         )
-        .await
-        .map_err(|f| f.reason)?;
+        .await?;
     }
     // Sigmas, or a refusal from any helper.
     let mut sigmas = BTreeMap::new();
     let mut pins = BTreeMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + HELP_TIMEOUT;
     while sigmas.len() < set.len() {
-        let (who, m) = match tokio::time::timeout_at(deadline, inbox.rx.recv()).await {
-            Ok(Some(x)) => x,
-            Ok(None) => return Err("inbox closed".into()),
-            Err(_) => return Err("timed out waiting for the helpers".into()),
+        let (who, m) = match inbox.next_until(deadline).await {
+            Ok(x) => x,
+            Err(LinkError::Timeout { .. }) => return Err(RepairError::HelpersTimedOut),
+            Err(e) => return Err(e.into()),
         };
         // Only this attempt's helpers, on the links they were asked on, count; anything
         // else (another node's refusal, a leftover of an earlier attempt) is ignored.
@@ -363,7 +512,9 @@ pub(super) async fn repair(
                 epoch: e,
                 attempt: a,
                 reason,
-            } if e == epoch && a == attempt => return Err(format!("node {who} refused: {reason}")),
+            } if e == epoch && a == attempt => {
+                return Err(RepairError::HelperRefused { who, reason })
+            }
             PeerMessage::RepairSigma {
                 epoch: e,
                 attempt: a,
@@ -381,7 +532,7 @@ pub(super) async fn repair(
         }
     }
     drop(inbox);
-    let first = sigmas.values().next().ok_or("no sigmas")?;
+    let first = sigmas.values().next().ok_or(RepairError::HelpersTimedOut)?;
     let (public, transcript, chain, roster) = (
         first.1.clone(),
         first.2.clone(),
@@ -392,36 +543,35 @@ pub(super) async fn repair(
         .values()
         .any(|(_, p, tr, c, r)| *p != public || *tr != transcript || *c != chain || *r != roster)
     {
-        return Err("helpers disagree on the group's public data or the roster".into());
-    }
-    roster
-        .validate()
-        .map_err(|e| format!("roster from helpers: {e}"))?;
-    if roster.hash() != expected.roster_hash {
-        return Err(format!(
-            "the helpers' roster v{} (hash {}) is not the one the operator expects ({})",
-            roster.version,
-            hex::encode(roster.hash()),
-            hex::encode(expected.roster_hash)
+        return Err(RepairError::HelpersDisagree(
+            "the group's public data or the roster",
         ));
+    }
+    roster.validate()?;
+    if roster.hash() != expected.roster_hash {
+        return Err(RepairError::UnexpectedRoster {
+            version: roster.version,
+            got: hex::encode(roster.hash()),
+            want: hex::encode(expected.roster_hash),
+        });
     }
     if roster.get(me).map(|m| m.spki_sha256) != Some(node.identity.spki_sha256()) {
-        return Err(format!(
-            "the helpers' roster v{} does not name this node for index {me}",
-            roster.version
-        ));
+        return Err(RepairError::NotNamed {
+            version: roster.version,
+            me,
+        });
     }
     // Each sigma came on the link of the identity the roster names for its sender.
     for (who, spki) in &asked {
         if roster.get(*who).map(|m| m.spki_sha256) != Some(*spki) {
-            return Err(format!(
-                "helper {who}'s link identity is not the roster's entry for index {who}"
-            ));
+            return Err(RepairError::WrongLinkIdentity(*who));
         }
     }
     let pin = pins.values().next().cloned().flatten();
     if pins.values().any(|p| *p != pin) {
-        return Err("helpers disagree on the CA root and subject fixed with the CSR".into());
+        return Err(RepairError::HelpersDisagree(
+            "the CA root and subject fixed with the CSR",
+        ));
     }
     let sigmas: BTreeMap<u16, crate::api::peer::SecretScalar> =
         sigmas.into_iter().map(|(w, v)| (w, v.0)).collect();
@@ -460,7 +610,7 @@ async fn finish<S: Hold>(
     expected: &Expected,
     public: frost_core::keys::PublicKeyPackage<S>,
     got: Repaired,
-) -> Result<Phase, String> {
+) -> Result<Phase, RepairError> {
     let Repaired {
         me,
         t,
@@ -471,59 +621,56 @@ async fn finish<S: Hold>(
         roster,
         pin,
     } = got;
-    let id = Identifier::<S>::try_from(me).map_err(|e| e.to_string())?;
+    let id = Identifier::<S>::try_from(me).map_err(frost)?;
     let list: Vec<repairable::Sigma<S>> = sigmas
         .iter()
         .map(|(who, v)| {
-            v.sigma::<S>()
-                .map_err(|e| format!("node {who} sent a malformed sigma: {e}"))
+            v.sigma::<S>().map_err(|e| RepairError::Malformed {
+                who: *who,
+                what: "sigma",
+                why: e.to_string(),
+            })
         })
         .collect::<Result<_, _>>()?;
-    let kp = repairable::repair_share_part3(&list, id, &public).map_err(|e| e.to_string())?;
+    let kp = repairable::repair_share_part3(&list, id, &public).map_err(frost)?;
     // The check frost leaves to the caller: the repaired share must match the
     // group's verifying share for this identifier.
     if public.verifying_shares().get(&id) != Some(kp.verifying_share()) {
-        return Err(
-            "the repaired share does not match the group's verifying share for this index".into(),
-        );
+        return Err(RepairError::ShareMismatch);
     }
     let group = GroupKey::new(public);
-    let group_sec1 = group.key_bytes().map_err(|e| e.to_string())?;
+    let group_sec1 = group
+        .key_bytes()
+        .map_err(|e| RepairError::Frost(e.to_string()))?;
     if group_sec1 != expected.group_key {
-        return Err(format!(
-            "the helpers' group key {} is not the one the operator expects ({})",
-            hex::encode(&group_sec1),
-            hex::encode(&expected.group_key)
-        ));
+        return Err(RepairError::UnexpectedGroupKey {
+            got: hex::encode(&group_sec1),
+            want: hex::encode(&expected.group_key),
+        });
     }
     let transcript: [u8; 32] = hex::decode(&transcript)
         .ok()
         .and_then(|v| v.try_into().ok())
-        .ok_or("transcript")?;
-    let evidence = node
-        .attester
-        .attest(crate::attestation::evidence_binding(
-            &S::SUITE.binding_input(&group_sec1),
-            &transcript,
-            me,
-            crate::attestation::roster::N,
-            crate::attestation::roster::T,
-            &roster.hash(),
-        ))
-        .map_err(|e| e.to_string())?;
+        .ok_or(RepairError::Encoding("transcript hash"))?;
+    let evidence = node.attester.attest(crate::attestation::evidence_binding(
+        &S::SUITE.binding_input(&group_sec1),
+        &transcript,
+        me,
+        crate::attestation::roster::N,
+        crate::attestation::roster::T,
+        &roster.hash(),
+    ))?;
     let held = node.signer(KeyShare::new(kp), group.clone());
     let chain: Vec<Vec<u8>> = chain
         .iter()
         .map(hex::decode)
         .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let mut phase = Phase::AwaitingCertificate;
+        .map_err(|_| RepairError::Encoding("certificate chain"))?;
     let mut coordinator = None;
     if let Some(leaf) = chain.first() {
-        super::certificate::check_repaired(node, &chain, pin.as_ref(), &group.public())
-            .map_err(|e| format!("chain from helpers: {e}"))?;
-        let identity =
-            crate::tsp::token::CertIdentity::from_der(leaf).map_err(|e| e.to_string())?;
+        super::certificate::check_repaired(node, &chain, pin.as_ref(), &group.public())?;
+        let identity = crate::tsp::token::CertIdentity::from_der(leaf)
+            .map_err(|e| RepairError::Certificate(e.to_string()))?;
         let key = EpochKey {
             epoch: epoch.to_string(),
             held: held.clone(),
@@ -539,24 +686,22 @@ async fn finish<S: Hold>(
                 u16::try_from(t).unwrap_or(u16::MAX),
                 node.clock.clone(),
             )
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| RepairError::Certificate(e.to_string()))?,
         );
-        phase = Phase::Serving;
     }
     let group_hex = hex::encode(&group_sec1);
-    {
-        let mut s = node.state();
-        s.key = Some(EpochKey {
+    // A key generation that completed meanwhile wins: its key is not overwritten.
+    let phase = node.state().epoch.repaired(
+        EpochKey {
             epoch: epoch.to_string(),
             held,
             transcript,
             evidence,
             chain: (!chain.is_empty()).then_some(chain),
             pin,
-        });
-        s.coordinator = coordinator;
-        s.phase = phase;
-    }
+        },
+        coordinator,
+    )?;
     // From now on only the roster's identities are admitted; links to others close.
     node.adopt_roster(roster);
     super::serve::prefill(node);

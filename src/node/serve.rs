@@ -17,13 +17,12 @@ use crate::threshold::coordinator::{
     exclusion, failure, no_quorum_reason, Exclusion, Finish, IssueFailure, PeerError,
 };
 use crate::threshold::signer::{
-    CommitmentKey, EncodedCommitments, Owner, Refusal, SigningProposal,
+    CommitmentKey, CsrRefusal, EncodedCommitments, Owner, Refusal, SigningProposal,
 };
 use crate::threshold::suite::{BySuite, SuiteMismatch};
 use crate::tsp::request::{Rejection, SystemFailure};
 use frost_core::{round1::SigningCommitments, round2::SignatureShare, Identifier};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +34,7 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A value for a peer message, of suite `S`.
 fn wrap<A: 'static, B: 'static, T: 'static>(value: T) -> Result<BySuite<A, B>, Refusal> {
-    BySuite::new(value).ok_or_else(|| Refusal::Internal("unknown ciphersuite".into()))
+    BySuite::new(value).ok_or_else(|| Refusal::Suite("a ciphersuite frostamp does not run".into()))
 }
 
 /// A refusal for a value of another suite than this node's epoch.
@@ -45,7 +44,7 @@ fn mismatch(e: SuiteMismatch) -> Refusal {
 
 /// Signer side: answer a `SignCommit`, `SignRound2` or `SignCsr` from peer `from`.
 pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option<PeerMessage> {
-    let held = node.state().key.as_ref().map(|k| k.held.clone());
+    let held = node.state().epoch.key().map(|k| k.held.clone());
     match held {
         Some(h) => crate::with_suite!(h, S, k => answer_with::<S>(node, from, k, msg)),
         None => {
@@ -57,7 +56,7 @@ pub(super) fn answer_signing(node: &Node, from: u16, msg: PeerMessage) -> Option
             };
             Some(PeerMessage::SignRefused {
                 req,
-                refusal: Refusal::Internal("this node holds no key share".into()),
+                refusal: Refusal::NoKeyShare,
             })
         }
     }
@@ -127,8 +126,9 @@ fn answer_with<S: Hold>(
                     .map_err(mismatch)?;
                 let message = csr_message(node, &subject, &bundle)?;
                 let pin = crate::certs::install::IssuancePin::from_hash(&ca_root, &subject)
-                    .map_err(|e| Refusal::Internal(e.to_string()))?;
-                super::certificate::fix(node, pin).map_err(Refusal::Internal)?;
+                    .map_err(|e| Refusal::Csr(CsrRefusal::Pin(e.to_string())))?;
+                super::certificate::fix(node, pin)
+                    .map_err(|e| Refusal::Csr(CsrRefusal::Pin(e.to_string())))?;
                 let map = commitments
                     .into_iter()
                     .map(|(i, c)| Identifier::try_from(i).map(|id| (id, c)))
@@ -178,37 +178,28 @@ pub(super) fn csr_message(
     bundle_json: &str,
 ) -> Result<Vec<u8>, Refusal> {
     let bundle: crate::api::bundle::EvidenceBundle = serde_json::from_str(bundle_json)
-        .map_err(|e| Refusal::Internal(format!("evidence bundle: {e}")))?;
+        .map_err(|e| Refusal::Csr(CsrRefusal::Bundle(e.to_string())))?;
     let s = node.state();
-    let key = s
-        .key
-        .as_ref()
-        .ok_or_else(|| Refusal::Internal("no key share".into()))?;
+    let key = s.epoch.key().ok_or(Refusal::NoKeyShare)?;
     let group_hex = hex::encode(
         key.group_bytes()
-            .ok_or_else(|| Refusal::Internal("group key encoding".into()))?,
+            .ok_or(Refusal::Csr(CsrRefusal::Build("group key encoding".into())))?,
     );
     if bundle.epoch != key.epoch
         || bundle.ciphersuite != key.suite()
         || bundle.group_key != group_hex
         || bundle.transcript != hex::encode(key.transcript)
     {
-        return Err(Refusal::Internal(
-            "the CSR is not for this node's key epoch".into(),
-        ));
+        return Err(Refusal::Csr(CsrRefusal::OtherEpoch));
     }
     if bundle.n != crate::attestation::roster::N
         || bundle.t != crate::attestation::roster::T
-        || s.roster.as_ref() != Some(&bundle.roster)
+        || s.epoch.roster() != Some(&bundle.roster)
     {
-        return Err(Refusal::Internal(
-            "the CSR's bundle names another n, t or roster than this node's epoch".into(),
-        ));
+        return Err(Refusal::Csr(CsrRefusal::OtherRoster));
     }
     if bundle.measurement != hex::encode(node.measurement) {
-        return Err(Refusal::Internal(
-            "the CSR names another launch measurement".into(),
-        ));
+        return Err(Refusal::Csr(CsrRefusal::OtherMeasurement));
     }
     crate::with_suite!(&key.held, S, k => crate::certs::build_csr_info::<S>(
         subject,
@@ -216,7 +207,38 @@ pub(super) fn csr_message(
         &node.measurement,
         bundle_json.as_bytes(),
     ))
-    .map_err(|e| Refusal::Internal(format!("CSR: {e}")))
+    .map_err(|e| Refusal::Csr(CsrRefusal::Build(e.to_string())))
+}
+
+/// Why this epoch's CSR was not signed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CsrError {
+    /// This node holds no key share.
+    #[error("no key share")]
+    NoKeyShare,
+    /// No cluster configuration.
+    #[error("not configured")]
+    NotConfigured,
+    /// This node, as a signer, does not sign it.
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    /// The issuance pin cannot be fixed for this epoch.
+    #[error("{0}")]
+    Pin(#[from] super::certificate::PinError),
+    /// Too few co-signers answered with a valid share.
+    #[error("only {available} of the {t} required signers are available")]
+    TooFewSigners {
+        /// Signers that committed.
+        available: usize,
+        /// The threshold.
+        t: usize,
+    },
+    /// The shares did not aggregate to a valid signature.
+    #[error("{0}")]
+    Aggregate(Rejection),
+    /// The signed request could not be assembled.
+    #[error("{0}")]
+    Assemble(#[from] crate::certs::CertError),
 }
 
 /// Coordinate the threshold signature of this epoch's CSR; returns the CSR DER.
@@ -226,9 +248,9 @@ pub(super) async fn sign_csr(
     subject: &str,
     bundle_json: &str,
     pin: &crate::certs::install::IssuancePin,
-) -> Result<Vec<u8>, String> {
-    let held = node.state().key.as_ref().map(|k| k.held.clone());
-    let held = held.ok_or("no key share")?;
+) -> Result<Vec<u8>, CsrError> {
+    let held = node.state().epoch.key().map(|k| k.held.clone());
+    let held = held.ok_or(CsrError::NoKeyShare)?;
     crate::with_suite!(held, S, k => sign_csr_with::<S>(node, k, subject, bundle_json, pin).await)
 }
 
@@ -239,14 +261,14 @@ async fn sign_csr_with<S: Hold>(
     subject: &str,
     bundle_json: &str,
     pin: &crate::certs::install::IssuancePin,
-) -> Result<Vec<u8>, String> {
-    let message = csr_message(node, subject, bundle_json).map_err(|e| e.to_string())?;
+) -> Result<Vec<u8>, CsrError> {
+    let message = csr_message(node, subject, bundle_json)?;
     super::certificate::fix(node, pin.clone())?;
     let ca_root = hex::encode(pin.ca_root);
     let (group, signer) = (key.group, key.signer);
     let (own, t) = {
         let s = node.state();
-        let c = s.cluster.as_ref().ok_or("not configured")?;
+        let c = s.epoch.cluster().ok_or(CsrError::NotConfigured)?;
         (c.index, usize::from(c.t))
     };
     let candidates = candidates(node, own);
@@ -255,10 +277,10 @@ async fn sign_csr_with<S: Hold>(
         let round1 =
             gather_commitments::<S>(node, &candidates, own, t, &mut out, &mut Vec::new()).await?;
         if round1.chosen.len() < t {
-            return Err(format!(
-                "only {} of the {t} required signers are available",
-                round1.chosen.len()
-            ));
+            return Err(CsrError::TooFewSigners {
+                available: round1.chosen.len(),
+                t,
+            });
         }
         let list = round1.list();
         let values = round1.values();
@@ -274,7 +296,7 @@ async fn sign_csr_with<S: Hold>(
                     bundle_json.to_string(),
                     ca_root.clone(),
                 );
-                let list = wrap(list.clone()).map_err(|e| e.to_string())?;
+                let list = wrap(list.clone())?;
                 match call(node, *c, move |req| PeerMessage::SignCsr {
                     req,
                     subject,
@@ -316,10 +338,8 @@ async fn sign_csr_with<S: Hold>(
             continue;
         }
         match crate::threshold::coordinator::aggregate_checked(&group, values, &message, &shares) {
-            Ok(bytes) => {
-                return crate::certs::assemble_csr::<S>(&message, &bytes).map_err(|e| e.to_string())
-            }
-            Err(Finish::Failed(r)) => return Err(r.to_string()),
+            Ok(bytes) => return Ok(crate::certs::assemble_csr::<S>(&message, &bytes)?),
+            Err(Finish::Failed(r)) => return Err(CsrError::Aggregate(r)),
             Err(Finish::Cheaters(culprits)) => {
                 for id in culprits {
                     if let Some(c) = round1.index(&id) {
@@ -334,75 +354,21 @@ async fn sign_csr_with<S: Hold>(
     }
 }
 
-/// Coordinator side: hand an answer to whoever waits for it.
-pub(super) fn deliver(node: &Node, from: u16, req: u64, msg: PeerMessage) {
-    let waiter = node
-        .pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&req);
-    match waiter {
-        Some((expected, _, tx)) if expected == from => {
-            let _ = tx.send(msg);
-        }
-        Some((expected, generation, tx)) => {
-            node.refuse(format!(
-                "node {from} answered a request addressed to node {expected}; ignored"
-            ));
-            node.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(req, (expected, generation, tx));
-        }
-        None => {} // late answer after a timeout
-    }
-}
-
-/// Send `build(req)` to peer `to` and wait for its answer.
+/// Send `build(req)` to signer `to` and wait for its answer; a signer that does not
+/// answer in time is asked last from now on.
 async fn call(
     node: &Node,
     to: u16,
     build: impl FnOnce(u64) -> PeerMessage,
 ) -> Result<PeerMessage, PeerError> {
-    let req = node.next_request.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let link = node
-        .peer_links()
-        .get(&to)
-        .map(|l| (l.tx.clone(), l.generation));
-    let Some((link, generation)) = link else {
-        return Err(PeerError::Unavailable(format!(
-            "node {to} is not connected"
-        )));
-    };
-    node.pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(req, (to, generation, tx));
-    let result = async {
-        link.send(build(req))
-            .await
-            .map_err(|_| PeerError::Unavailable(format!("connection to node {to} lost")))?;
-        match tokio::time::timeout(PEER_TIMEOUT, rx).await {
-            Ok(Ok(m)) => Ok(m),
-            // The link closed (`peers::forget_calls_on`): no answer can come.
-            Ok(Err(_)) => Err(PeerError::Unavailable(format!(
-                "node {to}: connection closed before it answered"
-            ))),
-            Err(_) => {
+    super::link::call(node, to, PEER_TIMEOUT, build)
+        .await
+        .map_err(|e| {
+            if let super::link::LinkError::NoAnswer { .. } = e {
                 node.suspects.mark(to);
-                Err(PeerError::Unavailable(format!(
-                    "node {to} did not answer within {PEER_TIMEOUT:?}"
-                )))
             }
-        }
-    }
-    .await;
-    node.pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&req);
-    result
+            PeerError::Unavailable(e.to_string())
+        })
 }
 
 /// One commitment of signer `who` for a signing this node coordinates: its own
@@ -460,7 +426,7 @@ fn spawn_refill<S: Hold>(node: &Arc<Node>, who: u16, tag: pool::Tag) {
 /// first tokens after the certificate, a repair or a reconnection already cost
 /// one round trip. Does nothing before this node serves.
 pub(super) fn prefill(node: &Arc<Node>) {
-    let suite = node.state().coordinator.as_ref().map(|c| c.suite());
+    let suite = node.state().epoch.coordinator().map(|c| c.suite());
     let Some(suite) = suite else {
         return;
     };
@@ -477,7 +443,7 @@ pub(super) fn prefill(node: &Arc<Node>) {
 /// The link generation and key epoch that commitments from `who` belong to.
 fn pool_tag(node: &Node, who: u16) -> Result<pool::Tag, PeerError> {
     let generation = node.peer_links().get(&who).map(|l| l.generation);
-    let epoch = node.state().key.as_ref().map(|k| k.epoch.clone());
+    let epoch = node.state().epoch.key().map(|k| k.epoch.clone());
     match (generation, epoch) {
         (Some(g), Some(e)) => Ok((g, e)),
         (None, _) => Err(PeerError::Unavailable(format!(
@@ -614,7 +580,7 @@ async fn gather_commitments<S: Hold>(
     t: usize,
     out: &mut BTreeSet<u16>,
     failed: &mut Vec<(u16, PeerError)>,
-) -> Result<Round1<S>, String> {
+) -> Result<Round1<S>, Refusal> {
     let mut r = Round1 {
         chosen: Vec::new(),
         commitments: BTreeMap::new(),
@@ -626,7 +592,7 @@ async fn gather_commitments<S: Hold>(
         if out.contains(&c) {
             continue;
         }
-        let id = Identifier::try_from(c).map_err(|e| e.to_string())?;
+        let id = Identifier::try_from(c).map_err(|e| Refusal::Frost(e.to_string()))?;
         match commit::<S>(node, c, own).await {
             Ok(cm) => {
                 r.commitments.insert(id, cm);
@@ -683,7 +649,7 @@ pub(super) async fn timestamp(
 ) -> Result<Vec<u8>, IssueFailure> {
     let (coordinator, own) = {
         let s = node.state();
-        match (&s.key, &s.coordinator, &s.cluster) {
+        match (s.epoch.key(), s.epoch.coordinator(), s.epoch.cluster()) {
             (Some(_), Some(c), Some(cl)) => (c.clone(), cl.index),
             _ => {
                 return Err(failure(

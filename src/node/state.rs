@@ -3,7 +3,6 @@
 //! with. Every protocol handler (`http`, `peers`, `dkg`, `serve`, `repair`,
 //! `certificate`) works on [`Node`]; nothing here calls a handler.
 
-use crate::api::admin::{ClusterConfig, Phase};
 use crate::api::peer::PeerMessage;
 use crate::attestation::roster::{Member, Roster};
 use crate::attestation::{Attester, Evidence, RootSet};
@@ -19,9 +18,21 @@ use tokio::sync::{mpsc, Notify};
 /// Errors that stop a node from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    /// Setup.
+    /// The node's TLS identity could not be made.
+    #[error("identity: {0}")]
+    Identity(#[from] crate::certs::CertError),
+    /// The public port's TLS configuration could not be made.
+    #[error("public TLS: {0}")]
+    PublicTls(#[from] crate::net::tls::TlsError),
+    /// The operator's public key does not parse.
     #[error("{0}")]
-    Setup(String),
+    Operator(#[from] crate::api::auth::KeyError),
+    /// Own evidence could not be produced or does not verify.
+    #[error("self-attestation failed: {0}")]
+    SelfAttestation(#[from] crate::attestation::AttestationError),
+    /// The time servers or quorum are not acceptable.
+    #[error("time servers: {0}")]
+    TimeServers(#[from] crate::time::config::TimeConfigError),
     /// I/O.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -102,12 +113,9 @@ pub(super) struct EpochKey {
 
 /// Mutable node state.
 pub(super) struct State {
-    pub(super) phase: Phase,
-    pub(super) cluster: Option<ClusterConfig>,
-    pub(super) key: Option<EpochKey>,
-    /// Who holds which index: set when the DKG starts (cleared if it fails), carried
-    /// with the key, moved to the next version only by a repair order taking effect.
-    pub(super) roster: Option<Roster>,
+    /// Phase, layout, roster, key share and coordinator: changed only through the
+    /// transitions of [`super::epoch::Epoch`].
+    pub(super) epoch: super::epoch::Epoch<EpochKey, HeldCoordinator>,
     /// When the roster was adopted: an index never heard from since counts as silent
     /// from then.
     pub(super) roster_since: std::time::Instant,
@@ -116,9 +124,6 @@ pub(super) struct State {
     /// Repair orders from this node's operator, by the index they replace, with when
     /// each arrived (an order expires after [`ORDER_TTL`]).
     pub(super) orders: BTreeMap<u16, (crate::api::admin::RepairOrder, std::time::Instant)>,
-    pub(super) dkg_running: bool,
-    /// Present once a certificate is installed: this node can coordinate tokens.
-    pub(super) coordinator: Option<HeldCoordinator>,
     pub(super) last_error: Option<String>,
     /// Recent refusals, with the source address of an unauthenticated connection that
     /// caused them (see [`Node::refuse_from`]).
@@ -147,8 +152,8 @@ impl Node {
     /// The held epoch's key if it is of suite `S`.
     pub(super) fn suite_key<S: Suite>(&self) -> Option<SuiteKey<S>> {
         self.state()
-            .key
-            .as_ref()
+            .epoch
+            .key()
             .and_then(|k| k.held.get::<SuiteKey<S>>(S::SUITE).ok().cloned())
     }
 
@@ -229,15 +234,10 @@ impl EpochKey {
 impl State {
     pub(super) fn new() -> Self {
         Self {
-            phase: Phase::Booting,
-            cluster: None,
-            key: None,
-            roster: None,
+            epoch: super::epoch::Epoch::default(),
             roster_since: std::time::Instant::now(),
             silent_since: BTreeMap::new(),
             orders: BTreeMap::new(),
-            dkg_running: false,
-            coordinator: None,
             last_error: None,
             refusals: VecDeque::new(),
             dialers: Vec::new(),
@@ -257,32 +257,22 @@ impl State {
     }
 
     /// Adopt `roster` while the caller holds both locks (state, then links), so two
-    /// adoptions cannot interleave. A repair order moves the roster only from version v
-    /// to v + 1 (`successor`); a DKG or a replacement's first roster replaces whatever
-    /// was held. Every link whose identity the new roster does not name for that index
-    /// is closed.
+    /// adoptions cannot interleave (see [`super::epoch::Epoch::adopt_roster`]). Every
+    /// link whose identity the new roster does not name for that index is closed.
     pub(super) fn adopt_roster(
         &mut self,
         links: &BTreeMap<u16, PeerLink>,
         roster: Roster,
         successor: bool,
-    ) -> Result<(), String> {
-        if successor {
-            let held = self.roster.as_ref().map(|r| r.version);
-            if held.map(|v| v.saturating_add(1)) != Some(roster.version) {
-                return Err(format!(
-                    "roster v{} does not follow the held roster ({})",
-                    roster.version,
-                    held.map_or_else(|| "none".to_string(), |v| format!("v{v}"))
-                ));
+    ) -> Result<(), super::epoch::EpochError> {
+        self.epoch.adopt_roster(roster, successor)?;
+        if let Some(roster) = self.epoch.roster() {
+            for (i, l) in links {
+                if roster.get(*i).map(|m| m.spki_sha256) != Some(l.spki_sha256) {
+                    l.closer.notify_one();
+                }
             }
         }
-        for (i, l) in links {
-            if roster.get(*i).map(|m| m.spki_sha256) != Some(l.spki_sha256) {
-                l.closer.notify_one();
-            }
-        }
-        self.roster = Some(roster);
         self.roster_since = std::time::Instant::now();
         Ok(())
     }
@@ -362,8 +352,8 @@ impl Node {
     /// Own group key (hex), if this node holds a share.
     pub(super) fn group_key_hex(&self) -> Option<String> {
         self.state()
-            .key
-            .as_ref()
+            .epoch
+            .key()
             .and_then(|k| k.group_bytes())
             .map(hex::encode)
     }
@@ -481,6 +471,7 @@ pub(super) fn push_refusal(
 #[cfg(test)]
 mod refusal_tests {
     use super::*;
+    use crate::api::admin::ClusterConfig;
 
     #[test]
     fn the_cluster_tag_is_shared_by_one_cluster_only() {
@@ -527,17 +518,17 @@ mod refusal_tests {
         let mut s = State::new();
         let links = BTreeMap::new();
         s.adopt_roster(&links, roster(), false).unwrap();
-        let v0 = s.roster.clone().unwrap();
+        let v0 = s.epoch.roster().cloned().unwrap();
         let next = v0.replaced(member(1, 9)).unwrap();
         // A second order computed against the same v0 (racing the first) is refused once
         // the first took effect: it is not v1's successor.
         let rival = v0.replaced(member(1, 8)).unwrap();
         s.adopt_roster(&links, next.clone(), true).unwrap();
-        assert_eq!(s.roster.as_ref().unwrap().version, v0.version + 1);
+        assert_eq!(s.epoch.roster().unwrap().version, v0.version + 1);
         let err = s.adopt_roster(&links, rival, true).unwrap_err();
-        assert!(err.contains("does not follow"), "{err}");
+        assert!(err.to_string().contains("does not follow"), "{err}");
         assert_eq!(
-            s.roster.as_ref(),
+            s.epoch.roster(),
             Some(&next),
             "the first order's roster stays"
         );

@@ -10,6 +10,7 @@
 //! `/status` and `/metrics` show the servers' state before clients need them.
 
 use crate::time::config::TimeConfig;
+use crate::time::evidence::EvidenceError;
 use crate::time::evidence::{
     self, Batch, RoughtimeReply, TimeClaim, TimeEvidence, TimePolicy, Vouch, MAX_BATCH,
 };
@@ -31,10 +32,64 @@ pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(5);
 pub(crate) enum TimeError {
     /// Fewer than q servers vouched and agreed.
     #[error("time not available: {0}")]
-    NoQuorum(String),
+    NoQuorum(RoundError),
     /// The service is gone (node shutting down).
     #[error("time service stopped")]
     Stopped,
+}
+
+/// Why a round gave no time for its batch.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum RoundError {
+    /// No leaf, or more than a batch holds.
+    #[error("empty or oversized batch")]
+    Batch,
+    /// The verified replies do not give a time (too few, or they disagree); with what
+    /// each server that failed said.
+    #[error("{why}{}", failures_in_parentheses(.failures))]
+    NoQuorum {
+        /// Why the vouches give no time.
+        why: EvidenceError,
+        /// `server: reason` of each server whose answer was not used.
+        failures: Vec<String>,
+    },
+    /// The evidence for a request could not be encoded.
+    #[error("encoding evidence: {0}")]
+    Encoding(EvidenceError),
+}
+
+/// ` (a; b)`, or nothing for no failures.
+fn failures_in_parentheses(failures: &[String]) -> String {
+    if failures.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", failures.join("; "))
+    }
+}
+
+/// Why one server's answer is not used.
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    /// Its address does not resolve.
+    #[error("address {address}: {why}")]
+    Resolve {
+        /// The configured address.
+        address: String,
+        /// The resolver's error.
+        why: std::io::Error,
+    },
+    /// Its address resolves to nothing.
+    #[error("address {0}: no IP address")]
+    NoAddress(String),
+    /// The exchange failed (timeout, I/O, a malformed packet).
+    #[error(transparent)]
+    Query(#[from] crate::time::roughtime::QueryError),
+    /// The reply could not be kept as evidence.
+    #[error("encoding the reply: {0}")]
+    Encoding(#[from] der::Error),
+    /// The reply does not verify for this root.
+    #[error(transparent)]
+    Reply(#[from] EvidenceError),
 }
 
 /// Evidence for one request, and what it gives.
@@ -78,10 +133,8 @@ impl TimeService {
         config: &TimeConfig,
         clock: Arc<dyn crate::clock::Clock>,
         rng: crate::entropy::Rng,
-    ) -> Result<Arc<Self>, String> {
-        let policy = config
-            .node_policy()
-            .map_err(|e| format!("time servers: {e}"))?;
+    ) -> Result<Arc<Self>, crate::time::config::TimeConfigError> {
+        let policy = config.node_policy()?;
         let addresses: Vec<String> = config.servers.iter().map(|s| s.address.clone()).collect();
         let status = Arc::new(Mutex::new(Shared {
             servers: policy
@@ -245,7 +298,7 @@ async fn serve_batch(
                         evidence_der,
                         claim: claim.clone(),
                     })
-                    .map_err(|e| TimeError::NoQuorum(format!("encoding evidence: {e}")));
+                    .map_err(|e| TimeError::NoQuorum(RoundError::Encoding(e)));
                 let _ = job.reply.send(backing);
             }
         }
@@ -257,8 +310,8 @@ async fn serve_batch(
     }
 }
 
-type RoundResult = Result<(Batch, Vec<RoughtimeReply>, TimeClaim), String>;
-type Answer = Result<(RoughtimeReply, Vouch, Duration), String>;
+type RoundResult = Result<(Batch, Vec<RoughtimeReply>, TimeClaim), RoundError>;
+type Answer = Result<(RoughtimeReply, Vouch, Duration), AskError>;
 
 /// One round: ask every server for the batch's root, keep what verifies and agrees.
 async fn round(
@@ -269,7 +322,7 @@ async fn round(
     status: &Mutex<Shared>,
     clock: &dyn crate::clock::Clock,
 ) -> RoundResult {
-    let batch = Batch::new(leaves).ok_or("empty or oversized batch")?;
+    let batch = Batch::new(leaves).ok_or(RoundError::Batch)?;
     let root = batch.root();
     // With requests waiting, the q servers that answered well and fastest last time are
     // asked first, and the others only if one of them fails, disagrees or is slower than
@@ -422,7 +475,7 @@ async fn round(
                 Err(e) => {
                     st.ok = false;
                     st.failures += 1;
-                    st.last_error = Some(e.clone());
+                    st.last_error = Some(e.to_string());
                 }
             }
         }
@@ -446,7 +499,7 @@ async fn round(
         .iter()
         .filter_map(|c| vouches.get(*c).cloned())
         .collect();
-    let claim = evidence::derive(policy, used_vouches).map_err(|e| {
+    let claim = evidence::derive(policy, used_vouches).map_err(|why| {
         let failures: Vec<String> = answers
             .iter()
             .zip(servers)
@@ -456,11 +509,7 @@ async fn round(
                     .map(|e| format!("{}: {e}", s.name))
             })
             .collect();
-        if failures.is_empty() {
-            e.to_string()
-        } else {
-            format!("{e} ({})", failures.join("; "))
-        }
+        RoundError::NoQuorum { why, failures }
     })?;
     Ok((batch, used, claim))
 }
@@ -486,25 +535,21 @@ fn preference(status: &Mutex<Shared>, n: usize) -> Vec<usize> {
 }
 
 /// Ask one server for `root` and verify its reply.
-async fn ask(
-    policy: &TimePolicy,
-    spec: &ServerSpec,
-    address: &str,
-    root: &[u8; 32],
-) -> Result<(RoughtimeReply, Vouch, Duration), String> {
+async fn ask(policy: &TimePolicy, spec: &ServerSpec, address: &str, root: &[u8; 32]) -> Answer {
     let addr = tokio::net::lookup_host(address)
         .await
-        .map_err(|e| format!("address {address}: {e}"))?
+        .map_err(|why| AskError::Resolve {
+            address: address.to_string(),
+            why,
+        })?
         .next()
-        .ok_or_else(|| format!("address {address}: no IP address"))?;
-    let (response, rtt) = roughtime::query(addr, spec, root, QUERY_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
+        .ok_or_else(|| AskError::NoAddress(address.to_string()))?;
+    let (response, rtt) = roughtime::query(addr, spec, root, QUERY_TIMEOUT).await?;
     let reply = RoughtimeReply {
-        public_key: OctetString::new(spec.public_key.to_vec()).map_err(|e| e.to_string())?,
+        public_key: OctetString::new(spec.public_key.to_vec())?,
         version: spec.version.wire_value(),
-        response: OctetString::new(response).map_err(|e| e.to_string())?,
+        response: OctetString::new(response)?,
     };
-    let vouch = evidence::verify_reply(policy, root, &reply).map_err(|e| e.to_string())?;
+    let vouch = evidence::verify_reply(policy, root, &reply)?;
     Ok((reply, vouch, rtt))
 }

@@ -337,9 +337,51 @@ pub enum Refusal {
     /// The coordinator's signing is for another ciphersuite than this signer's epoch.
     #[error("{0}")]
     Suite(String),
-    /// Internal error.
-    #[error("internal: {0}")]
-    Internal(String),
+    /// This node holds no key share (no epoch yet, or it is a replacement awaiting
+    /// repair).
+    #[error("this node holds no key share")]
+    NoKeyShare,
+    /// A lock of this signer was poisoned by a panic elsewhere.
+    #[error("signer state unavailable (a lock was poisoned)")]
+    Poisoned,
+    /// A commitment batch outside `1..=max`.
+    #[error("a commitment batch holds 1 to {max}, not {count}")]
+    BatchSize {
+        /// Asked for.
+        count: usize,
+        /// [`MAX_COMMIT_BATCH`].
+        max: usize,
+    },
+    /// The token content could not be built from a proposal that passed the checks.
+    #[error("token content: {0}")]
+    Content(String),
+    /// The CSR is not one this signer's epoch signs.
+    #[error("CSR refused: {0}")]
+    Csr(CsrRefusal),
+}
+
+/// Why a signer does not sign a certificate request for its epoch's group key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum CsrRefusal {
+    /// The evidence bundle does not parse.
+    #[error("evidence bundle: {0}")]
+    Bundle(String),
+    /// Another epoch, ciphersuite, group key or transcript than this signer's.
+    #[error("the CSR is not for this node's key epoch")]
+    OtherEpoch,
+    /// Another n, t or roster than this signer's epoch.
+    #[error("the CSR's bundle names another n, t or roster than this node's epoch")]
+    OtherRoster,
+    /// Another launch measurement than this signer's.
+    #[error("the CSR names another launch measurement")]
+    OtherMeasurement,
+    /// The CA root and subject of the request (its issuance pin) do not hold, or
+    /// another pin is fixed for this epoch.
+    #[error("issuance pin: {0}")]
+    Pin(String),
+    /// The request info could not be built.
+    #[error("CSR: {0}")]
+    Build(String),
 }
 
 /// Single-use signing nonces (RFC 9591 §5.1). Not `Clone`, not serializable;
@@ -454,10 +496,7 @@ impl<C: Clock, S: Suite> Signer<C, S> {
             Some(k) if &k == self.group.verifying_key() => {}
             _ => return Err(Refusal::CertificateKeyMismatch),
         }
-        *self
-            .cert
-            .write()
-            .map_err(|_| Refusal::Internal("certificate lock poisoned".into()))? = Some(cert);
+        *self.cert.write().map_err(|_| Refusal::Poisoned)? = Some(cert);
         Ok(())
     }
 
@@ -476,9 +515,10 @@ impl<C: Clock, S: Suite> Signer<C, S> {
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<EncodedCommitments<S>, Refusal> {
         let mut batch = self.commit_batch_encoded(Owner::Local, 1, rng)?;
-        batch
-            .pop()
-            .ok_or_else(|| Refusal::Internal("empty batch".into()))
+        batch.pop().ok_or(Refusal::BatchSize {
+            count: 0,
+            max: MAX_COMMIT_BATCH,
+        })
     }
 
     /// `count` fresh nonce pairs committed to `owner` (generated ahead of the
@@ -502,9 +542,10 @@ impl<C: Clock, S: Suite> Signer<C, S> {
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<Vec<EncodedCommitments<S>>, Refusal> {
         if count == 0 || count > MAX_COMMIT_BATCH {
-            return Err(Refusal::Internal(format!(
-                "a commitment batch holds 1 to {MAX_COMMIT_BATCH}, not {count}"
-            )));
+            return Err(Refusal::BatchSize {
+                count,
+                max: MAX_COMMIT_BATCH,
+            });
         }
         let mut fresh = Vec::with_capacity(count);
         for _ in 0..count {
@@ -513,10 +554,7 @@ impl<C: Clock, S: Suite> Signer<C, S> {
                 .map_err(|e| Refusal::Frost(e.to_string()))?;
             fresh.push((nonces, encoded));
         }
-        let mut store = self
-            .nonces
-            .lock()
-            .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?;
+        let mut store = self.nonces.lock().map_err(|_| Refusal::Poisoned)?;
         let mine = store.entry(owner).or_default();
         Ok(fresh
             .into_iter()
@@ -558,7 +596,7 @@ impl<C: Clock, S: Suite> Signer<C, S> {
     ) -> Result<Box<SignerNonces<S>>, Refusal> {
         self.nonces
             .lock()
-            .map_err(|_| Refusal::Internal("nonce store poisoned".into()))?
+            .map_err(|_| Refusal::Poisoned)?
             .get_mut(&owner)
             .and_then(|o| o.take(key))
             .ok_or(Refusal::UnknownCommitment)
@@ -681,10 +719,7 @@ impl<C: Clock, S: Suite> Signer<C, S> {
 
     /// The checks of DESIGN §2.6, then the message this signer will sign.
     pub fn check_and_build(&self, p: &SigningProposal) -> Result<Vec<u8>, Refusal> {
-        let guard = self
-            .cert
-            .read()
-            .map_err(|_| Refusal::Internal("certificate lock poisoned".into()))?;
+        let guard = self.cert.read().map_err(|_| Refusal::Poisoned)?;
         let cert = guard.as_ref().ok_or(Refusal::NoCertificate)?;
         if p.cert_sha256 != cert.sha256() {
             return Err(Refusal::CertificateMismatch);
@@ -714,7 +749,7 @@ impl<C: Clock, S: Suite> Signer<C, S> {
             TimeRule::Evidence(policy) => {
                 let ev = TimeEvidence::from_der_bounded(&p.time_evidence)
                     .map_err(|e| Refusal::TimeEvidence(e.to_string()))?;
-                let leaf = time_leaf(&accepted).map_err(|e| Refusal::Internal(e.to_string()))?;
+                let leaf = time_leaf(&accepted).map_err(|e| Refusal::Content(e.to_string()))?;
                 let claim = self
                     .check_evidence(policy, &leaf, &ev)
                     .map_err(|e| Refusal::TimeEvidence(e.to_string()))?;
@@ -751,10 +786,10 @@ impl<C: Clock, S: Suite> Signer<C, S> {
             &p.serial,
             backing,
         )
-        .map_err(|e| Refusal::Internal(e.to_string()))?;
+        .map_err(|e| Refusal::Content(e.to_string()))?;
         content
             .message()
-            .map_err(|e| Refusal::Internal(e.to_string()))
+            .map_err(|e| Refusal::Content(e.to_string()))
     }
 
     /// Remember replies this node's own time service verified for `root` with the same

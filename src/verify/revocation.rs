@@ -222,20 +222,57 @@ fn status_of(cert: &Certificate, issuer: &Certificate, crls: &[Crl], at: SystemT
     Status::Unknown { why }
 }
 
+/// Why a CRL is not used for a certificate (reported with its source).
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    /// Its DER does not parse.
+    #[error("malformed: {0}")]
+    Malformed(der::Error),
+    /// The inner and outer signature algorithms differ.
+    #[error("tbsCertList.signature differs from signatureAlgorithm")]
+    AlgorithmMismatch,
+    /// The signature is not a whole number of bytes.
+    #[error("malformed signature bit string")]
+    SignatureBits,
+    /// The issuer's key does not verify it.
+    #[error("signature does not verify with the key of '{issuer}': {why}")]
+    Signature {
+        /// The issuer's subject.
+        issuer: String,
+        /// Why.
+        why: crate::x509::sig::SignatureError,
+    },
+    /// `at` is before its thisUpdate.
+    #[error("not valid before its thisUpdate {0}")]
+    NotYetValid(String),
+    /// It has no nextUpdate.
+    #[error("no nextUpdate (RFC 5280 §5.1.2.5)")]
+    NoNextUpdate,
+    /// `at` is after its nextUpdate.
+    #[error("expired: its nextUpdate was {0}")]
+    Expired(String),
+    /// A critical CRL extension this verifier does not read.
+    #[error("critical CRL extension {0} (not a complete CRL this verifier reads)")]
+    CriticalExtension(const_oid::ObjectIdentifier),
+    /// A critical entry extension this verifier does not read.
+    #[error("critical entry extension {0}")]
+    CriticalEntryExtension(const_oid::ObjectIdentifier),
+}
+
 /// Whether `crl` is usable for certificates of `issuer` at `at`; its nextUpdate if so.
-fn usable(crl: &Crl, issuer: &Certificate, at: SystemTime) -> Result<String, String> {
+fn usable(crl: &Crl, issuer: &Certificate, at: SystemTime) -> Result<String, Unusable> {
     let list = &crl.list.tbs_cert_list;
     let tbs = RawSigned::from_der(&crl.der)
         .and_then(|raw| raw.tbs.to_der())
-        .map_err(|e| format!("malformed: {e}"))?;
+        .map_err(Unusable::Malformed)?;
     if list.signature != crl.list.signature_algorithm {
-        return Err("tbsCertList.signature differs from signatureAlgorithm".into());
+        return Err(Unusable::AlgorithmMismatch);
     }
     let sig = crl
         .list
         .signature
         .as_bytes()
-        .ok_or("malformed signature bit string")?;
+        .ok_or(Unusable::SignatureBits)?;
     crate::x509::sig::verify_signature(
         &crl.list.signature_algorithm,
         None,
@@ -243,24 +280,16 @@ fn usable(crl: &Crl, issuer: &Certificate, at: SystemTime) -> Result<String, Str
         &tbs,
         sig,
     )
-    .map_err(|e| {
-        format!(
-            "signature does not verify with the key of '{}': {e}",
-            issuer.tbs_certificate.subject
-        )
+    .map_err(|why| Unusable::Signature {
+        issuer: issuer.tbs_certificate.subject.to_string(),
+        why,
     })?;
     if at < list.this_update.to_system_time() {
-        return Err(format!(
-            "not valid before its thisUpdate {}",
-            list.this_update
-        ));
+        return Err(Unusable::NotYetValid(list.this_update.to_string()));
     }
-    let next = list
-        .next_update
-        .as_ref()
-        .ok_or("no nextUpdate (RFC 5280 §5.1.2.5)")?;
+    let next = list.next_update.as_ref().ok_or(Unusable::NoNextUpdate)?;
     if at > next.to_system_time() {
-        return Err(format!("expired: its nextUpdate was {next}"));
+        return Err(Unusable::Expired(next.to_string()));
     }
     if let Some(e) = list
         .crl_extensions
@@ -268,10 +297,7 @@ fn usable(crl: &Crl, issuer: &Certificate, at: SystemTime) -> Result<String, Str
         .flatten()
         .find(|e| e.critical && e.extn_id != const_oid::db::rfc5280::ID_CE_CRL_NUMBER)
     {
-        return Err(format!(
-            "critical CRL extension {} (not a complete CRL this verifier reads)",
-            e.extn_id
-        ));
+        return Err(Unusable::CriticalExtension(e.extn_id));
     }
     for r in list.revoked_certificates.iter().flatten() {
         if let Some(e) = r
@@ -280,7 +306,7 @@ fn usable(crl: &Crl, issuer: &Certificate, at: SystemTime) -> Result<String, Str
             .flatten()
             .find(|e| e.critical && e.extn_id != const_oid::db::rfc5280::ID_CE_CRL_REASONS)
         {
-            return Err(format!("critical entry extension {}", e.extn_id));
+            return Err(Unusable::CriticalEntryExtension(e.extn_id));
         }
     }
     Ok(time_text(next))
