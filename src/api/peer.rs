@@ -538,10 +538,9 @@ pub mod binary {
             PeerMessage::SignRound2 {
                 req,
                 suite,
-                proposal,
+                proposal: p,
                 commitments,
             } => {
-                let p = proposal;
                 out.push(TAG_SIGN_ROUND2);
                 out.extend_from_slice(&req.to_be_bytes());
                 out.push(suite.wire());
@@ -805,16 +804,22 @@ mod tests {
         }
     }
 
+    /// The frame of a `DkgAbort` whose reason is `size` bytes long.
+    async fn abort_frame(size: usize) -> Vec<u8> {
+        let msg = PeerMessage::DkgAbort {
+            epoch: "e".into(),
+            reason: "x".repeat(size),
+            culprit: None,
+        };
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &msg).await.unwrap();
+        wire
+    }
+
     #[tokio::test]
     async fn frames_small_and_large_round_trip_and_truncation_is_an_error() {
         for size in [10usize, INITIAL_READ - 100, INITIAL_READ * 3] {
-            let msg = PeerMessage::DkgAbort {
-                epoch: "e".into(),
-                reason: "x".repeat(size),
-                culprit: None,
-            };
-            let mut wire = Vec::new();
-            write_frame(&mut wire, &msg).await.unwrap();
+            let wire = abort_frame(size).await;
             match read_frame(&mut wire.as_slice()).await.unwrap() {
                 PeerMessage::DkgAbort { reason, .. } => assert_eq!(reason.len(), size),
                 other => panic!("{other:?}"),
@@ -835,13 +840,7 @@ mod tests {
         ));
         // Before admission the limit is 64 KiB: a frame above it is refused, one below
         // it (the twin) is read.
-        let big = PeerMessage::DkgAbort {
-            epoch: "e".into(),
-            reason: "x".repeat(MAX_FRAME_BEFORE_ADMISSION),
-            culprit: None,
-        };
-        let mut wire = Vec::new();
-        write_frame(&mut wire, &big).await.unwrap();
+        let wire = abort_frame(MAX_FRAME_BEFORE_ADMISSION).await;
         assert!(matches!(
             read_frame_max(&mut wire.as_slice(), MAX_FRAME_BEFORE_ADMISSION).await,
             Err(FrameError::TooLarge(_))

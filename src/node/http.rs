@@ -46,12 +46,9 @@ const STALE: Duration = Duration::from_secs(5);
 type Body = Full<Bytes>;
 
 pub(super) async fn serve(node: Arc<Node>, listener: TcpListener) {
-    let acceptor = match crate::net::tls::public_server_config(node.public_tls.clone()) {
-        Ok(c) => tokio_rustls::TlsAcceptor::from(Arc::new(c)),
-        Err(e) => {
-            tracing::error!(node = %node.name, "public TLS setup failed: {e}");
-            return;
-        }
+    let config = crate::net::tls::public_server_config(node.public_tls.clone());
+    let Some(acceptor) = node.acceptor("public", config) else {
+        return;
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let sources = super::limits::SourceCaps::new(MAX_PER_SOURCE);

@@ -7,14 +7,63 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+/// Live holders per key, at most `cap` each; [`Caps::take`] hands out a guard that
+/// gives the place back when dropped.
+#[derive(Debug)]
+pub(crate) struct Caps<K: Eq + std::hash::Hash + Copy> {
+    cap: usize,
+    live: Mutex<HashMap<K, usize>>,
+}
+
+/// One place under a [`Caps`]; dropping it frees the place.
+#[derive(Debug)]
+pub(crate) struct Held<K: Eq + std::hash::Hash + Copy> {
+    caps: Arc<Caps<K>>,
+    key: K,
+}
+
+impl<K: Eq + std::hash::Hash + Copy> Caps<K> {
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            cap,
+            live: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for one more holder of `key`, unless it already has `cap`.
+    pub(crate) fn take(self: &Arc<Self>, key: K) -> Option<Held<K>> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let n = live.entry(key).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            caps: self.clone(),
+            key,
+        })
+    }
+}
+
+impl<K: Eq + std::hash::Hash + Copy> Drop for Held<K> {
+    fn drop(&mut self) {
+        let mut live = self.caps.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = live.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                live.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Live connections per source address (or per network prefix), capped.
 #[derive(Debug)]
 pub(crate) struct SourceCaps {
-    per_source: usize,
     /// Count whole networks (IPv4 /24, IPv6 /56) as one source: someone who rents
     /// addresses usually gets them in blocks.
     by_prefix: bool,
-    live: Mutex<HashMap<IpAddr, usize>>,
+    live: Arc<Caps<IpAddr>>,
 }
 
 /// The network an address counts under when sources are capped by prefix.
@@ -35,56 +84,29 @@ pub(crate) fn prefix_of(ip: IpAddr) -> IpAddr {
 }
 
 /// One admitted connection; dropping it frees its slot.
-#[derive(Debug)]
-pub(crate) struct Slot {
-    caps: Arc<SourceCaps>,
-    ip: IpAddr,
-}
+pub(crate) type Slot = Held<IpAddr>;
 
 impl SourceCaps {
     pub(crate) fn new(per_source: usize) -> Arc<Self> {
         Arc::new(Self {
-            per_source,
             by_prefix: false,
-            live: Mutex::new(HashMap::new()),
+            live: Caps::new(per_source),
         })
     }
 
     /// Caps per network prefix ([`prefix_of`]) rather than per address.
     pub(crate) fn by_prefix(per_prefix: usize) -> Arc<Self> {
         Arc::new(Self {
-            per_source: per_prefix,
             by_prefix: true,
-            live: Mutex::new(HashMap::new()),
+            live: Caps::new(per_prefix),
         })
     }
 
     /// A slot for one more connection from `ip`, unless its source already has
     /// `per_source`.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+    pub(crate) fn admit(&self, ip: IpAddr) -> Option<Slot> {
         let ip = if self.by_prefix { prefix_of(ip) } else { ip };
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let n = live.entry(ip).or_insert(0);
-        if *n >= self.per_source {
-            return None;
-        }
-        *n += 1;
-        Some(Slot {
-            caps: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut live = self.caps.live.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = live.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                live.remove(&self.ip);
-            }
-        }
+        self.live.take(ip)
     }
 }
 
@@ -326,49 +348,8 @@ mod evict_tests {
 
 /// Peer-port connections of roster identities, at most `per_index` per roster index,
 /// outside the general permits (so connections of strangers cannot crowd them out).
-#[derive(Debug)]
-pub(crate) struct RosterSlots {
-    per_index: usize,
-    live: Mutex<HashMap<u16, usize>>,
-}
-
-/// One roster identity's connection; dropping it frees the slot.
-#[derive(Debug)]
-pub(crate) struct RosterSlot {
-    slots: Arc<RosterSlots>,
-    index: u16,
-}
-
-impl RosterSlots {
-    pub(crate) fn new(per_index: usize) -> Arc<Self> {
-        Arc::new(Self {
-            per_index,
-            live: Mutex::new(HashMap::new()),
-        })
-    }
-
-    pub(crate) fn take(self: &Arc<Self>, index: u16) -> Option<RosterSlot> {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let n = live.entry(index).or_insert(0);
-        if *n >= self.per_index {
-            return None;
-        }
-        *n += 1;
-        Some(RosterSlot {
-            slots: self.clone(),
-            index,
-        })
-    }
-}
-
-impl Drop for RosterSlot {
-    fn drop(&mut self) {
-        let mut live = self.slots.live.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = live.get_mut(&self.index) {
-            *n = n.saturating_sub(1);
-        }
-    }
-}
+/// Each slot is a [`Held`] index; dropping it frees the slot.
+pub(crate) type RosterSlots = Caps<u16>;
 
 /// How many timestamp requests a node signs at once (issue 13 item 3). The limit adapts
 /// to the latency it gets: while requests finish within [`TOLERANCE`] × the node's

@@ -245,12 +245,9 @@ pub(super) fn check_claim(
 
 /// Accept peer connections forever.
 pub(super) async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
-    let acceptor = match crate::net::tls::peer_server_config(&node.identity) {
-        Ok(c) => tokio_rustls::TlsAcceptor::from(Arc::new(c)),
-        Err(e) => {
-            tracing::error!(node = %node.name, "peer TLS setup failed: {e}");
-            return;
-        }
+    let config = crate::net::tls::peer_server_config(&node.identity);
+    let Some(acceptor) = node.acceptor("peer", config) else {
+        return;
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_PEER_CONNECTIONS));
     let sources = super::limits::SourceCaps::by_prefix(MAX_PEER_PER_SOURCE);
@@ -613,9 +610,7 @@ async fn run_connection<S>(
             node.refuse(format!("peer {index}: {reason}"));
         }
     }
-    // Whatever this node committed to an earlier link of that peer is void.
-    forget_commitments(&node, index);
-    super::serve::prefill(&node);
+    super::router::link_up(&node, index);
     node.peers_changed.notify_waiters();
     tracing::info!(node = %node.name, peer = index, %addr, "peer admitted (attested, same measurement)");
     let writer = tokio::spawn(async move {
@@ -703,23 +698,13 @@ async fn run_connection<S>(
             .unwrap_or_else(std::time::Instant::now);
         state.silent_since.insert(index, last);
         drop(state);
-        forget_commitments(&node, index);
+        super::router::link_down(&node, index);
     } else {
         drop(links);
         drop(state);
     }
     node.peers_changed.notify_waiters();
     tracing::info!(node = %node.name, peer = index, "peer connection closed");
-}
-
-/// Drop the nonces this node issued to peer `index` and the commitments it
-/// holds from that peer: a new link starts with neither.
-fn forget_commitments(node: &Node, index: u16) {
-    let held = node.state().epoch.key().map(|k| k.held.clone());
-    if let Some(h) = held {
-        crate::with_suite!(h, S, k => k.signer.forget(crate::threshold::signer::Owner::Peer(index)));
-    }
-    node.pools.drop_peer(index);
 }
 
 /// Why a connection was not admitted (kept for `/status`, with the peer's address).

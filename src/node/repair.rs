@@ -344,14 +344,6 @@ async fn help_with<S: Hold>(
         attempt,
         ..
     } = *request;
-    let Help {
-        me,
-        set,
-        transcript,
-        chain,
-        roster,
-        pin,
-    } = help;
     let signer = key.signer;
     let public =
         BySuite::new(key.group.package().clone()).ok_or(RepairError::Encoding("ciphersuite"))?;
@@ -372,7 +364,7 @@ async fn help_with<S: Hold>(
         let d = *deltas
             .get(id)
             .ok_or(RepairError::Frost("no delta for a helper".into()))?;
-        if i == me {
+        if i == help.me {
             own = Some(d);
         } else {
             send(
@@ -388,7 +380,7 @@ async fn help_with<S: Hold>(
             .await?;
         }
     }
-    let others: BTreeSet<u16> = set.iter().copied().filter(|i| *i != me).collect();
+    let others: BTreeSet<u16> = help.set.iter().copied().filter(|i| *i != help.me).collect();
     let mut inbox = Inbox::open(node, epoch, HELP_TIMEOUT).await;
     let got = inbox
         .collect_where("repair_delta", &others, |m| {
@@ -426,10 +418,10 @@ async fn help_with<S: Hold>(
             attempt,
             sigma: crate::api::peer::SecretScalar::new(sigma.serialize()),
             public,
-            transcript,
-            chain: chain.iter().map(hex::encode).collect(),
-            roster,
-            pin,
+            transcript: help.transcript,
+            chain: help.chain.iter().map(hex::encode).collect(),
+            roster: help.roster,
+            pin: help.pin,
         },
     )
     .await?;
@@ -611,18 +603,9 @@ async fn finish<S: Hold>(
     public: frost_core::keys::PublicKeyPackage<S>,
     got: Repaired,
 ) -> Result<Phase, RepairError> {
-    let Repaired {
-        me,
-        t,
-        set,
-        sigmas,
-        transcript,
-        chain,
-        roster,
-        pin,
-    } = got;
-    let id = Identifier::<S>::try_from(me).map_err(frost)?;
-    let list: Vec<repairable::Sigma<S>> = sigmas
+    let id = Identifier::<S>::try_from(got.me).map_err(frost)?;
+    let list: Vec<repairable::Sigma<S>> = got
+        .sigmas
         .iter()
         .map(|(who, v)| {
             v.sigma::<S>().map_err(|e| RepairError::Malformed {
@@ -648,27 +631,28 @@ async fn finish<S: Hold>(
             want: hex::encode(&expected.group_key),
         });
     }
-    let transcript: [u8; 32] = hex::decode(&transcript)
+    let transcript: [u8; 32] = hex::decode(&got.transcript)
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or(RepairError::Encoding("transcript hash"))?;
     let evidence = node.attester.attest(crate::attestation::evidence_binding(
         &S::SUITE.binding_input(&group_sec1),
         &transcript,
-        me,
+        got.me,
         crate::attestation::roster::N,
         crate::attestation::roster::T,
-        &roster.hash(),
+        &got.roster.hash(),
     ))?;
     let held = node.signer(KeyShare::new(kp), group.clone());
-    let chain: Vec<Vec<u8>> = chain
+    let chain: Vec<Vec<u8>> = got
+        .chain
         .iter()
         .map(hex::decode)
         .collect::<Result<_, _>>()
         .map_err(|_| RepairError::Encoding("certificate chain"))?;
     let mut coordinator = None;
     if let Some(leaf) = chain.first() {
-        super::certificate::check_repaired(node, &chain, pin.as_ref(), &group.public())?;
+        super::certificate::check_repaired(node, &chain, got.pin.as_ref(), &group.public())?;
         let identity = crate::tsp::token::CertIdentity::from_der(leaf)
             .map_err(|e| RepairError::Certificate(e.to_string()))?;
         let key = EpochKey {
@@ -683,7 +667,7 @@ async fn finish<S: Hold>(
             key.install(
                 identity,
                 &node.profile,
-                u16::try_from(t).unwrap_or(u16::MAX),
+                u16::try_from(got.t).unwrap_or(u16::MAX),
                 node.clock.clone(),
             )
             .map_err(|e| RepairError::Certificate(e.to_string()))?,
@@ -698,12 +682,12 @@ async fn finish<S: Hold>(
             transcript,
             evidence,
             chain: (!chain.is_empty()).then_some(chain),
-            pin,
+            pin: got.pin,
         },
         coordinator,
     )?;
     // From now on only the roster's identities are admitted; links to others close.
-    node.adopt_roster(roster);
+    node.adopt_roster(got.roster);
     super::serve::prefill(node);
     // Peers learn that this node holds a share again; helpers evidently hold one.
     let peers: Vec<u16> = node.peer_links().keys().copied().collect();
@@ -717,7 +701,7 @@ async fn finish<S: Hold>(
         )
         .await;
     }
-    for h in &set {
+    for h in &got.set {
         if let Some(l) = node.peer_links().get_mut(h) {
             l.group_key = Some(group_hex.clone());
         }

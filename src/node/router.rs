@@ -90,6 +90,18 @@ pub(super) fn route(node: &Arc<Node>, from: &Origin, msg: PeerMessage) -> Routed
     Routed::Continue
 }
 
+/// A link to peer `index` was admitted. Whatever this node committed to an earlier
+/// link of that peer is void; commitments are fetched ahead of time again.
+pub(super) fn link_up(node: &Arc<Node>, index: u16) {
+    super::serve::forget_peer(node, index);
+    super::serve::prefill(node);
+}
+
+/// The current link to peer `index` closed: the signing state tied to it goes.
+pub(super) fn link_down(node: &Node, index: u16) {
+    super::serve::forget_peer(node, index);
+}
+
 /// Record which group key's share the sender of a ping or `HaveShare` holds, on the
 /// link it came on only.
 fn note_share(node: &Node, from: &Origin, group_key: Option<String>) {

@@ -341,17 +341,20 @@ async fn sign_csr_with<S: Hold>(
             Ok(bytes) => return Ok(crate::certs::assemble_csr::<S>(&message, &bytes)?),
             Err(Finish::Failed(r)) => return Err(CsrError::Aggregate(r)),
             Err(Finish::Cheaters(culprits)) => {
-                for id in culprits {
-                    if let Some(c) = round1.index(&id) {
-                        node.refuse(format!(
-                            "node {c} returned an invalid CSR signature share: excluded"
-                        ));
-                        out.insert(c);
-                    }
-                }
+                round1.exclude(node, culprits, "CSR signature", &mut out);
             }
         }
     }
+}
+
+/// Drop the nonces this node issued to peer `index` and the commitments it holds from
+/// that peer: a new link starts with neither.
+pub(super) fn forget_peer(node: &Node, index: u16) {
+    let held = node.state().epoch.key().map(|k| k.held.clone());
+    if let Some(h) = held {
+        crate::with_suite!(h, S, k => k.signer.forget(Owner::Peer(index)));
+    }
+    node.pools.drop_peer(index);
 }
 
 /// Send `build(req)` to signer `to` and wait for its answer; a signer that does not
@@ -569,6 +572,25 @@ impl<S: Hold> Round1<S> {
     fn index(&self, id: &Identifier<S>) -> Option<u16> {
         self.chosen.iter().find(|(_, i)| i == id).map(|(c, _)| *c)
     }
+
+    /// Leave the signers frost's cheater detection named (RFC 9591 §5.4) out of the
+    /// next attempt (`out`), each refusal kept for `/status`; their indices.
+    fn exclude(
+        &self,
+        node: &Node,
+        culprits: Vec<Identifier<S>>,
+        what: &str,
+        out: &mut BTreeSet<u16>,
+    ) -> Vec<u16> {
+        let cheaters: Vec<u16> = culprits.iter().filter_map(|id| self.index(id)).collect();
+        for c in &cheaters {
+            node.refuse(format!(
+                "node {c} returned an invalid {what} share: excluded"
+            ));
+            out.insert(*c);
+        }
+        cheaters
+    }
 }
 
 /// Commitments from the first t candidates not in `out` (RFC 9591 §5.1); a
@@ -781,15 +803,8 @@ async fn timestamp_with<S: Hold>(
                 return Ok(response);
             }
             Err(Finish::Cheaters(culprits)) => {
-                for id in culprits {
-                    if let Some(c) = round1.index(&id) {
-                        node.refuse(format!(
-                            "node {c} returned an invalid signature share: excluded"
-                        ));
-                        out.insert(c);
-                        excluded.push((c, Exclusion::InvalidShare));
-                    }
-                }
+                let cheaters = round1.exclude(node, culprits, "signature", &mut out);
+                excluded.extend(cheaters.into_iter().map(|c| (c, Exclusion::InvalidShare)));
             }
             Err(Finish::Failed(r)) => return Err(failure(r, excluded)),
         }

@@ -173,27 +173,23 @@ pub(super) trait Hold: Suite {
     ) -> HeldCoordinator;
 }
 
-impl Hold for Secp256K1Sha256 {
-    fn hold(key: SuiteKey<Self>) -> HeldKey {
-        BySuite::Secp256k1(key)
-    }
-    fn hold_coordinator(
-        c: Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>, Self>>,
-    ) -> HeldCoordinator {
-        BySuite::Secp256k1(c)
-    }
+/// `Hold` for a suite whose values go in the `BySuite` variant `$variant`.
+macro_rules! hold_as {
+    ($suite:ty, $variant:ident) => {
+        impl Hold for $suite {
+            fn hold(key: SuiteKey<Self>) -> HeldKey {
+                BySuite::$variant(key)
+            }
+            fn hold_coordinator(
+                c: Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>, Self>>,
+            ) -> HeldCoordinator {
+                BySuite::$variant(c)
+            }
+        }
+    };
 }
-
-impl Hold for Ed25519Sha512 {
-    fn hold(key: SuiteKey<Self>) -> HeldKey {
-        BySuite::Ed25519(key)
-    }
-    fn hold_coordinator(
-        c: Arc<crate::threshold::coordinator::Coordinator<Arc<dyn Clock>, Self>>,
-    ) -> HeldCoordinator {
-        BySuite::Ed25519(c)
-    }
-}
+hold_as!(Secp256K1Sha256, Secp256k1);
+hold_as!(Ed25519Sha512, Ed25519);
 
 impl EpochKey {
     /// The epoch's ciphersuite.
@@ -337,6 +333,22 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// The TLS acceptor of the `port` ("public", "peer") for `config`; `None`, logged,
+    /// if it could not be made (the port then does not serve).
+    pub(super) fn acceptor(
+        &self,
+        port: &str,
+        config: Result<rustls::ServerConfig, crate::net::tls::TlsError>,
+    ) -> Option<tokio_rustls::TlsAcceptor> {
+        match config {
+            Ok(c) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(c))),
+            Err(e) => {
+                tracing::error!(node = %self.name, "{port} TLS setup failed: {e}");
+                None
+            }
+        }
+    }
+
     /// A generator drawing from the node's entropy source.
     pub(super) fn rng(&self) -> crate::entropy::Rng {
         crate::entropy::Rng::new(self.entropy.clone())
