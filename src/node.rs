@@ -23,6 +23,7 @@
 //! Nothing is read from or written to disk: configuration arrives in admin
 //! calls, key material lives in this process's memory only.
 
+mod admin;
 mod certificate;
 mod dkg;
 mod epoch;
