@@ -399,6 +399,34 @@ pub struct CeremonyArgs<'a> {
     pub public_names: BTreeMap<u16, PublicNames>,
 }
 
+/// Step 5 with the CA root `root_der`: the first node makes the threshold-signed CSR
+/// (TSA subject), then every node fixes that CA root and subject.
+async fn csr_fixing_root(
+    outcome: &ceremony::CeremonyOutcome,
+    operator: &OperatorKey,
+    root_der: &[u8],
+) -> Result<Vec<u8>> {
+    let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
+    let csr = ceremony::request_csr(
+        first,
+        operator,
+        &SystemClock,
+        TSA_SUBJECT,
+        &outcome.bundle,
+        root_der,
+    )
+    .await?;
+    ceremony::fix_ca_root(
+        &outcome.nodes,
+        operator,
+        &SystemClock,
+        TSA_SUBJECT,
+        root_der,
+    )
+    .await?;
+    Ok(csr)
+}
+
 /// Subject of the TSA certificate the ceremony requests.
 const TSA_SUBJECT: &str = "CN=frostamp TSA,O=frostamp";
 
@@ -476,24 +504,7 @@ pub async fn run_ceremony(
                 a.measurements.clone()
             };
             let root_der = ca.certificate_der()?;
-            let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
-            let csr = ceremony::request_csr(
-                first,
-                &operator,
-                &SystemClock,
-                TSA_SUBJECT,
-                &outcome.bundle,
-                &root_der,
-            )
-            .await?;
-            ceremony::fix_ca_root(
-                &outcome.nodes,
-                &operator,
-                &SystemClock,
-                TSA_SUBJECT,
-                &root_der,
-            )
-            .await?;
+            let csr = csr_fixing_root(&outcome, &operator, &root_der).await?;
             step("threshold-signed CSR made; every node fixed the CA root and subject for this epoch");
             let cert = ceremony::issue_for_csr(
                 &ca,
@@ -537,24 +548,7 @@ pub async fn run_ceremony(
             .into_iter()
             .next()
             .ok_or_else(|| anyhow!("{} holds no certificate", root_path.display()))?;
-            let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
-            let csr = ceremony::request_csr(
-                first,
-                &operator,
-                &SystemClock,
-                TSA_SUBJECT,
-                &outcome.bundle,
-                &root.der,
-            )
-            .await?;
-            ceremony::fix_ca_root(
-                &outcome.nodes,
-                &operator,
-                &SystemClock,
-                TSA_SUBJECT,
-                &root.der,
-            )
-            .await?;
+            let csr = csr_fixing_root(&outcome, &operator, &root.der).await?;
             file.root = Some(root_path.to_path_buf());
             let pem =
                 der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &csr)

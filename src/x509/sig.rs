@@ -616,33 +616,23 @@ mod tests {
     }
 
     #[test]
-    fn ecdsa_p256_sha256_verifies_and_wrong_message_is_invalid() {
-        let (sk, spki) = p256_key();
-        let sig: p256::ecdsa::DerSignature = sk.sign(MSG);
-        let a = alg(rfc5912::ECDSA_WITH_SHA_256);
-        assert_eq!(
-            verify_signature(&a, None, &spki, MSG, sig.as_bytes()),
-            Ok(())
-        );
-        assert_eq!(
-            verify_signature(&a, None, &spki, b"other message", sig.as_bytes()),
-            Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn ecdsa_p384_sha384_verifies_and_wrong_message_is_invalid() {
-        let (sk, spki) = p384_key();
-        let sig: p384::ecdsa::DerSignature = sk.sign(MSG);
-        let a = alg(rfc5912::ECDSA_WITH_SHA_384);
-        assert_eq!(
-            verify_signature(&a, None, &spki, MSG, sig.as_bytes()),
-            Ok(())
-        );
-        assert_eq!(
-            verify_signature(&a, None, &spki, b"x", sig.as_bytes()),
-            Err(SignatureError::Invalid)
-        );
+    fn ecdsa_p256_and_p384_verify_and_wrong_message_is_invalid() {
+        let (sk256, spki256) = p256_key();
+        let sig256: p256::ecdsa::DerSignature = sk256.sign(MSG);
+        let (sk384, spki384) = p384_key();
+        let sig384: p384::ecdsa::DerSignature = sk384.sign(MSG);
+        for (oid, spki, sig) in [
+            (rfc5912::ECDSA_WITH_SHA_256, &spki256, sig256.as_bytes()),
+            (rfc5912::ECDSA_WITH_SHA_384, &spki384, sig384.as_bytes()),
+        ] {
+            let a = alg(oid);
+            assert_eq!(verify_signature(&a, None, spki, MSG, sig), Ok(()), "{oid}");
+            assert_eq!(
+                verify_signature(&a, None, spki, b"other message", sig),
+                Err(SignatureError::Invalid),
+                "{oid}"
+            );
+        }
     }
 
     #[test]
