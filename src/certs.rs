@@ -122,6 +122,18 @@ fn decode_upload(chain: &[Vec<u8>]) -> Result<(&Vec<u8>, Vec<Certificate>), Uplo
     Ok((leaf_der, certs))
 }
 
+/// Why `validity` does not cover `now` (`not valid before …`, `expired at …`), if it
+/// does not.
+fn outside_validity(validity: &Validity, now: SystemTime) -> Option<String> {
+    if now < validity.not_before.to_system_time() {
+        return Some(format!("not valid before {}", validity.not_before));
+    }
+    if now > validity.not_after.to_system_time() {
+        return Some(format!("expired at {}", validity.not_after));
+    }
+    None
+}
+
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
 fn cert_time(t: SystemTime) -> Result<x509_cert::time::Time, CertError> {
     let bad = |e: der::Error| CertError::Invalid(format!("certificate time: {e}"));

@@ -19,7 +19,7 @@
 //!    later than the installed one's. Re-uploading the installed leaf changes
 //!    nothing ([`Installed::Unchanged`]).
 
-use super::{check_tsa_certificate, decode_upload, TsaCertError, UploadError};
+use super::{check_tsa_certificate, decode_upload, outside_validity, TsaCertError, UploadError};
 use crate::x509::chain::{build_chain_der, ChainError, ChainOptions};
 use crate::x509::RawSigned;
 use der::{Decode, Encode};
@@ -157,18 +157,8 @@ pub fn check_ca_root(der_bytes: &[u8], now: SystemTime) -> Result<CaRoot, CaRoot
     if !is_ca {
         return Err(CaRootError::NotACa(subject));
     }
-    let validity = &cert.tbs_certificate.validity;
-    if now < validity.not_before.to_system_time() {
-        return Err(CaRootError::NotValidNow {
-            subject,
-            reason: format!("not valid before {}", validity.not_before),
-        });
-    }
-    if now > validity.not_after.to_system_time() {
-        return Err(CaRootError::NotValidNow {
-            subject,
-            reason: format!("expired at {}", validity.not_after),
-        });
+    if let Some(reason) = outside_validity(&cert.tbs_certificate.validity, now) {
+        return Err(CaRootError::NotValidNow { subject, reason });
     }
     Ok(CaRoot {
         sha256: Sha256::digest(der_bytes).into(),

@@ -18,7 +18,7 @@
 //! `/attestation?nonce=` over a verified connection and check that REPORT_DATA binds
 //! the SPKI of the certificate the CA issued.
 
-use super::{decode_upload, ext, CertError, DevCa, UploadError};
+use super::{decode_upload, ext, outside_validity, CertError, DevCa, UploadError};
 use crate::oid::std_oids;
 use crate::x509::RawSigned;
 use const_oid::AssociatedOid;
@@ -339,18 +339,8 @@ pub fn check_tls_chain(
             want: hex::encode(sha2::Sha256::digest(own_spki)),
         });
     }
-    let v = &tbs.validity;
-    if now < v.not_before.to_system_time() {
-        return Err(TlsCertError::NotValidNow {
-            subject,
-            reason: format!("not valid before {}", v.not_before),
-        });
-    }
-    if now > v.not_after.to_system_time() {
-        return Err(TlsCertError::NotValidNow {
-            subject,
-            reason: format!("expired at {}", v.not_after),
-        });
+    if let Some(reason) = outside_validity(&tbs.validity, now) {
+        return Err(TlsCertError::NotValidNow { subject, reason });
     }
     let profile = |reason: &str| TlsCertError::Profile {
         subject: subject.clone(),

@@ -1089,16 +1089,7 @@ pub async fn cluster_up(
     for k in 0..targets.len() {
         let mut restarts = 0;
         while let (Some(t), Some((_, pid, log))) = (targets.get(k).cloned(), pids.get(k).cloned()) {
-            let ok = crate::net::client::request(
-                &t.public,
-                None,
-                "GET",
-                "/status",
-                &[],
-                Vec::new(),
-                Duration::from_secs(2),
-            )
-            .await;
+            let ok = get_status(&t.public, None, Duration::from_secs(2)).await;
             if matches!(ok, Ok(ref r) if r.status == 200) {
                 break;
             }
@@ -1242,6 +1233,15 @@ pub fn cluster_down(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `GET /status` from the node at `public` (`pin`: SHA-256 of its TLS SPKI, if known).
+async fn get_status(
+    public: &str,
+    pin: Option<[u8; 32]>,
+    timeout: Duration,
+) -> Result<crate::net::client::Response, crate::net::client::ClientError> {
+    crate::net::client::request(public, pin, "GET", "/status", &[], Vec::new(), timeout).await
+}
+
 /// `frostamp cluster status`: every node's public status.
 pub async fn cluster_status(
     dir: &Path,
@@ -1257,16 +1257,7 @@ pub async fn cluster_status(
             .as_deref()
             .and_then(|p| hex::decode(p).ok())
             .and_then(|v| v.try_into().ok());
-        let r = crate::net::client::request(
-            &n.public,
-            pin,
-            "GET",
-            "/status",
-            &[],
-            Vec::new(),
-            Duration::from_secs(5),
-        )
-        .await;
+        let r = get_status(&n.public, pin, Duration::from_secs(5)).await;
         out.push((
             n.index,
             r.map_err(|e| e.to_string())

@@ -159,15 +159,19 @@ pub fn dkg_in_process_for<S: Suite>(
         r1_secret.insert(*id, s);
         r1_public.insert(*id, p);
     }
+    // Every round-1 package but `id`'s own.
+    let others_of = |id: &Identifier<S>| -> BTreeMap<_, _> {
+        r1_public
+            .iter()
+            .filter(|(k, _)| *k != id)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    };
     let mut r2_secret = BTreeMap::new();
     let mut r2_out: BTreeMap<Identifier<S>, BTreeMap<Identifier<S>, dkg::round2::Package<S>>> =
         BTreeMap::new();
     for id in &ids {
-        let others: BTreeMap<_, _> = r1_public
-            .iter()
-            .filter(|(k, _)| *k != id)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
+        let others = others_of(id);
         let secret = r1_secret
             .remove(id)
             .ok_or_else(|| KeyError::Parameters("missing round-1 secret".into()))?;
@@ -180,11 +184,7 @@ pub fn dkg_in_process_for<S: Suite>(
     let mut shares = Vec::new();
     let mut group = None;
     for id in &ids {
-        let others: BTreeMap<_, _> = r1_public
-            .iter()
-            .filter(|(k, _)| *k != id)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
+        let others = others_of(id);
         let received = r2_out.remove(id).unwrap_or_default();
         let secret = r2_secret
             .get(id)

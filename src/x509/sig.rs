@@ -467,32 +467,22 @@ fn verify_ecdsa(
         .as_bytes()
         .ok_or(SignatureError::MalformedKey)?;
     let prehash = hash.digest(message);
+    // The same steps on each curve's crate; `$low_s` (secp256k1): normalise `s` first.
+    macro_rules! verify_on {
+        ($curve:ident $(, $low_s:ident)?) => {{
+            let key = $curve::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map_err(|_| SignatureError::MalformedKey)?;
+            let sig = $curve::ecdsa::Signature::from_der(signature)
+                .map_err(|_| SignatureError::MalformedSignature)?;
+            $(let sig = sig.$low_s().unwrap_or(sig);)?
+            key.verify_prehash(&prehash, &sig)
+                .map_err(|_| SignatureError::Invalid)
+        }};
+    }
     match curve {
-        rfc5912::SECP_256_R_1 => {
-            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map_err(|_| SignatureError::MalformedKey)?;
-            let sig = p256::ecdsa::Signature::from_der(signature)
-                .map_err(|_| SignatureError::MalformedSignature)?;
-            key.verify_prehash(&prehash, &sig)
-                .map_err(|_| SignatureError::Invalid)
-        }
-        rfc5912::SECP_384_R_1 => {
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map_err(|_| SignatureError::MalformedKey)?;
-            let sig = p384::ecdsa::Signature::from_der(signature)
-                .map_err(|_| SignatureError::MalformedSignature)?;
-            key.verify_prehash(&prehash, &sig)
-                .map_err(|_| SignatureError::Invalid)
-        }
-        SECP256K1 => {
-            let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map_err(|_| SignatureError::MalformedKey)?;
-            let sig = k256::ecdsa::Signature::from_der(signature)
-                .map_err(|_| SignatureError::MalformedSignature)?;
-            let sig = sig.normalize_s().unwrap_or(sig);
-            key.verify_prehash(&prehash, &sig)
-                .map_err(|_| SignatureError::Invalid)
-        }
+        rfc5912::SECP_256_R_1 => verify_on!(p256),
+        rfc5912::SECP_384_R_1 => verify_on!(p384),
+        SECP256K1 => verify_on!(k256, normalize_s),
         other => Err(SignatureError::UnsupportedCurve(other.to_string())),
     }
 }
