@@ -477,6 +477,21 @@ pub(crate) async fn admin_json(
     Ok(r)
 }
 
+/// [`admin_json`] to each of `nodes` in turn (20 s each); the first refusal or failure
+/// ends it.
+pub(crate) async fn admin_json_each(
+    nodes: &[PinnedNode],
+    operator: &OperatorKey,
+    clock: &dyn Clock,
+    what: (&'static str, &str),
+    value: &impl Serialize,
+) -> Result<(), CeremonyError> {
+    for node in nodes {
+        admin_json(node, operator, clock, what, value, Duration::from_secs(20)).await?;
+    }
+    Ok(())
+}
+
 /// Public status of a pinned node.
 pub async fn status(node: &PinnedNode) -> Result<Status, CeremonyError> {
     let r = request(
@@ -796,19 +811,8 @@ pub async fn fix_ca_root(
         ca_root: hex::encode(ca_root),
         subject: subject.to_string(),
     };
-    for node in nodes {
-        let what = ("ca-root", "/admin/ca-root");
-        admin_json(
-            node,
-            operator,
-            clock,
-            what,
-            &request,
-            Duration::from_secs(20),
-        )
-        .await?;
-    }
-    Ok(())
+    let what = ("ca-root", "/admin/ca-root");
+    admin_json_each(nodes, operator, clock, what, &request).await
 }
 
 /// Step 5: upload the chain (leaf first, ending with the CA root fixed with the
@@ -819,20 +823,8 @@ pub async fn install_chain(
     clock: &dyn Clock,
     chain: &[Vec<u8>],
 ) -> Result<(), CeremonyError> {
-    let upload = CertificateUpload::of(chain);
-    for node in nodes {
-        let what = ("certificate", "/admin/certificate");
-        admin_json(
-            node,
-            operator,
-            clock,
-            what,
-            &upload,
-            Duration::from_secs(20),
-        )
-        .await?;
-    }
-    Ok(())
+    let what = ("certificate", "/admin/certificate");
+    admin_json_each(nodes, operator, clock, what, &CertificateUpload::of(chain)).await
 }
 
 /// Deliver this operator's repair order for `index` (replacement identity `pin`) to every

@@ -38,7 +38,6 @@ use x509_cert::ext::pkix::{
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq};
-use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Validity;
 use x509_cert::{Certificate, TbsCertificate, Version};
 
@@ -90,16 +89,49 @@ fn key_id(spki: &SubjectPublicKeyInfoOwned) -> Result<OctetString, CertError> {
     )?)
 }
 
-fn random_serial(
-    rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-) -> Result<SerialNumber, CertError> {
-    let mut b = [0u8; 16];
-    rng.fill_bytes(&mut b);
-    if let Some(first) = b.first_mut() {
-        *first &= 0x7f; // positive, ≤ 20 octets (RFC 5280 §4.1.2.2)
-        *first |= 0x01; // non-zero leading octet: minimal DER
+/// Why an uploaded certificate chain (the TSA's, [`install`], or the public TLS
+/// one, [`tls`]) does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Nothing uploaded.
+    #[error("empty chain")]
+    Empty,
+    /// A certificate does not decode.
+    #[error("certificate {index} of the chain is malformed: {reason}")]
+    Malformed {
+        /// 0 = leaf.
+        index: usize,
+        /// Decoder message.
+        reason: String,
+    },
+}
+
+/// Decode an uploaded chain (leaf first): the leaf's DER and every certificate, in order.
+fn decode_upload(chain: &[Vec<u8>]) -> Result<(&Vec<u8>, Vec<Certificate>), UploadError> {
+    let leaf_der = chain.first().ok_or(UploadError::Empty)?;
+    let certs = chain
+        .iter()
+        .enumerate()
+        .map(|(index, d)| {
+            Certificate::from_der(d).map_err(|e| UploadError::Malformed {
+                index,
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((leaf_der, certs))
+}
+
+/// Why `validity` does not cover `now` (`not valid before …`, `expired at …`), if it
+/// does not.
+fn outside_validity(validity: &Validity, now: SystemTime) -> Option<String> {
+    if now < validity.not_before.to_system_time() {
+        return Some(format!("not valid before {}", validity.not_before));
     }
-    Ok(SerialNumber::new(&b)?)
+    if now > validity.not_after.to_system_time() {
+        return Some(format!("expired at {}", validity.not_after));
+    }
+    None
 }
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
@@ -165,7 +197,7 @@ impl DevCa {
         ];
         let tbs = TbsCertificate {
             version: Version::V3,
-            serial_number: random_serial(rng)?,
+            serial_number: crate::x509::random_serial(rng)?,
             signature: ecdsa_p256_sha256(),
             issuer: name.clone(),
             validity: validity(not_before, lifetime)?,
@@ -325,7 +357,7 @@ impl DevCa {
         extensions.extend(self.crl_extension()?);
         let tbs = TbsCertificate {
             version: Version::V3,
-            serial_number: random_serial(rng)?,
+            serial_number: crate::x509::random_serial(rng)?,
             signature: ecdsa_p256_sha256(),
             issuer: self.cert.tbs_certificate.subject.clone(),
             validity: validity(validity_from.0, validity_from.1)?,

@@ -8,52 +8,55 @@
 
 pub use der::asn1::ObjectIdentifier;
 
+/// [`PROJECT_ARC`] as a literal, for `concat!`.
+macro_rules! project_arc {
+    () => {
+        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104"
+    };
+}
+
+/// `pub const fn $name() -> ObjectIdentifier`: the OID `PROJECT_ARC.$n`.
+macro_rules! project_oid {
+    ($(#[$doc:meta])* $name:ident = $n:literal) => {
+        $(#[$doc])*
+        pub const fn $name() -> ObjectIdentifier {
+            const OID: ObjectIdentifier =
+                ObjectIdentifier::new_unwrap(concat!(project_arc!(), ".", $n));
+            OID
+        }
+    };
+}
+
 /// The project arc: UUID `054aff8f-e77f-4201-9473-1b70f242c628` under Microsoft's
 /// registration-free GUID arc `1.2.840.113556.1.8000.2554`, split into seven arcs
 /// of 16, 16, 16, 16, 16, 24 and 24 bits (`docs/oids.md`). Every arc fits 32 bits.
-pub const PROJECT_ARC: &str =
-    "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104";
+pub const PROJECT_ARC: &str = project_arc!();
 
 /// The arc used before (ITU-T X.667 UUID arc, one 123-bit arc). Nothing is issued
 /// under it any more; tests use it to show what large arcs break.
 pub const OLD_PROJECT_ARC: &str = "2.25.7035553362177209877941980418382415400";
 
-/// `.1`: frostamp launch-measurement certificate extension (non-critical).
-pub const fn launch_measurement_ext() -> ObjectIdentifier {
-    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
-        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.1",
-    );
-    OID
+project_oid! {
+    /// `.1`: frostamp launch-measurement certificate extension (non-critical).
+    launch_measurement_ext = "1"
 }
-/// `.2`: FROST(secp256k1, SHA-256) signature algorithm (RFC 9591 §6.5), parameters absent.
-pub const fn frost_secp256k1_sha256() -> ObjectIdentifier {
-    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
-        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.2",
-    );
-    OID
+project_oid! {
+    /// `.2`: FROST(secp256k1, SHA-256) signature algorithm (RFC 9591 §6.5), parameters absent.
+    frost_secp256k1_sha256 = "2"
 }
-/// `.3`: the default frostamp TSA policy.
-pub const fn default_tsa_policy() -> ObjectIdentifier {
-    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
-        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.3",
-    );
-    OID
+project_oid! {
+    /// `.3`: the default frostamp TSA policy.
+    default_tsa_policy = "3"
 }
-/// `.4`: attestation-evidence CSR attribute.
-pub const fn attestation_evidence_attr() -> ObjectIdentifier {
-    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
-        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.4",
-    );
-    OID
+project_oid! {
+    /// `.4`: attestation-evidence CSR attribute.
+    attestation_evidence_attr = "4"
 }
 
-/// `.5`: time-evidence signed attribute (Roughtime replies backing genTime,
-/// `crate::time::evidence::TimeEvidence`).
-pub const fn time_evidence_attr() -> ObjectIdentifier {
-    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap(
-        "1.2.840.113556.1.8000.2554.1354.65423.59263.16897.38003.1798386.4376104.5",
-    );
-    OID
+project_oid! {
+    /// `.5`: time-evidence signed attribute (Roughtime replies backing genTime,
+    /// `crate::time::evidence::TimeEvidence`).
+    time_evidence_attr = "5"
 }
 
 /// Why dotted text is not an OID frostamp can hold.

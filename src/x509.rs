@@ -80,6 +80,19 @@ impl CertDer {
     }
 }
 
+/// A random 16-octet certificate serial number: positive and at most 20 octets
+/// (RFC 5280 §4.1.2.2), with a non-zero leading octet (minimal DER).
+pub fn random_serial(
+    rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+) -> der::Result<x509_cert::serial_number::SerialNumber> {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    if let Some(first) = b.first_mut() {
+        *first = (*first & 0x7f) | 0x01;
+    }
+    x509_cert::serial_number::SerialNumber::new(&b)
+}
+
 /// Parse certificates from PEM text (one or more `CERTIFICATE` blocks, any line
 /// length) or from a single DER certificate.
 pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertDer>, PemError> {

@@ -396,30 +396,20 @@ mod tests {
     fn every_compiled_in_floor_names_its_basis() {
         let f = TcbFloor::frostamp_default();
         let e = f.effective(ProcessorFamily::Genoa, cpuid(0x11, 0x01));
-        assert_eq!(
-            TcbFloor::basis(ProcessorFamily::Genoa, "microcode", 0x54, &e),
-            SB_3019_GENOA_B1
-        );
-        assert_eq!(
-            TcbFloor::basis(ProcessorFamily::Genoa, "snp", 0x1B, &e),
-            SB_3023_MILAN_GENOA
-        );
-        assert_eq!(
-            TcbFloor::basis(ProcessorFamily::Turin, "snp", 4, &e),
-            SB_3023_TURIN
-        );
-        assert_eq!(
-            TcbFloor::basis(ProcessorFamily::Genoa, "bootloader", 10, &e),
-            NO_BULLETIN_VALUE
-        );
-        assert_eq!(
-            TcbFloor::basis(ProcessorFamily::Genoa, "snp", 0x1C, &e),
-            CUSTOM_FLOOR
-        );
-        assert_eq!(
-            TcbFloor::basis(ProcessorFamily::InsecureDev, "snp", 0, &e),
-            DEV_NO_FIRMWARE
-        );
+        for (family, field, value, want) in [
+            (ProcessorFamily::Genoa, "microcode", 0x54, SB_3019_GENOA_B1),
+            (ProcessorFamily::Genoa, "snp", 0x1B, SB_3023_MILAN_GENOA),
+            (ProcessorFamily::Turin, "snp", 4, SB_3023_TURIN),
+            (ProcessorFamily::Genoa, "bootloader", 10, NO_BULLETIN_VALUE),
+            (ProcessorFamily::Genoa, "snp", 0x1C, CUSTOM_FLOOR),
+            (ProcessorFamily::InsecureDev, "snp", 0, DEV_NO_FIRMWARE),
+        ] {
+            assert_eq!(
+                TcbFloor::basis(family, field, value, &e),
+                want,
+                "{family:?} {field} {value:#x}"
+            );
+        }
     }
 
     #[test]

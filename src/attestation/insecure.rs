@@ -35,7 +35,6 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 use x509_cert::{Certificate, TbsCertificate, Version};
 use zeroize::Zeroizing;
@@ -130,17 +129,6 @@ fn der_of(value: &impl Encode) -> Result<Vec<u8>, DevPlatformError> {
     value.to_der().map_err(|e| err("DER", e))
 }
 
-fn random_serial(
-    rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-) -> Result<SerialNumber, DevPlatformError> {
-    let mut b = [0u8; 16];
-    rng.fill_bytes(&mut b);
-    if let Some(first) = b.first_mut() {
-        *first = (*first & 0x7f) | 0x01; // positive, minimal
-    }
-    SerialNumber::new(&b).map_err(|e| err("serial", e))
-}
-
 fn dev_validity() -> Result<Validity, DevPlatformError> {
     let t = |secs| {
         der::asn1::UtcTime::from_unix_duration(Duration::from_secs(secs))
@@ -173,7 +161,7 @@ fn issue(
         .map_err(|e| err("public key", e))?;
     let tbs = TbsCertificate {
         version: Version::V3,
-        serial_number: random_serial(rng)?,
+        serial_number: crate::x509::random_serial(rng).map_err(|e| err("serial", e))?,
         signature: ecdsa_with_sha384(),
         issuer,
         validity: dev_validity()?,

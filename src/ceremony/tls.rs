@@ -6,7 +6,7 @@
 //! the chain ([`install_tls_chain`]); the node serves it on its public port only if it
 //! certifies its own key.
 
-use super::{admin_json, CeremonyError, PinnedNode};
+use super::{admin_json, admin_json_each, CeremonyError, PinnedNode};
 use crate::api::admin::CertificateUpload;
 use crate::api::auth::OperatorKey;
 use crate::certs::tls::{parse_tls_csr, PublicNames, TlsCsr};
@@ -73,18 +73,9 @@ pub async fn install_tls_chain(
     clock: &dyn Clock,
     chain: &[Vec<u8>],
 ) -> Result<(), CeremonyError> {
-    let upload = CertificateUpload::of(chain);
     let what = ("tls-certificate", "/admin/tls-certificate");
-    admin_json(
-        node,
-        operator,
-        clock,
-        what,
-        &upload,
-        Duration::from_secs(20),
-    )
-    .await?;
-    Ok(())
+    let upload = CertificateUpload::of(chain);
+    admin_json_each(std::slice::from_ref(node), operator, clock, what, &upload).await
 }
 
 /// Request, issue with the development CA and install the TLS certificate of `node`.

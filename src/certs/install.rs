@@ -19,7 +19,7 @@
 //!    later than the installed one's. Re-uploading the installed leaf changes
 //!    nothing ([`Installed::Unchanged`]).
 
-use super::{check_tsa_certificate, TsaCertError};
+use super::{check_tsa_certificate, decode_upload, outside_validity, TsaCertError, UploadError};
 use crate::x509::chain::{build_chain_der, ChainError, ChainOptions};
 use crate::x509::RawSigned;
 use der::{Decode, Encode};
@@ -157,18 +157,8 @@ pub fn check_ca_root(der_bytes: &[u8], now: SystemTime) -> Result<CaRoot, CaRoot
     if !is_ca {
         return Err(CaRootError::NotACa(subject));
     }
-    let validity = &cert.tbs_certificate.validity;
-    if now < validity.not_before.to_system_time() {
-        return Err(CaRootError::NotValidNow {
-            subject,
-            reason: format!("not valid before {}", validity.not_before),
-        });
-    }
-    if now > validity.not_after.to_system_time() {
-        return Err(CaRootError::NotValidNow {
-            subject,
-            reason: format!("expired at {}", validity.not_after),
-        });
+    if let Some(reason) = outside_validity(&cert.tbs_certificate.validity, now) {
+        return Err(CaRootError::NotValidNow { subject, reason });
     }
     Ok(CaRoot {
         sha256: Sha256::digest(der_bytes).into(),
@@ -213,17 +203,9 @@ pub fn fix_pin(slot: &mut Option<IssuancePin>, pin: IssuancePin) -> Result<bool,
 /// refusals that depend on the node's state (HTTP 409) from bad chains (422).
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    /// Nothing uploaded.
-    #[error("empty chain")]
-    Empty,
-    /// A certificate does not decode.
-    #[error("certificate {index} of the chain is malformed: {reason}")]
-    Malformed {
-        /// 0 = leaf.
-        index: usize,
-        /// Decoder message.
-        reason: String,
-    },
+    /// The upload is empty or does not decode.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
     /// No CSR fixed the CA root on this node.
     #[error(
         "no CA root is fixed for this key epoch: the CA root is fixed when the CSR is made \
@@ -322,19 +304,9 @@ pub struct Expect<'a> {
 
 /// The install checks (module documentation). `chain` is leaf first.
 pub fn check_chain(chain: &[Vec<u8>], expect: &Expect<'_>) -> Result<Installed, InstallError> {
-    let leaf_der = chain.first().ok_or(InstallError::Empty)?;
-    let certs: Vec<Certificate> = chain
-        .iter()
-        .enumerate()
-        .map(|(index, d)| {
-            Certificate::from_der(d).map_err(|e| InstallError::Malformed {
-                index,
-                reason: e.to_string(),
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let (leaf_der, certs) = decode_upload(chain)?;
     let pin = expect.pin.ok_or(InstallError::NoPin)?;
-    let leaf = certs.first().ok_or(InstallError::Empty)?;
+    let leaf = certs.first().ok_or(UploadError::Empty)?;
     let tbs = &leaf.tbs_certificate;
     if tbs.issuer == tbs.subject {
         return Err(InstallError::SelfSigned(tbs.subject.to_string()));
@@ -391,7 +363,7 @@ pub fn check_chain(chain: &[Vec<u8>], expect: &Expect<'_>) -> Result<Installed, 
         return Ok(Installed::Unchanged);
     }
     let before = Certificate::from_der(installed)
-        .map_err(|e| InstallError::Malformed {
+        .map_err(|e| UploadError::Malformed {
             index: 0,
             reason: format!("installed certificate: {e}"),
         })?
@@ -528,7 +500,10 @@ mod tests {
             f.check(&extra, None),
             Err(InstallError::NotThePath { index: 1, .. })
         ));
-        assert!(matches!(f.check(&[], None), Err(InstallError::Empty)));
+        assert!(matches!(
+            f.check(&[], None),
+            Err(InstallError::Upload(UploadError::Empty))
+        ));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! `/attestation?nonce=` over a verified connection and check that REPORT_DATA binds
 //! the SPKI of the certificate the CA issued.
 
-use super::{ext, CertError, DevCa};
+use super::{decode_upload, ext, outside_validity, CertError, DevCa, UploadError};
 use crate::oid::std_oids;
 use crate::x509::RawSigned;
 use const_oid::AssociatedOid;
@@ -33,7 +33,6 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
 use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq};
-use x509_cert::Certificate;
 
 /// id-kp-serverAuth (RFC 5280 §4.2.1.12).
 pub const KP_SERVER_AUTH: der::asn1::ObjectIdentifier =
@@ -275,17 +274,9 @@ impl DevCa {
 /// Why a node refuses a public TLS certificate.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsCertError {
-    /// Nothing uploaded.
-    #[error("empty chain")]
-    Empty,
-    /// A certificate does not decode.
-    #[error("certificate {index} of the chain is malformed: {reason}")]
-    Malformed {
-        /// 0 = leaf.
-        index: usize,
-        /// Decoder message.
-        reason: String,
-    },
+    /// The upload is empty or does not decode.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
     /// The leaf certifies another key than this node's identity.
     #[error(
         "the TLS certificate '{subject}' certifies another key than this node's identity \
@@ -329,24 +320,14 @@ pub fn check_tls_chain(
     own_spki: &[u8],
     now: SystemTime,
 ) -> Result<(), TlsCertError> {
-    let leaf_der = chain.first().ok_or(TlsCertError::Empty)?;
-    let certs: Vec<Certificate> = chain
-        .iter()
-        .enumerate()
-        .map(|(index, d)| {
-            Certificate::from_der(d).map_err(|e| TlsCertError::Malformed {
-                index,
-                reason: e.to_string(),
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let leaf = certs.first().ok_or(TlsCertError::Empty)?;
+    let (leaf_der, certs) = decode_upload(chain)?;
+    let leaf = certs.first().ok_or(UploadError::Empty)?;
     let tbs = &leaf.tbs_certificate;
     let subject = tbs.subject.to_string();
     let spki = tbs
         .subject_public_key_info
         .to_der()
-        .map_err(|e| TlsCertError::Malformed {
+        .map_err(|e| UploadError::Malformed {
             index: 0,
             reason: e.to_string(),
         })?;
@@ -358,18 +339,8 @@ pub fn check_tls_chain(
             want: hex::encode(sha2::Sha256::digest(own_spki)),
         });
     }
-    let v = &tbs.validity;
-    if now < v.not_before.to_system_time() {
-        return Err(TlsCertError::NotValidNow {
-            subject,
-            reason: format!("not valid before {}", v.not_before),
-        });
-    }
-    if now > v.not_after.to_system_time() {
-        return Err(TlsCertError::NotValidNow {
-            subject,
-            reason: format!("expired at {}", v.not_after),
-        });
+    if let Some(reason) = outside_validity(&tbs.validity, now) {
+        return Err(TlsCertError::NotValidNow { subject, reason });
     }
     let profile = |reason: &str| TlsCertError::Profile {
         subject: subject.clone(),

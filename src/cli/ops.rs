@@ -399,6 +399,34 @@ pub struct CeremonyArgs<'a> {
     pub public_names: BTreeMap<u16, PublicNames>,
 }
 
+/// Step 5 with the CA root `root_der`: the first node makes the threshold-signed CSR
+/// (TSA subject), then every node fixes that CA root and subject.
+async fn csr_fixing_root(
+    outcome: &ceremony::CeremonyOutcome,
+    operator: &OperatorKey,
+    root_der: &[u8],
+) -> Result<Vec<u8>> {
+    let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
+    let csr = ceremony::request_csr(
+        first,
+        operator,
+        &SystemClock,
+        TSA_SUBJECT,
+        &outcome.bundle,
+        root_der,
+    )
+    .await?;
+    ceremony::fix_ca_root(
+        &outcome.nodes,
+        operator,
+        &SystemClock,
+        TSA_SUBJECT,
+        root_der,
+    )
+    .await?;
+    Ok(csr)
+}
+
 /// Subject of the TSA certificate the ceremony requests.
 const TSA_SUBJECT: &str = "CN=frostamp TSA,O=frostamp";
 
@@ -476,24 +504,7 @@ pub async fn run_ceremony(
                 a.measurements.clone()
             };
             let root_der = ca.certificate_der()?;
-            let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
-            let csr = ceremony::request_csr(
-                first,
-                &operator,
-                &SystemClock,
-                TSA_SUBJECT,
-                &outcome.bundle,
-                &root_der,
-            )
-            .await?;
-            ceremony::fix_ca_root(
-                &outcome.nodes,
-                &operator,
-                &SystemClock,
-                TSA_SUBJECT,
-                &root_der,
-            )
-            .await?;
+            let csr = csr_fixing_root(&outcome, &operator, &root_der).await?;
             step("threshold-signed CSR made; every node fixed the CA root and subject for this epoch");
             let cert = ceremony::issue_for_csr(
                 &ca,
@@ -537,24 +548,7 @@ pub async fn run_ceremony(
             .into_iter()
             .next()
             .ok_or_else(|| anyhow!("{} holds no certificate", root_path.display()))?;
-            let first = outcome.nodes.first().ok_or_else(|| anyhow!("no nodes"))?;
-            let csr = ceremony::request_csr(
-                first,
-                &operator,
-                &SystemClock,
-                TSA_SUBJECT,
-                &outcome.bundle,
-                &root.der,
-            )
-            .await?;
-            ceremony::fix_ca_root(
-                &outcome.nodes,
-                &operator,
-                &SystemClock,
-                TSA_SUBJECT,
-                &root.der,
-            )
-            .await?;
+            let csr = csr_fixing_root(&outcome, &operator, &root.der).await?;
             file.root = Some(root_path.to_path_buf());
             let pem =
                 der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &csr)
@@ -1095,16 +1089,7 @@ pub async fn cluster_up(
     for k in 0..targets.len() {
         let mut restarts = 0;
         while let (Some(t), Some((_, pid, log))) = (targets.get(k).cloned(), pids.get(k).cloned()) {
-            let ok = crate::net::client::request(
-                &t.public,
-                None,
-                "GET",
-                "/status",
-                &[],
-                Vec::new(),
-                Duration::from_secs(2),
-            )
-            .await;
+            let ok = get_status(&t.public, None, Duration::from_secs(2)).await;
             if matches!(ok, Ok(ref r) if r.status == 200) {
                 break;
             }
@@ -1248,6 +1233,15 @@ pub fn cluster_down(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `GET /status` from the node at `public` (`pin`: SHA-256 of its TLS SPKI, if known).
+async fn get_status(
+    public: &str,
+    pin: Option<[u8; 32]>,
+    timeout: Duration,
+) -> Result<crate::net::client::Response, crate::net::client::ClientError> {
+    crate::net::client::request(public, pin, "GET", "/status", &[], Vec::new(), timeout).await
+}
+
 /// `frostamp cluster status`: every node's public status.
 pub async fn cluster_status(
     dir: &Path,
@@ -1263,16 +1257,7 @@ pub async fn cluster_status(
             .as_deref()
             .and_then(|p| hex::decode(p).ok())
             .and_then(|v| v.try_into().ok());
-        let r = crate::net::client::request(
-            &n.public,
-            pin,
-            "GET",
-            "/status",
-            &[],
-            Vec::new(),
-            Duration::from_secs(5),
-        )
-        .await;
+        let r = get_status(&n.public, pin, Duration::from_secs(5)).await;
         out.push((
             n.index,
             r.map_err(|e| e.to_string())

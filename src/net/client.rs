@@ -64,24 +64,13 @@ pub async fn request(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Response, ClientError> {
-    tokio::time::timeout(
-        timeout,
-        request_inner(addr, pin, method, path, headers, body),
-    )
-    .await
-    .map_err(|_| ClientError::Timeout(timeout))?
-}
-
-async fn request_inner(
-    addr: &str,
-    pin: Option<[u8; 32]>,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Vec<u8>,
-) -> Result<Response, ClientError> {
-    let mut conn = Connection::open_inner(addr, pin).await?;
-    conn.send_inner(method, path, headers, body).await
+    let exchange = async {
+        let mut conn = Connection::open_inner(addr, pin).await?;
+        conn.send_inner(method, path, headers, body).await
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))?
 }
 
 /// One HTTPS connection kept open for several requests (HTTP/1.1 keep-alive), as a

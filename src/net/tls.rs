@@ -174,29 +174,26 @@ pub fn public_client_config(pin: Option<[u8; 32]>) -> Result<rustls::ClientConfi
 /// Only the certificate decisions differ between the two.
 macro_rules! handshake_signatures_with {
     ($provider:tt) => {
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            let algorithms = &self.$provider.signature_verification_algorithms;
-            verify_tls12_signature(message, cert, dss, algorithms)
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            let algorithms = &self.$provider.signature_verification_algorithms;
-            verify_tls13_signature(message, cert, dss, algorithms)
-        }
+        // Each method calls rustls' free function of the same name.
+        handshake_signatures_with!(@verify $provider, verify_tls12_signature, verify_tls13_signature);
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
             self.$provider
                 .signature_verification_algorithms
                 .supported_schemes()
         }
+    };
+    (@verify $provider:tt, $($method:ident),+) => {
+        $(
+            fn $method(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, rustls::Error> {
+                let algorithms = &self.$provider.signature_verification_algorithms;
+                $method(message, cert, dss, algorithms)
+            }
+        )+
     };
 }
 

@@ -159,15 +159,19 @@ pub fn dkg_in_process_for<S: Suite>(
         r1_secret.insert(*id, s);
         r1_public.insert(*id, p);
     }
+    // Every round-1 package but `id`'s own.
+    let others_of = |id: &Identifier<S>| -> BTreeMap<_, _> {
+        r1_public
+            .iter()
+            .filter(|(k, _)| *k != id)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    };
     let mut r2_secret = BTreeMap::new();
     let mut r2_out: BTreeMap<Identifier<S>, BTreeMap<Identifier<S>, dkg::round2::Package<S>>> =
         BTreeMap::new();
     for id in &ids {
-        let others: BTreeMap<_, _> = r1_public
-            .iter()
-            .filter(|(k, _)| *k != id)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
+        let others = others_of(id);
         let secret = r1_secret
             .remove(id)
             .ok_or_else(|| KeyError::Parameters("missing round-1 secret".into()))?;
@@ -180,11 +184,7 @@ pub fn dkg_in_process_for<S: Suite>(
     let mut shares = Vec::new();
     let mut group = None;
     for id in &ids {
-        let others: BTreeMap<_, _> = r1_public
-            .iter()
-            .filter(|(k, _)| *k != id)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
+        let others = others_of(id);
         let received = r2_out.remove(id).unwrap_or_default();
         let secret = r2_secret
             .get(id)
@@ -207,7 +207,6 @@ pub fn dkg_in_process_for<S: Suite>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::threshold::frost;
     use crate::threshold::suite::Ed25519Sha512;
 
     #[test]
@@ -221,28 +220,38 @@ mod tests {
         }
     }
 
-    #[test]
-    fn dkg_group_key_verifies_threshold_signature() {
-        let mut rng = rand::thread_rng();
-        let (shares, group) = dkg_in_process(5, 3, &mut rng).unwrap();
-        let signers = &shares[..3];
+    /// FROST rounds 1 and 2 among `signers` over `msg`, aggregated with the group's
+    /// public key package: the serialized group signature.
+    fn threshold_sign<S: Suite>(
+        signers: &[KeyShare<S>],
+        group: &GroupKey<S>,
+        msg: &[u8],
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> Vec<u8> {
         let mut nonces = BTreeMap::new();
         let mut commitments = BTreeMap::new();
         for s in signers {
-            let (n, c) = frost::round1::commit(s.package().signing_share(), &mut rng);
+            let (n, c) = frost_core::round1::commit(s.package().signing_share(), rng);
             nonces.insert(s.identifier(), n);
             commitments.insert(s.identifier(), c);
         }
-        let pkg = frost::SigningPackage::new(commitments, b"msg");
+        let pkg = frost_core::SigningPackage::new(commitments, msg);
         let mut sig_shares = BTreeMap::new();
         for s in signers {
             sig_shares.insert(
                 s.identifier(),
-                frost::round2::sign(&pkg, &nonces[&s.identifier()], s.package()).unwrap(),
+                frost_core::round2::sign(&pkg, &nonces[&s.identifier()], s.package()).unwrap(),
             );
         }
-        let sig = frost::aggregate(&pkg, &sig_shares, group.package()).unwrap();
-        let bytes = sig.serialize().unwrap();
+        let sig = frost_core::aggregate(&pkg, &sig_shares, group.package()).unwrap();
+        sig.serialize().unwrap()
+    }
+
+    #[test]
+    fn dkg_group_key_verifies_threshold_signature() {
+        let mut rng = rand::thread_rng();
+        let (shares, group) = dkg_in_process(5, 3, &mut rng).unwrap();
+        let bytes = threshold_sign(&shares[..3], &group, b"msg", &mut rng);
         assert_eq!(bytes.len(), 65);
         assert!(group.verify(b"msg", &bytes));
         assert!(!group.verify(b"msh", &bytes));
@@ -258,24 +267,7 @@ mod tests {
     fn ed25519_dkg_group_key_signs_plain_ed25519() {
         let mut rng = rand::thread_rng();
         let (shares, group) = dkg_in_process_for::<Ed25519Sha512>(5, 3, &mut rng).unwrap();
-        let signers = &shares[1..4];
-        let mut nonces = BTreeMap::new();
-        let mut commitments = BTreeMap::new();
-        for s in signers {
-            let (n, c) = frost_core::round1::commit(s.package().signing_share(), &mut rng);
-            nonces.insert(s.identifier(), n);
-            commitments.insert(s.identifier(), c);
-        }
-        let pkg = frost_core::SigningPackage::new(commitments, b"msg");
-        let mut sig_shares = BTreeMap::new();
-        for s in signers {
-            sig_shares.insert(
-                s.identifier(),
-                frost_core::round2::sign(&pkg, &nonces[&s.identifier()], s.package()).unwrap(),
-            );
-        }
-        let sig = frost_core::aggregate(&pkg, &sig_shares, group.package()).unwrap();
-        let bytes = sig.serialize().unwrap();
+        let bytes = threshold_sign(&shares[1..4], &group, b"msg", &mut rng);
         assert_eq!(bytes.len(), 64);
         assert!(group.verify(b"msg", &bytes));
         let pk = group.key_bytes().unwrap();

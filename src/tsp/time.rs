@@ -49,17 +49,7 @@ impl GenTime {
 
     /// RFC 3339 text, e.g. `2026-11-21T08:36:14.123Z`.
     pub fn to_rfc3339(&self) -> String {
-        let (date, frac) = self.parts();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z",
-            date.year(),
-            date.month(),
-            date.day(),
-            date.hour(),
-            date.minutes(),
-            date.seconds(),
-            frac.map(|f| format!(".{f}")).unwrap_or_default()
-        )
+        self.text("-", "T", ":")
     }
 
     fn parts(&self) -> (der::DateTime, Option<String>) {
@@ -75,9 +65,15 @@ impl GenTime {
     }
 
     fn der_text(&self) -> String {
+        self.text("", "", "")
+    }
+
+    /// `YYYY{date}MM{date}DD{mid}hh{time}mm{time}ss[.f]Z`: RFC 3339 with `-`, `T`, `:`,
+    /// GeneralizedTime's DER form with none.
+    fn text(&self, date_sep: &str, mid: &str, time_sep: &str) -> String {
         let (date, frac) = self.parts();
         format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}{}Z",
+            "{:04}{date_sep}{:02}{date_sep}{:02}{mid}{:02}{time_sep}{:02}{time_sep}{:02}{}Z",
             date.year(),
             date.month(),
             date.day(),

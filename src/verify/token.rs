@@ -453,37 +453,23 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Verified, VerifyErro
         let sc: SigningCertificateV2 = v2.decode_as().map_err(|e| {
             VerifyError::SigningCertificate(format!("malformed signingCertificateV2: {e}"))
         })?;
-        let first = sc
-            .certs
-            .first()
-            .ok_or_else(|| VerifyError::SigningCertificate("empty signingCertificateV2".into()))?;
+        let first = first_cert_id(&sc.certs, "signingCertificateV2")?;
         let alg = match &first.hash_algorithm {
             None => std_oids::SHA256,
             Some(a) => a.oid,
         };
         let h = sig::digest(&alg, &signer_der)
             .ok_or_else(|| VerifyError::SigningCertificate(format!("unsupported hash {alg}")))?;
-        if first.cert_hash.as_bytes() != h.as_slice() {
-            return Err(VerifyError::SigningCertificate(
-                "ESSCertIDv2 hash does not match the certificate named by the SignerInfo".into(),
-            ));
-        }
-        check_issuer_serial(first.issuer_serial.as_ref(), signer)?;
+        let issuer_serial = first.issuer_serial.as_ref();
+        check_cert_id("ESSCertIDv2", &first.cert_hash, &h, issuer_serial, signer)?;
     } else if let Some(v1) = single(std_oids::ATTR_SIGNING_CERTIFICATE, "signingCertificate")? {
         let sc: SigningCertificate = v1.decode_as().map_err(|e| {
             VerifyError::SigningCertificate(format!("malformed signingCertificate: {e}"))
         })?;
-        let first = sc
-            .certs
-            .first()
-            .ok_or_else(|| VerifyError::SigningCertificate("empty signingCertificate".into()))?;
+        let first = first_cert_id(&sc.certs, "signingCertificate")?;
         let h = sig::digest(&std_oids::SHA1, &signer_der).unwrap_or_default();
-        if first.cert_hash.as_bytes() != h.as_slice() {
-            return Err(VerifyError::SigningCertificate(
-                "ESSCertID hash does not match the certificate named by the SignerInfo".into(),
-            ));
-        }
-        check_issuer_serial(first.issuer_serial.as_ref(), signer)?;
+        let issuer_serial = first.issuer_serial.as_ref();
+        check_cert_id("ESSCertID", &first.cert_hash, &h, issuer_serial, signer)?;
         warnings.push(
             "legacy signingCertificate (ESSCertID, SHA-1) instead of RFC 5816 signingCertificateV2"
                 .into(),
@@ -706,6 +692,30 @@ fn describe_sid(sid: &cms::signed_data::SignerIdentifier) -> String {
             format!("subjectKeyIdentifier {}", hex::encode(ski.0.as_bytes()))
         }
     }
+}
+
+/// The first certificate ID of the `name` attribute: the one that names the signer.
+fn first_cert_id<'c, T>(certs: &'c [T], name: &str) -> Result<&'c T, VerifyError> {
+    certs
+        .first()
+        .ok_or_else(|| VerifyError::SigningCertificate(format!("empty {name}")))
+}
+
+/// The certificate ID `what` names `signer`: its hash is `hash` (of the signer's DER)
+/// and its issuerSerial, if present, is the signer's.
+fn check_cert_id(
+    what: &str,
+    cert_hash: &der::asn1::OctetString,
+    hash: &[u8],
+    issuer_serial: Option<&crate::tsp::asn1::IssuerSerial>,
+    signer: &Certificate,
+) -> Result<(), VerifyError> {
+    if cert_hash.as_bytes() != hash {
+        return Err(VerifyError::SigningCertificate(format!(
+            "{what} hash does not match the certificate named by the SignerInfo"
+        )));
+    }
+    check_issuer_serial(issuer_serial, signer)
 }
 
 fn check_issuer_serial(

@@ -321,16 +321,7 @@ pub fn build_chain(
     anchors: &[Certificate],
     opts: &ChainOptions,
 ) -> Result<Vec<Certificate>, ChainError> {
-    let leaf = Node::from_cert(leaf, false)?;
-    let pool = pool
-        .iter()
-        .filter_map(|c| Node::from_cert(c, false).ok())
-        .collect();
-    let anchors = anchors
-        .iter()
-        .map(|c| Node::from_cert(c, true))
-        .collect::<Result<Vec<_>, _>>()?;
-    Search::new(leaf, pool, anchors, opts).run()
+    search(leaf, pool, anchors, Node::from_cert, opts)
 }
 
 /// [`build_chain`] over DER encodings, verifying signatures over the exact received
@@ -342,14 +333,30 @@ pub fn build_chain_der(
     anchors: &[&[u8]],
     opts: &ChainOptions,
 ) -> Result<Vec<Certificate>, ChainError> {
-    let leaf = Node::from_der(leaf, false)?;
-    let pool = pool
-        .iter()
-        .filter_map(|d| Node::from_der(d, false).ok())
-        .collect();
+    search(
+        &leaf,
+        pool,
+        anchors,
+        |d: &&[u8], is_anchor| Node::from_der(d, is_anchor),
+        opts,
+    )
+}
+
+/// What [`build_chain`] and [`build_chain_der`] share: `node` reads one certificate
+/// (`true`: as an anchor); undecodable pool entries are skipped, an undecodable leaf
+/// or anchor is an error.
+fn search<T>(
+    leaf: &T,
+    pool: &[T],
+    anchors: &[T],
+    node: impl Fn(&T, bool) -> Result<Node, ChainError>,
+    opts: &ChainOptions,
+) -> Result<Vec<Certificate>, ChainError> {
+    let leaf = node(leaf, false)?;
+    let pool = pool.iter().filter_map(|c| node(c, false).ok()).collect();
     let anchors = anchors
         .iter()
-        .map(|d| Node::from_der(d, true))
+        .map(|c| node(c, true))
         .collect::<Result<Vec<_>, _>>()?;
     Search::new(leaf, pool, anchors, opts).run()
 }
@@ -699,6 +706,13 @@ mod tests {
         ]
     }
 
+    /// The usual end-entity: a TSA certificate `CN=Leaf` issued by `CN=Int`.
+    fn tsa_leaf() -> Certificate {
+        Spec::new("CN=Leaf", "CN=Int", 3, 2)
+            .exts(tsa_exts())
+            .build()
+    }
+
     struct Spec<'a> {
         subject: &'a str,
         issuer: &'a str,
@@ -776,9 +790,7 @@ mod tests {
     fn three() -> (Certificate, Certificate, Certificate) {
         let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
         let int = Spec::new("CN=Int", "CN=Root", 2, 1).build();
-        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
-            .exts(tsa_exts())
-            .build();
+        let leaf = tsa_leaf();
         (root, int, leaf)
     }
 
@@ -835,9 +847,7 @@ mod tests {
         let old_int = Spec::new("CN=Int", "CN=Root", 2, 1)
             .years(2010, 2020)
             .build();
-        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
-            .exts(tsa_exts())
-            .build();
+        let leaf = tsa_leaf();
         let spoof = Spec::new("CN=Int", "CN=Root", 9, 9).build();
         let err = build_chain(&leaf, &[spoof, old_int], &[root], &at(2025)).unwrap_err();
         match err {
@@ -875,9 +885,7 @@ mod tests {
     #[test]
     fn issuers_must_be_cas() {
         let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
-        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
-            .exts(tsa_exts())
-            .build();
+        let leaf = tsa_leaf();
         let cases: Vec<(Vec<Extension>, &str)> = vec![
             (vec![], "no basicConstraints"),
             (vec![bc(false, None)], "cA is FALSE"),
@@ -907,9 +915,7 @@ mod tests {
     fn v1_anchor_without_extensions_is_tolerated() {
         let root = Spec::new("CN=Root", "CN=Root", 1, 1).v1().build();
         let int = Spec::new("CN=Int", "CN=Root", 2, 1).build();
-        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
-            .exts(tsa_exts())
-            .build();
+        let leaf = tsa_leaf();
         let chain = build_chain(&leaf, &[int], &[root], &at(2025)).unwrap();
         assert_eq!(chain.len(), 3);
         // But a v3 anchor with extensions and no basicConstraints is not.
@@ -927,9 +933,7 @@ mod tests {
     #[test]
     fn critical_extension_rules() {
         let root = Spec::new("CN=Root", "CN=Root", 1, 1).build();
-        let leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
-            .exts(tsa_exts())
-            .build();
+        let leaf = tsa_leaf();
         let private = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.1");
         let name_constraints = rfc5280::ID_CE_NAME_CONSTRAINTS;
         for oid in [
@@ -978,9 +982,7 @@ mod tests {
             check_timestamping_leaf(&dup),
             Err(ChainError::Malformed(_))
         ));
-        let mut leaf = Spec::new("CN=Leaf", "CN=Int", 3, 2)
-            .exts(tsa_exts())
-            .build();
+        let mut leaf = tsa_leaf();
         leaf.signature_algorithm.oid = const_oid::db::rfc5912::ECDSA_WITH_SHA_384;
         assert!(matches!(
             build_chain(&leaf, &[int], &[root], &at(2025)),

@@ -467,32 +467,22 @@ fn verify_ecdsa(
         .as_bytes()
         .ok_or(SignatureError::MalformedKey)?;
     let prehash = hash.digest(message);
+    // The same steps on each curve's crate; `$low_s` (secp256k1): normalise `s` first.
+    macro_rules! verify_on {
+        ($curve:ident $(, $low_s:ident)?) => {{
+            let key = $curve::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map_err(|_| SignatureError::MalformedKey)?;
+            let sig = $curve::ecdsa::Signature::from_der(signature)
+                .map_err(|_| SignatureError::MalformedSignature)?;
+            $(let sig = sig.$low_s().unwrap_or(sig);)?
+            key.verify_prehash(&prehash, &sig)
+                .map_err(|_| SignatureError::Invalid)
+        }};
+    }
     match curve {
-        rfc5912::SECP_256_R_1 => {
-            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map_err(|_| SignatureError::MalformedKey)?;
-            let sig = p256::ecdsa::Signature::from_der(signature)
-                .map_err(|_| SignatureError::MalformedSignature)?;
-            key.verify_prehash(&prehash, &sig)
-                .map_err(|_| SignatureError::Invalid)
-        }
-        rfc5912::SECP_384_R_1 => {
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map_err(|_| SignatureError::MalformedKey)?;
-            let sig = p384::ecdsa::Signature::from_der(signature)
-                .map_err(|_| SignatureError::MalformedSignature)?;
-            key.verify_prehash(&prehash, &sig)
-                .map_err(|_| SignatureError::Invalid)
-        }
-        SECP256K1 => {
-            let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map_err(|_| SignatureError::MalformedKey)?;
-            let sig = k256::ecdsa::Signature::from_der(signature)
-                .map_err(|_| SignatureError::MalformedSignature)?;
-            let sig = sig.normalize_s().unwrap_or(sig);
-            key.verify_prehash(&prehash, &sig)
-                .map_err(|_| SignatureError::Invalid)
-        }
+        rfc5912::SECP_256_R_1 => verify_on!(p256),
+        rfc5912::SECP_384_R_1 => verify_on!(p384),
+        SECP256K1 => verify_on!(k256, normalize_s),
         other => Err(SignatureError::UnsupportedCurve(other.to_string())),
     }
 }
@@ -616,33 +606,23 @@ mod tests {
     }
 
     #[test]
-    fn ecdsa_p256_sha256_verifies_and_wrong_message_is_invalid() {
-        let (sk, spki) = p256_key();
-        let sig: p256::ecdsa::DerSignature = sk.sign(MSG);
-        let a = alg(rfc5912::ECDSA_WITH_SHA_256);
-        assert_eq!(
-            verify_signature(&a, None, &spki, MSG, sig.as_bytes()),
-            Ok(())
-        );
-        assert_eq!(
-            verify_signature(&a, None, &spki, b"other message", sig.as_bytes()),
-            Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn ecdsa_p384_sha384_verifies_and_wrong_message_is_invalid() {
-        let (sk, spki) = p384_key();
-        let sig: p384::ecdsa::DerSignature = sk.sign(MSG);
-        let a = alg(rfc5912::ECDSA_WITH_SHA_384);
-        assert_eq!(
-            verify_signature(&a, None, &spki, MSG, sig.as_bytes()),
-            Ok(())
-        );
-        assert_eq!(
-            verify_signature(&a, None, &spki, b"x", sig.as_bytes()),
-            Err(SignatureError::Invalid)
-        );
+    fn ecdsa_p256_and_p384_verify_and_wrong_message_is_invalid() {
+        let (sk256, spki256) = p256_key();
+        let sig256: p256::ecdsa::DerSignature = sk256.sign(MSG);
+        let (sk384, spki384) = p384_key();
+        let sig384: p384::ecdsa::DerSignature = sk384.sign(MSG);
+        for (oid, spki, sig) in [
+            (rfc5912::ECDSA_WITH_SHA_256, &spki256, sig256.as_bytes()),
+            (rfc5912::ECDSA_WITH_SHA_384, &spki384, sig384.as_bytes()),
+        ] {
+            let a = alg(oid);
+            assert_eq!(verify_signature(&a, None, spki, MSG, sig), Ok(()), "{oid}");
+            assert_eq!(
+                verify_signature(&a, None, spki, b"other message", sig),
+                Err(SignatureError::Invalid),
+                "{oid}"
+            );
+        }
     }
 
     #[test]
