@@ -103,6 +103,13 @@ pub async fn cluster_up(
     let ark = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, platform.ark_der())
         .map_err(|e| anyhow!(e))?;
     std::fs::write(dir.join("dev-ark.pem"), ark)?;
+    // This cluster's nodes are named `node<i>-<tag>`: a node of another cluster that
+    // holds a port this one picked answers `/status` with another name.
+    let tag = hex::encode(
+        sha2::Sha256::digest(platform.ark_der())
+            .get(..3)
+            .unwrap_or_default(),
+    );
     if !dir.join("operator.key").exists() {
         operator_init(&dir)?;
     }
@@ -137,8 +144,8 @@ pub async fn cluster_up(
     println!("[3/5] starting {n} nodes");
     let operator_pub = operator.public_hex().map_err(|e| anyhow!(e))?;
     // Ports are picked free and released before the node binds them; another
-    // process can win that race, so a node that dies with "Address already in use"
-    // is started again on fresh ports.
+    // process can win that race, so a node that dies with "Address already in use",
+    // or whose port answers with another node's name, is started again on fresh ports.
     let spawn = |i: u16| -> Result<(NodeTarget, u32, PathBuf)> {
         let public = format!("127.0.0.1:{}", free_port()?);
         let peer = format!("127.0.0.1:{}", free_port()?);
@@ -155,7 +162,7 @@ pub async fn cluster_up(
         let child = command
             .args([
                 "--name",
-                &format!("node{i}"),
+                &format!("node{i}-{tag}"),
                 "--public",
                 &public,
                 "--peer",
@@ -236,12 +243,27 @@ pub async fn cluster_up(
         let mut restarts = 0;
         while let (Some(t), Some((_, pid, log))) = (targets.get(k).cloned(), pids.get(k).cloned()) {
             let ok = get_status(&t.public, None, Duration::from_secs(2)).await;
-            if matches!(ok, Ok(ref r) if r.status == 200) {
+            let name = ok
+                .as_ref()
+                .ok()
+                .filter(|r| r.status == 200)
+                .and_then(|r| serde_json::from_slice::<crate::api::admin::Status>(&r.body).ok())
+                .map(|st| st.name);
+            let ours = format!("node{}-{tag}", t.index);
+            if name.as_deref() == Some(ours.as_str()) {
                 break;
             }
             let dead = !Path::new(&format!("/proc/{pid}")).exists() || files::is_zombie(pid);
             let tail = || std::fs::read_to_string(&log).unwrap_or_default();
-            if dead && restarts < 5 && tail().contains("Address already in use") {
+            let taken = name.is_some() || (dead && tail().contains("Address already in use"));
+            if taken && restarts < 5 {
+                if !dead {
+                    // Ours is alive but another node answers on its port: it cannot
+                    // have bound it, and is started again with the rest.
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
                 restarts += 1;
                 let (nt, npid, nlog) = spawn(t.index)?;
                 if let (Some(tt), Some(pp)) = (targets.get_mut(k), pids.get_mut(k)) {
