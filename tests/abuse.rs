@@ -576,14 +576,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
         replacement: hex::encode([7u8; 32]),
         roster_version: 0,
     };
-    let target = frostamp::ceremony::PinnedNode {
-        target: frostamp::ceremony::NodeTarget {
-            index: 3,
-            public: n3.public.clone(),
-            peer: n3.peer.clone(),
-        },
-        pin: pin_of(n3),
-    };
+    let target = pinned(n3);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt
         .block_on(frostamp::ceremony::admin(
@@ -1043,14 +1036,7 @@ fn resending_the_configuration_while_serving_drops_no_link() {
         &std::fs::read_to_string(&file.operator_key).unwrap(),
     )
     .unwrap();
-    let target = frostamp::ceremony::PinnedNode {
-        target: frostamp::ceremony::NodeTarget {
-            index: 2,
-            public: n2.public.clone(),
-            peer: n2.peer.clone(),
-        },
-        pin: pin_of(n2),
-    };
+    let target = pinned(n2);
     let mut cfg = config_of(&file, 2);
     let peers = |n: &ClusterNode| -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(&get_text(n, "/status")).unwrap();

@@ -30,32 +30,15 @@ fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, file) = cluster_up_cmd(&d, &[], &[]);
     assert!(
         stdout.contains("certificate installed on all 5 nodes"),
         "{stdout}"
     );
-    let file: ClusterFile =
-        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
     assert_eq!(file.nodes.len(), 5);
 
     // Every node: Serving, same group key, same certificate.
-    let status = Command::new(FROSTAMP)
-        .args(["cluster", "status", "--json", "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let v = cluster_status_json(&d);
     let all = v.as_array().unwrap();
     assert_eq!(all.len(), 5);
     let cert0 = all[0]["status"]["certificate"]
@@ -113,12 +96,7 @@ fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
     assert_eq!(status, 401);
 
     // cluster down stops every process.
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "down", "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    assert!(cluster_down(&d).status.success());
     std::thread::sleep(Duration::from_millis(300));
     for n in &file.nodes {
         let pid = n.pid.unwrap();
@@ -293,31 +271,14 @@ fn losses_lifecycle(suite: &str) {
     std::fs::write(&data, b"stamped by the cluster\n").unwrap();
 
     // frostamp stamp: request, save, verify.
-    let out = Command::new(FROSTAMP)
-        .args(["stamp"])
-        .arg(&data)
-        .arg("--cluster")
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = stamp_cluster(&data, &d);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Verification: OK"));
 
     // openssl ts -query → any node → openssl ts -reply -text and frostamp verify.
     let q = dir.path().join("q.tsq");
-    let st = Command::new("openssl")
-        .args(["ts", "-query", "-data"])
-        .arg(&data)
-        .args(["-sha512", "-cert", "-out"])
-        .arg(&q)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    openssl_query(&data, "-sha512", &q);
+    let root = file.root.as_ref().unwrap();
+    let time = d.join("time-servers.json");
     for node in &file.nodes {
         let (status, body) = post(
             node,
@@ -327,24 +288,9 @@ fn losses_lifecycle(suite: &str) {
         assert_eq!(status, 200);
         let r = dir.path().join(format!("r{}.tsr", node.index));
         std::fs::write(&r, &body).unwrap();
-        let text = Command::new("openssl")
-            .args(["ts", "-reply", "-in"])
-            .arg(&r)
-            .arg("-text")
-            .output()
-            .unwrap();
+        let text = openssl_reply_text(&r);
         assert!(String::from_utf8_lossy(&text.stdout).contains("Status: Granted."));
-        let v = Command::new(FROSTAMP)
-            .arg("verify")
-            .arg(&r)
-            .arg("--data")
-            .arg(&data)
-            .arg("--roots")
-            .arg(file.root.as_ref().unwrap())
-            .arg("--time-servers")
-            .arg(d.join("time-servers.json"))
-            .output()
-            .unwrap();
+        let v = verify_time_cmd(&r, &data, root, &time).output().unwrap();
         assert!(
             v.status.success(),
             "node {}: {}",
@@ -421,17 +367,7 @@ fn losses_lifecycle(suite: &str) {
         assert_eq!(status, 200);
         let r = dir.path().join("after2.tsr");
         std::fs::write(&r, &body).unwrap();
-        let v = Command::new(FROSTAMP)
-            .arg("verify")
-            .arg(&r)
-            .arg("--data")
-            .arg(&data)
-            .arg("--roots")
-            .arg(file.root.as_ref().unwrap())
-            .arg("--time-servers")
-            .arg(d.join("time-servers.json"))
-            .output()
-            .unwrap();
+        let v = verify_time_cmd(&r, &data, root, &time).output().unwrap();
         assert!(
             v.status.success(),
             "after two losses, node {}: {}",
@@ -500,12 +436,7 @@ fn repair_lifecycle(suite: &str) {
     let file = common::cluster_up_with(&d, suite);
     assert_eq!(file.ciphersuite.name(), suite);
     let cert_before = {
-        let s = Command::new(FROSTAMP)
-            .args(["cluster", "status", "--json", "--dir"])
-            .arg(&d)
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+        let v = cluster_status_json(&d);
         for node in v.as_array().unwrap() {
             assert_eq!(
                 node["status"]["ciphersuite"].as_str(),
@@ -519,27 +450,8 @@ fn repair_lifecycle(suite: &str) {
     wait_health(&file.nodes[4], "degraded", 4);
 
     // Boot the replacement on node 1's addresses.
-    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
     let n1 = &file.nodes[0];
-    let log = std::fs::File::create(d.join("node1-replacement.log")).unwrap();
-    let _child = Kill(vec![Command::new(NODE)
-        .args([
-            "--name",
-            "node1-replacement",
-            "--public",
-            &n1.public,
-            "--peer",
-            &n1.peer,
-        ])
-        .arg("--time-servers")
-        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
-        .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
-        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()]);
+    let _child = Kill(vec![start_replacement(&d, n1)]);
     // Fewer than t helpers: refused before anything is sent.
     let out = Command::new(FROSTAMP)
         .args([
@@ -558,16 +470,11 @@ fn repair_lifecycle(suite: &str) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("a repair needs t = 3"));
     // The operator's command: attest the replacement (same measurement), configure
     // it, and have three share holders repair its share; cluster.json gets its pin.
-    let out = Command::new(FROSTAMP)
-        .args(["ceremony", "repair", "--index", "1", "--state-dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(FROSTAMP)
+            .args(["ceremony", "repair", "--index", "1", "--state-dir"])
+            .arg(&d),
+        "",
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("share repaired by nodes [2, 3, 4]"));
     let after: ClusterFile =
@@ -605,26 +512,21 @@ fn repair_lifecycle(suite: &str) {
     assert_eq!(s.group_key, file.group_key);
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"after repair\n").unwrap();
-    let out = Command::new(FROSTAMP)
-        .args(["stamp"])
-        .arg(&data)
-        .args([
-            "--url",
-            &n1.public,
-            "--pin",
-            &hex::encode(replacement.pin),
-            "--roots",
-        ])
-        .arg(file.root.as_ref().unwrap())
-        .arg("--time-servers")
-        .arg(d.join("time-servers.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(FROSTAMP)
+            .args(["stamp"])
+            .arg(&data)
+            .args([
+                "--url",
+                &n1.public,
+                "--pin",
+                &hex::encode(replacement.pin),
+                "--roots",
+            ])
+            .arg(file.root.as_ref().unwrap())
+            .arg("--time-servers")
+            .arg(d.join("time-servers.json")),
+        "",
     );
     let printed = String::from_utf8_lossy(&out.stdout);
     let want = match suite {
@@ -661,18 +563,7 @@ fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
     let stamp = |name: &str| {
         let data = dir.path().join(name);
         std::fs::write(&data, name.as_bytes()).unwrap();
-        let out = Command::new(FROSTAMP)
-            .arg("stamp")
-            .arg(&data)
-            .arg("--cluster")
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stamp_cluster(&data, &d);
         data
     };
     let old = up(old_suite);
@@ -686,12 +577,7 @@ fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
         kill(*pid);
     }
     wait_health(&old.nodes[4], "halted", 2);
-    let down = Command::new(FROSTAMP)
-        .args(["cluster", "down", "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(down.status.success());
+    assert!(cluster_down(&d).status.success());
 
     let new = up(new_suite);
     assert_ne!(new.group_key, old.group_key, "a new epoch has a new key");
@@ -702,15 +588,7 @@ fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
     for (data, time) in [(&old_data, &old_time), (&new_data, &new_time)] {
         let mut tsr = data.clone().into_os_string();
         tsr.push(".tsr");
-        let v = Command::new(FROSTAMP)
-            .arg("verify")
-            .arg(&tsr)
-            .arg("--data")
-            .arg(data)
-            .arg("--roots")
-            .arg(root)
-            .arg("--time-servers")
-            .arg(time)
+        let v = verify_time_cmd(Path::new(&tsr), data, root, time)
             .arg("--json")
             .output()
             .unwrap();
@@ -1019,18 +897,7 @@ fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
         )
         .unwrap()
     };
-    let pinned: Vec<PinnedNode> = file
-        .nodes
-        .iter()
-        .map(|n| PinnedNode {
-            target: NodeTarget {
-                index: n.index,
-                public: n.public.clone(),
-                peer: n.peer.clone(),
-            },
-            pin: pin_of(n),
-        })
-        .collect();
+    let pinned: Vec<PinnedNode> = file.nodes.iter().map(pinned).collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let upload = |chain: &[Vec<u8>]| {
         rt.block_on(ceremony::install_chain(
@@ -1134,12 +1001,6 @@ fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-}
-
-/// A free loopback `host:port` (bound, then released).
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 /// (refusals, roster version, peer_claim_conflicts_total) of a node.
@@ -1281,14 +1142,7 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
     wait_health_within(&file.nodes[4], "degraded", 4, Duration::from_secs(30));
     // What the sixth node's own operator can know: the group key and the roster with
     // its machine at index 1 (as the real operator's order would make it).
-    let holder2 = PinnedNode {
-        target: NodeTarget {
-            index: 2,
-            public: file.nodes[1].public.clone(),
-            peer: file.nodes[1].peer.clone(),
-        },
-        pin: pin_of(&file.nodes[1]),
-    };
+    let holder2 = pinned(&file.nodes[1]);
     let (group_key, roster_hash) = rt
         .block_on(ceremony::repair_expectation(&[holder2], &member6))
         .unwrap();
@@ -1323,17 +1177,7 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
 
     // (c) the cluster operator orders the repair for exactly this identity.
     let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let holders: Vec<PinnedNode> = file.nodes[1..]
-        .iter()
-        .map(|n| PinnedNode {
-            target: NodeTarget {
-                index: n.index,
-                public: n.public.clone(),
-                peer: n.peer.clone(),
-            },
-            pin: pin_of(n),
-        })
-        .collect();
+    let holders: Vec<PinnedNode> = file.nodes[1..].iter().map(pinned).collect();
     let took = rt
         .block_on(ceremony::order_repair(
             &holders,

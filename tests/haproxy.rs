@@ -22,7 +22,10 @@
 #![cfg(feature = "insecure-dev-attestation")]
 
 mod common;
-use common::kill;
+use common::{
+    cluster_up, free_addr, get_text, kill, metric, start_replacement, time_server,
+    wait_health_within, Down, Kill, FROSTAMP,
+};
 use frostamp::cli::ops::{ClusterFile, ClusterNode};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
 use frostamp::verify::token::{verify, Expected, VerifyOptions};
@@ -30,40 +33,15 @@ use frostamp::x509::parse_certificates;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
-const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
 /// The shipped configuration.
 const SHIPPED: &str = include_str!("../deploy/haproxy.cfg");
 /// Client tasks stamping at once.
 const CLIENTS: usize = 6;
-
-/// Kills child processes even when the test panics.
-struct Kill(Vec<Child>);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-struct Down<'a>(&'a Path);
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        if self.0.join("cluster.json").exists() {
-            let _ = Command::new(FROSTAMP)
-                .args(["cluster", "down", "--dir"])
-                .arg(self.0)
-                .output();
-        }
-    }
-}
 
 /// The haproxy binary, if one runs: `$FROSTAMP_HAPROXY`, else `haproxy` on `PATH`, else
 /// `/usr/sbin/haproxy` (Debian's, not on a non-root user's `PATH`).
@@ -82,11 +60,6 @@ fn haproxy() -> Option<String> {
         }
         out.status.success()
     })
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 /// Replace `from` (which must occur exactly once) by `to`.
@@ -189,31 +162,6 @@ fn wait_server(socket: &Path, name: &str, want: &str, within: Duration) -> Durat
     }
 }
 
-/// A node process from the test's binary on `node`'s addresses (a replacement).
-fn start_node(d: &Path, node: &ClusterNode) -> Child {
-    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
-    let name = format!("node{}-replacement", node.index);
-    let log = std::fs::File::create(d.join(format!("{name}.log"))).unwrap();
-    Command::new(NODE)
-        .args([
-            "--name",
-            &name,
-            "--public",
-            &node.public,
-            "--peer",
-            &node.peer,
-        ])
-        .arg("--time-servers")
-        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
-        .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
-        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 /// `frostamp ceremony repair --index i` (runbook §4).
 fn repair(d: &Path, index: u16) {
     let out = Command::new(FROSTAMP)
@@ -241,28 +189,6 @@ fn repair(d: &Path, index: u16) {
     );
 }
 
-/// One GET to a node's public port, pinned.
-fn node_get(node: &ClusterNode, path: &str) -> String {
-    let pin: [u8; 32] = hex::decode(node.pin.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt
-        .block_on(frostamp::net::client::request(
-            &node.public,
-            Some(pin),
-            "GET",
-            path,
-            &[],
-            Vec::new(),
-            Duration::from_secs(10),
-        ))
-        .unwrap();
-    assert_eq!(r.status, 200);
-    String::from_utf8(r.body).unwrap()
-}
-
 /// The phase a node reports on `GET /status` (no pin: a replacement not attested yet),
 /// once it answers.
 fn unpinned_phase(public: &str, within: Duration) -> String {
@@ -284,27 +210,6 @@ fn unpinned_phase(public: &str, within: Duration) -> String {
         }
         assert!(Instant::now() < deadline, "{public} does not answer");
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn metric(text: &str, sample: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {sample}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn wait_healthy(node: &ClusterNode, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let v: serde_json::Value = serde_json::from_str(&node_get(node, "/status")).unwrap();
-        if v["health"] == "healthy" && v["share_holders"] == 5 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "node {}: {v}", node.index);
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -331,18 +236,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file: ClusterFile =
-        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let file = cluster_up(&d);
 
     // The balancer's certificate for the public name (a test one).
     let h = dir.path().join("haproxy");
@@ -502,7 +396,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     for lost in [2u16, 4] {
         let node = &file.nodes[usize::from(lost - 1)];
         mark(format!("node {lost} replaced and repaired"));
-        replacements.0.push(start_node(&d, node));
+        replacements.0.push(start_replacement(&d, node));
         let started = Instant::now();
         // Running but not serving yet (no share): answers /status, stays DOWN.
         let phase = unpinned_phase(&node.public, Duration::from_secs(30));
@@ -529,7 +423,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     let after: ClusterFile =
         serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
     for n in &after.nodes {
-        wait_healthy(n, Duration::from_secs(30));
+        wait_health_within(n, "healthy", 5, Duration::from_secs(30));
     }
     mark("5 nodes again".into());
     std::thread::sleep(Duration::from_secs(5));
@@ -671,7 +565,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     assert_eq!(frontend["hrsp_5xx"], "0");
     // Both replacements coordinated tokens for clients of the balancer.
     for i in [2usize, 4] {
-        let m = node_get(&after.nodes[i - 1], "/metrics");
+        let m = get_text(&after.nodes[i - 1], "/metrics");
         let tokens = metric(&m, "frostamp_tokens_total");
         eprintln!("  replacement node {i}: {tokens} tokens coordinated");
         assert!(tokens > 0.0, "replacement node {i} got no traffic");
@@ -684,21 +578,9 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     // round (every 5 s) fails, its /status says no_time, and HAProxy takes it out; with
     // every node out, a client gets HTTP 503 from the balancer at once instead of a
     // timeNotAvailable rejection. Started again, the nodes come back by themselves.
-    let time_server = |what: &str, i: u16| {
-        let out = Command::new(FROSTAMP)
-            .args(["cluster", "time-server", what, &i.to_string(), "--dir"])
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let started = Instant::now();
-    time_server("--stop", 1);
-    time_server("--stop", 2);
+    time_server(&d, "--stop", 1);
+    time_server(&d, "--stop", 2);
     for n in &file.nodes {
         wait_server(
             &socket,
@@ -708,7 +590,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         );
     }
     let down = started.elapsed();
-    let v: serde_json::Value = serde_json::from_str(&node_get(&after.nodes[0], "/status")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&get_text(&after.nodes[0], "/status")).unwrap();
     assert_eq!(v["health"], "no_time", "{v}");
     let req = AcceptedRequest::build_der(
         HashAlg::Sha256,
@@ -730,8 +612,8 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         .unwrap();
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     let started = Instant::now();
-    time_server("--start", 1);
-    time_server("--start", 2);
+    time_server(&d, "--start", 1);
+    time_server(&d, "--start", 2);
     for n in &file.nodes {
         wait_server(
             &socket,

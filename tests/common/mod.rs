@@ -6,7 +6,7 @@
 
 use frostamp::cli::ops::ClusterFile;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub(crate) const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
@@ -65,25 +65,179 @@ pub(crate) fn cluster_up(d: &Path) -> ClusterFile {
 /// [`cluster_up`] with `--ciphersuite SUITE`.
 #[allow(dead_code)]
 pub(crate) fn cluster_up_with(d: &Path, suite: &str) -> ClusterFile {
+    cluster_up_cmd(d, &["--ciphersuite", suite], &[]).1
+}
+
+/// `frostamp cluster up --node-bin NODE --dir d EXTRA…` with the environment variables
+/// `envs` (inherited by the node processes); asserts that it succeeded. Its stdout and
+/// the cluster.json it wrote.
+pub(crate) fn cluster_up_cmd(
+    d: &Path,
+    extra: &[&str],
+    envs: &[(&str, &Path)],
+) -> (String, ClusterFile) {
+    let mut cmd = Command::new(FROSTAMP);
+    cmd.args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .arg(d)
+        .args(extra);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = run_ok(&mut cmd, "cluster up failed:");
+    let file = serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), file)
+}
+
+/// `frostamp cluster status --json --dir d`: every node's status.
+pub(crate) fn cluster_status_json(d: &Path) -> serde_json::Value {
     let out = Command::new(FROSTAMP)
-        .args([
-            "cluster",
-            "up",
-            "--ciphersuite",
-            suite,
-            "--node-bin",
-            NODE,
-            "--dir",
-        ])
+        .args(["cluster", "status", "--json", "--dir"])
         .arg(d)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `frostamp cluster down --dir d`, run; its output (callers check the status).
+pub(crate) fn cluster_down(d: &Path) -> Output {
+    Command::new(FROSTAMP)
+        .args(["cluster", "down", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap()
+}
+
+/// A node of cluster.json as the ceremony's client addresses it (pinned identity).
+pub(crate) fn pinned(n: &frostamp::cli::ops::ClusterNode) -> frostamp::ceremony::PinnedNode {
+    frostamp::ceremony::PinnedNode {
+        target: frostamp::ceremony::NodeTarget {
+            index: n.index,
+            public: n.public.clone(),
+            peer: n.peer.clone(),
+        },
+        pin: pin_of(n),
+    }
+}
+
+/// `frostamp cluster time-server --dir d WHAT INDEX` (WHAT: `--stop` or `--start`),
+/// asserting that it succeeded.
+pub(crate) fn time_server(d: &Path, what: &str, index: u16) {
+    run_ok(
+        Command::new(FROSTAMP)
+            .args(["cluster", "time-server", "--dir"])
+            .arg(d)
+            .arg(what)
+            .arg(index.to_string()),
+        &format!("time-server {what} {index}:"),
     );
-    serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap()
+}
+
+/// A free loopback `host:port` (bound, then released).
+pub(crate) fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// A replacement node process (`node<i>-replacement`, log in `d`) from the test's
+/// binary on `node`'s addresses, with the cluster's operator key, development platform
+/// and time servers.
+pub(crate) fn start_replacement(
+    d: &Path,
+    node: &frostamp::cli::ops::ClusterNode,
+) -> std::process::Child {
+    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
+    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
+    let name = format!("node{}-replacement", node.index);
+    let log = std::fs::File::create(d.join(format!("{name}.log"))).unwrap();
+    Command::new(NODE)
+        .args([
+            "--name",
+            &name,
+            "--public",
+            &node.public,
+            "--peer",
+            &node.peer,
+        ])
+        .arg("--time-servers")
+        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
+        .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
+        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// A finished command's stdout and then its stderr, as text (for assertion messages).
+pub(crate) fn output_text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs `cmd` and asserts that it exited with 0 (the message: `what`, then its stdout
+/// and stderr); its output.
+pub(crate) fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{what}\n{}", output_text(&out));
+    out
+}
+
+/// `frostamp verify TSR --data DATA --roots ROOTS`, not yet run: callers add
+/// `--time-servers`, `--json`, … and run it.
+pub(crate) fn verify_cmd(tsr: &Path, data: &Path, roots: &Path) -> Command {
+    let mut c = Command::new(FROSTAMP);
+    c.arg("verify")
+        .arg(tsr)
+        .arg("--data")
+        .arg(data)
+        .arg("--roots")
+        .arg(roots);
+    c
+}
+
+/// [`verify_cmd`] with `--time-servers TIME` (a cluster's time-servers.json).
+pub(crate) fn verify_time_cmd(tsr: &Path, data: &Path, roots: &Path, time: &Path) -> Command {
+    let mut c = verify_cmd(tsr, data, roots);
+    c.arg("--time-servers").arg(time);
+    c
+}
+
+/// `frostamp stamp DATA --cluster D`, asserting that it succeeded; its output.
+pub(crate) fn stamp_cluster(data: &Path, d: &Path) -> Output {
+    run_ok(
+        Command::new(FROSTAMP)
+            .arg("stamp")
+            .arg(data)
+            .arg("--cluster")
+            .arg(d),
+        "frostamp stamp failed:",
+    )
+}
+
+/// `openssl ts -query -data DATA HASH -cert -out OUT` (HASH e.g. `-sha256`), asserting
+/// that it succeeded.
+pub(crate) fn openssl_query(data: &Path, hash: &str, out: &Path) {
+    run_ok(
+        Command::new("openssl")
+            .args(["ts", "-query", "-data"])
+            .arg(data)
+            .args([hash, "-cert", "-out"])
+            .arg(out),
+        "openssl ts -query failed:",
+    );
+}
+
+/// `openssl ts -reply -in R -text`, run; its output (callers check the status).
+pub(crate) fn openssl_reply_text(r: &Path) -> Output {
+    Command::new("openssl")
+        .args(["ts", "-reply", "-in"])
+        .arg(r)
+        .arg("-text")
+        .output()
+        .unwrap()
 }
 
 /// A node's pinned TLS identity from cluster.json.
@@ -98,10 +252,7 @@ pub(crate) struct Down<'a>(pub(crate) &'a Path);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
         if self.0.join("cluster.json").exists() {
-            let _ = Command::new(FROSTAMP)
-                .args(["cluster", "down", "--dir"])
-                .arg(self.0)
-                .output();
+            let _ = cluster_down(self.0);
         }
     }
 }
