@@ -23,6 +23,9 @@ use frostamp::tsp::TsaProfile;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+use common::dev_ca;
+
 struct Cluster {
     targets: Vec<NodeTarget>,
     roots: RootSet,
@@ -184,6 +187,50 @@ async fn fix_root(nodes: &[ceremony::PinnedNode], c: &Cluster, subject: &str, ca
     .unwrap();
 }
 
+/// `ceremony::issue_for_bundle` by `ca` with the cluster's attestation roots.
+fn issue(
+    ca: &DevCa,
+    bundle: &frostamp::api::bundle::EvidenceBundle,
+    c: &Cluster,
+    measurements: &[[u8; 48]],
+    subject: &str,
+    from: std::time::SystemTime,
+    validity: Duration,
+) -> Result<Vec<u8>, CeremonyError> {
+    ceremony::issue_for_bundle(ca, bundle, &c.roots, measurements, subject, from, validity)
+}
+
+/// The development-CA path after a ceremony: `ca` issues the TSA certificate `CN=tsa`
+/// (valid `validity` from `from`) for the outcome's bundle, every node gets `ca`'s root
+/// fixed and then the chain installed.
+async fn certify(
+    outcome: &ceremony::CeremonyOutcome,
+    c: &Cluster,
+    ca: &DevCa,
+    from: std::time::SystemTime,
+    validity: Duration,
+) {
+    let cert = issue(
+        ca,
+        &outcome.bundle,
+        c,
+        &[c.measurement],
+        "CN=tsa",
+        from,
+        validity,
+    )
+    .unwrap();
+    fix_root(&outcome.nodes, c, "CN=tsa", ca).await;
+    ceremony::install_chain(
+        &outcome.nodes,
+        &c.operator,
+        &SystemClock,
+        &[cert, ca.certificate_der().unwrap()],
+    )
+    .await
+    .unwrap();
+}
+
 fn options(c: &Cluster) -> CeremonyOptions {
     CeremonyOptions {
         nodes: c.targets.clone(),
@@ -248,18 +295,12 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         assert_eq!(s.peers.len(), 4);
     }
     let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=test CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let ca = dev_ca("CN=test CA", now - Duration::from_secs(60));
     // The CA refuses a bundle whose measurement it was not told to accept.
-    let e = ceremony::issue_for_bundle(
+    let e = issue(
         &ca,
         &outcome.bundle,
-        &c.roots,
+        &c,
         &[[0x22; 48]],
         "CN=tsa",
         now,
@@ -304,10 +345,10 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         let mut bad_nt = outcome.bundle.clone();
         bad_nt.t = t;
         bad_nt.n = n;
-        let e = ceremony::issue_for_bundle(
+        let e = issue(
             &ca,
             &bad_nt,
-            &c.roots,
+            &c,
             &[c.measurement],
             "CN=tsa",
             now,
@@ -328,10 +369,10 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
     ));
 
     // No CA root fixed yet (no CSR, no /admin/ca-root): every upload is refused.
-    let early = ceremony::issue_for_bundle(
+    let early = issue(
         &ca,
         &outcome.bundle,
-        &c.roots,
+        &c,
         &[c.measurement],
         "CN=frostamp TSA,O=test",
         now,
@@ -398,10 +439,10 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         }
     }
 
-    let cert = ceremony::issue_for_bundle(
+    let cert = issue(
         &ca,
         &outcome.bundle,
-        &c.roots,
+        &c,
         &[c.measurement],
         "CN=frostamp TSA,O=test",
         now,
@@ -425,13 +466,7 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         assert_eq!(s.phase, Phase::Serving);
     }
     // The CA root can no longer change once a certificate is installed.
-    let other_ca = DevCa::generate(
-        "CN=other CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let other_ca = dev_ca("CN=other CA", now - Duration::from_secs(60));
     let e = ceremony::fix_ca_root(
         &outcome.nodes[..1],
         &c.operator,
@@ -585,13 +620,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
     let node = &outcome.nodes[1];
     let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=external CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let ca = dev_ca("CN=external CA", now - Duration::from_secs(60));
     let root = ca.certificate_der().unwrap();
     let subject = "CN=frostamp TSA,O=external CA test";
     // Twin: the CSR must name a self-signed CA root.
@@ -713,13 +742,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     );
     // Twin: a second CSR for another CA (or another subject) is refused: the
     // root was fixed with the first one.
-    let other_ca = DevCa::generate(
-        "CN=another CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let other_ca = dev_ca("CN=another CA", now - Duration::from_secs(60));
     let other_root = other_ca.certificate_der().unwrap();
     for (subj, r) in [(subject, &other_root), ("CN=renamed", &root)] {
         let e = ceremony::request_csr(node, &c.operator, &SystemClock, subj, &outcome.bundle, r)
@@ -803,52 +826,11 @@ async fn byzantine_signer(suite: Ciphersuite) {
     c.ciphersuite = suite;
     let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
     let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=test CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
-    let cert = ceremony::issue_for_bundle(
-        &ca,
-        &outcome.bundle,
-        &c.roots,
-        &[c.measurement],
-        "CN=tsa",
-        now,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
-    fix_root(&outcome.nodes, &c, "CN=tsa", &ca).await;
-    ceremony::install_chain(
-        &outcome.nodes,
-        &c.operator,
-        &SystemClock,
-        &[cert, ca.certificate_der().unwrap()],
-    )
-    .await
-    .unwrap();
+    let ca = dev_ca("CN=test CA", now - Duration::from_secs(60));
+    certify(&outcome, &c, &ca, now, Duration::from_secs(3600)).await;
     // Node 1 coordinates with itself and nodes 2, 3: node 2's share is invalid.
     let node1 = &outcome.nodes[0];
-    let req = frostamp::tsp::request::AcceptedRequest::build_der(
-        frostamp::tsp::request::HashAlg::Sha256,
-        &frostamp::tsp::request::HashAlg::Sha256.digest(b"byzantine"),
-        None,
-        true,
-    )
-    .unwrap();
-    let r = frostamp::net::client::request(
-        &node1.target.public,
-        Some(node1.pin),
-        "POST",
-        "/",
-        &[("content-type", "application/timestamp-query".into())],
-        req,
-        Duration::from_secs(20),
-    )
-    .await
-    .unwrap();
+    let r = post_query(node1, b"byzantine").await;
     let opts = frostamp::verify::token::VerifyOptions {
         expected: frostamp::verify::token::Expected::Data(b"byzantine".to_vec()),
         anchors: vec![frostamp::x509::CertDer::from_cert(ca.certificate()).unwrap()],
@@ -893,6 +875,12 @@ async fn byzantine_signer(suite: Ciphersuite) {
 
 /// Serve a timestamp request to `node` and return the parsed response.
 async fn ask(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::tsp::asn1::TimeStampResp {
+    let r = post_query(node, data).await;
+    <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&r.body).unwrap()
+}
+
+/// POST a SHA-256 timestamp request (no nonce, certificate wanted) for `data` to `node`.
+async fn post_query(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::net::client::Response {
     let req = frostamp::tsp::request::AcceptedRequest::build_der(
         frostamp::tsp::request::HashAlg::Sha256,
         &frostamp::tsp::request::HashAlg::Sha256.digest(data),
@@ -900,7 +888,7 @@ async fn ask(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::tsp::asn1::T
         true,
     )
     .unwrap();
-    let r = frostamp::net::client::request(
+    frostamp::net::client::request(
         &node.target.public,
         Some(node.pin),
         "POST",
@@ -910,39 +898,21 @@ async fn ask(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::tsp::asn1::T
         Duration::from_secs(20),
     )
     .await
-    .unwrap();
-    <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&r.body).unwrap()
+    .unwrap()
 }
 
 async fn serving(c: &Cluster) -> Vec<ceremony::PinnedNode> {
     let outcome = ceremony::run(&options(c), &|_| {}).await.unwrap();
     let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=test CA",
-        now - Duration::from_secs(3600),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
-    let cert = ceremony::issue_for_bundle(
+    let ca = dev_ca("CN=test CA", now - Duration::from_secs(3600));
+    certify(
+        &outcome,
+        c,
         &ca,
-        &outcome.bundle,
-        &c.roots,
-        &[c.measurement],
-        "CN=tsa",
         now - Duration::from_secs(3600),
         Duration::from_secs(86400),
     )
-    .unwrap();
-    fix_root(&outcome.nodes, c, "CN=tsa", &ca).await;
-    ceremony::install_chain(
-        &outcome.nodes,
-        &c.operator,
-        &SystemClock,
-        &[cert, ca.certificate_der().unwrap()],
-    )
-    .await
-    .unwrap();
+    .await;
     outcome.nodes
 }
 

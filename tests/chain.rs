@@ -9,6 +9,8 @@
 
 use std::time::{Duration, SystemTime};
 
+mod common;
+
 use cms::cert::CertificateChoices;
 use cms::signed_data::{SignedData, SignerIdentifier};
 use der::{DateTime, Decode, Encode};
@@ -605,12 +607,6 @@ fn ed25519_epoch_tsa_certificate_chains_and_its_twins_do_not() {
         &opts(at)
     )
     .is_err());
-    let other = frostamp::certs::DevCa::generate(
-        "CN=other root",
-        at - Duration::from_secs(3600),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let other = common::dev_ca("CN=other root", at - Duration::from_secs(3600));
     assert!(build_chain(&leaf, &[], &[other.certificate().clone()], &opts(at)).is_err());
 }

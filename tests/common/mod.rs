@@ -132,6 +132,17 @@ pub(crate) fn time_server(d: &Path, what: &str, index: u16) {
     );
 }
 
+/// A development CA `subject` valid for a day from `not_before`.
+pub(crate) fn dev_ca(subject: &str, not_before: std::time::SystemTime) -> frostamp::certs::DevCa {
+    frostamp::certs::DevCa::generate(
+        subject,
+        not_before,
+        Duration::from_secs(86400),
+        &mut rand::thread_rng(),
+    )
+    .unwrap()
+}
+
 /// A free loopback `host:port` (bound, then released).
 pub(crate) fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
