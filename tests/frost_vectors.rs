@@ -17,8 +17,6 @@
     clippy::disallowed_methods
 )]
 
-#[path = "common/frost_vectors.rs"]
-mod frost_vectors;
 use frost_vectors::{flipped, hex_of, num};
 
 use frost::keys::dkg;
@@ -31,7 +29,6 @@ use frost::{
 use frostamp::threshold::frost;
 use frostamp::threshold::keys::{verify_frost, verifying_key_from_sec1, GroupKey, KeyShare};
 use frostamp::threshold::signer::{sign_share, SignerNonces};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// One signing vector file of this suite.
@@ -42,9 +39,8 @@ const ASSETS: &str = concat!(
     "/tests/data/assets/frost-secp256k1/"
 );
 
-fn load(rel: &str) -> Value {
-    frost_vectors::load(ASSETS, rel)
-}
+#[path = "common/frost_vectors.rs"]
+mod frost_vectors;
 
 fn id(n: u16) -> Identifier {
     Identifier::try_from(n).expect("non-zero identifier")
@@ -64,12 +60,7 @@ fn check_signing_vector(rel: &'static str) {
 
     // Key material: the group key is the group secret times G, and the
     // participants' shares interpolate to the group secret.
-    let group_secret = SigningKey::deserialize(&v.group_secret).expect("group secret");
-    assert_eq!(
-        VerifyingKey::from(&group_secret),
-        v.verifying_key(),
-        "{name}: group key"
-    );
+    v.assert_group_key_of_secret();
     let signer_packages: Vec<KeyPackage> =
         v.participants.iter().map(|n| v.key_package(*n)).collect();
     let reconstructed = frost::keys::reconstruct(&signer_packages).expect("reconstruct");
@@ -85,30 +76,10 @@ fn check_signing_vector(rel: &'static str) {
     );
 
     // Round one: the fixed nonces give the vector's commitments.
-    for n in &v.participants {
-        let c = v.nonces(*n).commitments();
-        let r1 = &v.commitments_hex[n];
-        assert_eq!(
-            c.hiding().serialize().expect("hiding"),
-            r1.0,
-            "{name}: hiding commitment of {n}"
-        );
-        assert_eq!(
-            c.binding().serialize().expect("binding"),
-            r1.1,
-            "{name}: binding commitment of {n}"
-        );
-    }
+    v.assert_round_one();
 
     // Round two through sign_share: each share equals the vector's.
-    let shares = v.sign_all(&v.message);
-    for n in &v.participants {
-        assert_eq!(
-            shares[&id(*n)].serialize(),
-            v.sig_shares[n],
-            "{name}: sig share of {n}"
-        );
-    }
+    let shares = v.sign_and_check_shares();
 
     // Aggregation, both as frost's default and as the coordinator does it.
     let pubkeys = v.public_key_package();
@@ -119,13 +90,15 @@ fn check_signing_vector(rel: &'static str) {
         v.sig,
         "{name}: final signature"
     );
-    let sig_all = frost::aggregate_custom(
-        &package,
-        &shares,
-        &pubkeys,
-        frost::CheaterDetection::AllCheaters,
-    )
-    .expect("aggregate with cheater detection");
+    let all_cheaters = |shares: &BTreeMap<Identifier, SignatureShare>| {
+        frost::aggregate_custom(
+            &package,
+            shares,
+            &pubkeys,
+            frost::CheaterDetection::AllCheaters,
+        )
+    };
+    let sig_all = all_cheaters(&shares).expect("aggregate with cheater detection");
     assert_eq!(sig_all, sig);
 
     // Verification as token verification does it.
@@ -179,13 +152,7 @@ fn check_signing_vector(rel: &'static str) {
     let first = id(v.participants[0]);
     let mut mixed = shares.clone();
     mixed.insert(first, wrong[&first]);
-    let err = frost::aggregate_custom(
-        &package,
-        &mixed,
-        &pubkeys,
-        frost::CheaterDetection::AllCheaters,
-    )
-    .expect_err("share over another message");
+    let err = all_cheaters(&mixed).expect_err("share over another message");
     assert_eq!(err.culprits(), vec![first]);
 }
 
@@ -249,7 +216,7 @@ struct DkgParticipant {
 }
 
 fn dkg_vector() -> (u16, u16, Vec<u8>, Vec<DkgParticipant>) {
-    let v = load("zcashfoundation/vectors_dkg.json");
+    let v = frost_vectors::load(ASSETS, "zcashfoundation/vectors_dkg.json");
     let min = num(&v["config"]["MIN_PARTICIPANTS"]);
     let max = num(&v["config"]["MAX_PARTICIPANTS"]);
     let inputs = &v["inputs"];
@@ -462,7 +429,7 @@ fn dkg_vectors_failing_twins() {
 
 #[test]
 fn invalid_element_is_rejected() {
-    let v = load("zcashfoundation/elements.json");
+    let v = frost_vectors::load(ASSETS, "zcashfoundation/elements.json");
     let bad = hex_of(&v["elements"]["invalid_element"]);
     assert_eq!(bad.len(), 33);
     assert!(VerifyingKey::deserialize(&bad).is_err());
@@ -478,7 +445,7 @@ fn invalid_element_is_rejected() {
 
 #[test]
 fn serialization_samples() {
-    let v = load("zcashfoundation/samples.json");
+    let v = frost_vectors::load(ASSETS, "zcashfoundation/samples.json");
     assert_eq!(id(42).serialize(), hex_of(&v["identifier"]));
     let g = hex_of(&v["element1"]);
     let g2 = hex_of(&v["element2"]);

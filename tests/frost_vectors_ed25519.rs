@@ -21,8 +21,6 @@
     clippy::disallowed_methods
 )]
 
-#[path = "common/frost_vectors.rs"]
-mod frost_vectors;
 use frost_vectors::{flipped, hex_of, id};
 
 use frost_core::round2::SignatureShare;
@@ -32,7 +30,6 @@ use frostamp::threshold::keys::verify_frost;
 use frostamp::threshold::suite::Ed25519Sha512;
 use frostamp::tsp::token::CmsScheme;
 use frostamp::x509::sig::{verify_signature, SignatureError, ED25519};
-use serde_json::Value;
 
 type E = Ed25519Sha512;
 /// One signing vector file of this suite.
@@ -43,9 +40,8 @@ const ASSETS: &str = concat!(
     "/tests/data/assets/frost-ed25519/zcashfoundation/"
 );
 
-fn load(rel: &str) -> Value {
-    frost_vectors::load(ASSETS, rel)
-}
+#[path = "common/frost_vectors.rs"]
+mod frost_vectors;
 
 /// The RFC 8410 SubjectPublicKeyInfo of a 32-byte Ed25519 key.
 fn spki(key: &[u8]) -> spki::SubjectPublicKeyInfoOwned {
@@ -70,31 +66,11 @@ fn ed25519_verify(key: &[u8], message: &[u8], sig: &[u8]) -> Result<(), Signatur
 fn check(name: &'static str) {
     let v = Vector::load(ASSETS, name);
     // The group key is the group secret times G.
-    let secret = SigningKey::<E>::deserialize(&v.group_secret).expect("group secret");
-    assert_eq!(VerifyingKey::from(&secret), v.verifying_key(), "{name}");
+    v.assert_group_key_of_secret();
     // Round one: the fixed nonces give the vector's commitments.
-    for n in &v.participants {
-        let c = v.nonces(*n).commitments();
-        assert_eq!(
-            c.hiding().serialize().expect("hiding"),
-            v.commitments_hex[n].0,
-            "{name}: hiding commitment of {n}"
-        );
-        assert_eq!(
-            c.binding().serialize().expect("binding"),
-            v.commitments_hex[n].1,
-            "{name}: binding commitment of {n}"
-        );
-    }
+    v.assert_round_one();
     // Round two through sign_share.
-    let shares = v.sign_all(&v.message);
-    for n in &v.participants {
-        assert_eq!(
-            shares[&id(*n)].serialize(),
-            v.sig_shares[n],
-            "{name}: sig share of {n}"
-        );
-    }
+    let shares = v.sign_and_check_shares();
     // Aggregation as the coordinator does it: the vector's signature, 64 bytes.
     let group = v.group();
     let sig = aggregate_checked(&group, v.commitments(), &v.message, &shares)
@@ -161,7 +137,7 @@ fn rfc9591_ed25519_big_identifier_vectors_through_the_token_path() {
 #[test]
 fn repair_share_vector_sums() {
     use frost_core::keys::repairable::{repair_share_part2, Delta, Sigma};
-    let v = load("repair-share.json");
+    let v = frost_vectors::load(ASSETS, "repair-share.json");
     let g = &v["sigma_generation"];
     let deltas: Vec<Delta<E>> = (1..=4)
         .map(|i| Delta::deserialize(&hex_of(&g[format!("sigma_{i}")])).expect("scalar"))
@@ -179,7 +155,7 @@ fn repair_share_vector_sums() {
 /// The invalid element of the vectors is refused as a key, a commitment and an R.
 #[test]
 fn invalid_element_is_rejected() {
-    let v = load("elements.json");
+    let v = frost_vectors::load(ASSETS, "elements.json");
     let bad = hex_of(&v["elements"]["invalid_element"]);
     assert!(VerifyingKey::<E>::deserialize(&bad).is_err());
     assert!(frost_core::round1::NonceCommitment::<E>::deserialize(&bad).is_err());
@@ -188,6 +164,6 @@ fn invalid_element_is_rejected() {
     let g = VerifyingKey::from(&SigningKey::<E>::deserialize(&[1u8; 32]).expect("key"));
     assert!(!verify_frost(&g, b"test", &sig));
     // The twin: the base point itself (a valid element) is accepted.
-    let gen = hex_of(&load("samples.json")["element1"]);
+    let gen = hex_of(&frost_vectors::load(ASSETS, "samples.json")["element1"]);
     assert!(VerifyingKey::<E>::deserialize(&gen).is_ok());
 }

@@ -8,7 +8,7 @@
 use frost_core::keys::{KeyPackage, PublicKeyPackage, SigningShare, VerifyingShare};
 use frost_core::round1::{Nonce, SigningCommitments, SigningNonces};
 use frost_core::round2::SignatureShare;
-use frost_core::{Identifier, VerifyingKey};
+use frost_core::{Identifier, SigningKey, VerifyingKey};
 use frostamp::threshold::keys::{GroupKey, KeyShare};
 use frostamp::threshold::signer::{sign_share, SignerNonces};
 use frostamp::threshold::suite::Suite;
@@ -194,5 +194,50 @@ impl<S: Suite> SigningVector<S> {
                 (id(*n), share)
             })
             .collect()
+    }
+
+    /// Asserts that the group key is the group secret times G.
+    pub(crate) fn assert_group_key_of_secret(&self) {
+        let secret = SigningKey::<S>::deserialize(&self.group_secret).expect("group secret");
+        assert_eq!(
+            VerifyingKey::from(&secret),
+            self.verifying_key(),
+            "{}: group key",
+            self.name
+        );
+    }
+
+    /// Round one: asserts that the fixed nonces give the vector's commitments.
+    pub(crate) fn assert_round_one(&self) {
+        let name = self.name;
+        for n in &self.participants {
+            let c = self.nonces(*n).commitments();
+            let (hiding, binding) = &self.commitments_hex[n];
+            assert_eq!(
+                &c.hiding().serialize().expect("hiding"),
+                hiding,
+                "{name}: hiding commitment of {n}"
+            );
+            assert_eq!(
+                &c.binding().serialize().expect("binding"),
+                binding,
+                "{name}: binding commitment of {n}"
+            );
+        }
+    }
+
+    /// Round two through `sign_share` over the vector's message: asserts that each
+    /// share equals the vector's; the shares.
+    pub(crate) fn sign_and_check_shares(&self) -> BTreeMap<Identifier<S>, SignatureShare<S>> {
+        let shares = self.sign_all(&self.message);
+        for n in &self.participants {
+            assert_eq!(
+                shares[&id(*n)].serialize(),
+                self.sig_shares[n],
+                "{}: sig share of {n}",
+                self.name
+            );
+        }
+        shares
     }
 }
