@@ -130,12 +130,7 @@ fn check_signing_vector(rel: &'static str) {
     // Failing twin of aggregation: one corrupted share is named as the culprit,
     // by both cheater-detection modes.
     for n in &v.participants {
-        let mut bad = shares.clone();
-        let bytes = flipped(&shares[&id(*n)].serialize(), 31);
-        bad.insert(
-            id(*n),
-            SignatureShare::deserialize(&bytes).expect("still a scalar"),
-        );
+        let bad = frost_vectors::with_corrupted_share(&shares, *n, 31);
         for mode in [
             frost::CheaterDetection::FirstCheater,
             frost::CheaterDetection::AllCheaters,

@@ -23,7 +23,6 @@
 
 use frost_vectors::{flipped, hex_of, id};
 
-use frost_core::round2::SignatureShare;
 use frost_core::{SigningKey, VerifyingKey};
 use frostamp::threshold::coordinator::{aggregate_checked, Finish};
 use frostamp::threshold::keys::verify_frost;
@@ -109,12 +108,7 @@ fn check(name: &'static str) {
     );
     // Failing twin of aggregation: a corrupted share is named as the culprit.
     for n in &v.participants {
-        let mut bad = shares.clone();
-        let bytes = flipped(&shares[&id(*n)].serialize(), 0);
-        bad.insert(
-            id(*n),
-            SignatureShare::deserialize(&bytes).expect("still a scalar"),
-        );
+        let bad = frost_vectors::with_corrupted_share(&shares, *n, 0);
         match aggregate_checked(&group, v.commitments(), &v.message, &bad) {
             Err(Finish::Cheaters(c)) => assert_eq!(c, vec![id(*n)], "{name}"),
             other => panic!("{name}: corrupted share of {n} gave {:?}", other.is_ok()),

@@ -48,6 +48,21 @@ pub(crate) fn flipped(bytes: &[u8], i: usize) -> Vec<u8> {
     v
 }
 
+/// `shares` with participant `n`'s share corrupted (bit 0 of byte `byte` flipped).
+pub(crate) fn with_corrupted_share<S: Suite>(
+    shares: &BTreeMap<Identifier<S>, SignatureShare<S>>,
+    n: u16,
+    byte: usize,
+) -> BTreeMap<Identifier<S>, SignatureShare<S>> {
+    let mut bad = shares.clone();
+    let bytes = flipped(&shares[&id(n)].serialize(), byte);
+    bad.insert(
+        id(n),
+        SignatureShare::deserialize(&bytes).expect("still a scalar"),
+    );
+    bad
+}
+
 /// Each round-one output's pair of hex fields `first`, `second`, by identifier.
 fn round_one_pairs(
     outputs: &[Value],
