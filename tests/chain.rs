@@ -572,18 +572,9 @@ fn every_single_byte_corruption_of_a_real_leaf_is_rejected_without_panic() {
 /// flipped signature byte and a foreign anchor give no path.
 #[test]
 fn ed25519_epoch_tsa_certificate_chains_and_its_twins_do_not() {
-    let tsa = frostamp::local::LocalTsa::<_, frostamp::threshold::suite::Ed25519Sha512>::for_suite(
-        5,
-        3,
-        frostamp::tsp::TsaProfile::frostamp_default(),
-        frostamp::clock::SystemClock,
-        std::sync::Arc::new(frostamp::clock::SystemClock),
-        Vec::new(),
-        Some([0x42; 48]),
-        frostamp::threshold::signer::TimeRule::OwnClock,
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = common::DevTsa::new()
+        .measurement(Some([0x42; 48]))
+        .build::<frostamp::threshold::suite::Ed25519Sha512>();
     let leaf = Certificate::from_der(&tsa.tsa_cert).unwrap();
     assert_eq!(
         leaf.tbs_certificate.subject_public_key_info.algorithm.oid,

@@ -12,6 +12,8 @@
     clippy::disallowed_methods
 )]
 
+mod common;
+
 use frostamp::measure::{
     inspect_firmware, launch_digest, ovmf_hash, publish, Cmdline, FirmwareProblem, ImageKind,
     LaunchParams, MeasureError, Published, Vmm, PUBLISHED_VCPU_COUNTS, PUBLISHED_VCPU_TYPES,
@@ -779,22 +781,11 @@ fn token_with_measurement(
     dir: &Path,
     measurement: Option<[u8; 48]>,
 ) -> (PathBuf, PathBuf, PathBuf) {
-    use frostamp::clock::SystemClock;
     use frostamp::tsp::request::{AcceptedRequest, HashAlg};
-    use std::sync::Arc;
-    let tsa =
-        frostamp::local::LocalTsa::<_, frostamp::threshold::suite::Secp256K1Sha256>::for_suite(
-            3,
-            2,
-            frostamp::tsp::TsaProfile::frostamp_default(),
-            SystemClock,
-            Arc::new(SystemClock),
-            vec![],
-            measurement,
-            frostamp::threshold::signer::TimeRule::OwnClock,
-            &mut rand::thread_rng(),
-        )
-        .unwrap();
+    let tsa = common::DevTsa::new()
+        .nt(3, 2)
+        .measurement(measurement)
+        .build::<frostamp::threshold::suite::Secp256K1Sha256>();
     let data = dir.join("data.txt");
     std::fs::write(&data, b"measured").unwrap();
     let req = AcceptedRequest::build_der(

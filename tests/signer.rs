@@ -10,6 +10,8 @@
     clippy::disallowed_methods
 )]
 
+mod common;
+
 use der::{Decode, Encode};
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
@@ -21,38 +23,17 @@ use frostamp::threshold::suite::{Ciphersuite, Ed25519Sha512, Secp256K1Sha256, Su
 use frostamp::tsp::asn1::TimeStampReq;
 use frostamp::tsp::request::{AcceptedRequest, HashAlg, Rejection};
 use frostamp::tsp::token::{CertIdentity, Serial};
-use frostamp::tsp::TsaProfile;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 fn tsa() -> LocalTsa<SystemClock> {
-    LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    common::local_tsa()
 }
 
 /// The in-process TSA of ciphersuite `S`.
 fn tsa_of<S: Suite>() -> LocalTsa<SystemClock, S> {
-    LocalTsa::for_suite(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        None,
-        frostamp::threshold::signer::TimeRule::OwnClock,
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    common::local_tsa_for()
 }
 
 fn now_millis() -> u64 {
@@ -176,18 +157,11 @@ fn another_certificate_is_refused() {
 fn a_certificate_for_another_key_cannot_be_installed() {
     let tsa = tsa();
     let other = self::tsa();
-    let signer = LocalTsa::new(
-        3,
-        2,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
-    .signers
-    .remove(0);
+    let signer = common::DevTsa::new()
+        .nt(3, 2)
+        .build::<frostamp::threshold::suite::Secp256K1Sha256>()
+        .signers
+        .remove(0);
     let foreign = CertIdentity::from_der(&other.tsa_cert).unwrap();
     assert_eq!(
         signer.install_certificate(foreign).unwrap_err(),

@@ -10,6 +10,8 @@
 )]
 
 mod common;
+use common::DevTsa;
+use frostamp::threshold::suite::Secp256K1Sha256;
 
 use der::{Decode, Encode};
 use frostamp::clock::{Clock, FixedClock, SkewedClock, SystemClock};
@@ -18,7 +20,6 @@ use frostamp::threshold::coordinator::Exclusion;
 use frostamp::threshold::signer::Refusal;
 use frostamp::threshold::suite::{Ed25519Sha512, Suite};
 use frostamp::tsp::request::{AcceptedRequest, FailureInfo, HashAlg};
-use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{verify, Expected, VerifyError, VerifyOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,16 +217,9 @@ fn skewed_signers_refuse_and_are_replaced() {
     let base = SystemClock;
     let skewed: Arc<dyn Clock> = Arc::new(SkewedClock::ahead(base, Duration::from_secs(5)));
     // signers 1 and 2 are 5 s ahead: the coordinator must use 3, 4, 5.
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![skewed.clone(), skewed],
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = DevTsa::new()
+        .signer_clocks(vec![skewed.clone(), skewed])
+        .build::<Secp256K1Sha256>();
     let req =
         AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
             .unwrap();
@@ -244,16 +238,9 @@ fn skewed_signers_refuse_and_are_replaced() {
 fn no_quorum_on_time_is_time_not_available() {
     let skewed: Arc<dyn Clock> =
         Arc::new(SkewedClock::behind(SystemClock, Duration::from_secs(30)));
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![skewed.clone(), skewed.clone(), skewed],
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = DevTsa::new()
+        .signer_clocks(vec![skewed.clone(), skewed.clone(), skewed])
+        .build::<Secp256K1Sha256>();
     let req =
         AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
             .unwrap();
@@ -272,16 +259,9 @@ fn no_quorum_on_time_is_time_not_available() {
 fn coordinator_with_a_backdated_clock_gets_no_signature() {
     // The coordinator proposes genTime from a clock 1 hour behind; honest signers refuse.
     let past = SystemClock.now() - Duration::from_secs(3600);
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        FixedClock(past),
-        Arc::new(SystemClock),
-        Vec::new(),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = DevTsa::new()
+        .clock(FixedClock(past))
+        .build::<Secp256K1Sha256>();
     let req =
         AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
             .unwrap();

@@ -12,38 +12,118 @@ use std::time::{Duration, Instant};
 pub(crate) const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
 pub(crate) const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
 
+/// How to make an in-process development TSA (`frostamp::local::LocalTsa::for_suite`):
+/// [`DevTsa::new`] is 3-of-5 with the frostamp default profile, the system clock for the
+/// coordinator and every signer, no launch measurement and signers on their own clock;
+/// the methods change one of these, [`DevTsa::build`] makes it.
+pub(crate) struct DevTsa<C = frostamp::clock::SystemClock> {
+    n: u16,
+    t: u16,
+    profile: frostamp::tsp::TsaProfile,
+    clock: C,
+    default_clock: std::sync::Arc<dyn frostamp::clock::Clock>,
+    signer_clocks: Vec<std::sync::Arc<dyn frostamp::clock::Clock>>,
+    measurement: Option<[u8; 48]>,
+    time: frostamp::threshold::signer::TimeRule,
+}
+
+impl DevTsa {
+    pub(crate) fn new() -> Self {
+        use frostamp::clock::SystemClock;
+        Self {
+            n: 5,
+            t: 3,
+            profile: frostamp::tsp::TsaProfile::frostamp_default(),
+            clock: SystemClock,
+            default_clock: std::sync::Arc::new(SystemClock),
+            signer_clocks: Vec::new(),
+            measurement: None,
+            time: frostamp::threshold::signer::TimeRule::OwnClock,
+        }
+    }
+}
+
+impl<C: frostamp::clock::Clock> DevTsa<C> {
+    /// `n` signers, threshold `t`.
+    pub(crate) fn nt(self, n: u16, t: u16) -> Self {
+        Self { n, t, ..self }
+    }
+    pub(crate) fn profile(self, profile: frostamp::tsp::TsaProfile) -> Self {
+        Self { profile, ..self }
+    }
+    /// The coordinator's clock.
+    pub(crate) fn clock<D: frostamp::clock::Clock>(self, clock: D) -> DevTsa<D> {
+        DevTsa {
+            n: self.n,
+            t: self.t,
+            profile: self.profile,
+            clock,
+            default_clock: self.default_clock,
+            signer_clocks: self.signer_clocks,
+            measurement: self.measurement,
+            time: self.time,
+        }
+    }
+    /// The clock of every signer not given one by [`DevTsa::signer_clocks`].
+    pub(crate) fn default_clock(
+        self,
+        default_clock: std::sync::Arc<dyn frostamp::clock::Clock>,
+    ) -> Self {
+        Self {
+            default_clock,
+            ..self
+        }
+    }
+    /// The clocks of the first signers.
+    pub(crate) fn signer_clocks(
+        self,
+        signer_clocks: Vec<std::sync::Arc<dyn frostamp::clock::Clock>>,
+    ) -> Self {
+        Self {
+            signer_clocks,
+            ..self
+        }
+    }
+    /// The launch measurement in the TSA certificate.
+    pub(crate) fn measurement(self, measurement: Option<[u8; 48]>) -> Self {
+        Self {
+            measurement,
+            ..self
+        }
+    }
+    /// The signers' time rule.
+    pub(crate) fn time(self, time: frostamp::threshold::signer::TimeRule) -> Self {
+        Self { time, ..self }
+    }
+    /// The TSA of ciphersuite `S`.
+    pub(crate) fn build<S: frostamp::threshold::suite::Suite>(
+        self,
+    ) -> frostamp::local::LocalTsa<C, S> {
+        frostamp::local::LocalTsa::for_suite(
+            self.n,
+            self.t,
+            self.profile,
+            self.clock,
+            self.default_clock,
+            self.signer_clocks,
+            self.measurement,
+            self.time,
+            &mut rand::thread_rng(),
+        )
+        .unwrap()
+    }
+}
+
 /// An in-process 3-of-5 development TSA on the system clock.
 pub(crate) fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemClock> {
-    use frostamp::clock::SystemClock;
-    frostamp::local::LocalTsa::new(
-        5,
-        3,
-        frostamp::tsp::TsaProfile::frostamp_default(),
-        SystemClock,
-        std::sync::Arc::new(SystemClock),
-        Vec::new(),
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    DevTsa::new().build()
 }
 
 /// [`local_tsa`] for the ciphersuite `S`.
 #[allow(dead_code)]
 pub(crate) fn local_tsa_for<S: frostamp::threshold::suite::Suite>(
 ) -> frostamp::local::LocalTsa<frostamp::clock::SystemClock, S> {
-    use frostamp::clock::SystemClock;
-    frostamp::local::LocalTsa::for_suite(
-        5,
-        3,
-        frostamp::tsp::TsaProfile::frostamp_default(),
-        SystemClock,
-        std::sync::Arc::new(SystemClock),
-        Vec::new(),
-        None,
-        frostamp::threshold::signer::TimeRule::OwnClock,
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    DevTsa::new().build()
 }
 
 /// Kills child processes even when the test panics.
