@@ -334,14 +334,6 @@ fn stays_healthy(file: &ClusterFile, period: Duration, attack: &str) {
     println!("{attack}: cluster healthy at each of {checks} checks of all five nodes");
 }
 
-/// A temporary directory and the cluster started in its `cluster/`.
-fn start_cluster() -> (tempfile::TempDir, std::path::PathBuf, ClusterFile) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let file = cluster_up(&d);
-    (dir, d, file)
-}
-
 /// What the body tricklers saw.
 #[derive(Debug, Default)]
 struct Trickled {
@@ -471,8 +463,8 @@ async fn trickle_one(
 fn trickled_bodies_on_two_thousand_connections_do_not_stall_a_node() {
     let _one = one_at_a_time();
     raise_nofile(8192);
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n1 = &file.nodes[0];
     let stop = Arc::new(AtomicBool::new(false));
     let sources: Vec<Ipv4Addr> = (2..42).map(|h| v4(127, 0, 0, h)).collect();
@@ -513,8 +505,8 @@ fn trickled_bodies_on_two_thousand_connections_do_not_stall_a_node() {
 fn five_hundred_silent_peer_connections_do_not_stall_the_cluster() {
     let _one = one_at_a_time();
     raise_nofile(4096);
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n5 = &file.nodes[4];
     let stop = Arc::new(AtomicBool::new(false));
     // All in the peers' own network: the node caps strangers per network (16), so
@@ -562,8 +554,8 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     use frostamp::api::peer::{read_frame, write_frame, PeerMessage};
     let _one = one_at_a_time();
     raise_nofile(4096);
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n3 = &file.nodes[2];
     // A refusal the operator must see: a signed repair order for node 3's own index.
     let operator = frostamp::api::auth::OperatorKey::from_pem(
@@ -850,8 +842,8 @@ fn measure_capacity(
 fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency() {
     let _one = one_at_a_time();
     raise_nofile(4096);
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n1 = &file.nodes[0];
     let (addr, pin) = (n1.public.clone(), pin_of(n1));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -1029,8 +1021,8 @@ fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency(
 #[test]
 fn resending_the_configuration_while_serving_drops_no_link() {
     let _one = one_at_a_time();
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n2 = &file.nodes[1];
     let operator = frostamp::api::auth::OperatorKey::from_pem(
         &std::fs::read_to_string(&file.operator_key).unwrap(),

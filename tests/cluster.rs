@@ -262,10 +262,8 @@ fn an_ed25519_cluster_serves_tokens_and_survives_two_losses_but_not_three() {
 }
 
 fn losses_lifecycle(suite: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = common::cluster_up_with(&d, suite);
+    let c = TestCluster::up(suite);
+    let (dir, d, file) = (&c.dir, &c.d, &c.file);
     assert_eq!(file.ciphersuite.name(), suite);
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"stamped by the cluster\n").unwrap();
@@ -430,10 +428,8 @@ fn an_ed25519_cluster_serves_loses_a_node_and_repairs_it() {
 }
 
 fn repair_lifecycle(suite: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = common::cluster_up_with(&d, suite);
+    let c = TestCluster::up(suite);
+    let (dir, d, file) = (&c.dir, &c.d, &c.file);
     assert_eq!(file.ciphersuite.name(), suite);
     let cert_before = {
         let v = cluster_status_json(&d);
@@ -603,10 +599,8 @@ fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
 fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
     let py = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
     assert!(py.exists(), "run `make interop-deps` (make test does it)");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (dir, file) = (&c.dir, &c.file);
     let data = dir.path().join("py.txt");
     std::fs::write(&data, b"fetched by python\n").unwrap();
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -658,10 +652,8 @@ fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
 #[test]
 fn slow_and_broken_clients_do_not_stop_a_node() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (dir, d, file) = (&c.dir, &c.d, &c.file);
     let n1 = &file.nodes[0];
     // The hogs come from another loopback address (127.0.0.2), as an attacker's would:
     // per-source caps tell them apart from the honest client and the peers.
@@ -773,10 +765,8 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
 #[test]
 fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
     use frostamp::tsp::request::{AcceptedRequest, HashAlg};
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n1 = &file.nodes[0];
     let q = AcceptedRequest::build_der(HashAlg::Sha256, &[7; 32], None, true).unwrap();
     let granted = |body: &[u8]| {
@@ -863,10 +853,8 @@ fn identity_of(cert_der: &[u8]) -> (Vec<u8>, Vec<u8>) {
 fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
     use frostamp::certs::DevCa;
     use frostamp::clock::Clock;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (d, file) = (&c.d, &c.file);
     let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
     let ca = frostamp::cli::ops::ca_load(&d).unwrap();
     let root = ca.certificate_der().unwrap();
@@ -1044,10 +1032,8 @@ fn wait_refusal(node: &frostamp::cli::ops::ClusterNode, want: &[&str], within: D
 /// moves to v1, and the old node 1 coming back is refused.
 #[test]
 fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (d, file) = (&c.d, &c.file);
     let short = |pin: &str| pin[..16].to_string();
     let pin1 = file.nodes[0].pin.clone().unwrap();
     for n in &file.nodes {
@@ -1236,10 +1222,8 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
 
 #[test]
 fn strangers_holding_the_peer_port_cannot_keep_a_roster_peer_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n5 = &file.nodes[4];
     // 5 networks × 16 idle connections = 80, more than the peer port's 64 general
     // permits; the flood reopens whatever the node closes.

@@ -23,8 +23,8 @@
 
 mod common;
 use common::{
-    cluster_up, free_addr, get_text, kill, metric, start_replacement, time_server,
-    wait_health_within, Down, Kill, FROSTAMP,
+    free_addr, get_text, kill, metric, start_replacement, time_server, wait_health_within, Kill,
+    TestCluster, FROSTAMP,
 };
 use frostamp::cli::ops::{ClusterFile, ClusterNode};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
@@ -233,10 +233,8 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (dir, d, file) = (&c.dir, &c.d, &c.file);
 
     // The balancer's certificate for the public name (a test one).
     let h = dir.path().join("haproxy");

@@ -331,6 +331,34 @@ pub(crate) fn openssl_reply_text(r: &Path) -> Output {
         .unwrap()
 }
 
+/// A local cluster (`frostamp cluster up`) in a fresh temporary directory `dir`: its
+/// state in `d` (`dir/cluster`), its cluster.json in `file`. Brought down (`frostamp
+/// cluster down`) when dropped, before the directory is removed, and when `cluster up`
+/// fails.
+pub(crate) struct TestCluster {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) d: std::path::PathBuf,
+    pub(crate) file: ClusterFile,
+}
+
+impl TestCluster {
+    /// [`cluster_up_with`] `suite`.
+    pub(crate) fn up(suite: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("cluster");
+        let down = Down(&d);
+        let file = cluster_up_with(&d, suite);
+        std::mem::forget(down);
+        Self { dir, d, file }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        drop(Down(&self.d));
+    }
+}
+
 /// A node's pinned TLS identity from cluster.json.
 pub(crate) fn pin_of(node: &frostamp::cli::ops::ClusterNode) -> [u8; 32] {
     hex::decode(node.pin.as_ref().unwrap())
