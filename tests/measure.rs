@@ -493,16 +493,12 @@ fn bad_parameters_are_refused() {
 }
 
 fn frostamp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_frostamp"))
+    let out = Command::new(common::FROSTAMP)
         .arg("measure")
         .args(args)
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::code_out_err(&out)
 }
 
 #[test]
@@ -810,21 +806,11 @@ fn token_with_measurement(
 }
 
 fn verify_cli(tsr: &Path, data: &Path, root: &Path, extra: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_frostamp"))
-        .arg("verify")
-        .arg(tsr)
-        .arg("--data")
-        .arg(data)
-        .arg("--roots")
-        .arg(root)
+    let out = common::verify_cmd(tsr, data, root)
         .args(extra)
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::code_out_err(&out)
 }
 
 /// `frostamp verify --measurements measurements/<v>.json` accepts a token whose TSA

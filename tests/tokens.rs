@@ -220,10 +220,7 @@ fn skewed_signers_refuse_and_are_replaced() {
     let tsa = DevTsa::new()
         .signer_clocks(vec![skewed.clone(), skewed])
         .build::<Secp256K1Sha256>();
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
-            .unwrap();
-    let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
+    let issued = tsa.issue(&request_t(), &mut rand::thread_rng()).unwrap();
     assert_eq!(issued.excluded.len(), 2);
     for (_, why) in &issued.excluded {
         assert!(matches!(
@@ -241,14 +238,7 @@ fn no_quorum_on_time_is_time_not_available() {
     let tsa = DevTsa::new()
         .signer_clocks(vec![skewed.clone(), skewed.clone(), skewed])
         .build::<Secp256K1Sha256>();
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
-            .unwrap();
-    let failure = tsa.issue(&req, &mut rand::thread_rng()).unwrap_err();
-    assert_eq!(
-        failure.rejection.failure_info(),
-        FailureInfo::TimeNotAvailable
-    );
+    let failure = time_not_available(&tsa);
     let err = verify(&failure.response, &opts_for(&tsa, b"t")).unwrap_err();
     assert!(
         matches!(err, VerifyError::Rejected { ref fail_info, .. } if fail_info == &["timeNotAvailable"])
@@ -262,14 +252,7 @@ fn coordinator_with_a_backdated_clock_gets_no_signature() {
     let tsa = DevTsa::new()
         .clock(FixedClock(past))
         .build::<Secp256K1Sha256>();
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
-            .unwrap();
-    let failure = tsa.issue(&req, &mut rand::thread_rng()).unwrap_err();
-    assert_eq!(
-        failure.rejection.failure_info(),
-        FailureInfo::TimeNotAvailable
-    );
+    let failure = time_not_available(&tsa);
     // Three refusals leave two candidates, fewer than t: nobody else is asked.
     assert_eq!(failure.excluded.len(), 3);
     assert!(failure
@@ -289,6 +272,26 @@ fn bad_requests_get_rejections_not_tokens() {
     assert!(resp.time_stamp_token.is_none());
     assert!(resp.status.status_string.unwrap()[0].contains("malformed"));
     let _ = resp.status.fail_info.unwrap().to_der().unwrap();
+}
+
+/// A SHA-256 request for the data `t` (no nonce, certificate wanted).
+fn request_t() -> Vec<u8> {
+    AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true).unwrap()
+}
+
+/// Issues [`request_t`] with `tsa` and asserts that it is refused with
+/// timeNotAvailable; the failure.
+fn time_not_available<C: Clock>(
+    tsa: &LocalTsa<C>,
+) -> frostamp::threshold::coordinator::IssueFailure {
+    let failure = tsa
+        .issue(&request_t(), &mut rand::thread_rng())
+        .unwrap_err();
+    assert_eq!(
+        failure.rejection.failure_info(),
+        FailureInfo::TimeNotAvailable
+    );
+    failure
 }
 
 fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {

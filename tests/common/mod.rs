@@ -268,6 +268,15 @@ pub(crate) fn output_text(o: &Output) -> String {
     )
 }
 
+/// A finished command's exit code (-1 if a signal ended it), stdout and stderr.
+pub(crate) fn code_out_err(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// Runs `cmd` and asserts that it exited with 0 (the message: `what`, then its stdout
 /// and stderr); its output.
 pub(crate) fn run_ok(cmd: &mut Command, what: &str) -> Output {
