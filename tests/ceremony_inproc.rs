@@ -881,13 +881,7 @@ async fn ask(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::tsp::asn1::T
 
 /// POST a SHA-256 timestamp request (no nonce, certificate wanted) for `data` to `node`.
 async fn post_query(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::net::client::Response {
-    let req = frostamp::tsp::request::AcceptedRequest::build_der(
-        frostamp::tsp::request::HashAlg::Sha256,
-        &frostamp::tsp::request::HashAlg::Sha256.digest(data),
-        None,
-        true,
-    )
-    .unwrap();
+    let req = common::sha256_request(data);
     frostamp::net::client::request(
         &node.target.public,
         Some(node.pin),

@@ -147,7 +147,8 @@ fn server_status(socket: &Path, name: &str) -> String {
     stats(socket)[&("frostamp".to_string(), name.to_string())]["status"].clone()
 }
 
-fn wait_server(socket: &Path, name: &str, want: &str, within: Duration) -> Duration {
+fn wait_server(socket: &Path, index: u16, want: &str, within: Duration) -> Duration {
+    let name = &format!("node{index}");
     let started = Instant::now();
     loop {
         let got = server_status(socket, name);
@@ -164,22 +165,12 @@ fn wait_server(socket: &Path, name: &str, want: &str, within: Duration) -> Durat
 
 /// `frostamp ceremony repair --index i` (runbook §4).
 fn repair(d: &Path, index: u16) {
-    let out = Command::new(FROSTAMP)
-        .args([
-            "ceremony",
-            "repair",
-            "--index",
-            &index.to_string(),
-            "--state-dir",
-        ])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "repair of node {index}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        Command::new(FROSTAMP)
+            .args(["ceremony", "repair", "--index", &index.to_string()])
+            .arg("--state-dir")
+            .arg(d),
+        &format!("repair of node {index}:"),
     );
     eprintln!(
         "  {}",
@@ -211,6 +202,41 @@ fn unpinned_phase(public: &str, within: Duration) -> String {
         assert!(Instant::now() < deadline, "{public} does not answer");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// In a HAProxy log line, the last part of the `nth` field made of five `/`-separated
+/// parts (the first such field is the timers TR/Tw/Tc/Tr/Ta, the second the connection
+/// counts actconn/feconn/beconn/srv_conn/retries).
+fn slashed_field(line: &str, nth: usize) -> Option<&str> {
+    line.split_whitespace()
+        .filter(|w| w.matches('/').count() == 4)
+        .nth(nth)
+        .and_then(|w| w.rsplit('/').next())
+}
+
+/// [`wait_server`] for every node of `nodes`.
+fn wait_servers(socket: &Path, nodes: &[ClusterNode], want: &str, within: Duration) {
+    for n in nodes {
+        wait_server(socket, n.index, want, within);
+    }
+}
+
+/// POST a timestamp request to the balancer at `public` (its certificate pinned).
+async fn balancer_post(
+    public: &str,
+    pin: [u8; 32],
+    req: Vec<u8>,
+) -> Result<frostamp::net::client::Response, frostamp::net::client::ClientError> {
+    frostamp::net::client::request(
+        public,
+        Some(pin),
+        "POST",
+        "/",
+        &[("content-type", "application/timestamp-query".into())],
+        req,
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 /// What one client request got.
@@ -277,16 +303,9 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         ),
     )
     .unwrap();
-    let check = Command::new(&haproxy)
-        .args(["-c", "-f"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "haproxy -c: {}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
+    common::run_ok(
+        Command::new(&haproxy).args(["-c", "-f"]).arg(&cfg),
+        "haproxy -c:",
     );
     let log_path = h.join("haproxy.log");
     let _balancer = Kill(vec![Command::new(&haproxy)
@@ -301,14 +320,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         assert!(Instant::now() < deadline, "no stats socket");
         std::thread::sleep(Duration::from_millis(50));
     }
-    for n in &file.nodes {
-        wait_server(
-            &socket,
-            &format!("node{}", n.index),
-            "UP",
-            Duration::from_secs(20),
-        );
-    }
+    wait_servers(&socket, &file.nodes, "UP", Duration::from_secs(20));
     eprintln!("HAProxy on {public}: all five nodes UP");
 
     // Clients: each stamps a fresh digest with a fresh nonce, one request after the
@@ -336,16 +348,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
                             .unwrap();
                     let at = step.load(Ordering::Relaxed);
                     let started = Instant::now();
-                    let r = frostamp::net::client::request(
-                        &public,
-                        Some(balancer_pin),
-                        "POST",
-                        "/",
-                        &[("content-type", "application/timestamp-query".into())],
-                        req,
-                        Duration::from_secs(30),
-                    )
-                    .await;
+                    let r = balancer_post(&public, balancer_pin, req).await;
                     let reply = match r {
                         Ok(r) if r.status == 200 => Ok(r.body),
                         Ok(r) => Err(format!(
@@ -382,12 +385,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         let node = &file.nodes[usize::from(lost - 1)];
         mark(format!("node {lost} killed"));
         kill(node.pid.unwrap());
-        let down = wait_server(
-            &socket,
-            &format!("node{lost}"),
-            "DOWN",
-            Duration::from_secs(20),
-        );
+        let down = wait_server(&socket, lost, "DOWN", Duration::from_secs(20));
         eprintln!("node {lost} killed: HAProxy marked it DOWN after {down:?}");
         std::thread::sleep(Duration::from_secs(5));
     }
@@ -406,12 +404,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         );
         assert!(row["status"].starts_with("DOWN"), "{row:?}");
         repair(&d, lost);
-        let up = wait_server(
-            &socket,
-            &format!("node{lost}"),
-            "UP",
-            Duration::from_secs(30),
-        );
+        let up = wait_server(&socket, lost, "UP", Duration::from_secs(30));
         eprintln!(
             "node {lost}: replacement started, repaired, UP in HAProxy after {:?} (UP {up:?} after the repair)",
             started.elapsed()
@@ -481,22 +474,13 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     for l in log.lines().filter(|l| l.contains("\"POST / HTTP/1.1\"")) {
         logged += 1;
         // TR/Tw/Tc/Tr/Ta: requests that took HAProxy over 2 s in total.
-        let total = l
-            .split_whitespace()
-            .find(|w| w.matches('/').count() == 4)
-            .and_then(|w| w.rsplit('/').next())
-            .and_then(|t| t.parse::<u64>().ok());
+        let total = slashed_field(l, 0).and_then(|t| t.parse::<u64>().ok());
         if total.is_some_and(|t| t > 2000) {
             slow.push(l.to_string());
         }
         // actconn/feconn/beconn/srv_conn/retries, "+" when redispatched.
         // (The first field with four slashes is the timers TR/Tw/Tc/Tr/Ta.)
-        if let Some(r) = l
-            .split_whitespace()
-            .filter(|w| w.matches('/').count() == 4)
-            .nth(1)
-            .and_then(|w| w.rsplit('/').next())
-        {
+        if let Some(r) = slashed_field(l, 1) {
             if r.starts_with('+') {
                 redispatched += 1;
             }
@@ -579,47 +563,19 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     let started = Instant::now();
     time_server(&d, "--stop", 1);
     time_server(&d, "--stop", 2);
-    for n in &file.nodes {
-        wait_server(
-            &socket,
-            &format!("node{}", n.index),
-            "DOWN",
-            Duration::from_secs(30),
-        );
-    }
+    wait_servers(&socket, &file.nodes, "DOWN", Duration::from_secs(30));
     let down = started.elapsed();
     let v: serde_json::Value = serde_json::from_str(&get_text(&after.nodes[0], "/status")).unwrap();
     assert_eq!(v["health"], "no_time", "{v}");
-    let req = AcceptedRequest::build_der(
-        HashAlg::Sha256,
-        &HashAlg::Sha256.digest(b"no time"),
-        None,
-        true,
-    )
-    .unwrap();
+    let req = common::sha256_request(b"no time");
     let r = rt
-        .block_on(frostamp::net::client::request(
-            &public,
-            Some(balancer_pin),
-            "POST",
-            "/",
-            &[("content-type", "application/timestamp-query".into())],
-            req,
-            Duration::from_secs(30),
-        ))
+        .block_on(balancer_post(&public, balancer_pin, req))
         .unwrap();
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     let started = Instant::now();
     time_server(&d, "--start", 1);
     time_server(&d, "--start", 2);
-    for n in &file.nodes {
-        wait_server(
-            &socket,
-            &format!("node{}", n.index),
-            "UP",
-            Duration::from_secs(30),
-        );
-    }
+    wait_servers(&socket, &file.nodes, "UP", Duration::from_secs(30));
     eprintln!(
         "time servers 1 and 2 stopped: all five nodes no_time and DOWN in HAProxy after {:.1} s, a client got HTTP 503; started again: all UP after {:.1} s",
         down.as_secs_f64(),

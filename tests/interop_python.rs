@@ -29,15 +29,9 @@ fn python() -> PathBuf {
 fn run_py(args: &[&str]) -> serde_json::Value {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/rfc3161_client_check.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        Command::new(python()).arg(script).args(args),
+        "python failed:",
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }

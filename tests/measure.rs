@@ -777,20 +777,13 @@ fn token_with_measurement(
     dir: &Path,
     measurement: Option<[u8; 48]>,
 ) -> (PathBuf, PathBuf, PathBuf) {
-    use frostamp::tsp::request::{AcceptedRequest, HashAlg};
     let tsa = common::DevTsa::new()
         .nt(3, 2)
         .measurement(measurement)
         .build::<frostamp::threshold::suite::Secp256K1Sha256>();
     let data = dir.join("data.txt");
     std::fs::write(&data, b"measured").unwrap();
-    let req = AcceptedRequest::build_der(
-        HashAlg::Sha256,
-        &HashAlg::Sha256.digest(b"measured"),
-        None,
-        true,
-    )
-    .unwrap();
+    let req = common::sha256_request(b"measured");
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
     if let Some(m) = measurement {
         // The extension value as docs/attestation.md shows it: 30 35 02 01 01 04 30 <48 bytes>.

@@ -121,9 +121,7 @@ fn certreq_false_needs_the_certificate_supplied() {
 fn wrong_anchor_and_time_fail() {
     let tsa = tsa();
     let other = self::tsa();
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"x"), None, true)
-            .unwrap();
+    let req = common::sha256_request(b"x");
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
     let mut o = opts(&tsa, b"x");
     o.anchors = vec![frostamp::x509::CertDer::from_cert(other.ca.certificate()).unwrap()];
@@ -220,7 +218,9 @@ fn skewed_signers_refuse_and_are_replaced() {
     let tsa = DevTsa::new()
         .signer_clocks(vec![skewed.clone(), skewed])
         .build::<Secp256K1Sha256>();
-    let issued = tsa.issue(&request_t(), &mut rand::thread_rng()).unwrap();
+    let issued = tsa
+        .issue(&common::sha256_request(b"t"), &mut rand::thread_rng())
+        .unwrap();
     assert_eq!(issued.excluded.len(), 2);
     for (_, why) in &issued.excluded {
         assert!(matches!(
@@ -274,18 +274,13 @@ fn bad_requests_get_rejections_not_tokens() {
     let _ = resp.status.fail_info.unwrap().to_der().unwrap();
 }
 
-/// A SHA-256 request for the data `t` (no nonce, certificate wanted).
-fn request_t() -> Vec<u8> {
-    AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true).unwrap()
-}
-
-/// Issues [`request_t`] with `tsa` and asserts that it is refused with
+/// Issues a request for the data `t` with `tsa` and asserts that it is refused with
 /// timeNotAvailable; the failure.
 fn time_not_available<C: Clock>(
     tsa: &LocalTsa<C>,
 ) -> frostamp::threshold::coordinator::IssueFailure {
     let failure = tsa
-        .issue(&request_t(), &mut rand::thread_rng())
+        .issue(&common::sha256_request(b"t"), &mut rand::thread_rng())
         .unwrap_err();
     assert_eq!(
         failure.rejection.failure_info(),
@@ -314,9 +309,7 @@ fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {
 #[test]
 fn ed25519_signer_info_follows_rfc8419() {
     let data = b"rfc 8419";
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(data), None, true)
-            .unwrap();
+    let req = common::sha256_request(data);
     let ed = common::local_tsa_for::<Ed25519Sha512>();
     let issued = ed.issue(&req, &mut rand::thread_rng()).unwrap();
     let parsed = frostamp::verify::token::parse_token(&issued.token).unwrap();

@@ -126,6 +126,13 @@ pub(crate) fn local_tsa_for<S: frostamp::threshold::suite::Suite>(
     DevTsa::new().build()
 }
 
+/// A DER timestamp request for the SHA-256 digest of `data`, no nonce, certificate
+/// wanted.
+pub(crate) fn sha256_request(data: &[u8]) -> Vec<u8> {
+    use frostamp::tsp::request::{AcceptedRequest, HashAlg};
+    AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(data), None, true).unwrap()
+}
+
 /// Kills child processes even when the test panics.
 pub(crate) struct Kill(pub(crate) Vec<std::process::Child>);
 impl Drop for Kill {
