@@ -322,13 +322,8 @@ fn identrust_token_chain_is_valid_at_gentime_and_expired_later() {
     // (The bag is not in path order on the wire; `der` re-sorts SET OF on decode anyway.)
     assert_eq!(bag.len(), 2);
     let root = der_cert("rfc3161/rfc3161-client/identrust/ts_root.der");
-    let chain = build_chain(
-        &signer,
-        &bag,
-        std::slice::from_ref(&root),
-        &opts(utc(2025, 3, 11, 8, 52, 8)),
-    )
-    .unwrap();
+    let chain_at = |at| build_chain(&signer, &bag, std::slice::from_ref(&root), &opts(at));
+    let chain = chain_at(utc(2025, 3, 11, 8, 52, 8)).unwrap();
     assert_eq!(
         chain.iter().map(subject).collect::<Vec<_>>(),
         [
@@ -338,13 +333,7 @@ fn identrust_token_chain_is_valid_at_gentime_and_expired_later() {
         ]
     );
     check_timestamping_leaf(&signer).unwrap();
-    let err = build_chain(
-        &signer,
-        &bag,
-        std::slice::from_ref(&root),
-        &opts(utc(2026, 2, 1, 0, 0, 0)),
-    )
-    .unwrap_err();
+    let err = chain_at(utc(2026, 2, 1, 0, 0, 0)).unwrap_err();
     assert!(
         matches!(err, ChainError::Expired { ref subject, .. } if subject.starts_with("CN=TrustID Timestamp Authority")),
         "{err}"

@@ -30,13 +30,8 @@ fn tsa() -> LocalTsa<SystemClock> {
 
 fn opts<S: Suite>(tsa: &LocalTsa<SystemClock, S>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
-        expected: Expected::Data(data.to_vec()),
-        anchors: vec![frostamp::x509::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
-        extra_certs: vec![],
-        at: None,
-        nonce: None,
         policy: Some(frostamp::oid::default_tsa_policy()),
-        time: None,
+        ..opts_for(tsa, data)
     }
 }
 
@@ -289,7 +284,8 @@ fn time_not_available<C: Clock>(
     failure
 }
 
-fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {
+/// Verification of a token of `tsa` for `data` against its CA, any policy.
+fn opts_for<C: Clock, S: Suite>(tsa: &LocalTsa<C, S>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
         expected: Expected::Data(data.to_vec()),
         anchors: vec![frostamp::x509::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
