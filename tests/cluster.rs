@@ -658,10 +658,7 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     // The hogs come from another loopback address (127.0.0.2), as an attacker's would:
     // per-source caps tell them apart from the honest client and the peers.
     let from_other_source = |addr: &str| -> std::net::TcpStream {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread_runtime();
         rt.block_on(async {
             let sock = tokio::net::TcpSocket::new_v4().unwrap();
             sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();

@@ -29,10 +29,7 @@ fn up(d: &Path, offsets: &str, clock_file: Option<&Path>) -> ClusterFile {
 }
 
 fn status(n: &ClusterNode) -> frostamp::api::admin::Status {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::current_thread_runtime();
     rt.block_on(frostamp::ceremony::status(&pinned(n))).unwrap()
 }
 

@@ -458,6 +458,22 @@ pub(crate) fn get_text(node: &frostamp::cli::ops::ClusterNode, path: &str) -> St
     String::from_utf8(body).unwrap()
 }
 
+/// The value of one Prometheus sample (`name{labels}` exactly as written), 0 if the
+/// text has no such sample (a counter not yet incremented).
+pub(crate) fn metric_or_zero(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// A single-threaded tokio runtime with IO and timers.
+pub(crate) fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The value of one Prometheus sample (`name{labels}` exactly as written).
 pub(crate) fn metric(text: &str, sample: &str) -> f64 {
     text.lines()
@@ -526,10 +542,7 @@ pub(crate) fn flood_peer_port(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread_runtime();
         rt.block_on(async move {
             let target: std::net::SocketAddr = addr.parse().unwrap();
             let mut opened = 0usize;
