@@ -278,22 +278,15 @@ fn losses_lifecycle(suite: &str) {
     let root = file.root.as_ref().unwrap();
     let time = d.join("time-servers.json");
     for node in &file.nodes {
-        let (status, body) = post(
-            node,
-            std::fs::read(&q).unwrap(),
-            "application/timestamp-query",
-        );
+        let (status, body) = post_file(node, &q);
         assert_eq!(status, 200);
         let r = dir.path().join(format!("r{}.tsr", node.index));
         std::fs::write(&r, &body).unwrap();
         let text = openssl_reply_text(&r);
         assert!(String::from_utf8_lossy(&text.stdout).contains("Status: Granted."));
-        let v = verify_time_cmd(&r, &data, root, &time).output().unwrap();
-        assert!(
-            v.status.success(),
-            "node {}: {}",
-            node.index,
-            String::from_utf8_lossy(&v.stderr)
+        run_ok(
+            &mut verify_time_cmd(&r, &data, root, &time),
+            &format!("node {}:", node.index),
         );
     }
 
@@ -302,15 +295,7 @@ fn losses_lifecycle(suite: &str) {
     // trip each (no on-demand commitment fetch), and it holds ready commitments
     // from every peer.
     for _ in 0..30 {
-        assert_eq!(
-            post(
-                &file.nodes[4],
-                std::fs::read(&q).unwrap(),
-                "application/timestamp-query"
-            )
-            .0,
-            200
-        );
+        assert_eq!(post_file(&file.nodes[4], &q).0, 200);
     }
     let metrics = get_text(&file.nodes[4], "/metrics");
     let on_demand = metric(
@@ -357,20 +342,13 @@ fn losses_lifecycle(suite: &str) {
     kill(p[1]);
     wait_health(&file.nodes[4], "critical", 3);
     for node in &file.nodes[2..] {
-        let (status, body) = post(
-            node,
-            std::fs::read(&q).unwrap(),
-            "application/timestamp-query",
-        );
+        let (status, body) = post_file(node, &q);
         assert_eq!(status, 200);
         let r = dir.path().join("after2.tsr");
         std::fs::write(&r, &body).unwrap();
-        let v = verify_time_cmd(&r, &data, root, &time).output().unwrap();
-        assert!(
-            v.status.success(),
-            "after two losses, node {}: {}",
-            node.index,
-            String::from_utf8_lossy(&v.stderr)
+        run_ok(
+            &mut verify_time_cmd(&r, &data, root, &time),
+            &format!("after two losses, node {}:", node.index),
         );
     }
 
@@ -378,11 +356,7 @@ fn losses_lifecycle(suite: &str) {
     kill(p[2]);
     wait_health(&file.nodes[4], "halted", 2);
     for node in &file.nodes[3..] {
-        let (status, body) = post(
-            node,
-            std::fs::read(&q).unwrap(),
-            "application/timestamp-query",
-        );
+        let (status, body) = post_file(node, &q);
         assert_eq!(status, 200);
         let resp = <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&body).unwrap();
         assert_eq!(
@@ -494,16 +468,12 @@ fn repair_lifecycle(suite: &str) {
     assert_eq!(s.certificate.as_deref(), Some(cert_before.as_str()));
     // Its new identity key got a CA-issued public TLS certificate: curl verifies it.
     assert!(s.tls_certificate.is_some(), "{s:?}");
-    let curl = Command::new("curl")
-        .args(["-sS", "--fail", "--cacert"])
-        .arg(file.root.as_ref().unwrap())
-        .arg(format!("{}/status", n1.url))
-        .output()
-        .unwrap();
-    assert!(
-        curl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&curl.stderr)
+    run_ok(
+        Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(file.root.as_ref().unwrap())
+            .arg(format!("{}/status", n1.url)),
+        "",
     );
     assert_eq!(s.group_key, file.group_key);
     let data = dir.path().join("data.txt");
@@ -606,18 +576,14 @@ fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop/rfc3161_client_check.py");
     // TLS verified against the cluster's root (it issued the nodes' TLS certificates).
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg("fetch")
-        .arg(format!("{}/", file.nodes[2].url))
-        .arg(&data)
-        .arg(file.root.as_ref().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(&py)
+            .arg(&script)
+            .arg("fetch")
+            .arg(format!("{}/", file.nodes[2].url))
+            .arg(&data)
+            .arg(file.root.as_ref().unwrap()),
+        "",
     );
     // Twin: with the system's roots only, Python refuses the connection.
     let refused = Command::new(&py)

@@ -521,6 +521,15 @@ pub(crate) fn post(
     http(node, "POST", "/", Some(content_type), body)
 }
 
+/// POST the DER request in the file `q` to a node (pinned TLS): status and body.
+pub(crate) fn post_file(node: &frostamp::cli::ops::ClusterNode, q: &Path) -> (u16, Vec<u8>) {
+    post(
+        node,
+        std::fs::read(q).unwrap(),
+        "application/timestamp-query",
+    )
+}
+
 /// The serving half of the seed's decision tree, with real processes: 5 up → tokens
 /// (CLI, openssl-made requests); 2 killed → tokens still; 3 killed → every request
 /// rejected with a clear reason and no token. Bad input gets HTTP errors and the
