@@ -50,6 +50,31 @@ impl Drop for TimeServers {
 }
 
 impl Cluster {
+    /// Each node's index and peer address.
+    fn layout(&self) -> std::collections::BTreeMap<u16, String> {
+        self.targets
+            .iter()
+            .map(|t| (t.index, t.peer.clone()))
+            .collect()
+    }
+
+    /// `target` attested under this cluster's roots, with the identity it attested.
+    async fn attest(&self, target: &NodeTarget) -> ceremony::PinnedNode {
+        let (pin, _) = ceremony::attest_node(
+            target.index,
+            &target.public,
+            &self.roots,
+            None,
+            &SystemClock,
+        )
+        .await
+        .unwrap();
+        ceremony::PinnedNode {
+            target: target.clone(),
+            pin,
+        }
+    }
+
     /// The servers and quorum a relying party checks this cluster's tokens against.
     fn time_policy(&self) -> frostamp::time::evidence::TimePolicy {
         frostamp::cli::ops::local_time::time_config(&self._time.servers)
@@ -369,16 +394,18 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
     ));
 
     // No CA root fixed yet (no CSR, no /admin/ca-root): every upload is refused.
-    let early = issue(
-        &ca,
-        &outcome.bundle,
-        &c,
-        &[c.measurement],
-        "CN=frostamp TSA,O=test",
-        now,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
+    let issue_tsa = || {
+        issue(
+            &ca,
+            &outcome.bundle,
+            &c,
+            &[c.measurement],
+            "CN=frostamp TSA,O=test",
+            now,
+            Duration::from_secs(3600),
+        )
+    };
+    let early = issue_tsa().unwrap();
     let e = ceremony::install_chain(
         &outcome.nodes,
         &c.operator,
@@ -439,16 +466,7 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         }
     }
 
-    let cert = issue(
-        &ca,
-        &outcome.bundle,
-        &c,
-        &[c.measurement],
-        "CN=frostamp TSA,O=test",
-        now,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
+    let cert = issue_tsa().unwrap();
     assert_eq!(
         frostamp::certs::launch_measurement_of(&cert).unwrap(),
         Some(c.measurement)
@@ -530,13 +548,8 @@ async fn a_node_with_another_measurement_is_refused_admission() {
 async fn lifecycle_calls_need_the_operator_credential() {
     let c = start(2, &[]).await;
     let target = &c.targets[0];
-    let (pin, _) = ceremony::attest_node(1, &target.public, &c.roots, None, &SystemClock)
-        .await
-        .unwrap();
-    let node = ceremony::PinnedNode {
-        target: target.clone(),
-        pin,
-    };
+    let node = c.attest(target).await;
+    let pin = node.pin;
     // no header
     let r = frostamp::net::client::request(
         &target.public,
@@ -977,24 +990,13 @@ async fn a_backdating_coordinator_clock_does_not_move_gen_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
     let c = start(5, &[]).await;
-    let layout: std::collections::BTreeMap<u16, String> = c
-        .targets
-        .iter()
-        .map(|t| (t.index, t.peer.clone()))
-        .collect();
+    let layout = c.layout();
     let mut four = layout.clone();
     four.remove(&5);
     let mut six = layout.clone();
     six.insert(6, "127.0.0.1:9".into());
     for target in &c.targets {
-        let (pin, _) =
-            ceremony::attest_node(target.index, &target.public, &c.roots, None, &SystemClock)
-                .await
-                .unwrap();
-        let node = ceremony::PinnedNode {
-            target: target.clone(),
-            pin,
-        };
+        let node = c.attest(target).await;
         for (t, nodes) in [
             (2u16, layout.clone()),
             (5, layout.clone()),
@@ -1053,21 +1055,10 @@ async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dkg_runs_only_among_the_identities_the_operator_pinned() {
     let c = start(5, &[]).await;
-    let layout: std::collections::BTreeMap<u16, String> = c
-        .targets
-        .iter()
-        .map(|t| (t.index, t.peer.clone()))
-        .collect();
+    let layout = c.layout();
     let mut pinned = Vec::new();
     for target in &c.targets {
-        let (pin, _) =
-            ceremony::attest_node(target.index, &target.public, &c.roots, None, &SystemClock)
-                .await
-                .unwrap();
-        let node = ceremony::PinnedNode {
-            target: target.clone(),
-            pin,
-        };
+        let node = c.attest(target).await;
         let r = configure(
             &c,
             &node,
