@@ -473,7 +473,7 @@ fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
     assert!(t.contains("the jar will be treated as unsigned"), "{t}");
 
     // Bouncy Castle reads every field and refuses at the signature algorithm.
-    let t = bc_check(&&token, &&st.root(), &imprint, 1);
+    let t = bc_check(&token, &st.root(), &imprint, 1);
     assert_eq!(value(&t, "signer_signature_alg"), frost);
     assert_eq!(value(&t, "imprint_hex"), imprint);
     assert!(
@@ -543,7 +543,7 @@ fn ed25519_epoch_jarsigner_and_bouncy_castle_verify_the_token() {
     let imprint = extract_token(&signed, &token);
     let ours = frostamp_verify(&st, &token, &imprint);
     assert!(ours.contains("signature:  Ed25519"), "{ours}");
-    let t = bc_check(&&token, &&st.root(), &imprint, 0);
+    let t = bc_check(&token, &st.root(), &imprint, 0);
     assert_eq!(value(&t, "signer_signature_alg"), "1.3.101.112", "{t}");
     // RFC 8419 §3.1: SHA-512 with Ed25519.
     assert_eq!(
@@ -559,10 +559,10 @@ fn ed25519_epoch_jarsigner_and_bouncy_castle_verify_the_token() {
     // Twins: one byte of the signature flipped; another root as the anchor.
     let bad = d.join("flipped.der");
     std::fs::write(&bad, flip_signature_byte(&std::fs::read(&token).unwrap())).unwrap();
-    let t = bc_check(&&bad, &&st.root(), &imprint, 1);
+    let t = bc_check(&bad, &st.root(), &imprint, 1);
     assert!(t.contains("REFUSED validate: "), "{t}");
     assert!(!t.contains("signature: valid"), "{t}");
-    let t = bc_check(&&token, &&st.code_ca, &imprint, 1);
+    let t = bc_check(&token, &st.code_ca, &imprint, 1);
     assert_eq!(value(&t, "signature"), "valid");
     assert!(t.contains("REFUSED path: "), "{t}");
 }
