@@ -483,7 +483,7 @@ fn trickled_bodies_on_two_thousand_connections_do_not_stall_a_node() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let max = weather(&file, n1, Duration::from_secs(25), "trickled bodies");
+    let max = weather(file, n1, Duration::from_secs(25), "trickled bodies");
     stop.store(true, Ordering::Relaxed);
     attack.join().unwrap();
     let m = get_text(n1, "/metrics");
@@ -515,12 +515,7 @@ fn five_hundred_silent_peer_connections_do_not_stall_the_cluster() {
     let sources: Vec<Ipv4Addr> = (2..52).map(|h| v4(127, 0, 0, h)).collect();
     let flood = flood_peer_port(n5.peer.clone(), sources, 10, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
-    let max = weather(
-        &file,
-        n5,
-        Duration::from_secs(20),
-        "silent peer connections",
-    );
+    let max = weather(file, n5, Duration::from_secs(20), "silent peer connections");
     // A roster peer redials while the flood goes on.
     let pid1 = file.nodes[0].pid.unwrap();
     let _resume = Resume(pid1);
@@ -589,7 +584,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     // The attacker knows the cluster's tag (it is made of public facts: t and the peer
     // addresses) and names it, so its Hellos reach the index check; without it, a
     // connection is refused before any Hello (the twin at the end).
-    let layout = config_of(&file, 1);
+    let layout = config_of(file, 1);
     let server_name = layout.peer_server_name();
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -656,7 +651,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
         });
     });
     std::thread::sleep(Duration::from_secs(2));
-    let max = weather(&file, n3, Duration::from_secs(20), "guessed hellos");
+    let max = weather(file, n3, Duration::from_secs(20), "guessed hellos");
     stop.store(true, Ordering::Relaxed);
     attacker.join().unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -1007,7 +1002,7 @@ fn resending_the_configuration_while_serving_drops_no_link() {
     )
     .unwrap();
     let target = pinned(n2);
-    let mut cfg = config_of(&file, 2);
+    let mut cfg = config_of(file, 2);
     let peers = |n: &ClusterNode| -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(&get_text(n, "/status")).unwrap();
         v["peers"].clone()

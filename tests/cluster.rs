@@ -269,7 +269,7 @@ fn losses_lifecycle(suite: &str) {
     std::fs::write(&data, b"stamped by the cluster\n").unwrap();
 
     // frostamp stamp: request, save, verify.
-    let out = stamp_cluster(&data, &d);
+    let out = stamp_cluster(&data, d);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Verification: OK"));
 
     // openssl ts -query → any node → openssl ts -reply -text and frostamp verify.
@@ -336,7 +336,7 @@ fn losses_lifecycle(suite: &str) {
 
     // Health as share holders disappear (DESIGN §3): 5 healthy, 4 degraded, 3 critical, <3 halted.
     assert_eq!(health(&file.nodes[4]), ("healthy".to_string(), 5));
-    let p = pids(&file);
+    let p = pids(file);
     kill(p[0]);
     wait_health(&file.nodes[4], "degraded", 4);
     kill(p[1]);
@@ -406,7 +406,7 @@ fn repair_lifecycle(suite: &str) {
     let (dir, d, file) = (&c.dir, &c.d, &c.file);
     assert_eq!(file.ciphersuite.name(), suite);
     let cert_before = {
-        let v = cluster_status_json(&d);
+        let v = cluster_status_json(d);
         for node in v.as_array().unwrap() {
             assert_eq!(
                 node["status"]["ciphersuite"].as_str(),
@@ -421,7 +421,7 @@ fn repair_lifecycle(suite: &str) {
 
     // Boot the replacement on node 1's addresses.
     let n1 = &file.nodes[0];
-    let _child = Kill(vec![start_replacement(&d, n1)]);
+    let _child = Kill(vec![start_replacement(d, n1)]);
     // Fewer than t helpers: refused before anything is sent.
     let out = Command::new(FROSTAMP)
         .args([
@@ -433,7 +433,7 @@ fn repair_lifecycle(suite: &str) {
             "2,3",
             "--state-dir",
         ])
-        .arg(&d)
+        .arg(d)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -443,7 +443,7 @@ fn repair_lifecycle(suite: &str) {
     let out = run_ok(
         Command::new(FROSTAMP)
             .args(["ceremony", "repair", "--index", "1", "--state-dir"])
-            .arg(&d),
+            .arg(d),
         "",
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("share repaired by nodes [2, 3, 4]"));
@@ -743,7 +743,7 @@ fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
     let (status, body) = post(n1, q.clone(), "application/timestamp-query");
     assert!(status == 200 && granted(&body));
 
-    let hung = pids(&file)[1];
+    let hung = pids(file)[1];
     let _resume = Resume(hung);
     assert!(signal(hung, "-STOP"));
     let mut slow = 0;
@@ -819,7 +819,7 @@ fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
     let c = TestCluster::up("secp256k1");
     let (d, file) = (&c.d, &c.file);
     let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let ca = frostamp::cli::ops::ca_load(&d).unwrap();
+    let ca = frostamp::cli::ops::ca_load(d).unwrap();
     let root = ca.certificate_der().unwrap();
     let first = parse_certificates(&std::fs::read(file.chain.as_ref().unwrap()).unwrap()).unwrap()
         [0]

@@ -392,7 +392,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     for lost in [2u16, 4] {
         let node = &file.nodes[usize::from(lost - 1)];
         mark(format!("node {lost} replaced and repaired"));
-        replacements.0.push(start_replacement(&d, node));
+        replacements.0.push(start_replacement(d, node));
         let started = Instant::now();
         // Running but not serving yet (no share): answers /status, stays DOWN.
         let phase = unpinned_phase(&node.public, Duration::from_secs(30));
@@ -403,7 +403,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
             row["status"], row["last_chk"]
         );
         assert!(row["status"].starts_with("DOWN"), "{row:?}");
-        repair(&d, lost);
+        repair(d, lost);
         let up = wait_server(&socket, lost, "UP", Duration::from_secs(30));
         eprintln!(
             "node {lost}: replacement started, repaired, UP in HAProxy after {:?} (UP {up:?} after the repair)",
@@ -561,8 +561,8 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     // every node out, a client gets HTTP 503 from the balancer at once instead of a
     // timeNotAvailable rejection. Started again, the nodes come back by themselves.
     let started = Instant::now();
-    time_server(&d, "--stop", 1);
-    time_server(&d, "--stop", 2);
+    time_server(d, "--stop", 1);
+    time_server(d, "--stop", 2);
     wait_servers(&socket, &file.nodes, "DOWN", Duration::from_secs(30));
     let down = started.elapsed();
     let v: serde_json::Value = serde_json::from_str(&get_text(&after.nodes[0], "/status")).unwrap();
@@ -573,8 +573,8 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         .unwrap();
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     let started = Instant::now();
-    time_server(&d, "--start", 1);
-    time_server(&d, "--start", 2);
+    time_server(d, "--start", 1);
+    time_server(d, "--start", 2);
     wait_servers(&socket, &file.nodes, "UP", Duration::from_secs(30));
     eprintln!(
         "time servers 1 and 2 stopped: all five nodes no_time and DOWN in HAProxy after {:.1} s, a client got HTTP 503; started again: all UP after {:.1} s",
