@@ -59,6 +59,14 @@ fn expected() -> Expected {
     Expected::frostamp(MEASUREMENT, DATA)
 }
 
+/// [`expected`] with the guest policy rules `policy`.
+fn with_policy(policy: PolicyRules) -> Expected {
+    Expected {
+        policy,
+        ..expected()
+    }
+}
+
 /// [`expected`] with an admission policy that allows version 2 reports.
 fn v2_allowed() -> Expected {
     expected().with_admission(AdmissionPolicy {
@@ -204,34 +212,26 @@ mod attestation {
     #[test]
     fn debug_and_migration_agent_policies_are_refused() {
         let p = platform(5);
-        let debug = DEV_POLICY.with_debug(true);
-        let e = p.attest(DATA, MEASUREMENT, debug, 0);
-        assert_eq!(
-            verify(&p, &e, &expected()).unwrap_err(),
-            AttestationError::DebugAllowed { policy: debug.0 }
-        );
-        let allow = Expected {
-            policy: PolicyRules {
-                allow_debug: true,
-                ..PolicyRules::frostamp_default()
-            },
-            ..expected()
+        // Evidence under `policy`, refused with `refusal` by the production rules.
+        let refused = |policy: GuestPolicy, refusal: AttestationError| {
+            let e = p.attest(DATA, MEASUREMENT, policy, 0);
+            assert_eq!(verify(&p, &e, &expected()).unwrap_err(), refusal);
+            e
         };
+        let debug = DEV_POLICY.with_debug(true);
+        let e = refused(debug, AttestationError::DebugAllowed { policy: debug.0 });
+        let allow = with_policy(PolicyRules {
+            allow_debug: true,
+            ..PolicyRules::frostamp_default()
+        });
         assert!(verify(&p, &e, &allow).is_ok());
 
         let ma = DEV_POLICY.with_migrate_ma(true);
-        let e = p.attest(DATA, MEASUREMENT, ma, 0);
-        assert_eq!(
-            verify(&p, &e, &expected()).unwrap_err(),
-            AttestationError::MigrationAgentAllowed { policy: ma.0 }
-        );
-        let single = Expected {
-            policy: PolicyRules {
-                require_single_socket: true,
-                ..PolicyRules::frostamp_default()
-            },
-            ..expected()
-        };
+        refused(ma, AttestationError::MigrationAgentAllowed { policy: ma.0 });
+        let single = with_policy(PolicyRules {
+            require_single_socket: true,
+            ..PolicyRules::frostamp_default()
+        });
         let e = p.attest(DATA, MEASUREMENT, GuestPolicy(DEV_POLICY.0 | 1 << 20), 0);
         assert!(verify(&p, &e, &single).is_ok());
     }
@@ -247,13 +247,10 @@ mod attestation {
             );
         }
         let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 1);
-        let vmpl1 = Expected {
-            policy: PolicyRules {
-                max_vmpl: 1,
-                ..PolicyRules::frostamp_default()
-            },
-            ..expected()
-        };
+        let vmpl1 = with_policy(PolicyRules {
+            max_vmpl: 1,
+            ..PolicyRules::frostamp_default()
+        });
         assert!(verify(&p, &e, &vmpl1).is_ok());
     }
 
