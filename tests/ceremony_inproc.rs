@@ -510,22 +510,18 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let out = std::process::Command::new("openssl")
-        .args([
-            "verify",
-            "-purpose",
-            "timestampsign",
-            "-CAfile",
-            "ca.pem",
-            "tsa.pem",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        std::process::Command::new("openssl")
+            .args([
+                "verify",
+                "-purpose",
+                "timestampsign",
+                "-CAfile",
+                "ca.pem",
+                "tsa.pem",
+            ])
+            .current_dir(dir.path()),
+        "",
     );
 }
 
@@ -895,12 +891,9 @@ async fn ask(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::tsp::asn1::T
 /// POST a SHA-256 timestamp request (no nonce, certificate wanted) for `data` to `node`.
 async fn post_query(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::net::client::Response {
     let req = common::sha256_request(data);
-    frostamp::net::client::request(
+    common::post_query_to(
         &node.target.public,
         Some(node.pin),
-        "POST",
-        "/",
-        &[("content-type", "application/timestamp-query".into())],
         req,
         Duration::from_secs(20),
     )

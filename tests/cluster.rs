@@ -653,25 +653,21 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     let data = dir.path().join("busy.txt");
     std::fs::write(&data, b"served while busy\n").unwrap();
     let started = Instant::now();
-    let out = Command::new(FROSTAMP)
-        .arg("stamp")
-        .arg(&data)
-        .args([
-            "--url",
-            &n1.public,
-            "--pin",
-            n1.pin.as_ref().unwrap(),
-            "--roots",
-        ])
-        .arg(file.root.as_ref().unwrap())
-        .arg("--time-servers")
-        .arg(d.join("time-servers.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(FROSTAMP)
+            .arg("stamp")
+            .arg(&data)
+            .args([
+                "--url",
+                &n1.public,
+                "--pin",
+                n1.pin.as_ref().unwrap(),
+                "--roots",
+            ])
+            .arg(file.root.as_ref().unwrap())
+            .arg("--time-servers")
+            .arg(d.join("time-servers.json")),
+        "",
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),

@@ -227,16 +227,7 @@ async fn balancer_post(
     pin: [u8; 32],
     req: Vec<u8>,
 ) -> Result<frostamp::net::client::Response, frostamp::net::client::ClientError> {
-    frostamp::net::client::request(
-        public,
-        Some(pin),
-        "POST",
-        "/",
-        &[("content-type", "application/timestamp-query".into())],
-        req,
-        Duration::from_secs(30),
-    )
-    .await
+    common::post_query_to(public, Some(pin), req, Duration::from_secs(30)).await
 }
 
 /// What one client request got.

@@ -484,6 +484,26 @@ pub(crate) fn metric(text: &str, sample: &str) -> f64 {
         .unwrap()
 }
 
+/// POST a DER timestamp request to `addr` over TLS (its key pinned if `pin` is given),
+/// waiting at most `timeout`.
+pub(crate) async fn post_query_to(
+    addr: &str,
+    pin: Option<[u8; 32]>,
+    req: Vec<u8>,
+    timeout: Duration,
+) -> Result<frostamp::net::client::Response, frostamp::net::client::ClientError> {
+    frostamp::net::client::request(
+        addr,
+        pin,
+        "POST",
+        "/",
+        &[("content-type", "application/timestamp-query".into())],
+        req,
+        timeout,
+    )
+    .await
+}
+
 /// One HTTPS call to a node's public port (pinned TLS): status and body.
 pub(crate) fn http(
     node: &frostamp::cli::ops::ClusterNode,
