@@ -212,6 +212,15 @@ async fn fix_root(nodes: &[ceremony::PinnedNode], c: &Cluster, subject: &str, ca
     .unwrap();
 }
 
+/// `ceremony::install_chain` of `chain` on `nodes` with the cluster's operator key.
+async fn install(
+    nodes: &[ceremony::PinnedNode],
+    c: &Cluster,
+    chain: &[Vec<u8>],
+) -> Result<(), CeremonyError> {
+    ceremony::install_chain(nodes, &c.operator, &SystemClock, chain).await
+}
+
 /// `ceremony::issue_for_bundle` by `ca` with the cluster's attestation roots.
 fn issue(
     ca: &DevCa,
@@ -246,14 +255,9 @@ async fn certify(
     )
     .unwrap();
     fix_root(&outcome.nodes, c, "CN=tsa", ca).await;
-    ceremony::install_chain(
-        &outcome.nodes,
-        &c.operator,
-        &SystemClock,
-        &[cert, ca.certificate_der().unwrap()],
-    )
-    .await
-    .unwrap();
+    install(&outcome.nodes, c, &[cert, ca.certificate_der().unwrap()])
+        .await
+        .unwrap();
 }
 
 fn options(c: &Cluster) -> CeremonyOptions {
@@ -406,14 +410,9 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         )
     };
     let early = issue_tsa().unwrap();
-    let e = ceremony::install_chain(
-        &outcome.nodes,
-        &c.operator,
-        &SystemClock,
-        &[early, ca.certificate_der().unwrap()],
-    )
-    .await
-    .unwrap_err();
+    let e = install(&outcome.nodes, &c, &[early, ca.certificate_der().unwrap()])
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, CeremonyError::Refused { status: 409, body, .. } if body.contains("no CA root is fixed")),
         "{e}"
@@ -451,14 +450,9 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         .unwrap();
     for bad in [wrong_measurement, wrong_key] {
         for node in &outcome.nodes {
-            let e = ceremony::install_chain(
-                std::slice::from_ref(node),
-                &c.operator,
-                &SystemClock,
-                std::slice::from_ref(&bad),
-            )
-            .await
-            .unwrap_err();
+            let e = install(std::slice::from_ref(node), &c, std::slice::from_ref(&bad))
+                .await
+                .unwrap_err();
             assert!(
                 matches!(e, CeremonyError::Refused { status: 422, .. }),
                 "{e}"
@@ -471,10 +465,9 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         frostamp::certs::launch_measurement_of(&cert).unwrap(),
         Some(c.measurement)
     );
-    ceremony::install_chain(
+    install(
         &outcome.nodes,
-        &c.operator,
-        &SystemClock,
+        &c,
         &[cert.clone(), ca.certificate_der().unwrap()],
     )
     .await
@@ -783,9 +776,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     // Nodes that did not sign the CSR hold no CA root yet and refuse the chain.
     let mut refused = 0;
     for n in &outcome.nodes {
-        match ceremony::install_chain(std::slice::from_ref(n), &c.operator, &SystemClock, &chain)
-            .await
-        {
+        match install(std::slice::from_ref(n), &c, &chain).await {
             Ok(()) => {}
             Err(CeremonyError::Refused {
                 status: 409, body, ..
@@ -809,9 +800,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     ceremony::fix_ca_root(&outcome.nodes, &c.operator, &SystemClock, subject, &root)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    ceremony::install_chain(&outcome.nodes, &c.operator, &SystemClock, &chain)
-        .await
-        .unwrap();
+    install(&outcome.nodes, &c, &chain).await.unwrap();
     for n in &outcome.nodes {
         assert_eq!(ceremony::status(n).await.unwrap().phase, Phase::Serving);
     }
