@@ -1007,19 +1007,14 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
 
     // The sixth process: same binary and platform, its own operator.
     let attacker = OperatorKey::generate(&mut rand::thread_rng());
-    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
     let (public, peer) = (free_addr(), free_addr());
-    let log = std::fs::File::create(d.join("node6.log")).unwrap();
-    let _child = Kill(vec![Command::new(NODE)
-        .args(["--name", "node6", "--public", &public, "--peer", &peer])
-        .arg("--time-servers")
-        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
-        .env("FROSTAMP_OPERATOR_KEY", attacker.public_hex().unwrap())
-        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()]);
+    let _child = Kill(vec![start_node(
+        d,
+        "node6",
+        &public,
+        &peer,
+        &attacker.public_hex().unwrap(),
+    )]);
     let roots = frostamp::cli::ops::roots(file.insecure_dev_root.as_deref()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let target = NodeTarget {

@@ -244,21 +244,32 @@ pub(crate) fn start_replacement(
     node: &frostamp::cli::ops::ClusterNode,
 ) -> std::process::Child {
     let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
+    start_node(
+        d,
+        &format!("node{}-replacement", node.index),
+        &node.public,
+        &node.peer,
+        &operator.public_hex().unwrap(),
+    )
+}
+
+/// A node process `name` (log `d/<name>.log`) from the test's binary on the addresses
+/// `public` and `peer`, configured by the operator key `operator` (public, hex), with the
+/// cluster's development platform and time servers.
+pub(crate) fn start_node(
+    d: &Path,
+    name: &str,
+    public: &str,
+    peer: &str,
+    operator: &str,
+) -> std::process::Child {
     let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
-    let name = format!("node{}-replacement", node.index);
     let log = std::fs::File::create(d.join(format!("{name}.log"))).unwrap();
     Command::new(NODE)
-        .args([
-            "--name",
-            &name,
-            "--public",
-            &node.public,
-            "--peer",
-            &node.peer,
-        ])
+        .args(["--name", name, "--public", public, "--peer", peer])
         .arg("--time-servers")
         .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
-        .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
+        .env("FROSTAMP_OPERATOR_KEY", operator)
         .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
         .stdout(std::process::Stdio::null())
         .stderr(log)
