@@ -76,6 +76,7 @@ impl Cluster {
     }
 
     /// The servers and quorum a relying party checks this cluster's tokens against.
+    #[cfg_attr(not(feature = "test-faults"), allow(dead_code))] // the byzantine test's
     fn time_policy(&self) -> frostamp::time::evidence::TimePolicy {
         frostamp::cli::ops::local_time::time_config(&self._time.servers)
             .policy()
