@@ -46,6 +46,22 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The start of every attack: this test alone ([`one_at_a_time`]), `nofile` open files
+/// allowed, a fresh cluster.
+fn attack_cluster(nofile: u64) -> (MutexGuard<'static, ()>, TestCluster) {
+    let one = one_at_a_time();
+    raise_nofile(nofile);
+    (one, TestCluster::up("secp256k1"))
+}
+
+/// The well-behaved client asks `node` for a token every 200 ms while every node of
+/// `file` must stay healthy for `period` under `attack`; the slowest answer.
+fn weather(file: &ClusterFile, node: &ClusterNode, period: Duration, attack: &str) -> Duration {
+    let client = probe(node, Duration::from_millis(200));
+    stays_healthy(file, period, attack);
+    client.finish(attack)
+}
+
 /// Raise this process's open-file limit to `want` (soft up to the hard limit).
 // The one system call the test needs that std has no wrapper for.
 #[allow(unsafe_code)]
@@ -213,10 +229,7 @@ fn probe(node: &ClusterNode, every: Duration) -> Probe {
     let stop = Arc::new(AtomicBool::new(false));
     let (addr, pin, halt) = (node.public.clone(), pin_of(node), stop.clone());
     let handle = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread_runtime();
         rt.block_on(async move {
             let mut out = Vec::new();
             let mut n = 1u64 << 40;
@@ -319,10 +332,7 @@ async fn cluster_problems(file: &ClusterFile) -> Vec<String> {
 
 /// Watch the cluster's health every 2 s for `period`; assert it stayed healthy.
 fn stays_healthy(file: &ClusterFile, period: Duration, attack: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let end = Instant::now() + period;
     let mut checks = 0;
     while Instant::now() < end {
@@ -332,14 +342,6 @@ fn stays_healthy(file: &ClusterFile, period: Duration, attack: &str) {
         std::thread::sleep(Duration::from_secs(2));
     }
     println!("{attack}: cluster healthy at each of {checks} checks of all five nodes");
-}
-
-/// A temporary directory and the cluster started in its `cluster/`.
-fn start_cluster() -> (tempfile::TempDir, std::path::PathBuf, ClusterFile) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let file = cluster_up(&d);
-    (dir, d, file)
 }
 
 /// What the body tricklers saw.
@@ -369,10 +371,7 @@ fn trickle_bodies(
     let seen = Arc::new(Trickled::default());
     let tally = seen.clone();
     let handle = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread_runtime();
         rt.block_on(async move {
             let cfg = Arc::new(frostamp::net::tls::public_client_config(Some(pin)).unwrap());
             let mut tasks = tokio::task::JoinSet::new();
@@ -469,10 +468,8 @@ async fn trickle_one(
 /// so the well-behaved client still gets in.
 #[test]
 fn trickled_bodies_on_two_thousand_connections_do_not_stall_a_node() {
-    let _one = one_at_a_time();
-    raise_nofile(8192);
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let (_one, c) = attack_cluster(8192);
+    let file = &c.file;
     let n1 = &file.nodes[0];
     let stop = Arc::new(AtomicBool::new(false));
     let sources: Vec<Ipv4Addr> = (2..42).map(|h| v4(127, 0, 0, h)).collect();
@@ -486,9 +483,7 @@ fn trickled_bodies_on_two_thousand_connections_do_not_stall_a_node() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let client = probe(n1, Duration::from_millis(200));
-    stays_healthy(&file, Duration::from_secs(25), "trickled bodies");
-    let max = client.finish("trickled bodies");
+    let max = weather(file, n1, Duration::from_secs(25), "trickled bodies");
     stop.store(true, Ordering::Relaxed);
     attack.join().unwrap();
     let m = get_text(n1, "/metrics");
@@ -511,10 +506,8 @@ fn trickled_bodies_on_two_thousand_connections_do_not_stall_a_node() {
 /// caps.
 #[test]
 fn five_hundred_silent_peer_connections_do_not_stall_the_cluster() {
-    let _one = one_at_a_time();
-    raise_nofile(4096);
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let (_one, c) = attack_cluster(4096);
+    let file = &c.file;
     let n5 = &file.nodes[4];
     let stop = Arc::new(AtomicBool::new(false));
     // All in the peers' own network: the node caps strangers per network (16), so
@@ -522,9 +515,7 @@ fn five_hundred_silent_peer_connections_do_not_stall_the_cluster() {
     let sources: Vec<Ipv4Addr> = (2..52).map(|h| v4(127, 0, 0, h)).collect();
     let flood = flood_peer_port(n5.peer.clone(), sources, 10, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
-    let client = probe(n5, Duration::from_millis(200));
-    stays_healthy(&file, Duration::from_secs(20), "silent peer connections");
-    let max = client.finish("silent peer connections");
+    let max = weather(file, n5, Duration::from_secs(20), "silent peer connections");
     // A roster peer redials while the flood goes on.
     let pid1 = file.nodes[0].pid.unwrap();
     let _resume = Resume(pid1);
@@ -539,11 +530,7 @@ fn five_hundred_silent_peer_connections_do_not_stall_the_cluster() {
     let m = get_text(n5, "/metrics");
     let shed: f64 = ["peer_per_source", "peer_total", "peer_evicted"]
         .iter()
-        .map(|r| {
-            m.lines()
-                .find_map(|l| l.strip_prefix(&format!("frostamp_shed_total{{reason=\"{r}\"}} ")))
-                .map_or(0.0, |v| v.trim().parse().unwrap())
-        })
+        .map(|r| metric_or_zero(&m, &format!("frostamp_shed_total{{reason=\"{r}\"}}")))
         .sum();
     println!(
         "silent peer connections: {opened} opened; node 5 shed {shed}; client max {max:?}; node 1 re-admitted {back:?} after it resumed"
@@ -560,10 +547,8 @@ fn five_hundred_silent_peer_connections_do_not_stall_the_cluster() {
 #[test]
 fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     use frostamp::api::peer::{read_frame, write_frame, PeerMessage};
-    let _one = one_at_a_time();
-    raise_nofile(4096);
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let (_one, c) = attack_cluster(4096);
+    let file = &c.file;
     let n3 = &file.nodes[2];
     // A refusal the operator must see: a signed repair order for node 3's own index.
     let operator = frostamp::api::auth::OperatorKey::from_pem(
@@ -576,14 +561,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
         replacement: hex::encode([7u8; 32]),
         roster_version: 0,
     };
-    let target = frostamp::ceremony::PinnedNode {
-        target: frostamp::ceremony::NodeTarget {
-            index: 3,
-            public: n3.public.clone(),
-            peer: n3.peer.clone(),
-        },
-        pin: pin_of(n3),
-    };
+    let target = pinned(n3);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt
         .block_on(frostamp::ceremony::admin(
@@ -606,7 +584,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     // The attacker knows the cluster's tag (it is made of public facts: t and the peer
     // addresses) and names it, so its Hellos reach the index check; without it, a
     // connection is refused before any Hello (the twin at the end).
-    let layout = config_of(&file, 1);
+    let layout = config_of(file, 1);
     let server_name = layout.peer_server_name();
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -619,10 +597,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
         server_name.clone(),
     );
     let attacker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread_runtime();
         rt.block_on(async move {
             let cfg = stranger_peer_tls();
             let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -676,9 +651,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
         });
     });
     std::thread::sleep(Duration::from_secs(2));
-    let client = probe(n3, Duration::from_millis(200));
-    stays_healthy(&file, Duration::from_secs(20), "guessed hellos");
-    let max = client.finish("guessed hellos");
+    let max = weather(file, n3, Duration::from_secs(20), "guessed hellos");
     stop.store(true, Ordering::Relaxed);
     attacker.join().unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -705,10 +678,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     );
 
     // Twin: a dialer that names another cluster (here the pre-tag name) gets no Hello.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let got_hello = rt.block_on(async {
         let cfg = stranger_peer_tls();
         let tcp = tcp_from(v4(127, 0, 9, 2), &n3.peer).await.unwrap();
@@ -855,16 +825,11 @@ fn measure_capacity(
 /// first request after the load promptly.
 #[test]
 fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency() {
-    let _one = one_at_a_time();
-    raise_nofile(4096);
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let (_one, c) = attack_cluster(4096);
+    let file = &c.file;
     let n1 = &file.nodes[0];
     let (addr, pin) = (n1.public.clone(), pin_of(n1));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     // Unloaded: one request at a time on one keep-alive connection.
     // Unloaded: one request at a time on one keep-alive connection, 100 before the load
     // and 100 after it (the machine's own noise is part of "unloaded").
@@ -909,10 +874,7 @@ fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency(
         )
     };
     let signing_before = signing(&before);
-    let shed_before = before
-        .lines()
-        .find_map(|l| l.strip_prefix("frostamp_shed_total{reason=\"overload\"} "))
-        .map_or(0.0, |v| v.trim().parse::<f64>().unwrap());
+    let shed_before = metric_or_zero(&before, "frostamp_shed_total{reason=\"overload\"}");
 
     // 4× capacity for 20 s, open loop, from 256 connections.
     let rate = 4.0 * capacity;
@@ -978,11 +940,7 @@ fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency(
     let inside = Duration::from_secs_f64(
         (signing_after.0 - signing_before.0) / (signing_after.1 - signing_before.1).max(1.0),
     );
-    let shed = after
-        .lines()
-        .find_map(|l| l.strip_prefix("frostamp_shed_total{reason=\"overload\"} "))
-        .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
-        - shed_before;
+    let shed = metric_or_zero(&after, "frostamp_shed_total{reason=\"overload\"}") - shed_before;
     println!(
         "overload: offered {rate:.0}/s for {period:?}: {} requests, {} granted ({:.0}/s) with latency p50 {:?}, p99 {accepted_p99:?} ({:.1}× the unloaded p99; {inside:?} on average inside the node); {} refused ({unavailable} HTTP 503) with latency p50 {:?}, p99 {:?}, max {:?}; {} failed; node counted {shed} shed, signing limit now {limit}; first request after the load: {:?}",
         shots.len(),
@@ -1036,22 +994,15 @@ fn four_times_capacity_is_shed_quickly_and_accepted_requests_keep_their_latency(
 #[test]
 fn resending_the_configuration_while_serving_drops_no_link() {
     let _one = one_at_a_time();
-    let (_dir, d, file) = start_cluster();
-    let _down = Down(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n2 = &file.nodes[1];
     let operator = frostamp::api::auth::OperatorKey::from_pem(
         &std::fs::read_to_string(&file.operator_key).unwrap(),
     )
     .unwrap();
-    let target = frostamp::ceremony::PinnedNode {
-        target: frostamp::ceremony::NodeTarget {
-            index: 2,
-            public: n2.public.clone(),
-            peer: n2.peer.clone(),
-        },
-        pin: pin_of(n2),
-    };
-    let mut cfg = config_of(&file, 2);
+    let target = pinned(n2);
+    let mut cfg = config_of(file, 2);
     let peers = |n: &ClusterNode| -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(&get_text(n, "/status")).unwrap();
         v["peers"].clone()

@@ -59,6 +59,39 @@ fn expected() -> Expected {
     Expected::frostamp(MEASUREMENT, DATA)
 }
 
+/// [`expected`] with the guest policy rules `policy`.
+fn with_policy(policy: PolicyRules) -> Expected {
+    Expected {
+        policy,
+        ..expected()
+    }
+}
+
+/// [`expected`] with an admission policy that allows version 2 reports.
+fn v2_allowed() -> Expected {
+    expected().with_admission(AdmissionPolicy {
+        min_report_version: 2,
+        ..AdmissionPolicy::frostamp_default()
+    })
+}
+
+/// `r` signed by `p`'s VCEK, verified with its ASK under its development root.
+fn sign_and_verify(
+    p: &DevPlatform,
+    r: &mut Report,
+    expected: &Expected,
+) -> Result<frostamp::attestation::VerifiedReport, AttestationError> {
+    let bytes = p.sign(r);
+    verify_report(
+        &bytes,
+        p.vcek_der(),
+        &[p.ask_der()],
+        &dev_roots(p),
+        expected,
+        at(),
+    )
+}
+
 /// Named `attestation` so that `cargo test ... attestation` selects these tests.
 mod attestation {
     use super::*;
@@ -101,15 +134,18 @@ mod attestation {
         let p = platform(2);
         let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
         // Even with the whole development chain offered as "extra" certificates.
-        let err = verify_report(
-            &e.report,
-            &e.vcek,
-            &e.chain_refs(),
-            &RootSet::amd(),
-            &expected(),
-            at(),
-        )
-        .unwrap_err();
+        let under_amd = |report: &[u8]| {
+            verify_report(
+                report,
+                &e.vcek,
+                &e.chain_refs(),
+                &RootSet::amd(),
+                &expected(),
+                at(),
+            )
+            .unwrap_err()
+        };
+        let err = under_amd(&e.report);
         assert_eq!(
             err,
             AttestationError::NoRootForFamily(ProcessorFamily::InsecureDev)
@@ -122,15 +158,7 @@ mod attestation {
         let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
         r.cpuid_raw = [0x19, 0x01, 0x01];
         let bytes = p.sign(&mut r);
-        let err = verify_report(
-            &bytes,
-            &e.vcek,
-            &e.chain_refs(),
-            &RootSet::amd(),
-            &expected(),
-            at(),
-        )
-        .unwrap_err();
+        let err = under_amd(&bytes);
         assert_eq!(
             err,
             AttestationError::FamilyMismatch {
@@ -143,15 +171,7 @@ mod attestation {
         r.version = 2;
         r.cpuid_raw = [0; 3];
         let v2 = p.sign(&mut r);
-        let err = verify_report(
-            &v2,
-            &e.vcek,
-            &e.chain_refs(),
-            &RootSet::amd(),
-            &expected(),
-            at(),
-        )
-        .unwrap_err();
+        let err = under_amd(&v2);
         assert_eq!(
             err,
             AttestationError::NoRootForFamily(ProcessorFamily::InsecureDev)
@@ -165,10 +185,7 @@ mod attestation {
             run(&expected()).unwrap_err(),
             AttestationError::ReportVersionTooOld { version: 2, min: 3 }
         );
-        let v2_allowed = expected().with_admission(AdmissionPolicy {
-            min_report_version: 2,
-            ..AdmissionPolicy::frostamp_default()
-        });
+        let v2_allowed = v2_allowed();
         assert_eq!(
             run(&v2_allowed).unwrap().family,
             ProcessorFamily::InsecureDev
@@ -195,34 +212,26 @@ mod attestation {
     #[test]
     fn debug_and_migration_agent_policies_are_refused() {
         let p = platform(5);
-        let debug = DEV_POLICY.with_debug(true);
-        let e = p.attest(DATA, MEASUREMENT, debug, 0);
-        assert_eq!(
-            verify(&p, &e, &expected()).unwrap_err(),
-            AttestationError::DebugAllowed { policy: debug.0 }
-        );
-        let allow = Expected {
-            policy: PolicyRules {
-                allow_debug: true,
-                ..PolicyRules::frostamp_default()
-            },
-            ..expected()
+        // Evidence under `policy`, refused with `refusal` by the production rules.
+        let refused = |policy: GuestPolicy, refusal: AttestationError| {
+            let e = p.attest(DATA, MEASUREMENT, policy, 0);
+            assert_eq!(verify(&p, &e, &expected()).unwrap_err(), refusal);
+            e
         };
+        let debug = DEV_POLICY.with_debug(true);
+        let e = refused(debug, AttestationError::DebugAllowed { policy: debug.0 });
+        let allow = with_policy(PolicyRules {
+            allow_debug: true,
+            ..PolicyRules::frostamp_default()
+        });
         assert!(verify(&p, &e, &allow).is_ok());
 
         let ma = DEV_POLICY.with_migrate_ma(true);
-        let e = p.attest(DATA, MEASUREMENT, ma, 0);
-        assert_eq!(
-            verify(&p, &e, &expected()).unwrap_err(),
-            AttestationError::MigrationAgentAllowed { policy: ma.0 }
-        );
-        let single = Expected {
-            policy: PolicyRules {
-                require_single_socket: true,
-                ..PolicyRules::frostamp_default()
-            },
-            ..expected()
-        };
+        refused(ma, AttestationError::MigrationAgentAllowed { policy: ma.0 });
+        let single = with_policy(PolicyRules {
+            require_single_socket: true,
+            ..PolicyRules::frostamp_default()
+        });
         let e = p.attest(DATA, MEASUREMENT, GuestPolicy(DEV_POLICY.0 | 1 << 20), 0);
         assert!(verify(&p, &e, &single).is_ok());
     }
@@ -238,13 +247,10 @@ mod attestation {
             );
         }
         let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 1);
-        let vmpl1 = Expected {
-            policy: PolicyRules {
-                max_vmpl: 1,
-                ..PolicyRules::frostamp_default()
-            },
-            ..expected()
-        };
+        let vmpl1 = with_policy(PolicyRules {
+            max_vmpl: 1,
+            ..PolicyRules::frostamp_default()
+        });
         assert!(verify(&p, &e, &vmpl1).is_ok());
     }
 
@@ -288,12 +294,7 @@ mod attestation {
     #[test]
     fn vcek_extensions_must_match_the_report() {
         let p = platform(8);
-        let vcek = p.vcek_der().to_vec();
-        let chain = [p.ask_der()];
-        let check = |r: &mut Report| {
-            let bytes = p.sign(r);
-            verify_report(&bytes, &vcek, &chain, &dev_roots(&p), &expected(), at())
-        };
+        let check = |r: &mut Report| sign_and_verify(&p, r, &expected());
         // Another chip id, properly signed by this VCEK.
         let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
         r.chip_id[5] ^= 1;
@@ -323,12 +324,7 @@ mod attestation {
     #[test]
     fn platform_info_rules_bite_on_development_reports() {
         let p = platform(10);
-        let vcek = p.vcek_der().to_vec();
-        let chain = [p.ask_der()];
-        let check = |r: &mut Report, exp: &Expected| {
-            let bytes = p.sign(r);
-            verify_report(&bytes, &vcek, &chain, &dev_roots(&p), exp, at())
-        };
+        let check = |r: &mut Report, exp: &Expected| sign_and_verify(&p, r, exp);
         // Success twin: the development PLATFORM_INFO meets the production rules.
         let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
         assert_eq!(r.platform_info, DEV_PLATFORM_INFO);
@@ -379,12 +375,7 @@ mod attestation {
     #[test]
     fn report_version_and_the_development_floor() {
         let p = platform(11);
-        let vcek = p.vcek_der().to_vec();
-        let chain = [p.ask_der()];
-        let check = |r: &mut Report, exp: &Expected| {
-            let bytes = p.sign(r);
-            verify_report(&bytes, &vcek, &chain, &dev_roots(&p), exp, at())
-        };
+        let check = |r: &mut Report, exp: &Expected| sign_and_verify(&p, r, exp);
         // A version 2 report (no CPUID; the family then comes from the issuer name):
         // refused by the production policy, accepted when version 2 is allowed.
         let mut r = p.report(DATA, MEASUREMENT, DEV_POLICY, 0);
@@ -394,10 +385,7 @@ mod attestation {
             check(&mut r, &expected()).unwrap_err(),
             AttestationError::ReportVersionTooOld { version: 2, min: 3 }
         );
-        let v2 = expected().with_admission(AdmissionPolicy {
-            min_report_version: 2,
-            ..AdmissionPolicy::frostamp_default()
-        });
+        let v2 = v2_allowed();
         assert_eq!(
             check(&mut r, &v2).unwrap().family,
             ProcessorFamily::InsecureDev

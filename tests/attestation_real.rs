@@ -89,6 +89,27 @@ impl Case {
         )
     }
 
+    /// The refusal of this report with `vcek` in place of its own, at a time inside
+    /// every VCEK's validity.
+    fn refused_with_vcek(&self, vcek: &[u8]) -> AttestationError {
+        self.verify_with(&self.report, vcek, &self.expected, common_time())
+            .unwrap_err()
+    }
+
+    /// The refusal of this report under `expected` in place of its own.
+    fn refused_under(&self, expected: &Expected) -> AttestationError {
+        self.verify_with(&self.report, &self.vcek, expected, self.at)
+            .unwrap_err()
+    }
+
+    /// Its expectations with the guest policy rules `policy`.
+    fn with_policy(&self, policy: PolicyRules) -> Expected {
+        Expected {
+            policy,
+            ..self.expected.clone()
+        }
+    }
+
     fn verify_with(
         &self,
         report: &[u8],
@@ -358,9 +379,7 @@ mod attestation {
             "trustee/snp/test-vcek-invalid-legacy.der",
             "trustee/snp/test-vcek-invalid-new.der",
         ] {
-            let err = c
-                .verify_with(&c.report, &read(path), &c.expected, common_time())
-                .unwrap_err();
+            let err = c.refused_with_vcek(&read(path));
             assert!(
                 matches!(
                     &err,
@@ -412,9 +431,7 @@ mod attestation {
         ] {
             let c = case(report);
             let foreign = case(other).vcek;
-            let err = c
-                .verify_with(&c.report, &foreign, &c.expected, common_time())
-                .unwrap_err();
+            let err = c.refused_with_vcek(&foreign);
             assert_eq!(
                 err,
                 AttestationError::BadReportSignature(SigningKey::Vcek),
@@ -461,9 +478,7 @@ mod attestation {
         // ASK, which is the wrong kind of intermediate for SIGNING_KEY = VLEK.
         let vlek = case("trustee/snp/test-vlek-report.bin");
         let milan_vcek = case("derived/oak_milan_oc_release_report.bin").vcek;
-        let err = vlek
-            .verify_with(&vlek.report, &milan_vcek, &vlek.expected, common_time())
-            .unwrap_err();
+        let err = vlek.refused_with_vcek(&milan_vcek);
         assert_eq!(
             err,
             AttestationError::SigningKeyMismatch {
@@ -473,9 +488,7 @@ mod attestation {
         );
         // And a VCEK-signed report presented with the VLEK.
         let vcek = case("trustee/snp/test-report.bin");
-        let err = vcek
-            .verify_with(&vcek.report, &vlek.vcek, &vcek.expected, common_time())
-            .unwrap_err();
+        let err = vcek.refused_with_vcek(&vlek.vcek);
         assert_eq!(
             err,
             AttestationError::SigningKeyMismatch {
@@ -490,9 +503,7 @@ mod attestation {
         // A Genoa (CPUID 19h/11h) report with a Milan VCEK.
         let c = case("derived/oak_genoa_oc_report.bin");
         let milan = case("derived/oak_milan_oc_release_report.bin").vcek;
-        let err = c
-            .verify_with(&c.report, &milan, &c.expected, common_time())
-            .unwrap_err();
+        let err = c.refused_with_vcek(&milan);
         assert_eq!(
             err,
             AttestationError::FamilyMismatch {
@@ -504,9 +515,7 @@ mod attestation {
         // chains fine to the Genoa ARK and the signature check refuses it.
         let v2 = case("virtee-sev/report_milan.hex");
         let genoa = case("derived/oak_genoa_oc_report.bin");
-        let err = v2
-            .verify_with(&v2.report, &genoa.vcek, &v2.expected, common_time())
-            .unwrap_err();
+        let err = v2.refused_with_vcek(&genoa.vcek);
         assert_eq!(err, AttestationError::BadReportSignature(SigningKey::Vcek));
         // A v2 report with something that is not a certificate at all.
         let err = v2
@@ -525,7 +534,7 @@ mod attestation {
             let mut m = e.measurement.unwrap();
             m[47] ^= 1;
             e.measurement = Some(m);
-            let err = c.verify_with(&c.report, &c.vcek, &e, c.at).unwrap_err();
+            let err = c.refused_under(&e);
             assert!(
                 matches!(err, AttestationError::MeasurementMismatch { .. }),
                 "{}: {err}",
@@ -536,7 +545,7 @@ mod attestation {
             let mut d = e.report_data.unwrap();
             d[0] ^= 1;
             e.report_data = Some(d);
-            let err = c.verify_with(&c.report, &c.vcek, &e, c.at).unwrap_err();
+            let err = c.refused_under(&e);
             assert!(
                 matches!(err, AttestationError::ReportDataMismatch { .. }),
                 "{}: {err}",
@@ -549,47 +558,31 @@ mod attestation {
     fn real_debug_policy_and_vmpl_are_refused_by_frostamp_rules() {
         // go-sev-guest's test guest was launched with DEBUG allowed.
         let c = case("go-sev-guest/attestation.bin");
-        let strict = Expected {
-            policy: PolicyRules::frostamp_default(),
-            ..c.expected.clone()
-        };
-        let err = c
-            .verify_with(&c.report, &c.vcek, &strict, c.at)
-            .unwrap_err();
+        let strict = c.with_policy(PolicyRules::frostamp_default());
+        let err = c.refused_under(&strict);
         assert_eq!(err, AttestationError::DebugAllowed { policy: 0xb0000 });
         assert_eq!(err.check(), "policy");
         // The VLEK report was requested at VMPL 1.
         let c = case("trustee/snp/test-vlek-report.bin");
-        let strict = Expected {
-            policy: PolicyRules::frostamp_default(),
-            ..c.expected.clone()
-        };
-        let err = c
-            .verify_with(&c.report, &c.vcek, &strict, c.at)
-            .unwrap_err();
+        let strict = c.with_policy(PolicyRules::frostamp_default());
+        let err = c.refused_under(&strict);
         assert_eq!(err, AttestationError::VmplTooHigh { vmpl: 1, max: 0 });
         // Other rules: single socket required, minimum ABI.
         let c = case("derived/oak_turin_oc_report.bin");
-        let e = Expected {
-            policy: PolicyRules {
-                require_single_socket: true,
-                ..PolicyRules::frostamp_default()
-            },
-            ..c.expected.clone()
-        };
-        let err = c.verify_with(&c.report, &c.vcek, &e, c.at).unwrap_err();
+        let e = c.with_policy(PolicyRules {
+            require_single_socket: true,
+            ..PolicyRules::frostamp_default()
+        });
+        let err = c.refused_under(&e);
         assert!(
             matches!(err, AttestationError::NotSingleSocket { .. }),
             "{err}"
         );
-        let e = Expected {
-            policy: PolicyRules {
-                min_abi: (1, 51),
-                ..PolicyRules::frostamp_default()
-            },
-            ..c.expected.clone()
-        };
-        let err = c.verify_with(&c.report, &c.vcek, &e, c.at).unwrap_err();
+        let e = c.with_policy(PolicyRules {
+            min_abi: (1, 51),
+            ..PolicyRules::frostamp_default()
+        });
+        let err = c.refused_under(&e);
         assert!(
             matches!(
                 err,
@@ -629,7 +622,7 @@ mod attestation {
                     tcb_floor,
                     ..corpus_minimum()
                 });
-                let err = c.verify_with(&c.report, &c.vcek, &e, c.at).unwrap_err();
+                let err = c.refused_under(&e);
                 assert!(
                     matches!(&err, AttestationError::TcbBelowFloor { family, component: got, .. }
                     if *family == c.family && *got == component),
@@ -694,7 +687,7 @@ mod attestation {
                 .expected
                 .clone()
                 .with_admission(AdmissionPolicy::frostamp_default());
-            let err = c.verify_with(&c.report, &c.vcek, &prod, c.at).unwrap_err();
+            let err = c.refused_under(&prod);
             let parsed = Report::parse(&c.report).unwrap();
             if parsed.version < 3 {
                 // v2: firmware older than ABI 1.55, no CPUID for the microcode line.
@@ -755,9 +748,7 @@ mod attestation {
         assert_eq!(v.reported_tcb.microcode, 0xDB);
         let vlek = case("trustee/snp/test-vlek-report.bin");
         let e = vlek.expected.clone().with_admission(lowered_snp(0x18));
-        let err = vlek
-            .verify_with(&vlek.report, &vlek.vcek, &e, vlek.at)
-            .unwrap_err();
+        let err = vlek.refused_under(&e);
         assert_eq!(
             err,
             AttestationError::TcbBelowFloor {
@@ -785,9 +776,7 @@ mod attestation {
             tcb_floor: f,
             ..AdmissionPolicy::frostamp_default()
         });
-        let err = siena
-            .verify_with(&siena.report, &siena.vcek, &e, siena.at)
-            .unwrap_err();
+        let err = siena.refused_under(&e);
         assert!(
             matches!(err, AttestationError::TcbBelowFloor { component: "bootloader", floor: 11, basis, .. } if basis != NO_BULLETIN_VALUE),
             "{err}"

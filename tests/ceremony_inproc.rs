@@ -23,6 +23,9 @@ use frostamp::tsp::TsaProfile;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+use common::dev_ca;
+
 struct Cluster {
     targets: Vec<NodeTarget>,
     roots: RootSet,
@@ -47,7 +50,33 @@ impl Drop for TimeServers {
 }
 
 impl Cluster {
+    /// Each node's index and peer address.
+    fn layout(&self) -> std::collections::BTreeMap<u16, String> {
+        self.targets
+            .iter()
+            .map(|t| (t.index, t.peer.clone()))
+            .collect()
+    }
+
+    /// `target` attested under this cluster's roots, with the identity it attested.
+    async fn attest(&self, target: &NodeTarget) -> ceremony::PinnedNode {
+        let (pin, _) = ceremony::attest_node(
+            target.index,
+            &target.public,
+            &self.roots,
+            None,
+            &SystemClock,
+        )
+        .await
+        .unwrap();
+        ceremony::PinnedNode {
+            target: target.clone(),
+            pin,
+        }
+    }
+
     /// The servers and quorum a relying party checks this cluster's tokens against.
+    #[cfg_attr(not(feature = "test-faults"), allow(dead_code))] // the byzantine test's
     fn time_policy(&self) -> frostamp::time::evidence::TimePolicy {
         frostamp::cli::ops::local_time::time_config(&self._time.servers)
             .policy()
@@ -184,6 +213,54 @@ async fn fix_root(nodes: &[ceremony::PinnedNode], c: &Cluster, subject: &str, ca
     .unwrap();
 }
 
+/// `ceremony::install_chain` of `chain` on `nodes` with the cluster's operator key.
+async fn install(
+    nodes: &[ceremony::PinnedNode],
+    c: &Cluster,
+    chain: &[Vec<u8>],
+) -> Result<(), CeremonyError> {
+    ceremony::install_chain(nodes, &c.operator, &SystemClock, chain).await
+}
+
+/// `ceremony::issue_for_bundle` by `ca` with the cluster's attestation roots.
+fn issue(
+    ca: &DevCa,
+    bundle: &frostamp::api::bundle::EvidenceBundle,
+    c: &Cluster,
+    measurements: &[[u8; 48]],
+    subject: &str,
+    from: std::time::SystemTime,
+    validity: Duration,
+) -> Result<Vec<u8>, CeremonyError> {
+    ceremony::issue_for_bundle(ca, bundle, &c.roots, measurements, subject, from, validity)
+}
+
+/// The development-CA path after a ceremony: `ca` issues the TSA certificate `CN=tsa`
+/// (valid `validity` from `from`) for the outcome's bundle, every node gets `ca`'s root
+/// fixed and then the chain installed.
+async fn certify(
+    outcome: &ceremony::CeremonyOutcome,
+    c: &Cluster,
+    ca: &DevCa,
+    from: std::time::SystemTime,
+    validity: Duration,
+) {
+    let cert = issue(
+        ca,
+        &outcome.bundle,
+        c,
+        &[c.measurement],
+        "CN=tsa",
+        from,
+        validity,
+    )
+    .unwrap();
+    fix_root(&outcome.nodes, c, "CN=tsa", ca).await;
+    install(&outcome.nodes, c, &[cert, ca.certificate_der().unwrap()])
+        .await
+        .unwrap();
+}
+
 fn options(c: &Cluster) -> CeremonyOptions {
     CeremonyOptions {
         nodes: c.targets.clone(),
@@ -248,18 +325,12 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         assert_eq!(s.peers.len(), 4);
     }
     let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=test CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let ca = dev_ca("CN=test CA", now - Duration::from_secs(60));
     // The CA refuses a bundle whose measurement it was not told to accept.
-    let e = ceremony::issue_for_bundle(
+    let e = issue(
         &ca,
         &outcome.bundle,
-        &c.roots,
+        &c,
         &[[0x22; 48]],
         "CN=tsa",
         now,
@@ -304,10 +375,10 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         let mut bad_nt = outcome.bundle.clone();
         bad_nt.t = t;
         bad_nt.n = n;
-        let e = ceremony::issue_for_bundle(
+        let e = issue(
             &ca,
             &bad_nt,
-            &c.roots,
+            &c,
             &[c.measurement],
             "CN=tsa",
             now,
@@ -328,24 +399,21 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
     ));
 
     // No CA root fixed yet (no CSR, no /admin/ca-root): every upload is refused.
-    let early = ceremony::issue_for_bundle(
-        &ca,
-        &outcome.bundle,
-        &c.roots,
-        &[c.measurement],
-        "CN=frostamp TSA,O=test",
-        now,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
-    let e = ceremony::install_chain(
-        &outcome.nodes,
-        &c.operator,
-        &SystemClock,
-        &[early, ca.certificate_der().unwrap()],
-    )
-    .await
-    .unwrap_err();
+    let issue_tsa = || {
+        issue(
+            &ca,
+            &outcome.bundle,
+            &c,
+            &[c.measurement],
+            "CN=frostamp TSA,O=test",
+            now,
+            Duration::from_secs(3600),
+        )
+    };
+    let early = issue_tsa().unwrap();
+    let e = install(&outcome.nodes, &c, &[early, ca.certificate_der().unwrap()])
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, CeremonyError::Refused { status: 409, body, .. } if body.contains("no CA root is fixed")),
         "{e}"
@@ -383,14 +451,9 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         .unwrap();
     for bad in [wrong_measurement, wrong_key] {
         for node in &outcome.nodes {
-            let e = ceremony::install_chain(
-                std::slice::from_ref(node),
-                &c.operator,
-                &SystemClock,
-                std::slice::from_ref(&bad),
-            )
-            .await
-            .unwrap_err();
+            let e = install(std::slice::from_ref(node), &c, std::slice::from_ref(&bad))
+                .await
+                .unwrap_err();
             assert!(
                 matches!(e, CeremonyError::Refused { status: 422, .. }),
                 "{e}"
@@ -398,24 +461,14 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         }
     }
 
-    let cert = ceremony::issue_for_bundle(
-        &ca,
-        &outcome.bundle,
-        &c.roots,
-        &[c.measurement],
-        "CN=frostamp TSA,O=test",
-        now,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
+    let cert = issue_tsa().unwrap();
     assert_eq!(
         frostamp::certs::launch_measurement_of(&cert).unwrap(),
         Some(c.measurement)
     );
-    ceremony::install_chain(
+    install(
         &outcome.nodes,
-        &c.operator,
-        &SystemClock,
+        &c,
         &[cert.clone(), ca.certificate_der().unwrap()],
     )
     .await
@@ -425,13 +478,7 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         assert_eq!(s.phase, Phase::Serving);
     }
     // The CA root can no longer change once a certificate is installed.
-    let other_ca = DevCa::generate(
-        "CN=other CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let other_ca = dev_ca("CN=other CA", now - Duration::from_secs(60));
     let e = ceremony::fix_ca_root(
         &outcome.nodes[..1],
         &c.operator,
@@ -457,22 +504,18 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let out = std::process::Command::new("openssl")
-        .args([
-            "verify",
-            "-purpose",
-            "timestampsign",
-            "-CAfile",
-            "ca.pem",
-            "tsa.pem",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        std::process::Command::new("openssl")
+            .args([
+                "verify",
+                "-purpose",
+                "timestampsign",
+                "-CAfile",
+                "ca.pem",
+                "tsa.pem",
+            ])
+            .current_dir(dir.path()),
+        "",
     );
 }
 
@@ -495,13 +538,8 @@ async fn a_node_with_another_measurement_is_refused_admission() {
 async fn lifecycle_calls_need_the_operator_credential() {
     let c = start(2, &[]).await;
     let target = &c.targets[0];
-    let (pin, _) = ceremony::attest_node(1, &target.public, &c.roots, None, &SystemClock)
-        .await
-        .unwrap();
-    let node = ceremony::PinnedNode {
-        target: target.clone(),
-        pin,
-    };
+    let node = c.attest(target).await;
+    let pin = node.pin;
     // no header
     let r = frostamp::net::client::request(
         &target.public,
@@ -585,13 +623,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
     let node = &outcome.nodes[1];
     let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=external CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let ca = dev_ca("CN=external CA", now - Duration::from_secs(60));
     let root = ca.certificate_der().unwrap();
     let subject = "CN=frostamp TSA,O=external CA test";
     // Twin: the CSR must name a self-signed CA root.
@@ -713,13 +745,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     );
     // Twin: a second CSR for another CA (or another subject) is refused: the
     // root was fixed with the first one.
-    let other_ca = DevCa::generate(
-        "CN=another CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let other_ca = dev_ca("CN=another CA", now - Duration::from_secs(60));
     let other_root = other_ca.certificate_der().unwrap();
     for (subj, r) in [(subject, &other_root), ("CN=renamed", &root)] {
         let e = ceremony::request_csr(node, &c.operator, &SystemClock, subj, &outcome.bundle, r)
@@ -751,9 +777,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     // Nodes that did not sign the CSR hold no CA root yet and refuse the chain.
     let mut refused = 0;
     for n in &outcome.nodes {
-        match ceremony::install_chain(std::slice::from_ref(n), &c.operator, &SystemClock, &chain)
-            .await
-        {
+        match install(std::slice::from_ref(n), &c, &chain).await {
             Ok(()) => {}
             Err(CeremonyError::Refused {
                 status: 409, body, ..
@@ -777,9 +801,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     ceremony::fix_ca_root(&outcome.nodes, &c.operator, &SystemClock, subject, &root)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    ceremony::install_chain(&outcome.nodes, &c.operator, &SystemClock, &chain)
-        .await
-        .unwrap();
+    install(&outcome.nodes, &c, &chain).await.unwrap();
     for n in &outcome.nodes {
         assert_eq!(ceremony::status(n).await.unwrap().phase, Phase::Serving);
     }
@@ -803,52 +825,11 @@ async fn byzantine_signer(suite: Ciphersuite) {
     c.ciphersuite = suite;
     let outcome = ceremony::run(&options(&c), &|_| {}).await.unwrap();
     let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=test CA",
-        now - Duration::from_secs(60),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
-    let cert = ceremony::issue_for_bundle(
-        &ca,
-        &outcome.bundle,
-        &c.roots,
-        &[c.measurement],
-        "CN=tsa",
-        now,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
-    fix_root(&outcome.nodes, &c, "CN=tsa", &ca).await;
-    ceremony::install_chain(
-        &outcome.nodes,
-        &c.operator,
-        &SystemClock,
-        &[cert, ca.certificate_der().unwrap()],
-    )
-    .await
-    .unwrap();
+    let ca = dev_ca("CN=test CA", now - Duration::from_secs(60));
+    certify(&outcome, &c, &ca, now, Duration::from_secs(3600)).await;
     // Node 1 coordinates with itself and nodes 2, 3: node 2's share is invalid.
     let node1 = &outcome.nodes[0];
-    let req = frostamp::tsp::request::AcceptedRequest::build_der(
-        frostamp::tsp::request::HashAlg::Sha256,
-        &frostamp::tsp::request::HashAlg::Sha256.digest(b"byzantine"),
-        None,
-        true,
-    )
-    .unwrap();
-    let r = frostamp::net::client::request(
-        &node1.target.public,
-        Some(node1.pin),
-        "POST",
-        "/",
-        &[("content-type", "application/timestamp-query".into())],
-        req,
-        Duration::from_secs(20),
-    )
-    .await
-    .unwrap();
+    let r = post_query(node1, b"byzantine").await;
     let opts = frostamp::verify::token::VerifyOptions {
         expected: frostamp::verify::token::Expected::Data(b"byzantine".to_vec()),
         anchors: vec![frostamp::x509::CertDer::from_cert(ca.certificate()).unwrap()],
@@ -893,56 +874,35 @@ async fn byzantine_signer(suite: Ciphersuite) {
 
 /// Serve a timestamp request to `node` and return the parsed response.
 async fn ask(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::tsp::asn1::TimeStampResp {
-    let req = frostamp::tsp::request::AcceptedRequest::build_der(
-        frostamp::tsp::request::HashAlg::Sha256,
-        &frostamp::tsp::request::HashAlg::Sha256.digest(data),
-        None,
-        true,
-    )
-    .unwrap();
-    let r = frostamp::net::client::request(
+    let r = post_query(node, data).await;
+    <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&r.body).unwrap()
+}
+
+/// POST a SHA-256 timestamp request (no nonce, certificate wanted) for `data` to `node`.
+async fn post_query(node: &ceremony::PinnedNode, data: &[u8]) -> frostamp::net::client::Response {
+    let req = common::sha256_request(data);
+    common::post_query_to(
         &node.target.public,
         Some(node.pin),
-        "POST",
-        "/",
-        &[("content-type", "application/timestamp-query".into())],
         req,
         Duration::from_secs(20),
     )
     .await
-    .unwrap();
-    <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&r.body).unwrap()
+    .unwrap()
 }
 
 async fn serving(c: &Cluster) -> Vec<ceremony::PinnedNode> {
     let outcome = ceremony::run(&options(c), &|_| {}).await.unwrap();
     let now = SystemClock.now();
-    let ca = DevCa::generate(
-        "CN=test CA",
-        now - Duration::from_secs(3600),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
-    let cert = ceremony::issue_for_bundle(
+    let ca = dev_ca("CN=test CA", now - Duration::from_secs(3600));
+    certify(
+        &outcome,
+        c,
         &ca,
-        &outcome.bundle,
-        &c.roots,
-        &[c.measurement],
-        "CN=tsa",
         now - Duration::from_secs(3600),
         Duration::from_secs(86400),
     )
-    .unwrap();
-    fix_root(&outcome.nodes, c, "CN=tsa", &ca).await;
-    ceremony::install_chain(
-        &outcome.nodes,
-        &c.operator,
-        &SystemClock,
-        &[cert, ca.certificate_der().unwrap()],
-    )
-    .await
-    .unwrap();
+    .await;
     outcome.nodes
 }
 
@@ -1013,24 +973,13 @@ async fn a_backdating_coordinator_clock_does_not_move_gen_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
     let c = start(5, &[]).await;
-    let layout: std::collections::BTreeMap<u16, String> = c
-        .targets
-        .iter()
-        .map(|t| (t.index, t.peer.clone()))
-        .collect();
+    let layout = c.layout();
     let mut four = layout.clone();
     four.remove(&5);
     let mut six = layout.clone();
     six.insert(6, "127.0.0.1:9".into());
     for target in &c.targets {
-        let (pin, _) =
-            ceremony::attest_node(target.index, &target.public, &c.roots, None, &SystemClock)
-                .await
-                .unwrap();
-        let node = ceremony::PinnedNode {
-            target: target.clone(),
-            pin,
-        };
+        let node = c.attest(target).await;
         for (t, nodes) in [
             (2u16, layout.clone()),
             (5, layout.clone()),
@@ -1089,21 +1038,10 @@ async fn a_configuration_or_dkg_with_another_n_or_t_is_refused_by_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dkg_runs_only_among_the_identities_the_operator_pinned() {
     let c = start(5, &[]).await;
-    let layout: std::collections::BTreeMap<u16, String> = c
-        .targets
-        .iter()
-        .map(|t| (t.index, t.peer.clone()))
-        .collect();
+    let layout = c.layout();
     let mut pinned = Vec::new();
     for target in &c.targets {
-        let (pin, _) =
-            ceremony::attest_node(target.index, &target.public, &c.roots, None, &SystemClock)
-                .await
-                .unwrap();
-        let node = ceremony::PinnedNode {
-            target: target.clone(),
-            pin,
-        };
+        let node = c.attest(target).await;
         let r = configure(
             &c,
             &node,

@@ -9,6 +9,8 @@
 
 use std::time::{Duration, SystemTime};
 
+mod common;
+
 use cms::cert::CertificateChoices;
 use cms::signed_data::{SignedData, SignerIdentifier};
 use der::{DateTime, Decode, Encode};
@@ -320,13 +322,8 @@ fn identrust_token_chain_is_valid_at_gentime_and_expired_later() {
     // (The bag is not in path order on the wire; `der` re-sorts SET OF on decode anyway.)
     assert_eq!(bag.len(), 2);
     let root = der_cert("rfc3161/rfc3161-client/identrust/ts_root.der");
-    let chain = build_chain(
-        &signer,
-        &bag,
-        std::slice::from_ref(&root),
-        &opts(utc(2025, 3, 11, 8, 52, 8)),
-    )
-    .unwrap();
+    let chain_at = |at| build_chain(&signer, &bag, std::slice::from_ref(&root), &opts(at));
+    let chain = chain_at(utc(2025, 3, 11, 8, 52, 8)).unwrap();
     assert_eq!(
         chain.iter().map(subject).collect::<Vec<_>>(),
         [
@@ -336,13 +333,7 @@ fn identrust_token_chain_is_valid_at_gentime_and_expired_later() {
         ]
     );
     check_timestamping_leaf(&signer).unwrap();
-    let err = build_chain(
-        &signer,
-        &bag,
-        std::slice::from_ref(&root),
-        &opts(utc(2026, 2, 1, 0, 0, 0)),
-    )
-    .unwrap_err();
+    let err = chain_at(utc(2026, 2, 1, 0, 0, 0)).unwrap_err();
     assert!(
         matches!(err, ChainError::Expired { ref subject, .. } if subject.starts_with("CN=TrustID Timestamp Authority")),
         "{err}"
@@ -570,18 +561,9 @@ fn every_single_byte_corruption_of_a_real_leaf_is_rejected_without_panic() {
 /// flipped signature byte and a foreign anchor give no path.
 #[test]
 fn ed25519_epoch_tsa_certificate_chains_and_its_twins_do_not() {
-    let tsa = frostamp::local::LocalTsa::<_, frostamp::threshold::suite::Ed25519Sha512>::for_suite(
-        5,
-        3,
-        frostamp::tsp::TsaProfile::frostamp_default(),
-        frostamp::clock::SystemClock,
-        std::sync::Arc::new(frostamp::clock::SystemClock),
-        Vec::new(),
-        Some([0x42; 48]),
-        frostamp::threshold::signer::TimeRule::OwnClock,
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = common::DevTsa::new()
+        .measurement(Some([0x42; 48]))
+        .build::<frostamp::threshold::suite::Ed25519Sha512>();
     let leaf = Certificate::from_der(&tsa.tsa_cert).unwrap();
     assert_eq!(
         leaf.tbs_certificate.subject_public_key_info.algorithm.oid,
@@ -605,12 +587,6 @@ fn ed25519_epoch_tsa_certificate_chains_and_its_twins_do_not() {
         &opts(at)
     )
     .is_err());
-    let other = frostamp::certs::DevCa::generate(
-        "CN=other root",
-        at - Duration::from_secs(3600),
-        Duration::from_secs(86400),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let other = common::dev_ca("CN=other root", at - Duration::from_secs(3600));
     assert!(build_chain(&leaf, &[], &[other.certificate().clone()], &opts(at)).is_err());
 }

@@ -20,12 +20,75 @@ fn frostamp(args: &[&str], dir: &Path) -> Output {
         .unwrap()
 }
 
+/// A temporary directory holding `doc.txt` ("a document\n").
+fn doc_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("doc.txt"), b"a document\n").unwrap();
+    dir
+}
+
+/// `frostamp demo doc.txt --out-dir out` in `dir`.
+fn demo(dir: &Path) -> Output {
+    frostamp(&["demo", "doc.txt", "--out-dir", "out"], dir)
+}
+
+/// `frostamp verify out/doc.txt.tsr --digest DIGEST --roots out/root.pem` in `dir`.
+fn verify_digest(dir: &Path, digest: &str) -> Output {
+    frostamp(
+        &[
+            "verify",
+            "out/doc.txt.tsr",
+            "--digest",
+            digest,
+            "--roots",
+            "out/root.pem",
+        ],
+        dir,
+    )
+}
+
+/// `frostamp verify TOKEN --data doc.txt --roots ROOTS EXTRA…` in `dir`.
+fn verify_doc(dir: &Path, token: &str, roots: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["verify", token, "--data", "doc.txt", "--roots", roots];
+    args.extend_from_slice(extra);
+    frostamp(&args, dir)
+}
+
+/// The real SEV-SNP reports and VCEKs of tests/data/assets.
+const REPORTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/assets/sev-snp-reports"
+);
+
+/// `frostamp attestation verify REPORT --vcek VCEK --at AT EXTRA…` in `dir`, REPORT and
+/// VCEK named below [`REPORTS`].
+fn attestation_verify(dir: &Path, report: &str, vcek: &str, at: &str, extra: &[&str]) -> Output {
+    let (report, vcek) = (format!("{REPORTS}/{report}"), format!("{REPORTS}/{vcek}"));
+    let mut args = vec![
+        "attestation",
+        "verify",
+        &report,
+        "--vcek",
+        &vcek,
+        "--at",
+        at,
+    ];
+    args.extend_from_slice(extra);
+    frostamp(&args, dir)
+}
+
+/// Asserts that `out` exited with `code` and its stderr contains `says`.
+fn assert_exit_says(out: &Output, code: i32, says: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(says), "{err}");
+}
+
 #[test]
 fn demo_then_verify_by_digest_and_failures() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = doc_dir();
     let d = dir.path();
-    std::fs::write(d.join("doc.txt"), b"a document\n").unwrap();
-    let out = frostamp(&["demo", "doc.txt", "--out-dir", "out"], d);
+    let out = demo(d);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -36,46 +99,15 @@ fn demo_then_verify_by_digest_and_failures() {
     assert!(stdout.contains("FROST(secp256k1, SHA-256)"));
 
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"a document\n"));
-    let ok = frostamp(
-        &[
-            "verify",
-            "out/doc.txt.tsr",
-            "--digest",
-            &digest,
-            "--roots",
-            "out/root.pem",
-        ],
-        d,
-    );
+    let ok = verify_digest(d, &digest);
     assert_eq!(ok.status.code(), Some(0));
 
     // a different digest: verification failure, exit 1, names the check
-    let bad = frostamp(
-        &[
-            "verify",
-            "out/doc.txt.tsr",
-            "--digest",
-            &"00".repeat(32),
-            "--roots",
-            "out/root.pem",
-        ],
-        d,
-    );
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("imprint_mismatch"));
+    let bad = verify_digest(d, &"00".repeat(32));
+    assert_exit_says(&bad, 1, "imprint_mismatch");
 
     // the TSA certificate as root is a valid anchor (leaf == anchor)
-    let as_leaf = frostamp(
-        &[
-            "verify",
-            "out/doc.txt.tsr",
-            "--data",
-            "doc.txt",
-            "--roots",
-            "out/tsa.pem",
-        ],
-        d,
-    );
+    let as_leaf = verify_doc(d, "out/doc.txt.tsr", "out/tsa.pem", &[]);
     assert_eq!(
         as_leaf.status.code(),
         Some(0),
@@ -84,73 +116,30 @@ fn demo_then_verify_by_digest_and_failures() {
     );
 
     // checked two years from now the certificate has expired
-    let later = frostamp(
-        &[
-            "verify",
-            "out/doc.txt.tsr",
-            "--data",
-            "doc.txt",
-            "--roots",
-            "out/root.pem",
-            "--at",
-            "2099-01-01T00:00:00Z",
-            "--json",
-        ],
+    let later = verify_doc(
         d,
+        "out/doc.txt.tsr",
+        "out/root.pem",
+        &["--at", "2099-01-01T00:00:00Z", "--json"],
     );
     assert_eq!(later.status.code(), Some(1));
     let j: serde_json::Value = serde_json::from_slice(&later.stdout).unwrap();
     assert_eq!(j["error"], "chain");
 
     // usage errors: exit 2 with a message saying what to do
-    let missing = frostamp(
-        &[
-            "verify",
-            "out/doc.txt.tsr",
-            "--data",
-            "doc.txt",
-            "--roots",
-            "nope.pem",
-        ],
-        d,
-    );
-    assert_eq!(missing.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read roots nope.pem"));
-    let garbage_at = frostamp(
-        &[
-            "verify",
-            "out/doc.txt.tsr",
-            "--data",
-            "doc.txt",
-            "--roots",
-            "out/root.pem",
-            "--at",
-            "yesterday",
-        ],
-        d,
-    );
+    let missing = verify_doc(d, "out/doc.txt.tsr", "nope.pem", &[]);
+    assert_exit_says(&missing, 2, "cannot read roots nope.pem");
+    let garbage_at = verify_doc(d, "out/doc.txt.tsr", "out/root.pem", &["--at", "yesterday"]);
     assert_eq!(garbage_at.status.code(), Some(2));
     std::fs::write(d.join("junk.tsr"), b"not a token").unwrap();
-    let junk = frostamp(
-        &[
-            "verify",
-            "junk.tsr",
-            "--data",
-            "doc.txt",
-            "--roots",
-            "out/root.pem",
-        ],
-        d,
-    );
-    assert_eq!(junk.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&junk.stderr).contains("malformed"));
+    let junk = verify_doc(d, "junk.tsr", "out/root.pem", &[]);
+    assert_exit_says(&junk, 1, "malformed");
 }
 
 #[test]
 fn request_is_readable_by_openssl() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = doc_dir();
     let d = dir.path();
-    std::fs::write(d.join("doc.txt"), b"a document\n").unwrap();
     let out = frostamp(
         &[
             "request",
@@ -180,24 +169,28 @@ fn request_is_readable_by_openssl() {
 
 #[test]
 fn attestation_verify_prints_each_check_on_real_reports() {
-    let a = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/assets/sev-snp-reports"
-    );
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| frostamp(args, dir.path());
+    let turin = |extra: &[&str]| {
+        attestation_verify(
+            dir.path(),
+            "derived/oak_turin_oc_report.bin",
+            "derived/oak_turin_oc_vcek.der",
+            "2025-08-01T00:00:00Z",
+            extra,
+        )
+    };
+    let go_sev_guest = |extra: &[&str]| {
+        attestation_verify(
+            dir.path(),
+            "go-sev-guest/attestation.bin",
+            "go-sev-guest/vcek.der",
+            "2025-01-01T00:00:00Z",
+            extra,
+        )
+    };
     // Turin (Oak), at a time inside its VCEK's validity: authentic, but its SNP SPL (2)
     // is below the compiled-in floor (4, AMD-SB-3023), so the CLI refuses it at "tcb".
-    let old_tcb = run(&[
-        "attestation",
-        "verify",
-        &format!("{a}/derived/oak_turin_oc_report.bin"),
-        "--vcek",
-        &format!("{a}/derived/oak_turin_oc_vcek.der"),
-        "--at",
-        "2025-08-01T00:00:00Z",
-        "--json",
-    ]);
+    let old_tcb = turin(&["--json"]);
     assert_eq!(
         old_tcb.status.code(),
         Some(1),
@@ -218,18 +211,7 @@ fn attestation_verify_prints_each_check_on_real_reports() {
     );
     // With a wrong expected measurement too, the first failure is still the TCB and the
     // measurement check is not reached.
-    let bad = run(&[
-        "attestation",
-        "verify",
-        &format!("{a}/derived/oak_turin_oc_report.bin"),
-        "--vcek",
-        &format!("{a}/derived/oak_turin_oc_vcek.der"),
-        "--at",
-        "2025-08-01T00:00:00Z",
-        "--measurement",
-        &"00".repeat(48),
-        "--json",
-    ]);
+    let bad = turin(&["--measurement", &"00".repeat(48), "--json"]);
     assert_eq!(bad.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     let state = |name: &str| {
@@ -245,49 +227,22 @@ fn attestation_verify_prints_each_check_on_real_reports() {
     assert_eq!(state("measurement"), "not reached");
     // go-sev-guest's real report was launched with DEBUG: refused at policy; allowing
     // debug does not help, its version 2 report predates the admission policy's minimum.
-    let dbg = run(&[
-        "attestation",
-        "verify",
-        &format!("{a}/go-sev-guest/attestation.bin"),
-        "--vcek",
-        &format!("{a}/go-sev-guest/vcek.der"),
-        "--at",
-        "2025-01-01T00:00:00Z",
-    ]);
-    assert_eq!(dbg.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&dbg.stderr)
-            .contains("FAILED at policy: guest policy allows debugging"),
-        "{}",
-        String::from_utf8_lossy(&dbg.stderr)
-    );
-    let allowed = run(&[
-        "attestation",
-        "verify",
-        &format!("{a}/go-sev-guest/attestation.bin"),
-        "--vcek",
-        &format!("{a}/go-sev-guest/vcek.der"),
-        "--at",
-        "2025-01-01T00:00:00Z",
-        "--allow-debug",
-    ]);
-    assert_eq!(allowed.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&allowed.stderr)
-            .contains("attestation report version 2 is below the required 3"),
-        "{}",
-        String::from_utf8_lossy(&allowed.stderr)
+    let dbg = go_sev_guest(&[]);
+    assert_exit_says(&dbg, 1, "FAILED at policy: guest policy allows debugging");
+    let allowed = go_sev_guest(&["--allow-debug"]);
+    assert_exit_says(
+        &allowed,
+        1,
+        "attestation report version 2 is below the required 3",
     );
     // virtee's hex report (Milan, version 2): read and authenticated, refused at policy.
-    let hex_report = run(&[
-        "attestation",
-        "verify",
-        &format!("{a}/virtee-sev/report_milan.hex"),
-        "--vcek",
-        &format!("{a}/virtee-sev/vcek_milan.der"),
-        "--at",
+    let hex_report = attestation_verify(
+        dir.path(),
+        "virtee-sev/report_milan.hex",
+        "virtee-sev/vcek_milan.der",
         "2025-01-01T00:00:00Z",
-    ]);
+        &[],
+    );
     assert_eq!(
         hex_report.status.code(),
         Some(1),
@@ -323,10 +278,7 @@ fn a_node_without_sev_snp_refuses_to_start_and_never_falls_back() {
 
 #[test]
 fn vcek_url_names_the_chip_and_reported_tcb() {
-    let a = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/assets/sev-snp-reports"
-    );
+    let a = REPORTS;
     let dir = tempfile::tempdir().unwrap();
     // PROVENANCE: go-sev-guest VCEK chip_id 3ac3fe21…, TCB blSPL=2 teeSPL=0 snpSPL=5 ucodeSPL=68 (v2 report: family given).
     let out = frostamp(
@@ -371,32 +323,23 @@ fn vcek_url_names_the_chip_and_reported_tcb() {
         ],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--family"));
+    assert_exit_says(&out, 2, "--family");
 }
 
 /// `verify --time-servers FILE` (and `stamp`'s) reads a time configuration; a file that is
 /// missing or not a valid configuration is a usage error naming it, before any check.
 #[test]
 fn verify_time_servers_must_be_a_valid_time_configuration() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = doc_dir();
     let d = dir.path();
-    std::fs::write(d.join("doc.txt"), b"a document\n").unwrap();
-    let out = frostamp(&["demo", "doc.txt", "--out-dir", "out"], d);
+    let out = demo(d);
     assert!(out.status.success());
     let verify = |servers: &str| {
-        frostamp(
-            &[
-                "verify",
-                "out/doc.txt.tsr",
-                "--data",
-                "doc.txt",
-                "--roots",
-                "out/root.pem",
-                "--time-servers",
-                servers,
-            ],
+        verify_doc(
             d,
+            "out/doc.txt.tsr",
+            "out/root.pem",
+            &["--time-servers", servers],
         )
     };
     let missing = verify("absent.json");
@@ -442,29 +385,12 @@ fn verify_time_servers_must_be_a_valid_time_configuration() {
         assert!(err.contains(name) && err.contains(says), "{name}: {err}");
     }
     // `cluster time-server`: exactly one of --stop / --start; --offset only with --start.
-    for args in [
-        &["cluster", "time-server", "--dir", "x"][..],
-        &[
-            "cluster",
-            "time-server",
-            "--dir",
-            "x",
-            "--stop",
-            "1",
-            "--start",
-            "1",
-        ],
-        &[
-            "cluster",
-            "time-server",
-            "--dir",
-            "x",
-            "--stop",
-            "1",
-            "--offset",
-            "5",
-        ],
+    for extra in [
+        &[][..],
+        &["--stop", "1", "--start", "1"],
+        &["--stop", "1", "--offset", "5"],
     ] {
-        assert_eq!(frostamp(args, d).status.code(), Some(2), "{args:?}");
+        let args = [&["cluster", "time-server", "--dir", "x"][..], extra].concat();
+        assert_eq!(frostamp(&args, d).status.code(), Some(2), "{args:?}");
     }
 }

@@ -30,32 +30,15 @@ fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cluster");
     let _down = Down(&d);
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, file) = cluster_up_cmd(&d, &[], &[]);
     assert!(
         stdout.contains("certificate installed on all 5 nodes"),
         "{stdout}"
     );
-    let file: ClusterFile =
-        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
     assert_eq!(file.nodes.len(), 5);
 
     // Every node: Serving, same group key, same certificate.
-    let status = Command::new(FROSTAMP)
-        .args(["cluster", "status", "--json", "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let v = cluster_status_json(&d);
     let all = v.as_array().unwrap();
     assert_eq!(all.len(), 5);
     let cert0 = all[0]["status"]["certificate"]
@@ -113,12 +96,7 @@ fn cluster_up_runs_the_ceremony_and_every_node_serves_the_same_certificate() {
     assert_eq!(status, 401);
 
     // cluster down stops every process.
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "down", "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    assert!(cluster_down(&d).status.success());
     std::thread::sleep(Duration::from_millis(300));
     for n in &file.nodes {
         let pid = n.pid.unwrap();
@@ -284,72 +262,31 @@ fn an_ed25519_cluster_serves_tokens_and_survives_two_losses_but_not_three() {
 }
 
 fn losses_lifecycle(suite: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = common::cluster_up_with(&d, suite);
+    let c = TestCluster::up(suite);
+    let (dir, d, file) = (&c.dir, &c.d, &c.file);
     assert_eq!(file.ciphersuite.name(), suite);
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"stamped by the cluster\n").unwrap();
 
     // frostamp stamp: request, save, verify.
-    let out = Command::new(FROSTAMP)
-        .args(["stamp"])
-        .arg(&data)
-        .arg("--cluster")
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = stamp_cluster(&data, d);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Verification: OK"));
 
     // openssl ts -query → any node → openssl ts -reply -text and frostamp verify.
     let q = dir.path().join("q.tsq");
-    let st = Command::new("openssl")
-        .args(["ts", "-query", "-data"])
-        .arg(&data)
-        .args(["-sha512", "-cert", "-out"])
-        .arg(&q)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    openssl_query(&data, "-sha512", &q);
+    let root = file.root.as_ref().unwrap();
+    let time = d.join("time-servers.json");
     for node in &file.nodes {
-        let (status, body) = post(
-            node,
-            std::fs::read(&q).unwrap(),
-            "application/timestamp-query",
-        );
+        let (status, body) = post_file(node, &q);
         assert_eq!(status, 200);
         let r = dir.path().join(format!("r{}.tsr", node.index));
         std::fs::write(&r, &body).unwrap();
-        let text = Command::new("openssl")
-            .args(["ts", "-reply", "-in"])
-            .arg(&r)
-            .arg("-text")
-            .output()
-            .unwrap();
+        let text = openssl_reply_text(&r);
         assert!(String::from_utf8_lossy(&text.stdout).contains("Status: Granted."));
-        let v = Command::new(FROSTAMP)
-            .arg("verify")
-            .arg(&r)
-            .arg("--data")
-            .arg(&data)
-            .arg("--roots")
-            .arg(file.root.as_ref().unwrap())
-            .arg("--time-servers")
-            .arg(d.join("time-servers.json"))
-            .output()
-            .unwrap();
-        assert!(
-            v.status.success(),
-            "node {}: {}",
-            node.index,
-            String::from_utf8_lossy(&v.stderr)
+        run_ok(
+            &mut verify_time_cmd(&r, &data, root, &time),
+            &format!("node {}:", node.index),
         );
     }
 
@@ -358,15 +295,7 @@ fn losses_lifecycle(suite: &str) {
     // trip each (no on-demand commitment fetch), and it holds ready commitments
     // from every peer.
     for _ in 0..30 {
-        assert_eq!(
-            post(
-                &file.nodes[4],
-                std::fs::read(&q).unwrap(),
-                "application/timestamp-query"
-            )
-            .0,
-            200
-        );
+        assert_eq!(post_file(&file.nodes[4], &q).0, 200);
     }
     let metrics = get_text(&file.nodes[4], "/metrics");
     let on_demand = metric(
@@ -407,36 +336,19 @@ fn losses_lifecycle(suite: &str) {
 
     // Health as share holders disappear (DESIGN §3): 5 healthy, 4 degraded, 3 critical, <3 halted.
     assert_eq!(health(&file.nodes[4]), ("healthy".to_string(), 5));
-    let p = pids(&file);
+    let p = pids(file);
     kill(p[0]);
     wait_health(&file.nodes[4], "degraded", 4);
     kill(p[1]);
     wait_health(&file.nodes[4], "critical", 3);
     for node in &file.nodes[2..] {
-        let (status, body) = post(
-            node,
-            std::fs::read(&q).unwrap(),
-            "application/timestamp-query",
-        );
+        let (status, body) = post_file(node, &q);
         assert_eq!(status, 200);
         let r = dir.path().join("after2.tsr");
         std::fs::write(&r, &body).unwrap();
-        let v = Command::new(FROSTAMP)
-            .arg("verify")
-            .arg(&r)
-            .arg("--data")
-            .arg(&data)
-            .arg("--roots")
-            .arg(file.root.as_ref().unwrap())
-            .arg("--time-servers")
-            .arg(d.join("time-servers.json"))
-            .output()
-            .unwrap();
-        assert!(
-            v.status.success(),
-            "after two losses, node {}: {}",
-            node.index,
-            String::from_utf8_lossy(&v.stderr)
+        run_ok(
+            &mut verify_time_cmd(&r, &data, root, &time),
+            &format!("after two losses, node {}:", node.index),
         );
     }
 
@@ -444,11 +356,7 @@ fn losses_lifecycle(suite: &str) {
     kill(p[2]);
     wait_health(&file.nodes[4], "halted", 2);
     for node in &file.nodes[3..] {
-        let (status, body) = post(
-            node,
-            std::fs::read(&q).unwrap(),
-            "application/timestamp-query",
-        );
+        let (status, body) = post_file(node, &q);
         assert_eq!(status, 200);
         let resp = <frostamp::tsp::asn1::TimeStampResp as der::Decode>::from_der(&body).unwrap();
         assert_eq!(
@@ -494,18 +402,11 @@ fn an_ed25519_cluster_serves_loses_a_node_and_repairs_it() {
 }
 
 fn repair_lifecycle(suite: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = common::cluster_up_with(&d, suite);
+    let c = TestCluster::up(suite);
+    let (dir, d, file) = (&c.dir, &c.d, &c.file);
     assert_eq!(file.ciphersuite.name(), suite);
     let cert_before = {
-        let s = Command::new(FROSTAMP)
-            .args(["cluster", "status", "--json", "--dir"])
-            .arg(&d)
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+        let v = cluster_status_json(d);
         for node in v.as_array().unwrap() {
             assert_eq!(
                 node["status"]["ciphersuite"].as_str(),
@@ -519,27 +420,8 @@ fn repair_lifecycle(suite: &str) {
     wait_health(&file.nodes[4], "degraded", 4);
 
     // Boot the replacement on node 1's addresses.
-    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
     let n1 = &file.nodes[0];
-    let log = std::fs::File::create(d.join("node1-replacement.log")).unwrap();
-    let _child = Kill(vec![Command::new(NODE)
-        .args([
-            "--name",
-            "node1-replacement",
-            "--public",
-            &n1.public,
-            "--peer",
-            &n1.peer,
-        ])
-        .arg("--time-servers")
-        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
-        .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
-        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()]);
+    let _child = Kill(vec![start_replacement(d, n1)]);
     // Fewer than t helpers: refused before anything is sent.
     let out = Command::new(FROSTAMP)
         .args([
@@ -551,23 +433,18 @@ fn repair_lifecycle(suite: &str) {
             "2,3",
             "--state-dir",
         ])
-        .arg(&d)
+        .arg(d)
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("a repair needs t = 3"));
     // The operator's command: attest the replacement (same measurement), configure
     // it, and have three share holders repair its share; cluster.json gets its pin.
-    let out = Command::new(FROSTAMP)
-        .args(["ceremony", "repair", "--index", "1", "--state-dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(FROSTAMP)
+            .args(["ceremony", "repair", "--index", "1", "--state-dir"])
+            .arg(d),
+        "",
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("share repaired by nodes [2, 3, 4]"));
     let after: ClusterFile =
@@ -591,40 +468,31 @@ fn repair_lifecycle(suite: &str) {
     assert_eq!(s.certificate.as_deref(), Some(cert_before.as_str()));
     // Its new identity key got a CA-issued public TLS certificate: curl verifies it.
     assert!(s.tls_certificate.is_some(), "{s:?}");
-    let curl = Command::new("curl")
-        .args(["-sS", "--fail", "--cacert"])
-        .arg(file.root.as_ref().unwrap())
-        .arg(format!("{}/status", n1.url))
-        .output()
-        .unwrap();
-    assert!(
-        curl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&curl.stderr)
+    run_ok(
+        Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(file.root.as_ref().unwrap())
+            .arg(format!("{}/status", n1.url)),
+        "",
     );
     assert_eq!(s.group_key, file.group_key);
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"after repair\n").unwrap();
-    let out = Command::new(FROSTAMP)
-        .args(["stamp"])
-        .arg(&data)
-        .args([
-            "--url",
-            &n1.public,
-            "--pin",
-            &hex::encode(replacement.pin),
-            "--roots",
-        ])
-        .arg(file.root.as_ref().unwrap())
-        .arg("--time-servers")
-        .arg(d.join("time-servers.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(FROSTAMP)
+            .args(["stamp"])
+            .arg(&data)
+            .args([
+                "--url",
+                &n1.public,
+                "--pin",
+                &hex::encode(replacement.pin),
+                "--roots",
+            ])
+            .arg(file.root.as_ref().unwrap())
+            .arg("--time-servers")
+            .arg(d.join("time-servers.json")),
+        "",
     );
     let printed = String::from_utf8_lossy(&out.stdout);
     let want = match suite {
@@ -661,18 +529,7 @@ fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
     let stamp = |name: &str| {
         let data = dir.path().join(name);
         std::fs::write(&data, name.as_bytes()).unwrap();
-        let out = Command::new(FROSTAMP)
-            .arg("stamp")
-            .arg(&data)
-            .arg("--cluster")
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stamp_cluster(&data, &d);
         data
     };
     let old = up(old_suite);
@@ -686,12 +543,7 @@ fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
         kill(*pid);
     }
     wait_health(&old.nodes[4], "halted", 2);
-    let down = Command::new(FROSTAMP)
-        .args(["cluster", "down", "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(down.status.success());
+    assert!(cluster_down(&d).status.success());
 
     let new = up(new_suite);
     assert_ne!(new.group_key, old.group_key, "a new epoch has a new key");
@@ -702,15 +554,7 @@ fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
     for (data, time) in [(&old_data, &old_time), (&new_data, &new_time)] {
         let mut tsr = data.clone().into_os_string();
         tsr.push(".tsr");
-        let v = Command::new(FROSTAMP)
-            .arg("verify")
-            .arg(&tsr)
-            .arg("--data")
-            .arg(data)
-            .arg("--roots")
-            .arg(root)
-            .arg("--time-servers")
-            .arg(time)
+        let v = verify_time_cmd(Path::new(&tsr), data, root, time)
             .arg("--json")
             .output()
             .unwrap();
@@ -725,27 +569,21 @@ fn halt_and_new_ceremony(old_suite: &str, new_suite: &str) {
 fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
     let py = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
     assert!(py.exists(), "run `make interop-deps` (make test does it)");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (dir, file) = (&c.dir, &c.file);
     let data = dir.path().join("py.txt");
     std::fs::write(&data, b"fetched by python\n").unwrap();
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop/rfc3161_client_check.py");
     // TLS verified against the cluster's root (it issued the nodes' TLS certificates).
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg("fetch")
-        .arg(format!("{}/", file.nodes[2].url))
-        .arg(&data)
-        .arg(file.root.as_ref().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(&py)
+            .arg(&script)
+            .arg("fetch")
+            .arg(format!("{}/", file.nodes[2].url))
+            .arg(&data)
+            .arg(file.root.as_ref().unwrap()),
+        "",
     );
     // Twin: with the system's roots only, Python refuses the connection.
     let refused = Command::new(&py)
@@ -780,18 +618,13 @@ fn python_rfc3161_client_gets_and_parses_a_token_from_a_node() {
 #[test]
 fn slow_and_broken_clients_do_not_stop_a_node() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (dir, d, file) = (&c.dir, &c.d, &c.file);
     let n1 = &file.nodes[0];
     // The hogs come from another loopback address (127.0.0.2), as an attacker's would:
     // per-source caps tell them apart from the honest client and the peers.
     let from_other_source = |addr: &str| -> std::net::TcpStream {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread_runtime();
         rt.block_on(async {
             let sock = tokio::net::TcpSocket::new_v4().unwrap();
             sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
@@ -820,25 +653,21 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
     let data = dir.path().join("busy.txt");
     std::fs::write(&data, b"served while busy\n").unwrap();
     let started = Instant::now();
-    let out = Command::new(FROSTAMP)
-        .arg("stamp")
-        .arg(&data)
-        .args([
-            "--url",
-            &n1.public,
-            "--pin",
-            n1.pin.as_ref().unwrap(),
-            "--roots",
-        ])
-        .arg(file.root.as_ref().unwrap())
-        .arg("--time-servers")
-        .arg(d.join("time-servers.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(FROSTAMP)
+            .arg("stamp")
+            .arg(&data)
+            .args([
+                "--url",
+                &n1.public,
+                "--pin",
+                n1.pin.as_ref().unwrap(),
+                "--roots",
+            ])
+            .arg(file.root.as_ref().unwrap())
+            .arg("--time-servers")
+            .arg(d.join("time-servers.json")),
+        "",
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -895,10 +724,8 @@ fn slow_and_broken_clients_do_not_stop_a_node() {
 #[test]
 fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
     use frostamp::tsp::request::{AcceptedRequest, HashAlg};
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n1 = &file.nodes[0];
     let q = AcceptedRequest::build_der(HashAlg::Sha256, &[7; 32], None, true).unwrap();
     let granted = |body: &[u8]| {
@@ -912,7 +739,7 @@ fn a_hung_node_is_avoided_then_dropped_and_tokens_keep_coming() {
     let (status, body) = post(n1, q.clone(), "application/timestamp-query");
     assert!(status == 200 && granted(&body));
 
-    let hung = pids(&file)[1];
+    let hung = pids(file)[1];
     let _resume = Resume(hung);
     assert!(signal(hung, "-STOP"));
     let mut slow = 0;
@@ -985,12 +812,10 @@ fn identity_of(cert_der: &[u8]) -> (Vec<u8>, Vec<u8>) {
 fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
     use frostamp::certs::DevCa;
     use frostamp::clock::Clock;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (d, file) = (&c.d, &c.file);
     let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let ca = frostamp::cli::ops::ca_load(&d).unwrap();
+    let ca = frostamp::cli::ops::ca_load(d).unwrap();
     let root = ca.certificate_der().unwrap();
     let first = parse_certificates(&std::fs::read(file.chain.as_ref().unwrap()).unwrap()).unwrap()
         [0]
@@ -1019,18 +844,7 @@ fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
         )
         .unwrap()
     };
-    let pinned: Vec<PinnedNode> = file
-        .nodes
-        .iter()
-        .map(|n| PinnedNode {
-            target: NodeTarget {
-                index: n.index,
-                public: n.public.clone(),
-                peer: n.peer.clone(),
-            },
-            pin: pin_of(n),
-        })
-        .collect();
+    let pinned: Vec<PinnedNode> = file.nodes.iter().map(pinned).collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let upload = |chain: &[Vec<u8>]| {
         rt.block_on(ceremony::install_chain(
@@ -1136,12 +950,6 @@ fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
     }
 }
 
-/// A free loopback `host:port` (bound, then released).
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 /// (refusals, roster version, peer_claim_conflicts_total) of a node.
 fn refusals(node: &frostamp::cli::ops::ClusterNode) -> (Vec<String>, Option<u64>, f64) {
     let v: serde_json::Value = serde_json::from_str(&get_text(node, "/status")).unwrap();
@@ -1183,10 +991,8 @@ fn wait_refusal(node: &frostamp::cli::ops::ClusterNode, want: &[&str], within: D
 /// moves to v1, and the old node 1 coming back is refused.
 #[test]
 fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let (d, file) = (&c.d, &c.file);
     let short = |pin: &str| pin[..16].to_string();
     let pin1 = file.nodes[0].pin.clone().unwrap();
     for n in &file.nodes {
@@ -1201,19 +1007,14 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
 
     // The sixth process: same binary and platform, its own operator.
     let attacker = OperatorKey::generate(&mut rand::thread_rng());
-    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
     let (public, peer) = (free_addr(), free_addr());
-    let log = std::fs::File::create(d.join("node6.log")).unwrap();
-    let _child = Kill(vec![Command::new(NODE)
-        .args(["--name", "node6", "--public", &public, "--peer", &peer])
-        .arg("--time-servers")
-        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
-        .env("FROSTAMP_OPERATOR_KEY", attacker.public_hex().unwrap())
-        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()]);
+    let _child = Kill(vec![start_node(
+        d,
+        "node6",
+        &public,
+        &peer,
+        &attacker.public_hex().unwrap(),
+    )]);
     let roots = frostamp::cli::ops::roots(file.insecure_dev_root.as_deref()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let target = NodeTarget {
@@ -1281,14 +1082,7 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
     wait_health_within(&file.nodes[4], "degraded", 4, Duration::from_secs(30));
     // What the sixth node's own operator can know: the group key and the roster with
     // its machine at index 1 (as the real operator's order would make it).
-    let holder2 = PinnedNode {
-        target: NodeTarget {
-            index: 2,
-            public: file.nodes[1].public.clone(),
-            peer: file.nodes[1].peer.clone(),
-        },
-        pin: pin_of(&file.nodes[1]),
-    };
+    let holder2 = pinned(&file.nodes[1]);
     let (group_key, roster_hash) = rt
         .block_on(ceremony::repair_expectation(&[holder2], &member6))
         .unwrap();
@@ -1323,17 +1117,7 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
 
     // (c) the cluster operator orders the repair for exactly this identity.
     let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let holders: Vec<PinnedNode> = file.nodes[1..]
-        .iter()
-        .map(|n| PinnedNode {
-            target: NodeTarget {
-                index: n.index,
-                public: n.public.clone(),
-                peer: n.peer.clone(),
-            },
-            pin: pin_of(n),
-        })
-        .collect();
+    let holders: Vec<PinnedNode> = file.nodes[1..].iter().map(pinned).collect();
     let took = rt
         .block_on(ceremony::order_repair(
             &holders,
@@ -1392,10 +1176,8 @@ fn a_sixth_node_claiming_a_live_index_gets_a_share_only_on_the_operators_order()
 
 #[test]
 fn strangers_holding_the_peer_port_cannot_keep_a_roster_peer_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let file = cluster_up(&d);
+    let c = TestCluster::up("secp256k1");
+    let file = &c.file;
     let n5 = &file.nodes[4];
     // 5 networks × 16 idle connections = 80, more than the peer port's 64 general
     // permits; the flood reopens whatever the node closes.

@@ -11,63 +11,25 @@
     clippy::disallowed_methods
 )]
 
-use frostamp::ceremony::{NodeTarget, PinnedNode};
+mod common;
+use common::{cluster_up_cmd, pinned, run_ok, time_server, verify_time_cmd, Down, FROSTAMP};
+
 use frostamp::cli::ops::{ClusterFile, ClusterNode};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
-
-/// `cluster down` when dropped.
-struct Down<'a>(&'a Path);
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(FROSTAMP)
-            .args(["cluster", "down", "--dir"])
-            .arg(self.0)
-            .output();
-    }
-}
-
 fn up(d: &Path, offsets: &str, clock_file: Option<&Path>) -> ClusterFile {
-    let mut cmd = Command::new(FROSTAMP);
-    cmd.args(["cluster", "up", "--dir"])
-        .arg(d)
-        .args(["--time-offsets", offsets]);
-    if let Some(f) = clock_file {
-        // Inherited by every node process (development builds only).
-        cmd.env("FROSTAMP_INSECURE_CLOCK_OFFSET_FILE", f);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "cluster up failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap()
-}
-
-fn pinned(n: &ClusterNode) -> PinnedNode {
-    PinnedNode {
-        target: NodeTarget {
-            index: n.index,
-            public: n.public.clone(),
-            peer: n.peer.clone(),
-        },
-        pin: hex::decode(n.pin.as_ref().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap(),
-    }
+    // The clock offset file is inherited by every node process (development builds only).
+    let envs: Vec<(&str, &Path)> = clock_file
+        .map(|f| ("FROSTAMP_INSECURE_CLOCK_OFFSET_FILE", f))
+        .into_iter()
+        .collect();
+    cluster_up_cmd(d, &["--time-offsets", offsets], &envs).1
 }
 
 fn status(n: &ClusterNode) -> frostamp::api::admin::Status {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::current_thread_runtime();
     rt.block_on(frostamp::ceremony::status(&pinned(n))).unwrap()
 }
 
@@ -94,23 +56,10 @@ fn stamp(d: &Path, data: &Path, out: &Path) -> (bool, String) {
 
 /// `frostamp verify --json` with the cluster's time servers.
 fn verify_json(d: &Path, file: &ClusterFile, tsr: &Path, data: &Path) -> serde_json::Value {
-    let o = Command::new(FROSTAMP)
-        .arg("verify")
-        .arg(tsr)
-        .arg("--data")
-        .arg(data)
-        .arg("--roots")
-        .arg(file.root.as_ref().unwrap())
-        .arg("--time-servers")
-        .arg(d.join("time-servers.json"))
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "verify failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    let time = d.join("time-servers.json");
+    let o = run_ok(
+        verify_time_cmd(tsr, data, file.root.as_ref().unwrap(), &time).arg("--json"),
+        "verify failed:",
     );
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -122,22 +71,6 @@ fn vouched(v: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|x| x["server"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn time_server(d: &Path, what: &str, index: u16) {
-    let o = Command::new(FROSTAMP)
-        .args(["cluster", "time-server", "--dir"])
-        .arg(d)
-        .arg(what)
-        .arg(index.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "time-server {what} {index}:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn wait_health(n: &ClusterNode, want: &str, within: Duration) -> frostamp::api::admin::Status {

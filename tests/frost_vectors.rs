@@ -17,11 +17,10 @@
     clippy::disallowed_methods
 )]
 
+use frost_vectors::{flipped, hex_of, num};
+
 use frost::keys::dkg;
-use frost::keys::{
-    KeyPackage, PublicKeyPackage, SigningShare, VerifiableSecretSharingCommitment, VerifyingShare,
-};
-use frost::round1::{SigningCommitments, SigningNonces};
+use frost::keys::{KeyPackage, PublicKeyPackage, SigningShare, VerifiableSecretSharingCommitment};
 use frost::round2::SignatureShare;
 use frost::{
     Field, Group, Identifier, Secp256K1Group, Secp256K1ScalarField, Signature, SigningKey,
@@ -30,35 +29,18 @@ use frost::{
 use frostamp::threshold::frost;
 use frostamp::threshold::keys::{verify_frost, verifying_key_from_sec1, GroupKey, KeyShare};
 use frostamp::threshold::signer::{sign_share, SignerNonces};
-use serde_json::Value;
-
-/// frost-secp256k1 has no alias for a single nonce; this is frost-core's type for the suite.
-type Nonce = frost_core::round1::Nonce<frost::Secp256K1Sha256>;
 use std::collections::BTreeMap;
+
+/// One signing vector file of this suite.
+type SigningVector = frost_vectors::SigningVector<frost::Secp256K1Sha256>;
 
 const ASSETS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/data/assets/frost-secp256k1/"
 );
 
-fn load(rel: &str) -> Value {
-    let path = format!("{ASSETS}{rel}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {path}: {e}"))
-}
-
-fn hex_of(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).expect("hex")
-}
-
-/// A JSON number or a numeric string ("3") as u16.
-fn num(v: &Value) -> u16 {
-    match v {
-        Value::Number(n) => u16::try_from(n.as_u64().expect("integer")).expect("u16"),
-        Value::String(s) => s.parse().expect("numeric string"),
-        other => panic!("not a number: {other}"),
-    }
-}
+#[path = "common/frost_vectors.rs"]
+mod frost_vectors;
 
 fn id(n: u16) -> Identifier {
     Identifier::try_from(n).expect("non-zero identifier")
@@ -69,165 +51,16 @@ fn scalar(bytes: &[u8]) -> <Secp256K1ScalarField as Field>::Scalar {
     Secp256K1ScalarField::deserialize(&arr).expect("canonical scalar")
 }
 
-/// A copy of `bytes` with bit 0 of byte `i` flipped.
-fn flipped(bytes: &[u8], i: usize) -> Vec<u8> {
-    let mut v = bytes.to_vec();
-    v[i] ^= 0x01;
-    v
-}
-
-struct RoundOne {
-    nonces_hex: (Vec<u8>, Vec<u8>),
-    commitments_hex: (Vec<u8>, Vec<u8>),
-}
-
-/// One signing vector file (CFRG PoC format or ZF format).
-struct SigningVector {
-    name: &'static str,
-    min_signers: u16,
-    max_signers: u16,
-    group_secret: Vec<u8>,
-    group_key: Vec<u8>,
-    message: Vec<u8>,
-    shares: BTreeMap<u16, Vec<u8>>,
-    participants: Vec<u16>,
-    round_one: BTreeMap<u16, RoundOne>,
-    sig_shares: BTreeMap<u16, Vec<u8>>,
-    sig: Vec<u8>,
-}
-
-impl SigningVector {
-    fn load(rel: &'static str) -> Self {
-        let v = load(rel);
-        let inputs = &v["inputs"];
-        let group_key = if inputs["group_public_key"].is_string() {
-            hex_of(&inputs["group_public_key"])
-        } else {
-            hex_of(&inputs["verifying_key_key"])
-        };
-        let shares = inputs["participant_shares"]
-            .as_array()
-            .expect("participant_shares")
-            .iter()
-            .map(|s| (num(&s["identifier"]), hex_of(&s["participant_share"])))
-            .collect();
-        let participants = inputs["participant_list"]
-            .as_array()
-            .expect("participant_list")
-            .iter()
-            .map(num)
-            .collect();
-        let round_one = v["round_one_outputs"]["outputs"]
-            .as_array()
-            .expect("round one")
-            .iter()
-            .map(|o| {
-                (
-                    num(&o["identifier"]),
-                    RoundOne {
-                        nonces_hex: (hex_of(&o["hiding_nonce"]), hex_of(&o["binding_nonce"])),
-                        commitments_hex: (
-                            hex_of(&o["hiding_nonce_commitment"]),
-                            hex_of(&o["binding_nonce_commitment"]),
-                        ),
-                    },
-                )
-            })
-            .collect();
-        let sig_shares = v["round_two_outputs"]["outputs"]
-            .as_array()
-            .expect("round two")
-            .iter()
-            .map(|o| (num(&o["identifier"]), hex_of(&o["sig_share"])))
-            .collect();
-        Self {
-            name: rel,
-            min_signers: num(&v["config"]["MIN_PARTICIPANTS"]),
-            max_signers: num(&v["config"]["MAX_PARTICIPANTS"]),
-            group_secret: hex_of(&inputs["group_secret_key"]),
-            group_key,
-            message: hex_of(&inputs["message"]),
-            shares,
-            participants,
-            round_one,
-            sig_shares,
-            sig: hex_of(&v["final_output"]["sig"]),
-        }
-    }
-
-    fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey::deserialize(&self.group_key).expect("group key")
-    }
-
-    fn key_package(&self, n: u16) -> KeyPackage {
-        let share = SigningShare::deserialize(&self.shares[&n]).expect("signing share");
-        KeyPackage::new(
-            id(n),
-            share,
-            VerifyingShare::from(share),
-            self.verifying_key(),
-            self.min_signers,
-        )
-    }
-
-    /// Every participant's verifying share (derived from its vector share) and the group key.
-    fn public_key_package(&self) -> PublicKeyPackage {
-        let shares = self
-            .shares
-            .iter()
-            .map(|(n, s)| {
-                let s = SigningShare::deserialize(s).expect("signing share");
-                (id(*n), VerifyingShare::from(s))
-            })
-            .collect();
-        PublicKeyPackage::new(shares, self.verifying_key(), Some(self.min_signers))
-    }
-
-    /// The vector's fixed nonces for participant `n`, wrapped as the token signer wraps them.
-    fn nonces(&self, n: u16) -> SignerNonces {
-        let r1 = &self.round_one[&n];
-        let hiding = Nonce::deserialize(&r1.nonces_hex.0).expect("hiding nonce");
-        let binding = Nonce::deserialize(&r1.nonces_hex.1).expect("binding nonce");
-        SignerNonces::new(SigningNonces::from_nonces(hiding, binding))
-    }
-
-    fn commitments(&self) -> BTreeMap<Identifier, SigningCommitments> {
-        self.participants
-            .iter()
-            .map(|n| (id(*n), self.nonces(*n).commitments()))
-            .collect()
-    }
-
-    /// Shares from `sign_share`, keyed by identifier.
-    fn sign_all(&self, message: &[u8]) -> BTreeMap<Identifier, SignatureShare> {
-        let commitments = self.commitments();
-        self.participants
-            .iter()
-            .map(|n| {
-                let key = KeyShare::new(self.key_package(*n));
-                let share = sign_share(&key, self.nonces(*n), commitments.clone(), message)
-                    .unwrap_or_else(|e| panic!("{}: signer {n}: {e}", self.name));
-                (id(*n), share)
-            })
-            .collect()
-    }
-}
-
 fn check_signing_vector(rel: &'static str) {
-    let v = SigningVector::load(rel);
+    let v = SigningVector::load(ASSETS, rel);
     let name = v.name;
-    assert_eq!(v.participants.len(), v.round_one.len(), "{name}");
+    assert_eq!(v.participants.len(), v.nonces_hex.len(), "{name}");
     assert_eq!(v.shares.len(), usize::from(v.max_signers), "{name}");
     assert!(v.participants.len() >= usize::from(v.min_signers), "{name}");
 
     // Key material: the group key is the group secret times G, and the
     // participants' shares interpolate to the group secret.
-    let group_secret = SigningKey::deserialize(&v.group_secret).expect("group secret");
-    assert_eq!(
-        VerifyingKey::from(&group_secret),
-        v.verifying_key(),
-        "{name}: group key"
-    );
+    v.assert_group_key_of_secret();
     let signer_packages: Vec<KeyPackage> =
         v.participants.iter().map(|n| v.key_package(*n)).collect();
     let reconstructed = frost::keys::reconstruct(&signer_packages).expect("reconstruct");
@@ -243,30 +76,10 @@ fn check_signing_vector(rel: &'static str) {
     );
 
     // Round one: the fixed nonces give the vector's commitments.
-    for n in &v.participants {
-        let c = v.nonces(*n).commitments();
-        let r1 = &v.round_one[n];
-        assert_eq!(
-            c.hiding().serialize().expect("hiding"),
-            r1.commitments_hex.0,
-            "{name}: hiding commitment of {n}"
-        );
-        assert_eq!(
-            c.binding().serialize().expect("binding"),
-            r1.commitments_hex.1,
-            "{name}: binding commitment of {n}"
-        );
-    }
+    v.assert_round_one();
 
     // Round two through sign_share: each share equals the vector's.
-    let shares = v.sign_all(&v.message);
-    for n in &v.participants {
-        assert_eq!(
-            shares[&id(*n)].serialize(),
-            v.sig_shares[n],
-            "{name}: sig share of {n}"
-        );
-    }
+    let shares = v.sign_and_check_shares();
 
     // Aggregation, both as frost's default and as the coordinator does it.
     let pubkeys = v.public_key_package();
@@ -277,13 +90,15 @@ fn check_signing_vector(rel: &'static str) {
         v.sig,
         "{name}: final signature"
     );
-    let sig_all = frost::aggregate_custom(
-        &package,
-        &shares,
-        &pubkeys,
-        frost::CheaterDetection::AllCheaters,
-    )
-    .expect("aggregate with cheater detection");
+    let all_cheaters = |shares: &BTreeMap<Identifier, SignatureShare>| {
+        frost::aggregate_custom(
+            &package,
+            shares,
+            &pubkeys,
+            frost::CheaterDetection::AllCheaters,
+        )
+    };
+    let sig_all = all_cheaters(&shares).expect("aggregate with cheater detection");
     assert_eq!(sig_all, sig);
 
     // Verification as token verification does it.
@@ -315,12 +130,7 @@ fn check_signing_vector(rel: &'static str) {
     // Failing twin of aggregation: one corrupted share is named as the culprit,
     // by both cheater-detection modes.
     for n in &v.participants {
-        let mut bad = shares.clone();
-        let bytes = flipped(&shares[&id(*n)].serialize(), 31);
-        bad.insert(
-            id(*n),
-            SignatureShare::deserialize(&bytes).expect("still a scalar"),
-        );
+        let bad = frost_vectors::with_corrupted_share(&shares, *n, 31);
         for mode in [
             frost::CheaterDetection::FirstCheater,
             frost::CheaterDetection::AllCheaters,
@@ -337,13 +147,7 @@ fn check_signing_vector(rel: &'static str) {
     let first = id(v.participants[0]);
     let mut mixed = shares.clone();
     mixed.insert(first, wrong[&first]);
-    let err = frost::aggregate_custom(
-        &package,
-        &mixed,
-        &pubkeys,
-        frost::CheaterDetection::AllCheaters,
-    )
-    .expect_err("share over another message");
+    let err = all_cheaters(&mixed).expect_err("share over another message");
     assert_eq!(err.culprits(), vec![first]);
 }
 
@@ -365,8 +169,8 @@ fn zcash_foundation_big_identifier_vectors_through_sign_share() {
 #[test]
 fn cfrg_and_zf_vectors_share_keys_but_not_nonces() {
     // PROVENANCE.md §3: same keys and message, different nonce randomness.
-    let a = SigningVector::load("cfrg-draft/frost-secp256k1-sha256.json");
-    let b = SigningVector::load("zcashfoundation/vectors.json");
+    let a = SigningVector::load(ASSETS, "cfrg-draft/frost-secp256k1-sha256.json");
+    let b = SigningVector::load(ASSETS, "zcashfoundation/vectors.json");
     assert_eq!(a.group_key, b.group_key);
     assert_eq!(a.shares, b.shares);
     assert_eq!(a.message, b.message);
@@ -381,7 +185,7 @@ fn cfrg_and_zf_vectors_share_keys_but_not_nonces() {
 /// signer's commitment.
 #[test]
 fn sign_share_rejects_mismatched_commitments() {
-    let v = SigningVector::load("zcashfoundation/vectors.json");
+    let v = SigningVector::load(ASSETS, "zcashfoundation/vectors.json");
     let mut commitments = v.commitments();
     let p0 = id(v.participants[0]);
     let p1 = id(v.participants[1]);
@@ -407,7 +211,7 @@ struct DkgParticipant {
 }
 
 fn dkg_vector() -> (u16, u16, Vec<u8>, Vec<DkgParticipant>) {
-    let v = load("zcashfoundation/vectors_dkg.json");
+    let v = frost_vectors::load(ASSETS, "zcashfoundation/vectors_dkg.json");
     let min = num(&v["config"]["MIN_PARTICIPANTS"]);
     let max = num(&v["config"]["MAX_PARTICIPANTS"]);
     let inputs = &v["inputs"];
@@ -620,7 +424,7 @@ fn dkg_vectors_failing_twins() {
 
 #[test]
 fn invalid_element_is_rejected() {
-    let v = load("zcashfoundation/elements.json");
+    let v = frost_vectors::load(ASSETS, "zcashfoundation/elements.json");
     let bad = hex_of(&v["elements"]["invalid_element"]);
     assert_eq!(bad.len(), 33);
     assert!(VerifyingKey::deserialize(&bad).is_err());
@@ -636,7 +440,7 @@ fn invalid_element_is_rejected() {
 
 #[test]
 fn serialization_samples() {
-    let v = load("zcashfoundation/samples.json");
+    let v = frost_vectors::load(ASSETS, "zcashfoundation/samples.json");
     assert_eq!(id(42).serialize(), hex_of(&v["identifier"]));
     let g = hex_of(&v["element1"]);
     let g2 = hex_of(&v["element2"]);

@@ -21,54 +21,26 @@
     clippy::disallowed_methods
 )]
 
-use frost_core::keys::{KeyPackage, PublicKeyPackage, SigningShare, VerifyingShare};
-use frost_core::round1::{SigningCommitments, SigningNonces};
-use frost_core::round2::SignatureShare;
-use frost_core::{Identifier, SigningKey, VerifyingKey};
+use frost_vectors::{flipped, hex_of, id};
+
+use frost_core::{SigningKey, VerifyingKey};
 use frostamp::threshold::coordinator::{aggregate_checked, Finish};
-use frostamp::threshold::keys::{verify_frost, GroupKey, KeyShare};
-use frostamp::threshold::signer::{sign_share, SignerNonces};
+use frostamp::threshold::keys::verify_frost;
 use frostamp::threshold::suite::Ed25519Sha512;
 use frostamp::tsp::token::CmsScheme;
 use frostamp::x509::sig::{verify_signature, SignatureError, ED25519};
-use serde_json::Value;
-use std::collections::BTreeMap;
 
 type E = Ed25519Sha512;
-type Nonce = frost_core::round1::Nonce<E>;
+/// One signing vector file of this suite.
+type Vector = frost_vectors::SigningVector<E>;
 
 const ASSETS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/data/assets/frost-ed25519/zcashfoundation/"
 );
 
-fn load(rel: &str) -> Value {
-    let path = format!("{ASSETS}{rel}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {path}: {e}"))
-}
-
-fn hex_of(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).expect("hex")
-}
-
-fn num(v: &Value) -> u16 {
-    match v {
-        Value::Number(n) => u16::try_from(n.as_u64().expect("integer")).expect("u16"),
-        Value::String(s) => s.parse().expect("numeric string"),
-        other => panic!("not a number: {other}"),
-    }
-}
-
-fn id(n: u16) -> Identifier<E> {
-    Identifier::try_from(n).expect("non-zero identifier")
-}
-
-fn flipped(bytes: &[u8], i: usize) -> Vec<u8> {
-    let mut v = bytes.to_vec();
-    v[i] ^= 0x01;
-    v
-}
+#[path = "common/frost_vectors.rs"]
+mod frost_vectors;
 
 /// The RFC 8410 SubjectPublicKeyInfo of a 32-byte Ed25519 key.
 fn spki(key: &[u8]) -> spki::SubjectPublicKeyInfoOwned {
@@ -90,164 +62,14 @@ fn ed25519_verify(key: &[u8], message: &[u8], sig: &[u8]) -> Result<(), Signatur
     verify_signature(&alg, None, &spki(key), message, sig)
 }
 
-struct Vector {
-    name: &'static str,
-    min_signers: u16,
-    group_secret: Vec<u8>,
-    group_key: Vec<u8>,
-    message: Vec<u8>,
-    shares: BTreeMap<u16, Vec<u8>>,
-    participants: Vec<u16>,
-    nonces: BTreeMap<u16, (Vec<u8>, Vec<u8>)>,
-    commitments: BTreeMap<u16, (Vec<u8>, Vec<u8>)>,
-    sig_shares: BTreeMap<u16, Vec<u8>>,
-    sig: Vec<u8>,
-}
-
-impl Vector {
-    fn load(name: &'static str) -> Self {
-        let v = load(name);
-        let inputs = &v["inputs"];
-        let outputs = v["round_one_outputs"]["outputs"]
-            .as_array()
-            .expect("round one");
-        Self {
-            name,
-            min_signers: num(&v["config"]["MIN_PARTICIPANTS"]),
-            group_secret: hex_of(&inputs["group_secret_key"]),
-            group_key: hex_of(&inputs["verifying_key_key"]),
-            message: hex_of(&inputs["message"]),
-            shares: inputs["participant_shares"]
-                .as_array()
-                .expect("shares")
-                .iter()
-                .map(|s| (num(&s["identifier"]), hex_of(&s["participant_share"])))
-                .collect(),
-            participants: inputs["participant_list"]
-                .as_array()
-                .expect("participants")
-                .iter()
-                .map(num)
-                .collect(),
-            nonces: outputs
-                .iter()
-                .map(|o| {
-                    (
-                        num(&o["identifier"]),
-                        (hex_of(&o["hiding_nonce"]), hex_of(&o["binding_nonce"])),
-                    )
-                })
-                .collect(),
-            commitments: outputs
-                .iter()
-                .map(|o| {
-                    (
-                        num(&o["identifier"]),
-                        (
-                            hex_of(&o["hiding_nonce_commitment"]),
-                            hex_of(&o["binding_nonce_commitment"]),
-                        ),
-                    )
-                })
-                .collect(),
-            sig_shares: v["round_two_outputs"]["outputs"]
-                .as_array()
-                .expect("round two")
-                .iter()
-                .map(|o| (num(&o["identifier"]), hex_of(&o["sig_share"])))
-                .collect(),
-            sig: hex_of(&v["final_output"]["sig"]),
-        }
-    }
-
-    fn verifying_key(&self) -> VerifyingKey<E> {
-        VerifyingKey::deserialize(&self.group_key).expect("group key")
-    }
-
-    fn key_package(&self, n: u16) -> KeyPackage<E> {
-        let share = SigningShare::deserialize(&self.shares[&n]).expect("signing share");
-        KeyPackage::new(
-            id(n),
-            share,
-            VerifyingShare::from(share),
-            self.verifying_key(),
-            self.min_signers,
-        )
-    }
-
-    fn group(&self) -> GroupKey<E> {
-        let shares = self
-            .shares
-            .iter()
-            .map(|(n, s)| {
-                let s = SigningShare::deserialize(s).expect("signing share");
-                (id(*n), VerifyingShare::from(s))
-            })
-            .collect();
-        GroupKey::new(PublicKeyPackage::new(
-            shares,
-            self.verifying_key(),
-            Some(self.min_signers),
-        ))
-    }
-
-    fn nonces(&self, n: u16) -> SignerNonces<E> {
-        let (h, b) = &self.nonces[&n];
-        SignerNonces::new(SigningNonces::from_nonces(
-            Nonce::deserialize(h).expect("hiding nonce"),
-            Nonce::deserialize(b).expect("binding nonce"),
-        ))
-    }
-
-    fn commitments(&self) -> BTreeMap<Identifier<E>, SigningCommitments<E>> {
-        self.participants
-            .iter()
-            .map(|n| (id(*n), self.nonces(*n).commitments()))
-            .collect()
-    }
-
-    fn sign_all(&self, message: &[u8]) -> BTreeMap<Identifier<E>, SignatureShare<E>> {
-        let commitments = self.commitments();
-        self.participants
-            .iter()
-            .map(|n| {
-                let key = KeyShare::new(self.key_package(*n));
-                let share = sign_share(&key, self.nonces(*n), commitments.clone(), message)
-                    .unwrap_or_else(|e| panic!("{}: signer {n}: {e}", self.name));
-                (id(*n), share)
-            })
-            .collect()
-    }
-}
-
 fn check(name: &'static str) {
-    let v = Vector::load(name);
+    let v = Vector::load(ASSETS, name);
     // The group key is the group secret times G.
-    let secret = SigningKey::<E>::deserialize(&v.group_secret).expect("group secret");
-    assert_eq!(VerifyingKey::from(&secret), v.verifying_key(), "{name}");
+    v.assert_group_key_of_secret();
     // Round one: the fixed nonces give the vector's commitments.
-    for n in &v.participants {
-        let c = v.nonces(*n).commitments();
-        assert_eq!(
-            c.hiding().serialize().expect("hiding"),
-            v.commitments[n].0,
-            "{name}: hiding commitment of {n}"
-        );
-        assert_eq!(
-            c.binding().serialize().expect("binding"),
-            v.commitments[n].1,
-            "{name}: binding commitment of {n}"
-        );
-    }
+    v.assert_round_one();
     // Round two through sign_share.
-    let shares = v.sign_all(&v.message);
-    for n in &v.participants {
-        assert_eq!(
-            shares[&id(*n)].serialize(),
-            v.sig_shares[n],
-            "{name}: sig share of {n}"
-        );
-    }
+    let shares = v.sign_and_check_shares();
     // Aggregation as the coordinator does it: the vector's signature, 64 bytes.
     let group = v.group();
     let sig = aggregate_checked(&group, v.commitments(), &v.message, &shares)
@@ -286,12 +108,7 @@ fn check(name: &'static str) {
     );
     // Failing twin of aggregation: a corrupted share is named as the culprit.
     for n in &v.participants {
-        let mut bad = shares.clone();
-        let bytes = flipped(&shares[&id(*n)].serialize(), 0);
-        bad.insert(
-            id(*n),
-            SignatureShare::deserialize(&bytes).expect("still a scalar"),
-        );
+        let bad = frost_vectors::with_corrupted_share(&shares, *n, 0);
         match aggregate_checked(&group, v.commitments(), &v.message, &bad) {
             Err(Finish::Cheaters(c)) => assert_eq!(c, vec![id(*n)], "{name}"),
             other => panic!("{name}: corrupted share of {n} gave {:?}", other.is_ok()),
@@ -314,7 +131,7 @@ fn rfc9591_ed25519_big_identifier_vectors_through_the_token_path() {
 #[test]
 fn repair_share_vector_sums() {
     use frost_core::keys::repairable::{repair_share_part2, Delta, Sigma};
-    let v = load("repair-share.json");
+    let v = frost_vectors::load(ASSETS, "repair-share.json");
     let g = &v["sigma_generation"];
     let deltas: Vec<Delta<E>> = (1..=4)
         .map(|i| Delta::deserialize(&hex_of(&g[format!("sigma_{i}")])).expect("scalar"))
@@ -332,7 +149,7 @@ fn repair_share_vector_sums() {
 /// The invalid element of the vectors is refused as a key, a commitment and an R.
 #[test]
 fn invalid_element_is_rejected() {
-    let v = load("elements.json");
+    let v = frost_vectors::load(ASSETS, "elements.json");
     let bad = hex_of(&v["elements"]["invalid_element"]);
     assert!(VerifyingKey::<E>::deserialize(&bad).is_err());
     assert!(frost_core::round1::NonceCommitment::<E>::deserialize(&bad).is_err());
@@ -341,6 +158,6 @@ fn invalid_element_is_rejected() {
     let g = VerifyingKey::from(&SigningKey::<E>::deserialize(&[1u8; 32]).expect("key"));
     assert!(!verify_frost(&g, b"test", &sig));
     // The twin: the base point itself (a valid element) is accepted.
-    let gen = hex_of(&load("samples.json")["element1"]);
+    let gen = hex_of(&frost_vectors::load(ASSETS, "samples.json")["element1"]);
     assert!(VerifyingKey::<E>::deserialize(&gen).is_ok());
 }

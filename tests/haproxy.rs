@@ -22,7 +22,10 @@
 #![cfg(feature = "insecure-dev-attestation")]
 
 mod common;
-use common::kill;
+use common::{
+    free_addr, get_text, kill, metric, start_replacement, time_server, wait_health_within, Kill,
+    TestCluster, FROSTAMP,
+};
 use frostamp::cli::ops::{ClusterFile, ClusterNode};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
 use frostamp::verify::token::{verify, Expected, VerifyOptions};
@@ -30,40 +33,15 @@ use frostamp::x509::parse_certificates;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
-const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
 /// The shipped configuration.
 const SHIPPED: &str = include_str!("../deploy/haproxy.cfg");
 /// Client tasks stamping at once.
 const CLIENTS: usize = 6;
-
-/// Kills child processes even when the test panics.
-struct Kill(Vec<Child>);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-struct Down<'a>(&'a Path);
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        if self.0.join("cluster.json").exists() {
-            let _ = Command::new(FROSTAMP)
-                .args(["cluster", "down", "--dir"])
-                .arg(self.0)
-                .output();
-        }
-    }
-}
 
 /// The haproxy binary, if one runs: `$FROSTAMP_HAPROXY`, else `haproxy` on `PATH`, else
 /// `/usr/sbin/haproxy` (Debian's, not on a non-root user's `PATH`).
@@ -82,11 +60,6 @@ fn haproxy() -> Option<String> {
         }
         out.status.success()
     })
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 /// Replace `from` (which must occur exactly once) by `to`.
@@ -174,7 +147,8 @@ fn server_status(socket: &Path, name: &str) -> String {
     stats(socket)[&("frostamp".to_string(), name.to_string())]["status"].clone()
 }
 
-fn wait_server(socket: &Path, name: &str, want: &str, within: Duration) -> Duration {
+fn wait_server(socket: &Path, index: u16, want: &str, within: Duration) -> Duration {
+    let name = &format!("node{index}");
     let started = Instant::now();
     loop {
         let got = server_status(socket, name);
@@ -189,49 +163,14 @@ fn wait_server(socket: &Path, name: &str, want: &str, within: Duration) -> Durat
     }
 }
 
-/// A node process from the test's binary on `node`'s addresses (a replacement).
-fn start_node(d: &Path, node: &ClusterNode) -> Child {
-    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
-    let name = format!("node{}-replacement", node.index);
-    let log = std::fs::File::create(d.join(format!("{name}.log"))).unwrap();
-    Command::new(NODE)
-        .args([
-            "--name",
-            &name,
-            "--public",
-            &node.public,
-            "--peer",
-            &node.peer,
-        ])
-        .arg("--time-servers")
-        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
-        .env("FROSTAMP_OPERATOR_KEY", operator.public_hex().unwrap())
-        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 /// `frostamp ceremony repair --index i` (runbook §4).
 fn repair(d: &Path, index: u16) {
-    let out = Command::new(FROSTAMP)
-        .args([
-            "ceremony",
-            "repair",
-            "--index",
-            &index.to_string(),
-            "--state-dir",
-        ])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "repair of node {index}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        Command::new(FROSTAMP)
+            .args(["ceremony", "repair", "--index", &index.to_string()])
+            .arg("--state-dir")
+            .arg(d),
+        &format!("repair of node {index}:"),
     );
     eprintln!(
         "  {}",
@@ -239,28 +178,6 @@ fn repair(d: &Path, index: u16) {
             .trim()
             .replace('\n', "\n  ")
     );
-}
-
-/// One GET to a node's public port, pinned.
-fn node_get(node: &ClusterNode, path: &str) -> String {
-    let pin: [u8; 32] = hex::decode(node.pin.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt
-        .block_on(frostamp::net::client::request(
-            &node.public,
-            Some(pin),
-            "GET",
-            path,
-            &[],
-            Vec::new(),
-            Duration::from_secs(10),
-        ))
-        .unwrap();
-    assert_eq!(r.status, 200);
-    String::from_utf8(r.body).unwrap()
 }
 
 /// The phase a node reports on `GET /status` (no pin: a replacement not attested yet),
@@ -287,25 +204,30 @@ fn unpinned_phase(public: &str, within: Duration) -> String {
     }
 }
 
-fn metric(text: &str, sample: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {sample}"))
-        .trim()
-        .parse()
-        .unwrap()
+/// In a HAProxy log line, the last part of the `nth` field made of five `/`-separated
+/// parts (the first such field is the timers TR/Tw/Tc/Tr/Ta, the second the connection
+/// counts actconn/feconn/beconn/srv_conn/retries).
+fn slashed_field(line: &str, nth: usize) -> Option<&str> {
+    line.split_whitespace()
+        .filter(|w| w.matches('/').count() == 4)
+        .nth(nth)
+        .and_then(|w| w.rsplit('/').next())
 }
 
-fn wait_healthy(node: &ClusterNode, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let v: serde_json::Value = serde_json::from_str(&node_get(node, "/status")).unwrap();
-        if v["health"] == "healthy" && v["share_holders"] == 5 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "node {}: {v}", node.index);
-        std::thread::sleep(Duration::from_millis(200));
+/// [`wait_server`] for every node of `nodes`.
+fn wait_servers(socket: &Path, nodes: &[ClusterNode], want: &str, within: Duration) {
+    for n in nodes {
+        wait_server(socket, n.index, want, within);
     }
+}
+
+/// POST a timestamp request to the balancer at `public` (its certificate pinned).
+async fn balancer_post(
+    public: &str,
+    pin: [u8; 32],
+    req: Vec<u8>,
+) -> Result<frostamp::net::client::Response, frostamp::net::client::ClientError> {
+    common::post_query_to(public, Some(pin), req, Duration::from_secs(30)).await
 }
 
 /// What one client request got.
@@ -328,21 +250,8 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("cluster");
-    let _down = Down(&d);
-    let out = Command::new(FROSTAMP)
-        .args(["cluster", "up", "--node-bin", NODE, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file: ClusterFile =
-        serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    let c = TestCluster::up("secp256k1");
+    let (dir, d, file) = (&c.dir, &c.d, &c.file);
 
     // The balancer's certificate for the public name (a test one).
     let h = dir.path().join("haproxy");
@@ -385,16 +294,9 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         ),
     )
     .unwrap();
-    let check = Command::new(&haproxy)
-        .args(["-c", "-f"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "haproxy -c: {}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
+    common::run_ok(
+        Command::new(&haproxy).args(["-c", "-f"]).arg(&cfg),
+        "haproxy -c:",
     );
     let log_path = h.join("haproxy.log");
     let _balancer = Kill(vec![Command::new(&haproxy)
@@ -409,14 +311,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         assert!(Instant::now() < deadline, "no stats socket");
         std::thread::sleep(Duration::from_millis(50));
     }
-    for n in &file.nodes {
-        wait_server(
-            &socket,
-            &format!("node{}", n.index),
-            "UP",
-            Duration::from_secs(20),
-        );
-    }
+    wait_servers(&socket, &file.nodes, "UP", Duration::from_secs(20));
     eprintln!("HAProxy on {public}: all five nodes UP");
 
     // Clients: each stamps a fresh digest with a fresh nonce, one request after the
@@ -444,16 +339,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
                             .unwrap();
                     let at = step.load(Ordering::Relaxed);
                     let started = Instant::now();
-                    let r = frostamp::net::client::request(
-                        &public,
-                        Some(balancer_pin),
-                        "POST",
-                        "/",
-                        &[("content-type", "application/timestamp-query".into())],
-                        req,
-                        Duration::from_secs(30),
-                    )
-                    .await;
+                    let r = balancer_post(&public, balancer_pin, req).await;
                     let reply = match r {
                         Ok(r) if r.status == 200 => Ok(r.body),
                         Ok(r) => Err(format!(
@@ -490,19 +376,14 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
         let node = &file.nodes[usize::from(lost - 1)];
         mark(format!("node {lost} killed"));
         kill(node.pid.unwrap());
-        let down = wait_server(
-            &socket,
-            &format!("node{lost}"),
-            "DOWN",
-            Duration::from_secs(20),
-        );
+        let down = wait_server(&socket, lost, "DOWN", Duration::from_secs(20));
         eprintln!("node {lost} killed: HAProxy marked it DOWN after {down:?}");
         std::thread::sleep(Duration::from_secs(5));
     }
     for lost in [2u16, 4] {
         let node = &file.nodes[usize::from(lost - 1)];
         mark(format!("node {lost} replaced and repaired"));
-        replacements.0.push(start_node(&d, node));
+        replacements.0.push(start_replacement(d, node));
         let started = Instant::now();
         // Running but not serving yet (no share): answers /status, stays DOWN.
         let phase = unpinned_phase(&node.public, Duration::from_secs(30));
@@ -513,13 +394,8 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
             row["status"], row["last_chk"]
         );
         assert!(row["status"].starts_with("DOWN"), "{row:?}");
-        repair(&d, lost);
-        let up = wait_server(
-            &socket,
-            &format!("node{lost}"),
-            "UP",
-            Duration::from_secs(30),
-        );
+        repair(d, lost);
+        let up = wait_server(&socket, lost, "UP", Duration::from_secs(30));
         eprintln!(
             "node {lost}: replacement started, repaired, UP in HAProxy after {:?} (UP {up:?} after the repair)",
             started.elapsed()
@@ -529,7 +405,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     let after: ClusterFile =
         serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
     for n in &after.nodes {
-        wait_healthy(n, Duration::from_secs(30));
+        wait_health_within(n, "healthy", 5, Duration::from_secs(30));
     }
     mark("5 nodes again".into());
     std::thread::sleep(Duration::from_secs(5));
@@ -589,22 +465,13 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     for l in log.lines().filter(|l| l.contains("\"POST / HTTP/1.1\"")) {
         logged += 1;
         // TR/Tw/Tc/Tr/Ta: requests that took HAProxy over 2 s in total.
-        let total = l
-            .split_whitespace()
-            .find(|w| w.matches('/').count() == 4)
-            .and_then(|w| w.rsplit('/').next())
-            .and_then(|t| t.parse::<u64>().ok());
+        let total = slashed_field(l, 0).and_then(|t| t.parse::<u64>().ok());
         if total.is_some_and(|t| t > 2000) {
             slow.push(l.to_string());
         }
         // actconn/feconn/beconn/srv_conn/retries, "+" when redispatched.
         // (The first field with four slashes is the timers TR/Tw/Tc/Tr/Ta.)
-        if let Some(r) = l
-            .split_whitespace()
-            .filter(|w| w.matches('/').count() == 4)
-            .nth(1)
-            .and_then(|w| w.rsplit('/').next())
-        {
+        if let Some(r) = slashed_field(l, 1) {
             if r.starts_with('+') {
                 redispatched += 1;
             }
@@ -671,7 +538,7 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     assert_eq!(frontend["hrsp_5xx"], "0");
     // Both replacements coordinated tokens for clients of the balancer.
     for i in [2usize, 4] {
-        let m = node_get(&after.nodes[i - 1], "/metrics");
+        let m = get_text(&after.nodes[i - 1], "/metrics");
         let tokens = metric(&m, "frostamp_tokens_total");
         eprintln!("  replacement node {i}: {tokens} tokens coordinated");
         assert!(tokens > 0.0, "replacement node {i} got no traffic");
@@ -684,62 +551,22 @@ fn clients_behind_haproxy_see_no_failure_while_two_nodes_are_killed_and_repaired
     // round (every 5 s) fails, its /status says no_time, and HAProxy takes it out; with
     // every node out, a client gets HTTP 503 from the balancer at once instead of a
     // timeNotAvailable rejection. Started again, the nodes come back by themselves.
-    let time_server = |what: &str, i: u16| {
-        let out = Command::new(FROSTAMP)
-            .args(["cluster", "time-server", what, &i.to_string(), "--dir"])
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let started = Instant::now();
-    time_server("--stop", 1);
-    time_server("--stop", 2);
-    for n in &file.nodes {
-        wait_server(
-            &socket,
-            &format!("node{}", n.index),
-            "DOWN",
-            Duration::from_secs(30),
-        );
-    }
+    time_server(d, "--stop", 1);
+    time_server(d, "--stop", 2);
+    wait_servers(&socket, &file.nodes, "DOWN", Duration::from_secs(30));
     let down = started.elapsed();
-    let v: serde_json::Value = serde_json::from_str(&node_get(&after.nodes[0], "/status")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&get_text(&after.nodes[0], "/status")).unwrap();
     assert_eq!(v["health"], "no_time", "{v}");
-    let req = AcceptedRequest::build_der(
-        HashAlg::Sha256,
-        &HashAlg::Sha256.digest(b"no time"),
-        None,
-        true,
-    )
-    .unwrap();
+    let req = common::sha256_request(b"no time");
     let r = rt
-        .block_on(frostamp::net::client::request(
-            &public,
-            Some(balancer_pin),
-            "POST",
-            "/",
-            &[("content-type", "application/timestamp-query".into())],
-            req,
-            Duration::from_secs(30),
-        ))
+        .block_on(balancer_post(&public, balancer_pin, req))
         .unwrap();
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     let started = Instant::now();
-    time_server("--start", 1);
-    time_server("--start", 2);
-    for n in &file.nodes {
-        wait_server(
-            &socket,
-            &format!("node{}", n.index),
-            "UP",
-            Duration::from_secs(30),
-        );
-    }
+    time_server(d, "--start", 1);
+    time_server(d, "--start", 2);
+    wait_servers(&socket, &file.nodes, "UP", Duration::from_secs(30));
     eprintln!(
         "time servers 1 and 2 stopped: all five nodes no_time and DOWN in HAProxy after {:.1} s, a client got HTTP 503; started again: all UP after {:.1} s",
         down.as_secs_f64(),

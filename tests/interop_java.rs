@@ -167,27 +167,17 @@ fn value<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in\n{out}"))
 }
 
+/// The arguments naming the PKCS#12 keystore `ks` (password [`PW`]).
+fn store(ks: &Path) -> [&str; 6] {
+    ["-keystore", s(ks), "-storetype", "PKCS12", "-storepass", PW]
+}
+
 /// A PKCS#12 keystore holding the given PEM certificates as trusted entries.
 fn trust_store(dir: &Path, name: &str, certs: &[(&str, &Path)]) -> PathBuf {
     let ks = dir.join(name);
     for (alias, pem) in certs {
-        ok(
-            "keytool",
-            &[
-                "-importcert",
-                "-noprompt",
-                "-keystore",
-                s(&ks),
-                "-storetype",
-                "PKCS12",
-                "-storepass",
-                PW,
-                "-alias",
-                alias,
-                "-file",
-                s(pem),
-            ],
-        );
+        let import = ["-importcert", "-noprompt", "-alias", alias, "-file", s(pem)];
+        ok("keytool", &[&import[..], &store(&ks)].concat());
     }
     ks
 }
@@ -199,14 +189,7 @@ fn code_signing(dir: &Path) -> (PathBuf, PathBuf) {
     let ca = dir.join("code-ca.pem");
     let csr = dir.join("signer.csr");
     let signer = dir.join("signer.pem");
-    let common = [
-        "-keystore",
-        s(&ks),
-        "-storetype",
-        "PKCS12",
-        "-storepass",
-        PW,
-    ];
+    let common = store(&ks);
     let key = |alias: &str, dn: &str, ext: &[&str]| {
         let mut a = vec![
             "-genkeypair",
@@ -280,48 +263,48 @@ fn unsigned_jar(dir: &Path) -> PathBuf {
 
 /// `jarsigner -tsa URL -strict`: sign `jar` into `out` with the key of `sign`.
 fn sign_jar(jar: &Path, out: &Path, sign: &Path, tsa: &str, tls_trust: &Path) -> Output {
+    let trust = [
+        &format!("-J-Djavax.net.ssl.trustStore={}", s(tls_trust)),
+        &format!("-J-Djavax.net.ssl.trustStorePassword={PW}"),
+        "-J-Djavax.net.ssl.trustStoreType=PKCS12",
+    ];
+    let rest = ["-tsa", tsa, "-signedjar", s(out), "-verbose", "-strict"];
     jdk(
         "jarsigner",
-        &[
-            &format!("-J-Djavax.net.ssl.trustStore={}", s(tls_trust)),
-            &format!("-J-Djavax.net.ssl.trustStorePassword={PW}"),
-            "-J-Djavax.net.ssl.trustStoreType=PKCS12",
-            "-keystore",
-            s(sign),
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            PW,
-            "-tsa",
-            tsa,
-            "-signedjar",
-            s(out),
-            "-verbose",
-            "-strict",
-            s(jar),
-            "signer",
-        ],
+        &[&trust[..], &store(sign), &rest, &[s(jar), "signer"]].concat(),
     )
 }
 
 /// `jarsigner -verify -verbose -certs -strict` with `keystore`'s trust anchors.
 fn verify_jar(jar: &Path, keystore: &Path) -> Output {
+    let flags = ["-verify", "-verbose", "-certs", "-strict"];
     jdk(
         "jarsigner",
-        &[
-            "-verify",
-            "-verbose",
-            "-certs",
-            "-strict",
-            "-keystore",
-            s(keystore),
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            PW,
-            s(jar),
-        ],
+        &[&flags[..], &store(keystore), &[s(jar)]].concat(),
     )
+}
+
+/// A verification keystore `verify.p12` trusting the code-signing CA and the
+/// cluster's development root.
+fn verify_trust(st: &Setup) -> PathBuf {
+    trust_store(
+        &st.dir,
+        "verify.p12",
+        &[("code-ca", &st.code_ca), ("frostamp-dev-root", &st.root())],
+    )
+}
+
+/// Asserts that `out` exited with `code`; its output.
+fn exit_text(out: &Output, code: i32) -> String {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    t
+}
+
+/// Bouncy Castle's check of `token` for `imprint` against `root`: asserts that it exits
+/// with `code`; its output.
+fn bc_check(token: &Path, root: &Path, imprint: &str, code: i32) -> String {
+    exit_text(&tsp_check(&["check", s(token), s(root), imprint]), code)
 }
 
 /// What one cluster gives the Java side.
@@ -343,32 +326,13 @@ impl Setup {
     }
 }
 
-/// `frostamp cluster up --ciphersuite SUITE` with the test's node binary.
-fn cluster_up_suite(d: &Path, suite: &str) -> ClusterFile {
-    let out = Command::new(FROSTAMP)
-        .args([
-            "cluster",
-            "up",
-            "--node-bin",
-            NODE,
-            "--ciphersuite",
-            suite,
-            "--dir",
-        ])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap()
-}
-
 fn setup(suite: &str) -> Setup {
     // Compile first: a missing JDK fails before a cluster is started.
     tsp_check_cp();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let cluster = dir.join("cluster");
-    let file = cluster_up_suite(&cluster, suite);
+    let file = cluster_up_with(&cluster, suite);
     let node = &file.nodes[0];
     let root = file.root.clone().unwrap();
     let tls_trust = trust_store(&dir, "tls-trust.p12", &[("frostamp-dev-root", &root)]);
@@ -482,33 +446,15 @@ fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
     // of the JAR signature it is attached to.
     let token = d.join("token.der");
     let imprint = extract_token(&signed, &token);
-    let out = Command::new(FROSTAMP)
-        .args([
-            "verify",
-            s(&token),
-            "--digest",
-            &imprint,
-            "--roots",
-            s(&st.root()),
-        ])
-        .arg("--time-servers")
-        .arg(st.cluster.join("time-servers.json"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("signature:  FROST(secp256k1, SHA-256)"));
+    let out = frostamp_verify(&st, &token, &imprint);
+    assert!(out.contains("signature:  FROST(secp256k1, SHA-256)"));
 
     // Verification with the development root trusted: the JDK's JAR verifier throws
     // on the timestamp and drops the whole signature: the JAR counts as unsigned
     // (hasUnsignedEntry = 16).
-    let trust = trust_store(
-        d,
-        "verify.p12",
-        &[("code-ca", &st.code_ca), ("frostamp-dev-root", &st.root())],
-    );
+    let trust = verify_trust(&st);
     let out = verify_jar(&signed, &trust);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(16), "{t}");
+    let t = exit_text(&out, 16);
     assert!(
         t.contains("Signature is either not parsable or not verifiable, and the jar will be treated as unsigned"),
         "{t}"
@@ -521,25 +467,13 @@ fn secp256k1_epoch_java_and_bouncy_castle_cannot_check_the_schnorr_token() {
     // JAR's signature was dropped.
     let out = jdk(
         "jarsigner",
-        &[
-            "-verify",
-            "-keystore",
-            s(&trust),
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            PW,
-            s(&signed),
-        ],
+        &[&["-verify"][..], &store(&trust), &[s(&signed)]].concat(),
     );
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = exit_text(&out, 0);
     assert!(t.contains("the jar will be treated as unsigned"), "{t}");
 
     // Bouncy Castle reads every field and refuses at the signature algorithm.
-    let out = tsp_check(&["check", s(&token), s(&st.root()), &imprint]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
+    let t = bc_check(&token, &st.root(), &imprint, 1);
     assert_eq!(value(&t, "signer_signature_alg"), frost);
     assert_eq!(value(&t, "imprint_hex"), imprint);
     assert!(
@@ -562,8 +496,7 @@ fn ed25519_epoch_jarsigner_and_bouncy_castle_verify_the_token() {
     // token's signature verifies but the chain does not (tsaChainNotValidated = 64).
     let unanchored = d.join("unanchored.jar");
     let out = sign_jar(&st.jar, &unanchored, &st.sign, &st.tsa_url, &st.tls_trust);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(64), "{t}");
+    let t = exit_text(&out, 64);
     assert!(t.contains(">>> TSA"), "{t}");
     assert!(
         t.contains("The TSA certificate chain is invalid. Reason: PKIX path building failed"),
@@ -574,22 +507,16 @@ fn ed25519_epoch_jarsigner_and_bouncy_castle_verify_the_token() {
     trust_store(d, "sign.p12", &[("frostamp-dev-root", &st.root())]);
     let signed = d.join("signed.jar");
     let out = sign_jar(&st.jar, &signed, &st.sign, &st.tsa_url, &st.tls_trust);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = exit_text(&out, 0);
     assert!(t.contains("requesting a signature timestamp"), "{t}");
     assert!(t.contains("jar signed."), "{t}");
     assert!(!t.contains("with signer errors"), "{t}");
     assert!(!t.contains("Invalid TSA certificate chain"), "{t}");
 
     // -verify -strict with the development root (and the code-signing CA) trusted.
-    let trust = trust_store(
-        d,
-        "verify.p12",
-        &[("code-ca", &st.code_ca), ("frostamp-dev-root", &st.root())],
-    );
+    let trust = verify_trust(&st);
     let out = verify_jar(&signed, &trust);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = exit_text(&out, 0);
     assert!(t.contains("jar verified."), "{t}");
     assert!(!t.contains("with signer errors"), "{t}");
     assert!(
@@ -603,8 +530,7 @@ fn ed25519_epoch_jarsigner_and_bouncy_castle_verify_the_token() {
     // (tsaChainNotValidated = 64); the JAR signature itself still verifies.
     let no_root = trust_store(d, "verify-no-root.p12", &[("code-ca", &st.code_ca)]);
     let out = verify_jar(&signed, &no_root);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(64), "{t}");
+    let t = exit_text(&out, 64);
     assert!(t.contains("jar verified, with signer errors."), "{t}");
     assert!(
         t.contains("This jar contains entries whose TSA certificate chain is invalid. Reason: PKIX path building failed"),
@@ -617,9 +543,7 @@ fn ed25519_epoch_jarsigner_and_bouncy_castle_verify_the_token() {
     let imprint = extract_token(&signed, &token);
     let ours = frostamp_verify(&st, &token, &imprint);
     assert!(ours.contains("signature:  Ed25519"), "{ours}");
-    let out = tsp_check(&["check", s(&token), s(&st.root()), &imprint]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
+    let t = bc_check(&token, &st.root(), &imprint, 0);
     assert_eq!(value(&t, "signer_signature_alg"), "1.3.101.112", "{t}");
     // RFC 8419 §3.1: SHA-512 with Ed25519.
     assert_eq!(
@@ -635,14 +559,10 @@ fn ed25519_epoch_jarsigner_and_bouncy_castle_verify_the_token() {
     // Twins: one byte of the signature flipped; another root as the anchor.
     let bad = d.join("flipped.der");
     std::fs::write(&bad, flip_signature_byte(&std::fs::read(&token).unwrap())).unwrap();
-    let out = tsp_check(&["check", s(&bad), s(&st.root()), &imprint]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
+    let t = bc_check(&bad, &st.root(), &imprint, 1);
     assert!(t.contains("REFUSED validate: "), "{t}");
     assert!(!t.contains("signature: valid"), "{t}");
-    let out = tsp_check(&["check", s(&token), s(&st.code_ca), &imprint]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
+    let t = bc_check(&token, &st.code_ca, &imprint, 1);
     assert_eq!(value(&t, "signature"), "valid");
     assert!(t.contains("REFUSED path: "), "{t}");
 }

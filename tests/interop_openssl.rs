@@ -14,13 +14,11 @@
     clippy::disallowed_methods
 )]
 
-use frostamp::clock::SystemClock;
-use frostamp::local::LocalTsa;
+mod common;
+
 use frostamp::tsp::request::{parse, Rejection};
-use frostamp::tsp::TsaProfile;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 fn openssl(args: &[&str], dir: &Path) -> String {
     let out = Command::new("openssl")
@@ -77,16 +75,7 @@ fn openssl_queries_parse_and_openssl_reads_our_responses() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("data.txt"), b"interop with openssl ts\n").unwrap();
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = common::local_tsa();
     for hash in ["sha256", "sha384", "sha512"] {
         for nonce in [true, false] {
             for cert in [true, false] {
@@ -396,18 +385,7 @@ fn openssl_reads_an_ed25519_token_but_cannot_verify_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("data.txt"), b"ed25519 with openssl\n").unwrap();
-    let tsa = LocalTsa::<_, frostamp::threshold::suite::Ed25519Sha512>::for_suite(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        None,
-        frostamp::threshold::signer::TimeRule::OwnClock,
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = common::local_tsa_for::<frostamp::threshold::suite::Ed25519Sha512>();
     openssl(
         &[
             "ts", "-query", "-data", "data.txt", "-sha256", "-cert", "-out", "q.tsq",

@@ -10,13 +10,11 @@
     clippy::disallowed_methods
 )]
 
-use frostamp::clock::SystemClock;
-use frostamp::local::LocalTsa;
+mod common;
+
 use frostamp::tsp::request::parse;
-use frostamp::tsp::TsaProfile;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 
 fn python() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
@@ -31,15 +29,9 @@ fn python() -> PathBuf {
 fn run_py(args: &[&str]) -> serde_json::Value {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/rfc3161_client_check.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        Command::new(python()).arg(script).args(args),
+        "python failed:",
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -49,16 +41,7 @@ fn python_requests_parse_and_our_responses_parse_in_python() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data.bin");
     std::fs::write(&data, b"interop with rfc3161-client").unwrap();
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = common::local_tsa();
     for hash in ["sha256", "sha512"] {
         for (nonce, cert_req) in [("1", "1"), ("0", "0"), ("1", "0")] {
             let q = dir.path().join(format!("{hash}-{nonce}-{cert_req}.tsq"));
@@ -122,18 +105,7 @@ fn python_parses_an_ed25519_token_but_cannot_verify_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data.bin");
     std::fs::write(&data, b"ed25519 with rfc3161-client").unwrap();
-    let tsa = LocalTsa::<_, frostamp::threshold::suite::Ed25519Sha512>::for_suite(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        None,
-        frostamp::threshold::signer::TimeRule::OwnClock,
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let tsa = common::local_tsa_for::<frostamp::threshold::suite::Ed25519Sha512>();
     let q = dir.path().join("q.tsq");
     run_py(&[
         "request",

@@ -12,6 +12,8 @@
     clippy::disallowed_methods
 )]
 
+mod common;
+
 use frostamp::measure::{
     inspect_firmware, launch_digest, ovmf_hash, publish, Cmdline, FirmwareProblem, ImageKind,
     LaunchParams, MeasureError, Published, Vmm, PUBLISHED_VCPU_COUNTS, PUBLISHED_VCPU_TYPES,
@@ -491,16 +493,12 @@ fn bad_parameters_are_refused() {
 }
 
 fn frostamp(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_frostamp"))
+    let out = Command::new(common::FROSTAMP)
         .arg("measure")
         .args(args)
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::code_out_err(&out)
 }
 
 #[test]
@@ -779,31 +777,13 @@ fn token_with_measurement(
     dir: &Path,
     measurement: Option<[u8; 48]>,
 ) -> (PathBuf, PathBuf, PathBuf) {
-    use frostamp::clock::SystemClock;
-    use frostamp::tsp::request::{AcceptedRequest, HashAlg};
-    use std::sync::Arc;
-    let tsa =
-        frostamp::local::LocalTsa::<_, frostamp::threshold::suite::Secp256K1Sha256>::for_suite(
-            3,
-            2,
-            frostamp::tsp::TsaProfile::frostamp_default(),
-            SystemClock,
-            Arc::new(SystemClock),
-            vec![],
-            measurement,
-            frostamp::threshold::signer::TimeRule::OwnClock,
-            &mut rand::thread_rng(),
-        )
-        .unwrap();
+    let tsa = common::DevTsa::new()
+        .nt(3, 2)
+        .measurement(measurement)
+        .build::<frostamp::threshold::suite::Secp256K1Sha256>();
     let data = dir.join("data.txt");
     std::fs::write(&data, b"measured").unwrap();
-    let req = AcceptedRequest::build_der(
-        HashAlg::Sha256,
-        &HashAlg::Sha256.digest(b"measured"),
-        None,
-        true,
-    )
-    .unwrap();
+    let req = common::sha256_request(b"measured");
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
     if let Some(m) = measurement {
         // The extension value as docs/attestation.md shows it: 30 35 02 01 01 04 30 <48 bytes>.
@@ -819,21 +799,11 @@ fn token_with_measurement(
 }
 
 fn verify_cli(tsr: &Path, data: &Path, root: &Path, extra: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_frostamp"))
-        .arg("verify")
-        .arg(tsr)
-        .arg("--data")
-        .arg(data)
-        .arg("--roots")
-        .arg(root)
+    let out = common::verify_cmd(tsr, data, root)
         .args(extra)
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::code_out_err(&out)
 }
 
 /// `frostamp verify --measurements measurements/<v>.json` accepts a token whose TSA

@@ -26,17 +26,9 @@
 mod common;
 use common::*;
 
-use frostamp::ceremony::{self, NodeTarget, PinnedNode};
+use frostamp::ceremony;
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn curl(args: &[&str], cacert: Option<&Path>) -> Output {
     let mut c = Command::new("curl");
@@ -60,7 +52,7 @@ fn truststore(dir: &Path, root: &Path, name: &str) -> std::path::PathBuf {
         .args(["-storetype", "PKCS12", "-storepass", "changeit"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "keytool: {}", text(&out));
+    assert!(out.status.success(), "keytool: {}", output_text(&out));
     store
 }
 
@@ -121,22 +113,22 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
     // The development CA publishes its CRL at a local URL; `cluster up` uses this CA.
     let published = dir.path().join("published.crl");
     let crl_url = format!("{}/frostamp.crl", serve_file(published.clone()));
-    let out = Command::new(FROSTAMP)
-        .args(["ca", "init", "--crl-url", &crl_url, "--dir"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    run_ok(
+        Command::new(FROSTAMP)
+            .args(["ca", "init", "--crl-url", &crl_url, "--dir"])
+            .arg(&d),
+        "",
+    );
     let file = cluster_up(&d);
     let root = file.root.clone().unwrap();
     // Another root: a second development CA.
     let other = dir.path().join("other-ca");
-    let out = Command::new(FROSTAMP)
-        .args(["ca", "init", "--dir"])
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    run_ok(
+        Command::new(FROSTAMP)
+            .args(["ca", "init", "--dir"])
+            .arg(&other),
+        "",
+    );
     let other_root = other.join("ca.pem");
 
     // curl, verification on: every node, by address and by name.
@@ -145,7 +137,11 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
         for host in ["127.0.0.1", "localhost"] {
             let url = format!("https://{host}:{port}/status");
             let out = curl(&[&url], Some(&root));
-            assert!(out.status.success(), "curl --cacert {url}: {}", text(&out));
+            assert!(
+                out.status.success(),
+                "curl --cacert {url}: {}",
+                output_text(&out)
+            );
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["phase"], "serving");
             assert!(v["tls_certificate"].is_string(), "{v}");
@@ -157,23 +153,16 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
     let url = format!("{}/status", n1.url);
     // Twins: no --cacert (the system's roots only), another root.
     let out = curl(&[&url], None);
-    assert_eq!(out.status.code(), Some(60), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(60), "{}", output_text(&out));
     let out = curl(&[&url], Some(&other_root));
-    assert_eq!(out.status.code(), Some(60), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(60), "{}", output_text(&out));
 
     // Stamping with openssl ts and curl, verification on.
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"stamped with curl --cacert\n").unwrap();
     let tsq = dir.path().join("q.tsq");
     let tsr = dir.path().join("r.tsr");
-    let out = Command::new("openssl")
-        .args(["ts", "-query", "-sha256", "-cert", "-data"])
-        .arg(&data)
-        .arg("-out")
-        .arg(&tsq)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    openssl_query(&data, "-sha256", &tsq);
     let out = curl(
         &[
             "--fail",
@@ -187,26 +176,13 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
         ],
         Some(&root),
     );
-    assert!(out.status.success(), "{}", text(&out));
-    let out = Command::new("openssl")
-        .args(["ts", "-reply", "-text", "-in"])
-        .arg(&tsr)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = openssl_reply_text(&tsr);
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Status: Granted."));
-    let out = Command::new(FROSTAMP)
-        .arg("verify")
-        .arg(&tsr)
-        .arg("--data")
-        .arg(&data)
-        .arg("--roots")
-        .arg(&root)
-        .arg("--time-servers")
-        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let time = d.join(frostamp::cli::ops::TIME_CONFIG_FILE);
+    let out = verify_time_cmd(&tsr, &data, &root, &time).output().unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
 
     // Java's TLS client with a keytool truststore of ROOT; the twin with another root.
     let classes = dir.path().join("classes");
@@ -217,19 +193,19 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
         .arg(&src)
         .output()
         .unwrap();
-    assert!(out.status.success(), "javac: {}", text(&out));
+    assert!(out.status.success(), "javac: {}", output_text(&out));
     let good = truststore(dir.path(), &root, "trust");
     let bad = truststore(dir.path(), &other_root, "other");
     for host in ["127.0.0.1", "localhost"] {
         let port = n1.public.rsplit_once(':').unwrap().1;
         let url = format!("https://{host}:{port}/status");
         let out = java(&classes, &good, &url);
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(out.status.success(), "java {url}: {t}");
         assert!(t.contains("status 200"), "{t}");
         assert!(t.contains("\"phase\": \"serving\""), "{t}");
         let out = java(&classes, &bad, &url);
-        let t = text(&out);
+        let t = output_text(&out);
         assert!(!out.status.success(), "java trusted another root: {t}");
         assert!(t.contains("SSLHandshakeException"), "{t}");
     }
@@ -237,14 +213,6 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
     // The node refuses a TLS certificate for another key (here: node 2's, installed on
     // node 1), and keeps serving its own.
     let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
-    let pinned = |n: &frostamp::cli::ops::ClusterNode| PinnedNode {
-        target: NodeTarget {
-            index: n.index,
-            public: n.public.clone(),
-            peer: n.peer.clone(),
-        },
-        pin: pin_of(n),
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ca = frostamp::cli::ops::ca_load(&d).unwrap();
     let names = frostamp::cli::ops::local_public_names();
@@ -268,53 +236,45 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
     assert!(e.to_string().contains("certifies another key"), "{e}");
     assert!(e.to_string().contains("422"), "{e}");
     let out = curl(&[&url], Some(&root));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
 
     // --fetch-crls: the TSA certificate names the CA's CRL; good, then revoked.
     let verify_fetching = || {
-        Command::new(FROSTAMP)
-            .arg("verify")
-            .arg(&tsr)
-            .arg("--data")
-            .arg(&data)
-            .arg("--roots")
-            .arg(&root)
-            .arg("--time-servers")
-            .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
+        verify_time_cmd(&tsr, &data, &root, &time)
             .args(["--fetch-crls", "--json"])
             .output()
             .unwrap()
     };
     let issue_crl = || {
-        let out = Command::new(FROSTAMP)
-            .args(["ca", "crl", "--dir"])
-            .arg(&d)
-            .arg("--out")
-            .arg(&published)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
+        run_ok(
+            Command::new(FROSTAMP)
+                .args(["ca", "crl", "--dir"])
+                .arg(&d)
+                .arg("--out")
+                .arg(&published),
+            "",
+        );
     };
     // Twin first: nothing published yet, the fetch fails (a usage error, exit 2).
     let out = verify_fetching();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     issue_crl();
     let out = verify_fetching();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["revocation"]["certificates"][0]["status"], "good", "{j}");
     assert_eq!(j["revocation"]["certificates"][0]["crl"], crl_url.as_str());
-    let out = Command::new(FROSTAMP)
-        .args(["ca", "revoke", "--dir"])
-        .arg(&d)
-        .arg("--cert")
-        .arg(file.chain.as_ref().unwrap())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    run_ok(
+        Command::new(FROSTAMP)
+            .args(["ca", "revoke", "--dir"])
+            .arg(&d)
+            .arg("--cert")
+            .arg(file.chain.as_ref().unwrap()),
+        "",
+    );
     issue_crl();
     let out = verify_fetching();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         j["revocation"]["certificates"][0]["status"], "revoked",
@@ -329,19 +289,23 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
         serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
     plain.as_object_mut().unwrap().remove("ca_dir");
     std::fs::write(ext.join("cluster.json"), plain.to_string()).unwrap();
-    let out = Command::new(FROSTAMP)
-        .args(["ceremony", "tls", "--index", "3", "--state-dir"])
-        .arg(&ext)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    run_ok(
+        Command::new(FROSTAMP)
+            .args(["ceremony", "tls", "--index", "3", "--state-dir"])
+            .arg(&ext),
+        "",
+    );
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
             .current_dir(&ext)
             .output()
             .unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            output_text(&out)
+        );
     };
     openssl(&[
         "req",
@@ -386,18 +350,18 @@ fn curl_and_java_verify_the_nodes_with_the_root_and_refuse_without_it() {
         .concat(),
     )
     .unwrap();
-    let out = Command::new(FROSTAMP)
-        .args(["ceremony", "install-tls", "--state-dir"])
-        .arg(&ext)
-        .arg(&chain)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let out = run_ok(
+        Command::new(FROSTAMP)
+            .args(["ceremony", "install-tls", "--state-dir"])
+            .arg(&ext)
+            .arg(&chain),
+        "",
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("node 3: serves"));
     let url3 = format!("{}/status", file.nodes[2].url);
     let out = curl(&[&url3], Some(&ext.join("ca.pem")));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     // Twin: the development root no longer vouches for node 3.
     let out = curl(&[&url3], Some(&root));
-    assert_eq!(out.status.code(), Some(60), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(60), "{}", output_text(&out));
 }

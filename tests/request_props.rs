@@ -20,9 +20,9 @@
     clippy::disallowed_methods
 )]
 
+mod common;
+
 use der::{Decode, Encode};
-use frostamp::clock::SystemClock;
-use frostamp::local::LocalTsa;
 use frostamp::tsp::asn1::{TimeStampReq, TimeStampResp};
 use frostamp::tsp::request::{
     parse, AcceptedRequest, FailureInfo, HashAlg, Rejection, SystemFailure,
@@ -32,7 +32,7 @@ use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{parse_token, verify, Expected, VerifyOptions};
 use frostamp::x509::CertDer;
 use proptest::prelude::*;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 fn profile() -> TsaProfile {
@@ -267,16 +267,10 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let mut rng = rand::thread_rng();
-        let tsa = LocalTsa::new(
-            3,
-            2,
-            profile(),
-            SystemClock,
-            Arc::new(SystemClock),
-            Vec::new(),
-            &mut rng,
-        )
-        .expect("local TSA");
+        let tsa = common::DevTsa::new()
+            .nt(3, 2)
+            .profile(profile())
+            .build::<frostamp::threshold::suite::Secp256K1Sha256>();
         let req = AcceptedRequest::build_der(
             HashAlg::Sha256,
             &HashAlg::Sha256.digest(b"props"),

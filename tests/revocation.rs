@@ -42,13 +42,7 @@ fn fixture() -> Fixture {
     .unwrap();
     let data = dir.path().join("data.txt");
     std::fs::write(&data, b"revocation").unwrap();
-    let req = frostamp::tsp::request::AcceptedRequest::build_der(
-        frostamp::tsp::request::HashAlg::Sha256,
-        &frostamp::tsp::request::HashAlg::Sha256.digest(b"revocation"),
-        None,
-        true,
-    )
-    .unwrap();
+    let req = common::sha256_request(b"revocation");
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
     let tsr = dir.path().join("data.tsr");
     std::fs::write(&tsr, &issued.response).unwrap();

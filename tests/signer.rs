@@ -10,6 +10,8 @@
     clippy::disallowed_methods
 )]
 
+mod common;
+
 use der::{Decode, Encode};
 use frostamp::clock::SystemClock;
 use frostamp::local::LocalTsa;
@@ -21,38 +23,17 @@ use frostamp::threshold::suite::{Ciphersuite, Ed25519Sha512, Secp256K1Sha256, Su
 use frostamp::tsp::asn1::TimeStampReq;
 use frostamp::tsp::request::{AcceptedRequest, HashAlg, Rejection};
 use frostamp::tsp::token::{CertIdentity, Serial};
-use frostamp::tsp::TsaProfile;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 fn tsa() -> LocalTsa<SystemClock> {
-    LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    common::local_tsa()
 }
 
 /// The in-process TSA of ciphersuite `S`.
 fn tsa_of<S: Suite>() -> LocalTsa<SystemClock, S> {
-    LocalTsa::for_suite(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        None,
-        frostamp::threshold::signer::TimeRule::OwnClock,
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    common::local_tsa_for()
 }
 
 fn now_millis() -> u64 {
@@ -97,6 +78,13 @@ fn ask<S: Suite>(
     (tsa.signers[0].sign(&req), req)
 }
 
+/// Signer 1's refusal of [`good_proposal`] changed by `edit` (see [`ask`]).
+fn refusal_of(tsa: &LocalTsa<SystemClock>, edit: impl FnOnce(&mut SigningProposal)) -> Refusal {
+    let mut p = good_proposal(tsa);
+    edit(&mut p);
+    ask(tsa, p).0.unwrap_err()
+}
+
 #[test]
 fn honest_proposal_is_signed_once_and_replay_is_refused() {
     honest_proposal_is_signed_once_and_replay_is_refused_with(&tsa());
@@ -120,28 +108,23 @@ fn honest_proposal_is_signed_once_and_replay_is_refused_with<S: Suite>(
 
 #[test]
 fn arbitrary_bytes_are_never_signed() {
-    let tsa = tsa();
-    let mut p = good_proposal(&tsa);
-    p.request_der = b"please sign this arbitrary message".to_vec();
-    let (r, _) = ask(&tsa, p);
-    assert!(matches!(
-        r.unwrap_err(),
-        Refusal::Request(Rejection::Malformed(_))
-    ));
+    let r = refusal_of(&tsa(), |p| {
+        p.request_der = b"please sign this arbitrary message".to_vec();
+    });
+    assert!(matches!(r, Refusal::Request(Rejection::Malformed(_))));
 }
 
 #[test]
 fn foreign_policy_is_refused() {
-    let tsa = tsa();
-    let mut p = good_proposal(&tsa);
-    let mut req = TimeStampReq::from_der(&p.request_der).unwrap();
-    req.req_policy = Some(frostamp::oid::ObjectIdentifier::new_unwrap(
-        "1.3.6.1.4.1.99999.1",
-    ));
-    p.request_der = req.to_der().unwrap();
-    let (r, _) = ask(&tsa, p);
+    let r = refusal_of(&tsa(), |p| {
+        let mut req = TimeStampReq::from_der(&p.request_der).unwrap();
+        req.req_policy = Some(frostamp::oid::ObjectIdentifier::new_unwrap(
+            "1.3.6.1.4.1.99999.1",
+        ));
+        p.request_der = req.to_der().unwrap();
+    });
     assert!(matches!(
-        r.unwrap_err(),
+        r,
         Refusal::Request(Rejection::UnacceptedPolicy(_))
     ));
 }
@@ -150,11 +133,11 @@ fn foreign_policy_is_refused() {
 fn backdated_and_future_gen_time_are_refused() {
     let tsa = tsa();
     for offset in [-5_000i64, 5_000, -3_600_000] {
-        let mut p = good_proposal(&tsa);
-        p.gen_time_unix_millis = p.gen_time_unix_millis.checked_add_signed(offset).unwrap();
-        let (r, _) = ask(&tsa, p);
+        let r = refusal_of(&tsa, |p| {
+            p.gen_time_unix_millis = p.gen_time_unix_millis.checked_add_signed(offset).unwrap();
+        });
         assert!(
-            matches!(r.unwrap_err(), Refusal::GenTimeOutOfTolerance { .. }),
+            matches!(r, Refusal::GenTimeOutOfTolerance { .. }),
             "offset {offset}"
         );
     }
@@ -166,39 +149,28 @@ fn backdated_and_future_gen_time_are_refused() {
 
 #[test]
 fn another_certificate_is_refused() {
-    let tsa = tsa();
-    let mut p = good_proposal(&tsa);
-    p.cert_sha256 = vec![0; 32];
-    assert_eq!(ask(&tsa, p).0.unwrap_err(), Refusal::CertificateMismatch);
+    let r = refusal_of(&tsa(), |p| p.cert_sha256 = vec![0; 32]);
+    assert_eq!(r, Refusal::CertificateMismatch);
 }
 
 #[test]
 fn a_certificate_for_another_key_cannot_be_installed() {
     let tsa = tsa();
     let other = self::tsa();
-    let signer = LocalTsa::new(
-        3,
-        2,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![],
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
-    .signers
-    .remove(0);
+    let signer = common::DevTsa::new()
+        .nt(3, 2)
+        .build::<frostamp::threshold::suite::Secp256K1Sha256>()
+        .signers
+        .remove(0);
     let foreign = CertIdentity::from_der(&other.tsa_cert).unwrap();
-    assert_eq!(
-        signer.install_certificate(foreign).unwrap_err(),
-        Refusal::CertificateKeyMismatch
-    );
     // the CA certificate (P-256 key) is refused as well
     let ca = CertIdentity::from_der(&tsa.ca.certificate_der().unwrap()).unwrap();
-    assert_eq!(
-        signer.install_certificate(ca).unwrap_err(),
-        Refusal::CertificateKeyMismatch
-    );
+    for cert in [foreign, ca] {
+        assert_eq!(
+            signer.install_certificate(cert).unwrap_err(),
+            Refusal::CertificateKeyMismatch
+        );
+    }
 }
 
 #[test]

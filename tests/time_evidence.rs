@@ -14,6 +14,8 @@
 
 mod roughtime_support;
 
+mod common;
+
 use der::Encode;
 use frostamp::clock::{Clock, SkewedClock, SystemClock};
 use frostamp::local::LocalTsa;
@@ -65,18 +67,10 @@ fn now_secs() -> u64 {
 }
 
 fn tsa(signer_clock: Arc<dyn Clock>) -> LocalTsa<SystemClock> {
-    LocalTsa::for_suite(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        signer_clock,
-        vec![],
-        None,
-        TimeRule::Evidence(policy()),
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    common::DevTsa::new()
+        .default_clock(signer_clock)
+        .time(TimeRule::Evidence(policy()))
+        .build()
 }
 
 fn request(imprint: u8) -> Vec<u8> {

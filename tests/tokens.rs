@@ -10,6 +10,8 @@
 )]
 
 mod common;
+use common::DevTsa;
+use frostamp::threshold::suite::Secp256K1Sha256;
 
 use der::{Decode, Encode};
 use frostamp::clock::{Clock, FixedClock, SkewedClock, SystemClock};
@@ -18,7 +20,6 @@ use frostamp::threshold::coordinator::Exclusion;
 use frostamp::threshold::signer::Refusal;
 use frostamp::threshold::suite::{Ed25519Sha512, Suite};
 use frostamp::tsp::request::{AcceptedRequest, FailureInfo, HashAlg};
-use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{verify, Expected, VerifyError, VerifyOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,13 +30,8 @@ fn tsa() -> LocalTsa<SystemClock> {
 
 fn opts<S: Suite>(tsa: &LocalTsa<SystemClock, S>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
-        expected: Expected::Data(data.to_vec()),
-        anchors: vec![frostamp::x509::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
-        extra_certs: vec![],
-        at: None,
-        nonce: None,
         policy: Some(frostamp::oid::default_tsa_policy()),
-        time: None,
+        ..opts_for(tsa, data)
     }
 }
 
@@ -120,9 +116,7 @@ fn certreq_false_needs_the_certificate_supplied() {
 fn wrong_anchor_and_time_fail() {
     let tsa = tsa();
     let other = self::tsa();
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"x"), None, true)
-            .unwrap();
+    let req = common::sha256_request(b"x");
     let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
     let mut o = opts(&tsa, b"x");
     o.anchors = vec![frostamp::x509::CertDer::from_cert(other.ca.certificate()).unwrap()];
@@ -216,20 +210,12 @@ fn skewed_signers_refuse_and_are_replaced() {
     let base = SystemClock;
     let skewed: Arc<dyn Clock> = Arc::new(SkewedClock::ahead(base, Duration::from_secs(5)));
     // signers 1 and 2 are 5 s ahead: the coordinator must use 3, 4, 5.
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![skewed.clone(), skewed],
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
-            .unwrap();
-    let issued = tsa.issue(&req, &mut rand::thread_rng()).unwrap();
+    let tsa = DevTsa::new()
+        .signer_clocks(vec![skewed.clone(), skewed])
+        .build::<Secp256K1Sha256>();
+    let issued = tsa
+        .issue(&common::sha256_request(b"t"), &mut rand::thread_rng())
+        .unwrap();
     assert_eq!(issued.excluded.len(), 2);
     for (_, why) in &issued.excluded {
         assert!(matches!(
@@ -244,24 +230,10 @@ fn skewed_signers_refuse_and_are_replaced() {
 fn no_quorum_on_time_is_time_not_available() {
     let skewed: Arc<dyn Clock> =
         Arc::new(SkewedClock::behind(SystemClock, Duration::from_secs(30)));
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        vec![skewed.clone(), skewed.clone(), skewed],
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
-            .unwrap();
-    let failure = tsa.issue(&req, &mut rand::thread_rng()).unwrap_err();
-    assert_eq!(
-        failure.rejection.failure_info(),
-        FailureInfo::TimeNotAvailable
-    );
+    let tsa = DevTsa::new()
+        .signer_clocks(vec![skewed.clone(), skewed.clone(), skewed])
+        .build::<Secp256K1Sha256>();
+    let failure = time_not_available(&tsa);
     let err = verify(&failure.response, &opts_for(&tsa, b"t")).unwrap_err();
     assert!(
         matches!(err, VerifyError::Rejected { ref fail_info, .. } if fail_info == &["timeNotAvailable"])
@@ -272,24 +244,10 @@ fn no_quorum_on_time_is_time_not_available() {
 fn coordinator_with_a_backdated_clock_gets_no_signature() {
     // The coordinator proposes genTime from a clock 1 hour behind; honest signers refuse.
     let past = SystemClock.now() - Duration::from_secs(3600);
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        FixedClock(past),
-        Arc::new(SystemClock),
-        Vec::new(),
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(b"t"), None, true)
-            .unwrap();
-    let failure = tsa.issue(&req, &mut rand::thread_rng()).unwrap_err();
-    assert_eq!(
-        failure.rejection.failure_info(),
-        FailureInfo::TimeNotAvailable
-    );
+    let tsa = DevTsa::new()
+        .clock(FixedClock(past))
+        .build::<Secp256K1Sha256>();
+    let failure = time_not_available(&tsa);
     // Three refusals leave two candidates, fewer than t: nobody else is asked.
     assert_eq!(failure.excluded.len(), 3);
     assert!(failure
@@ -311,7 +269,23 @@ fn bad_requests_get_rejections_not_tokens() {
     let _ = resp.status.fail_info.unwrap().to_der().unwrap();
 }
 
-fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {
+/// Issues a request for the data `t` with `tsa` and asserts that it is refused with
+/// timeNotAvailable; the failure.
+fn time_not_available<C: Clock>(
+    tsa: &LocalTsa<C>,
+) -> frostamp::threshold::coordinator::IssueFailure {
+    let failure = tsa
+        .issue(&common::sha256_request(b"t"), &mut rand::thread_rng())
+        .unwrap_err();
+    assert_eq!(
+        failure.rejection.failure_info(),
+        FailureInfo::TimeNotAvailable
+    );
+    failure
+}
+
+/// Verification of a token of `tsa` for `data` against its CA, any policy.
+fn opts_for<C: Clock, S: Suite>(tsa: &LocalTsa<C, S>, data: &[u8]) -> VerifyOptions {
     VerifyOptions {
         expected: Expected::Data(data.to_vec()),
         anchors: vec![frostamp::x509::CertDer::from_cert(tsa.ca.certificate()).unwrap()],
@@ -331,9 +305,7 @@ fn opts_for<C: Clock>(tsa: &LocalTsa<C>, data: &[u8]) -> VerifyOptions {
 #[test]
 fn ed25519_signer_info_follows_rfc8419() {
     let data = b"rfc 8419";
-    let req =
-        AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(data), None, true)
-            .unwrap();
+    let req = common::sha256_request(data);
     let ed = common::local_tsa_for::<Ed25519Sha512>();
     let issued = ed.issue(&req, &mut rand::thread_rng()).unwrap();
     let parsed = frostamp::verify::token::parse_token(&issued.token).unwrap();

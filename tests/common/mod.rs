@@ -6,44 +6,131 @@
 
 use frostamp::cli::ops::ClusterFile;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub(crate) const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
 pub(crate) const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
 
+/// How to make an in-process development TSA (`frostamp::local::LocalTsa::for_suite`):
+/// [`DevTsa::new`] is 3-of-5 with the frostamp default profile, the system clock for the
+/// coordinator and every signer, no launch measurement and signers on their own clock;
+/// the methods change one of these, [`DevTsa::build`] makes it.
+pub(crate) struct DevTsa<C = frostamp::clock::SystemClock> {
+    n: u16,
+    t: u16,
+    profile: frostamp::tsp::TsaProfile,
+    clock: C,
+    default_clock: std::sync::Arc<dyn frostamp::clock::Clock>,
+    signer_clocks: Vec<std::sync::Arc<dyn frostamp::clock::Clock>>,
+    measurement: Option<[u8; 48]>,
+    time: frostamp::threshold::signer::TimeRule,
+}
+
+impl DevTsa {
+    pub(crate) fn new() -> Self {
+        use frostamp::clock::SystemClock;
+        Self {
+            n: 5,
+            t: 3,
+            profile: frostamp::tsp::TsaProfile::frostamp_default(),
+            clock: SystemClock,
+            default_clock: std::sync::Arc::new(SystemClock),
+            signer_clocks: Vec::new(),
+            measurement: None,
+            time: frostamp::threshold::signer::TimeRule::OwnClock,
+        }
+    }
+}
+
+impl<C: frostamp::clock::Clock> DevTsa<C> {
+    /// `n` signers, threshold `t`.
+    pub(crate) fn nt(self, n: u16, t: u16) -> Self {
+        Self { n, t, ..self }
+    }
+    pub(crate) fn profile(self, profile: frostamp::tsp::TsaProfile) -> Self {
+        Self { profile, ..self }
+    }
+    /// The coordinator's clock.
+    pub(crate) fn clock<D: frostamp::clock::Clock>(self, clock: D) -> DevTsa<D> {
+        DevTsa {
+            n: self.n,
+            t: self.t,
+            profile: self.profile,
+            clock,
+            default_clock: self.default_clock,
+            signer_clocks: self.signer_clocks,
+            measurement: self.measurement,
+            time: self.time,
+        }
+    }
+    /// The clock of every signer not given one by [`DevTsa::signer_clocks`].
+    pub(crate) fn default_clock(
+        self,
+        default_clock: std::sync::Arc<dyn frostamp::clock::Clock>,
+    ) -> Self {
+        Self {
+            default_clock,
+            ..self
+        }
+    }
+    /// The clocks of the first signers.
+    pub(crate) fn signer_clocks(
+        self,
+        signer_clocks: Vec<std::sync::Arc<dyn frostamp::clock::Clock>>,
+    ) -> Self {
+        Self {
+            signer_clocks,
+            ..self
+        }
+    }
+    /// The launch measurement in the TSA certificate.
+    pub(crate) fn measurement(self, measurement: Option<[u8; 48]>) -> Self {
+        Self {
+            measurement,
+            ..self
+        }
+    }
+    /// The signers' time rule.
+    pub(crate) fn time(self, time: frostamp::threshold::signer::TimeRule) -> Self {
+        Self { time, ..self }
+    }
+    /// The TSA of ciphersuite `S`.
+    pub(crate) fn build<S: frostamp::threshold::suite::Suite>(
+        self,
+    ) -> frostamp::local::LocalTsa<C, S> {
+        frostamp::local::LocalTsa::for_suite(
+            self.n,
+            self.t,
+            self.profile,
+            self.clock,
+            self.default_clock,
+            self.signer_clocks,
+            self.measurement,
+            self.time,
+            &mut rand::thread_rng(),
+        )
+        .unwrap()
+    }
+}
+
 /// An in-process 3-of-5 development TSA on the system clock.
 pub(crate) fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemClock> {
-    use frostamp::clock::SystemClock;
-    frostamp::local::LocalTsa::new(
-        5,
-        3,
-        frostamp::tsp::TsaProfile::frostamp_default(),
-        SystemClock,
-        std::sync::Arc::new(SystemClock),
-        Vec::new(),
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    DevTsa::new().build()
 }
 
 /// [`local_tsa`] for the ciphersuite `S`.
 #[allow(dead_code)]
 pub(crate) fn local_tsa_for<S: frostamp::threshold::suite::Suite>(
 ) -> frostamp::local::LocalTsa<frostamp::clock::SystemClock, S> {
-    use frostamp::clock::SystemClock;
-    frostamp::local::LocalTsa::for_suite(
-        5,
-        3,
-        frostamp::tsp::TsaProfile::frostamp_default(),
-        SystemClock,
-        std::sync::Arc::new(SystemClock),
-        Vec::new(),
-        None,
-        frostamp::threshold::signer::TimeRule::OwnClock,
-        &mut rand::thread_rng(),
-    )
-    .unwrap()
+    DevTsa::new().build()
+}
+
+/// A DER timestamp request for the SHA-256 digest of `data`, no nonce, certificate
+/// wanted.
+pub(crate) fn sha256_request(data: &[u8]) -> Vec<u8> {
+    use frostamp::tsp::request::{AcceptedRequest, HashAlg};
+    AcceptedRequest::build_der(HashAlg::Sha256, &HashAlg::Sha256.digest(data), None, true).unwrap()
 }
 
 /// Kills child processes even when the test panics.
@@ -65,25 +152,238 @@ pub(crate) fn cluster_up(d: &Path) -> ClusterFile {
 /// [`cluster_up`] with `--ciphersuite SUITE`.
 #[allow(dead_code)]
 pub(crate) fn cluster_up_with(d: &Path, suite: &str) -> ClusterFile {
+    cluster_up_cmd(d, &["--ciphersuite", suite], &[]).1
+}
+
+/// `frostamp cluster up --node-bin NODE --dir d EXTRA…` with the environment variables
+/// `envs` (inherited by the node processes); asserts that it succeeded. Its stdout and
+/// the cluster.json it wrote.
+pub(crate) fn cluster_up_cmd(
+    d: &Path,
+    extra: &[&str],
+    envs: &[(&str, &Path)],
+) -> (String, ClusterFile) {
+    let mut cmd = Command::new(FROSTAMP);
+    cmd.args(["cluster", "up", "--node-bin", NODE, "--dir"])
+        .arg(d)
+        .args(extra);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = run_ok(&mut cmd, "cluster up failed:");
+    let file = serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), file)
+}
+
+/// `frostamp cluster status --json --dir d`: every node's status.
+pub(crate) fn cluster_status_json(d: &Path) -> serde_json::Value {
     let out = Command::new(FROSTAMP)
-        .args([
-            "cluster",
-            "up",
-            "--ciphersuite",
-            suite,
-            "--node-bin",
-            NODE,
-            "--dir",
-        ])
+        .args(["cluster", "status", "--json", "--dir"])
         .arg(d)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `frostamp cluster down --dir d`, run; its output (callers check the status).
+pub(crate) fn cluster_down(d: &Path) -> Output {
+    Command::new(FROSTAMP)
+        .args(["cluster", "down", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap()
+}
+
+/// A node of cluster.json as the ceremony's client addresses it (pinned identity).
+pub(crate) fn pinned(n: &frostamp::cli::ops::ClusterNode) -> frostamp::ceremony::PinnedNode {
+    frostamp::ceremony::PinnedNode {
+        target: frostamp::ceremony::NodeTarget {
+            index: n.index,
+            public: n.public.clone(),
+            peer: n.peer.clone(),
+        },
+        pin: pin_of(n),
+    }
+}
+
+/// `frostamp cluster time-server --dir d WHAT INDEX` (WHAT: `--stop` or `--start`),
+/// asserting that it succeeded.
+pub(crate) fn time_server(d: &Path, what: &str, index: u16) {
+    run_ok(
+        Command::new(FROSTAMP)
+            .args(["cluster", "time-server", "--dir"])
+            .arg(d)
+            .arg(what)
+            .arg(index.to_string()),
+        &format!("time-server {what} {index}:"),
     );
-    serde_json::from_slice(&std::fs::read(d.join("cluster.json")).unwrap()).unwrap()
+}
+
+/// A development CA `subject` valid for a day from `not_before`.
+pub(crate) fn dev_ca(subject: &str, not_before: std::time::SystemTime) -> frostamp::certs::DevCa {
+    frostamp::certs::DevCa::generate(
+        subject,
+        not_before,
+        Duration::from_secs(86400),
+        &mut rand::thread_rng(),
+    )
+    .unwrap()
+}
+
+/// A free loopback `host:port` (bound, then released).
+pub(crate) fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// A replacement node process (`node<i>-replacement`, log in `d`) from the test's
+/// binary on `node`'s addresses, with the cluster's operator key, development platform
+/// and time servers.
+pub(crate) fn start_replacement(
+    d: &Path,
+    node: &frostamp::cli::ops::ClusterNode,
+) -> std::process::Child {
+    let operator = frostamp::cli::ops::load_operator(&d.join("operator.key")).unwrap();
+    start_node(
+        d,
+        &format!("node{}-replacement", node.index),
+        &node.public,
+        &node.peer,
+        &operator.public_hex().unwrap(),
+    )
+}
+
+/// A node process `name` (log `d/<name>.log`) from the test's binary on the addresses
+/// `public` and `peer`, configured by the operator key `operator` (public, hex), with the
+/// cluster's development platform and time servers.
+pub(crate) fn start_node(
+    d: &Path,
+    name: &str,
+    public: &str,
+    peer: &str,
+    operator: &str,
+) -> std::process::Child {
+    let platform = std::fs::read_to_string(d.join("dev-platform.key")).unwrap();
+    let log = std::fs::File::create(d.join(format!("{name}.log"))).unwrap();
+    Command::new(NODE)
+        .args(["--name", name, "--public", public, "--peer", peer])
+        .arg("--time-servers")
+        .arg(d.join(frostamp::cli::ops::TIME_CONFIG_FILE))
+        .env("FROSTAMP_OPERATOR_KEY", operator)
+        .env("FROSTAMP_INSECURE_DEV_PLATFORM", platform)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// A finished command's stdout and then its stderr, as text (for assertion messages).
+pub(crate) fn output_text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A finished command's exit code (-1 if a signal ended it), stdout and stderr.
+pub(crate) fn code_out_err(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Runs `cmd` and asserts that it exited with 0 (the message: `what`, then its stdout
+/// and stderr); its output.
+pub(crate) fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{what}\n{}", output_text(&out));
+    out
+}
+
+/// `frostamp verify TSR --data DATA --roots ROOTS`, not yet run: callers add
+/// `--time-servers`, `--json`, … and run it.
+pub(crate) fn verify_cmd(tsr: &Path, data: &Path, roots: &Path) -> Command {
+    let mut c = Command::new(FROSTAMP);
+    c.arg("verify")
+        .arg(tsr)
+        .arg("--data")
+        .arg(data)
+        .arg("--roots")
+        .arg(roots);
+    c
+}
+
+/// [`verify_cmd`] with `--time-servers TIME` (a cluster's time-servers.json).
+pub(crate) fn verify_time_cmd(tsr: &Path, data: &Path, roots: &Path, time: &Path) -> Command {
+    let mut c = verify_cmd(tsr, data, roots);
+    c.arg("--time-servers").arg(time);
+    c
+}
+
+/// `frostamp stamp DATA --cluster D`, asserting that it succeeded; its output.
+pub(crate) fn stamp_cluster(data: &Path, d: &Path) -> Output {
+    run_ok(
+        Command::new(FROSTAMP)
+            .arg("stamp")
+            .arg(data)
+            .arg("--cluster")
+            .arg(d),
+        "frostamp stamp failed:",
+    )
+}
+
+/// `openssl ts -query -data DATA HASH -cert -out OUT` (HASH e.g. `-sha256`), asserting
+/// that it succeeded.
+pub(crate) fn openssl_query(data: &Path, hash: &str, out: &Path) {
+    run_ok(
+        Command::new("openssl")
+            .args(["ts", "-query", "-data"])
+            .arg(data)
+            .args([hash, "-cert", "-out"])
+            .arg(out),
+        "openssl ts -query failed:",
+    );
+}
+
+/// `openssl ts -reply -in R -text`, run; its output (callers check the status).
+pub(crate) fn openssl_reply_text(r: &Path) -> Output {
+    Command::new("openssl")
+        .args(["ts", "-reply", "-in"])
+        .arg(r)
+        .arg("-text")
+        .output()
+        .unwrap()
+}
+
+/// A local cluster (`frostamp cluster up`) in a fresh temporary directory `dir`: its
+/// state in `d` (`dir/cluster`), its cluster.json in `file`. Brought down (`frostamp
+/// cluster down`) when dropped, before the directory is removed, and when `cluster up`
+/// fails.
+pub(crate) struct TestCluster {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) d: std::path::PathBuf,
+    pub(crate) file: ClusterFile,
+}
+
+impl TestCluster {
+    /// [`cluster_up_with`] `suite`.
+    pub(crate) fn up(suite: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("cluster");
+        let down = Down(&d);
+        let file = cluster_up_with(&d, suite);
+        std::mem::forget(down);
+        Self { dir, d, file }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        drop(Down(&self.d));
+    }
 }
 
 /// A node's pinned TLS identity from cluster.json.
@@ -98,10 +398,7 @@ pub(crate) struct Down<'a>(pub(crate) &'a Path);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
         if self.0.join("cluster.json").exists() {
-            let _ = Command::new(FROSTAMP)
-                .args(["cluster", "down", "--dir"])
-                .arg(self.0)
-                .output();
+            let _ = cluster_down(self.0);
         }
     }
 }
@@ -172,6 +469,22 @@ pub(crate) fn get_text(node: &frostamp::cli::ops::ClusterNode, path: &str) -> St
     String::from_utf8(body).unwrap()
 }
 
+/// The value of one Prometheus sample (`name{labels}` exactly as written), 0 if the
+/// text has no such sample (a counter not yet incremented).
+pub(crate) fn metric_or_zero(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// A single-threaded tokio runtime with IO and timers.
+pub(crate) fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The value of one Prometheus sample (`name{labels}` exactly as written).
 pub(crate) fn metric(text: &str, sample: &str) -> f64 {
     text.lines()
@@ -180,6 +493,26 @@ pub(crate) fn metric(text: &str, sample: &str) -> f64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// POST a DER timestamp request to `addr` over TLS (its key pinned if `pin` is given),
+/// waiting at most `timeout`.
+pub(crate) async fn post_query_to(
+    addr: &str,
+    pin: Option<[u8; 32]>,
+    req: Vec<u8>,
+    timeout: Duration,
+) -> Result<frostamp::net::client::Response, frostamp::net::client::ClientError> {
+    frostamp::net::client::request(
+        addr,
+        pin,
+        "POST",
+        "/",
+        &[("content-type", "application/timestamp-query".into())],
+        req,
+        timeout,
+    )
+    .await
 }
 
 /// One HTTPS call to a node's public port (pinned TLS): status and body.
@@ -219,6 +552,15 @@ pub(crate) fn post(
     http(node, "POST", "/", Some(content_type), body)
 }
 
+/// POST the DER request in the file `q` to a node (pinned TLS): status and body.
+pub(crate) fn post_file(node: &frostamp::cli::ops::ClusterNode, q: &Path) -> (u16, Vec<u8>) {
+    post(
+        node,
+        std::fs::read(q).unwrap(),
+        "application/timestamp-query",
+    )
+}
+
 /// The serving half of the seed's decision tree, with real processes: 5 up → tokens
 /// (CLI, openssl-made requests); 2 killed → tokens still; 3 killed → every request
 /// rejected with a clear reason and no token. Bad input gets HTTP errors and the
@@ -240,10 +582,7 @@ pub(crate) fn flood_peer_port(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread_runtime();
         rt.block_on(async move {
             let target: std::net::SocketAddr = addr.parse().unwrap();
             let mut opened = 0usize;
