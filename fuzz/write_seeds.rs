@@ -481,7 +481,7 @@ fn install(fuzz: &Path) -> Result {
     )?;
     let root = ca.certificate_der()?;
     let issue = |lifetime: Duration, rng: &mut rand::rngs::StdRng| {
-        ca.issue_tsa_certificate_for_key(
+        ca.issue_tsa_certificate(
             &frostamp::threshold::suite::BySuite::Secp256k1(*public.verifying_key()),
             Some(&checks::INSTALL_MEASUREMENT),
             checks::INSTALL_SUBJECT,

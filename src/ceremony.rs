@@ -249,7 +249,7 @@ pub fn issue_for_bundle(
     lifetime: Duration,
 ) -> Result<Vec<u8>, CeremonyError> {
     let facts = verify_bundle(bundle, roots, accepted, now)?;
-    ca.issue_tsa_certificate_for_key(
+    ca.issue_tsa_certificate(
         &facts.group,
         Some(&facts.measurement),
         subject,
@@ -286,7 +286,7 @@ pub fn issue_for_csr(
             "the CSR requests another measurement than its evidence attests".into(),
         ));
     }
-    ca.issue_tsa_certificate_for_key(
+    ca.issue_tsa_certificate(
         &csr.group,
         Some(&csr.measurement),
         &csr.subject,

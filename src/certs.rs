@@ -18,7 +18,6 @@ pub mod install;
 pub mod tls;
 
 use crate::oid::std_oids;
-use crate::threshold::keys::GroupKey;
 use crate::threshold::suite::{Ciphersuite, Ed25519Sha512, GroupPublicKey, Secp256K1Sha256, Suite};
 use crate::tsp::token::CmsScheme;
 use crate::x509::{parse_certificates, RawSigned};
@@ -265,28 +264,9 @@ impl DevCa {
     }
 
     /// Issue a TSA certificate whose subject key is the FROST group key (id-ecPublicKey
-    /// on secp256k1, or id-Ed25519 per RFC 8410, as the epoch's suite).
-    pub fn issue_tsa_certificate<S: Suite>(
-        &self,
-        group: &GroupKey<S>,
-        measurement: Option<&[u8; 48]>,
-        subject: &str,
-        not_before: SystemTime,
-        lifetime: Duration,
-        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
-    ) -> Result<Vec<u8>, CertError> {
-        self.issue_tsa_certificate_for_key(
-            &group.public(),
-            measurement,
-            subject,
-            not_before,
-            lifetime,
-            rng,
-        )
-    }
-
-    /// [`DevCa::issue_tsa_certificate`] for a bare group verifying key (from an evidence bundle).
-    pub fn issue_tsa_certificate_for_key(
+    /// on secp256k1, or id-Ed25519 per RFC 8410, as the epoch's suite): the tagged group
+    /// verifying key of a `GroupKey` (`.public()`) or of an evidence bundle.
+    pub fn issue_tsa_certificate(
         &self,
         group: &GroupPublicKey,
         measurement: Option<&[u8; 48]>,

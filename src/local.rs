@@ -108,7 +108,7 @@ impl<C: Clock, S: Suite> LocalTsa<C, S> {
             rng,
         )?;
         let tsa_cert = ca.issue_tsa_certificate(
-            &group,
+            &group.public(),
             measurement.as_ref(),
             "CN=frostamp TSA (development),O=frostamp",
             not_before,

@@ -430,7 +430,7 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
 
     // Wrong certificates are refused by every node.
     let wrong_measurement = ca
-        .issue_tsa_certificate_for_key(
+        .issue_tsa_certificate(
             &bundle_key(&outcome.bundle),
             Some(&[0x22; 48]),
             "CN=tsa",
@@ -440,7 +440,7 @@ async fn ceremony_and_certificate(suite: Ciphersuite) {
         )
         .unwrap();
     let wrong_key = ca
-        .issue_tsa_certificate_for_key(
+        .issue_tsa_certificate(
             &other,
             Some(&c.measurement),
             "CN=tsa",
@@ -628,7 +628,7 @@ async fn external_ca_csr(suite: Ciphersuite) {
     let subject = "CN=frostamp TSA,O=external CA test";
     // Twin: the CSR must name a self-signed CA root.
     let tsa_like = ca
-        .issue_tsa_certificate_for_key(
+        .issue_tsa_certificate(
             &bundle_key(&outcome.bundle),
             Some(&c.measurement),
             subject,

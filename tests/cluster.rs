@@ -834,7 +834,7 @@ fn uploaded_chains_are_checked_and_tokens_keep_the_first_certificate() {
     let now = SystemClock.now();
     let day = Duration::from_secs(86400);
     let issue = |by: &DevCa, subject: &str, not_before, lifetime| {
-        by.issue_tsa_certificate_for_key(
+        by.issue_tsa_certificate(
             &group,
             Some(&measurement),
             subject,

@@ -396,7 +396,7 @@ fn the_verifier_refuses_a_token_dated_before_its_evidence() {
     let cert = tsa
         .ca
         .issue_tsa_certificate(
-            &group,
+            &group.public(),
             None,
             "CN=rogue TSA,O=test",
             now,

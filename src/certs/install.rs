@@ -427,7 +427,7 @@ mod tests {
             lifetime: Duration,
         ) -> Vec<u8> {
             ca.issue_tsa_certificate(
-                group,
+                &group.public(),
                 Some(&self.measurement),
                 subject,
                 not_before,
@@ -595,7 +595,7 @@ mod tests {
         );
         let wrong_measurement =
             f.ca.issue_tsa_certificate(
-                &f.group,
+                &f.group.public(),
                 Some(&[0x22; 48]),
                 SUBJECT,
                 f.now - DAY,

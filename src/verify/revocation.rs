@@ -291,25 +291,29 @@ fn usable(crl: &Crl, issuer: &Certificate, at: SystemTime) -> Result<String, Unu
     if at > next.to_system_time() {
         return Err(Unusable::Expired(next.to_string()));
     }
-    if let Some(e) = list
-        .crl_extensions
-        .iter()
-        .flatten()
-        .find(|e| e.critical && e.extn_id != const_oid::db::rfc5280::ID_CE_CRL_NUMBER)
-    {
-        return Err(Unusable::CriticalExtension(e.extn_id));
+    use const_oid::db::rfc5280::{ID_CE_CRL_NUMBER, ID_CE_CRL_REASONS};
+    if let Some(oid) = critical_other_than(list.crl_extensions.as_deref(), ID_CE_CRL_NUMBER) {
+        return Err(Unusable::CriticalExtension(oid));
     }
     for r in list.revoked_certificates.iter().flatten() {
-        if let Some(e) = r
-            .crl_entry_extensions
-            .iter()
-            .flatten()
-            .find(|e| e.critical && e.extn_id != const_oid::db::rfc5280::ID_CE_CRL_REASONS)
+        if let Some(oid) = critical_other_than(r.crl_entry_extensions.as_deref(), ID_CE_CRL_REASONS)
         {
-            return Err(Unusable::CriticalEntryExtension(e.extn_id));
+            return Err(Unusable::CriticalEntryExtension(oid));
         }
     }
     Ok(time_text(next))
+}
+
+/// The first critical extension in `extensions` other than `known`.
+fn critical_other_than(
+    extensions: Option<&[x509_cert::ext::Extension]>,
+    known: const_oid::ObjectIdentifier,
+) -> Option<const_oid::ObjectIdentifier> {
+    extensions
+        .unwrap_or_default()
+        .iter()
+        .find(|e| e.critical && e.extn_id != known)
+        .map(|e| e.extn_id)
 }
 
 /// The HTTP URLs of a certificate's cRLDistributionPoints (RFC 5280 §4.2.1.13).
