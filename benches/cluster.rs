@@ -254,8 +254,6 @@ fn shed(r: &Result<frostamp::net::client::Response, frostamp::net::client::Clien
     matches!(r, Ok(resp) if resp.status == 503)
 }
 
-const TS_QUERY: &str = "application/timestamp-query";
-
 /// What one load gave.
 struct Outcome {
     latencies: Vec<Duration>,
@@ -303,7 +301,6 @@ async fn closed_loop(targets: Targets, keep_alive: bool, probe: &CpuProbe) -> Ou
                 }
                 i += 1;
                 let req = timestamp_request(&format!("bench {c} {i}"));
-                let headers = [("content-type", TS_QUERY.to_string())];
                 let t = Instant::now();
                 let r = if keep_alive {
                     if conn.is_none() {
@@ -311,7 +308,9 @@ async fn closed_loop(targets: Targets, keep_alive: bool, probe: &CpuProbe) -> Ou
                     }
                     match conn.as_mut() {
                         Some(k) => {
-                            let r = k.send("POST", "/", &headers, req, TIMEOUT).await;
+                            let r = k
+                                .send(frostamp::net::client::Call::stamp(req), TIMEOUT)
+                                .await;
                             if r.is_err() {
                                 conn = None;
                             }
@@ -325,10 +324,7 @@ async fn closed_loop(targets: Targets, keep_alive: bool, probe: &CpuProbe) -> Ou
                     frostamp::net::client::request(
                         addr,
                         Some(*pin),
-                        "POST",
-                        "/",
-                        &headers,
-                        req,
+                        frostamp::net::client::Call::stamp(req),
                         TIMEOUT,
                     )
                     .await
@@ -404,9 +400,11 @@ async fn open_loop(targets: Targets, rate: f64, probe: &CpuProbe) -> Outcome {
                 None => Connection::open(addr, Some(*pin), TIMEOUT).await.ok(),
             };
             let req = timestamp_request(&format!("open {k}"));
-            let headers = [("content-type", TS_QUERY.to_string())];
             let r = match conn.as_mut() {
-                Some(c) => c.send("POST", "/", &headers, req, TIMEOUT).await,
+                Some(c) => {
+                    c.send(frostamp::net::client::Call::stamp(req), TIMEOUT)
+                        .await
+                }
                 None => Err(frostamp::net::client::ClientError::Http("connect".into())),
             };
             let took = arrival.elapsed();

@@ -23,17 +23,15 @@
 )]
 
 use frostamp::clock::SystemClock;
-use frostamp::local::LocalTsa;
+use frostamp::local::{LocalSetup, LocalTsa};
 use frostamp::threshold::frost;
 use frostamp::threshold::keys::{dkg_in_process, GroupKey, KeyShare};
 use frostamp::threshold::signer::{sign_share, SignerNonces};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
-use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{verify, Expected, VerifyOptions};
 use frostamp::x509::CertDer;
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WARMUP: Duration = Duration::from_millis(500);
@@ -172,16 +170,7 @@ fn main() {
     });
 
     // (b) full issuance.
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        Vec::new(),
-        &mut rng,
-    )
-    .expect("local TSA");
+    let tsa: LocalTsa<SystemClock> = LocalSetup::new().build(&mut rng).expect("local TSA");
     let data = b"frostamp issuance benchmark";
     let request = AcceptedRequest::build_der(
         HashAlg::Sha256,

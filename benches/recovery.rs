@@ -62,10 +62,7 @@ async fn token(addr: &str, pin: [u8; 32], tag: &str) -> (bool, Duration, Vec<u8>
     let r = frostamp::net::client::request(
         addr,
         Some(pin),
-        "POST",
-        "/",
-        &[("content-type", "application/timestamp-query".into())],
-        req,
+        frostamp::net::client::Call::stamp(req),
         Duration::from_secs(60),
     )
     .await;

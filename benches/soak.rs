@@ -271,8 +271,9 @@ async fn send_on(
         *slot = Some(Connection::open(&addr, Some(pin), TIMEOUT).await?);
     }
     let conn = slot.as_mut().expect("opened above");
-    let headers = [("content-type", TS_QUERY.to_string())];
-    let r = conn.send("POST", "/", &headers, body, TIMEOUT).await;
+    let r = conn
+        .send(frostamp::net::client::Call::stamp(body), TIMEOUT)
+        .await;
     if r.is_err() {
         *slot = None;
     }
@@ -395,10 +396,8 @@ async fn malformed_load(shared: Arc<Shared>, kind: Malformed) {
             let r = frostamp::net::client::request(
                 &addr,
                 Some(pin),
-                "POST",
-                "/",
-                &[("content-type", ctype.to_string())],
-                body,
+                frostamp::net::client::Call::post("/", body)
+                    .header("content-type", ctype.to_string()),
                 TIMEOUT,
             )
             .await;

@@ -19,7 +19,7 @@ use frostamp::attestation::{
     RootSet, TcbFloor,
 };
 use frostamp::clock::{Clock, FixedClock};
-use frostamp::local::LocalTsa;
+use frostamp::local::LocalSetup;
 use frostamp::tsp::asn1::TimeStampResp;
 use frostamp::tsp::response::{decode_failure_info, granted, rejected};
 use frostamp::tsp::time::GenTime;
@@ -85,16 +85,15 @@ fn request_fixture() -> &'static RequestFixture {
         let now = at(1_767_225_600); // 2026-01-01T00:00:00Z
         let clock = FixedClock(now);
         let profile = TsaProfile::frostamp_default();
-        let tsa = LocalTsa::new(
-            3,
-            2,
-            profile.clone(),
-            clock,
-            Arc::new(clock),
-            Vec::new(),
-            &mut rand::rngs::StdRng::seed_from_u64(0x5eed),
-        )
-        .expect("local TSA");
+        let tsa = LocalSetup::new()
+            .nt(3, 2)
+            .profile(profile.clone())
+            .clock(clock)
+            .default_clock(Arc::new(clock))
+            .build::<frostamp::threshold::suite::Secp256K1Sha256>(
+                &mut rand::rngs::StdRng::seed_from_u64(0x5eed),
+            )
+            .expect("local TSA");
         RequestFixture {
             profile,
             cert: CertIdentity::from_der(&tsa.tsa_cert).expect("TSA certificate"),

@@ -15,15 +15,13 @@
 
 use der::{Decode, Encode};
 use frostamp::clock::SystemClock;
-use frostamp::local::LocalTsa;
+use frostamp::local::{LocalSetup, LocalTsa};
 use frostamp::oid::{default_tsa_policy, ObjectIdentifier};
 use frostamp::tsp::asn1::{algorithm, TimeStampReq};
 use frostamp::tsp::request::{AcceptedRequest, HashAlg};
-use frostamp::tsp::TsaProfile;
 use frostamp::verify::token::{verify, Expected, VerifyOptions};
 use frostamp::x509::CertDer;
 use std::path::Path;
-use std::sync::Arc;
 
 const SEED_DATA: &[u8] = b"frostamp fuzz seed";
 
@@ -119,15 +117,7 @@ fn requests_and_tokens(root: &Path) -> Result {
     }
 
     // Tokens from an in-process TSA.
-    let tsa = LocalTsa::new(
-        3,
-        2,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        Vec::new(),
-        &mut rng,
-    )?;
+    let tsa: LocalTsa<SystemClock> = LocalSetup::new().nt(3, 2).build(&mut rng)?;
     write(&root, "anchor.der", &tsa.ca.certificate().to_der()?)?;
     write(&root, "tsa-cert.der", &tsa.tsa_cert)?;
     // The options the `token` target uses.

@@ -33,7 +33,7 @@ use crate::attestation::roster::{N, T};
 use crate::attestation::{evidence_binding, identity_binding, verify_report, Expected, RootSet};
 use crate::certs::DevCa;
 use crate::clock::Clock;
-use crate::net::client::{request, ClientError, Response};
+use crate::net::client::{request, Call, ClientError, Response};
 use crate::threshold::suite::{Ciphersuite, GroupPublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -356,21 +356,14 @@ pub async fn attest_member(
 ) -> Result<(crate::attestation::roster::Member, [u8; 48]), CeremonyError> {
     let mut nonce = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-    let resp = request(
-        addr,
-        None,
-        "GET",
-        &format!("/attestation?nonce={}", hex::encode(nonce)),
-        &[],
-        Vec::new(),
-        Duration::from_secs(20),
-    )
-    .await
-    .map_err(|source| CeremonyError::Client {
-        index,
-        addr: addr.into(),
-        source,
-    })?;
+    let path = format!("/attestation?nonce={}", hex::encode(nonce));
+    let resp = request(addr, None, Call::get(&path), Duration::from_secs(20))
+        .await
+        .map_err(|source| CeremonyError::Client {
+            index,
+            addr: addr.into(),
+            source,
+        })?;
     if resp.status != 200 {
         return Err(refused(index, "attestation", &resp));
     }
@@ -445,10 +438,9 @@ pub async fn admin(
     request(
         &node.target.public,
         Some(node.pin),
-        "POST",
-        path,
-        &[(HEADER, auth), ("content-type", "application/json".into())],
-        body,
+        Call::post(path, body)
+            .header(HEADER, auth)
+            .header("content-type", "application/json"),
         timeout,
     )
     .await
@@ -497,10 +489,7 @@ pub async fn status(node: &PinnedNode) -> Result<Status, CeremonyError> {
     let r = request(
         &node.target.public,
         Some(node.pin),
-        "GET",
-        "/status",
-        &[],
-        Vec::new(),
+        Call::get("/status"),
         Duration::from_secs(10),
     )
     .await

@@ -82,6 +82,15 @@ fn ext(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Ext
     })
 }
 
+/// keyUsage digitalSignature, critical: the one use of every end-entity key here.
+fn digital_signature_only() -> Result<Extension, CertError> {
+    ext(
+        KeyUsage::OID,
+        true,
+        &KeyUsage(KeyUsages::DigitalSignature.into()),
+    )
+}
+
 fn key_id(spki: &SubjectPublicKeyInfoOwned) -> Result<OctetString, CertError> {
     Ok(OctetString::new(
         Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec(),
@@ -312,11 +321,7 @@ impl DevCa {
                     path_len_constraint: None,
                 },
             )?,
-            ext(
-                KeyUsage::OID,
-                true,
-                &KeyUsage(KeyUsages::DigitalSignature.into()),
-            )?,
+            digital_signature_only()?,
             ext(ExtendedKeyUsage::OID, eku.1, eku.0)?,
             ext(
                 SubjectKeyIdentifier::OID,
@@ -514,11 +519,7 @@ pub fn build_csr_info<S: Suite>(
             true,
             &ExtendedKeyUsage(vec![std_oids::KP_TIME_STAMPING]),
         )?,
-        ext(
-            KeyUsage::OID,
-            true,
-            &KeyUsage(KeyUsages::DigitalSignature.into()),
-        )?,
+        digital_signature_only()?,
         launch_measurement_extension(measurement)?,
     ];
     let ext_req = Attribute::try_from(ExtensionReq(extensions))?;

@@ -7,16 +7,14 @@ pub mod measure;
 pub mod ops;
 
 use crate::clock::{Clock, SystemClock};
-use crate::local::LocalTsa;
+use crate::local::{LocalSetup, LocalTsa};
 use crate::threshold::suite::Ciphersuite;
 use crate::tsp::request::{AcceptedRequest, HashAlg};
-use crate::tsp::TsaProfile;
 use crate::verify::token::{verify, Expected, VerifyOptions};
 use crate::x509::parse_certificates;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// frostamp: a threshold RFC 3161 Time-Stamp Authority and its verifier.
@@ -794,16 +792,9 @@ fn cmd_demo(a: &DemoArgs) -> Result<()> {
     let mut rng = rand_core::OsRng;
     let t0 = std::time::Instant::now();
     println!("[1/4] key generation: FROST DKG among 5 in-process signers, threshold 3");
-    let tsa = LocalTsa::new(
-        5,
-        3,
-        TsaProfile::frostamp_default(),
-        SystemClock,
-        Arc::new(SystemClock),
-        Vec::new(),
-        &mut rng,
-    )
-    .context("setting up the in-process TSA")?;
+    let tsa: LocalTsa<SystemClock> = LocalSetup::new()
+        .build(&mut rng)
+        .context("setting up the in-process TSA")?;
     println!(
         "      group key {} ({} ms)",
         hex::encode(tsa.group.to_sec1_compressed()?),
@@ -1211,10 +1202,7 @@ async fn cmd_stamp(a: &StampArgs) -> Result<i32> {
     let resp = crate::net::client::request(
         &url,
         Some(pin),
-        "POST",
-        "/",
-        &[("content-type", "application/timestamp-query".into())],
-        req,
+        crate::net::client::Call::stamp(req),
         std::time::Duration::from_secs(30),
     )
     .await

@@ -85,19 +85,6 @@ fn raise_nofile(want: u64) {
     );
 }
 
-/// The configuration the cluster in `file` gives node `index`.
-fn config_of(file: &ClusterFile, index: u16) -> frostamp::api::admin::ClusterConfig {
-    frostamp::api::admin::ClusterConfig {
-        index,
-        t: file.t,
-        nodes: file
-            .nodes
-            .iter()
-            .map(|n| (n.index, n.peer.clone()))
-            .collect(),
-    }
-}
-
 /// A peer-port TLS client for a fresh identity of nobody's (a stranger's).
 fn stranger_peer_tls() -> Arc<rustls::ClientConfig> {
     let id = frostamp::net::identity::Identity::generate(
@@ -306,10 +293,7 @@ async fn cluster_problems(file: &ClusterFile) -> Vec<String> {
         let r = frostamp::net::client::request(
             &n.public,
             Some(pin_of(n)),
-            "GET",
-            "/status",
-            &[],
-            Vec::new(),
+            frostamp::net::client::Call::get("/status"),
             Duration::from_secs(5),
         )
         .await;
@@ -584,7 +568,7 @@ fn a_hundred_hellos_a_second_with_guessed_indexes_do_not_stall_the_cluster() {
     // The attacker knows the cluster's tag (it is made of public facts: t and the peer
     // addresses) and names it, so its Hellos reach the index check; without it, a
     // connection is refused before any Hello (the twin at the end).
-    let layout = config_of(file, 1);
+    let layout = file.config_for(1);
     let server_name = layout.peer_server_name();
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -1002,7 +986,7 @@ fn resending_the_configuration_while_serving_drops_no_link() {
     )
     .unwrap();
     let target = pinned(n2);
-    let mut cfg = config_of(file, 2);
+    let mut cfg = file.config_for(2);
     let peers = |n: &ClusterNode| -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(&get_text(n, "/status")).unwrap();
         v["peers"].clone()

@@ -99,7 +99,7 @@ mod attestation {
     #[test]
     fn dev_report_round_trip_verifies_under_the_dev_root() {
         let p = platform(1);
-        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let e = p.attest(p.report(DATA, MEASUREMENT, DEV_POLICY, 0));
         assert_eq!(e.report.len(), 1184);
         let parsed = Report::parse(&e.report).unwrap();
         assert_eq!(parsed.version, 3);
@@ -132,7 +132,7 @@ mod attestation {
     #[test]
     fn dev_report_is_refused_under_the_amd_roots() {
         let p = platform(2);
-        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let e = p.attest(p.report(DATA, MEASUREMENT, DEV_POLICY, 0));
         // Even with the whole development chain offered as "extra" certificates.
         let under_amd = |report: &[u8]| {
             verify_report(
@@ -195,7 +195,7 @@ mod attestation {
     #[test]
     fn another_dev_platforms_root_is_not_this_ones() {
         let (a, b) = (platform(3), platform(4));
-        let e = a.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let e = a.attest(a.report(DATA, MEASUREMENT, DEV_POLICY, 0));
         let err = verify(&b, &e, &expected()).unwrap_err();
         assert!(
             matches!(
@@ -214,7 +214,7 @@ mod attestation {
         let p = platform(5);
         // Evidence under `policy`, refused with `refusal` by the production rules.
         let refused = |policy: GuestPolicy, refusal: AttestationError| {
-            let e = p.attest(DATA, MEASUREMENT, policy, 0);
+            let e = p.attest(p.report(DATA, MEASUREMENT, policy, 0));
             assert_eq!(verify(&p, &e, &expected()).unwrap_err(), refusal);
             e
         };
@@ -232,7 +232,7 @@ mod attestation {
             require_single_socket: true,
             ..PolicyRules::frostamp_default()
         });
-        let e = p.attest(DATA, MEASUREMENT, GuestPolicy(DEV_POLICY.0 | 1 << 20), 0);
+        let e = p.attest(p.report(DATA, MEASUREMENT, GuestPolicy(DEV_POLICY.0 | 1 << 20), 0));
         assert!(verify(&p, &e, &single).is_ok());
     }
 
@@ -240,13 +240,13 @@ mod attestation {
     fn wrong_vmpl_is_refused() {
         let p = platform(6);
         for vmpl in [1u32, 2, 3] {
-            let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, vmpl);
+            let e = p.attest(p.report(DATA, MEASUREMENT, DEV_POLICY, vmpl));
             assert_eq!(
                 verify(&p, &e, &expected()).unwrap_err(),
                 AttestationError::VmplTooHigh { vmpl, max: 0 }
             );
         }
-        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 1);
+        let e = p.attest(p.report(DATA, MEASUREMENT, DEV_POLICY, 1));
         let vmpl1 = with_policy(PolicyRules {
             max_vmpl: 1,
             ..PolicyRules::frostamp_default()
@@ -257,7 +257,7 @@ mod attestation {
     #[test]
     fn flipped_bytes_fail() {
         let p = platform(7);
-        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let e = p.attest(p.report(DATA, MEASUREMENT, DEV_POLICY, 0));
         // Signed area (fields that do not change parsing or family) -> signature.
         for pos in [
             0x04usize, 0x10, 0x50, 0x90, 0x140, 0x180, 0x1A0, 0x1E0, 0x1F0,
@@ -460,7 +460,7 @@ mod attestation {
     #[test]
     fn dev_certificates_expire_after_2049() {
         let p = platform(10);
-        let e = p.attest(DATA, MEASUREMENT, DEV_POLICY, 0);
+        let e = p.attest(p.report(DATA, MEASUREMENT, DEV_POLICY, 0));
         let late = UNIX_EPOCH + Duration::from_secs(2_600_000_000);
         let err = verify_report(
             &e.report,

@@ -117,10 +117,7 @@ fn status_ok(rt: &tokio::runtime::Runtime, addr: &str) -> Option<serde_json::Val
         .block_on(frostamp::net::client::request(
             addr,
             None,
-            "GET",
-            "/status",
-            &[],
-            Vec::new(),
+            frostamp::net::client::Call::get("/status"),
             Duration::from_secs(2),
         ))
         .ok()?;

@@ -544,10 +544,7 @@ async fn lifecycle_calls_need_the_operator_credential() {
     let r = frostamp::net::client::request(
         &target.public,
         Some(pin),
-        "POST",
-        "/admin/configure",
-        &[],
-        b"{}".to_vec(),
+        frostamp::net::client::Call::post("/admin/configure", b"{}".to_vec()),
         Duration::from_secs(5),
     )
     .await
@@ -857,10 +854,7 @@ async fn byzantine_signer(suite: Ciphersuite) {
     let m = frostamp::net::client::request(
         &node1.target.public,
         Some(node1.pin),
-        "GET",
-        "/metrics",
-        &[],
-        Vec::new(),
+        frostamp::net::client::Call::get("/metrics"),
         Duration::from_secs(5),
     )
     .await

@@ -563,7 +563,8 @@ fn every_single_byte_corruption_of_a_real_leaf_is_rejected_without_panic() {
 fn ed25519_epoch_tsa_certificate_chains_and_its_twins_do_not() {
     let tsa = common::DevTsa::new()
         .measurement(Some([0x42; 48]))
-        .build::<frostamp::threshold::suite::Ed25519Sha512>();
+        .build::<frostamp::threshold::suite::Ed25519Sha512>(&mut rand::thread_rng())
+        .unwrap();
     let leaf = Certificate::from_der(&tsa.tsa_cert).unwrap();
     assert_eq!(
         leaf.tbs_certificate.subject_public_key_info.algorithm.oid,

@@ -189,10 +189,7 @@ fn unpinned_phase(public: &str, within: Duration) -> String {
         let r = rt.block_on(frostamp::net::client::request(
             public,
             None,
-            "GET",
-            "/status",
-            &[],
-            Vec::new(),
+            frostamp::net::client::Call::get("/status"),
             Duration::from_secs(5),
         ));
         if let Ok(r) = r {

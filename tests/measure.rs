@@ -780,7 +780,8 @@ fn token_with_measurement(
     let tsa = common::DevTsa::new()
         .nt(3, 2)
         .measurement(measurement)
-        .build::<frostamp::threshold::suite::Secp256K1Sha256>();
+        .build::<frostamp::threshold::suite::Secp256K1Sha256>(&mut rand::thread_rng())
+        .unwrap();
     let data = dir.join("data.txt");
     std::fs::write(&data, b"measured").unwrap();
     let req = common::sha256_request(b"measured");

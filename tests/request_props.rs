@@ -270,7 +270,8 @@ fn fixture() -> &'static Fixture {
         let tsa = common::DevTsa::new()
             .nt(3, 2)
             .profile(profile())
-            .build::<frostamp::threshold::suite::Secp256K1Sha256>();
+            .build::<frostamp::threshold::suite::Secp256K1Sha256>(&mut rand::thread_rng())
+            .unwrap();
         let req = AcceptedRequest::build_der(
             HashAlg::Sha256,
             &HashAlg::Sha256.digest(b"props"),

@@ -159,7 +159,8 @@ fn a_certificate_for_another_key_cannot_be_installed() {
     let other = self::tsa();
     let signer = common::DevTsa::new()
         .nt(3, 2)
-        .build::<frostamp::threshold::suite::Secp256K1Sha256>()
+        .build::<frostamp::threshold::suite::Secp256K1Sha256>(&mut rand::thread_rng())
+        .unwrap()
         .signers
         .remove(0);
     let foreign = CertIdentity::from_der(&other.tsa_cert).unwrap();

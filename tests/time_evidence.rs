@@ -70,7 +70,8 @@ fn tsa(signer_clock: Arc<dyn Clock>) -> LocalTsa<SystemClock> {
     common::DevTsa::new()
         .default_clock(signer_clock)
         .time(TimeRule::Evidence(policy()))
-        .build()
+        .build(&mut rand::thread_rng())
+        .unwrap()
 }
 
 fn request(imprint: u8) -> Vec<u8> {

@@ -212,7 +212,8 @@ fn skewed_signers_refuse_and_are_replaced() {
     // signers 1 and 2 are 5 s ahead: the coordinator must use 3, 4, 5.
     let tsa = DevTsa::new()
         .signer_clocks(vec![skewed.clone(), skewed])
-        .build::<Secp256K1Sha256>();
+        .build::<Secp256K1Sha256>(&mut rand::thread_rng())
+        .unwrap();
     let issued = tsa
         .issue(&common::sha256_request(b"t"), &mut rand::thread_rng())
         .unwrap();
@@ -232,7 +233,8 @@ fn no_quorum_on_time_is_time_not_available() {
         Arc::new(SkewedClock::behind(SystemClock, Duration::from_secs(30)));
     let tsa = DevTsa::new()
         .signer_clocks(vec![skewed.clone(), skewed.clone(), skewed])
-        .build::<Secp256K1Sha256>();
+        .build::<Secp256K1Sha256>(&mut rand::thread_rng())
+        .unwrap();
     let failure = time_not_available(&tsa);
     let err = verify(&failure.response, &opts_for(&tsa, b"t")).unwrap_err();
     assert!(
@@ -246,7 +248,8 @@ fn coordinator_with_a_backdated_clock_gets_no_signature() {
     let past = SystemClock.now() - Duration::from_secs(3600);
     let tsa = DevTsa::new()
         .clock(FixedClock(past))
-        .build::<Secp256K1Sha256>();
+        .build::<Secp256K1Sha256>(&mut rand::thread_rng())
+        .unwrap();
     let failure = time_not_available(&tsa);
     // Three refusals leave two candidates, fewer than t: nobody else is asked.
     assert_eq!(failure.excluded.len(), 3);

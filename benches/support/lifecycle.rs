@@ -127,10 +127,7 @@ pub(crate) async fn health(addr: &str, pin: [u8; 32]) -> Option<(String, u64)> {
     let r = frostamp::net::client::request(
         addr,
         Some(pin),
-        "GET",
-        "/status",
-        &[],
-        Vec::new(),
+        frostamp::net::client::Call::get("/status"),
         Duration::from_secs(2),
     )
     .await
@@ -144,15 +141,7 @@ pub(crate) async fn health(addr: &str, pin: [u8; 32]) -> Option<(String, u64)> {
 
 /// What a node's `/status` says about its peers and refusals (for failure reports).
 pub(crate) async fn diagnose(addr: &str, pin: [u8; 32]) -> String {
-    match frostamp::net::client::request(
-        addr,
-        Some(pin),
-        "GET",
-        "/status",
-        &[],
-        Vec::new(),
-        Duration::from_secs(2),
-    )
+    match frostamp::net::client::request(addr, Some(pin), frostamp::net::client::Call::get("/status"), Duration::from_secs(2))
     .await
     {
         Ok(r) => match serde_json::from_slice::<serde_json::Value>(&r.body) {

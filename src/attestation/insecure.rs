@@ -148,12 +148,13 @@ fn ecdsa_with_sha384() -> AlgorithmIdentifierOwned {
     }
 }
 
-/// Builds and signs one certificate.
+/// One party of a development certificate: its name and its key.
+type Party<'a> = (&'a Name, &'a SigningKey);
+
+/// Builds one certificate of `subject`, signed by `issuer`.
 fn issue(
-    subject: Name,
-    issuer: Name,
-    subject_key: &SigningKey,
-    issuer_key: &SigningKey,
+    (subject, subject_key): Party<'_>,
+    (issuer, issuer_key): Party<'_>,
     extensions: Vec<Extension>,
     rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
 ) -> Result<Vec<u8>, DevPlatformError> {
@@ -163,9 +164,9 @@ fn issue(
         version: Version::V3,
         serial_number: crate::x509::random_serial(rng).map_err(|e| err("serial", e))?,
         signature: ecdsa_with_sha384(),
-        issuer,
+        issuer: issuer.clone(),
         validity: dev_validity()?,
-        subject,
+        subject: subject.clone(),
         subject_public_key_info: spki,
         issuer_unique_id: None,
         subject_unique_id: None,
@@ -237,30 +238,12 @@ impl DevPlatform {
         let mut chip_id = [0u8; 64];
         rng.fill_bytes(&mut chip_id);
         let (ark_name, ask_name) = (dev_name(DEV_ARK_CN)?, dev_name(DEV_ASK_CN)?);
-        let ark_der = issue(
-            ark_name.clone(),
-            ark_name.clone(),
-            &ark_key,
-            &ark_key,
-            ca_extensions(Some(1))?,
-            rng,
-        )?;
-        let ask_der = issue(
-            ask_name.clone(),
-            ark_name,
-            &ask_key,
-            &ark_key,
-            ca_extensions(Some(0))?,
-            rng,
-        )?;
-        let vcek_der = issue(
-            dev_name(DEV_VCEK_CN)?,
-            ask_name,
-            &vcek_key,
-            &ask_key,
-            vcek_extensions(&DEV_TCB, &chip_id)?,
-            rng,
-        )?;
+        let vcek_name = dev_name(DEV_VCEK_CN)?;
+        let (ark, ask) = ((&ark_name, &ark_key), (&ask_name, &ask_key));
+        let ark_der = issue(ark, ark, ca_extensions(Some(1))?, rng)?;
+        let ask_der = issue(ask, ark, ca_extensions(Some(0))?, rng)?;
+        let vcek_extensions = vcek_extensions(&DEV_TCB, &chip_id)?;
+        let vcek_der = issue((&vcek_name, &vcek_key), ask, vcek_extensions, rng)?;
         Ok(Self {
             vcek_key,
             ark_der,
@@ -363,16 +346,9 @@ impl DevPlatform {
         report.to_bytes().to_vec()
     }
 
-    /// A signed report with the given contents, with the VCEK and the ASK and ARK as
-    /// `chain` (the same shape as evidence from real hardware).
-    pub fn attest(
-        &self,
-        report_data: [u8; 64],
-        measurement: [u8; 48],
-        policy: GuestPolicy,
-        vmpl: u32,
-    ) -> Evidence {
-        let mut report = self.report(report_data, measurement, policy, vmpl);
+    /// `report` (from [`DevPlatform::report`], altered or not) signed, with the VCEK and
+    /// the ASK and ARK as `chain` (the same shape as evidence from real hardware).
+    pub fn attest(&self, mut report: Report) -> Evidence {
         Evidence {
             report: self.sign(&mut report),
             vcek: self.vcek_der.clone(),
@@ -498,9 +474,8 @@ impl DevAttester {
 
 impl Attester for DevAttester {
     fn attest(&self, report_data: [u8; 64]) -> Result<Evidence, AttestationError> {
-        Ok(self
-            .platform
-            .attest(report_data, self.measurement, DEV_POLICY, 0))
+        let p = &self.platform;
+        Ok(p.attest(p.report(report_data, self.measurement, DEV_POLICY, 0)))
     }
 
     fn measurement(&self) -> [u8; 48] {
@@ -530,7 +505,7 @@ mod tests {
             let s = c.tbs_certificate.subject.to_string();
             assert!(s.contains("INSECURE-DEV") && s.contains(DEV_ORG), "{s}");
         }
-        let e = p.attest([1; 64], [2; 48], DEV_POLICY, 0);
+        let e = p.attest(p.report([1; 64], [2; 48], DEV_POLICY, 0));
         assert_eq!(e.report.len(), 1184);
         let at = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let roots = RootSet::danger_with_insecure_dev_root(p.ark_der());
@@ -558,8 +533,8 @@ mod tests {
         assert_eq!(q.vcek_der(), p.vcek_der());
         assert_eq!(q.chip_id(), p.chip_id());
         // Same key: same deterministic (RFC 6979) signature.
-        let a = p.attest([3; 64], [4; 48], DEV_POLICY, 0);
-        let b = q.attest([3; 64], [4; 48], DEV_POLICY, 0);
+        let a = p.attest(p.report([3; 64], [4; 48], DEV_POLICY, 0));
+        let b = q.attest(q.report([3; 64], [4; 48], DEV_POLICY, 0));
         assert_eq!(a, b);
         let key_hex = hex::encode(p.vcek_key.to_bytes());
         let dbg = format!("{p:?} {:?}", DevAttester::with_measurement(q, [0; 48]));

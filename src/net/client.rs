@@ -54,19 +54,62 @@ pub struct Response {
     pub server_spki_der: Vec<u8>,
 }
 
+/// One HTTP request: method, path, headers and body.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The request target, e.g. `/status`.
+    pub path: &'a str,
+    /// Headers besides `host`.
+    pub headers: Vec<(&'a str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl<'a> Call<'a> {
+    /// `GET path`, no body.
+    pub fn get(path: &'a str) -> Self {
+        Self::post(path, Vec::new()).method("GET")
+    }
+
+    /// `POST path` with `body`.
+    pub fn post(path: &'a str, body: Vec<u8>) -> Self {
+        Self {
+            method: "POST",
+            path,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// `POST /` of a DER timestamp request (RFC 3161 §3.4).
+    pub fn stamp(query_der: Vec<u8>) -> Self {
+        Self::post("/", query_der).header("content-type", "application/timestamp-query")
+    }
+
+    /// The same with another method.
+    pub fn method(self, method: &'a str) -> Self {
+        Self { method, ..self }
+    }
+
+    /// The same with one more header.
+    pub fn header(mut self, name: &'a str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
 /// Send one request to `addr` (`host:port`). With `pin`, the server key must match.
 pub async fn request(
     addr: &str,
     pin: Option<[u8; 32]>,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Vec<u8>,
+    call: Call<'_>,
     timeout: Duration,
 ) -> Result<Response, ClientError> {
     let exchange = async {
         let mut conn = Connection::open_inner(addr, pin).await?;
-        conn.send_inner(method, path, headers, body).await
+        conn.send_inner(call).await
     };
     tokio::time::timeout(timeout, exchange)
         .await
@@ -138,37 +181,28 @@ impl Connection {
     /// Send one request on this connection and read the whole response.
     pub async fn send(
         &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
+        call: Call<'_>,
         timeout: Duration,
     ) -> Result<Response, ClientError> {
-        tokio::time::timeout(timeout, self.send_inner(method, path, headers, body))
+        tokio::time::timeout(timeout, self.send_inner(call))
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
     }
 
-    async fn send_inner(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
-    ) -> Result<Response, ClientError> {
+    async fn send_inner(&mut self, call: Call<'_>) -> Result<Response, ClientError> {
         self.sender
             .ready()
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
+            .method(call.method)
+            .uri(call.path)
             .header("host", &self.addr);
-        for (k, v) in headers {
+        for (k, v) in &call.headers {
             req = req.header(*k, v);
         }
         let req = req
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(Bytes::from(call.body)))
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let resp = self
             .sender

@@ -12,118 +12,20 @@ use std::time::{Duration, Instant};
 pub(crate) const FROSTAMP: &str = env!("CARGO_BIN_EXE_frostamp");
 pub(crate) const NODE: &str = env!("CARGO_BIN_EXE_frostamp-node");
 
-/// How to make an in-process development TSA (`frostamp::local::LocalTsa::for_suite`):
-/// [`DevTsa::new`] is 3-of-5 with the frostamp default profile, the system clock for the
-/// coordinator and every signer, no launch measurement and signers on their own clock;
-/// the methods change one of these, [`DevTsa::build`] makes it.
-pub(crate) struct DevTsa<C = frostamp::clock::SystemClock> {
-    n: u16,
-    t: u16,
-    profile: frostamp::tsp::TsaProfile,
-    clock: C,
-    default_clock: std::sync::Arc<dyn frostamp::clock::Clock>,
-    signer_clocks: Vec<std::sync::Arc<dyn frostamp::clock::Clock>>,
-    measurement: Option<[u8; 48]>,
-    time: frostamp::threshold::signer::TimeRule,
-}
-
-impl DevTsa {
-    pub(crate) fn new() -> Self {
-        use frostamp::clock::SystemClock;
-        Self {
-            n: 5,
-            t: 3,
-            profile: frostamp::tsp::TsaProfile::frostamp_default(),
-            clock: SystemClock,
-            default_clock: std::sync::Arc::new(SystemClock),
-            signer_clocks: Vec::new(),
-            measurement: None,
-            time: frostamp::threshold::signer::TimeRule::OwnClock,
-        }
-    }
-}
-
-impl<C: frostamp::clock::Clock> DevTsa<C> {
-    /// `n` signers, threshold `t`.
-    pub(crate) fn nt(self, n: u16, t: u16) -> Self {
-        Self { n, t, ..self }
-    }
-    pub(crate) fn profile(self, profile: frostamp::tsp::TsaProfile) -> Self {
-        Self { profile, ..self }
-    }
-    /// The coordinator's clock.
-    pub(crate) fn clock<D: frostamp::clock::Clock>(self, clock: D) -> DevTsa<D> {
-        DevTsa {
-            n: self.n,
-            t: self.t,
-            profile: self.profile,
-            clock,
-            default_clock: self.default_clock,
-            signer_clocks: self.signer_clocks,
-            measurement: self.measurement,
-            time: self.time,
-        }
-    }
-    /// The clock of every signer not given one by [`DevTsa::signer_clocks`].
-    pub(crate) fn default_clock(
-        self,
-        default_clock: std::sync::Arc<dyn frostamp::clock::Clock>,
-    ) -> Self {
-        Self {
-            default_clock,
-            ..self
-        }
-    }
-    /// The clocks of the first signers.
-    pub(crate) fn signer_clocks(
-        self,
-        signer_clocks: Vec<std::sync::Arc<dyn frostamp::clock::Clock>>,
-    ) -> Self {
-        Self {
-            signer_clocks,
-            ..self
-        }
-    }
-    /// The launch measurement in the TSA certificate.
-    pub(crate) fn measurement(self, measurement: Option<[u8; 48]>) -> Self {
-        Self {
-            measurement,
-            ..self
-        }
-    }
-    /// The signers' time rule.
-    pub(crate) fn time(self, time: frostamp::threshold::signer::TimeRule) -> Self {
-        Self { time, ..self }
-    }
-    /// The TSA of ciphersuite `S`.
-    pub(crate) fn build<S: frostamp::threshold::suite::Suite>(
-        self,
-    ) -> frostamp::local::LocalTsa<C, S> {
-        frostamp::local::LocalTsa::for_suite(
-            self.n,
-            self.t,
-            self.profile,
-            self.clock,
-            self.default_clock,
-            self.signer_clocks,
-            self.measurement,
-            self.time,
-            &mut rand::thread_rng(),
-        )
-        .unwrap()
-    }
-}
+/// How to make an in-process development TSA: the library's own builder, under the
+/// name the tests use.
+pub(crate) use frostamp::local::LocalSetup as DevTsa;
 
 /// An in-process 3-of-5 development TSA on the system clock.
 pub(crate) fn local_tsa() -> frostamp::local::LocalTsa<frostamp::clock::SystemClock> {
-    DevTsa::new().build()
+    DevTsa::new().build(&mut rand::thread_rng()).unwrap()
 }
 
 /// [`local_tsa`] for the ciphersuite `S`.
 #[allow(dead_code)]
 pub(crate) fn local_tsa_for<S: frostamp::threshold::suite::Suite>(
 ) -> frostamp::local::LocalTsa<frostamp::clock::SystemClock, S> {
-    DevTsa::new().build()
+    DevTsa::new().build(&mut rand::thread_rng()).unwrap()
 }
 
 /// A DER timestamp request for the SHA-256 digest of `data`, no nonce, certificate
@@ -503,16 +405,8 @@ pub(crate) async fn post_query_to(
     req: Vec<u8>,
     timeout: Duration,
 ) -> Result<frostamp::net::client::Response, frostamp::net::client::ClientError> {
-    frostamp::net::client::request(
-        addr,
-        pin,
-        "POST",
-        "/",
-        &[("content-type", "application/timestamp-query".into())],
-        req,
-        timeout,
-    )
-    .await
+    frostamp::net::client::request(addr, pin, frostamp::net::client::Call::stamp(req), timeout)
+        .await
 }
 
 /// One HTTPS call to a node's public port (pinned TLS): status and body.
@@ -524,19 +418,22 @@ pub(crate) fn http(
     body: Vec<u8>,
 ) -> (u16, Vec<u8>) {
     let pin: [u8; 32] = pin_of(node);
-    let headers: Vec<(&str, String)> = content_type
+    let headers = content_type
         .map(|c| ("content-type", c.to_string()))
         .into_iter()
         .collect();
+    let call = frostamp::net::client::Call {
+        method,
+        path,
+        headers,
+        body,
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt
         .block_on(frostamp::net::client::request(
             &node.public,
             Some(pin),
-            method,
-            path,
-            &headers,
-            body,
+            call,
             Duration::from_secs(20),
         ))
         .unwrap();

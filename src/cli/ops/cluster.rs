@@ -407,7 +407,13 @@ async fn get_status(
     pin: Option<[u8; 32]>,
     timeout: Duration,
 ) -> Result<crate::net::client::Response, crate::net::client::ClientError> {
-    crate::net::client::request(public, pin, "GET", "/status", &[], Vec::new(), timeout).await
+    crate::net::client::request(
+        public,
+        pin,
+        crate::net::client::Call::get("/status"),
+        timeout,
+    )
+    .await
 }
 
 /// `frostamp cluster status`: every node's public status.

@@ -57,6 +57,22 @@ pub struct ClusterFile {
     pub ca_dir: Option<PathBuf>,
 }
 
+impl ClusterFile {
+    /// The configuration (`/admin/configure`, a repair order's cluster) that this
+    /// cluster gives node `index`: its threshold and every node's peer address.
+    pub fn config_for(&self, index: u16) -> crate::api::admin::ClusterConfig {
+        crate::api::admin::ClusterConfig {
+            index,
+            t: self.t,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| (n.index, n.peer.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// One node in the cluster file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

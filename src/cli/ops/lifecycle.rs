@@ -314,15 +314,7 @@ pub async fn repair(state_dir: &Path, index: u16, helpers: Option<Vec<u16>>) -> 
             file.t
         );
     }
-    let cluster = crate::api::admin::ClusterConfig {
-        index,
-        t: file.t,
-        nodes: file
-            .nodes
-            .iter()
-            .map(|n| (n.index, n.peer.clone()))
-            .collect(),
-    };
+    let cluster = file.config_for(index);
     eprintln!(
         "attesting the replacement for node {index} at {} ...",
         target.public
