@@ -240,15 +240,13 @@ impl DevPlatform {
         let (ark_name, ask_name) = (dev_name(DEV_ARK_CN)?, dev_name(DEV_ASK_CN)?);
         let vcek_name = dev_name(DEV_VCEK_CN)?;
         let (ark, ask) = ((&ark_name, &ark_key), (&ask_name, &ask_key));
-        let ark_der = issue(ark, ark, ca_extensions(Some(1))?, rng)?;
-        let ask_der = issue(ask, ark, ca_extensions(Some(0))?, rng)?;
         let vcek_extensions = vcek_extensions(&DEV_TCB, &chip_id)?;
-        let vcek_der = issue((&vcek_name, &vcek_key), ask, vcek_extensions, rng)?;
+        // Fields are evaluated in the order written: ARK, ASK, VCEK.
         Ok(Self {
+            ark_der: issue(ark, ark, ca_extensions(Some(1))?, rng)?,
+            ask_der: issue(ask, ark, ca_extensions(Some(0))?, rng)?,
+            vcek_der: issue((&vcek_name, &vcek_key), ask, vcek_extensions, rng)?,
             vcek_key,
-            ark_der,
-            ask_der,
-            vcek_der,
             chip_id,
         })
     }
