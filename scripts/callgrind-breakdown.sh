@@ -11,7 +11,9 @@
 #   coordinator: TOKENS requests to node 2 over one kept-alive HTTPS connection (curl);
 #                node 2 coordinates each token and signs it with nodes 1 and 3;
 #   signer:      TOKENS requests to node 1; node 1 picks the lowest-indexed peers with
-#                commitments ready, node 2 and node 3, so node 2 signs each token.
+#                commitments ready, node 2 and node 3, so node 2 signs each token;
+#   coordinator-per-connection: as coordinator, but a new TLS connection per request
+#                (`Connection: close`), what clients like `openssl ts` + curl cost.
 # Counters are zeroed before and dumped after each phase (callgrind_control), after a
 # warm-up of WARMUP tokens per phase (commitment queues filled, time-server delegations
 # verified). What callgrind counts is user-space instructions of node 2's process: the
@@ -21,7 +23,8 @@
 # --features insecure-dev-attestation (built here unless FROSTAMP_BIN_DIR is given), and
 # FROSTAMP_ROUGHENOUGH (see Makefile). NODE_BIN=path profiles another frostamp-node build
 # (e.g. an earlier commit's) with this checkout's `frostamp`. Output: OUT_DIR (default target/callgrind) with the
-# raw callgrind files and table-coordinator.txt, table-signer.txt, table-raw.txt (the
+# raw callgrind files and table-coordinator.txt, table-signer.txt,
+# table-coordinator-per-connection.txt, table-raw.txt (the
 # arithmetic alone, in process: `benches/cluster.rs --raw-tokens`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +61,8 @@ pid2=$(node 2 pid)
 head -c 1000 /dev/urandom >"$out/data"
 openssl ts -query -data "$out/data" -sha256 -cert -out "$out/q.tsq" 2>/dev/null
 
-# N requests to node $1 over one connection; prints the HTTP status codes, counted.
+# N requests to node $1 over one connection (with a third argument "close": one TLS
+# connection per request, as `openssl ts` + curl make); prints the HTTP status codes, counted.
 post() {
   local url n i cfg
   url="https://$(node "$1" public)/"
@@ -68,6 +72,7 @@ post() {
     echo 'silent'
     echo 'insecure' # the node's identity is pinned by the ceremony, not by a web PKI
     echo 'header = "Content-Type: application/timestamp-query"'
+    if [ "${3:-}" = close ]; then echo 'header = "Connection: close"'; fi
     echo "data-binary = \"@$out/q.tsq\""
     echo 'write-out = "%{http_code}\n"'
     for ((i = 0; i < n; i++)); do
@@ -78,12 +83,12 @@ post() {
   curl --config "$cfg" | sort | uniq -c
 }
 
-phase() { # name node
+phase() { # name node [close]
   echo "warm-up: $warmup tokens via node $2"
-  post "$2" "$warmup"
+  post "$2" "$warmup" "${3:-}"
   callgrind_control --zero "$pid2" >/dev/null
-  echo "$1: $tokens tokens via node $2"
-  post "$2" "$tokens" | tee "$out/status-$1.txt"
+  echo "$1: $tokens tokens via node $2${3:+, one connection per request}"
+  post "$2" "$tokens" "${3:-}" | tee "$out/status-$1.txt"
   callgrind_control --dump="$1" "$pid2" >/dev/null
   local file
   file=$(grep -l "^desc: Trigger: .*$1" "$out"/callgrind.node2* | head -n1)
@@ -92,6 +97,7 @@ phase() { # name node
 
 phase coordinator 2
 phase signer 1
+phase coordinator-per-connection 2 close
 
 # The bound: the same number of raw FROST 3-of-5 signatures in one process (three
 # commitments, three shares, the aggregate with its verification: the arithmetic of one
