@@ -5,6 +5,8 @@
 //! - **bound**: raw FROST 3-of-5 (three commitments, three shares, aggregate, which
 //!   verifies the group signature: exactly the arithmetic one token needs across all
 //!   parties), in process, on one thread and on as many threads as the machine has cores;
+//!   then what frost-core's `generator() * k` costs against k256's precomputed tables
+//!   (`--generator N` runs only that);
 //! - **keep-alive**: closed-loop clients that keep one HTTPS connection open each;
 //! - **per-connection**: closed-loop clients that open one TLS connection per request (what
 //!   `openssl ts` + `curl` do) — the load of the figures before issue 15;
@@ -110,6 +112,60 @@ fn raw_tokens(raw: &mut RawFrost, n: u64) {
     for _ in 0..n {
         raw.once();
     }
+}
+
+/// `n` multiplications of secp256k1's generator the way frost-core makes nonce
+/// commitments and the verification's z·G (`Group::generator() * scalar`: k256's
+/// variable-base multiplication, a window table built for each call).
+#[inline(never)]
+fn generator_variable_base(scalars: &[k256::Scalar]) -> k256::ProjectivePoint {
+    let mut acc = k256::ProjectivePoint::IDENTITY;
+    for s in scalars {
+        acc += k256::ProjectivePoint::GENERATOR * s;
+    }
+    acc
+}
+
+/// The same products with k256's precomputed generator tables (`mul_by_generator`).
+#[inline(never)]
+fn generator_precomputed(scalars: &[k256::Scalar]) -> k256::ProjectivePoint {
+    use k256::elliptic_curve::ops::MulByGenerator;
+    let mut acc = k256::ProjectivePoint::IDENTITY;
+    for s in scalars {
+        acc += k256::ProjectivePoint::mul_by_generator(s);
+    }
+    acc
+}
+
+/// `--generator N`: N products k·G both ways, timed, and checked to agree (issue 15:
+/// what frost-core's use of k256 leaves on the table).
+fn generator_comparison(n: usize) {
+    use k256::elliptic_curve::Field;
+    let mut rng = rand::thread_rng();
+    let scalars: Vec<k256::Scalar> = (0..n).map(|_| k256::Scalar::random(&mut rng)).collect();
+    // Build the lazy tables and warm both paths outside the timing.
+    let _ = generator_precomputed(&scalars[..1]);
+    let _ = generator_variable_base(&scalars[..1]);
+    let t = Instant::now();
+    let a = generator_variable_base(&scalars);
+    let variable = t.elapsed().as_secs_f64() / n as f64;
+    let t = Instant::now();
+    let b = generator_precomputed(&scalars);
+    let table = t.elapsed().as_secs_f64() / n as f64;
+    assert_eq!(a, b, "both ways give the same points");
+    println!("k·G, {n} scalars, one thread:");
+    println!(
+        "  generator() * k (what frost-core calls) {:>8.1} µs",
+        variable * 1e6
+    );
+    println!(
+        "  mul_by_generator(k) (k256's tables)     {:>8.1} µs",
+        table * 1e6
+    );
+    println!(
+        "  per token (6 nonce commitments + 1 z·G): {:.1} µs more than with the tables",
+        7.0 * (variable - table) * 1e6
+    );
 }
 
 /// Raw FROST signatures per second on `threads` threads at once.
@@ -474,6 +530,15 @@ fn print_load(name: &str, o: &Outcome, bound: f64, one: f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--generator") {
+        let n: usize = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .expect("--generator N");
+        generator_comparison(n);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--raw-tokens") {
         let n: u64 = args
             .get(i + 1)
@@ -516,6 +581,7 @@ fn main() {
     println!("bound: raw FROST 3-of-5 (commit + sign + aggregate + verify, in process)");
     println!("  1 thread        {one:>7.1} /s");
     println!("  {cores} threads       {bound:>7.1} /s   <- the bound below");
+    generator_comparison(2000);
     println!();
 
     let dir = tempfile::tempdir().expect("tempdir");
