@@ -122,16 +122,18 @@ pub(crate) fn signal(pid: u32, sig: &str) {
     assert!(st.success(), "kill {sig} {pid}");
 }
 
+/// A node's `/status`, pinned, within 2 s.
+async fn get_status(
+    addr: &str,
+    pin: [u8; 32],
+) -> Result<frostamp::net::client::Response, frostamp::net::client::ClientError> {
+    let call = frostamp::net::client::Call::get("/status");
+    frostamp::net::client::request(addr, Some(pin), call, Duration::from_secs(2)).await
+}
+
 /// (health, share holders) from a node's `/status`, or None if it does not answer.
 pub(crate) async fn health(addr: &str, pin: [u8; 32]) -> Option<(String, u64)> {
-    let r = frostamp::net::client::request(
-        addr,
-        Some(pin),
-        frostamp::net::client::Call::get("/status"),
-        Duration::from_secs(2),
-    )
-    .await
-    .ok()?;
+    let r = get_status(addr, pin).await.ok()?;
     let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
     Some((
         v["health"].as_str().unwrap_or("none").to_string(),
@@ -141,9 +143,7 @@ pub(crate) async fn health(addr: &str, pin: [u8; 32]) -> Option<(String, u64)> {
 
 /// What a node's `/status` says about its peers and refusals (for failure reports).
 pub(crate) async fn diagnose(addr: &str, pin: [u8; 32]) -> String {
-    match frostamp::net::client::request(addr, Some(pin), frostamp::net::client::Call::get("/status"), Duration::from_secs(2))
-    .await
-    {
+    match get_status(addr, pin).await {
         Ok(r) => match serde_json::from_slice::<serde_json::Value>(&r.body) {
             Ok(v) => format!(
                 "{addr}: phase {}, health {}, holders {}, peers {}, roster v{}, last error {}, refusals:\n    {}",
