@@ -8,7 +8,7 @@ PY_DEPS := rfc3161-client==1.0.9 sev-snp-measure==0.0.13
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: all build demo test lint unit production-check bench stress soak fuzz deps system-deps interop-deps roughtime-deps clean
+.PHONY: all build demo test lint unit production-check bench profile stress soak fuzz deps system-deps interop-deps roughtime-deps clean
 
 all: build
 
@@ -22,7 +22,7 @@ TOOLS_DIR           := $(HOME)/.cache/frostamp/tools
 ROUGHENOUGH         := $(TOOLS_DIR)/bin/roughenough_server
 
 # Targets that start local clusters (or run the tests that do) find the server here.
-demo unit bench stress soak: export FROSTAMP_ROUGHENOUGH := $(ROUGHENOUGH)
+demo unit bench profile stress soak: export FROSTAMP_ROUGHENOUGH := $(ROUGHENOUGH)
 
 roughtime-deps:
 	@test -x $(ROUGHENOUGH) || { echo "installing: roughenough-server $(ROUGHENOUGH_VERSION) into $(TOOLS_DIR)"; \
@@ -84,6 +84,17 @@ bench: roughtime-deps
 	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
 	$(CARGO) bench --locked --features insecure-dev-attestation --bench cluster
 	$(CARGO) bench --locked --features insecure-dev-attestation --bench recovery
+
+## make profile: instructions per token, counted by valgrind's callgrind (the same on a
+## busy or an idle machine; issue 15): one node as coordinator, as signer and with a TLS
+## connection per request, the raw FROST bound, then the whole cluster with one client
+## against 8 at once. Tables under target/callgrind*/; figures in docs/benchmarks.md.
+PROFILE_TOKENS ?= 100
+profile: roughtime-deps
+	command -v valgrind >/dev/null || $(APT) install -y valgrind
+	$(CARGO) build --locked --release --features insecure-dev-attestation --bins
+	WARMUP=10 FROSTAMP_BIN_DIR=target/release scripts/callgrind-breakdown.sh $(PROFILE_TOKENS)
+	FROSTAMP_BIN_DIR=target/release scripts/callgrind-concurrency.sh 600 8
 
 ## make stress: the cluster lifecycle (ceremony, kill, repair, two lost, halt,
 ## re-ceremony) STRESS_RUNS times on the local cluster (key epochs of STRESS_SUITE,

@@ -19,6 +19,8 @@
 # verified). What callgrind counts is user-space instructions of node 2's process: the
 # kernel's work (sockets, scheduling) is not in it.
 #
+# CALLGRIND_OPTS adds valgrind options, e.g. "--cache-sim=yes --branch-sim=yes" for
+# simulated cache misses and mispredicted branches per token (printed under the table).
 # Needs valgrind, curl, openssl, target/release/{frostamp,frostamp-node} built with
 # --features insecure-dev-attestation (built here unless FROSTAMP_BIN_DIR is given), and
 # FROSTAMP_ROUGHENOUGH (see Makefile). NODE_BIN=path profiles another frostamp-node build
@@ -49,7 +51,7 @@ dir="$out/cluster"
 cleanup() { "$bin/frostamp" cluster down --dir "$dir" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
-FROSTAMP_NODE_WRAPPER="2:valgrind --tool=callgrind --callgrind-out-file=$out/callgrind.node2 --dump-instr=no --collect-jumps=no" \
+FROSTAMP_NODE_WRAPPER="2:valgrind --tool=callgrind --callgrind-out-file=$out/callgrind.node2 --dump-instr=no --collect-jumps=no${CALLGRIND_OPTS:+ $CALLGRIND_OPTS}" \
   "$bin/frostamp" cluster up --node-bin "$node_bin" --dir "$dir" >"$out/cluster-up.log"
 
 node() { # node N field
@@ -107,6 +109,6 @@ raw_bench=$(nice -n 10 cargo bench --locked --features insecure-dev-attestation 
   sed -n 's/.*Executable benches\/cluster.rs (\(.*\))/\1/p' | tail -n1)
 echo "raw: $tokens signatures in process (benches/cluster.rs --raw-tokens)"
 valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.raw" --dump-instr=no \
-  --collect-jumps=no '--toggle-collect=*raw_tokens*' "$raw_bench" --raw-tokens "$tokens" \
+  --collect-jumps=no ${CALLGRIND_OPTS:-} '--toggle-collect=*raw_tokens*' "$raw_bench" --raw-tokens "$tokens" \
   2>"$out/valgrind-raw.log"
 python3 scripts/callgrind-table.py --tokens "$tokens" --role raw "$out/callgrind.raw" | tee "$out/table-raw.txt"

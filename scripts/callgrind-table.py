@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Instructions per token by category from one callgrind dump (issue 15).
 
-usage: callgrind-table.py --tokens N [--role NAME] [--top K] CALLGRIND_FILE
+usage: callgrind-table.py --tokens N [--role NAME] [--top K] CALLGRIND_FILE...
 
 Self cost of every function (as `callgrind_annotate --inclusive=no` would give it), assigned to a category
 by the crate (or C library) the function belongs to, divided by the tokens of the run.
-Inlined code counts where it was inlined. Calls to a few marker functions (from the
+With several files (e.g. one per node) their costs are added up. Inlined code counts where it was inlined. Calls to a few marker functions (from the
 file's call records) are printed too, per token, to check what the run did. callgrind
 counts user-space instructions only: system calls and the kernel's socket and
 scheduling work are not in these figures.
@@ -38,9 +38,16 @@ COMPILED = [(name, re.compile(rx)) for name, rx in CATEGORIES]
 OTHER = "other"
 
 # Functions whose call counts say what a run did.
+# (Whether a function is a call or inlined depends on the build: of the two names for
+# the shares and for the aggregate, one is usually there.)
 MARKERS = [
     ("frost round2::sign (signature shares)", r"^frost_secp256k1::round2::sign$"),
+    ("signature shares of co-signers (frostamp)", r"^frostamp::threshold::signer::Signer<C,S>::sign_with_nonces$"),
     ("frost aggregate", r"^frost_core::aggregate_custom$"),
+    ("aggregate with its checks (frostamp)", r"^frostamp::threshold::coordinator::aggregate_checked$"),
+    ("k·P, variable base (k256 lincomb; 2 per commitment)", r"^k256::arithmetic::mul::lincomb$"),
+    ("commitments made and encoded", r"^frostamp::threshold::signer::EncodedCommitments<S>::encode$"),
+    ("Ed25519 verifications (ring)", r"^ring_core_\w+_x25519_ge_double_scalarmult_vartime$"),
     ("point serialization (k256 inversion)", r"^<frost_secp256k1::Secp256K1Group as frost_core::traits::Group>::serialize$"),
     ("point deserialization (k256 square root)", r"^<frost_secp256k1::Secp256K1Group as frost_core::traits::Group>::deserialize$"),
     ("malloc", r"^malloc$"),
@@ -71,20 +78,30 @@ def category(symbol):
     return OTHER
 
 
-def self_costs(path):
-    """Self cost per function, read from the raw file: every cost line counts for the
-    current `fn=`, except the line after a `calls=` record (the call's inclusive cost).
-    (callgrind_annotate 3.19 counts the inclusive cost of frames still active at a dump,
-    `calls=0`, as self cost of the thread-start functions; reading the file avoids it.)"""
+def self_costs(path, events_out=None):
+    """Self cost (instructions, Ir) per function, read from the raw file: every cost line
+    counts for the current `fn=`, except the line after a `calls=` record (the call's
+    inclusive cost). (callgrind_annotate 3.19 counts the inclusive cost of frames still
+    active at a dump, `calls=0`, as self cost of the thread-start functions; reading the
+    file avoids it.) With `events_out` (a dict), the totals of every event of the file
+    (with --cache-sim / --branch-sim: cache misses, branches) are added into it."""
     names = {}
     costs = defaultdict(int)
     fn = None
     skip_next = False
+    positions = 1
+    events = ["Ir"]
     ref = re.compile(r"^fn=\((\d+)\)(?: (.*))?$")
     with open(path, errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
             if not line:
+                continue
+            if line.startswith("positions:"):
+                positions = len(line.split()) - 1
+                continue
+            if line.startswith("events:"):
+                events = line.split()[1:]
                 continue
             if line.startswith("fn="):
                 m = ref.match(line)
@@ -107,9 +124,14 @@ def self_costs(path):
                 if skip_next:
                     skip_next = False
                     continue
-                parts = line.split()
-                if len(parts) >= 2 and fn is not None:
-                    costs[fn] += int(parts[-1])
+                # Counts follow the positions, in the order of `events:`; trailing
+                # zeros are left out.
+                counts = line.split()[positions:]
+                if counts and fn is not None:
+                    costs[fn] += int(counts[0]) if events[0] == "Ir" else 0
+                    if events_out is not None:
+                        for name, v in zip(events, counts):
+                            events_out[name] = events_out.get(name, 0) + int(v)
     return [(c, name) for name, c in costs.items()]
 
 
@@ -120,10 +142,13 @@ def call_counts(path):
     inclusive = defaultdict(int)
     callee = None
     after_call = False
+    positions = 1
     ref = re.compile(r"^c?fn=\((\d+)\)(?: (.*))?$")
     with open(path, errors="replace") as f:
         for line in f:
-            if line.startswith(("fn=", "cfn=")):
+            if line.startswith("positions:"):
+                positions = len(line.split()) - 1
+            elif line.startswith(("fn=", "cfn=")):
                 m = ref.match(line.rstrip("\n"))
                 if m:
                     if m.group(2):
@@ -139,8 +164,8 @@ def call_counts(path):
             elif after_call:
                 after_call = False
                 parts = line.split()
-                if len(parts) >= 2 and callee is not None:
-                    inclusive[callee] += int(parts[-1])
+                if len(parts) > positions and callee is not None:
+                    inclusive[callee] += int(parts[positions])  # Ir, the first event
     return counts, inclusive
 
 
@@ -149,15 +174,25 @@ def main():
     ap.add_argument("--tokens", type=int, required=True)
     ap.add_argument("--role", default="")
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("file")
+    ap.add_argument("files", nargs="+", metavar="file")
     a = ap.parse_args()
-    costs = self_costs(a.file)
+    summed = defaultdict(int)
+    events = {}
+    for path in a.files:
+        for c, sym in self_costs(path, events):
+            summed[sym] += c
+    costs = [(c, sym) for sym, c in summed.items()]
     total = sum(c for c, _ in costs)
     by_cat = defaultdict(int)
     for c, sym in costs:
         by_cat[category(sym)] += c
     n = a.tokens
-    who = "raw FROST in process" if a.role == "raw" else f"node 2 as {a.role}"
+    if a.role == "raw":
+        who = "raw FROST in process"
+    elif len(a.files) > 1:
+        who = f"{len(a.files)} processes, {a.role}"
+    else:
+        who = f"node 2 as {a.role}"
     print(f"callgrind, {who}: {n} tokens, {total:,} instructions "
           f"= {total / n / 1e6:.2f} M per token (user space only)")
     print(f"{'category':<50} {'M instr/token':>14} {'share':>7}")
@@ -166,21 +201,36 @@ def main():
             v = by_cat[name]
             print(f"{name:<50} {v / n / 1e6:>14.3f} {100 * v / total:>6.1f}%")
     print(f"{'total':<50} {total / n / 1e6:>14.3f} {100.0:>6.1f}%")
+    if len(events) > 1:
+        # callgrind --cache-sim=yes --branch-sim=yes: a simulated cache of its own (per
+        # process, no other process evicting lines), so a lower bound of what runs here.
+        ir = events.get("Ir", 0) or 1
+        print()
+        print("simulated per token (callgrind --cache-sim/--branch-sim), and per 1000 instructions:")
+        for name in events:
+            if name != "Ir":
+                print(f"  {name:<6} {events[name] / n:>14,.0f} {1000 * events[name] / ir:>10.2f}")
     print()
     print(f"top {a.top} functions (self), M instr/token:")
     for c, sym in sorted(costs, reverse=True)[: a.top]:
         print(f"  {c / n / 1e6:>8.3f}  {category(sym)[:24]:<24}  {sym[:110]}")
-    counts, inclusive = call_counts(a.file)
+    counts, inclusive = defaultdict(int), defaultdict(int)
+    for path in a.files:
+        c, i = call_counts(path)
+        for k, v in c.items():
+            counts[k] += v
+        for k, v in i.items():
+            inclusive[k] += v
     print()
     print("calls per token and their inclusive cost (functions not inlined; recursion")
     print("and calls from frames active at the dump make these approximate):")
-    print(f"  {'':<45} {'calls':>8} {'M instr':>8}")
+    print(f"  {'':<52} {'calls':>8} {'M instr':>8}")
     for label, rx in MARKERS:
         r = re.compile(rx)
         hit = [name for name in counts if r.search(name)]
         k = sum(counts[name] for name in hit)
         inc = sum(inclusive[name] for name in hit)
-        print(f"  {label:<45} {k / n:>8.2f} {inc / n / 1e6:>8.3f}")
+        print(f"  {label:<52} {k / n:>8.2f} {inc / n / 1e6:>8.3f}")
 
 
 if __name__ == "__main__":

@@ -162,8 +162,7 @@ impl<C: Clock> LocalSetup<C> {
         self,
         rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
     ) -> Result<LocalTsa<C, S>, LocalError> {
-        let LocalSetup { n, t, profile, .. } = &self;
-        let (shares, group) = dkg_in_process_for::<S>(*n, *t, rng)?;
+        let (shares, group) = dkg_in_process_for::<S>(self.n, self.t, rng)?;
         let now = self.coordinator_clock.now();
         let not_before = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
         let ca = DevCa::generate(
@@ -188,16 +187,20 @@ impl<C: Clock> LocalSetup<C> {
             let s = Signer::new(
                 share,
                 group.clone(),
-                profile.clone(),
+                self.profile.clone(),
                 clock,
                 self.time.clone(),
             );
             s.install_certificate(identity.clone())?;
             signers.push(s);
         }
-        let (profile, t) = (profile.clone(), *t);
-        let coordinator =
-            Coordinator::new(profile, group.clone(), identity, t, self.coordinator_clock);
+        let coordinator = Coordinator::new(
+            self.profile,
+            group.clone(),
+            identity,
+            self.t,
+            self.coordinator_clock,
+        );
         Ok(LocalTsa {
             ca,
             tsa_cert,

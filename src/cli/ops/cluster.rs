@@ -48,13 +48,25 @@ pub async fn cluster_up(
 /// Profiling knob of the local cluster (never read by a node): with
 /// `FROSTAMP_NODE_WRAPPER="I:PROGRAM ARGS..."`, node I is started as
 /// `PROGRAM ARGS... NODE_BIN NODE_ARGS...` (e.g. under `valgrind --tool=callgrind`,
-/// `scripts/callgrind-breakdown.sh`). Words are split on whitespace.
+/// `scripts/callgrind-breakdown.sh`); `I,J,...:` names several nodes and `*:` every
+/// node (`scripts/callgrind-concurrency.sh`). Words are split on whitespace.
 #[cfg(feature = "insecure-dev-attestation")]
 fn node_wrapper(index: u16) -> Option<Vec<String>> {
     let spec = std::env::var("FROSTAMP_NODE_WRAPPER").ok()?;
+    wrapper_for(&spec, index)
+}
+
+/// [`node_wrapper`]'s reading of the knob's value, for node `index`.
+#[cfg(feature = "insecure-dev-attestation")]
+fn wrapper_for(spec: &str, index: u16) -> Option<Vec<String>> {
     let (which, command) = spec.split_once(':')?;
+    let which = which.trim();
+    let named = which == "*"
+        || which
+            .split(',')
+            .any(|w| w.trim().parse::<u16>().ok() == Some(index));
     let words: Vec<String> = command.split_whitespace().map(str::to_string).collect();
-    (which.trim().parse::<u16>().ok()? == index && !words.is_empty()).then_some(words)
+    (named && !words.is_empty()).then_some(words)
 }
 
 /// `frostamp cluster up`: three local Roughtime servers (`time_offsets[i]` seconds off,
@@ -439,4 +451,24 @@ pub async fn cluster_status(
         ));
     }
     Ok(out)
+}
+
+#[cfg(all(test, feature = "insecure-dev-attestation"))]
+mod tests {
+    use super::wrapper_for;
+
+    #[test]
+    fn the_wrapper_knob_names_one_several_or_every_node() {
+        let words = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let cg = ["valgrind", "--tool=callgrind"];
+        assert_eq!(wrapper_for("2:valgrind --tool=callgrind", 2), words(&cg));
+        assert_eq!(wrapper_for("1, 3:valgrind --tool=callgrind", 3), words(&cg));
+        assert_eq!(wrapper_for("*:valgrind --tool=callgrind", 5), words(&cg));
+        // The twins: a node not named, a value without a command or without a colon.
+        assert_eq!(wrapper_for("2:valgrind --tool=callgrind", 1), None);
+        assert_eq!(wrapper_for("1,3:valgrind", 2), None);
+        assert_eq!(wrapper_for("*:   ", 1), None);
+        assert_eq!(wrapper_for("valgrind", 1), None);
+        assert_eq!(wrapper_for("x:valgrind", 1), None);
+    }
 }
