@@ -31,6 +31,10 @@ use std::time::Duration;
 /// Per-phase timeout.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a node whose echo collection was ended by another node's abort still waits
+/// for the missing echoes, which may prove who equivocated.
+const PROOF_WAIT: Duration = Duration::from_secs(3);
+
 /// A successful DKG as this node sees it.
 pub(super) struct Outcome {
     /// The signer holding this node's share, and the group key, in the epoch's suite.
@@ -342,10 +346,19 @@ async fn run_inner<S: super::state::Hold>(
     let echoes = match inbox.collect("dkg_echo", peers).await {
         Ok(m) => m,
         Err(f) => {
-            // Another node aborted first: the echoes already here may still prove who
-            // equivocated.
-            let partial = inbox.take_partial();
-            return Err(check_echoes(me, &digests, &roster_hex, partial)
+            // Another node aborted first. Only the node a sender equivocated to can prove
+            // it, and that needs the sender's own echo, which may still be on its way
+            // when an abort without proof from a third node arrives: wait a moment for
+            // the missing echoes before answering.
+            let seen = match &f {
+                LinkError::Aborted { .. } => {
+                    inbox
+                        .gather_after_abort("dkg_echo", peers, PROOF_WAIT)
+                        .await
+                }
+                _ => inbox.take_partial(),
+            };
+            return Err(check_echoes(me, &digests, &roster_hex, seen)
                 .err()
                 .filter(|e| e.culprit.is_some())
                 .unwrap_or_else(|| f.into()));

@@ -291,6 +291,44 @@ impl<'a> Inbox<'a> {
         Ok(got)
     }
 
+    /// After a peer's abort ended a collection of `want` from `from`: what that
+    /// collection had, plus the messages of kind `want` still missing that arrive
+    /// within `within`. Further aborts are set aside, not obeyed: the run is over
+    /// already, and this only looks for proof of who caused it.
+    pub(super) async fn gather_after_abort(
+        &mut self,
+        want: &'static str,
+        from: &BTreeSet<u16>,
+        within: Duration,
+    ) -> BTreeMap<u16, PeerMessage> {
+        let mut got = self.take_partial();
+        let mut keep = Vec::new();
+        for (who, msg) in self.stash.drain(..) {
+            if msg.kind() == want && from.contains(&who) && !got.contains_key(&who) {
+                got.insert(who, msg);
+            } else {
+                keep.push((who, msg));
+            }
+        }
+        self.stash = keep;
+        let deadline = tokio::time::Instant::now() + within;
+        while got.len() < from.len() {
+            let Ok(Some((who, msg))) = tokio::time::timeout_at(deadline, self.rx.recv()).await
+            else {
+                break;
+            };
+            if msg.epoch() != Some(self.epoch.as_str()) {
+                continue; // another epoch's leftovers
+            }
+            if msg.kind() == want && from.contains(&who) && !got.contains_key(&who) {
+                got.insert(who, msg);
+            } else {
+                self.stash.push((who, msg));
+            }
+        }
+        got
+    }
+
     /// The next message in the inbox, whatever its kind or epoch, until `deadline`.
     pub(super) async fn next_until(
         &mut self,
@@ -309,7 +347,67 @@ impl<'a> Inbox<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::LinkError;
+    use super::{Inbox, LinkError};
+    use crate::api::peer::PeerMessage;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration;
+
+    fn echo(epoch: &str) -> PeerMessage {
+        PeerMessage::DkgEcho {
+            epoch: epoch.into(),
+            digests: vec![(1, "aa".into())],
+            roster: "r".into(),
+        }
+    }
+
+    fn abort(by: &str) -> PeerMessage {
+        PeerMessage::DkgAbort {
+            epoch: "e1".into(),
+            reason: by.into(),
+            culprit: None,
+        }
+    }
+
+    /// An abort from one node ends the collection of echoes; the echoes still on their
+    /// way (the one that proves an equivocation among them) are gathered afterwards, and
+    /// later aborts and other epochs' echoes do not stop or fill that.
+    #[tokio::test]
+    async fn echoes_that_arrive_after_an_abort_are_still_gathered() {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let rx = tokio::sync::Mutex::new(rx);
+        let mut inbox = Inbox {
+            rx: rx.lock().await,
+            stash: Vec::new(),
+            epoch: "e1".into(),
+            partial: BTreeMap::new(),
+            patience: Duration::from_secs(5),
+        };
+        let from: BTreeSet<u16> = [2, 3, 4].into();
+        tx.send((3, echo("e1"))).await.unwrap();
+        tx.send((5, abort("node 5 saw a disagreement")))
+            .await
+            .unwrap();
+        tx.send((4, abort("node 4 aborted too"))).await.unwrap();
+        tx.send((2, echo("e0"))).await.unwrap();
+        tx.send((2, echo("e1"))).await.unwrap();
+        let stopped = inbox.collect("dkg_echo", &from).await;
+        assert!(matches!(stopped, Err(LinkError::Aborted { by: 5, .. })));
+        let seen = inbox
+            .gather_after_abort("dkg_echo", &from, Duration::from_secs(1))
+            .await;
+        assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+        assert!(
+            matches!(seen.get(&2), Some(PeerMessage::DkgEcho { epoch, .. }) if epoch == "e1"),
+            "node 2's echo of this epoch, not the leftover of e0"
+        );
+        // The twin: an echo that never comes ends the wait at its bound, with what came.
+        let started = tokio::time::Instant::now();
+        let seen = inbox
+            .gather_after_abort("dkg_echo", &from, Duration::from_millis(200))
+            .await;
+        assert!(seen.is_empty(), "the first gathering took them: {seen:?}");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
 
     #[test]
     fn a_culprit_is_named_only_when_one_node_is_to_blame() {
