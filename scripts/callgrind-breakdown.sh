@@ -34,16 +34,10 @@ cd "$(dirname "$0")/.."
 tokens=${1:-200}
 warmup=${WARMUP:-20}
 out=$(realpath -m "${OUT_DIR:-target/callgrind}")
-bin=${FROSTAMP_BIN_DIR:-}
-if [ -z "$bin" ]; then
-  nice -n 10 cargo build --release --locked --features insecure-dev-attestation --bins
-  bin=target/release
-fi
-bin=$(realpath "$bin")
+# shellcheck source=scripts/callgrind-common.sh
+. scripts/callgrind-common.sh
+callgrind_setup valgrind callgrind_control callgrind_annotate curl openssl python3
 node_bin=$(realpath "${NODE_BIN:-$bin/frostamp-node}") # NODE_BIN: profile another node build
-for tool in valgrind callgrind_control callgrind_annotate curl openssl python3; do
-  command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
-done
 
 rm -rf "$out"
 mkdir -p "$out"
@@ -54,10 +48,6 @@ trap cleanup EXIT
 FROSTAMP_NODE_WRAPPER="2:valgrind --tool=callgrind --callgrind-out-file=$out/callgrind.node2 --dump-instr=no --collect-jumps=no${CALLGRIND_OPTS:+ $CALLGRIND_OPTS}" \
   "$bin/frostamp" cluster up --node-bin "$node_bin" --dir "$dir" >"$out/cluster-up.log"
 
-node() { # node N field
-  python3 -c 'import json,sys; n=[x for x in json.load(open(sys.argv[1]))["nodes"] if x["index"]==int(sys.argv[2])][0]; print(n[sys.argv[3]])' \
-    "$dir/cluster.json" "$1" "$2"
-}
 pid2=$(node 2 pid)
 
 head -c 1000 /dev/urandom >"$out/data"

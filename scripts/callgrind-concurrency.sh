@@ -31,15 +31,9 @@ tokens=${1:-200}
 clients=${2:-8}
 warmup=${WARMUP:-20}
 out=$(realpath -m "${OUT_DIR:-target/callgrind-concurrency}")
-bin=${FROSTAMP_BIN_DIR:-}
-if [ -z "$bin" ]; then
-  nice -n 10 cargo build --release --locked --features insecure-dev-attestation --bins
-  bin=target/release
-fi
-bin=$(realpath "$bin")
-for tool in valgrind callgrind_control curl openssl python3; do
-  command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
-done
+# shellcheck source=scripts/callgrind-common.sh
+. scripts/callgrind-common.sh
+callgrind_setup valgrind callgrind_control curl openssl python3
 if [ $((tokens % clients)) -ne 0 ] || [ $((tokens % 5)) -ne 0 ]; then
   echo "TOKENS must be a multiple of 5 and of CLIENTS" >&2
   exit 2
@@ -55,10 +49,6 @@ echo "cluster up, every node under callgrind (a minute or two)"
 FROSTAMP_NODE_WRAPPER="*:valgrind --tool=callgrind --callgrind-out-file=$out/callgrind.%p --dump-instr=no --collect-jumps=no${CALLGRIND_OPTS:+ $CALLGRIND_OPTS}" \
   "$bin/frostamp" cluster up --node-bin "$bin/frostamp-node" --dir "$dir" >"$out/cluster-up.log"
 
-node() { # node N field
-  python3 -c 'import json,sys; n=[x for x in json.load(open(sys.argv[1]))["nodes"] if x["index"]==int(sys.argv[2])][0]; print(n[sys.argv[3]])' \
-    "$dir/cluster.json" "$1" "$2"
-}
 pids=()
 for i in 1 2 3 4 5; do pids+=("$(node "$i" pid)"); done
 
